@@ -1,0 +1,119 @@
+"""`stormer check`: every problem of a storm at once — loading problems plus the rules that
+need the plan and the platforms (lengths, duplicate texts, credentials, targets)."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import defaultdict
+from datetime import UTC, datetime
+
+from .errors import Problem
+from .plan import eligible, plan_posts
+from .platforms import registry
+from .queue import MediaRef, QueueItem
+from .storm import CONFIG_NAME, Storm
+
+_URL = re.compile(r"https?://\S+")
+_NOISE = re.compile(r"[\W_]+", re.UNICODE)
+
+
+def near_duplicate_key(text: str) -> str:
+    """Texts equal under this key are "the same or nearly the same" in X's sense: they differ
+    only in case, punctuation, spacing, emoji or links."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    text = _URL.sub(" ", text)
+    return _NOISE.sub(" ", text).strip()
+
+
+def check(storm: Storm, *, now: datetime | None = None) -> list[Problem]:
+    """All problems of `storm`, errors and warnings, in a stable order."""
+    now = now or datetime.now(UTC)
+    problems = list(storm.problems)
+    if storm.at is not None and storm.at <= now:
+        problems.append(Problem("warning", "storm-in-past", CONFIG_NAME, None,
+                                f"the storm time {storm.at:%Y-%m-%d %H:%M} UTC has passed; "
+                                "`stormer schedule` will refuse it (fine for a rehearsal "
+                                "or a look back)"))
+    problems += _account_problems(storm)
+    problems += _post_platform_problems(storm)
+    problems += _duplicate_text_problems(storm)
+    return problems
+
+
+def _account_problems(storm: Storm) -> list[Problem]:
+    out = []
+    known = registry.installed()
+    for a in storm.accounts:
+        if a.platform not in known:
+            continue  # reported by loading as unknown-platform
+        plugin = registry.get(a.platform)
+        named = dict(a.credentials)
+        for needed in plugin.credential_fields:
+            if needed not in named:
+                out.append(Problem(
+                    "error", "missing-credential", CONFIG_NAME, a.line,
+                    f"account {a.name!r} ({plugin.title}) needs credentials.{needed}: the name "
+                    "of the environment variable (or keyring:NAME) that holds it"))
+        if plugin.target_field and not a.target:
+            out.append(Problem("error", "missing-target", CONFIG_NAME, a.line,
+                               f"account {a.name!r} ({plugin.title}) needs target = the "
+                               f"{plugin.target_field} to post to"))
+        if plugin.name == "bluesky" and not a.handle:
+            out.append(Problem("error", "missing-handle", CONFIG_NAME, a.line,
+                               f"account {a.name!r} (Bluesky) needs handle = \"name.bsky.social\""))
+        if plugin.default_base_url is None and not a.base_url and plugin.name != "discord":
+            out.append(Problem("error", "missing-base-url", CONFIG_NAME, a.line,
+                               f"account {a.name!r} ({plugin.title}) needs base_url = the "
+                               "server's address, e.g. https://mastodon.social"))
+        if not any(eligible(p, a) for p in storm.posts):
+            out.append(Problem("warning", "account-without-posts", CONFIG_NAME, a.line,
+                               f"no sample post fits account {a.name!r} (languages "
+                               f"{', '.join(a.langs) or 'any'}); it will post nothing"))
+    return out
+
+
+def _post_platform_problems(storm: Storm) -> list[Problem]:
+    """Each post against every platform it can go to (any eligible account there)."""
+    known = registry.installed()
+    out = []
+    for post in storm.posts:
+        platforms = sorted({a.platform for a in storm.accounts
+                            if a.platform in known and eligible(post, a)})
+        media = tuple(MediaRef(i.path, i.alt, i.width, i.height, i.mime) for i in post.images)
+        for name in platforms:
+            plugin = registry.get(name)
+            length = plugin.length(post.text)
+            limit = plugin.limit(with_media=bool(media))
+            if length > limit:
+                out.append(Problem("error", "too-long", post.file, post.text_line,
+                                   f"{plugin.title}: {length} > {limit} "
+                                   f"({'caption ' if media and plugin.media_text_limit else ''}"
+                                   f"limit); shorten the post or restrict it with "
+                                   f"platforms = [...]"))
+            if len(media) > plugin.max_images:
+                out.append(Problem("error", "too-many-images", post.file, None,
+                                   f"{plugin.title}: {len(media)} images, at most "
+                                   f"{plugin.max_images} allowed"))
+    return out
+
+
+def _duplicate_text_problems(storm: Storm) -> list[Problem]:
+    groups: dict[tuple[str, str], list[QueueItem]] = defaultdict(list)
+    for item in plan_posts(storm):
+        groups[(item.platform, near_duplicate_key(item.text))].append(item)
+    out = []
+    for (platform, _), items in sorted(groups.items()):
+        accounts = sorted({i.account for i in items})
+        if len(accounts) < 2:
+            continue
+        is_x = platform == "x"
+        shown = ", ".join(accounts[:5]) + (f" and {len(accounts) - 5} more"
+                                           if len(accounts) > 5 else "")
+        out.append(Problem(
+            "error" if is_x else "warning", "same-text-many-accounts", items[0].source, None,
+            f"{len(accounts)} {platform} accounts would post the same or nearly the same text "
+            f"({shown})" + ("; X's rules forbid this — write more distinct samples in this "
+                            "language or post from fewer X accounts" if is_x else
+                            "; add more distinct samples so each account posts its own")))
+    return out

@@ -1,0 +1,43 @@
+"""Helpers shared by the command modules: the --storm option, loading, output."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from ..storm import Storm
+
+StormDir = Annotated[
+    Path,
+    typer.Option("--storm", "-s", envvar="STORMER_STORM",
+                 help="The storm folder (holding config.toml and posts/).", show_default=True),
+]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
+
+
+def load(storm_dir: Path) -> Storm:
+    from ..platforms import registry
+    from ..storm import load_storm
+
+    return load_storm(storm_dir, known_platforms=set(registry.installed()))
+
+
+def print_json(data: Any) -> None:
+    json.dump(data, sys.stdout, ensure_ascii=False, indent=2)
+    sys.stdout.write("\n")
+
+
+def note(message: str) -> None:
+    """Diagnostics go to stderr, so stdout stays clean data."""
+    print(message, file=sys.stderr)
+
+
+def console():  # type: ignore[no-untyped-def]
+    from rich.console import Console
+
+    return Console(highlight=False)

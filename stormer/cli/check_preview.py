@@ -1,0 +1,95 @@
+"""`stormer check` and `stormer preview`: read-only looks at a storm."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from . import app
+from ._common import JsonFlag, StormDir, load, note, print_json
+
+
+@app.command()
+def check(as_json: JsonFlag = False, storm_dir: StormDir = Path(".")) -> None:
+    """Check config, posts, images and participants; report every problem at once.
+
+    Exit status 1 when there is any error (warnings alone exit 0).
+    """
+    from ..checks import check as run_checks
+
+    storm = load(storm_dir)
+    problems = run_checks(storm)
+    errors = sum(p.severity == "error" for p in problems)
+    if as_json:
+        print_json([p.as_dict() for p in problems])
+    else:
+        for p in problems:
+            print(p)
+        warnings = len(problems) - errors
+        summary = (f"{storm.name}: {len(storm.posts)} posts, {len(storm.accounts)} accounts, "
+                   f"{len(storm.participants)} participants — {errors} error(s), "
+                   f"{warnings} warning(s)")
+        print(summary if problems else f"{summary}. Ready.")
+    if errors:
+        raise typer.Exit(1)
+
+
+@app.command()
+def preview(
+    as_json: JsonFlag = False,
+    limit: Annotated[int | None, typer.Option(
+        "--limit", "-n", min=0, help="Show only the first N items.")] = None,
+    storm_dir: StormDir = Path("."),
+) -> None:
+    """Dry run: every queued item in firing order, with its exact platform payload.
+
+    Opens no network connection and writes nothing.
+    """
+    from itertools import islice
+
+    from ..errors import ConfigError
+    from ..plan import plan
+    from ..preview import item_record, rendered
+
+    storm = load(storm_dir)
+    if storm.at is None:
+        raise ConfigError(storm.errors)
+    if storm.errors:
+        note(f"stormer: {len(storm.errors)} error(s) in this storm; run `stormer check`")
+    items = plan(storm)
+    shown = islice(rendered(storm, items), limit)
+    if as_json:
+        _stream_json(item_record(item, payload) for item, payload in shown)
+        return
+    from rich.table import Table
+
+    from ._common import console
+    from ..timezones import iso_utc
+
+    table = Table(title=f"{storm.name} — {len(items)} queued item(s)", title_justify="left")
+    for column in ("fire at (UTC)", "kind", "platform", "account", "lang", "length", "media",
+                   "text"):
+        table.add_column(column, overflow="fold")
+    for item, payload in shown:
+        over = payload.length > payload.limit
+        length = f"{payload.length}/{payload.limit}" + (" TOO LONG" if over else "")
+        text = item.text if len(item.text) <= 80 else item.text[:77] + "…"
+        table.add_row(iso_utc(item.fire_at), item.kind, item.platform, item.account, item.lang,
+                      length, str(len(item.media)), text.replace("\n", " "))
+    console().print(table)
+
+
+def _stream_json(records) -> None:  # type: ignore[no-untyped-def]
+    # Streamed, one item at a time: a storm of 200,000 items must not be built in memory.
+    out = sys.stdout
+    out.write("[")
+    first = True
+    for record in records:
+        out.write("\n  " if first else ",\n  ")
+        out.write(json.dumps(record, ensure_ascii=False))
+        first = False
+    out.write("\n]\n" if not first else "]\n")

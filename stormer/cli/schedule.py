@@ -1,0 +1,76 @@
+"""`stormer schedule` and `stormer db`: writing the planned queue into the outbox."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from . import app
+from ._common import JsonFlag, StormDir, load, print_json
+
+db_app = typer.Typer(help="The outbox database.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+def _engine(storm):  # type: ignore[no-untyped-def]
+    from ..db import database_url, make_engine, upgrade
+
+    engine = make_engine(database_url(storm.database_url, storm.root))
+    upgrade(engine)
+    return engine
+
+
+@app.command()
+def schedule(as_json: JsonFlag = False, storm_dir: StormDir = Path(".")) -> None:
+    """Write the planned queue into the outbox. Safe to run again after any edit: new items
+    are added, unsent ones updated, sent ones never touched."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy.orm import Session
+
+    from ..checks import check
+    from ..errors import ConfigError, StormInPast
+    from ..outbox import schedule as upsert
+    from ..plan import plan
+    from ..preview import rendered
+    from ..timezones import iso_utc
+
+    storm = load(storm_dir)
+    now = datetime.now(UTC)
+    errors = [p for p in check(storm, now=now) if p.severity == "error"]
+    if errors:
+        raise ConfigError(errors)
+    assert storm.at is not None
+    if storm.at <= now:
+        raise StormInPast(
+            f"the storm time {iso_utc(storm.at)} is not in the future (now {iso_utc(now)}); "
+            "set [storm] at in config.toml to a future time, or use `stormer rehearse`")
+    items = [item for item, _ in rendered(storm, plan(storm))]
+    engine = _engine(storm)
+    try:
+        with Session(engine) as session, session.begin():
+            result = upsert(items, session=session, storm=storm.slug, now=now)
+    finally:
+        engine.dispose()
+    summary = {"storm": storm.slug, "fire_at": iso_utc(storm.at), "planned": len(items),
+               "added": result.added, "updated": result.updated,
+               "unchanged": result.unchanged, "cancelled": result.cancelled,
+               "restored": result.restored, "kept_sent": list(result.kept_sent)}
+    if as_json:
+        print_json(summary)
+        return
+    print(f"{storm.name}: {len(items)} item(s) planned for {iso_utc(storm.at)} — "
+          f"{result.added} added, {result.updated} updated, {result.unchanged} unchanged, "
+          f"{result.cancelled} cancelled, {result.restored} restored.")
+    if result.kept_sent:
+        print(f"{len(result.kept_sent)} item(s) already sent or in flight were left as they "
+              "are although the plan changed: " + ", ".join(result.kept_sent[:10]))
+
+
+@db_app.command("upgrade")
+def db_upgrade(storm_dir: StormDir = Path(".")) -> None:
+    """Create or migrate the outbox schema to the latest version."""
+    storm = load(storm_dir)
+    _engine(storm).dispose()
+    print("database is up to date")

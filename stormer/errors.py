@@ -1,0 +1,92 @@
+"""Every error stormer raises, in one tree.
+
+    StormerError
+    ├── ConfigError          a storm's files are wrong (carries the Problems found)
+    ├── TimeError            a time or zone the user gave cannot be used
+    │   ├── UnknownZone
+    │   ├── NonexistentTime  a wall time inside a DST gap
+    │   └── AmbiguousTime    a wall time inside a DST fold
+    ├── StormInPast          scheduling a storm whose moment has passed
+    └── PlatformError        (issue 4: AuthError, RateLimited, Transient, OutcomeUnknown, Rejected)
+
+Library code raises these; only the CLI turns them into one-line messages and exit codes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Severity = Literal["error", "warning"]
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with a storm, located as precisely as we can."""
+
+    severity: Severity
+    code: str
+    file: str | None
+    line: int | None
+    message: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "severity": self.severity,
+            "code": self.code,
+            "file": self.file,
+            "line": self.line,
+            "message": self.message,
+        }
+
+    def __str__(self) -> str:
+        where = self.file or ""
+        if self.line is not None:
+            where += f":{self.line}"
+        prefix = f"{where}: " if where else ""
+        return f"{prefix}{self.severity}[{self.code}]: {self.message}"
+
+
+class StormerError(Exception):
+    """Base of every error stormer raises on purpose; its message is meant for people."""
+
+
+@dataclass
+class ConfigError(StormerError):
+    """The storm cannot be used; `problems` lists everything that is wrong."""
+
+    problems: list[Problem] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return "\n".join(str(p) for p in self.problems) or "invalid storm"
+
+
+class TimeError(StormerError):
+    """A time or zone given by the user cannot be turned into one instant."""
+
+    code = "bad-time"
+
+
+class UnknownZone(TimeError):
+    code = "unknown-zone"
+
+    def __init__(self, zone: str, suggestions: list[str]):
+        self.zone = zone
+        self.suggestions = suggestions
+        hint = f" Did you mean: {', '.join(suggestions)}?" if suggestions else ""
+        super().__init__(
+            f"unknown time zone {zone!r}.{hint} Zones are IANA names such as "
+            "'Europe/Madrid' or 'Asia/Gaza' (list them with `stormer times --list-zones`)."
+        )
+
+
+class NonexistentTime(TimeError):
+    code = "nonexistent-local-time"
+
+
+class AmbiguousTime(TimeError):
+    code = "ambiguous-local-time"
+
+
+class StormInPast(StormerError):
+    """Refused: the storm's moment is not in the future."""

@@ -1,0 +1,251 @@
+"""How long a post is, counted the way each platform counts it.
+
+Every platform measures "characters" differently, and a storm post that one
+server rejects as one character too long misses the moment. The rules:
+
+X (280, weighted)
+    twitter-text v3 (https://docs.x.com/resources/fundamentals/counting-characters,
+    https://github.com/twitter/twitter-text): text is NFC-normalised; code points
+    in U+0000-U+10FF, U+2000-U+200D, U+2010-U+201F and U+2032-U+2037 weigh 1,
+    everything else (CJK, most emoji) weighs 2; an emoji sequence from the
+    Unicode emoji list (a ZWJ family, a flag, a skin tone) weighs 2 as a whole;
+    every URL, with or without a scheme, weighs 23 because X wraps it in t.co.
+    The counter is the `twitter-text-parser` package (module `twitter_text`).
+Bluesky (300 graphemes, 3000 UTF-8 bytes)
+    The app.bsky.feed.post lexicon limits `text` to maxGraphemes 300 and
+    maxLength 3000, where lexicon string lengths are UTF-8 bytes
+    (https://atproto.com/specs/lexicon#string). Graphemes are Unicode extended
+    grapheme clusters (UAX #29).
+Mastodon (500 by default; each instance may configure its own)
+    app/validators/status_length_validator.rb: every URL is replaced by 23
+    characters, a mention `@user@domain` by `@user`, and the result is counted
+    in grapheme clusters (Ruby `each_grapheme_cluster`).
+Telegram (4096 for a message, 1024 for a media caption)
+    https://core.telegram.org/bots/api#sendmessage: "1-4096 characters after
+    entities parsing". Telegram measures entity offsets in UTF-16 code units.
+Discord (2000)
+    https://discord.com/developers/docs/resources/message#create-message:
+    content "up to 2000 characters"; Discord staff explained the API counts
+    Unicode code points (https://github.com/discord/discord-api-docs/issues/1315).
+
+All counters are pure; the expensive ones are memoised per text because a
+storm queue repeats the same few texts across thousands of accounts.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Iterator
+from functools import cache, lru_cache
+
+import regex
+
+X_LIMIT = 280
+BLUESKY_LIMIT = 300
+BLUESKY_MAX_BYTES = 3000
+MASTODON_LIMIT = 500
+TELEGRAM_TEXT_LIMIT = 4096
+TELEGRAM_CAPTION_LIMIT = 1024
+DISCORD_LIMIT = 2000
+
+_CACHE_SIZE = 65536
+
+Span = tuple[int, int, str]
+
+_GRAPHEME = regex.compile(r"\X")
+
+# A URL runs until whitespace or a character that may not appear unescaped in
+# a URL (RFC 3986 excludes <, > and "). The scheme must not be glued to a
+# preceding letter or digit, so "xhttps://" is not a link.
+_URL = regex.compile(r"(?<![\p{L}\p{N}])https?://[^\s<>\"]+", regex.IGNORECASE)
+# Sentence punctuation that people type straight after a link but that is
+# almost never the last character of the real address (the same idea as
+# twitter-text's and Bluesky's link detectors). CJK and full-width forms
+# included because storm texts come in many scripts.
+_URL_TRAILING = frozenset(".,!?:;'\"‘’“”«»…。、，！？：；")
+_CLOSE_TO_OPEN = {")": "(", "]": "[", "}": "{"}
+
+_HASHTAG_CHAR = r"[\p{L}\p{M}\p{Nd}_]"
+# The tag must start with a non-mark (a mark right after "#" would fuse with
+# the "#" into one grapheme, as in the keycap emoji #️⃣) and contain a letter,
+# so "#1" and "#2024" are not hashtags (as on X and Bluesky). A "#" glued to a
+# word or to "&" (an HTML entity such as &#39;) does not start a hashtag.
+_HASHTAG = regex.compile(
+    rf"(?<![\p{{L}}\p{{M}}\p{{Nd}}_&])#(?!\p{{M}})(?=[\p{{M}}\p{{Nd}}_]*\p{{L}}){_HASHTAG_CHAR}+"
+)
+
+# Account::MENTION_RE from Mastodon (app/models/account.rb); group 1 is the
+# local part that Mastodon keeps when counting.
+_MENTION = regex.compile(
+    r"(?<![=/\w])@([a-z0-9_]+(?:[a-z0-9_.-]+[a-z0-9_])?)(?:@[\w.-]+\w)?",
+    regex.IGNORECASE,
+)
+
+_LINE_ENDINGS = re.compile(r"\r\n|\r|\n")
+
+
+@lru_cache(maxsize=_CACHE_SIZE)
+def graphemes(text: str) -> int:
+    """Number of extended grapheme clusters (what a reader sees as characters)."""
+    return len(_GRAPHEME.findall(text))
+
+
+def bluesky_length(text: str) -> int:
+    return graphemes(text)
+
+
+def utf8_bytes(text: str) -> int:
+    return len(text.encode("utf-8"))
+
+
+def telegram_length(text: str) -> int:
+    # Telegram does not document whether its limit counts code points or
+    # UTF-16 code units; its entity offsets are UTF-16, and UTF-16 is never
+    # smaller than the code-point count, so this errs on the safe side.
+    return len(text.encode("utf-16-le")) // 2
+
+
+def discord_length(text: str) -> int:
+    # Discord's API is written in Python 3 and checks len(content): Unicode
+    # code points (Discord staff in discord-api-docs#1315). An emoji outside
+    # the BMP therefore counts 1, a ZWJ family as many as its code points.
+    return len(text)
+
+
+@lru_cache(maxsize=_CACHE_SIZE)
+def mastodon_length(text: str, *, url_length: int = 23) -> int:
+    """Length as Mastodon's StatusLengthValidator counts it (without a content warning)."""
+    return graphemes(_mastodon_countable_text(text, url_length))
+
+
+def _mastodon_countable_text(text: str, url_length: int) -> str:
+    urls = find_urls(text)
+    replacements = [(start, end, "x" * url_length) for start, end, _ in urls]
+    replacements += [
+        (m.start(), m.end(), "@" + m.group(1))
+        for m in _MENTION.finditer(text)
+        if not _overlaps(m.start(), m.end(), urls)
+    ]
+    replacements.sort()
+    pieces, pos = [], 0
+    for start, end, replacement in replacements:
+        pieces += [text[pos:start], replacement]
+        pos = end
+    pieces.append(text[pos:])
+    return "".join(pieces)
+
+
+def find_urls(text: str) -> list[Span]:
+    """(start, end, url) character spans of http(s) URLs, trailing punctuation excluded."""
+    spans = []
+    for match in _URL.finditer(text):
+        url = _trim_url(match.group())
+        if url.find("://") + 3 < len(url):  # something must be left after the scheme
+            spans.append((match.start(), match.start() + len(url), url))
+    return spans
+
+
+def _trim_url(url: str) -> str:
+    while url:
+        last = url[-1]
+        if last in _URL_TRAILING:
+            url = url[:-1]
+        elif last in _CLOSE_TO_OPEN and url.count(_CLOSE_TO_OPEN[last]) < url.count(last):
+            # "(see https://en.wikipedia.org/wiki/Foo_(bar))": keep the
+            # balanced parenthesis, drop the one closing the sentence.
+            url = url[:-1]
+        else:
+            break
+    return url
+
+
+def find_hashtags(text: str) -> list[Span]:
+    """(start, end, tag) character spans of hashtags; tag is without the "#"."""
+    urls = find_urls(text)
+    return [
+        (m.start(), m.end(), m.group()[1:])
+        for m in _HASHTAG.finditer(text)
+        if not _overlaps(m.start(), m.end(), urls)
+    ]
+
+
+def _overlaps(start: int, end: int, spans: list[Span]) -> bool:
+    return any(start < span_end and span_start < end for span_start, span_end, _ in spans)
+
+
+@lru_cache(maxsize=_CACHE_SIZE)
+def x_length(text: str) -> int:
+    """twitter-text v3 weighted length; equal to parse_tweet(text).weightedLength."""
+    return _x_counter()(text)
+
+
+@cache
+def _x_counter() -> Callable[[str], int]:
+    """Build the X counter on first use.
+
+    Importing twitter_text costs ~190 ms (it parses the Unicode emoji list at
+    import), so commands that never count for X don't pay for it.
+
+    parse_tweet itself spends ~1 ms per post running a 3,800-way emoji
+    alternation at every character. This counter gives the same number from
+    the same pieces (URL extractor, emoji regex, weight table) but tries the
+    emoji regex only where an emoji can start, which makes it ~20x faster.
+    tests/test_lengths.py checks it against parse_tweet on generated text.
+    """
+    from twitter_text import extract_urls_with_indices
+    from twitter_text.config import config
+    from twitter_text.regexp.emoji import emoji, emoji_list, single_codepoint_emoji_ranges
+
+    options = config["defaults"]
+    scale = options["scale"]
+    url_weight = options["transformed_url_length"] * scale
+    emoji_weight = options["default_weight"]
+    weigh = _char_weigher(options["default_weight"], options["ranges"])
+    emoji_starts = frozenset(
+        [chr(int(e.codepoint.split()[0], 16)) for e in emoji_list]
+        + [chr(c) for low, high in single_codepoint_emoji_ranges for c in range(low, high + 1)]
+    )
+
+    def emoji_spans(text: str) -> Iterator[tuple[int, int]]:
+        # Same matches as emoji.finditer(text): a match can only begin at a
+        # character that begins some emoji, and the scan resumes after it.
+        resume = 0
+        for i, char in enumerate(text):
+            if i >= resume and char in emoji_starts and (hit := emoji.match(text, i)):
+                resume = hit.end()
+                yield i, resume
+
+    def count(text: str) -> int:
+        normalized = _LINE_ENDINGS.sub("\n", unicodedata.normalize("NFC", text))
+        # Keyed by start like parse_tweet's entity maps; a URL wins over an
+        # emoji at the same position because parse_tweet checks URLs first.
+        entities = {start: (end, emoji_weight) for start, end in emoji_spans(normalized)}
+        for url in extract_urls_with_indices(normalized):
+            start = url["indices"][0]
+            entities[start] = (start + len(url["url"]), url_weight)
+        total, pos = 0, 0
+        for start in sorted(entities):
+            if start >= pos:  # entities starting inside a counted one are skipped
+                end, weight = entities[start]
+                total += weigh(normalized[pos:start]) + weight
+                pos = end
+        return (total + weigh(normalized[pos:])) // scale
+
+    return count
+
+
+def _char_weigher(default_weight: int, ranges: list[dict[str, int]]) -> Callable[[str], int]:
+    classes = [(_run_of(r["start"], r["end"]), r["weight"] - default_weight) for r in ranges]
+
+    def weigh(segment: str) -> int:
+        total = default_weight * len(segment)
+        for pattern, delta in classes:
+            total += delta * sum(map(len, pattern.findall(segment)))
+        return total
+
+    return weigh
+
+
+def _run_of(first: int, last: int) -> re.Pattern[str]:
+    return re.compile(f"[{re.escape(chr(first))}-{re.escape(chr(last))}]+")

@@ -1,0 +1,1 @@
+"""Platform plugins: one module and one class per platform (see base.Platform)."""

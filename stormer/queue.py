@@ -1,0 +1,68 @@
+"""The queue item: one thing stormer will send (a post from an account, later a reminder).
+
+It is the contract between planning (pure), preview, and the outbox (storage).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+Kind = Literal["post", "reminder"]
+
+
+@dataclass(frozen=True, slots=True)
+class MediaRef:
+    """An image attached to an item: path relative to the storm's posts/ folder, with alt text."""
+
+    path: str
+    alt: str
+    width: int | None = None
+    height: int | None = None
+    mime: str = "image/png"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "alt": self.alt, "width": self.width, "height": self.height,
+                "mime": self.mime}
+
+
+@dataclass(frozen=True, slots=True)
+class QueueItem:
+    """One planned send. `id` is deterministic: the same storm plans the same ids every time.
+
+    The id depends on what the item *is* (storm, kind, account, sequence number), never on its
+    text, so editing a post updates the unsent item instead of adding a new one.
+    """
+
+    id: str
+    kind: Kind
+    fire_at: datetime  # tz-aware, UTC
+    platform: str
+    account: str
+    lang: str
+    text: str
+    media: tuple[MediaRef, ...] = ()
+    source: str | None = None  # the post file (relative to the storm root) it came from
+    payload: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def content_hash(self) -> str:
+        """Hash of everything that would change what is sent; used to detect edits."""
+        doc = {
+            "fire_at": self.fire_at.isoformat(),
+            "platform": self.platform,
+            "account": self.account,
+            "lang": self.lang,
+            "text": self.text,
+            "media": [m.as_dict() for m in self.media],
+        }
+        raw = json.dumps(doc, sort_keys=True, ensure_ascii=False).encode()
+        return hashlib.sha256(raw).hexdigest()
+
+
+def item_id(storm_slug: str, kind: str, *parts: object) -> str:
+    """A stable 16-hex-digit id for the item identified by (storm, kind, parts)."""
+    raw = "\x1f".join([storm_slug, kind, *map(str, parts)]).encode()
+    return hashlib.sha256(raw).hexdigest()[:16]

@@ -1,0 +1,50 @@
+"""Bluesky rich-text facets for hashtags and links.
+
+Bluesky does not parse hashtags or links out of post text: the client sends
+them as facets (lexicon app.bsky.richtext.facet) whose index is a range of
+UTF-8 *bytes* into the text, start inclusive, end exclusive
+(https://docs.bsky.app/docs/advanced-guides/post-richtext). A tag is stored
+without its "#" and may have at most 64 graphemes and 640 bytes.
+"""
+
+from __future__ import annotations
+
+from stormer.lengths import find_hashtags, find_urls, graphemes, utf8_bytes
+
+TAG_MAX_GRAPHEMES = 64
+TAG_MAX_BYTES = 640
+
+_TAG = "app.bsky.richtext.facet#tag"
+_LINK = "app.bsky.richtext.facet#link"
+
+
+def bluesky_facets(text: str) -> list[dict]:
+    """One facet per hashtag and per link, sorted by byteStart."""
+    features = [
+        (start, end, {"$type": _TAG, "tag": tag})
+        for start, end, tag in find_hashtags(text)
+        if graphemes(tag) <= TAG_MAX_GRAPHEMES and utf8_bytes(tag) <= TAG_MAX_BYTES
+    ]
+    features += [(start, end, {"$type": _LINK, "uri": url}) for start, end, url in find_urls(text)]
+    features.sort(key=lambda feature: feature[0])
+    byte_spans = _byte_spans(text, [(start, end) for start, end, _ in features])
+    return [
+        {"index": {"byteStart": byte_start, "byteEnd": byte_end}, "features": [feature]}
+        for (byte_start, byte_end), (_, _, feature) in zip(byte_spans, features)
+    ]
+
+
+def _byte_spans(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Character spans (sorted, non-overlapping) as UTF-8 byte spans.
+
+    Encodes each stretch of text once, walking left to right, instead of
+    encoding the whole prefix for every span.
+    """
+    byte_spans = []
+    char_pos = byte_pos = 0
+    for start, end in spans:
+        byte_start = byte_pos + utf8_bytes(text[char_pos:start])
+        byte_pos = byte_start + utf8_bytes(text[start:end])
+        char_pos = end
+        byte_spans.append((byte_start, byte_pos))
+    return byte_spans

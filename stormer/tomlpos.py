@@ -1,0 +1,60 @@
+"""Line numbers for keys of a TOML document (tomllib reports none for valid documents).
+
+A small line scanner, good for the documents people write by hand: `[table]`, `[[array]]`,
+`key = value`, dotted keys and one-line inline tables. It answers "on which line is
+accounts[2].credentials?" so that every problem in config.toml can say where it is.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+
+_HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(?:#.*)?$")
+_KEY = re.compile(r"""^\s*((?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*'))*)\s*=""")
+
+Path = tuple[str | int, ...]
+
+
+def _split_dotted(key: str) -> list[str]:
+    return [part.strip().strip("\"'") for part in re.split(r"\.(?=(?:[^\"']|\"[^\"]*\"|'[^']*')*$)", key)]
+
+
+def key_lines(text: str) -> dict[Path, int]:
+    """Map each key path (table names, array indexes, keys) to its 1-based line number."""
+    lines: dict[Path, int] = {}
+    counts: dict[tuple[str, ...], int] = defaultdict(int)
+    prefix: Path = ()
+    for number, line in enumerate(text.splitlines(), start=1):
+        header = _HEADER.match(line)
+        if header and not _KEY.match(line):
+            names = tuple(_split_dotted(header.group(2)))
+            if header.group(1) == "[[":
+                index = counts[names]
+                counts[names] += 1
+                prefix = (*names, index)
+            else:
+                prefix = names
+            lines.setdefault(prefix, number)
+            if header.group(1) == "[[":
+                lines.setdefault(names, number)
+            continue
+        key = _KEY.match(line)
+        if key:
+            path = (*prefix, *_split_dotted(key.group(1)))
+            lines.setdefault(path, number)
+            # Keys of a one-line inline table: `credentials = { token = "..." }`.
+            rest = line[key.end():]
+            for inner in re.finditer(r"[{,]\s*([A-Za-z0-9_-]+)\s*=", rest):
+                lines.setdefault((*path, inner.group(1)), number)
+    return lines
+
+
+def line_of(lines: dict[Path, int], path: Path) -> int | None:
+    """The line of `path`, or of its closest located ancestor."""
+    p = tuple(path)
+    while p:
+        if p in lines:
+            return lines[p]
+        p = p[:-1]
+    return None
