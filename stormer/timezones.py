@@ -9,12 +9,19 @@ from __future__ import annotations
 
 import difflib
 import functools
+import os
 import re
+import zoneinfo
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from .errors import AmbiguousTime, NonexistentTime, TimeError, UnknownZone
+
+if "PYTHONTZPATH" not in os.environ:
+    # Zone rules come from the pinned tzdata package, not the operating system, so that every
+    # organizer's machine (and CI) computes the same local times from the same rules.
+    zoneinfo.reset_tzpath(to=())
 
 # Babel locales used for each storm language; "en" follows the campaign's own
 # day-month order ("Thursday 11 March") rather than the US default.
@@ -216,7 +223,8 @@ class AnnounceZone:
         for key, value in self.labels:
             if key in (lang, base):
                 return value
-        return self.label if base == "en" or not self.labels else None
+        # `label` is the English name; other languages use `labels` or CLDR's zone name.
+        return self.label if base == "en" else None
 
 
 def babel_locale(lang: str) -> str:

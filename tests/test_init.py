@@ -1,0 +1,54 @@
+"""`stormer init` scaffolds a storm that passes `stormer check` straight away."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from stormer.cli import app
+from stormer.storm import load_storm
+
+runner = CliRunner()
+
+
+def test_scaffold_passes_check(tmp_path: Path) -> None:
+    target = tmp_path / "new-storm"
+    result = runner.invoke(app, ["init", str(target), "--name", "Free Them All",
+                                 "--hashtag", "#FreeThemAll"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (target / "posts").glob("*.md")) == [
+        "ar-01.md", "en-01.md", "es-01.md", "fr-01.md", "it-01.md"]
+    checked = runner.invoke(app, ["check", "--json", "--storm", str(target)])
+    assert checked.exit_code == 0, checked.output
+    assert json.loads(checked.stdout) == []
+    storm = load_storm(target)
+    assert storm.name == "Free Them All" and storm.hashtag == "#FreeThemAll"
+    assert storm.at is not None and storm.at > datetime.now(UTC)
+    assert all("#FreeThemAll" in p.text for p in storm.posts)
+
+
+def test_scaffold_with_wall_time(tmp_path: Path) -> None:
+    target = tmp_path / "s"
+    result = runner.invoke(app, ["init", str(target), "--at", "2031-03-13 20:00",
+                                 "--tz", "Asia/Gaza"])
+    assert result.exit_code == 0, result.output
+    storm = load_storm(target)
+    assert storm.at == datetime(2031, 3, 13, 18, tzinfo=UTC)
+
+
+def test_scaffold_refuses_an_existing_storm_and_bad_input(tmp_path: Path) -> None:
+    target = tmp_path / "s"
+    assert runner.invoke(app, ["init", str(target)]).exit_code == 0
+    config = (target / "config.toml").read_text(encoding="utf-8")
+    again = runner.invoke(app, ["init", str(target)])
+    assert again.exit_code != 0 and "exists already" in str(again.exception)
+    assert (target / "config.toml").read_text(encoding="utf-8") == config
+    bad = runner.invoke(app, ["init", str(tmp_path / "t"), "--hashtag", "no hash"])
+    assert bad.exit_code != 0 and "not a hashtag" in str(bad.exception)
+    gap = runner.invoke(app, ["init", str(tmp_path / "u"), "--at", "2031-03-30 02:30",
+                              "--tz", "Europe/Madrid"])
+    assert gap.exit_code != 0 and "does not exist" in str(gap.exception)
+    assert not (tmp_path / "u").exists()
