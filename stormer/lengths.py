@@ -4,7 +4,7 @@ Every platform measures "characters" differently, and a storm post that one
 server rejects as one character too long misses the moment. The rules:
 
 X (280, weighted)
-    twitter-text v3 (https://docs.x.com/resources/fundamentals/counting-characters,
+    twitter-text v3 (https://developer.twitter.com/en/docs/counting-characters,
     https://github.com/twitter/twitter-text): text is NFC-normalised; code points
     in U+0000-U+10FF, U+2000-U+200D, U+2010-U+201F and U+2032-U+2037 weigh 1,
     everything else (CJK, most emoji) weighs 2; an emoji sequence from the
@@ -17,9 +17,9 @@ Bluesky (300 graphemes, 3000 UTF-8 bytes)
     (https://atproto.com/specs/lexicon#string). Graphemes are Unicode extended
     grapheme clusters (UAX #29).
 Mastodon (500 by default; each instance may configure its own)
-    app/validators/status_length_validator.rb: every URL is replaced by 23
-    characters, a mention `@user@domain` by `@user`, and the result is counted
-    in grapheme clusters (Ruby `each_grapheme_cluster`).
+    app/validators/status_length_validator.rb: every URL with a scheme is
+    replaced by 23 characters, a mention `@user@domain` by `@user`, and the
+    result is counted in grapheme clusters (Ruby `each_grapheme_cluster`).
 Telegram (4096 for a message, 1024 for a media caption)
     https://core.telegram.org/bots/api#sendmessage: "1-4096 characters after
     entities parsing". Telegram measures entity offsets in UTF-16 code units.
@@ -66,13 +66,11 @@ _URL = regex.compile(r"(?<![\p{L}\p{N}])https?://[^\s<>\"]+", regex.IGNORECASE)
 _URL_TRAILING = frozenset(".,!?:;'\"‘’“”«»…。、，！？：；")
 _CLOSE_TO_OPEN = {")": "(", "]": "[", "}": "{"}
 
-_HASHTAG_CHAR = r"[\p{L}\p{M}\p{Nd}_]"
-# The tag must start with a non-mark (a mark right after "#" would fuse with
-# the "#" into one grapheme, as in the keycap emoji #️⃣) and contain a letter,
-# so "#1" and "#2024" are not hashtags (as on X and Bluesky). A "#" glued to a
-# word or to "&" (an HTML entity such as &#39;) does not start a hashtag.
 _HASHTAG = regex.compile(
-    rf"(?<![\p{{L}}\p{{M}}\p{{Nd}}_&])#(?!\p{{M}})(?=[\p{{M}}\p{{Nd}}_]*\p{{L}}){_HASHTAG_CHAR}+"
+    r"(?<![\p{L}\p{M}\p{Nd}_&])"  # not glued to a word, nor to "&" as in &#x27;
+    r"#(?!\p{M})"  # a mark would fuse with the "#" into one grapheme (keycap #️⃣)
+    r"(?=[\p{M}\p{Nd}_]*\p{L})"  # needs a letter: "#2024" is no tag on X or Bluesky
+    r"[\p{L}\p{M}\p{Nd}_]+"
 )
 
 # Account::MENTION_RE from Mastodon (app/models/account.rb); group 1 is the
@@ -107,9 +105,10 @@ def telegram_length(text: str) -> int:
 
 
 def discord_length(text: str) -> int:
-    # Discord's API is written in Python 3 and checks len(content): Unicode
-    # code points (Discord staff in discord-api-docs#1315). An emoji outside
-    # the BMP therefore counts 1, a ZWJ family as many as its code points.
+    # Discord staff: "Our API uses Python 3, so the API calculates length
+    # based on the number of codepoints" (discord-api-docs#1315). So an emoji
+    # outside the BMP counts 1, a ZWJ family as many as its code points, a
+    # custom emoji <:name:id> its full markup.
     return len(text)
 
 

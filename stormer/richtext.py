@@ -9,6 +9,8 @@ without its "#" and may have at most 64 graphemes and 640 bytes.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from stormer.lengths import find_hashtags, find_urls, graphemes, utf8_bytes
 
 TAG_MAX_GRAPHEMES = 64
@@ -16,22 +18,36 @@ TAG_MAX_BYTES = 640
 
 _TAG = "app.bsky.richtext.facet#tag"
 _LINK = "app.bsky.richtext.facet#link"
+_CACHE_SIZE = 65536
 
 
 def bluesky_facets(text: str) -> list[dict]:
     """One facet per hashtag and per link, sorted by byteStart."""
+    # Fresh dicts on every call (callers may keep or change them); the text scanning
+    # behind them is done once per distinct text, since a storm repeats its few texts
+    # across thousands of items.
+    return [
+        {"index": {"byteStart": byte_start, "byteEnd": byte_end},
+         "features": [{"$type": kind, key: value}]}
+        for byte_start, byte_end, kind, key, value in _facet_spans(text)
+    ]
+
+
+@lru_cache(maxsize=_CACHE_SIZE)
+def _facet_spans(text: str) -> tuple[tuple[int, int, str, str, str], ...]:
+    """(byteStart, byteEnd, feature $type, feature key, feature value), sorted by byteStart."""
     features = [
-        (start, end, {"$type": _TAG, "tag": tag})
+        (start, end, _TAG, "tag", tag)
         for start, end, tag in find_hashtags(text)
         if graphemes(tag) <= TAG_MAX_GRAPHEMES and utf8_bytes(tag) <= TAG_MAX_BYTES
     ]
-    features += [(start, end, {"$type": _LINK, "uri": url}) for start, end, url in find_urls(text)]
+    features += [(start, end, _LINK, "uri", url) for start, end, url in find_urls(text)]
     features.sort(key=lambda feature: feature[0])
-    byte_spans = _byte_spans(text, [(start, end) for start, end, _ in features])
-    return [
-        {"index": {"byteStart": byte_start, "byteEnd": byte_end}, "features": [feature]}
-        for (byte_start, byte_end), (_, _, feature) in zip(byte_spans, features)
-    ]
+    byte_spans = _byte_spans(text, [(start, end) for start, end, *_ in features])
+    return tuple(
+        (byte_start, byte_end, kind, key, value)
+        for (byte_start, byte_end), (_, _, kind, key, value) in zip(byte_spans, features)
+    )
 
 
 def _byte_spans(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
