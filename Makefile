@@ -31,7 +31,7 @@ bench: $(STAMP)
 lock:
 	rm -rf .lockenv && $(PYTHON) -m venv .lockenv
 	.lockenv/bin/pip install --quiet -e '.[dev]'
-	.lockenv/bin/pip freeze --exclude-editable | grep -v '^-e' > requirements.lock
+	.lockenv/bin/pip freeze --all --exclude-editable | grep -v -e '^-e' -e '^pip==' > requirements.lock
 	rm -rf .lockenv
 
 clean:

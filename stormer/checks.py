@@ -31,7 +31,7 @@ def check(storm: Storm, *, now: datetime | None = None) -> list[Problem]:
     now = now or datetime.now(UTC)
     problems = list(storm.problems)
     if storm.at is not None and storm.at <= now:
-        problems.append(Problem("warning", "storm-in-past", CONFIG_NAME, None,
+        problems.append(Problem("warning", "storm-in-past", CONFIG_NAME, storm.at_line,
                                 f"the storm time {storm.at:%Y-%m-%d %H:%M} UTC has passed; "
                                 "`stormer schedule` will refuse it (fine for a rehearsal "
                                 "or a look back)"))

@@ -15,6 +15,13 @@ class UnsupportedImage(ValueError):
 
 def image_info(path: Path) -> tuple[str, int, int]:
     """(mime type, width, height) of a PNG, JPEG or GIF file."""
+    try:
+        return _read_header(path)
+    except struct.error:
+        raise UnsupportedImage(f"{path.name} is damaged: its header is cut short") from None
+
+
+def _read_header(path: Path) -> tuple[str, int, int]:
     with path.open("rb") as f:
         head = f.read(32)
         if head.startswith(b"\x89PNG\r\n\x1a\n") and head[12:16] == b"IHDR":

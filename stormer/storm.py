@@ -36,6 +36,7 @@ SECRET_VALUES = [
     (re.compile(r"\b\d{6,12}:[A-Za-z0-9_-]{30,}\b"), "a Telegram bot token"),
     (re.compile(r"\beyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\."), "a JWT access token"),
     (re.compile(r"\bsyt_[A-Za-z0-9_]{10,}"), "a Matrix access token"),
+    (re.compile(r"\b[a-z][a-z0-9+.-]*://[^/\s:@]+:[^@\s/]+@"), "a URL with a password"),
 ]
 DURATION = re.compile(r"^\s*(?:(\d+)\s*d)?\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m)?\s*(?:(\d+)\s*s)?\s*$")
 
@@ -165,6 +166,7 @@ class Storm:
     post_interval: timedelta
     kit_url: str | None
     database_url: str | None
+    at_line: int | None = None  # where config.toml sets the storm time
     problems: list[Problem] = field(default_factory=list)
 
     @property
@@ -180,9 +182,23 @@ class Storm:
 class _Collector:
     def __init__(self) -> None:
         self.problems: list[Problem] = []
+        self.secrets: set[str] = set()  # values found in config that must never be echoed
 
     def add(self, severity: str, code: str, file: str | None, line: int | None, msg: str) -> None:
         self.problems.append(Problem(severity, code, file, line, msg))  # type: ignore[arg-type]
+
+    def redacted(self) -> list[Problem]:
+        """The problems with every secret value found in config replaced: a message that
+        quotes a bad value (a zone, a time) must not repeat a token pasted there."""
+        if not self.secrets:
+            return self.problems
+        out = []
+        for p in self.problems:
+            message = p.message
+            for value in self.secrets:
+                message = message.replace(value, "<redacted>")
+            out.append(Problem(p.severity, p.code, p.file, p.line, message))
+        return out
 
 
 def slugify(text: str) -> str:
@@ -226,8 +242,10 @@ def load_storm(path: Path | str = ".", *, known_platforms: set[str] | None = Non
             where = ".".join(str(x) for x in loc)
             c.add("error", "bad-config", CONFIG_NAME, tomlpos.line_of(lines, loc),
                   f"{where}: {err['msg']}")
-        raise ConfigError(c.problems) from None
-    return _build(root, cfg, lines, c, known_platforms)
+        raise ConfigError(c.redacted()) from None
+    storm = _build(root, cfg, lines, c, known_platforms)
+    storm.problems = c.redacted()
+    return storm
 
 
 def _toml_error_line(message: str) -> int | None:
@@ -243,6 +261,7 @@ def _scan_secrets(node: Any, path: tuple, lines: dict, c: _Collector) -> None:
             in_credentials = "credentials" in path
             if isinstance(value, str) and value and (in_credentials or SECRET_KEYS.match(key)):
                 if not (ENV_NAME.match(value) or KEYRING_REF.match(value)):
+                    c.secrets.add(value)
                     c.add("error", "secret-in-config", CONFIG_NAME, tomlpos.line_of(lines, p),
                           f"{'.'.join(map(str, p))} holds what looks like a secret; config.toml "
                           "must only name it: write the name of an environment variable "
@@ -256,6 +275,7 @@ def _scan_secrets(node: Any, path: tuple, lines: dict, c: _Collector) -> None:
     elif isinstance(node, str):
         for pattern, what in SECRET_VALUES:
             if pattern.search(node):
+                c.secrets.add(node)
                 c.add("error", "secret-in-config", CONFIG_NAME, tomlpos.line_of(lines, path),
                       f"{'.'.join(map(str, path))} contains {what}; keep it in an environment "
                       "variable or the keyring, name it in config, and revoke the exposed one")
@@ -294,13 +314,15 @@ def _build(root: Path, cfg: ConfigFile, lines: dict, c: _Collector,
 
     accounts = _accounts(cfg, lines, c, known_platforms)
     posts = _load_posts(root, s.hashtag, {a.name for a in accounts}, c, known_platforms)
-    participants = _load_participants(root, cfg.participants.file, s.default_lang, c)
+    participants = _load_participants(root, cfg.participants.file, s.default_lang, c,
+                                      explicit="file" in cfg.participants.model_fields_set)
     return Storm(
         root=root, name=s.name, slug=s.slug or slugify(s.name), hashtag=s.hashtag, at=at,
         default_lang=s.default_lang, announce=announce, accounts=accounts, posts=posts,
         participants=participants, reminder_offsets=sorted(offsets, reverse=True),
         posts_per_account=s.posts_per_account, post_interval=interval, kit_url=s.kit_url,
-        database_url=cfg.database.url, problems=c.problems,
+        database_url=cfg.database.url, at_line=tomlpos.line_of(lines, ("storm", "at")),
+        problems=c.problems,
     )
 
 
@@ -488,10 +510,13 @@ def resolve_zone(value: str) -> str:
     return value
 
 
-def _load_participants(root: Path, name: str, default_lang: str,
-                       c: _Collector) -> list[Participant]:
+def _load_participants(root: Path, name: str, default_lang: str, c: _Collector,
+                       *, explicit: bool) -> list[Participant]:
     path = root / name
     if not path.is_file():
+        if explicit:
+            c.add("warning", "missing-participants-file", CONFIG_NAME, None,
+                  f"[participants] file = {name!r} does not exist; nobody will be reminded")
         return []
     out: list[Participant] = []
     with path.open(encoding="utf-8-sig", newline="") as f:

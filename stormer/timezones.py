@@ -61,8 +61,8 @@ def get_zone(name: str) -> ZoneInfo:
         # Accept valid names missing from the listing (e.g. "UTC" on some builds).
         if "/" in name or name == "UTC":
             return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        pass
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        pass  # OSError: a folder of the zone database, such as "America/Indiana"
     raise UnknownZone(name, suggest_zones(name))
 
 

@@ -20,8 +20,15 @@ def check(as_json: JsonFlag = False, storm_dir: StormDir = Path(".")) -> None:
     Exit status 1 when there is any error (warnings alone exit 0).
     """
     from ..checks import check as run_checks
+    from ..errors import ConfigError
 
-    storm = load(storm_dir)
+    try:
+        storm = load(storm_dir)
+    except ConfigError as e:
+        if not as_json:
+            raise
+        print_json([p.as_dict() for p in e.problems])  # unreadable storm: still JSON
+        raise typer.Exit(1) from None
     problems = run_checks(storm)
     errors = sum(p.severity == "error" for p in problems)
     if as_json:
