@@ -7,7 +7,12 @@
     │   ├── NonexistentTime  a wall time inside a DST gap
     │   └── AmbiguousTime    a wall time inside a DST fold
     ├── StormInPast          scheduling a storm whose moment has passed
-    └── PlatformError        (issue 4: AuthError, RateLimited, Transient, OutcomeUnknown, Rejected)
+    └── PlatformError        a platform refused, failed or could not be reached
+        ├── AuthError        bad or expired credentials: stop this account, tell the organizer
+        ├── RateLimited      429: wait `retry_after` seconds, then retry with the same key
+        ├── Transient        never reached the platform (or it said so): retry, same key
+        ├── OutcomeUnknown   the request may have landed: reconcile before anything else
+        └── Rejected         permanent: too long, duplicate, forbidden — do not retry
 
 Library code raises these; only the CLI turns them into one-line messages and exit codes.
 """
@@ -90,3 +95,45 @@ class AmbiguousTime(TimeError):
 
 class StormInPast(StormerError):
     """Refused: the storm's moment is not in the future."""
+
+
+class PlatformError(StormerError):
+    """A platform refused, failed, or could not be reached. `retryable` says whether sending
+    the same request again (with the same idempotency key) is safe and may succeed."""
+
+    retryable = False
+
+    def __init__(self, message: str, *, platform: str = "", status: int | None = None):
+        self.platform = platform
+        self.status = status
+        super().__init__(f"{platform}: {message}" if platform else message)
+
+
+class AuthError(PlatformError):
+    """The credentials are wrong, expired or lack a permission: fix them, then retry."""
+
+
+class RateLimited(PlatformError):
+    """Too many requests: wait `retry_after` seconds, then send the same request again."""
+
+    retryable = True
+
+    def __init__(self, message: str, *, retry_after: float, platform: str = "",
+                 status: int | None = 429):
+        self.retry_after = retry_after
+        super().__init__(message, platform=platform, status=status)
+
+
+class Transient(PlatformError):
+    """The request did not take effect (connection refused, 503 before processing…)."""
+
+    retryable = True
+
+
+class OutcomeUnknown(PlatformError):
+    """The request left and no answer came back: it may have been posted. Never resend
+    blindly; reconcile with the platform first (idempotency key, record key, read-back)."""
+
+
+class Rejected(PlatformError):
+    """The platform refused this post for good (too long, duplicate, forbidden)."""

@@ -49,8 +49,14 @@ class QueueItem:
     payload: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def content_hash(self) -> str:
-        """Hash of everything that would change what is sent; used to detect edits."""
+        """Hash of everything that would change what is sent, or when; used to detect edits.
+
+        The payload is included: a change of account settings (a Telegram chat, a Matrix
+        room) changes the request without changing the text."""
         doc = {
+            "kind": self.kind,
+            "source": self.source,
+            "payload": self.payload,
             "fire_at": self.fire_at.isoformat(),
             "platform": self.platform,
             "account": self.account,

@@ -1,0 +1,131 @@
+"""Where the outbox lives: the database URL, engines, and schema migrations (Alembic).
+
+Only commands that touch the database import this module; it imports SQLAlchemy and, when
+migrating, Alembic.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError
+
+import stormer
+from stormer.errors import StormerError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+ENV_VAR = "STORMER_DATABASE_URL"
+MIGRATIONS_DIR = Path(stormer.__file__).parent.parent / "migrations"
+
+# How long a SQLite connection waits for another process's write lock before giving up.
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def database_url(config_url: str | None, storm_root: Path) -> str:
+    """The SQLAlchemy URL of the storm's database.
+
+    Precedence: the `STORMER_DATABASE_URL` environment variable, then the storm config's URL,
+    then `sqlite:///<storm_root>/stormer.db`. A relative SQLite path in the config is relative
+    to the storm root (not to wherever the command runs); `postgresql://` selects psycopg 3.
+
+    Raises:
+        StormerError: the URL cannot be parsed.
+    """
+    env_url = os.environ.get(ENV_VAR)
+    if env_url:
+        return _normalize(env_url, ENV_VAR, root=None)
+    if config_url:
+        return _normalize(config_url, "the storm config", root=storm_root)
+    default = URL.create("sqlite", database=str((storm_root / "stormer.db").absolute()))
+    return default.render_as_string()
+
+
+def _normalize(raw: str, origin: str, root: Path | None) -> str:
+    try:
+        url = make_url(raw)
+    except ArgumentError:
+        # Not echoed: a malformed URL may still contain a password.
+        raise StormerError(f"the database URL from {origin} cannot be parsed") from None
+    if url.drivername in ("postgresql", "postgres"):
+        url = url.set(drivername="postgresql+psycopg")
+    if (root is not None and url.get_backend_name() == "sqlite" and url.database
+            and url.database != ":memory:" and not url.database.startswith("file:")):
+        path = Path(url.database).expanduser()
+        if not path.is_absolute():
+            url = url.set(database=str((root / path).absolute()))
+    return url.render_as_string(hide_password=False)
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for `url`; SQLite gets WAL, a busy timeout, foreign keys and real transactions."""
+    engine = create_engine(url)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_on_connect)
+        event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+def _sqlite_on_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
+    # Take transaction control away from sqlite3: its legacy mode (no BEGIN before SELECT or DDL)
+    # is going away in Python 3.16, and we want transactional migrations.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        # WAL lets readers (status) run while the dispatcher writes. synchronous stays FULL: a
+        # "sending" row must survive a power cut, or the item could be sent twice.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+    finally:
+        cursor.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    # IMMEDIATE takes the write lock up front, waiting up to busy_timeout. A deferred BEGIN that
+    # reads and then writes fails at once with "database is locked" if another process wrote in
+    # between, and the outbox reads-then-writes everywhere (schedule, claim, record outcome).
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def alembic_config(connection: Connection) -> Config:
+    """An Alembic `Config` for stormer's migrations that runs them on `connection`.
+
+    Raises:
+        StormerError: the `migrations` folder is not next to the `stormer` package.
+    """
+    from alembic.config import Config  # only migrating commands pay for importing Alembic
+
+    if not (MIGRATIONS_DIR / "env.py").is_file():
+        raise StormerError(
+            f"database migrations not found in {MIGRATIONS_DIR}: stormer needs its source "
+            "checkout (install it with `pip install -e .` from the repository)"
+        )
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = connection
+    return config
+
+
+def upgrade(engine: Engine) -> None:
+    """Bring the database schema to the newest migration (`alembic upgrade head`), atomically."""
+    from alembic import command
+
+    with engine.begin() as conn:
+        command.upgrade(alembic_config(conn), "head")
+
+
+def migrations_current(engine: Engine) -> bool:
+    """Whether the database is at the newest migration (False for an empty database)."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    with engine.connect() as conn:
+        heads = set(ScriptDirectory.from_config(alembic_config(conn)).get_heads())
+        return set(MigrationContext.configure(conn).get_current_heads()) == heads
