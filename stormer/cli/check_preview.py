@@ -60,7 +60,7 @@ def preview(
 
     from ..errors import ConfigError
     from ..plan import plan
-    from ..preview import item_record, rendered
+    from ..preview import item_record, preview_lines, rendered
 
     storm = load(storm_dir)
     if storm.at is None:
@@ -72,22 +72,11 @@ def preview(
     if as_json:
         _stream_json(item_record(item, payload) for item, payload in shown)
         return
-    from rich.table import Table
+    import shutil
 
-    from ._common import console
-    from ..timezones import iso_utc
-
-    table = Table(title=f"{storm.name} — {len(items)} queued item(s)", title_justify="left")
-    for column in ("fire at (UTC)", "kind", "platform", "account", "lang", "length", "media",
-                   "text"):
-        table.add_column(column, overflow="fold")
-    for item, payload in shown:
-        over = payload.length > payload.limit
-        length = f"{payload.length}/{payload.limit}" + (" TOO LONG" if over else "")
-        text = item.text if len(item.text) <= 80 else item.text[:77] + "…"
-        table.add_row(iso_utc(item.fire_at), item.kind, item.platform, item.account, item.lang,
-                      length, str(len(item.media)), text.replace("\n", " "))
-    console().print(table)
+    for line in preview_lines(storm.name, len(items), shown,
+                              width=shutil.get_terminal_size((100, 24)).columns):
+        print(line)
 
 
 def _stream_json(records) -> None:  # type: ignore[no-untyped-def]
