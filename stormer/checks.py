@@ -3,6 +3,7 @@ need the plan and the platforms (lengths, duplicate texts, credentials, targets)
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections import defaultdict
@@ -18,6 +19,7 @@ _URL = re.compile(r"https?://\S+")
 _NOISE = re.compile(r"[\W_]+", re.UNICODE)
 
 
+@functools.lru_cache(maxsize=65536)  # a storm repeats its few texts across many accounts
 def near_duplicate_key(text: str) -> str:
     """Texts equal under this key are "the same or nearly the same" in X's sense: they differ
     only in case, punctuation, spacing, emoji or links."""

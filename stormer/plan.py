@@ -10,9 +10,14 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from operator import attrgetter
+from typing import TYPE_CHECKING
 
-from .queue import MediaRef, QueueItem, item_id
+from .queue import MediaRef, QueueItem, item_ids
 from .storm import Account, Post, Storm
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 
 def eligible(post: Post, account: Account) -> bool:
@@ -27,19 +32,26 @@ def assign(storm: Storm) -> dict[str, list[Post]]:
     """For each account (by name), the posts it will send, in order."""
     uses_on_platform: dict[str, Counter[int]] = {}
     uses_overall: Counter[int] = Counter()
-    index = {id(p): i for i, p in enumerate(storm.posts)}
+    posts = storm.posts
+    # Which posts an account may carry depends only on its platform and languages (and on
+    # its name, if some post names accounts): thousands of accounts share a few answers.
+    by_name = any(p.accounts is not None for p in posts)
+    eligible_cache: dict[tuple, list[int]] = {}
     plan: dict[str, list[Post]] = {}
     for account in storm.accounts:
-        candidates = [p for p in storm.posts if eligible(p, account)]
+        key = (account.platform, account.langs, account.name if by_name else None)
+        candidates = eligible_cache.get(key)
+        if candidates is None:
+            candidates = [i for i, p in enumerate(posts) if eligible(p, account)]
+            eligible_cache[key] = candidates
         on_platform = uses_on_platform.setdefault(account.platform, Counter())
         # Least used on this platform first, then least used anywhere, then file order.
-        candidates.sort(key=lambda p: (on_platform[index[id(p)]], uses_overall[index[id(p)]],
-                                       index[id(p)]))
-        chosen = candidates[: storm.posts_per_account]
-        for p in chosen:
-            on_platform[index[id(p)]] += 1
-            uses_overall[index[id(p)]] += 1
-        plan[account.name] = chosen
+        ranked = sorted(candidates, key=lambda i: (on_platform[i], uses_overall[i], i))
+        chosen = ranked[: storm.posts_per_account]
+        for i in chosen:
+            on_platform[i] += 1
+            uses_overall[i] += 1
+        plan[account.name] = [posts[i] for i in chosen]
     return plan
 
 
@@ -48,7 +60,9 @@ def plan_posts(storm: Storm) -> Iterator[QueueItem]:
     if storm.at is None:
         return
     media_cache: dict[int, tuple[MediaRef, ...]] = {}
+    fire_times: list[datetime] = []  # storm.at + post_interval * seq, once per seq
     assignment = assign(storm)
+    post_id = item_ids(storm.slug, "post")
     for account in storm.accounts:
         for seq, post in enumerate(assignment[account.name]):
             media = media_cache.get(id(post))
@@ -56,10 +70,12 @@ def plan_posts(storm: Storm) -> Iterator[QueueItem]:
                 media = tuple(MediaRef(i.path, i.alt, i.width, i.height, i.mime)
                               for i in post.images)
                 media_cache[id(post)] = media
+            while len(fire_times) <= seq:
+                fire_times.append(storm.at + storm.post_interval * len(fire_times))
             yield QueueItem(
-                id=item_id(storm.slug, "post", account.name, seq),
+                id=post_id(account.name, seq),
                 kind="post",
-                fire_at=storm.at + storm.post_interval * seq,
+                fire_at=fire_times[seq],
                 platform=account.platform,
                 account=account.name,
                 lang=post.lang,
@@ -72,5 +88,7 @@ def plan_posts(storm: Storm) -> Iterator[QueueItem]:
 def plan(storm: Storm) -> list[QueueItem]:
     """The whole queue, sorted by fire time then id."""
     items = list(plan_posts(storm))
-    items.sort(key=lambda i: (i.fire_at, i.id))
+    # Two stable sorts give the order of one by (fire_at, id), in half the time.
+    items.sort(key=attrgetter("id"))
+    items.sort(key=attrgetter("fire_at"))
     return items

@@ -5,45 +5,35 @@ Pure: no network, no database, no files written."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import fields
-from functools import lru_cache
-from operator import attrgetter
+from dataclasses import replace
 from typing import Any
 
 from .platforms import registry
+from .platforms.base import Payload
 from .queue import QueueItem
 from .storm import Storm
 from .timezones import iso_utc
 
-# dataclasses.replace(item, payload=...) without its per-call introspection (a preview of
-# 200,000 items calls it 200,000 times): every other field, in constructor order.
-_FIELDS_BUT_PAYLOAD = attrgetter(*(f.name for f in fields(QueueItem)
-                                   if f.init and f.name != "payload"))
 
-
-def _with_payload(item: QueueItem, payload: dict[str, Any]) -> QueueItem:
-    return QueueItem(*_FIELDS_BUT_PAYLOAD(item), payload=payload)
-
-
-# A queue has few distinct fire times (posts_per_account of them), each spelled many times.
-_iso_utc = lru_cache(maxsize=1024)(iso_utc)
-
-
-def rendered(storm: Storm, items: Iterable[QueueItem]) -> Iterator[tuple[QueueItem, Any]]:
-    """Each item with its payload filled in, and the Payload (length, limit, problems)."""
+def rendered(storm: Storm, items: Iterable[QueueItem]) -> Iterator[tuple[QueueItem, Payload]]:
+    """Each item with its rendered Payload (requests, length, limit, problems)."""
     accounts = {a.name: a for a in storm.accounts}
     for item in items:
-        plugin = registry.get(item.platform)
-        payload = plugin.render(item, accounts[item.account])
-        yield _with_payload(item, {"requests": payload.requests}), payload
+        yield item, registry.get(item.platform).render(item, accounts[item.account])
 
 
-def item_record(item: QueueItem, payload: Any) -> dict[str, Any]:
+def with_payloads(storm: Storm, items: Iterable[QueueItem]) -> list[QueueItem]:
+    """The items with their payloads filled in, as the outbox stores them."""
+    return [replace(item, payload={"requests": payload.requests})
+            for item, payload in rendered(storm, items)]
+
+
+def item_record(item: QueueItem, payload: Payload) -> dict[str, Any]:
     """One preview line as JSON: what, when, where, and the exact requests."""
     return {
         "id": item.id,
         "kind": item.kind,
-        "fire_at": _iso_utc(item.fire_at),
+        "fire_at": iso_utc(item.fire_at),
         "platform": item.platform,
         "account": item.account,
         "lang": item.lang,
@@ -57,7 +47,7 @@ def item_record(item: QueueItem, payload: Any) -> dict[str, Any]:
     }
 
 
-def preview_lines(name: str, total: int, shown: Iterable[tuple[QueueItem, Any]], *,
+def preview_lines(name: str, total: int, shown: Iterable[tuple[QueueItem, Payload]], *,
                   width: int = 100) -> list[str]:
     """The dry run for people: one aligned line per item, the text cut to fit `width`."""
     rows = []

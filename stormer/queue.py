@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -70,5 +71,16 @@ class QueueItem:
 
 def item_id(storm_slug: str, kind: str, *parts: object) -> str:
     """A stable 16-hex-digit id for the item identified by (storm, kind, parts)."""
-    raw = "\x1f".join([storm_slug, kind, *map(str, parts)]).encode()
-    return hashlib.sha256(raw).hexdigest()[:16]
+    return item_ids(storm_slug, kind)(*parts)
+
+
+def item_ids(storm_slug: str, kind: str) -> Callable[..., str]:
+    """`item_id` with storm and kind fixed: hashes only the parts (a storm plans many ids)."""
+    prefix = hashlib.sha256(f"{storm_slug}\x1f{kind}".encode())
+
+    def make(*parts: object) -> str:
+        h = prefix.copy()
+        h.update("".join(f"\x1f{p}" for p in parts).encode())
+        return h.hexdigest()[:16]
+
+    return make

@@ -81,6 +81,7 @@ def suggest_zones(name: str, n: int = 3) -> list[str]:
     return [by_lower[c] for c in close]
 
 
+@functools.lru_cache(maxsize=4096)  # a queue spells its few fire times thousands of times
 def iso_utc(instant: datetime) -> str:
     """`2021-03-11T18:00:00Z` — the one spelling of an instant in JSON and storage."""
     return instant.astimezone(UTC).isoformat().replace("+00:00", "Z")

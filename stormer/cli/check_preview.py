@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -80,12 +79,26 @@ def preview(
 
 
 def _stream_json(records) -> None:  # type: ignore[no-untyped-def]
-    # Streamed, one item at a time: a storm of 200,000 items must not be built in memory.
-    out = sys.stdout
-    out.write("[")
-    first = True
+    # Streamed in batches: a storm of 200,000 items must not be built in memory as one
+    # document, and one write per item costs more than the encoding.
+    import orjson
+
+    out = sys.stdout.buffer if hasattr(sys.stdout, "buffer") else None
+    chunks: list[bytes] = []
+    sep = b"[\n  "
     for record in records:
-        out.write("\n  " if first else ",\n  ")
-        out.write(json.dumps(record, ensure_ascii=False))
-        first = False
-    out.write("\n]\n" if not first else "]\n")
+        chunks.append(sep + orjson.dumps(record))
+        sep = b",\n  "
+        if len(chunks) >= 1000:
+            _write(out, b"".join(chunks))
+            chunks.clear()
+    chunks.append(b"[]\n" if sep == b"[\n  " else b"\n]\n")
+    _write(out, b"".join(chunks))
+
+
+def _write(buffer, data: bytes) -> None:  # type: ignore[no-untyped-def]
+    if buffer is not None:
+        sys.stdout.flush()  # keep order with anything already written as text
+        buffer.write(data)
+    else:  # a text-only stream (tests' capture): decode
+        sys.stdout.write(data.decode())

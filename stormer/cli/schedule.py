@@ -33,7 +33,7 @@ def schedule(as_json: JsonFlag = False, storm_dir: StormDir = Path(".")) -> None
     from ..errors import ConfigError, StormInPast
     from ..outbox import schedule as upsert
     from ..plan import plan
-    from ..preview import rendered
+    from ..preview import with_payloads
     from ..timezones import iso_utc
 
     storm = load(storm_dir)
@@ -46,7 +46,7 @@ def schedule(as_json: JsonFlag = False, storm_dir: StormDir = Path(".")) -> None
         raise StormInPast(
             f"the storm time {iso_utc(storm.at)} is not in the future (now {iso_utc(now)}); "
             "set [storm] at in config.toml to a future time, or use `stormer rehearse`")
-    items = [item for item, _ in rendered(storm, plan(storm))]
+    items = with_payloads(storm, plan(storm))
     engine = _engine(storm)
     try:
         with Session(engine) as session, session.begin():
