@@ -7,8 +7,22 @@ A platform plugin is a subclass of `Platform` registered under the entry-point g
     myplatform = "my_package.module:MyPlatform"
 
 What a platform *is* — its limits, credential fields, idempotency — is class-level data;
-its behaviour is `length` and `render` (pure, used by check and preview) and, for sending,
-`stage`/`publish`/`confirm` (added with the platform clients).
+its behaviour is `length` and `render` (pure, used by check and preview) and, for sending:
+
+- `verify(conn)`: are the credentials good? (used by `check --online` and staging)
+- `stage(item, conn) -> Staged`: before T, upload media, open the session, and build the
+  final request(s), so that at T one request per item remains;
+- `parse(staged, index, response) -> Published`: read the platform's answer (sans-I/O);
+- `publish(staged, conn) -> Published`: send the final request(s) and parse the answer;
+- `reconcile(staged, conn) -> Published | None`: after OutcomeUnknown, find out whether the
+  post landed, using the platform's own idempotency or a read-back — never by resending a
+  request that could post twice. None means "cannot know" (the item becomes unconfirmed);
+- `confirm(published, conn) -> Published`: optional read-back, fills in the permalink.
+
+Plugins receive everything through `Connection` (an injected httpx.AsyncClient, the account,
+its credentials as Secrets, and session state the caller keeps) and raise the errors of
+stormer.errors: AuthError, RateLimited, Transient, OutcomeUnknown, Rejected. They know no
+terminal, no database and no dispatcher.
 """
 
 from __future__ import annotations
@@ -18,8 +32,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+    import httpx
+
     from ..queue import QueueItem
+    from ..secrets import Secret
     from ..storm import Account
+    from .http import Request, Response
 
 Idempotency = Literal["key", "record-key", "transaction-id", "read-back", "none"]
 
@@ -43,6 +64,57 @@ class Payload:
     length: int
     limit: int
     problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Connection:
+    """What a plugin gets to talk to one account, handed in by the caller.
+
+    `state` is per-account session data the caller keeps between calls (a Bluesky session,
+    an X user id); a plugin that changes it calls `state_changed()` at once, so that a
+    rotated token is saved before anything else can fail."""
+
+    account: Account
+    client: httpx.AsyncClient
+    credentials: dict[str, Secret]
+    state: dict[str, Any] = field(default_factory=dict)
+    on_state_change: Callable[[dict[str, Any]], None] | None = None
+    media_root: Path | None = None  # the storm's posts/ folder: MediaRef paths are inside it
+
+    def media_bytes(self, path: str) -> bytes:
+        if self.media_root is None:
+            raise ValueError("this connection has no media folder")
+        return (self.media_root / path).read_bytes()
+
+    def secret(self, name: str) -> str:
+        from ..errors import AuthError
+
+        if name not in self.credentials:
+            raise AuthError(f"account {self.account.name!r} has no {name}",
+                            platform=self.account.platform)
+        return self.credentials[name].reveal()
+
+    def state_changed(self) -> None:
+        if self.on_state_change is not None:
+            self.on_state_change(self.state)
+
+
+@dataclass
+class Staged:
+    """An item ready to fire: the final request(s), built with real ids and credentials."""
+
+    item: QueueItem
+    requests: list[Request]
+    data: dict[str, Any] = field(default_factory=dict)  # media ids, record key, user id…
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """Where a post landed."""
+
+    remote_id: str
+    permalink: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
 
 
 class Platform(ABC):
@@ -98,3 +170,44 @@ class Platform(ABC):
         if len(item.media) > self.max_images:
             problems.append(f"{len(item.media)} images > {self.max_images} allowed on {self.title}")
         return Payload(self.build_requests(item, account), length, limit, problems)
+
+    # --- sending: implemented by each platform client --------------------------------------
+
+    async def verify(self, conn: Connection) -> str:
+        """Check the credentials without posting; return who they belong to (a handle).
+
+        Raises AuthError when they are wrong."""
+        raise NotImplementedError(f"{self.title}: verify is not implemented")
+
+    async def stage(self, item: QueueItem, conn: Connection) -> Staged:
+        """Before T: log in if needed, upload media (waiting for processing), and build the
+        final request(s). Raises AuthError, Rejected, RateLimited or Transient."""
+        raise NotImplementedError(f"{self.title}: stage is not implemented")
+
+    def parse(self, staged: Staged, index: int, response: Response) -> Published:
+        """Read the answer to `staged.requests[index]`; raise the platform's error if it
+        failed (sans-I/O: no network here)."""
+        raise NotImplementedError(f"{self.title}: parse is not implemented")
+
+    async def publish(self, staged: Staged, conn: Connection) -> Published:
+        """Send the final request(s) and return where the post landed (the first request's
+        answer: the text). Every request is idempotent on its own where the platform allows,
+        so a retry after a partial failure does not post the first part twice."""
+        from .http import send
+
+        first: Published | None = None
+        for index, request in enumerate(staged.requests):
+            response = await send(conn.client, request, platform=self.name, mutating=True)
+            published = self.parse(staged, index, response)
+            first = first or published
+        assert first is not None, "a staged item has at least one request"
+        return first
+
+    async def reconcile(self, staged: Staged, conn: Connection) -> Published | None:
+        """After OutcomeUnknown: did the post land? Return it, or None if the platform
+        offers no way to know (the organizer decides). Must never post twice."""
+        return None
+
+    async def confirm(self, published: Published, conn: Connection) -> Published:
+        """Read the post back and fill in its permalink; by default trust the answer."""
+        return published

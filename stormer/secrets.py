@@ -1,0 +1,125 @@
+"""Credentials: where they come from, and how they are kept out of every output.
+
+A credential is named in config.toml (`credentials = { access_token = "MASTODON_TOKEN" }`)
+and resolved at run time from the system keyring (where `stormer login` stores it) or from
+the environment variable named there. It is held as a `Secret`, which never prints itself,
+and every value ever resolved is redacted from log records of stormer and of the HTTP
+libraries (httpx logs request URLs, and a Telegram bot token is part of the URL).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from .errors import AuthError
+
+if TYPE_CHECKING:
+    from .storm import Account
+
+KEYRING_SERVICE = "stormer"
+REDACTED = "<redacted>"
+_known: set[str] = set()
+_known_lock = threading.Lock()
+
+
+class Secret:
+    """A credential value. `str()` and `repr()` never show it; `reveal()` does, on purpose."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str):
+        if not value:
+            raise ValueError("a secret cannot be empty")
+        self._value = value
+        with _known_lock:
+            _known.add(value)
+        _install_log_redaction()
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+def redact(text: str) -> str:
+    """`text` with every known secret value replaced by <redacted>."""
+    with _known_lock:
+        values = sorted(_known, key=len, reverse=True)
+    for value in values:
+        if value in text:
+            text = text.replace(value, REDACTED)
+    return text
+
+
+class _RedactingFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+_filter = _RedactingFilter()
+# Loggers that may see a URL or header with a credential in it.
+_LOGGERS = ("stormer", "httpx", "httpcore", "aiohttp.client", "uvicorn.access")
+
+
+def _install_log_redaction() -> None:
+    for name in _LOGGERS:
+        logger = logging.getLogger(name)
+        if _filter not in logger.filters:
+            logger.addFilter(_filter)
+
+
+def keyring_name(account: str, field: str) -> str:
+    return f"{account}/{field}"
+
+
+def _from_keyring(name: str) -> str | None:
+    try:
+        import keyring
+        from keyring.errors import KeyringError
+    except ImportError:  # pragma: no cover - keyring is a dependency
+        return None
+    try:
+        return keyring.get_password(KEYRING_SERVICE, name)
+    except (KeyringError, RuntimeError):
+        return None  # no usable keyring on this machine: the environment is the way
+
+
+def resolve(account: Account, fields: tuple[str, ...],
+            environ: Mapping[str, str] | None = None) -> dict[str, Secret]:
+    """The credentials `fields` of `account`: keyring first (`stormer login`), then the
+    environment variable named in config. Raises AuthError naming what to set."""
+    env = os.environ if environ is None else environ
+    named = dict(account.credentials)
+    out: dict[str, Secret] = {}
+    for field in fields:
+        ref = named.get(field)
+        value = _from_keyring(keyring_name(account.name, field))
+        if not value and ref:
+            if ref.startswith("keyring:"):
+                value = _from_keyring(ref.removeprefix("keyring:"))
+            else:
+                value = env.get(ref)
+        if not value:
+            where = (f"the environment variable {ref}" if ref and not ref.startswith("keyring:")
+                     else f"the keyring entry {ref or keyring_name(account.name, field)}")
+            raise AuthError(f"account {account.name!r} has no {field}: set {where}, or run "
+                            f"`stormer login {account.name}`", platform=account.platform)
+        out[field] = Secret(value)
+    return out
