@@ -10,9 +10,9 @@ from collections import defaultdict
 from datetime import UTC, datetime
 
 from .errors import Problem
-from .plan import eligible, plan_posts
+from .plan import eligible, media_refs, plan_posts
 from .platforms import registry
-from .queue import MediaRef, QueueItem
+from .queue import QueueItem
 from .storm import CONFIG_NAME, Storm
 
 _URL = re.compile(r"https?://\S+")
@@ -82,7 +82,7 @@ def _post_platform_problems(storm: Storm) -> list[Problem]:
     for post in storm.posts:
         platforms = sorted({a.platform for a in storm.accounts
                             if a.platform in known and eligible(post, a)})
-        media = tuple(MediaRef(i.path, i.alt, i.width, i.height, i.mime) for i in post.images)
+        media = media_refs(post)
         for name in platforms:
             plugin = registry.get(name)
             length = plugin.length(post.text)

@@ -20,6 +20,11 @@ if TYPE_CHECKING:
     from datetime import datetime
 
 
+def media_refs(post: Post) -> tuple[MediaRef, ...]:
+    """The post's images as queue items carry them."""
+    return tuple(MediaRef(i.path, i.alt, i.width, i.height, i.mime) for i in post.images)
+
+
 def eligible(post: Post, account: Account) -> bool:
     if post.platforms is not None and account.platform not in post.platforms:
         return False
@@ -67,8 +72,7 @@ def plan_posts(storm: Storm) -> Iterator[QueueItem]:
         for seq, post in enumerate(assignment[account.name]):
             media = media_cache.get(id(post))
             if media is None:
-                media = tuple(MediaRef(i.path, i.alt, i.width, i.height, i.mime)
-                              for i in post.images)
+                media = media_refs(post)
                 media_cache[id(post)] = media
             while len(fire_times) <= seq:
                 fire_times.append(storm.at + storm.post_interval * len(fire_times))

@@ -1,0 +1,73 @@
+"""A platform plugin from another package is found through the entry-point group and used by
+`platforms`, `check`, `preview` and `post` without any change to stormer."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from example import copy_example
+
+PLUGIN_SITE = Path(__file__).parent / "plugins" / "site"  # holds the plugin's dist-info
+
+
+def stormer(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    environ = {**os.environ, "PYTHONPATH": str(PLUGIN_SITE), **(env or {})}
+    return subprocess.run([sys.executable, "-m", "stormer", *args], capture_output=True,
+                          text=True, env=environ, timeout=120)
+
+
+def add_fileboard_account(storm: Path, board: Path) -> None:
+    config = storm / "config.toml"
+    config.write_text(config.read_text(encoding="utf-8").replace("[reminders]", f'''
+[[accounts]]
+name = "our-board"
+platform = "fileboard"
+base_url = "file://{board}"
+langs = ["it"]
+credentials = {{ board_key = "BOARD_KEY" }}
+
+[reminders]'''), encoding="utf-8")
+
+
+def test_plugin_is_listed() -> None:
+    result = stormer("platforms", "--json")
+    assert result.returncode == 0, result.stderr
+    plugins = {p["name"]: p for p in json.loads(result.stdout)}
+    assert plugins["fileboard"]["text_limit"] == 120
+    assert plugins["fileboard"]["credentials"] == ["board_key"]
+    assert {"mastodon", "bluesky", "x", "telegram", "discord", "matrix"} <= set(plugins)
+
+
+def test_plugin_is_used_by_check_preview_and_post(tmp_path: Path) -> None:
+    storm = copy_example(tmp_path / "storm")
+    board = tmp_path / "board.jsonl"
+    add_fileboard_account(storm, board)
+
+    # Without the plugin installed the platform is unknown...
+    plain = subprocess.run([sys.executable, "-m", "stormer", "check", "--json", "--storm",
+                            str(storm)], capture_output=True, text=True, timeout=120)
+    assert "unknown-platform" in {p["code"] for p in json.loads(plain.stdout)}
+
+    # ...with it, check applies the plugin's own 120-character limit to the Italian posts.
+    checked = stormer("check", "--json", "--storm", str(storm))
+    problems = json.loads(checked.stdout)
+    too_long = [p for p in problems if p["code"] == "too-long"]
+    assert too_long and all("Fileboard" in p["message"] for p in too_long)
+    assert all(p["file"].startswith("posts/it-") for p in too_long)
+
+    preview = json.loads(stormer("preview", "--json", "--storm", str(storm)).stdout)
+    (item,) = [i for i in preview if i["platform"] == "fileboard"]
+    assert item["limit"] == 120 and item["payload"][0]["method"] == "APPEND"
+    assert item["payload"][0]["headers"] == {"Board-Key": "<secret:board_key>"}
+
+    post_file = storm / item["source"]
+    sent = stormer("post", "--account", "our-board", "--post", str(post_file), "--json",
+                   "--storm", str(storm), env={"BOARD_KEY": "k-123"})
+    assert sent.returncode == 0, sent.stderr
+    assert json.loads(sent.stdout)["outcome"] == "sent"
+    (line,) = board.read_text().splitlines()
+    assert json.loads(line)["text"] == item["text"]
