@@ -9,6 +9,7 @@
     ├── StormInPast          scheduling a storm whose moment has passed
     └── PlatformError        a platform refused, failed or could not be reached
         ├── AuthError        bad or expired credentials: stop this account, tell the organizer
+        │   └── MissingCredential   none set at all
         ├── RateLimited      429: wait `retry_after` seconds, then retry with the same key
         ├── Transient        never reached the platform (or it said so): retry, same key
         ├── OutcomeUnknown   the request may have landed: reconcile before anything else
@@ -111,6 +112,10 @@ class PlatformError(StormerError):
 
 class AuthError(PlatformError):
     """The credentials are wrong, expired or lack a permission: fix them, then retry."""
+
+
+class MissingCredential(AuthError):
+    """No value for a credential: neither in the keyring nor in the named variable."""
 
 
 class RateLimited(PlatformError):

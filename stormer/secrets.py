@@ -15,7 +15,7 @@ import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from .errors import AuthError
+from .errors import MissingCredential
 
 if TYPE_CHECKING:
     from .storm import Account
@@ -119,7 +119,23 @@ def resolve(account: Account, fields: tuple[str, ...],
         if not value:
             where = (f"the environment variable {ref}" if ref and not ref.startswith("keyring:")
                      else f"the keyring entry {ref or keyring_name(account.name, field)}")
-            raise AuthError(f"account {account.name!r} has no {field}: set {where}, or run "
+            raise MissingCredential(f"account {account.name!r} has no {field}: set {where}, or run "
                             f"`stormer login {account.name}`", platform=account.platform)
         out[field] = Secret(value)
     return out
+
+
+def store(account: str, values: dict[str, str]) -> None:
+    """Save credentials in the system keyring, where `resolve` looks first."""
+    import keyring
+    from keyring.errors import KeyringError, NoKeyringError
+
+    from .errors import StormerError
+
+    try:
+        for field, value in values.items():
+            keyring.set_password(KEYRING_SERVICE, keyring_name(account, field), value)
+    except (NoKeyringError, KeyringError, RuntimeError) as e:
+        raise StormerError(
+            f"no usable system keyring here ({type(e).__name__}): keep the credential in the "
+            "environment variable named in config.toml instead") from None

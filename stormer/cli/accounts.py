@@ -101,3 +101,34 @@ async def _post(storm, account, source, *, dry_run: bool) -> dict:  # type: igno
     return {"account": account.name, "identity": identity, "outcome": result.outcome,
             "remote_id": published.remote_id if published else None,
             "permalink": published.permalink if published else None}
+
+
+@app.command()
+def login(
+    account: Annotated[str, typer.Argument(help="The account (its name in config.toml).")],
+    storm_dir: StormDir = Path("."),
+) -> None:
+    """Obtain an account's credentials and keep them in the system keyring.
+
+    Mastodon: the OAuth code flow. Bluesky: an app password. Others: paste the token."""
+    import asyncio
+
+    from ..connect import account_named, client
+    from ..platforms import registry
+    from ..secrets import store
+
+    storm = load(storm_dir)
+    acct = account_named(storm, account)
+    plugin = registry.get(acct.platform)
+
+    async def run() -> dict[str, str]:
+        async with client() as http:
+            return await plugin.login(acct, http, _ask, print)
+
+    store(acct.name, asyncio.run(run()))
+    print(f"saved in the system keyring for {acct.name}; it now takes precedence over "
+          "the environment variable named in config.toml")
+
+
+def _ask(prompt: str, hidden: bool) -> str:
+    return typer.prompt(prompt, hide_input=hidden)

@@ -13,7 +13,13 @@ from ._common import JsonFlag, StormDir, load, note, print_json
 
 
 @app.command()
-def check(as_json: JsonFlag = False, storm_dir: StormDir = Path(".")) -> None:
+def check(
+    as_json: JsonFlag = False,
+    online: Annotated[bool, typer.Option(
+        "--online", help="Also verify every account's credentials with its platform "
+                         "(nothing is posted).")] = False,
+    storm_dir: StormDir = Path("."),
+) -> None:
     """Check config, posts, images and participants; report every problem at once.
 
     Exit status 1 when there is any error (warnings alone exit 0).
@@ -29,6 +35,12 @@ def check(as_json: JsonFlag = False, storm_dir: StormDir = Path(".")) -> None:
         print_json([p.as_dict() for p in e.problems])  # unreadable storm: still JSON
         raise typer.Exit(1) from None
     problems = run_checks(storm)
+    if online:
+        import asyncio
+
+        from ..online import verify_accounts
+
+        problems += asyncio.run(verify_accounts(storm))
     errors = sum(p.severity == "error" for p in problems)
     if as_json:
         print_json([p.as_dict() for p in problems])

@@ -173,6 +173,21 @@ class Platform(ABC):
 
     # --- sending: implemented by each platform client --------------------------------------
 
+    async def login(self, account: Account, client: httpx.AsyncClient,
+                    ask: Callable[[str, bool], str], say: Callable[[str], None]) -> dict[str, str]:
+        """Obtain credentials interactively and check them; return them by field name.
+
+        `ask(prompt, hidden)` reads an answer, `say(text)` shows one. By default: ask for
+        each credential field (hidden) and verify. Platforms with an OAuth flow override it."""
+        from ..secrets import Secret
+
+        values = {f: ask(f"{f.replace('_', ' ')} for {account.name}", True).strip()
+                  for f in self.credential_fields}
+        conn = Connection(account=account, client=client,
+                          credentials={k: Secret(v) for k, v in values.items() if v})
+        say(f"accepted: {await self.verify(conn)}")
+        return values
+
     async def verify(self, conn: Connection) -> str:
         """Check the credentials without posting; return who they belong to (a handle).
 

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from ..queue import MediaRef, QueueItem
     from ..storm import Account
 
+OOB = "urn:ietf:wg:oauth:2.0:oob"  # out-of-band: the server shows the code to paste
+SCOPES = "write:statuses write:media read:accounts"
 MEDIA_POLL_SECONDS = (0.2, 0.5, 1.0, 2.0)  # then every 2 s
 MEDIA_PROCESSING_LIMIT = 120.0  # seconds; staging runs minutes before T
 
@@ -57,6 +59,37 @@ class Mastodon(Platform):
         message = body.get("error") if isinstance(body, dict) else None
         return classify(response, platform=self.name, mutating=mutating,
                         message=message or f"HTTP {response.status}")
+
+    async def login(self, account, client, ask, say):  # type: ignore[no-untyped-def]
+        """OAuth out-of-band code flow (https://docs.joinmastodon.org/client/token/):
+        register an app, the organizer authorizes it in the browser and pastes the code."""
+        from urllib.parse import urlencode
+
+        from ..secrets import Secret
+
+        base = self.base_url(account)
+        app = await send(client, Request.json("POST", f"{base}/api/v1/apps", {
+            "client_name": "stormer", "redirect_uris": OOB, "scopes": SCOPES}),
+            platform=self.name, mutating=False)
+        if app.status != 200:
+            raise self._error(app, mutating=False)
+        client_id, client_secret = app.json()["client_id"], app.json()["client_secret"]
+        say("Open this address, log in as the account's owner and authorize stormer:\n"
+            f"{base}/oauth/authorize?" + urlencode({"client_id": client_id,
+                                                     "response_type": "code",
+                                                     "redirect_uri": OOB, "scope": SCOPES}))
+        code = ask("the authorization code shown after you authorize", True).strip()
+        token = await send(client, Request.json("POST", f"{base}/oauth/token", {
+            "grant_type": "authorization_code", "code": code, "client_id": client_id,
+            "client_secret": client_secret, "redirect_uri": OOB, "scope": SCOPES}),
+            platform=self.name, mutating=False)
+        if token.status != 200:
+            raise self._error(token, mutating=False)
+        access = token.json()["access_token"]
+        conn = Connection(account=account, client=client,
+                          credentials={"access_token": Secret(access)})
+        say(f"accepted: {await self.verify(conn)}")
+        return {"access_token": access}
 
     async def verify(self, conn: Connection) -> str:
         url = f"{self.base_url(conn.account)}/api/v1/accounts/verify_credentials"

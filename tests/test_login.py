@@ -1,0 +1,131 @@
+"""Credentials: `stormer login` flows, the keyring before the environment, secrets kept out."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import httpx
+import keyring
+import pytest
+from keyring.backend import KeyringBackend
+
+from stormer.errors import AuthError, StormerError
+from stormer.platforms.mastodon import Mastodon
+from stormer.platforms.telegram import Telegram
+from stormer.secrets import resolve, store
+from stormer.storm import Account
+
+
+class MemoryKeyring(KeyringBackend):
+    priority = 1  # type: ignore[assignment]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.items: dict[tuple[str, str], str] = {}
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return self.items.get((service, username))
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.items[(service, username)] = password
+
+    def delete_password(self, service: str, username: str) -> None:
+        self.items.pop((service, username), None)
+
+
+@pytest.fixture
+def memory_keyring() -> MemoryKeyring:
+    previous = keyring.get_keyring()
+    backend = MemoryKeyring()
+    keyring.set_keyring(backend)
+    yield backend
+    keyring.set_keyring(previous)
+
+
+MASTODON = Account(name="campaign-mastodon", platform="mastodon", langs=(),
+                   base_url="https://social.example.org", target=None, handle=None,
+                   credentials=(("access_token", "FPS_MASTODON_TOKEN"),), line=None)
+
+
+def fake_mastodon(request: httpx.Request) -> httpx.Response:
+    if request.url.path == "/api/v1/apps":
+        body = json.loads(request.content)
+        assert body["redirect_uris"] == "urn:ietf:wg:oauth:2.0:oob"
+        assert "write:statuses" in body["scopes"] and "write:media" in body["scopes"]
+        return httpx.Response(200, json={"client_id": "cid", "client_secret": "csecret"})
+    if request.url.path == "/oauth/token":
+        body = json.loads(request.content)
+        if body["code"] != "the-code" or body["client_secret"] != "csecret":
+            return httpx.Response(400, json={"error": "invalid_grant"})
+        return httpx.Response(200, json={"access_token": "tok-from-oauth"})
+    if request.url.path == "/api/v1/accounts/verify_credentials":
+        if request.headers["Authorization"] != "Bearer tok-from-oauth":
+            return httpx.Response(401, json={"error": "The access token is invalid"})
+        return httpx.Response(200, json={"acct": "campaign"})
+    return httpx.Response(404)
+
+
+def login(plugin, account, transport, answers):  # type: ignore[no-untyped-def]
+    said: list[str] = []
+    asked: list[str] = []
+
+    def ask(prompt: str, hidden: bool) -> str:
+        assert hidden, "credentials are typed without echo"
+        asked.append(prompt)
+        return answers.pop(0)
+
+    async def main():  # type: ignore[no-untyped-def]
+        async with httpx.AsyncClient(transport=httpx.MockTransport(transport)) as client:
+            return await plugin.login(account, client, ask, said.append)
+    return asyncio.run(main()), said, asked
+
+
+def test_mastodon_oauth_out_of_band(memory_keyring: MemoryKeyring,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    values, said, _ = login(Mastodon(), MASTODON, fake_mastodon, ["the-code"])
+    assert values == {"access_token": "tok-from-oauth"}
+    assert "https://social.example.org/oauth/authorize?client_id=cid" in said[0]
+    assert said[-1] == "accepted: @campaign"
+    store(MASTODON.name, values)
+    # The keyring now wins over the environment variable named in config.
+    monkeypatch.setenv("FPS_MASTODON_TOKEN", "tok-from-env")
+    assert resolve(MASTODON, ("access_token",))["access_token"].reveal() == "tok-from-oauth"
+
+
+def test_a_wrong_code_is_refused(memory_keyring: MemoryKeyring) -> None:
+    with pytest.raises(StormerError, match="invalid_grant"):
+        login(Mastodon(), MASTODON, fake_mastodon, ["wrong"])
+    assert memory_keyring.items == {}
+
+
+def test_pasted_token_is_verified_before_it_is_kept(memory_keyring: MemoryKeyring) -> None:
+    account = Account(name="tg", platform="telegram", langs=(), base_url=None, target="@c",
+                      handle=None, credentials=(("bot_token", "TG"),), line=None)
+
+    def fake_telegram(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/bot123:good/getMe":
+            return httpx.Response(200, json={"ok": True, "result": {"username": "stormbot",
+                                                                   "id": 1, "is_bot": True}})
+        return httpx.Response(401, json={"ok": False, "error_code": 401,
+                                         "description": "Unauthorized"})
+
+    values, said, asked = login(Telegram(), account, fake_telegram, ["123:good"])
+    assert values == {"bot_token": "123:good"} and "bot token" in asked[0]
+    with pytest.raises(AuthError) as info:
+        login(Telegram(), account, fake_telegram, ["123:SECRET-bad"])
+    assert "SECRET" not in str(info.value)
+
+
+def test_no_keyring_means_a_clear_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    from keyring.backends.fail import Keyring as FailKeyring
+
+    previous = keyring.get_keyring()
+    keyring.set_keyring(FailKeyring())
+    try:
+        with pytest.raises(StormerError, match="environment variable"):
+            store("acct", {"access_token": "x"})
+        monkeypatch.setenv("FPS_MASTODON_TOKEN", "tok-env")
+        assert resolve(MASTODON, ("access_token",))["access_token"].reveal() == "tok-env"
+    finally:
+        keyring.set_keyring(previous)
