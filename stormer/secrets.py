@@ -75,7 +75,8 @@ class _RedactingFilter(logging.Filter):
 
 _filter = _RedactingFilter()
 # Loggers that may see a URL or header with a credential in it.
-_LOGGERS = ("stormer", "httpx", "httpcore", "aiohttp.client", "uvicorn.access")
+_LOGGERS = ("stormer", "httpx", "httpcore", "httpcore.connection", "httpcore.http11",
+            "httpcore.http2", "httpcore.proxy", "aiohttp.client", "uvicorn.access")
 
 
 def _install_log_redaction() -> None:

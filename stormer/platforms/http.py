@@ -53,6 +53,11 @@ class Request:
     def describe(self) -> str:
         return redact(f"{self.method} {self.url.split('?')[0]}")
 
+    def __repr__(self) -> str:
+        # Replaces the dataclass repr, which would show the URL (a Telegram bot token, a
+        # Discord webhook) and the Authorization header wherever a Staged is printed.
+        return f"Request({self.describe()})"
+
 
 @dataclass(frozen=True, slots=True)
 class Response:

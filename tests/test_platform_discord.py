@@ -1,0 +1,294 @@
+"""Discord webhook sending, against a fake webhook endpoint behind httpx.MockTransport.
+
+The webhook URL is the credential: the fake accepts only WEBHOOK, answers GET with the
+webhook object (which, like Discord's, repeats the token) and POST ?wait=true with the
+created message."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import traceback
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from email import policy
+from email.parser import BytesParser
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+
+from stormer.errors import AuthError, OutcomeUnknown, RateLimited, Rejected
+from stormer.platforms.base import Connection
+from stormer.platforms.discord import Discord
+from stormer.queue import MediaRef, QueueItem
+from stormer.secrets import Secret
+from stormer.storm import Account
+
+WEBHOOK = "https://discord.com/api/webhooks/1/SECRET-hook"
+HOOK_PATH = "/api/webhooks/1/SECRET-hook"
+DELETED = "https://discord.com/api/webhooks/2/SECRET-gone"
+TEXT = "Education is a right, not a privilege. #FreePalestinianStudents"
+PNG = b"\x89PNG\r\n\x1a\n" + b"first image"
+JPEG = b"\xff\xd8\xff\xe0" + b"second image"
+TOO_LONG = {"code": 50035, "message": "Invalid Form Body", "errors": {
+    "content": {"_errors": [{"code": "BASE_TYPE_MAX_LENGTH",
+                             "message": "Must be 2000 or fewer in length."}]},
+    "attachments": {"1": {"description": {"_errors": [{
+        "code": "BASE_TYPE_MAX_LENGTH", "message": "Must be 1024 or fewer in length."}]}}}}}
+T = TypeVar("T")
+
+
+def form(request: httpx.Request) -> dict[str, Any]:
+    """A JSON or multipart body as fields: text as str, files as (filename, bytes, mime)."""
+    ctype = request.headers["content-type"]
+    if ctype.startswith("application/json"):
+        return dict(json.loads(request.content))
+    message = BytesParser(policy=policy.HTTP).parsebytes(
+        f"Content-Type: {ctype}\r\n\r\n".encode() + request.content)
+    assert message.is_multipart(), ctype
+    fields: dict[str, Any] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        data = part.get_payload(decode=True)
+        filename = part.get_filename()
+        fields[name] = (filename, data, part.get_content_type()) if filename else data.decode()
+    return fields
+
+
+class FakeWebhook:
+    """One webhook in guild 900, channel 800. Records every message it accepts.
+
+    `answer` replaces the reply to executions; `timeout_after_send` records the message and
+    then loses the answer (the client sees a read timeout)."""
+
+    def __init__(self, *, guild_id: str | None = "900") -> None:
+        self.guild_id = guild_id
+        self.received: list[tuple[dict[str, str], dict[str, Any]]] = []
+        self.gets = 0
+        self.answer: httpx.Response | None = None
+        self.timeout_after_send = False
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.url.host != "discord.com" or request.url.path != HOOK_PATH:
+            return httpx.Response(404, json={"message": "Unknown Webhook", "code": 10015})
+        if request.method == "GET":
+            self.gets += 1
+            return httpx.Response(200, json={
+                "id": "1", "type": 1, "guild_id": self.guild_id, "channel_id": "800",
+                "name": "Storm", "avatar": None, "application_id": None,
+                "token": "SECRET-hook"})
+        if self.answer is not None:
+            return self.answer
+        self.received.append((dict(request.url.params), form(request)))
+        if self.timeout_after_send:
+            raise httpx.ReadTimeout("timed out", request=request)
+        return httpx.Response(200, json={"id": str(5000 + len(self.received)),
+                                         "channel_id": "800", "webhook_id": "1",
+                                         "content": TEXT, "attachments": []})
+
+
+def account() -> Account:
+    return Account(name="campaign-discord", platform="discord", langs=("en",), base_url=None,
+                   target=None, handle=None,
+                   credentials=(("webhook_url", "FPS_DISCORD_WEBHOOK_URL"),), line=None)
+
+
+def item(*media: MediaRef) -> QueueItem:
+    return QueueItem(id="0123456789abcdef", kind="post",
+                     fire_at=datetime(2021, 3, 11, 18, tzinfo=UTC), platform="discord",
+                     account="campaign-discord", lang="en", text=TEXT, media=media)
+
+
+@pytest.fixture
+def images(tmp_path: Path) -> tuple[MediaRef, MediaRef]:
+    (tmp_path / "img").mkdir()
+    (tmp_path / "img" / "banner.png").write_bytes(PNG)
+    (tmp_path / "img" / "photo.jpg").write_bytes(JPEG)
+    return (MediaRef("img/banner.png", "A banner", 1200, 675, "image/png"),
+            MediaRef("img/photo.jpg", "Students at a gate", 800, 600, "image/jpeg"))
+
+
+def run(server: FakeWebhook, scenario: Callable[[Connection], Awaitable[T]], *,
+        webhook: str = WEBHOOK, state: dict[str, Any] | None = None,
+        media_root: Path | None = None) -> T:
+    async def main() -> T:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(server)) as client:
+            conn = Connection(account(), client, {"webhook_url": Secret(webhook)},
+                              state=state if state is not None else {}, media_root=media_root)
+            return await scenario(conn)
+
+    return asyncio.run(main())
+
+
+async def stage_and_publish(conn: Connection, queued: QueueItem | None = None) -> Any:
+    plugin = Discord()
+    return await plugin.publish(await plugin.stage(queued or item(), conn), conn)
+
+
+def test_verify_names_the_webhook_and_keeps_its_guild_but_not_its_token() -> None:
+    state: dict[str, Any] = {}
+    saved: list[dict[str, Any]] = []
+
+    async def scenario(conn: Connection) -> str:
+        conn.on_state_change = lambda s: saved.append(dict(s))
+        return await Discord().verify(conn)
+
+    assert run(FakeWebhook(), scenario, state=state) == "webhook 'Storm' in channel 800"
+    assert state == {"guild_id": "900", "channel_id": "800", "webhook_name": "Storm"}
+    assert saved == [state]
+
+
+def test_text_post_is_json_with_wait_and_a_channel_permalink() -> None:
+    server = FakeWebhook()
+    published = run(server, stage_and_publish)
+    assert server.received == [({"wait": "true"},
+                                {"content": TEXT, "allowed_mentions": {"parse": []}})]
+    assert published.remote_id == "5001"
+    assert published.permalink == "https://discord.com/channels/900/800/5001"
+
+
+def test_images_are_files_with_their_alt_text_in_payload_json(
+        images: tuple[MediaRef, MediaRef], tmp_path: Path) -> None:
+    server = FakeWebhook()
+    run(server, lambda conn: stage_and_publish(conn, item(*images)), media_root=tmp_path)
+    [(params, fields)] = server.received
+    assert params == {"wait": "true"}
+    assert set(fields) == {"payload_json", "files[0]", "files[1]"}
+    assert json.loads(fields["payload_json"]) == {
+        "content": TEXT, "allowed_mentions": {"parse": []},
+        "attachments": [{"id": 0, "filename": "banner.png", "description": "A banner"},
+                        {"id": 1, "filename": "photo.jpg", "description": "Students at a gate"}],
+    }
+    assert fields["files[0]"] == ("banner.png", PNG, "image/png")
+    assert fields["files[1]"] == ("photo.jpg", JPEG, "image/jpeg")
+
+
+def test_the_guild_is_asked_once_per_account() -> None:
+    server, state = FakeWebhook(), {"guild_id": "901"}
+    published = run(server, stage_and_publish, state=state)
+    assert server.gets == 0
+    assert published.permalink == "https://discord.com/channels/901/800/5001"
+
+
+def test_no_permalink_without_a_known_guild() -> None:
+    published = run(FakeWebhook(guild_id=None), stage_and_publish)
+    assert published.remote_id == "5001" and published.permalink is None
+
+
+def test_a_webhook_url_with_its_own_query_keeps_it() -> None:
+    server = FakeWebhook()
+    run(server, stage_and_publish, webhook=WEBHOOK + "?thread_id=77")
+    assert server.received[0][0] == {"thread_id": "77", "wait": "true"}
+
+
+@pytest.mark.parametrize(("headers", "body", "expected"), [
+    ({"Retry-After": "2"}, {"message": "You are being rate limited.", "retry_after": 1.337,
+                            "global": False}, 1.337),
+    ({"Retry-After": "7"}, None, 7.0),  # Cloudflare's 429 has no JSON body
+])
+def test_rate_limit_uses_discords_retry_after(headers: dict[str, str], body: Any,
+                                              expected: float) -> None:
+    server = FakeWebhook()
+    server.answer = (httpx.Response(429, headers=headers, json=body) if body is not None
+                     else httpx.Response(429, headers=headers, text="error code: 1015"))
+    with pytest.raises(RateLimited) as caught:
+        run(server, stage_and_publish, state={"guild_id": "900"})
+    assert caught.value.retry_after == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(("status", "body"), [
+    (404, {"message": "Unknown Webhook", "code": 10015}),
+    (401, {"message": "Invalid Webhook Token", "code": 50027}),
+])
+def test_a_deleted_webhook_is_an_auth_error(status: int, body: dict[str, Any]) -> None:
+    server = FakeWebhook()
+    server.answer = httpx.Response(status, json=body)
+    with pytest.raises(AuthError, match="deleted or its URL is wrong") as caught:
+        run(server, stage_and_publish, state={"guild_id": "900"})
+    assert body["message"] in str(caught.value)
+
+
+def test_a_deleted_webhook_is_found_while_staging() -> None:
+    server = FakeWebhook()
+    with pytest.raises(AuthError, match="Unknown Webhook"):
+        run(server, stage_and_publish, webhook=DELETED)
+    assert server.received == []
+
+
+def test_a_webhook_url_that_is_no_url_is_an_auth_error() -> None:
+    with pytest.raises(AuthError, match="not a URL") as caught:
+        run(FakeWebhook(), stage_and_publish, webhook="SECRET-pasted-token-only")
+    assert "SECRET" not in str(caught.value)
+
+
+def test_too_long_is_rejected_with_the_field_errors() -> None:
+    server = FakeWebhook()
+    server.answer = httpx.Response(400, json=TOO_LONG)
+    with pytest.raises(Rejected) as caught:
+        run(server, stage_and_publish, state={"guild_id": "900"})
+    assert str(caught.value) == (
+        "discord: Invalid Form Body: content: Must be 2000 or fewer in length.; "
+        "attachments.1.description: Must be 1024 or fewer in length.")
+
+
+def test_a_server_error_after_sending_is_an_unknown_outcome() -> None:
+    server = FakeWebhook()
+    server.answer = httpx.Response(502, text="Bad Gateway")
+    with pytest.raises(OutcomeUnknown):
+        run(server, stage_and_publish, state={"guild_id": "900"})
+
+
+def test_a_timeout_after_sending_is_unknown_and_never_resent() -> None:
+    server = FakeWebhook()
+    server.timeout_after_send = True
+
+    async def scenario(conn: Connection) -> object:
+        plugin = Discord()
+        staged = await plugin.stage(item(), conn)
+        with pytest.raises(OutcomeUnknown):
+            await plugin.publish(staged, conn)
+        return await plugin.reconcile(staged, conn)
+
+    assert run(server, scenario) is None  # webhooks cannot tell: the organizer decides
+    assert len(server.received) == 1  # the message landed once; reconcile sent nothing
+
+
+def shown(error: BaseException) -> list[str]:
+    """Everything an error can put in front of someone: message, repr, traceback."""
+    return [str(error), repr(error), "".join(traceback.format_exception(error))]
+
+
+def test_the_webhook_url_appears_in_no_error_repr_or_log(
+        caplog: pytest.LogCaptureFixture, images: tuple[MediaRef, MediaRef],
+        tmp_path: Path) -> None:
+    caplog.set_level(logging.DEBUG)
+    texts: list[str] = []
+    server = FakeWebhook()
+
+    async def scenario(conn: Connection) -> None:
+        plugin = Discord()
+        texts.append(await plugin.verify(conn))
+        staged = await plugin.stage(item(*images), conn)
+        texts.extend([repr(staged), repr(conn)])
+        texts.append(repr(await plugin.publish(staged, conn)))
+        server.timeout_after_send = True
+        with pytest.raises(OutcomeUnknown) as timed_out:
+            await plugin.publish(staged, conn)
+        server.answer = httpx.Response(500, json={"message": "Internal Server Error"})
+        with pytest.raises(OutcomeUnknown) as server_error:
+            await plugin.publish(staged, conn)
+        texts.extend(shown(timed_out.value) + shown(server_error.value))
+
+    run(server, scenario, media_root=tmp_path)
+    with pytest.raises(AuthError) as deleted:
+        run(FakeWebhook(), stage_and_publish, webhook=DELETED)
+    texts.extend(shown(deleted.value))
+
+    logged = [r.getMessage() for r in caplog.records]
+    assert any("HTTP Request: POST <redacted>?wait=true" in m for m in logged), logged
+    assert "Request(POST <redacted>)" in texts[1]
+    for text in texts + logged + [caplog.text]:
+        assert "SECRET" not in text and "webhooks/" not in text, text

@@ -1,0 +1,272 @@
+"""Matrix sending, against a fake homeserver behind httpx.MockTransport.
+
+The fake remembers transaction ids per device, as Synapse does (peers/README.md: the same
+txnId on the same access token returns the first event_id, even with another body), so a
+reconcile that resends must yield one event, never two."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import traceback
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+
+from stormer.errors import AuthError, OutcomeUnknown, RateLimited, Rejected
+from stormer.platforms.base import Connection
+from stormer.platforms.matrix import Matrix
+from stormer.queue import MediaRef, QueueItem
+from stormer.secrets import Secret
+from stormer.storm import Account
+
+TOKEN = "syt_c3Rvcm0_SECRET_matrix_token"
+WRONG_TOKEN = "syt_c3Rvcm0_WRONG_matrix_token"
+USER = "@storm:example.org"
+ROOM = "!storm:example.org"
+ITEM_ID = "0123456789abcdef"
+TEXT = "Education is a right, not a privilege. #FreePalestinianStudents"
+PNG = b"\x89PNG\r\n\x1a\n" + b"first image"
+JPEG = b"\xff\xd8\xff\xe0" + b"second image"
+SEND = "/_matrix/client/v3/rooms/"
+T = TypeVar("T")
+
+
+def error(status: int, errcode: str, message: str, **extra: Any) -> httpx.Response:
+    return httpx.Response(status, json={"errcode": errcode, "error": message, **extra})
+
+
+class FakeHomeserver:
+    """whoami, media upload and room sends, with transaction ids remembered per device.
+
+    `answer` / `upload_answer` replace the reply to sends / uploads; the answer to the n-th
+    new event (1-based) is lost if n is in `timeout_after` (the client sees a read timeout
+    although the event was created)."""
+
+    def __init__(self) -> None:
+        self.devices = {TOKEN: "STORMDEVICE"}
+        self.joined = {ROOM}
+        self.events: list[tuple[str, str, dict[str, Any]]] = []  # (event id, txn id, content)
+        self.transactions: dict[tuple[str, str], str] = {}  # (device, path) → event id
+        self.uploads: list[tuple[str, str, bytes]] = []  # (filename, content type, bytes)
+        self.answer: httpx.Response | None = None
+        self.upload_answer: httpx.Response | None = None
+        self.timeout_after: set[int] = set()
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        token = request.headers.get("authorization", "").removeprefix("Bearer ")
+        if token not in self.devices:
+            return error(401, "M_UNKNOWN_TOKEN", "Invalid access token passed.",
+                         soft_logout=False)
+        device, path = self.devices[token], request.url.path
+        if path == "/_matrix/client/v3/account/whoami":
+            return httpx.Response(200, json={"user_id": USER, "device_id": device,
+                                             "is_guest": False})
+        if path == "/_matrix/media/v3/upload":
+            if self.upload_answer is not None:
+                return self.upload_answer
+            self.uploads.append((request.url.params["filename"],
+                                 request.headers["content-type"], request.content))
+            return httpx.Response(200, json={
+                "content_uri": f"mxc://example.org/media{len(self.uploads)}"})
+        assert request.method == "PUT" and path.startswith(SEND), path
+        room, _, txn = path.removeprefix(SEND).partition("/send/m.room.message/")
+        if self.answer is not None:
+            return self.answer
+        if room not in self.joined:
+            return error(403, "M_FORBIDDEN", f"User {USER} not in room {room} (None)")
+        if (device, path) in self.transactions:
+            return httpx.Response(200, json={"event_id": self.transactions[device, path]})
+        event_id = f"$event{len(self.events) + 1}"
+        self.events.append((event_id, txn, json.loads(request.content)))
+        self.transactions[device, path] = event_id
+        if len(self.events) in self.timeout_after:
+            raise httpx.ReadTimeout("timed out", request=request)
+        return httpx.Response(200, json={"event_id": event_id})
+
+
+def account(room: str = ROOM) -> Account:
+    return Account(name="campaign-matrix", platform="matrix", langs=("en",),
+                   base_url="https://matrix.example.org", target=room, handle=None,
+                   credentials=(("access_token", "FPS_MATRIX_TOKEN"),), line=None)
+
+
+def item(*media: MediaRef) -> QueueItem:
+    return QueueItem(id=ITEM_ID, kind="post", fire_at=datetime(2021, 3, 11, 18, tzinfo=UTC),
+                     platform="matrix", account="campaign-matrix", lang="en", text=TEXT,
+                     media=media)
+
+
+@pytest.fixture
+def images(tmp_path: Path) -> tuple[MediaRef, MediaRef]:
+    (tmp_path / "img").mkdir()
+    (tmp_path / "img" / "banner.png").write_bytes(PNG)
+    (tmp_path / "img" / "photo.jpg").write_bytes(JPEG)
+    return (MediaRef("img/banner.png", "A banner", 1200, 675, "image/png"),
+            MediaRef("img/photo.jpg", "Students at a gate", 800, 600, "image/jpeg"))
+
+
+def run(server: FakeHomeserver, scenario: Callable[[Connection], Awaitable[T]], *,
+        token: str = TOKEN, room: str = ROOM, media_root: Path | None = None) -> T:
+    async def main() -> T:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(server)) as client:
+            conn = Connection(account(room), client, {"access_token": Secret(token)},
+                              media_root=media_root)
+            return await scenario(conn)
+
+    return asyncio.run(main())
+
+
+async def stage_and_publish(conn: Connection, queued: QueueItem | None = None) -> Any:
+    plugin = Matrix()
+    return await plugin.publish(await plugin.stage(queued or item(), conn), conn)
+
+
+def publish_then_reconcile(queued: QueueItem) -> Callable[[Connection], Awaitable[Any]]:
+    async def scenario(conn: Connection) -> Any:
+        plugin = Matrix()
+        staged = await plugin.stage(queued, conn)
+        with pytest.raises(OutcomeUnknown):
+            await plugin.publish(staged, conn)
+        return await plugin.reconcile(staged, conn)
+
+    return scenario
+
+
+def test_verify_names_the_user() -> None:
+    assert run(FakeHomeserver(), Matrix().verify) == USER
+
+
+def test_text_then_one_image_event_each_with_alt_text_and_info(
+        images: tuple[MediaRef, MediaRef], tmp_path: Path) -> None:
+    server = FakeHomeserver()
+    published = run(server, lambda conn: stage_and_publish(conn, item(*images)),
+                    media_root=tmp_path)
+    assert server.uploads == [("banner.png", "image/png", PNG),
+                              ("photo.jpg", "image/jpeg", JPEG)]
+    assert server.events == [
+        ("$event1", f"stormer-{ITEM_ID}-0", {"msgtype": "m.text", "body": TEXT}),
+        ("$event2", f"stormer-{ITEM_ID}-1", {
+            "msgtype": "m.image", "body": "A banner", "filename": "banner.png",
+            "url": "mxc://example.org/media1",
+            "info": {"mimetype": "image/png", "w": 1200, "h": 675, "size": len(PNG)}}),
+        ("$event3", f"stormer-{ITEM_ID}-2", {
+            "msgtype": "m.image", "body": "Students at a gate", "filename": "photo.jpg",
+            "url": "mxc://example.org/media2",
+            "info": {"mimetype": "image/jpeg", "w": 800, "h": 600, "size": len(JPEG)}}),
+    ]
+    assert published.remote_id == "$event1"
+    assert published.permalink == f"https://matrix.to/#/{ROOM}/$event1?via=example.org"
+    assert published.raw["event_ids"] == ["$event1", "$event2", "$event3"]
+
+
+@pytest.mark.parametrize(("headers", "expected"), [
+    ({"Retry-After": "3"}, 3.0),  # the header wins over the deprecated retry_after_ms
+    ({}, 2.5),
+])
+def test_rate_limit_uses_the_homeservers_wait(headers: dict[str, str], expected: float) -> None:
+    server = FakeHomeserver()
+    server.answer = httpx.Response(429, headers=headers, json={
+        "errcode": "M_LIMIT_EXCEEDED", "error": "Too Many Requests", "retry_after_ms": 2500})
+    with pytest.raises(RateLimited) as caught:
+        run(server, stage_and_publish)
+    assert caught.value.retry_after == expected
+
+
+def test_a_bad_token_is_an_auth_error_found_while_staging() -> None:
+    server = FakeHomeserver()
+    with pytest.raises(AuthError, match="access token rejected .*M_UNKNOWN_TOKEN"):
+        run(server, stage_and_publish, token=WRONG_TOKEN)
+    assert server.events == []
+
+
+def test_an_expired_token_says_to_refresh_it() -> None:
+    server = FakeHomeserver()
+    server.answer = error(401, "M_UNKNOWN_TOKEN", "Access token has expired", soft_logout=True)
+    with pytest.raises(AuthError, match="expired: refresh it, keeping the same device"):
+        run(server, stage_and_publish)
+
+
+def test_not_in_the_room_says_so() -> None:
+    with pytest.raises(AuthError, match="not in room !elsewhere:example.org: join it"):
+        run(FakeHomeserver(), stage_and_publish, room="!elsewhere:example.org")
+
+
+def test_an_image_too_large_is_rejected_while_staging(
+        images: tuple[MediaRef, MediaRef], tmp_path: Path) -> None:
+    server = FakeHomeserver()
+    server.upload_answer = error(413, "M_TOO_LARGE", "Cannot upload files larger than 50M")
+    with pytest.raises(Rejected, match="too large .*larger than 50M"):
+        run(server, lambda conn: stage_and_publish(conn, item(*images)), media_root=tmp_path)
+    assert server.events == []
+
+
+def test_a_server_error_after_sending_is_an_unknown_outcome() -> None:
+    server = FakeHomeserver()
+    server.answer = error(502, "M_UNKNOWN", "Bad Gateway")
+    with pytest.raises(OutcomeUnknown):
+        run(server, stage_and_publish)
+
+
+def test_reconcile_after_a_lost_answer_yields_the_one_event() -> None:
+    server = FakeHomeserver()
+    server.timeout_after = {1}
+    published = run(server, publish_then_reconcile(item()))
+    assert [e[0] for e in server.events] == ["$event1"]
+    assert published.remote_id == "$event1"
+
+
+def test_reconcile_after_a_partial_send_completes_it_once(
+        images: tuple[MediaRef, MediaRef], tmp_path: Path) -> None:
+    server = FakeHomeserver()
+    server.timeout_after = {2}  # the text landed, the first image's answer was lost
+    published = run(server, publish_then_reconcile(item(*images)), media_root=tmp_path)
+    assert [(e[0], e[1]) for e in server.events] == [
+        ("$event1", f"stormer-{ITEM_ID}-0"), ("$event2", f"stormer-{ITEM_ID}-1"),
+        ("$event3", f"stormer-{ITEM_ID}-2")]
+    assert published.remote_id == "$event1"
+    assert published.raw["event_ids"] == ["$event1", "$event2", "$event3"]
+
+
+def shown(exc: BaseException) -> list[str]:
+    """Everything an error can put in front of someone: message, repr, traceback."""
+    return [str(exc), repr(exc), "".join(traceback.format_exception(exc))]
+
+
+def test_the_access_token_appears_in_no_error_repr_or_log(
+        caplog: pytest.LogCaptureFixture, images: tuple[MediaRef, MediaRef],
+        tmp_path: Path) -> None:
+    caplog.set_level(logging.DEBUG)
+    texts: list[str] = []
+    server = FakeHomeserver()
+
+    async def scenario(conn: Connection) -> None:
+        plugin = Matrix()
+        texts.append(await plugin.verify(conn))
+        staged = await plugin.stage(item(*images), conn)
+        texts.extend([repr(staged), repr(conn)])
+        texts.append(repr(await plugin.publish(staged, conn)))
+        server.answer = error(500, "M_UNKNOWN", "Internal server error")
+        with pytest.raises(OutcomeUnknown) as server_error:
+            await plugin.publish(staged, conn)
+        texts.extend(shown(server_error.value))
+
+    run(server, scenario, media_root=tmp_path)
+    timeouts = FakeHomeserver()
+    timeouts.timeout_after = {1}
+    with pytest.raises(OutcomeUnknown) as timed_out:
+        run(timeouts, stage_and_publish)
+    with pytest.raises(AuthError) as rejected:
+        run(FakeHomeserver(), stage_and_publish, token=WRONG_TOKEN)
+    texts.extend(shown(timed_out.value) + shown(rejected.value))
+
+    logged = [r.getMessage() for r in caplog.records]
+    assert any("HTTP Request: PUT" in m for m in logged), logged
+    assert "Request(PUT https://matrix.example.org/_matrix/client/v3/rooms/" in texts[1]
+    for text in texts + logged + [caplog.text]:
+        assert "_SECRET_matrix" not in text and "_WRONG_matrix" not in text, text

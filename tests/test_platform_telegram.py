@@ -1,0 +1,279 @@
+"""Telegram Bot API sending, against a fake Bot API behind httpx.MockTransport.
+
+The fake answers like api.telegram.org: `{ok, result}` or `{ok: false, error_code,
+description, parameters}`, with the bot token in the URL path."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import traceback
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from email import policy
+from email.parser import BytesParser
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+
+from stormer.errors import AuthError, OutcomeUnknown, RateLimited, Rejected
+from stormer.platforms.base import Connection
+from stormer.platforms.telegram import Telegram
+from stormer.queue import MediaRef, QueueItem
+from stormer.secrets import Secret
+from stormer.storm import Account
+
+TOKEN = "123456:SECRET-token-abc"
+WRONG_TOKEN = "654321:WRONG-token-xyz"
+CHANNEL = "@storm_channel"
+TEXT = "Education is a right, not a privilege. #FreePalestinianStudents"
+PNG = b"\x89PNG\r\n\x1a\n" + b"first image"
+JPEG = b"\xff\xd8\xff\xe0" + b"second image"
+T = TypeVar("T")
+
+
+def form(request: httpx.Request) -> dict[str, Any]:
+    """A JSON or multipart body as fields: text as str, files as (filename, bytes, mime)."""
+    ctype = request.headers["content-type"]
+    if ctype.startswith("application/json"):
+        return dict(json.loads(request.content))
+    message = BytesParser(policy=policy.HTTP).parsebytes(
+        f"Content-Type: {ctype}\r\n\r\n".encode() + request.content)
+    assert message.is_multipart(), ctype
+    fields: dict[str, Any] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        data = part.get_payload(decode=True)
+        filename = part.get_filename()
+        fields[name] = (filename, data, part.get_content_type()) if filename else data.decode()
+    return fields
+
+
+def failure(code: int, description: str, **parameters: Any) -> httpx.Response:
+    body: dict[str, Any] = {"ok": False, "error_code": code, "description": description}
+    if parameters:
+        body["parameters"] = parameters
+    return httpx.Response(code, json=body)
+
+
+class FakeBotApi:
+    """Enough of the Bot API to post: records every send it accepts.
+
+    `answer` replaces the reply to sends; `timeout_after_send` records the send and then
+    loses the answer (the client sees a read timeout)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, dict[str, Any]]] = []
+        self.answer: httpx.Response | None = None
+        self.timeout_after_send = False
+        self.chat_username: str | None = "storm_channel"
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        owner, _, method = request.url.path.removeprefix("/bot").partition("/")
+        if owner != TOKEN:  # Telegram answers a malformed token 404, a revoked one 401
+            return failure(401, "Unauthorized") if ":" in owner else failure(404, "Not Found")
+        if method == "getMe":
+            return httpx.Response(200, json={"ok": True, "result": {
+                "id": 123456, "is_bot": True, "first_name": "Storm", "username": "storm_bot"}})
+        if self.answer is not None:
+            return self.answer
+        fields = form(request)
+        self.sent.append((method, fields))
+        if self.timeout_after_send:
+            raise httpx.ReadTimeout("timed out", request=request)
+        chat = {"id": -1001234567890, "type": "channel", "title": "Storm"}
+        if self.chat_username:
+            chat["username"] = self.chat_username
+        first = 100 + 10 * (len(self.sent) - 1)
+        if method == "sendMediaGroup":
+            media = json.loads(fields["media"])
+            return httpx.Response(200, json={"ok": True, "result": [
+                {"message_id": first + i, "chat": chat, "date": 1615485600,
+                 "media_group_id": "1", "photo": []} for i in range(len(media))]})
+        return httpx.Response(200, json={"ok": True, "result": {
+            "message_id": first, "chat": chat, "date": 1615485600}})
+
+
+def account(target: str = CHANNEL) -> Account:
+    return Account(name="campaign-telegram", platform="telegram", langs=("en",),
+                   base_url=None, target=target, handle=None,
+                   credentials=(("bot_token", "FPS_TELEGRAM_BOT_TOKEN"),), line=None)
+
+
+def item(*media: MediaRef) -> QueueItem:
+    return QueueItem(id="0123456789abcdef", kind="post",
+                     fire_at=datetime(2021, 3, 11, 18, tzinfo=UTC), platform="telegram",
+                     account="campaign-telegram", lang="en", text=TEXT, media=media)
+
+
+@pytest.fixture
+def images(tmp_path: Path) -> tuple[MediaRef, MediaRef]:
+    (tmp_path / "img").mkdir()
+    (tmp_path / "img" / "banner.png").write_bytes(PNG)
+    (tmp_path / "img" / "photo.jpg").write_bytes(JPEG)
+    return (MediaRef("img/banner.png", "A banner", 1200, 675, "image/png"),
+            MediaRef("img/photo.jpg", "Students at a gate", 800, 600, "image/jpeg"))
+
+
+def run(server: FakeBotApi, scenario: Callable[[Connection], Awaitable[T]], *,
+        token: str = TOKEN, target: str = CHANNEL, media_root: Path | None = None) -> T:
+    async def main() -> T:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(server)) as client:
+            conn = Connection(account(target), client, {"bot_token": Secret(token)},
+                              media_root=media_root)
+            return await scenario(conn)
+
+    return asyncio.run(main())
+
+
+async def stage_and_publish(conn: Connection, queued: QueueItem | None = None) -> Any:
+    plugin = Telegram()
+    return await plugin.publish(await plugin.stage(queued or item(), conn), conn)
+
+
+def test_verify_names_the_bot() -> None:
+    assert run(FakeBotApi(), Telegram().verify) == "@storm_bot"
+
+
+def test_text_post_is_send_message_with_a_channel_permalink() -> None:
+    server = FakeBotApi()
+    published = run(server, stage_and_publish)
+    assert server.sent == [("sendMessage", {"chat_id": CHANNEL, "text": TEXT})]
+    assert published.remote_id == "100"
+    assert published.permalink == "https://t.me/storm_channel/100"
+
+
+def test_one_image_is_a_multipart_send_photo_with_the_caption(
+        images: tuple[MediaRef, MediaRef], tmp_path: Path) -> None:
+    server = FakeBotApi()
+    run(server, lambda conn: stage_and_publish(conn, item(images[0])), media_root=tmp_path)
+    assert server.sent == [("sendPhoto", {"chat_id": CHANNEL, "caption": TEXT,
+                                          "photo": ("banner.png", PNG, "image/png")})]
+
+
+def test_album_attaches_each_file_and_captions_the_first_photo(
+        images: tuple[MediaRef, MediaRef], tmp_path: Path) -> None:
+    server = FakeBotApi()
+    published = run(server, lambda conn: stage_and_publish(conn, item(*images)),
+                    media_root=tmp_path)
+    [(method, fields)] = server.sent
+    assert method == "sendMediaGroup"
+    assert set(fields) == {"chat_id", "media", "file0", "file1"}
+    assert fields["chat_id"] == CHANNEL
+    assert json.loads(fields["media"]) == [
+        {"type": "photo", "media": "attach://file0", "caption": TEXT},
+        {"type": "photo", "media": "attach://file1"},
+    ]
+    assert fields["file0"] == ("banner.png", PNG, "image/png")
+    assert fields["file1"] == ("photo.jpg", JPEG, "image/jpeg")
+    assert published.remote_id == "100"  # the album's first message
+    assert published.permalink == "https://t.me/storm_channel/100"
+    assert [m["message_id"] for m in published.raw["messages"]] == [100, 101]
+
+
+def test_a_private_chat_has_no_permalink() -> None:
+    server = FakeBotApi()
+    server.chat_username = None
+    published = run(server, stage_and_publish, target="-1001234567890")
+    assert server.sent[0][1]["chat_id"] == "-1001234567890"
+    assert published.remote_id == "100" and published.permalink is None
+
+
+def test_flood_control_waits_telegrams_retry_after() -> None:
+    server = FakeBotApi()
+    server.answer = failure(429, "Too Many Requests: retry after 17", retry_after=17)
+    with pytest.raises(RateLimited) as caught:
+        run(server, stage_and_publish)
+    assert caught.value.retry_after == 17.0
+
+
+@pytest.mark.parametrize("token", [WRONG_TOKEN, "not-a-token"])
+def test_a_rejected_bot_token_is_an_auth_error(token: str) -> None:
+    server = FakeBotApi()
+    with pytest.raises(AuthError, match="bot token rejected") as caught:
+        run(server, stage_and_publish, token=token)
+    assert caught.value.status == (401 if ":" in token else 404)
+    assert token not in str(caught.value)
+    assert server.sent == []
+
+
+def test_a_bot_that_may_not_post_is_an_auth_error() -> None:
+    server = FakeBotApi()
+    server.answer = failure(403, "Forbidden: bot is not a member of the channel chat")
+    with pytest.raises(AuthError, match="not a member of the channel"):
+        run(server, stage_and_publish)
+
+
+@pytest.mark.parametrize("description", ["Bad Request: message is too long",
+                                         "Bad Request: caption is too long",
+                                         "Bad Request: chat not found"])
+def test_a_refused_post_is_rejected_with_telegrams_reason(description: str) -> None:
+    server = FakeBotApi()
+    server.answer = failure(400, description)
+    with pytest.raises(Rejected) as caught:
+        run(server, stage_and_publish)
+    assert description in str(caught.value)
+    assert not caught.value.retryable
+
+
+def test_a_server_error_after_sending_is_an_unknown_outcome() -> None:
+    server = FakeBotApi()
+    server.answer = failure(502, "Bad Gateway")
+    with pytest.raises(OutcomeUnknown):
+        run(server, stage_and_publish)
+
+
+def test_a_timeout_after_sending_is_unknown_and_never_resent() -> None:
+    server = FakeBotApi()
+    server.timeout_after_send = True
+
+    async def scenario(conn: Connection) -> object:
+        plugin = Telegram()
+        staged = await plugin.stage(item(), conn)
+        with pytest.raises(OutcomeUnknown):
+            await plugin.publish(staged, conn)
+        return await plugin.reconcile(staged, conn)
+
+    assert run(server, scenario) is None  # Telegram cannot tell: the organizer decides
+    assert len(server.sent) == 1  # the post landed once; reconcile sent nothing
+
+
+def shown(error: BaseException) -> list[str]:
+    """Everything an error can put in front of someone: message, repr, traceback."""
+    return [str(error), repr(error), "".join(traceback.format_exception(error))]
+
+
+def test_the_bot_token_appears_in_no_error_repr_or_log(
+        caplog: pytest.LogCaptureFixture, images: tuple[MediaRef, MediaRef],
+        tmp_path: Path) -> None:
+    caplog.set_level(logging.DEBUG)
+    texts: list[str] = []
+    server = FakeBotApi()
+
+    async def scenario(conn: Connection) -> None:
+        plugin = Telegram()
+        texts.append(await plugin.verify(conn))
+        staged = await plugin.stage(item(*images), conn)
+        texts.extend([repr(staged), repr(conn)])
+        texts.append(repr(await plugin.publish(staged, conn)))
+        server.timeout_after_send = True
+        with pytest.raises(OutcomeUnknown) as timed_out:
+            await plugin.publish(staged, conn)
+        server.answer = failure(500, "Internal Server Error")
+        with pytest.raises(OutcomeUnknown) as server_error:
+            await plugin.publish(staged, conn)
+        texts.extend(shown(timed_out.value) + shown(server_error.value))
+
+    run(server, scenario, media_root=tmp_path)
+    with pytest.raises(AuthError) as rejected:
+        run(FakeBotApi(), stage_and_publish, token=WRONG_TOKEN)
+    texts.extend(shown(rejected.value))
+
+    logged = [r.getMessage() for r in caplog.records]
+    assert any("HTTP Request: POST" in m and "<redacted>" in m for m in logged), logged
+    assert "Request(POST https://api.telegram.org/bot<redacted>/sendMediaGroup)" in texts[1]
+    for text in texts + logged + [caplog.text]:
+        assert "SECRET-token" not in text and "WRONG-token" not in text, text
