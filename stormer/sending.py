@@ -4,8 +4,9 @@ keep a post from being lost or posted twice.
 - RateLimited and Transient mean the request did not take effect: wait (Retry-After) and
   send the same request again, up to `attempts`.
 - OutcomeUnknown means it may have landed: never resend blindly; `reconcile` asks the
-  platform (idempotency key, record key, read-back). If the platform cannot say, the result
-  is `unconfirmed` and the organizer decides.
+  platform (idempotency key, record key, read-back). Only if the platform answers that it is
+  not there is the request sent again; if it cannot say, the result is `unconfirmed` and the
+  organizer decides.
 - AuthError and Rejected are final.
 """
 
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from .errors import OutcomeUnknown, PlatformError, RateLimited, Transient
-from .platforms.base import Connection, Platform, Published, Staged
+from .platforms.base import Connection, NotPosted, Platform, Published, Staged
 
 Outcome = Literal["sent", "unconfirmed"]
 MAX_WAIT = 120.0  # seconds: a longer Retry-After is the caller's to schedule, not to sleep
@@ -49,13 +50,17 @@ async def send_staged(plugin: Platform, staged: Staged, conn: Connection, *,
             await sleep(wait)
         except OutcomeUnknown:
             found = await reconcile(plugin, staged, conn, attempts=attempts, sleep=sleep)
-            return SendResult("sent" if found else "unconfirmed", found, tries)
+            if isinstance(found, NotPosted) and tries < attempts:
+                continue  # the platform says it never arrived: sending again is safe
+            if isinstance(found, Published):
+                return SendResult("sent", found, tries)
+            return SendResult("unconfirmed", None, tries)
 
 
 async def reconcile(plugin: Platform, staged: Staged, conn: Connection, *, attempts: int,
-                    sleep: Callable[[float], Awaitable[None]]) -> Published | None:
+                    sleep: Callable[[float], Awaitable[None]]) -> Published | NotPosted | None:
     """Ask the platform whether an unknown send landed; transient failures of the question
-    itself are retried (asking is always safe)."""
+    itself are retried (asking is always safe). None: nobody can tell."""
     for attempt in range(1, attempts + 1):
         try:
             return await plugin.reconcile(staged, conn)

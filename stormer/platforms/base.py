@@ -14,9 +14,10 @@ its behaviour is `length` and `render` (pure, used by check and preview) and, fo
   final request(s), so that at T one request per item remains;
 - `parse(staged, index, response) -> Published`: read the platform's answer (sans-I/O);
 - `publish(staged, conn) -> Published`: send the final request(s) and parse the answer;
-- `reconcile(staged, conn) -> Published | None`: after OutcomeUnknown, find out whether the
-  post landed, using the platform's own idempotency or a read-back — never by resending a
-  request that could post twice. None means "cannot know" (the item becomes unconfirmed);
+- `reconcile(staged, conn) -> Published | NOT_POSTED | None`: after OutcomeUnknown, find out
+  whether the post landed, using the platform's own idempotency or a read-back — never by
+  resending a request that could post twice. NOT_POSTED: the platform says it is not there
+  (safe to send again); None: cannot know (the item becomes unconfirmed);
 - `confirm(published, conn) -> Published`: optional read-back, fills in the permalink.
 
 Plugins receive everything through `Connection` (an injected httpx.AsyncClient, the account,
@@ -77,7 +78,7 @@ class Connection:
     account: Account
     client: httpx.AsyncClient
     credentials: dict[str, Secret]
-    state: dict[str, Any] = field(default_factory=dict)
+    state: dict[str, Any] = field(default_factory=dict, repr=False)  # holds session tokens
     on_state_change: Callable[[dict[str, Any]], None] | None = None
     media_root: Path | None = None  # the storm's posts/ folder: MediaRef paths are inside it
 
@@ -106,6 +107,24 @@ class Staged:
     item: QueueItem
     requests: list[Request]
     data: dict[str, Any] = field(default_factory=dict)  # media ids, record key, user id…
+
+
+class NotPosted:
+    """What `reconcile` returns when the platform answered that the post is NOT there: it
+    never landed, so sending it again is safe. (None means "cannot know".)"""
+
+    _instance: NotPosted | None = None
+
+    def __new__(cls) -> NotPosted:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "NOT_POSTED"
+
+
+NOT_POSTED = NotPosted()
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,9 +237,10 @@ class Platform(ABC):
         assert first is not None, "a staged item has at least one request"
         return first
 
-    async def reconcile(self, staged: Staged, conn: Connection) -> Published | None:
-        """After OutcomeUnknown: did the post land? Return it, or None if the platform
-        offers no way to know (the organizer decides). Must never post twice."""
+    async def reconcile(self, staged: Staged, conn: Connection) -> Published | NotPosted | None:
+        """After OutcomeUnknown: did the post land? Return it; NOT_POSTED if the platform
+        says it is not there; None if the platform offers no way to know (the organizer
+        decides). Must never post twice."""
         return None
 
     async def confirm(self, published: Published, conn: Connection) -> Published:

@@ -1,0 +1,424 @@
+"""The Bluesky client against a fake PDS on httpx.MockTransport.
+
+The fake behaves as the real PDS was seen to (peers/README.md): putRecord with
+`swapRecord: null` creates if absent, is a no-op for an identical record and answers
+InvalidSwap for a different one; refreshSession revokes the refresh token it was given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qs
+
+import httpx
+import pytest
+
+from example import REPO
+from stormer.errors import AuthError, OutcomeUnknown, RateLimited, Rejected, Transient
+from stormer.platforms.base import Connection
+from stormer.platforms.bluesky import Bluesky, record_key
+from stormer.queue import MediaRef, QueueItem
+from stormer.secrets import Secret
+from stormer.storm import Account
+
+PDS = "https://pds.example.org"
+HANDLE = "fps-campaign.example.org"
+DID = "did:plc:fpscampaign7777"
+APP_PASSWORD = "app-SECRET-pass-123"
+FAMILY = "👨\u200d👩\u200d👧\u200d👦"  # a ZWJ sequence: one grapheme, 25 UTF-8 bytes
+TEXT = f"الحق في التعليم {FAMILY} #تضامن #FreePalestinianStudents https://example.org/a"
+IMAGES = (MediaRef("images/flag-book.png", "علم فلسطين وكتاب مفتوح", 800, 418),
+          MediaRef("images/globe-ring.png", "A ring of hands around a globe", 800, 418))
+
+
+class FakePDS:
+    """Just enough of a PDS: sessions with expiry and rotation, blobs, posts by record key."""
+
+    def __init__(self) -> None:
+        self.log: list[str] = []  # what happened, in order (the test's saves go here too)
+        self.issued = 0
+        self.access: set[str] = set()
+        self.expired: set[str] = set()
+        self.refresh: set[str] = set()
+        self.blobs: dict[str, bytes] = {}
+        self.records: dict[str, dict[str, Any]] = {}  # rkey → {cid, value}
+        self.commits = 0
+        self.puts: list[dict[str, Any]] = []  # every putRecord body received
+        self.uploads: list[tuple[str, bytes]] = []  # (Content-Type, bytes)
+        self.rate_limit_put_once = False
+        self.drop_put_answer_once = False  # record the post, then lose the answer
+        self.drop_put_request_once = False  # lose the request before it arrives
+
+    def expire_access(self) -> None:
+        self.expired |= self.access
+        self.access.clear()
+
+    def _session(self) -> dict[str, str]:
+        self.issued += 1
+        access, refresh = f"acc-SECRET-{self.issued}", f"ref-SECRET-{self.issued}"
+        self.access.add(access)
+        self.refresh.add(refresh)
+        return {"accessJwt": access, "refreshJwt": refresh, "handle": HANDLE, "did": DID,
+                "active": True}
+
+    async def __call__(self, request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0)  # a network round trip: lets concurrent tasks interleave
+        nsid = request.url.path.removeprefix("/xrpc/")
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if nsid == "com.atproto.server.createSession":
+            self.log.append("createSession")
+            body = json.loads(request.content)
+            if body != {"identifier": HANDLE, "password": APP_PASSWORD}:
+                return _err(401, "AuthenticationRequired", "Invalid identifier or password")
+            return httpx.Response(200, json={**self._session(), "email": "c@example.org"})
+        if nsid == "com.atproto.server.refreshSession":
+            self.log.append(f"refreshSession {token}")
+            if token not in self.refresh:
+                return _err(400, "ExpiredToken", "Token has been revoked")
+            self.refresh.discard(token)  # rotation: the old refresh token is spent
+            return httpx.Response(200, json=self._session())
+        if nsid == "com.atproto.repo.getRecord":
+            q = {k: v[0] for k, v in parse_qs(request.url.query.decode()).items()}
+            found = self.records.get(q["rkey"]) if q["repo"] == DID else None
+            if not found:
+                return _err(400, "RecordNotFound", f"Could not locate record: {q['rkey']}")
+            return httpx.Response(200, json={"uri": _uri(q["rkey"]), **found})
+        if token in self.expired:
+            self.log.append(f"{nsid} expired")
+            return _err(400, "ExpiredToken", "Token has expired")
+        if token not in self.access:
+            return _err(401, "AuthenticationRequired", "Invalid token")
+        self.log.append(nsid)
+        if nsid == "com.atproto.server.getSession":
+            return httpx.Response(200, json={"handle": HANDLE, "did": DID, "active": True})
+        if nsid == "com.atproto.repo.uploadBlob":
+            self.uploads.append((request.headers["Content-Type"], request.content))
+            cid = "bafkrei" + hashlib.sha256(request.content).hexdigest()[:32]
+            self.blobs[cid] = request.content
+            return httpx.Response(200, json={"blob": {
+                "$type": "blob", "ref": {"$link": cid},
+                "mimeType": request.headers["Content-Type"], "size": len(request.content)}})
+        if nsid == "com.atproto.repo.putRecord":
+            return self._put(request)
+        return _err(404, "MethodNotImplemented", "Method Not Implemented")
+
+    def _put(self, request: httpx.Request) -> httpx.Response:
+        if self.drop_put_request_once:
+            self.drop_put_request_once = False
+            raise httpx.ReadTimeout("lost on the way", request=request)
+        if self.rate_limit_put_once:
+            self.rate_limit_put_once = False
+            return httpx.Response(429, headers={"ratelimit-remaining": "0",
+                                                "ratelimit-reset": str(int(time.time()) + 30)},
+                                  json={"error": "RateLimitExceeded",
+                                        "message": "Rate Limit Exceeded"})
+        body = json.loads(request.content)
+        self.puts.append(body)
+        record = body["record"]
+        if body["repo"] != DID or body["collection"] != "app.bsky.feed.post":
+            return _err(400, "InvalidRequest", "Could not find repo")
+        if len(record["text"]) > 300:
+            return _err(400, "InvalidRequest", "Invalid app.bsky.feed.post record: "
+                                               "Record/text must not be longer than 300 graphemes")
+        for image in record.get("embed", {}).get("images", []):
+            cid = image["image"]["ref"]["$link"]
+            if cid not in self.blobs:
+                return _err(400, "InvalidRequest", f"Could not find blob: {cid}")
+        cid = "bafyrei" + hashlib.sha256(json.dumps(record, sort_keys=True).encode()
+                                         ).hexdigest()[:32]
+        existing = self.records.get(body["rkey"])
+        if "swapRecord" in body and body["swapRecord"] is None and existing:
+            if existing["cid"] != cid:
+                return _err(400, "InvalidSwap", f"Record was at {existing['cid']}")
+        else:
+            self.records[body["rkey"]] = {"cid": cid, "value": record}
+            self.commits += 1
+        if self.drop_put_answer_once:
+            self.drop_put_answer_once = False
+            raise httpx.ReadTimeout("the answer was lost", request=request)
+        return httpx.Response(200, json={"uri": _uri(body["rkey"]), "cid": cid,
+                                         "validationStatus": "valid"})
+
+
+def _err(status: int, error: str, message: str) -> httpx.Response:
+    return httpx.Response(status, json={"error": error, "message": message})
+
+
+def _uri(rkey: str) -> str:
+    return f"at://{DID}/app.bsky.feed.post/{rkey}"
+
+
+ACCOUNT = Account(name="campaign-bluesky", platform="bluesky", langs=("ar",), base_url=PDS,
+                  target=None, handle=HANDLE,
+                  credentials=(("app_password", "FPS_BLUESKY_APP_PASSWORD"),), line=None)
+
+
+def item(n: int = 0, text: str = TEXT, media: tuple[MediaRef, ...] = IMAGES) -> QueueItem:
+    return QueueItem(id=f"{n:016x}", kind="post", fire_at=datetime(2031, 3, 13, 18, tzinfo=UTC),
+                     platform="bluesky", account=ACCOUNT.name, lang="ar", text=text,
+                     media=media)
+
+
+def run(server: FakePDS, flow, *, password: str = APP_PASSWORD,  # type: ignore[no-untyped-def]
+        state: dict[str, Any] | None = None):
+    """Run `flow(plugin, conn)`; every save of the session state is logged as `saved <refresh>`."""
+    async def main():  # type: ignore[no-untyped-def]
+        async with httpx.AsyncClient(transport=httpx.MockTransport(server)) as client:
+            conn = Connection(account=ACCOUNT, client=client,
+                              credentials={"app_password": Secret(password)},
+                              state=dict(state or {}), media_root=REPO / "posts",
+                              on_state_change=lambda s: server.log.append(
+                                  f"saved {s['refreshJwt']}"))
+            return await flow(Bluesky(), conn)
+    return asyncio.run(main())
+
+
+def test_publish_with_images_alt_text_facets_and_langs() -> None:
+    server = FakePDS()
+
+    async def flow(plugin, conn):  # type: ignore[no-untyped-def]
+        assert await plugin.verify(conn) == f"@{HANDLE}"
+        staged = await plugin.stage(item(), conn)
+        published = await plugin.publish(staged, conn)
+        return published, await plugin.confirm(published, conn)
+
+    published, confirmed = run(server, flow)
+    rkey = record_key(item().id, item().fire_at)
+    assert published.remote_id == _uri(rkey)
+    assert published.permalink == f"https://bsky.app/profile/{HANDLE}/post/{rkey}"
+    assert confirmed.permalink == published.permalink
+    assert confirmed.raw["value"]["text"] == TEXT
+
+    (body,) = server.puts
+    assert set(body) == {"repo", "collection", "rkey", "swapRecord", "record"}
+    assert body["repo"] == DID and body["rkey"] == rkey and body["swapRecord"] is None
+    record = body["record"]
+    assert record["$type"] == "app.bsky.feed.post" and record["text"] == TEXT
+    assert record["createdAt"] == "2031-03-13T18:00:00Z" and record["langs"] == ["ar"]
+    assert record["embed"]["$type"] == "app.bsky.embed.images"
+    files = [(REPO / "posts" / m.path).read_bytes() for m in IMAGES]
+    assert server.uploads == [("image/png", data) for data in files]
+    for image, media, data in zip(record["embed"]["images"], IMAGES, files, strict=True):
+        assert image["alt"] == media.alt
+        assert image["aspectRatio"] == {"width": 800, "height": 418}
+        assert image["image"]["$type"] == "blob" and image["image"]["size"] == len(data)
+        assert server.blobs[image["image"]["ref"]["$link"]] == data
+    raw = record["text"].encode()
+    spans = [(raw[f["index"]["byteStart"]:f["index"]["byteEnd"]].decode(), f["features"][0])
+             for f in record["facets"]]
+    assert spans == [
+        ("#تضامن", {"$type": "app.bsky.richtext.facet#tag", "tag": "تضامن"}),
+        ("#FreePalestinianStudents", {"$type": "app.bsky.richtext.facet#tag",
+                                      "tag": "FreePalestinianStudents"}),
+        ("https://example.org/a", {"$type": "app.bsky.richtext.facet#link",
+                                   "uri": "https://example.org/a"}),
+    ]
+    # 13 Arabic letters of 2 bytes, 4 spaces and the family's 25 bytes: bytes, not characters.
+    assert record["facets"][0]["index"] == {"byteStart": 13 * 2 + 4 + 25, "byteEnd": 66}
+    assert TEXT.index("#") == 24
+
+
+def test_one_login_for_many_posts_even_when_staged_concurrently() -> None:
+    server = FakePDS()
+
+    async def flow(plugin, conn):  # type: ignore[no-untyped-def]
+        staged = await asyncio.gather(*(plugin.stage(item(n, media=()), conn) for n in range(3)))
+        published = [await plugin.publish(s, conn) for s in staged]
+        await plugin.verify(conn)
+        return published
+
+    published = run(server, flow)
+    assert server.log.count("createSession") == 1
+    assert server.log.count("saved ref-SECRET-1") == 1
+    assert len({p.remote_id for p in published}) == 3 and server.commits == 3
+
+
+def test_expired_session_is_refreshed_and_the_new_pair_saved_before_going_on() -> None:
+    server = FakePDS()
+
+    async def flow(plugin, conn):  # type: ignore[no-untyped-def]
+        await plugin.verify(conn)
+        server.expire_access()
+        staged = await plugin.stage(item(media=IMAGES[:1]), conn)  # the upload meets it
+        server.expire_access()
+        published = await plugin.publish(staged, conn)  # and so does the post
+        return published, dict(conn.state)
+
+    published, state = run(server, flow)
+    assert server.log == [
+        "createSession", "saved ref-SECRET-1", "com.atproto.server.getSession",
+        "com.atproto.repo.uploadBlob expired", "refreshSession ref-SECRET-1",
+        "saved ref-SECRET-2", "com.atproto.repo.uploadBlob",
+        "com.atproto.repo.putRecord expired", "refreshSession ref-SECRET-2",
+        "saved ref-SECRET-3", "com.atproto.repo.putRecord",
+    ]
+    assert state["accessJwt"] == "acc-SECRET-3" and state["refreshJwt"] == "ref-SECRET-3"
+    assert server.refresh == {"ref-SECRET-3"}  # each refresh token worked exactly once
+    assert published.remote_id == _uri(record_key(item().id, item().fire_at))
+
+
+def test_concurrent_tasks_meeting_an_expired_session_refresh_it_once() -> None:
+    server = FakePDS()
+
+    async def flow(plugin, conn):  # type: ignore[no-untyped-def]
+        await plugin.verify(conn)
+        server.expire_access()
+        await asyncio.gather(*(plugin.stage(item(n, media=IMAGES[:1]), conn) for n in range(3)))
+
+    run(server, flow)
+    assert [e.split()[0] for e in server.log].count("refreshSession") == 1
+    assert server.log.count("createSession") == 1 and server.log.count("saved ref-SECRET-2") == 1
+
+
+def test_a_revoked_refresh_token_falls_back_to_one_new_login() -> None:
+    server = FakePDS()
+    saved = {"accessJwt": "acc-SECRET-old", "refreshJwt": "ref-SECRET-old", "did": DID,
+             "handle": HANDLE}
+    server.expired.add("acc-SECRET-old")  # from an earlier run; its refresh token is spent
+
+    async def flow(plugin, conn):  # type: ignore[no-untyped-def]
+        return await plugin.publish(await plugin.stage(item(media=()), conn), conn)
+
+    run(server, flow, state=saved)
+    assert server.log == [
+        "com.atproto.repo.putRecord expired", "refreshSession ref-SECRET-old",
+        "createSession", "saved ref-SECRET-1", "com.atproto.repo.putRecord",
+    ]
+
+
+def test_rate_limit_reads_ratelimit_reset() -> None:
+    server = FakePDS()
+    server.rate_limit_put_once = True
+
+    async def flow(plugin, conn):  # type: ignore[no-untyped-def]
+        staged = await plugin.stage(item(media=()), conn)
+        with pytest.raises(RateLimited) as info:
+            await plugin.publish(staged, conn)
+        return info.value, await plugin.publish(staged, conn)
+
+    error, published = run(server, flow)
+    assert 28.0 <= error.retry_after <= 30.0
+    assert "Rate Limit Exceeded" in str(error) and published.remote_id and server.commits == 1
+
+
+def test_wrong_app_password_is_an_auth_error_for_people() -> None:
+    server = FakePDS()
+
+    async def flow(plugin, conn):  # type: ignore[no-untyped-def]
+        with pytest.raises(AuthError) as info:
+            await plugin.verify(conn)
+        return str(info.value)
+
+    message = run(server, flow, password="wrong-SECRET-pass")
+    assert message == ("bluesky: AuthenticationRequired: Invalid identifier or password — "
+                       "check this account's handle and app password")
+
+
+def test_too_long_is_rejected() -> None:
+    server = FakePDS()
+
+    async def flow(plugin, conn):  # type: ignore[no-untyped-def]
+        staged = await plugin.stage(item(text="x" * 301, media=()), conn)
+        with pytest.raises(Rejected, match="longer than 300 graphemes"):
+            await plugin.publish(staged, conn)
+
+    run(server, flow)
+    assert server.commits == 0
+
+
+def test_a_lost_answer_is_reconciled_without_a_second_post() -> None:
+    server = FakePDS()
+    server.drop_put_answer_once = True
+
+    async def flow(plugin, conn):  # type: ignore[no-untyped-def]
+        staged = await plugin.stage(item(), conn)
+        with pytest.raises(OutcomeUnknown):
+            await plugin.publish(staged, conn)  # the post landed; its answer did not
+        return await plugin.reconcile(staged, conn)
+
+    published = run(server, flow)
+    assert published.remote_id == _uri(record_key(item().id, item().fire_at))
+    assert len(server.puts) == 2 and len(server.records) == 1 and server.commits == 1
+
+
+def test_a_lost_request_is_posted_once_by_reconcile() -> None:
+    server = FakePDS()
+    server.drop_put_request_once = True
+
+    async def flow(plugin, conn):  # type: ignore[no-untyped-def]
+        staged = await plugin.stage(item(media=()), conn)
+        with pytest.raises(OutcomeUnknown):
+            await plugin.publish(staged, conn)
+        return await plugin.reconcile(staged, conn)
+
+    assert run(server, flow).remote_id
+    assert server.commits == 1
+
+
+def test_another_record_at_the_key_is_rejected() -> None:
+    server = FakePDS()
+
+    async def flow(plugin, conn):  # type: ignore[no-untyped-def]
+        await plugin.publish(await plugin.stage(item(media=()), conn), conn)
+        edited = await plugin.stage(item(text="edited after a first attempt", media=()), conn)
+        with pytest.raises(Rejected, match="a different post already exists at this record"):
+            await plugin.reconcile(edited, conn)
+
+    run(server, flow)
+    assert server.commits == 1
+
+
+def test_a_blob_deleted_before_t_asks_for_staging_again() -> None:
+    server = FakePDS()
+
+    async def flow(plugin, conn):  # type: ignore[no-untyped-def]
+        staged = await plugin.stage(item(media=IMAGES[:1]), conn)
+        server.blobs.clear()  # unreferenced for too long: the PDS deleted it
+        with pytest.raises(Rejected, match="stage this item again"):
+            await plugin.publish(staged, conn)
+        return await plugin.publish(await plugin.stage(item(media=IMAGES[:1]), conn), conn)
+
+    assert run(server, flow).remote_id and server.commits == 1
+
+
+def test_preview_shows_placeholders_and_no_secret() -> None:
+    (request,) = Bluesky().render(item(), ACCOUNT).requests
+    assert request["json"]["repo"] == f"<staged:did:{HANDLE}>"
+    assert request["headers"] == {"Authorization": "Bearer <secret:session>"}
+    images = request["json"]["record"]["embed"]["images"]
+    assert [i["image"] for i in images] == [f"<staged:blob:{m.path}>" for m in IMAGES]
+
+
+def test_no_password_or_token_in_errors_reprs_or_logs(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    server = FakePDS()
+    seen: list[str] = []
+
+    async def flow(plugin, conn):  # type: ignore[no-untyped-def]
+        staged = await plugin.stage(item(), conn)
+        server.expire_access()
+        errors: list[Exception] = []
+        for failure in ("rate_limit_put_once", "drop_put_answer_once"):
+            setattr(server, failure, True)
+            try:
+                await plugin.publish(staged, conn)
+            except (RateLimited, OutcomeUnknown, Transient) as e:
+                errors.append(e)
+        published = await plugin.reconcile(staged, conn)
+        seen.extend([repr(staged), repr(published), repr(conn.credentials)])
+        seen.extend(f"{e} {e!r}" for e in errors)
+        return len(errors)
+
+    assert run(server, flow) == 2
+    with pytest.raises(AuthError) as info:
+        run(FakePDS(), lambda plugin, conn: plugin.verify(conn), password="bad-SECRET-pw")
+    seen.append(f"{info.value} {info.value!r}")
+    seen.extend(r.getMessage() for r in caplog.records)
+    assert any("putRecord" in line for line in seen)  # httpx did log the requests
+    assert not [line for line in seen if "SECRET" in line]
