@@ -145,6 +145,7 @@ class Platform(ABC):
         text_limit: the maximum `length` of a post's text.
         media_text_limit: the limit when the post carries media, if different (Telegram: 1024).
         max_images: images allowed in one post.
+        alt_text: whether images carry a description (Telegram's Bot API has none).
         credential_fields: the secrets an account needs, each named in config by an
             environment variable or keyring entry (`credentials = { access_token = "ENV" }`).
         target_field: what `target` means for an account ("chat", "room"), if it needs one.
@@ -156,6 +157,7 @@ class Platform(ABC):
     text_limit: ClassVar[int]
     media_text_limit: ClassVar[int | None] = None
     max_images: ClassVar[int] = 4
+    alt_text: ClassVar[bool] = True  # whether the platform carries an image description
     credential_fields: ClassVar[tuple[str, ...]] = ()
     target_field: ClassVar[str | None] = None
     idempotency: ClassVar[Idempotency] = "none"

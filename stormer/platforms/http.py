@@ -153,6 +153,12 @@ async def send(client: httpx.AsyncClient, request: Request, *, platform: str,
     return Response.from_httpx(r)
 
 
+def until_reset(reset_epoch: int) -> float:
+    """Seconds to wait for a window that resets at `reset_epoch` (whole seconds): one more
+    second, because the true reset may fall anywhere within that second."""
+    return max(reset_epoch - time.time(), 0.0) + 1.0
+
+
 def retry_after(headers: Mapping[str, str], default: float = 1.0) -> float:
     """Seconds to wait from Retry-After (seconds or an HTTP date) or a rate-limit reset."""
     value = headers.get("retry-after")
@@ -166,7 +172,7 @@ def retry_after(headers: Mapping[str, str], default: float = 1.0) -> float:
     for reset in ("x-rate-limit-reset", "ratelimit-reset", "x-ratelimit-reset"):
         value = headers.get(reset, "")
         if value.isdigit():
-            return max(int(value) - time.time(), 0.0)
+            return until_reset(int(value))
         if value:  # Mastodon sends an ISO 8601 instant
             try:
                 from datetime import datetime

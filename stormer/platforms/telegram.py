@@ -30,6 +30,7 @@ class Telegram(Platform):
     text_limit = lengths.TELEGRAM_TEXT_LIMIT
     media_text_limit = lengths.TELEGRAM_CAPTION_LIMIT
     max_images = 10
+    alt_text = False  # the Bot API has no image description; the caption is the text
     credential_fields = ("bot_token",)
     target_field = "chat"
     idempotency = "none"

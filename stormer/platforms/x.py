@@ -19,7 +19,7 @@ from urllib.parse import urlencode
 from .. import lengths
 from ..errors import PlatformError, Rejected
 from .base import NOT_POSTED, Connection, NotPosted, Platform, Published, Staged, secret, staged
-from .http import Request, Response, classify, materialize, send
+from .http import Request, Response, classify, materialize, send, until_reset
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -69,7 +69,7 @@ def _rate_limit_wait(headers: Mapping[str, str]) -> float | None:
               for window in ("x-rate-limit", "x-user-limit-24hour", "x-app-limit-24hour")
               if headers.get(f"{window}-remaining") == "0"
               and headers.get(f"{window}-reset", "").isdigit()]
-    return max(max(resets) - time.time(), 0.0) if resets else None
+    return until_reset(max(resets)) if resets else None
 
 
 class X(Platform):
