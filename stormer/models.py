@@ -22,6 +22,9 @@ STATES: Final = (
     "failed", "dead", "unconfirmed", "missed", "cancelled",
 )
 
+# The states a claim can be taken from, and so the states a released claim goes back to.
+CLAIMABLE: Final = ("pending", "staged", "failed")
+
 # Constraint names must be deterministic so that later migrations (and SQLite batch mode, which
 # recreates tables) can refer to them by name.
 NAMING_CONVENTION: Final = {
@@ -73,6 +76,10 @@ class Outbox(Base):
     __tablename__ = "outbox"
     __table_args__ = (
         CheckConstraint("state IN (" + ", ".join(f"'{s}'" for s in STATES) + ")", name="state"),
+        CheckConstraint(
+            "claimed_from IN (" + ", ".join(f"'{s}'" for s in CLAIMABLE) + ")",
+            name="claimed_from",
+        ),
         # The dispatcher's question is always "which rows in state S are due?".
         Index(None, "state", "fire_at"),
     )
@@ -101,6 +108,31 @@ class Outbox(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # Set by stormer.claims (migration 0002).
+    claimed_from: Mapped[str | None] = mapped_column(String)  # where a release goes back to
+    first_attempt_at: Mapped[datetime | None]  # idempotency keys expire (Mastodon: 1 h after)
+    # What staging produced (media ids, blob refs; never secrets), valid for `content_hash`.
+    staged_data: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    staged_at: Mapped[datetime | None]
 
     def __repr__(self) -> str:
         return f"<Outbox {self.id} {self.state} {self.platform}/{self.account} {self.fire_at}>"
+
+
+class Worker(Base):
+    """A running (or stopped) dispatcher process: its heartbeat is how `status` tells a
+    worker with nothing to do from a worker that is not running."""
+
+    __tablename__ = "workers"
+
+    worker_id: Mapped[str] = mapped_column(String, primary_key=True)
+    storm: Mapped[str] = mapped_column(String, index=True)
+    hostname: Mapped[str] = mapped_column(String)
+    pid: Mapped[int]
+    started_at: Mapped[datetime]
+    heartbeat_at: Mapped[datetime]
+    staged_through: Mapped[datetime | None]  # the latest fire time this worker has staged
+    stopped_at: Mapped[datetime | None]
+
+    def __repr__(self) -> str:
+        return f"<Worker {self.worker_id} {self.storm} {self.hostname}:{self.pid}>"

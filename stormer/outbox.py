@@ -98,7 +98,9 @@ def schedule(
 
     for chunk in _chunks(rewrite):
         landed = _update_if_state_in(EDITABLE | {"cancelled"}, session, [
-            _plan_columns(*planned[i]) | {"b_id": i, "state": "pending", "updated_at": now}
+            # Whatever was staged (media ids, blobs) belongs to the old content: drop it.
+            _plan_columns(*planned[i]) | {"b_id": i, "state": "pending", "updated_at": now,
+                                          "staged_data": None, "staged_at": None}
             for i in chunk
         ])
         for i in chunk:

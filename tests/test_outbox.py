@@ -74,10 +74,11 @@ def test_migration_creates_the_schema_and_downgrade_drops_it(db_url: str) -> Non
         db.upgrade(engine)
         assert db.migrations_current(engine)
         insp = inspect(engine)
-        assert set(insp.get_table_names()) == {"outbox", "alembic_version"}
+        assert set(insp.get_table_names()) == {"outbox", "workers", "alembic_version"}
         assert {i["name"] for i in insp.get_indexes("outbox")} == {
             "ix_outbox_storm", "ix_outbox_state_fire_at"}
-        assert [c["name"] for c in insp.get_check_constraints("outbox")] == ["ck_outbox_state"]
+        assert sorted(c["name"] for c in insp.get_check_constraints("outbox")) == [
+            "ck_outbox_claimed_from", "ck_outbox_state"]
 
         with engine.begin() as conn:
             command.downgrade(db.alembic_config(conn), "base")
