@@ -25,7 +25,8 @@ def test_help_imports_no_heavy_package() -> None:
 
 
 def test_every_command_has_help() -> None:
-    for command in ["times", "check", "preview", "schedule", "init", "db"]:
+    for command in ["times", "check", "preview", "schedule", "init", "db", "platforms", "post",
+                    "login", "simulator"]:
         result = subprocess.run([sys.executable, "-m", "stormer", command, "--help"],
                                 capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stderr

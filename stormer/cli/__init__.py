@@ -21,9 +21,9 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-from . import accounts, check_preview, init, schedule, times  # noqa: E402  (commands register)
+from . import accounts, check_preview, init, schedule, simulator, times  # noqa: E402  (commands register)
 
-__all__ = ["app", "main", "accounts", "check_preview", "init", "schedule", "times"]
+__all__ = ["app", "main", "accounts", "check_preview", "init", "schedule", "simulator", "times"]
 
 
 def main() -> None:

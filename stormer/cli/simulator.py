@@ -1,0 +1,63 @@
+"""`stormer simulator serve`: the local imitation of all six platform APIs, on one port."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from . import app
+
+simulator_app = typer.Typer(
+    name="simulator", no_args_is_help=True, rich_markup_mode=None,
+    help="The local platform simulator used by tests, benchmarks and rehearsals.")
+app.add_typer(simulator_app)
+
+
+@simulator_app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(
+        "--port", "-p", help="Port to listen on (0: any free port).")] = 8787,
+    latency: Annotated[str | None, typer.Option(
+        "--latency", metavar="MS",
+        help="Answer after a random delay in this range, in milliseconds: 50-300.")] = None,
+    seed: Annotated[int, typer.Option(
+        "--seed", help="Seed of the fault and latency randomness (repeatable runs).")] = 0,
+) -> None:
+    """Serve Mastodon, Bluesky, X, Telegram, Discord and Matrix imitations; print the base URL.
+
+    Faults are set at run time with POST /_sim/config; GET /_sim/posts lists what was posted.
+    """
+    # Starlette and uvicorn are imported here, not at the top: `stormer --help` stays fast.
+    import asyncio
+    import socket
+
+    import uvicorn
+
+    from ..simulator import SimConfig, create_app, parse_latency
+
+    try:
+        config = SimConfig(seed=seed, latency_ms=parse_latency(latency) if latency else (0, 0))
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--latency") from e
+    # Binding the socket here lets --port 0 print the port actually taken.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise typer.BadParameter(f"cannot listen on {host}:{port}: {e.strerror}",
+                                 param_hint="--port") from e
+    sock.listen(4096)  # a storm opens thousands of connections at once
+    bound = sock.getsockname()[1]
+    shown = f"[{host}]" if family == socket.AF_INET6 else host
+    print(f"http://{shown}:{bound}", flush=True)
+    server = uvicorn.Server(uvicorn.Config(create_app(config), log_level="warning",
+                                           lifespan="off", access_log=False, backlog=4096))
+    try:
+        asyncio.run(server.serve(sockets=[sock]))
+    finally:
+        sock.close()

@@ -1,0 +1,55 @@
+"""A local imitation of the six platform APIs stormer posts to, for tests, benchmarks and
+rehearsals: `create_app()` is an ASGI app serving all of them on one port (their paths do
+not collide), with latency, errors, timeouts, ambiguous outcomes and rate limits on demand.
+
+It shares no code with stormer's platform clients, on purpose: its rules are written again
+from each platform's documentation, so a mistake in a client cannot pass because the
+simulator makes the same one.
+
+    Mastodon   /api/v1/…, /api/v2/…        Bluesky   /xrpc/…
+    X          /2/…                        Telegram  /bot<token>/<method>
+    Discord    /api/webhooks/…, /api/v10/webhooks/…
+    Matrix     /_matrix/…                  control   /_sim/posts, /_sim/reset, /_sim/config
+"""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+
+from . import bluesky, control, discord, mastodon, matrix, telegram, x
+from .faults import FaultLayer, Faults, RateLimit, SimConfig, SimulatedDrop, parse_latency
+from .state import Sim
+
+__all__ = ["Faults", "RateLimit", "SimConfig", "create_app", "parse_latency"]
+
+# Discord's paths live under /api/ too, so it is asked before Mastodon.
+PLATFORMS = [discord.PLATFORM, mastodon.PLATFORM, bluesky.PLATFORM, x.PLATFORM,
+             telegram.PLATFORM, matrix.PLATFORM]
+
+
+class _QuietDrops(logging.Filter):
+    """A dropped connection is a fault we injected on purpose, not a server error to log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], SimulatedDrop))
+
+
+def create_app(config: SimConfig | None = None) -> Starlette:
+    """The simulator as an ASGI app; its state lives in `app.state.sim`."""
+    config = config or SimConfig()
+    sim = Sim(config)
+    app = Starlette(
+        routes=[*control.routes, *discord.routes, *mastodon.routes, *bluesky.routes,
+                *x.routes, *telegram.routes, *matrix.routes],
+        middleware=[Middleware(FaultLayer, sim=sim, platforms=PLATFORMS)],
+    )
+    app.state.sim = sim
+    app.state.initial_config = config
+    error_log = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _QuietDrops) for f in error_log.filters):
+        error_log.addFilter(_QuietDrops())
+    return app
+

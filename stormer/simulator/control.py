@@ -1,0 +1,50 @@
+"""`/_sim/*`: what tests and rehearsals ask the simulator — the post log, reset, faults."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ._web import body_json, json, sim
+from .faults import SimConfig
+
+
+async def posts(request: Request) -> Response:
+    """Every accepted post in the order received; `?platform=` and `?account=` filter."""
+    wanted = request.query_params
+    return json([post.as_json() for post in sim(request).store.posts
+                 if wanted.get("platform", post.platform) == post.platform
+                 and wanted.get("account", post.account) == post.account])
+
+
+async def reset(request: Request) -> Response:
+    """Forget posts, media, sessions and idempotency keys; the config stays."""
+    sim(request).reset()
+    return json({"ok": True})
+
+
+async def get_config(request: Request) -> Response:
+    return json(sim(request).config.to_dict())
+
+
+async def set_config(request: Request) -> Response:
+    """Keys given replace those the app was created with; `{}` restores that config."""
+    body = await body_json(request)
+    if not isinstance(body, dict):
+        return json({"error": "the body must be a JSON object"}, 400)
+    state = sim(request)
+    try:
+        config = SimConfig.from_dict(body, base=request.app.state.initial_config)
+    except (ValueError, TypeError) as e:
+        return json({"error": str(e)}, 400)
+    state.configure(config)
+    return json(config.to_dict())
+
+
+routes = [
+    Route("/_sim/posts", posts),
+    Route("/_sim/reset", reset, methods=["POST"]),
+    Route("/_sim/config", get_config, methods=["GET"]),
+    Route("/_sim/config", set_config, methods=["POST"]),
+]
