@@ -344,7 +344,8 @@ def test_a_lost_answer_is_reconciled_without_a_second_post() -> None:
 
     published = run(server, flow)
     assert published.remote_id == _uri(record_key(item().id, item().fire_at))
-    assert len(server.puts) == 2 and len(server.records) == 1 and server.commits == 1
+    # Found by getRecord at the item's record key: nothing was sent again.
+    assert len(server.puts) == 1 and len(server.records) == 1 and server.commits == 1
 
 
 def test_a_lost_request_is_posted_once_by_reconcile() -> None:
@@ -361,14 +362,29 @@ def test_a_lost_request_is_posted_once_by_reconcile() -> None:
     assert server.commits == 1
 
 
-def test_another_record_at_the_key_is_rejected() -> None:
+def test_reconcile_trusts_the_record_at_the_item_key_even_if_restaged() -> None:
+    """After a restart the item is staged again (new blobs, so a resend would be refused as
+    a different record): the record at the item's key is the post that landed."""
+    server = FakePDS()
+
+    async def flow(plugin, conn):  # type: ignore[no-untyped-def]
+        first = await plugin.publish(await plugin.stage(item(media=IMAGES[:1]), conn), conn)
+        again = await plugin.stage(item(media=IMAGES[:1]), conn)
+        return first, await plugin.reconcile(again, conn)
+
+    first, found = run(server, flow)
+    assert found.remote_id == first.remote_id
+    assert server.commits == 1 and len(server.puts) == 1
+
+
+def test_a_resend_over_a_different_record_is_rejected() -> None:
     server = FakePDS()
 
     async def flow(plugin, conn):  # type: ignore[no-untyped-def]
         await plugin.publish(await plugin.stage(item(media=()), conn), conn)
         edited = await plugin.stage(item(text="edited after a first attempt", media=()), conn)
         with pytest.raises(Rejected, match="a different post already exists at this record"):
-            await plugin.reconcile(edited, conn)
+            await plugin.publish(edited, conn)
 
     run(server, flow)
     assert server.commits == 1

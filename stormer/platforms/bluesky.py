@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import json
 import weakref
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
@@ -314,14 +315,22 @@ class Bluesky(Platform):
         return self.parse(staged, 0, r)
 
     async def reconcile(self, staged: Staged, conn: Connection) -> Published | None:
-        """Send the same putRecord again: with `swapRecord: null` it is create-if-absent.
-
-        - the first attempt landed → 200, same uri and cid, nothing written (a no-op);
-        - it never arrived → the post is created now, once;
-        - another record is at this key (the item's text changed since) → Rejected.
-
-        So this never posts twice and never answers None. The post may land *now*, though:
-        a caller that no longer wants a late post checks `confirm` instead."""
+        """Look the record key up first (getRecord): if the post is there, it landed — even
+        when this Staged was rebuilt after a restart with freshly uploaded blobs, whose
+        different CIDs would make a resend fail with InvalidSwap. Only if it is not there is
+        the same putRecord sent again; with `swapRecord: null` that is create-if-absent, so
+        it never posts twice and never answers None. (The post may then land late: a caller
+        that no longer wants it must not reconcile past its grace.)"""
+        body = json.loads(staged.requests[0].content)
+        url = self._url(conn, "com.atproto.repo.getRecord", repo=body["repo"],
+                        collection=body["collection"], rkey=body["rkey"])
+        r = await send(conn.client, Request("GET", url), platform=self.name, mutating=False)
+        if r.status == 200:
+            uri = str(r.json()["uri"])
+            who = conn.state.get("handle") or conn.account.handle or body["repo"]
+            return Published(uri, permalink(who, uri), r.json())
+        if (r.json() or {}).get("error") != "RecordNotFound":
+            raise self._error(r, mutating=False)
         return await self.publish(staged, conn)
 
     async def confirm(self, published: Published, conn: Connection) -> Published:
