@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -44,6 +44,11 @@ if TYPE_CHECKING:
     from .http import Request, Response
 
 Idempotency = Literal["key", "record-key", "transaction-id", "read-back", "none"]
+
+
+class Sender(Protocol):
+    async def __call__(self, request: Request, *, platform: str,
+                       mutating: bool) -> Response: ...
 
 
 def secret(name: str) -> str:
@@ -81,6 +86,17 @@ class Connection:
     state: dict[str, Any] = field(default_factory=dict, repr=False)  # holds session tokens
     on_state_change: Callable[[dict[str, Any]], None] | None = None
     media_root: Path | None = None  # the storm's posts/ folder: MediaRef paths are inside it
+    # How requests go out. By default through `client` (httpx); the dispatcher swaps in its
+    # own engine for the burst. Plugins always send through `send`, never through `client`.
+    sender: Sender | None = field(default=None, repr=False)
+
+    async def send(self, request: Request, *, platform: str, mutating: bool) -> Response:
+        """Send `request`; failures become Transient (never arrived) or OutcomeUnknown."""
+        if self.sender is not None:
+            return await self.sender(request, platform=platform, mutating=mutating)
+        from .http import send
+
+        return await send(self.client, request, platform=platform, mutating=mutating)
 
     def media_bytes(self, path: str) -> bytes:
         if self.media_root is None:
@@ -229,11 +245,9 @@ class Platform(ABC):
         """Send the final request(s) and return where the post landed (the first request's
         answer: the text). Every request is idempotent on its own where the platform allows,
         so a retry after a partial failure does not post the first part twice."""
-        from .http import send
-
         first: Published | None = None
         for index, request in enumerate(staged.requests):
-            response = await send(conn.client, request, platform=self.name, mutating=True)
+            response = await conn.send(request, platform=self.name, mutating=True)
             published = self.parse(staged, index, response)
             first = first or published
         assert first is not None, "a staged item has at least one request"

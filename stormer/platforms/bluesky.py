@@ -38,7 +38,7 @@ from ..richtext import bluesky_facets
 from ..secrets import Secret, redact
 from ..timezones import iso_utc
 from .base import Connection, Platform, Published, Staged, secret, staged
-from .http import Request, Response, classify, materialize, send
+from .http import Request, Response, classify, materialize
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -210,7 +210,7 @@ class Bluesky(Platform):
                             "config.toml", platform=self.name)
         request = Request.json("POST", self._url(conn, "com.atproto.server.createSession"),
                                {"identifier": handle, "password": conn.secret("app_password")})
-        r = await send(conn.client, request, platform=self.name, mutating=False)
+        r = await conn.send(request, platform=self.name, mutating=False)
         if r.status != 200:
             raise self._error(r, mutating=False)
         self._store_session(conn, r.json())
@@ -232,7 +232,7 @@ class Bluesky(Platform):
             if refresh:
                 request = Request("POST", self._url(conn, "com.atproto.server.refreshSession"),
                                   {"Authorization": f"Bearer {refresh}"})
-                r = await send(conn.client, request, platform=self.name, mutating=False)
+                r = await conn.send(request, platform=self.name, mutating=False)
                 if r.status == 200:
                     self._store_session(conn, r.json())
                     return
@@ -247,10 +247,10 @@ class Bluesky(Platform):
         """A read or upload with the session's access token, refreshed once if expired."""
         await self._ensure_session(conn)
         token = conn.state["accessJwt"]
-        r = await send(conn.client, build(token), platform=self.name, mutating=False)
+        r = await conn.send(build(token), platform=self.name, mutating=False)
         if _expired(r):
             await self._refresh(conn, token)
-            r = await send(conn.client, build(conn.state["accessJwt"]), platform=self.name,
+            r = await conn.send(build(conn.state["accessJwt"]), platform=self.name,
                            mutating=False)
         return r
 
@@ -306,11 +306,11 @@ class Bluesky(Platform):
         current = conn.state.get("accessJwt")
         if current:  # another item may have refreshed the session since this one was staged
             request = _bearer(request, current)
-        r = await send(conn.client, request, platform=self.name, mutating=True)
+        r = await conn.send(request, platform=self.name, mutating=True)
         if _expired(r):
             await self._refresh(conn, current)
             request = _bearer(request, conn.state["accessJwt"])
-            r = await send(conn.client, request, platform=self.name, mutating=True)
+            r = await conn.send(request, platform=self.name, mutating=True)
         staged.requests[0] = request
         return self.parse(staged, 0, r)
 
@@ -324,7 +324,7 @@ class Bluesky(Platform):
         body = json.loads(staged.requests[0].content)
         url = self._url(conn, "com.atproto.repo.getRecord", repo=body["repo"],
                         collection=body["collection"], rkey=body["rkey"])
-        r = await send(conn.client, Request("GET", url), platform=self.name, mutating=False)
+        r = await conn.send(Request("GET", url), platform=self.name, mutating=False)
         if r.status == 200:
             uri = str(r.json()["uri"])
             who = conn.state.get("handle") or conn.account.handle or body["repo"]
@@ -337,7 +337,7 @@ class Bluesky(Platform):
         did, collection, rkey = published.remote_id.removeprefix("at://").split("/")[:3]
         url = self._url(conn, "com.atproto.repo.getRecord", repo=did, collection=collection,
                         rkey=rkey)
-        r = await send(conn.client, Request("GET", url), platform=self.name, mutating=False)
+        r = await conn.send(Request("GET", url), platform=self.name, mutating=False)
         if r.status != 200:
             raise self._error(r, mutating=False)
         who = conn.state.get("handle") or conn.account.handle or did

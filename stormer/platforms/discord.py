@@ -17,7 +17,7 @@ from .. import lengths
 from ..errors import AuthError, OutcomeUnknown, PlatformError, Rejected
 from ..secrets import Secret
 from .base import Connection, Platform, Published, Staged, secret, staged
-from .http import FileTuple, Request, Response, classify, materialize, send
+from .http import FileTuple, Request, Response, classify, materialize
 
 if TYPE_CHECKING:
     from ..queue import QueueItem
@@ -88,7 +88,7 @@ class Discord(Platform):
     async def verify(self, conn: Connection) -> str:
         """GET the webhook: its name and channel, and the guild the permalinks need (kept in
         `conn.state`; never the webhook's token, which the answer repeats)."""
-        r = await send(conn.client, Request("GET", self._webhook_url(conn)),
+        r = await conn.send(Request("GET", self._webhook_url(conn)),
                        platform=self.name, mutating=False)
         body = r.json()
         if r.status != 200 or not isinstance(body, dict):

@@ -93,7 +93,7 @@ class Mastodon(Platform):
 
     async def verify(self, conn: Connection) -> str:
         url = f"{self.base_url(conn.account)}/api/v1/accounts/verify_credentials"
-        r = await send(conn.client, Request("GET", url, self._auth(conn)), platform=self.name,
+        r = await conn.send(Request("GET", url, self._auth(conn)), platform=self.name,
                        mutating=False)
         if r.status != 200:
             raise self._error(r, mutating=False)
@@ -115,7 +115,7 @@ class Mastodon(Platform):
                             media.mime)},
             headers=self._auth(conn))
         # Not `mutating`: a repeated upload only leaves an unattached file behind.
-        r = await send(conn.client, request, platform=self.name, mutating=False)
+        r = await conn.send(request, platform=self.name, mutating=False)
         if r.status not in (200, 202):
             raise self._error(r, mutating=False)
         media_id = str(r.json()["id"])
@@ -127,7 +127,7 @@ class Mastodon(Platform):
         url = f"{self.base_url(conn.account)}/api/v1/media/{media_id}"
         waited, attempt = 0.0, 0
         while waited < MEDIA_PROCESSING_LIMIT:
-            r = await send(conn.client, Request("GET", url, self._auth(conn)),
+            r = await conn.send(Request("GET", url, self._auth(conn)),
                            platform=self.name, mutating=False)
             if r.status == 200:
                 return
@@ -154,7 +154,7 @@ class Mastodon(Platform):
 
     async def confirm(self, published: Published, conn: Connection) -> Published:
         url = f"{self.base_url(conn.account)}/api/v1/statuses/{published.remote_id}"
-        r = await send(conn.client, Request("GET", url, self._auth(conn)), platform=self.name,
+        r = await conn.send(Request("GET", url, self._auth(conn)), platform=self.name,
                        mutating=False)
         if r.status != 200:
             raise self._error(r, mutating=False)

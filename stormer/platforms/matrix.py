@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 from ..errors import AuthError, OutcomeUnknown, PlatformError, RateLimited, Rejected
 from .base import Connection, Platform, Published, Staged, secret, staged
-from .http import Request, Response, classify, materialize, retry_after, send
+from .http import Request, Response, classify, materialize, retry_after
 
 if TYPE_CHECKING:
     from ..queue import MediaRef, QueueItem
@@ -111,7 +111,7 @@ class Matrix(Platform):
 
     async def _whoami(self, conn: Connection) -> dict[str, Any]:
         url = f"{self.base_url(conn.account)}/_matrix/client/v3/account/whoami"
-        r = await send(conn.client, Request("GET", url, self._auth(conn)), platform=self.name,
+        r = await conn.send(Request("GET", url, self._auth(conn)), platform=self.name,
                        mutating=False)
         body = r.json()
         if r.status != 200 or not isinstance(body, dict) or "user_id" not in body:
@@ -147,7 +147,7 @@ class Matrix(Platform):
         request = Request("POST", url, {**self._auth(conn), "Content-Type": media.mime},
                           content)
         # Not `mutating`: a repeated upload only leaves an unused file on the server.
-        r = await send(conn.client, request, platform=self.name, mutating=False)
+        r = await conn.send(request, platform=self.name, mutating=False)
         body = r.json()
         if r.status != 200:
             raise self._error(r, mutating=False)
@@ -175,7 +175,7 @@ class Matrix(Platform):
         sending them all again after a partial failure posts nothing twice."""
         events = []
         for index, request in enumerate(staged.requests):
-            response = await send(conn.client, request, platform=self.name, mutating=True)
+            response = await conn.send(request, platform=self.name, mutating=True)
             events.append(self.parse(staged, index, response))
         first = events[0]
         return Published(first.remote_id, first.permalink,

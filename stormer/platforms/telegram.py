@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from .. import lengths
 from ..errors import AuthError, OutcomeUnknown, PlatformError, Rejected
 from .base import Connection, Platform, Published, Staged, secret, staged
-from .http import FileTuple, Request, Response, classify, materialize, send
+from .http import FileTuple, Request, Response, classify, materialize
 
 if TYPE_CHECKING:
     from ..queue import QueueItem
@@ -82,7 +82,7 @@ class Telegram(Platform):
                         wait=float(wait) if isinstance(wait, (int, float)) else None)
 
     async def verify(self, conn: Connection) -> str:
-        r = await send(conn.client, Request("GET", self._method_url(conn, "getMe")),
+        r = await conn.send(Request("GET", self._method_url(conn, "getMe")),
                        platform=self.name, mutating=False)
         body = r.json()
         if r.status != 200 or not isinstance(body, dict) or not body.get("ok"):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import html
 import re
-import time
 import unicodedata
 from datetime import UTC, timedelta
 from typing import TYPE_CHECKING, Any
@@ -19,7 +18,7 @@ from urllib.parse import urlencode
 from .. import lengths
 from ..errors import PlatformError, Rejected
 from .base import NOT_POSTED, Connection, NotPosted, Platform, Published, Staged, secret, staged
-from .http import Request, Response, classify, materialize, send, until_reset
+from .http import Request, Response, classify, materialize, until_reset
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -117,7 +116,7 @@ class X(Platform):
     async def _get(self, conn: Connection, path: str, **params: str) -> Any:
         query = f"?{urlencode(params)}" if params else ""
         request = Request("GET", f"{self.base_url(conn.account)}{path}{query}", self._auth(conn))
-        r = await send(conn.client, request, platform=self.name, mutating=False)
+        r = await conn.send(request, platform=self.name, mutating=False)
         if r.status != 200:
             raise self._error(r, mutating=False)
         return r.json()
@@ -149,7 +148,7 @@ class X(Platform):
                              media.mime)},
             headers=self._auth(conn))
         # Not `mutating`: a repeated upload only leaves an unused media id, which expires.
-        r = await send(conn.client, request, platform=self.name, mutating=False)
+        r = await conn.send(request, platform=self.name, mutating=False)
         if r.status not in (200, 201):
             raise self._error(r, mutating=False)
         media_id = str((r.json().get("data") or {})["id"])
@@ -157,7 +156,7 @@ class X(Platform):
             alt = Request.json("POST", f"{base}/2/media/metadata",
                                {"id": media_id, "metadata": {"alt_text": {"text": media.alt}}},
                                self._auth(conn))
-            r = await send(conn.client, alt, platform=self.name, mutating=False)
+            r = await conn.send(alt, platform=self.name, mutating=False)
             if r.status not in (200, 201):
                 raise self._error(r, mutating=False)
         return media_id
