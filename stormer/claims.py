@@ -67,7 +67,8 @@ CHUNK: Final = 5_000  # ids per statement, far below the bound-parameter limits
 
 _t = cast(Table, Outbox.__table__)
 _w = cast(Table, Worker.__table__)
-_ITEM_COLUMNS = (_t.c.id, _t.c.kind, _t.c.platform, _t.c.account, _t.c.fire_at, _t.c.text,
+_ITEM_COLUMNS = (_t.c.id, _t.c.kind, _t.c.platform, _t.c.account, _t.c.fire_at, _t.c.lang,
+                 _t.c.text,
                  _t.c.media, _t.c.payload, _t.c.content_hash, _t.c.idempotency_key,
                  _t.c.attempts, _t.c.claimed_from, _t.c.state, _t.c.staged_data,
                  _t.c.lease_until)
@@ -87,6 +88,7 @@ class ClaimedItem:
     platform: str
     account: str
     fire_at: datetime
+    lang: str
     text: str
     media: list[dict[str, Any]]
     payload: dict[str, Any]
@@ -199,7 +201,7 @@ def _claimed(row: AnyRow) -> ClaimedItem:
     before = row.state if row.state == "sending" else row.claimed_from
     return ClaimedItem(
         id=row.id, kind=row.kind, platform=row.platform, account=row.account,
-        fire_at=row.fire_at, text=row.text, media=row.media, payload=row.payload,
+        fire_at=row.fire_at, lang=row.lang, text=row.text, media=row.media, payload=row.payload,
         content_hash=row.content_hash, idempotency_key=row.idempotency_key,
         attempts=row.attempts, state_before=before, lease_until=row.lease_until,
         # `schedule` puts a rewritten item back to pending without clearing staged_data.

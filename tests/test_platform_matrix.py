@@ -57,6 +57,7 @@ class FakeHomeserver:
         self.answer: httpx.Response | None = None
         self.upload_answer: httpx.Response | None = None
         self.timeout_after: set[int] = set()
+        self.joins: list[str] = []  # rooms joined (staging joins before T)
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         token = request.headers.get("authorization", "").removeprefix("Bearer ")
@@ -67,6 +68,9 @@ class FakeHomeserver:
         if path == "/_matrix/client/v3/account/whoami":
             return httpx.Response(200, json={"user_id": USER, "device_id": device,
                                              "is_guest": False})
+        if path.startswith("/_matrix/client/v3/join/"):
+            self.joins.append(path.removeprefix("/_matrix/client/v3/join/"))
+            return httpx.Response(200, json={"room_id": self.joins[-1]})
         if path == "/_matrix/media/v3/upload":
             if self.upload_answer is not None:
                 return self.upload_answer

@@ -129,6 +129,7 @@ class Matrix(Platform):
             raise Rejected(f"account {conn.account.name!r} has no target room",
                            platform=self.name)
         me = await self._whoami(conn)
+        await self._join(room, conn)
         values: dict[str, Any] = {secret("access_token"): conn.secret("access_token")}
         specs = self.build_requests(item, conn.account)
         for media, spec in zip(item.media, specs[1:], strict=True):
@@ -139,6 +140,18 @@ class Matrix(Platform):
                       {"room": room, "user_id": me["user_id"],
                        "device_id": me.get("device_id"),
                        "mxc": [values[staged("mxc", m.path)] for m in item.media]})
+
+    async def _join(self, room: str, conn: Connection) -> None:
+        """Join the room before T (a no-op when already in it), so that an invite-only room
+        the account cannot enter is reported at staging, not when the storm fires."""
+        if conn.state.get("joined") == room:
+            return
+        url = f"{self.base_url(conn.account)}/_matrix/client/v3/join/{quote(room, safe='')}"
+        r = await conn.send(Request.json("POST", url, {}, self._auth(conn)),
+                            platform=self.name, mutating=False)
+        if r.status != 200:
+            raise self._error(r, mutating=False)
+        conn.state["joined"] = room
 
     async def _upload(self, media: MediaRef, content: bytes, conn: Connection) -> str:
         filename = media.path.rsplit("/", 1)[-1]

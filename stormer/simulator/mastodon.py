@@ -141,7 +141,7 @@ async def upload_media(request: Request) -> Response:
     store = sim(request).store
     delay = sim(request).config.media_processing_s
     now = time.time()
-    item = Attachment(id=str(store.snowflake() >> 6), owner=account.id, size=len(content),
+    item = Attachment(id=str(store.snowflake()), owner=account.id, size=len(content),
                       mime=mime, description=description if isinstance(description, str) else None,
                       ready_at=now + delay, width=width, height=height)
     _state(request).media[item.id] = item
@@ -245,7 +245,7 @@ async def create_status(request: Request) -> Response:
         return _error(422, "Validation failed: Visibility is not included in the list")
 
     store = sim(request).store
-    status = Status(id=str(store.snowflake() >> 6), account=account, text=text,
+    status = Status(id=str(store.snowflake()), account=account, text=text,
                     spoiler_text=spoiler, visibility=visibility,
                     language=params.get("language") or None,
                     sensitive=_truthy(params.get("sensitive")), created_at=arrived,

@@ -1,0 +1,353 @@
+"""The dispatcher behind `stormer run`: the database is the truth, the scheduler an alarm clock.
+
+Every few seconds `sync` reads the outbox: it recovers expired leases, marks items past their
+grace as missed, reconciles unknown outcomes, claims what fires within the staging window and
+stages it (credentials, media, final requests), and sets an APScheduler alarm for each fire
+time. At an alarm, `fire` records the attempts (state `sending`, before any request leaves),
+waits for the exact instant — never a millisecond early — and sends the burst on the pooled
+aiohttp engine with per-platform and per-account limits; outcomes are written in one batch.
+
+A crash at any point loses nothing and sends nothing twice: claims expire and are released,
+and an item that was `sending` is reconciled with its platform before anything else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from . import claims
+from .errors import AuthError, PlatformError, RateLimited, Rejected, StormerError, Transient
+from .platforms import registry
+from .platforms.base import Connection, NotPosted, Platform, Published, Staged
+from .queue import MediaRef, QueueItem
+from .secrets import redact, resolve
+from .sending import send_staged
+
+if TYPE_CHECKING:
+    import httpx
+    from sqlalchemy import Engine
+
+    from .storm import Storm
+
+log = logging.getLogger("stormer.dispatch")
+
+DEFAULT_PER_PLATFORM: Mapping[str, int] = {
+    "mastodon": 200, "bluesky": 200, "x": 50, "telegram": 30, "discord": 10, "matrix": 200,
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    staging_window: timedelta = timedelta(minutes=10)  # stage this long before T
+    grace: timedelta = timedelta(minutes=10)  # later than this: missed, never fired late
+    lease: timedelta = timedelta(minutes=30)  # renewed while held; covers staging → outcome
+    poll_seconds: float = 5.0
+    lead_seconds: float = 1.5  # wake this early to record attempts, then wait for T exactly
+    claim_limit: int = 50_000
+    per_platform: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_PER_PLATFORM))
+    per_platform_default: int = 100
+    per_account: int = 2
+    attempts: int = 4
+    retry_after_staging_failure: timedelta = timedelta(seconds=60)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+async def sleep_until(instant: datetime, now: Callable[[], datetime] = utcnow) -> None:
+    """Return at `instant` or just after — never before, whatever the timer's resolution."""
+    while True:
+        delta = (instant - now()).total_seconds()
+        if delta <= 0:
+            return
+        await asyncio.sleep(delta if delta > 0.002 else 0.0005)
+
+
+def item_of(c: claims.ClaimedItem) -> QueueItem:
+    """The queue item a claimed row stands for (what plugins stage)."""
+    media = tuple(MediaRef(m["path"], m.get("alt", ""), m.get("width"), m.get("height"),
+                           m.get("mime", "image/png")) for m in c.media)
+    return QueueItem(id=c.id, kind=c.kind, fire_at=c.fire_at,  # type: ignore[arg-type]
+                     platform=c.platform, account=c.account, lang=c.lang, text=c.text,
+                     media=media)
+
+
+class Dispatcher:
+    def __init__(self, storm: Storm, engine: Engine, *, settings: Settings | None = None,
+                 worker: str | None = None, http: httpx.AsyncClient | None = None) -> None:
+        self.storm = storm
+        self.engine = engine
+        self.settings = settings or Settings()
+        self.worker = worker or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self._http = http
+        self._accounts = {a.name: a for a in storm.accounts}
+        self._connections: dict[str, tuple[Platform, Connection]] = {}
+        self._ready: dict[str, tuple[claims.ClaimedItem, Staged]] = {}
+        self._alarms: set[datetime] = set()
+        self._in_flight: set[str] = set()
+        self._platform_gates: dict[str, asyncio.Semaphore] = {}
+        self._account_gates: dict[str, asyncio.Semaphore] = defaultdict(
+            lambda: asyncio.Semaphore(self.settings.per_account))
+        self._sync_lock = asyncio.Lock()
+        self._done = asyncio.Event()
+        self._scheduler: Any = None
+        self._sender: Any = None
+        self.fired: list[str] = []  # ids whose requests left, in order (for tests and reports)
+
+    # --- life cycle ------------------------------------------------------------------------
+
+    async def run(self, *, until_done: bool = False,
+                  stop: asyncio.Event | None = None) -> None:
+        """Work until `stop` is set (or, with `until_done`, until every item is final)."""
+        from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+        from .burst import AiohttpSender
+        from .connect import client
+
+        await self._db(claims.register_worker, storm=self.storm.slug, hostname=socket.gethostname(),
+                       pid=os.getpid(), now=utcnow())
+        own_http = self._http is None
+        self._http = self._http or client()
+        self._scheduler = AsyncIOScheduler(timezone=UTC)
+        self._scheduler.add_job(self.sync, "interval", seconds=self.settings.poll_seconds,
+                                next_run_time=utcnow(), id="sync", max_instances=1,
+                                coalesce=True, misfire_grace_time=None)
+        try:
+            async with AiohttpSender() as sender:
+                self._sender = sender
+                self._scheduler.start()
+                waiters = [asyncio.create_task(self._done.wait())] if until_done else []
+                if stop is not None:
+                    waiters.append(asyncio.create_task(stop.wait()))
+                if not waiters:
+                    waiters.append(asyncio.create_task(asyncio.Event().wait()))
+                _, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+                for task in pending:
+                    task.cancel()
+                self._scheduler.shutdown(wait=False)
+                while self._in_flight:  # let a burst in progress finish and be recorded
+                    await asyncio.sleep(0.05)
+        finally:
+            if self._scheduler.running:
+                self._scheduler.shutdown(wait=False)
+            unsent = [i for i in self._ready if i not in self._in_flight]
+            if unsent:
+                await self._db(claims.release, ids=unsent, now=utcnow())
+            await self._db(claims.stop_worker, now=utcnow())
+            if own_http:
+                await self._http.aclose()
+
+    async def _db(self, fn: Callable[..., Any], **kwargs: Any) -> Any:
+        """Database calls run in a thread: the event loop (and a burst) never waits on them."""
+        if "worker" in fn.__code__.co_varnames:
+            kwargs.setdefault("worker", self.worker)
+        return await asyncio.to_thread(fn, engine=self.engine, **kwargs)
+
+    # --- the periodic pass over the outbox -------------------------------------------------
+
+    async def sync(self) -> None:
+        if self._sync_lock.locked():
+            return
+        async with self._sync_lock:
+            try:
+                await self._sync()
+            except Exception:  # noqa: BLE001 - the alarm clock must keep ringing
+                log.exception("sync failed; retrying in %.0f s", self.settings.poll_seconds)
+
+    async def _sync(self) -> None:
+        s, slug, now = self.settings, self.storm.slug, utcnow()
+        released, unknown = await self._db(claims.recover_expired, storm=slug, now=now)
+        if released or unknown:
+            log.warning("recovered %d expired claim(s); %d item(s) with an unknown outcome",
+                        len(released), len(unknown))
+        missed = await self._db(claims.mark_missed, storm=slug, now=now, grace=s.grace)
+        if missed:
+            log.error("%d item(s) MISSED: not sent within %s of their time", len(missed),
+                      s.grace)
+        for c in await self._db(claims.claim_unknown, storm=slug, now=now, limit=1000,
+                                lease=s.lease):
+            await self._reconcile_unknown(c)
+        claimed = await self._db(claims.claim_due, storm=slug, now=now,
+                                 horizon=s.staging_window, limit=s.claim_limit, lease=s.lease)
+        if claimed:
+            await asyncio.gather(*(self._stage(c) for c in claimed))
+        held = list(self._ready)
+        if held:
+            await self._db(claims.renew, ids=held, now=utcnow(), lease=s.lease)
+        for instant in sorted({c.fire_at for c, _ in self._ready.values()} - self._alarms):
+            self._set_alarm(instant)
+        staged_through = max((c.fire_at for c, _ in self._ready.values()), default=None)
+        await self._db(claims.heartbeat, now=utcnow(), staged_through=staged_through)
+        if not self._ready and not self._in_flight:
+            summary = await self._db(claims.status_summary, storm=slug, now=utcnow())
+            open_states = ("pending", "staged", "claimed", "sending", "failed")
+            if not any(summary["counts"].get(state, 0) for state in open_states):
+                self._done.set()
+
+    def _set_alarm(self, instant: datetime) -> None:
+        self._alarms.add(instant)
+        wake = instant - timedelta(seconds=self.settings.lead_seconds)
+        if wake <= utcnow():
+            asyncio.get_running_loop().create_task(self.fire(instant))
+            return
+        self._scheduler.add_job(self.fire, "date", run_date=wake, args=[instant],
+                                id=f"fire-{instant.isoformat()}", replace_existing=True,
+                                misfire_grace_time=int(self.settings.grace.total_seconds()))
+
+    # --- staging ---------------------------------------------------------------------------
+
+    def _connection(self, account_name: str) -> tuple[Platform, Connection]:
+        if account_name not in self._connections:
+            account = self._accounts.get(account_name)
+            if account is None:
+                raise Rejected(f"account {account_name!r} is no longer in config.toml")
+            plugin = registry.get(account.platform)
+            assert self._http is not None
+            conn = Connection(account=account, client=self._http,
+                              credentials=resolve(account, plugin.credential_fields),
+                              media_root=self.storm.root / "posts", sender=self._sender)
+            self._connections[account_name] = (plugin, conn)
+        return self._connections[account_name]
+
+    def _gate(self, platform: str) -> asyncio.Semaphore:
+        if platform not in self._platform_gates:
+            n = self.settings.per_platform.get(platform, self.settings.per_platform_default)
+            self._platform_gates[platform] = asyncio.Semaphore(n)
+        return self._platform_gates[platform]
+
+    async def _stage(self, c: claims.ClaimedItem) -> None:
+        try:
+            plugin, conn = self._connection(c.account)
+            async with self._gate(c.platform):
+                staged = await plugin.stage(item_of(c), conn)
+        except (AuthError, Transient, RateLimited) as e:
+            # Reported now, minutes before T, with time to fix it; tried again shortly.
+            log.error("staging %s (%s) failed: %s", c.id, c.account, e)
+            await self._db(claims.record_outcomes, outcomes=[claims.Outcome(
+                c.id, "failed", utcnow(), error=redact(f"staging: {e}"),
+                next_attempt_at=utcnow() + self.settings.retry_after_staging_failure)])
+            return
+        except (PlatformError, StormerError) as e:
+            log.error("staging %s (%s) failed for good: %s", c.id, c.account, e)
+            await self._db(claims.record_outcomes, outcomes=[claims.Outcome(
+                c.id, "dead", utcnow(), error=redact(f"staging: {e}"))])
+            return
+        self._ready[c.id] = (c, staged)
+        await self._db(claims.mark_staged, id=c.id, content_hash=c.content_hash,
+                       staged_data=_json_safe(staged.data), now=utcnow())
+
+    # --- firing ----------------------------------------------------------------------------
+
+    async def fire(self, instant: datetime) -> None:
+        """The alarm for `instant`: record the attempts, wait for the instant, send."""
+        batch = [(c, st) for c, st in self._ready.values()
+                 if c.fire_at == instant and c.id not in self._in_flight]
+        self._alarms.discard(instant)
+        if not batch:
+            return
+        now = utcnow()
+        if now > instant + self.settings.grace:
+            log.error("%d item(s) for %s not sent: past their grace", len(batch), instant)
+            for c, _ in batch:
+                self._ready.pop(c.id, None)
+            await self._db(claims.release, ids=[c.id for c, _ in batch], now=now)
+            return
+        self._in_flight.update(c.id for c, _ in batch)
+        try:
+            marked = set(await self._db(claims.record_attempt, ids=[c.id for c, _ in batch],
+                                        now=utcnow()))
+            lost = [c.id for c, _ in batch if c.id not in marked]
+            if lost:
+                log.error("%d item(s) lost their lease before %s: not sent by this worker",
+                          len(lost), instant)
+            batch = [(c, st) for c, st in batch if c.id in marked]
+            await sleep_until(instant)
+            outcomes = await asyncio.gather(*(self._send(c, st) for c, st in batch))
+            await self._db(claims.record_outcomes, outcomes=list(outcomes))
+        finally:
+            for c, _ in batch:
+                self._ready.pop(c.id, None)
+            self._in_flight.difference_update(c.id for c, _ in batch)
+            for c_id in list(self._in_flight):
+                if c_id not in self._ready:
+                    self._in_flight.discard(c_id)
+
+    async def _send(self, c: claims.ClaimedItem, staged: Staged) -> claims.Outcome:
+        plugin, conn = self._connection(c.account)
+        async with self._gate(c.platform), self._account_gates[c.account]:
+            await sleep_until(c.fire_at)  # never early, even after waiting for a gate
+            left = utcnow()
+            self.fired.append(c.id)
+            try:
+                result = await send_staged(plugin, staged, conn, attempts=self.settings.attempts)
+            except (RateLimited, Transient) as e:
+                retry_at = utcnow() + timedelta(
+                    seconds=e.retry_after if isinstance(e, RateLimited) else 30)
+                if retry_at > c.fire_at + self.settings.grace:
+                    return claims.Outcome(c.id, "dead", utcnow(),
+                                          error=redact(f"gave up within the grace: {e}"))
+                return claims.Outcome(c.id, "failed", utcnow(), error=redact(str(e)),
+                                      next_attempt_at=retry_at)
+            except PlatformError as e:  # AuthError, Rejected: final
+                return claims.Outcome(c.id, "dead", utcnow(), error=redact(str(e)))
+        if result.outcome == "sent" and result.published is not None:
+            return claims.Outcome(c.id, "sent", left, remote_id=result.published.remote_id,
+                                  permalink=result.published.permalink)
+        return claims.Outcome(c.id, "unconfirmed", utcnow(),
+                              error="no answer, and the platform offers no way to check: "
+                                    "look at the account before sending it again")
+
+    # --- unknown outcomes ------------------------------------------------------------------
+
+    async def _reconcile_unknown(self, c: claims.ClaimedItem) -> None:
+        """A `sending` item whose worker died: ask the platform before anything else."""
+        now = utcnow()
+        outcome: claims.Outcome
+        try:
+            plugin, conn = self._connection(c.account)
+            window = getattr(plugin, "idempotency_window", None)
+            too_late = now > c.fire_at + self.settings.grace or (
+                window is not None and (now - c.fire_at).total_seconds() > window - 300)
+            if too_late:
+                # Asking could mean resending (Mastodon, Matrix, Bluesky): not this late.
+                outcome = claims.Outcome(c.id, "unconfirmed", now, error=(
+                    "the worker stopped while sending and it is too late to resend safely: "
+                    "look at the account"))
+            else:
+                staged = await plugin.stage(item_of(c), conn)
+                found = await plugin.reconcile(staged, conn)
+                if isinstance(found, NotPosted):
+                    result = await send_staged(plugin, staged, conn,
+                                               attempts=self.settings.attempts)
+                    found = result.published if result.outcome == "sent" else None
+                outcome = (claims.Outcome(c.id, "sent", now, remote_id=found.remote_id,
+                                          permalink=found.permalink)
+                           if isinstance(found, Published) else
+                           claims.Outcome(c.id, "unconfirmed", now, error=(
+                               "the worker stopped while sending and the platform offers no "
+                               "way to check: look at the account")))
+        except PlatformError as e:
+            outcome = claims.Outcome(c.id, "unconfirmed", now,
+                                     error=redact(f"could not reconcile: {e}"))
+        await self._db(claims.record_outcomes, outcomes=[outcome])
+        log.warning("reconciled %s after a stop: %s", c.id, outcome.state)
+
+
+def _json_safe(data: dict[str, Any]) -> dict[str, Any]:
+    """What staging returned, minus anything that is not plain JSON (no secrets are kept)."""
+    import json
+
+    try:
+        return json.loads(json.dumps(data, default=str))
+    except (TypeError, ValueError):
+        return {}
