@@ -49,9 +49,13 @@ DEFAULT_PER_PLATFORM: Mapping[str, int] = {
 class Settings:
     staging_window: timedelta = timedelta(minutes=10)  # stage this long before T
     grace: timedelta = timedelta(minutes=10)  # later than this: missed, never fired late
-    lease: timedelta = timedelta(minutes=30)  # renewed while held; covers staging → outcome
+    # Renewed on every pass while held; short, so that after a crash (kill -9) another worker
+    # or a restart takes the items over within a minute, well inside the grace.
+    lease: timedelta = timedelta(seconds=60)
     poll_seconds: float = 5.0
-    lead_seconds: float = 1.5  # wake this early to record attempts, then wait for T exactly
+    # Wake this early to record the attempts (one batched write), then wait for T exactly.
+    # Short: a crash inside this window leaves items whose sending cannot be ruled out.
+    lead_seconds: float = 0.5
     claim_limit: int = 50_000
     per_platform: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_PER_PLATFORM))
     per_platform_default: int = 100
@@ -93,6 +97,7 @@ class Dispatcher:
         self._accounts = {a.name: a for a in storm.accounts}
         self._connections: dict[str, tuple[Platform, Connection]] = {}
         self._ready: dict[str, tuple[claims.ClaimedItem, Staged]] = {}
+        self._held: set[str] = set()  # claimed by this worker, outcome not yet written
         self._alarms: set[datetime] = set()
         self._in_flight: set[str] = set()
         self._platform_gates: dict[str, asyncio.Semaphore] = {}
@@ -126,6 +131,7 @@ class Dispatcher:
             async with AiohttpSender() as sender:
                 self._sender = sender
                 self._scheduler.start()
+                renewer = asyncio.create_task(self._renew_leases())
                 waiters = [asyncio.create_task(self._done.wait())] if until_done else []
                 if stop is not None:
                     waiters.append(asyncio.create_task(stop.wait()))
@@ -137,6 +143,7 @@ class Dispatcher:
                 self._scheduler.shutdown(wait=False)
                 while self._in_flight:  # let a burst in progress finish and be recorded
                     await asyncio.sleep(0.05)
+                renewer.cancel()
         finally:
             if self._scheduler.running:
                 self._scheduler.shutdown(wait=False)
@@ -146,6 +153,19 @@ class Dispatcher:
             await self._db(claims.stop_worker, now=utcnow())
             if own_http:
                 await self._http.aclose()
+
+    async def _renew_leases(self) -> None:
+        """Keep this worker's claims alive however long staging or a burst takes; a worker
+        that dies stops renewing, and its items are taken over once the lease runs out."""
+        every = max(self.settings.lease.total_seconds() / 3, 0.1)
+        while True:
+            await asyncio.sleep(every)
+            if self._held:
+                try:
+                    await self._db(claims.renew, ids=list(self._held), now=utcnow(),
+                                   lease=self.settings.lease)
+                except Exception:  # noqa: BLE001 - try again at the next beat
+                    log.exception("renewing leases failed")
 
     async def _db(self, fn: Callable[..., Any], **kwargs: Any) -> Any:
         """Database calls run in a thread: the event loop (and a burst) never waits on them."""
@@ -174,16 +194,15 @@ class Dispatcher:
         if missed:
             log.error("%d item(s) MISSED: not sent within %s of their time", len(missed),
                       s.grace)
-        for c in await self._db(claims.claim_unknown, storm=slug, now=now, limit=1000,
-                                lease=s.lease):
-            await self._reconcile_unknown(c)
+        unknown_items = await self._db(claims.claim_unknown, storm=slug, now=now, limit=1000,
+                                       lease=s.lease)
+        if unknown_items:
+            await asyncio.gather(*(self._reconcile_unknown(c) for c in unknown_items))
         claimed = await self._db(claims.claim_due, storm=slug, now=now,
                                  horizon=s.staging_window, limit=s.claim_limit, lease=s.lease)
+        self._held.update(c.id for c in claimed)
         if claimed:
             await asyncio.gather(*(self._stage(c) for c in claimed))
-        held = list(self._ready)
-        if held:
-            await self._db(claims.renew, ids=held, now=utcnow(), lease=s.lease)
         for instant in sorted({c.fire_at for c, _ in self._ready.values()} - self._alarms):
             self._set_alarm(instant)
         staged_through = max((c.fire_at for c, _ in self._ready.values()), default=None)
@@ -236,11 +255,13 @@ class Dispatcher:
             await self._db(claims.record_outcomes, outcomes=[claims.Outcome(
                 c.id, "failed", utcnow(), error=redact(f"staging: {e}"),
                 next_attempt_at=utcnow() + self.settings.retry_after_staging_failure)])
+            self._held.discard(c.id)
             return
         except (PlatformError, StormerError) as e:
             log.error("staging %s (%s) failed for good: %s", c.id, c.account, e)
             await self._db(claims.record_outcomes, outcomes=[claims.Outcome(
                 c.id, "dead", utcnow(), error=redact(f"staging: {e}"))])
+            self._held.discard(c.id)
             return
         self._ready[c.id] = (c, staged)
         await self._db(claims.mark_staged, id=c.id, content_hash=c.content_hash,
@@ -260,6 +281,7 @@ class Dispatcher:
             log.error("%d item(s) for %s not sent: past their grace", len(batch), instant)
             for c, _ in batch:
                 self._ready.pop(c.id, None)
+                self._held.discard(c.id)
             await self._db(claims.release, ids=[c.id for c, _ in batch], now=now)
             return
         self._in_flight.update(c.id for c, _ in batch)
@@ -270,6 +292,10 @@ class Dispatcher:
             if lost:
                 log.error("%d item(s) lost their lease before %s: not sent by this worker",
                           len(lost), instant)
+                for c_id in lost:
+                    self._ready.pop(c_id, None)
+                    self._held.discard(c_id)
+                    self._in_flight.discard(c_id)
             batch = [(c, st) for c, st in batch if c.id in marked]
             await sleep_until(instant)
             outcomes = await asyncio.gather(*(self._send(c, st) for c, st in batch))
@@ -277,6 +303,7 @@ class Dispatcher:
         finally:
             for c, _ in batch:
                 self._ready.pop(c.id, None)
+                self._held.discard(c.id)
             self._in_flight.difference_update(c.id for c, _ in batch)
             for c_id in list(self._in_flight):
                 if c_id not in self._ready:
@@ -311,6 +338,14 @@ class Dispatcher:
 
     async def _reconcile_unknown(self, c: claims.ClaimedItem) -> None:
         """A `sending` item whose worker died: ask the platform before anything else."""
+        self._held.add(c.id)
+        try:
+            async with self._gate(c.platform), self._account_gates[c.account]:
+                await self._reconcile(c)
+        finally:
+            self._held.discard(c.id)
+
+    async def _reconcile(self, c: claims.ClaimedItem) -> None:
         now = utcnow()
         outcome: claims.Outcome
         try:

@@ -102,3 +102,9 @@ def test_a_storm_with_errors_is_refused(storm: Path, db_url: str, engine: object
     assert result.exit_code != 0
     assert "missing-image" in str(result.exception)
     assert rows(db_url) == {}
+
+
+def test_human_summary_counts(storm: Path) -> None:
+    result = runner.invoke(app, ["schedule", "--storm", str(storm)])
+    assert result.exit_code == 0, result.output
+    assert "8 item(s) planned" in result.stdout and "8 added, 0 updated" in result.stdout

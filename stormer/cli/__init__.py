@@ -21,9 +21,11 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-from . import accounts, check_preview, init, schedule, simulator, times  # noqa: E402  (commands register)
+from . import (  # noqa: E402  (commands register on app)
+    accounts, check_preview, init, run, schedule, simulator, status, times)
 
-__all__ = ["app", "main", "accounts", "check_preview", "init", "schedule", "simulator", "times"]
+__all__ = ["app", "main", "accounts", "check_preview", "init", "run", "schedule", "simulator", "status",
+           "times"]
 
 
 def main() -> None:

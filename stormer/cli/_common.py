@@ -10,6 +10,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 if TYPE_CHECKING:
+    from rich.console import Console
+    from sqlalchemy.engine import Engine
+
     from ..storm import Storm
 
 StormDir = Annotated[
@@ -27,6 +30,22 @@ def load(storm_dir: Path) -> Storm:
     return load_storm(storm_dir, known_platforms=set(registry.installed()))
 
 
+def open_engine(storm: Storm) -> Engine:
+    """An engine on the storm's database, its schema migrated to the newest version.
+
+    The caller disposes of it. Imports SQLAlchemy and Alembic: call it inside command bodies.
+    """
+    from ..db import database_url, make_engine, upgrade
+
+    engine = make_engine(database_url(storm.database_url, storm.root))
+    try:
+        upgrade(engine)
+    except BaseException:
+        engine.dispose()
+        raise
+    return engine
+
+
 def print_json(data: Any) -> None:
     json.dump(data, sys.stdout, ensure_ascii=False, indent=2)
     sys.stdout.write("\n")
@@ -37,7 +56,7 @@ def note(message: str) -> None:
     print(message, file=sys.stderr)
 
 
-def console():  # type: ignore[no-untyped-def]
+def console() -> Console:
     from rich.console import Console
 
     return Console(highlight=False)

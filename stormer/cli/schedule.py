@@ -7,18 +7,10 @@ from pathlib import Path
 import typer
 
 from . import app
-from ._common import JsonFlag, StormDir, load, print_json
+from ._common import JsonFlag, StormDir, load, open_engine, print_json
 
 db_app = typer.Typer(help="The outbox database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-
-
-def _engine(storm):  # type: ignore[no-untyped-def]
-    from ..db import database_url, make_engine, upgrade
-
-    engine = make_engine(database_url(storm.database_url, storm.root))
-    upgrade(engine)
-    return engine
 
 
 @app.command()
@@ -47,7 +39,7 @@ def schedule(as_json: JsonFlag = False, storm_dir: StormDir = Path(".")) -> None
             f"the storm time {iso_utc(storm.at)} is not in the future (now {iso_utc(now)}); "
             "set [storm] at in config.toml to a future time, or use `stormer rehearse`")
     items = with_payloads(storm, plan(storm))
-    engine = _engine(storm)
+    engine = open_engine(storm)
     try:
         with Session(engine) as session, session.begin():
             result = upsert(items, session=session, storm=storm.slug, now=now)
@@ -61,8 +53,9 @@ def schedule(as_json: JsonFlag = False, storm_dir: StormDir = Path(".")) -> None
         print_json(summary)
         return
     print(f"{storm.name}: {len(items)} item(s) planned for {iso_utc(storm.at)} — "
-          f"{result.added} added, {result.updated} updated, {result.unchanged} unchanged, "
-          f"{result.cancelled} cancelled, {result.restored} restored.")
+          f"{len(result.added)} added, {len(result.updated)} updated, "
+          f"{len(result.unchanged)} unchanged, {len(result.cancelled)} cancelled, "
+          f"{len(result.restored)} restored.")
     if result.kept_sent:
         print(f"{len(result.kept_sent)} item(s) already sent or in flight were left as they "
               "are although the plan changed: " + ", ".join(result.kept_sent[:10]))
@@ -72,5 +65,5 @@ def schedule(as_json: JsonFlag = False, storm_dir: StormDir = Path(".")) -> None
 def db_upgrade(storm_dir: StormDir = Path(".")) -> None:
     """Create or migrate the outbox schema to the latest version."""
     storm = load(storm_dir)
-    _engine(storm).dispose()
+    open_engine(storm).dispose()
     print("database is up to date")

@@ -1,0 +1,174 @@
+"""`stormer status` and `stormer report`: how the storm is going, and how it went."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from . import app
+from ._common import JsonFlag, StormDir, load, note, open_engine, print_json
+
+_sleep = time.sleep  # tests replace it (and `_now`): the clock is theirs to control
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@app.command()
+def status(
+    as_json: JsonFlag = False,
+    watch: Annotated[bool, typer.Option(
+        "--watch", "-w", help="Refresh until Ctrl-C (with --json: one JSON line each time).")
+    ] = False,
+    interval: Annotated[float, typer.Option(
+        "--interval", min=0.1, metavar="S", help="Seconds between refreshes with --watch.")
+    ] = 2.0,
+    count: Annotated[int | None, typer.Option(
+        "--count", min=1, metavar="N", help="With --watch: stop after N refreshes.")
+    ] = None,
+    storm_dir: StormDir = Path("."),
+) -> None:
+    """How the storm is going: items by state, the next fire time, lateness so far, live
+    workers. Says loudly when items are waiting and no worker is running."""
+    from ..claims import status_summary
+    from ..report import status_doc
+
+    storm = load(storm_dir)
+    engine = open_engine(storm)
+
+    def snapshot() -> dict[str, Any]:
+        return status_doc(status_summary(engine=engine, storm=storm.slug, now=_now()))
+
+    try:
+        if not watch:
+            _show_status(snapshot(), as_json)
+        else:
+            _watch(snapshot, as_json, interval, count)
+    except KeyboardInterrupt:
+        pass  # Ctrl-C is how --watch ends: not an error
+    finally:
+        engine.dispose()
+
+
+def _show_status(doc: dict[str, Any], as_json: bool) -> None:
+    from ..report import EMPTY, status_lines
+
+    if as_json:
+        print_json(doc)
+        if not doc["total"]:
+            note(EMPTY)
+        return
+    _print_lines(status_lines(doc))
+
+
+def _watch(snapshot: Callable[[], dict[str, Any]], as_json: bool, interval: float,
+           count: int | None) -> None:
+    from ..report import status_lines
+
+    if as_json or not sys.stdout.isatty():
+        def show(doc: dict[str, Any]) -> None:
+            if as_json:
+                print(json.dumps(doc, ensure_ascii=False), flush=True)
+            else:  # a log, one block per refresh
+                _print_lines([*status_lines(doc), ""])
+                sys.stdout.flush()
+
+        _refresh(snapshot, show, interval, count)
+        return
+    # Only a watch in a terminal needs rich.live.
+    from rich.live import Live
+    from rich.text import Text
+
+    from ._common import console
+
+    def render(doc: dict[str, Any]) -> Text:
+        text = Text()
+        for line in status_lines(doc):
+            text.append(line + "\n", style="bold red" if _alert(line) else "")
+        return text
+
+    with Live(Text(), console=console(), auto_refresh=False) as live:
+        _refresh(snapshot, lambda doc: live.update(render(doc), refresh=True), interval, count)
+
+
+def _refresh(snapshot: Callable[[], dict[str, Any]], show: Callable[[dict[str, Any]], None],
+             interval: float, count: int | None) -> None:
+    shown = 0
+    while True:
+        show(snapshot())
+        shown += 1
+        if count is not None and shown >= count:
+            return
+        _sleep(interval)
+
+
+@app.command()
+def report(
+    as_json: JsonFlag = False,
+    as_csv: Annotated[bool, typer.Option(
+        "--csv", help="Print CSV, safe to open in a spreadsheet.")] = False,
+    out: Annotated[Path | None, typer.Option(
+        "--out", "-o", metavar="FILE", dir_okay=False,
+        help="Write to FILE instead of stdout (CSV gets a UTF-8 BOM, for spreadsheets).")
+    ] = None,
+    storm_dir: StormDir = Path("."),
+) -> None:
+    """What happened to every item: problems first (sent early, dead, unconfirmed, missed,
+    overdue), lateness, then one line per item."""
+    if as_json and as_csv:
+        raise typer.BadParameter("choose --json or --csv, not both", param_hint="--csv")
+    from sqlalchemy.orm import Session
+
+    from ..outbox import items
+    from ..report import EMPTY, report_lines, report_rows, summary, to_csv
+    from ..timezones import iso_utc
+
+    storm = load(storm_dir)
+    now = _now()
+    engine = open_engine(storm)
+    try:
+        with Session(engine) as session:
+            rows = report_rows(items(session=session, storm=storm.slug), now)
+    finally:
+        engine.dispose()
+    totals = summary(rows)
+    if as_csv:
+        text = to_csv(rows)
+    elif as_json:
+        text = json.dumps({"storm": storm.slug, "now": iso_utc(now), "summary": totals,
+                           "rows": rows}, ensure_ascii=False, indent=2) + "\n"
+    elif out is None:
+        _print_lines(report_lines(totals, rows))
+        return
+    else:
+        text = "\n".join(report_lines(totals, rows)) + "\n"
+    if not rows and (as_json or as_csv):
+        note(EMPTY)
+    if out is None:
+        sys.stdout.write(text)
+        return
+    # newline="": the csv module's CRLF line ends are written as they are.
+    out.write_text(text, encoding="utf-8-sig" if as_csv else "utf-8", newline="")
+    note(f"report written to {out}")
+
+
+def _alert(line: str) -> bool:
+    from ..report import ALERT
+
+    return line.startswith(ALERT)
+
+
+def _print_lines(lines: list[str]) -> None:
+    for line in lines:
+        if _alert(line):
+            typer.secho(line, fg="red", bold=True)
+        else:
+            print(line)
