@@ -36,7 +36,8 @@ if TYPE_CHECKING:
     import httpx
     from sqlalchemy import Engine
 
-    from .storm import Storm
+    from .secrets import Secret
+    from .storm import Account, Storm
 
 log = logging.getLogger("stormer.dispatch")
 
@@ -88,12 +89,15 @@ def item_of(c: claims.ClaimedItem) -> QueueItem:
 
 class Dispatcher:
     def __init__(self, storm: Storm, engine: Engine, *, settings: Settings | None = None,
-                 worker: str | None = None, http: httpx.AsyncClient | None = None) -> None:
+                 worker: str | None = None, http: httpx.AsyncClient | None = None,
+                 credentials: Callable[[Account, tuple[str, ...]], dict[str, Secret]] = resolve,
+                 ) -> None:
         self.storm = storm
         self.engine = engine
         self.settings = settings or Settings()
         self.worker = worker or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._http = http
+        self._credentials = credentials  # a rehearsal hands in the simulator's
         self._accounts = {a.name: a for a in storm.accounts}
         self._connections: dict[str, tuple[Platform, Connection]] = {}
         self._ready: dict[str, tuple[claims.ClaimedItem, Staged]] = {}
@@ -233,7 +237,7 @@ class Dispatcher:
             plugin = registry.get(account.platform)
             assert self._http is not None
             conn = Connection(account=account, client=self._http,
-                              credentials=resolve(account, plugin.credential_fields),
+                              credentials=self._credentials(account, plugin.credential_fields),
                               media_root=self.storm.root / "posts", sender=self._sender)
             self._connections[account_name] = (plugin, conn)
         return self._connections[account_name]

@@ -1,0 +1,45 @@
+"""`stormer rehearse`: the storm in miniature against the local simulator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from . import app
+from ._common import JsonFlag, StormDir, load, print_json
+
+
+@app.command()
+def rehearse(
+    in_: Annotated[str, typer.Option(
+        "--in", help="Fire the rehearsal this long from now (e.g. 20s).")] = "15s",
+    as_json: JsonFlag = False,
+    storm_dir: StormDir = Path("."),
+) -> None:
+    """Rehearse the whole storm now: a copy fires in a few seconds against the local platform
+    simulator (nothing leaves this machine, no credential is read), through the real
+    dispatcher; prints the lateness of every post as the simulator received it."""
+    import dataclasses
+    import logging
+
+    from ..errors import ConfigError
+    from ..rehearse import rehearse as run_rehearsal
+    from ..storm import parse_duration
+
+    storm = load(storm_dir)
+    if storm.errors:
+        raise ConfigError(storm.errors)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    result = run_rehearsal(storm, delay=parse_duration(in_),
+                           say=(lambda _: None) if as_json else print)
+    if as_json:
+        doc = dataclasses.asdict(result)
+        doc["at"] = result.at.isoformat().replace("+00:00", "Z")
+        print_json(doc)
+    else:
+        for line in result.lines():
+            print(line)
+    if result.early or result.duplicates or result.lost:
+        raise typer.Exit(1)

@@ -1,0 +1,136 @@
+"""`stormer rehearse`: the whole storm in miniature, on this machine, in seconds.
+
+A copy of the storm fires at now + a short delay against the local platform simulator (in
+this process), with a throwaway SQLite database: staging, the burst at T and the outcomes run
+through the real dispatcher, and the lateness of every post is read from the simulator's own
+receive times. Nothing leaves the machine; no credential is needed or read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from .secrets import Secret
+from .storm import Account, Storm
+
+
+@dataclass
+class Rehearsal:
+    at: datetime
+    items: int
+    landed: int
+    early: int
+    duplicates: int
+    lost: int
+    lateness_ms: dict[str, float]
+    states: dict[str, int]
+
+    def lines(self) -> list[str]:
+        late = self.lateness_ms
+        return [
+            f"rehearsal at {self.at:%H:%M:%S} UTC: {self.items} item(s), {self.landed} landed",
+            f"  lateness from the simulator's receive times: p50 {late['p50']:.0f} ms, "
+            f"p99 {late['p99']:.0f} ms, max {late['max']:.0f} ms",
+            f"  early: {self.early}   duplicates: {self.duplicates}   lost: {self.lost}",
+            "  outbox: " + ", ".join(f"{n} {s}" for s, n in sorted(self.states.items())),
+            "  verdict: " + ("OK" if not (self.early or self.duplicates or self.lost)
+                             else "PROBLEMS — see above"),
+        ]
+
+
+def simulated(storm: Storm, sim: str, at: datetime) -> Storm:
+    """The storm moved to `at`, every account pointed at the simulator."""
+    accounts = [replace(a, base_url=sim) for a in storm.accounts]
+    return replace(storm, at=at, accounts=accounts, database_url=None, problems=[])
+
+
+def fake_credentials(sim: str) -> Any:
+    """Credentials the simulator accepts: made up per account, never read from anywhere."""
+    def credentials(account: Account, fields: tuple[str, ...]) -> dict[str, Secret]:
+        out = {}
+        for n, field in enumerate(fields):
+            value = f"rehearsal-{account.name}-{n}"
+            if field == "webhook_url":
+                value = f"{sim}/api/webhooks/{abs(hash(account.name)) % 10**9}/{value}"
+            elif field == "bot_token":
+                value = f"{abs(hash(account.name)) % 10**9}:{value}"
+            out[field] = Secret(value)
+        return out
+    return credentials
+
+
+def rehearse(storm: Storm, *, delay: timedelta, say: Any = print) -> Rehearsal:
+    """Run the storm against an in-process simulator `delay` from now; report what landed."""
+    import httpx
+    from sqlalchemy.orm import Session
+
+    from .db import make_engine, upgrade
+    from .dispatch import Dispatcher, Settings
+    from .outbox import schedule
+    from .plan import plan
+    from .preview import with_payloads
+    from .simulator.background import serve_simulator
+
+    server = serve_simulator()
+    try:
+        at = (datetime.now(UTC) + delay).replace(microsecond=0)
+        copy = simulated(storm, server.url, at)
+        items = with_payloads(copy, plan(copy))
+        with tempfile.TemporaryDirectory(prefix="stormer-rehearsal-") as tmp:
+            engine = make_engine(f"sqlite:///{Path(tmp) / 'rehearsal.db'}")
+            try:
+                upgrade(engine)
+                with Session(engine) as session, session.begin():
+                    schedule(items, session=session, storm=copy.slug, now=datetime.now(UTC))
+                say(f"rehearsing {len(items)} item(s) at {at:%H:%M:%S} UTC "
+                    f"(in {delay.total_seconds():.0f} s) against the local simulator…")
+                settings = Settings(staging_window=delay + timedelta(minutes=1),
+                                    grace=timedelta(minutes=2), poll_seconds=1.0)
+                dispatcher = Dispatcher(copy, engine, settings=settings,
+                                        credentials=fake_credentials(server.url))
+                asyncio.run(dispatcher.run(until_done=True))
+                states = _states(engine)
+            finally:
+                engine.dispose()
+        landed = httpx.get(f"{server.url}/_sim/posts", timeout=30).json()
+    finally:
+        server.stop()
+    return _judge(at, items, landed, states)
+
+
+def _states(engine: Any) -> dict[str, int]:
+    from sqlalchemy import func, select
+
+    from .models import Outbox
+
+    with engine.connect() as conn:
+        return dict(conn.execute(select(Outbox.state, func.count()).group_by(Outbox.state))
+                    .all())
+
+
+def _judge(at: datetime, items: list[Any], landed: list[dict[str, Any]],
+           states: dict[str, int]) -> Rehearsal:
+    received = [datetime.fromisoformat(p["received_at"].replace("Z", "+00:00")) for p in landed]
+    lateness = sorted((r - at).total_seconds() * 1000 for r in received)
+    per_item = Counter((p["platform"], p["text"]) for p in landed)
+    wanted = Counter((i.platform, i.text) for i in items)
+    # Items with the same text on one platform (different accounts) are compared in bulk;
+    # Matrix images land as extra events carrying their alt text, not the post's text.
+    duplicates = sum(max(per_item[k] - n, 0) for k, n in wanted.items())
+    lost = sum(max(n - per_item[k], 0) for k, n in wanted.items())
+
+    def pct(q: float) -> float:
+        return lateness[min(len(lateness) - 1, int(q * len(lateness)))] if lateness else 0.0
+
+    return Rehearsal(at=at, items=len(items), landed=sum(min(per_item[k], n)
+                                                          for k, n in wanted.items()),
+                     early=sum(1 for r in received if r < at), duplicates=duplicates, lost=lost,
+                     lateness_ms={"p50": pct(0.5), "p99": pct(0.99),
+                                  "max": lateness[-1] if lateness else 0.0},
+                     states=states)

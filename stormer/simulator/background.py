@@ -1,0 +1,64 @@
+"""The simulator in a background thread of this process, on a free loopback port: what
+`stormer rehearse` and the test suite use."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import httpx
+
+if TYPE_CHECKING:
+    import uvicorn
+    from starlette.applications import Starlette
+
+
+@dataclass
+class SimServer:
+    url: str
+    app: Starlette
+    server: uvicorn.Server
+    thread: threading.Thread
+    sock: socket.socket
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
+        self.sock.close()
+        if self.thread.is_alive():
+            raise RuntimeError("the simulator did not stop within 15 s")
+
+
+def serve_simulator(app: Starlette | None = None) -> SimServer:
+    """Start the simulator (or `app`) on 127.0.0.1:<free port>; return once it answers."""
+    import uvicorn
+
+    from stormer.simulator import create_app
+
+    app = app or create_app()
+    # Binding here, not in uvicorn, means no race for the port and a known URL at once.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(4096)
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off",
+                                           access_log=False, backlog=4096))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
+                              name="simulator", daemon=True)
+    thread.start()
+    running = SimServer(url, app, server, thread, sock)
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            if httpx.get(f"{url}/_sim/config", timeout=1).status_code == 200:
+                return running
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline or not thread.is_alive():
+            running.stop()
+            raise RuntimeError("the simulator did not start within 15 s")
+        time.sleep(0.02)

@@ -1,0 +1,24 @@
+"""`stormer rehearse`: the README's demo — the example storm fired at the local simulator."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from example import REPO
+
+
+def test_rehearsal_of_the_example_storm() -> None:
+    result = subprocess.run([sys.executable, "-m", "stormer", "rehearse", "--in", "3s",
+                             "--json", "--storm", str(REPO)],
+                            capture_output=True, text=True, timeout=120,
+                            env={"PATH": "/usr/bin:/bin", "HOME": "/tmp",
+                                 "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"})
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["items"] == 8 and report["landed"] == 8
+    assert (report["early"], report["duplicates"], report["lost"]) == (0, 0, 0)
+    assert report["states"] == {"sent": 8}
+    assert report["lateness_ms"]["max"] < 5000
+    assert not (REPO / "stormer.db").exists()  # the rehearsal's database was thrown away
