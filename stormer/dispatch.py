@@ -57,7 +57,9 @@ class Settings:
     # Wake this early to record the attempts (one batched write), then wait for T exactly.
     # Short: a crash inside this window leaves items whose sending cannot be ruled out.
     lead_seconds: float = 0.5
-    claim_limit: int = 50_000
+    # Items claimed per pass: several workers on one database interleave their claims, and a
+    # 10,000-item storm is staged in a few passes, well inside the staging window.
+    claim_limit: int = 2_000
     per_platform: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_PER_PLATFORM))
     per_platform_default: int = 100
     per_account: int = 2

@@ -57,9 +57,9 @@ def stormer(env: dict[str, str], root: Path, *args: str) -> subprocess.Popen[str
                             text=True)
 
 
-def worker(env: dict[str, str], root: Path) -> subprocess.Popen[str]:
+def worker(env: dict[str, str], root: Path, *extra: str) -> subprocess.Popen[str]:
     return stormer(env, root, "run", "--until-done", "--staging-window", "1m", "--grace", "2m",
-                   "--lease", "3s", "--poll", "0.3")
+                   "--lease", "3s", "--poll", "0.3", *extra)
 
 
 def schedule(env: dict[str, str], root: Path, at: datetime) -> None:

@@ -26,6 +26,9 @@ def run(
                           "taken over after it).")] = "60s",
     poll: Annotated[float, typer.Option(
         hidden=True, help="Seconds between passes over the outbox.")] = 5.0,
+    claim_batch: Annotated[int, typer.Option(
+        hidden=True, help="Items claimed per pass (workers sharing a database interleave).")
+    ] = 2000,
     storm_dir: StormDir = Path("."),
 ) -> None:
     """Run the worker: stage before T, fire at T, record every outcome. Start it well before
@@ -45,7 +48,7 @@ def run(
         raise ConfigError(storm.errors)
     settings = Settings(staging_window=parse_duration(staging_window),
                         grace=parse_duration(grace), lease=parse_duration(lease),
-                        poll_seconds=poll)
+                        poll_seconds=poll, claim_limit=claim_batch)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(message)s")
     for chatty in ("apscheduler", "httpx", "httpcore"):  # a line per job or request
