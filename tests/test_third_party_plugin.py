@@ -71,3 +71,32 @@ def test_plugin_is_used_by_check_preview_and_post(tmp_path: Path) -> None:
     assert json.loads(sent.stdout)["outcome"] == "sent"
     (line,) = board.read_text().splitlines()
     assert json.loads(line)["text"] == item["text"]
+
+
+def test_plugin_is_fired_by_run(tmp_path: Path) -> None:
+    """`stormer run` stages and fires the plugin's item like any built-in's."""
+    from datetime import UTC, datetime, timedelta
+
+    from stormer.timezones import iso_utc
+
+    storm, board = tmp_path / "storm", tmp_path / "board.jsonl"
+    at = (datetime.now(UTC) + timedelta(seconds=8)).replace(microsecond=0)
+    env = {"BOARD_KEY": "k-1", "STORMER_DATABASE_URL": f"sqlite:///{tmp_path / 's.db'}",
+           "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
+    assert stormer("init", str(storm), "--hashtag", "#FreeThem", "--at", iso_utc(at)
+                   ).returncode == 0
+    config = storm / "config.toml"
+    config.write_text(config.read_text(encoding="utf-8").replace("[reminders]", f'''
+[[accounts]]
+name = "our-board"
+platform = "fileboard"
+base_url = "file://{board}"
+langs = ["en"]
+credentials = {{ board_key = "BOARD_KEY" }}
+
+[reminders]'''), encoding="utf-8")
+    assert stormer("schedule", "--storm", str(storm), env=env).returncode == 0
+    ran = stormer("run", "--until-done", "--poll", "0.5", "--storm", str(storm), env=env)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    (line,) = board.read_text().splitlines()
+    assert "#FreeThem" in json.loads(line)["text"]
