@@ -24,3 +24,10 @@ def set_storm_time(storm: Path, at: str) -> None:
     config = storm / "config.toml"
     text = re.sub(r'(?m)^at = ".*"$', f'at = "{at}"', config.read_text(encoding="utf-8"))
     config.write_text(text, encoding="utf-8")
+
+
+def add_accounts(storm: Path, block: str) -> None:
+    """Insert `[[accounts]]` tables (TOML text) into the storm's config.toml."""
+    config = storm / "config.toml"
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace("[reminders]", f"{block}\n[reminders]", 1), encoding="utf-8")

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from example import copy_example, set_storm_time
+from example import add_accounts, copy_example, set_storm_time
 from stormer.db import make_engine
 from stormer.models import Outbox
 from stormer.timezones import iso_utc
@@ -39,10 +39,7 @@ base_url = "{simulator}"
 langs = ["en", "es", "fr", "it", "ar"]
 credentials = {{ access_token = "EXTRA_{n:03d}" }}
 ''' for n in range(EXTRA_ACCOUNTS))
-    config = root / "config.toml"
-    config.write_text(config.read_text(encoding="utf-8").replace("[reminders]",
-                                                                 extra + "\n[reminders]"),
-                      encoding="utf-8")
+    add_accounts(root, extra)
     env = {**os.environ, **CREDENTIALS,
            **{f"EXTRA_{n:03d}": f"tok-extra-{n}" for n in range(EXTRA_ACCOUNTS)},
            "FPS_DISCORD_WEBHOOK_URL": f"{simulator}/api/webhooks/7/tok-d",

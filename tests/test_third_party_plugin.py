@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from example import copy_example
+from example import add_accounts, copy_example
 
 PLUGIN_SITE = Path(__file__).parent / "plugins" / "site"  # holds the plugin's dist-info
 
@@ -20,17 +20,15 @@ def stormer(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
                           text=True, env=environ, timeout=120)
 
 
-def add_fileboard_account(storm: Path, board: Path) -> None:
-    config = storm / "config.toml"
-    config.write_text(config.read_text(encoding="utf-8").replace("[reminders]", f'''
+def add_fileboard_account(storm: Path, board: Path, lang: str = "it") -> None:
+    add_accounts(storm, f'''
 [[accounts]]
 name = "our-board"
 platform = "fileboard"
 base_url = "file://{board}"
-langs = ["it"]
+langs = ["{lang}"]
 credentials = {{ board_key = "BOARD_KEY" }}
-
-[reminders]'''), encoding="utf-8")
+''')
 
 
 def test_plugin_is_listed() -> None:
@@ -85,16 +83,7 @@ def test_plugin_is_fired_by_run(tmp_path: Path) -> None:
            "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
     assert stormer("init", str(storm), "--hashtag", "#FreeThem", "--at", iso_utc(at)
                    ).returncode == 0
-    config = storm / "config.toml"
-    config.write_text(config.read_text(encoding="utf-8").replace("[reminders]", f'''
-[[accounts]]
-name = "our-board"
-platform = "fileboard"
-base_url = "file://{board}"
-langs = ["en"]
-credentials = {{ board_key = "BOARD_KEY" }}
-
-[reminders]'''), encoding="utf-8")
+    add_fileboard_account(storm, board, "en")
     assert stormer("schedule", "--storm", str(storm), env=env).returncode == 0
     ran = stormer("run", "--until-done", "--poll", "0.5", "--storm", str(storm), env=env)
     assert ran.returncode == 0, ran.stdout + ran.stderr
