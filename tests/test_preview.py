@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from example import copy_example
+from example import add_accounts, copy_example
 from stormer.cli import app
 from stormer.platforms.bluesky import record_key
 from stormer.plan import plan
@@ -134,9 +134,7 @@ platform = "x"
 langs = ["en"]
 credentials = {{ access_token = "X_EXTRA_{n}" }}
 ''' for n in range(2))
-    config = storm / "config.toml"
-    config.write_text(config.read_text(encoding="utf-8").replace("[reminders]", extra + "\n[reminders]"),
-                      encoding="utf-8")
+    add_accounts(storm, extra)
     items = [i for i in plan(load_storm(storm)) if i.platform == "x"]
     assert len(items) == 3
     assert len({i.text for i in items}) == 3  # three English samples fit X: one each
