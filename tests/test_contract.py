@@ -298,3 +298,36 @@ def test_too_long_is_rejected_for_good(backend: Backend) -> None:
 
     run(backend, flow)
     assert backend.landed() == []
+
+
+def test_rate_limit_on_real_synapse(request: pytest.FixtureRequest) -> None:
+    """Synapse's own 429: the suite's server runs with raised limits, so this account gets a
+    strict per-user override through the admin API (one message per second)."""
+    backend = RealSynapse(request.getfixturevalue("synapse"))
+    account, credentials = backend.account()
+    admin_id, admin_password = backend.synapse.register("admin", admin=True)
+    admin = backend.synapse.login(admin_id, admin_password)
+
+    def strict_limit() -> None:
+        httpx.post(f"{backend.url}/_synapse/admin/v1/users/{backend.last['user']}"
+                   "/override_ratelimit", json={"messages_per_second": 1, "burst_count": 1},
+                   headers={"Authorization": f"Bearer {admin}"}).raise_for_status()
+
+    async def main() -> Any:
+        async with httpx.AsyncClient(timeout=20) as client:
+            conn = Connection(account=account, client=client, credentials=credentials,
+                              media_root=REPO / "posts")
+            plugin = registry.get("matrix")
+            first = await plugin.stage(item("matrix", a_text()), conn)
+            second = await plugin.stage(item("matrix", a_text()), conn)
+            strict_limit()
+            await asyncio.sleep(1.2)  # the room's own creation events spent the first token
+            await plugin.publish(first, conn)
+            with pytest.raises(RateLimited) as info:
+                await plugin.publish(second, conn)
+            assert 0 < info.value.retry_after <= 5
+            return await send_staged(plugin, second, conn, attempts=5)
+
+    result = asyncio.run(main())
+    assert result.outcome == "sent" and result.attempts >= 2
+    assert len([p for p in backend.landed() if p["text"]]) == 2
