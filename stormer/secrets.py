@@ -76,7 +76,7 @@ class _RedactingFilter(logging.Filter):
 _filter = _RedactingFilter()
 # Loggers that may see a URL or header with a credential in it.
 _LOGGERS = ("stormer", "httpx", "httpcore", "httpcore.connection", "httpcore.http11",
-            "httpcore.http2", "httpcore.proxy", "aiohttp.client", "uvicorn.access")
+            "httpcore.http2", "httpcore.proxy", "aiohttp.client", "uvicorn.access", "apprise")
 
 
 def _install_log_redaction() -> None:

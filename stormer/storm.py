@@ -97,6 +97,12 @@ class ParticipantsSection(_Strict):
     file: str = "participants.csv"
 
 
+class AlertsSection(_Strict):
+    # Names of environment variables holding Apprise URLs: the URLs hold secrets.
+    apprise: list[str] = []
+    unstaged_before: str = "5m"
+
+
 class ConfigFile(_Strict):
     storm: StormSection
     announce: list[AnnounceEntry] = []
@@ -104,6 +110,7 @@ class ConfigFile(_Strict):
     reminders: RemindersSection = RemindersSection()
     database: DatabaseSection = DatabaseSection()
     participants: ParticipantsSection = ParticipantsSection()
+    alerts: AlertsSection = AlertsSection()
 
 
 # --- the loaded storm --------------------------------------------------------------------
@@ -167,6 +174,10 @@ class Storm:
     kit_url: str | None
     database_url: str | None
     at_line: int | None = None  # where config.toml sets the storm time
+    # [alerts]: environment variables holding the organizer's Apprise URLs, and how long
+    # before T every item due must be staged by a live worker (`stormer watchdog`).
+    alert_vars: list[str] = field(default_factory=list)
+    unstaged_before: timedelta = timedelta(minutes=5)
     problems: list[Problem] = field(default_factory=list)
 
     @property
@@ -312,6 +323,7 @@ def _build(root: Path, cfg: ConfigFile, lines: dict, c: _Collector,
             c.add("error", "bad-config", CONFIG_NAME,
                   tomlpos.line_of(lines, ("reminders", "offsets")), str(e))
 
+    alert_vars, unstaged_before = _alerts(cfg.alerts, lines, c)
     accounts = _accounts(cfg, lines, c, known_platforms)
     posts = _load_posts(root, s.hashtag, {a.name for a in accounts}, c, known_platforms)
     participants = _load_participants(root, cfg.participants.file, s.default_lang, c,
@@ -322,8 +334,33 @@ def _build(root: Path, cfg: ConfigFile, lines: dict, c: _Collector,
         participants=participants, reminder_offsets=sorted(offsets, reverse=True),
         posts_per_account=s.posts_per_account, post_interval=interval, kit_url=s.kit_url,
         database_url=cfg.database.url, at_line=tomlpos.line_of(lines, ("storm", "at")),
-        problems=c.problems,
+        alert_vars=alert_vars, unstaged_before=unstaged_before, problems=c.problems,
     )
+
+
+def _alerts(section: AlertsSection, lines: dict,
+            c: _Collector) -> tuple[list[str], timedelta]:
+    names = []
+    for i, name in enumerate(section.apprise):
+        if ENV_NAME.match(name):
+            names.append(name)
+            continue
+        if name in c.secrets:
+            continue  # reported already as a secret written into config.toml
+        c.secrets.add(name)  # most likely the URL itself, pasted here: never echo it
+        c.add("error", "secret-in-config" if "://" in name else "bad-config", CONFIG_NAME,
+              tomlpos.line_of(lines, ("alerts", "apprise", i)),
+              f"alerts.apprise[{i}] must be the name of an environment variable (e.g. "
+              "STORMER_ALERT_URL) that holds the Apprise URL: the URL carries secrets, keep "
+              "it out of config.toml" + (" and revoke the exposed one" if "://" in name
+                                         else ""))
+    try:
+        before = parse_duration(section.unstaged_before)
+    except ValueError as e:
+        c.add("error", "bad-config", CONFIG_NAME,
+              tomlpos.line_of(lines, ("alerts", "unstaged_before")), str(e))
+        before = timedelta(minutes=5)
+    return names, before
 
 
 def _zone_ok(zone: str, c: _Collector, file: str, line: int | None) -> bool:
