@@ -46,7 +46,7 @@ def _facet_spans(text: str) -> tuple[tuple[int, int, str, str, str], ...]:
     byte_spans = _byte_spans(text, [(start, end) for start, end, *_ in features])
     return tuple(
         (byte_start, byte_end, kind, key, value)
-        for (byte_start, byte_end), (_, _, kind, key, value) in zip(byte_spans, features)
+        for (byte_start, byte_end), (_, _, kind, key, value) in zip(byte_spans, features, strict=True)
     )
 
 
