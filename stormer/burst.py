@@ -32,8 +32,10 @@ class AiohttpSender:
         import aiohttp
 
         self._session = aiohttp.ClientSession(
+            # Idle connections are dropped after 3 s: servers commonly close theirs after 5 s,
+            # and a request sent on a connection the server just closed fails ambiguously.
             connector=aiohttp.TCPConnector(limit=self.connections, limit_per_host=0,
-                                           ttl_dns_cache=600),
+                                           ttl_dns_cache=600, keepalive_timeout=3),
             timeout=aiohttp.ClientTimeout(total=self.timeout),
         )
         return self

@@ -41,8 +41,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("stormer.dispatch")
 
+# Requests in flight per platform. A gate held through the server's latency caps a platform
+# at gate / latency posts per second across all its accounts (bench/burst.py measured Discord
+# at 10: p99 30 s for 1,666 webhooks), so these are wide; each account's own gate and the
+# platforms' 429s with Retry-After bound the rest.
 DEFAULT_PER_PLATFORM: Mapping[str, int] = {
-    "mastodon": 200, "bluesky": 200, "x": 50, "telegram": 30, "discord": 10, "matrix": 200,
+    "mastodon": 1000, "bluesky": 1000, "x": 1000, "telegram": 1000, "discord": 1000,
+    "matrix": 1000,
 }
 
 
@@ -279,8 +284,9 @@ class Dispatcher:
         """The alarm for `instant`: record the attempts, wait for the instant, send."""
         batch = [(c, st) for c, st in self._ready.values()
                  if c.fire_at == instant and c.id not in self._in_flight]
-        self._alarms.discard(instant)
         if not batch:
+            if not any(c.fire_at == instant for c, _ in self._ready.values()):
+                self._alarms.discard(instant)  # else a burst for it is still in flight
             return
         now = utcnow()
         if now > instant + self.settings.grace:
@@ -289,6 +295,7 @@ class Dispatcher:
                 self._ready.pop(c.id, None)
                 self._held.discard(c.id)
             await self._db(claims.release, ids=[c.id for c, _ in batch], now=now)
+            self._alarms.discard(instant)
             return
         self._in_flight.update(c.id for c, _ in batch)
         try:
@@ -311,6 +318,7 @@ class Dispatcher:
                 self._ready.pop(c.id, None)
                 self._held.discard(c.id)
             self._in_flight.difference_update(c.id for c, _ in batch)
+            self._alarms.discard(instant)  # only now: a pass must not re-arm a firing instant
             for c_id in list(self._in_flight):
                 if c_id not in self._ready:
                     self._in_flight.discard(c_id)
