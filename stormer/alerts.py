@@ -23,7 +23,6 @@ as a `Secret`, so it is redacted from every log line (Apprise's own included).
 from __future__ import annotations
 
 import json
-import logging
 import os
 import warnings
 from collections import Counter
@@ -35,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from .errors import StormerError
-from .secrets import Secret, redact
+from .secrets import Secret, install_log_redaction, redact
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -61,25 +60,11 @@ class AlertFailed(StormerError):
         super().__init__("; ".join(f"alert URL #{i + 1}: {why}" for i, why in failed))
 
 
-class _Redact(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        cleaned = redact(message)
-        if cleaned != message:
-            record.msg, record.args = cleaned, None
-        return True
-
-
-_redact_apprise = _Redact()
-
-
 def _apprise() -> Any:
     """The apprise module, its log lines redacted (it logs a URL it cannot parse, whole)."""
     import apprise
 
-    logger = logging.getLogger("apprise")  # every Apprise module logs through this one
-    if _redact_apprise not in logger.filters:
-        logger.addFilter(_redact_apprise)
+    install_log_redaction()  # the "apprise" logger is among those secrets.py filters
     return apprise
 
 

@@ -37,7 +37,7 @@ class Secret:
         self._value = value
         with _known_lock:
             _known.add(value)
-        _install_log_redaction()
+        install_log_redaction()
 
     def reveal(self) -> str:
         return self._value
@@ -79,7 +79,7 @@ _LOGGERS = ("stormer", "httpx", "httpcore", "httpcore.connection", "httpcore.htt
             "httpcore.http2", "httpcore.proxy", "aiohttp.client", "uvicorn.access", "apprise")
 
 
-def _install_log_redaction() -> None:
+def install_log_redaction() -> None:
     for name in _LOGGERS:
         logger = logging.getLogger(name)
         if _filter not in logger.filters:
