@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import traceback
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from email import policy
@@ -20,6 +19,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
+from platform_fakes import JPEG, PNG, images, shown  # noqa: F401  (images: a fixture)
 from stormer.errors import AuthError, OutcomeUnknown, RateLimited, Rejected
 from stormer.platforms.base import Connection
 from stormer.platforms.discord import Discord
@@ -31,8 +31,6 @@ WEBHOOK = "https://discord.com/api/webhooks/1/SECRET-hook"
 HOOK_PATH = "/api/webhooks/1/SECRET-hook"
 DELETED = "https://discord.com/api/webhooks/2/SECRET-gone"
 TEXT = "Education is a right, not a privilege. #FreePalestinianStudents"
-PNG = b"\x89PNG\r\n\x1a\n" + b"first image"
-JPEG = b"\xff\xd8\xff\xe0" + b"second image"
 TOO_LONG = {"code": 50035, "message": "Invalid Form Body", "errors": {
     "content": {"_errors": [{"code": "BASE_TYPE_MAX_LENGTH",
                              "message": "Must be 2000 or fewer in length."}]},
@@ -100,15 +98,6 @@ def item(*media: MediaRef) -> QueueItem:
     return QueueItem(id="0123456789abcdef", kind="post",
                      fire_at=datetime(2021, 3, 11, 18, tzinfo=UTC), platform="discord",
                      account="campaign-discord", lang="en", text=TEXT, media=media)
-
-
-@pytest.fixture
-def images(tmp_path: Path) -> tuple[MediaRef, MediaRef]:
-    (tmp_path / "img").mkdir()
-    (tmp_path / "img" / "banner.png").write_bytes(PNG)
-    (tmp_path / "img" / "photo.jpg").write_bytes(JPEG)
-    return (MediaRef("img/banner.png", "A banner", 1200, 675, "image/png"),
-            MediaRef("img/photo.jpg", "Students at a gate", 800, 600, "image/jpeg"))
 
 
 def run(server: FakeWebhook, scenario: Callable[[Connection], Awaitable[T]], *,
@@ -254,11 +243,6 @@ def test_a_timeout_after_sending_is_unknown_and_never_resent() -> None:
 
     assert run(server, scenario) is None  # webhooks cannot tell: the organizer decides
     assert len(server.received) == 1  # the message landed once; reconcile sent nothing
-
-
-def shown(error: BaseException) -> list[str]:
-    """Everything an error can put in front of someone: message, repr, traceback."""
-    return [str(error), repr(error), "".join(traceback.format_exception(error))]
 
 
 def test_the_webhook_url_appears_in_no_error_repr_or_log(

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import traceback
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
+from platform_fakes import JPEG, PNG, images, shown  # noqa: F401  (images: a fixture)
 from stormer.errors import AuthError, OutcomeUnknown, RateLimited, Rejected
 from stormer.platforms.base import Connection
 from stormer.platforms.matrix import Matrix
@@ -31,8 +31,6 @@ USER = "@storm:example.org"
 ROOM = "!storm:example.org"
 ITEM_ID = "0123456789abcdef"
 TEXT = "Education is a right, not a privilege. #FreePalestinianStudents"
-PNG = b"\x89PNG\r\n\x1a\n" + b"first image"
-JPEG = b"\xff\xd8\xff\xe0" + b"second image"
 SEND = "/_matrix/client/v3/rooms/"
 T = TypeVar("T")
 
@@ -104,15 +102,6 @@ def item(*media: MediaRef) -> QueueItem:
     return QueueItem(id=ITEM_ID, kind="post", fire_at=datetime(2021, 3, 11, 18, tzinfo=UTC),
                      platform="matrix", account="campaign-matrix", lang="en", text=TEXT,
                      media=media)
-
-
-@pytest.fixture
-def images(tmp_path: Path) -> tuple[MediaRef, MediaRef]:
-    (tmp_path / "img").mkdir()
-    (tmp_path / "img" / "banner.png").write_bytes(PNG)
-    (tmp_path / "img" / "photo.jpg").write_bytes(JPEG)
-    return (MediaRef("img/banner.png", "A banner", 1200, 675, "image/png"),
-            MediaRef("img/photo.jpg", "Students at a gate", 800, 600, "image/jpeg"))
 
 
 def run(server: FakeHomeserver, scenario: Callable[[Connection], Awaitable[T]], *,
@@ -235,11 +224,6 @@ def test_reconcile_after_a_partial_send_completes_it_once(
         ("$event3", f"stormer-{ITEM_ID}-2")]
     assert published.remote_id == "$event1"
     assert published.raw["event_ids"] == ["$event1", "$event2", "$event3"]
-
-
-def shown(exc: BaseException) -> list[str]:
-    """Everything an error can put in front of someone: message, repr, traceback."""
-    return [str(exc), repr(exc), "".join(traceback.format_exception(exc))]
 
 
 def test_the_access_token_appears_in_no_error_repr_or_log(
