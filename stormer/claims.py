@@ -11,7 +11,8 @@ The contract, in the order the dispatcher calls it:
    up to `horizon` ahead, as `claimed` with a lease (`lease_owner`, `lease_until`). Claiming
    before T is intended: the burst is prepared ahead. The lease must outlast the wait for T
    and the burst; `renew` extends it. A `ClaimedItem` holds all the hot path needs.
-3. `mark_staged` stores what staging produced (media ids…), if the plan did not change.
+3. `mark_staged` (`mark_staged_many` for a batch) stores what staging produced (media ids…),
+   if the plan did not change.
 4. `record_attempt` marks `sending` just before the requests leave, and returns the ids it
    marked: only those may be sent (a lost or expired lease is not marked, so not sent).
 5. `record_outcomes` writes the results in one batch after the burst. `sent` is final.
@@ -237,26 +238,46 @@ def mark_staged(*, engine: Engine, id: str, worker: str, content_hash: str,
     retry time; one claimed by `worker` stays claimed and is released as `staged`.
     `staged_data` is stored as JSON: ids and references only, never secrets.
     """
+    return bool(mark_staged_many(engine=engine, worker=worker, now=now,
+                                 staged=[(id, content_hash, staged_data)]))
+
+
+def mark_staged_many(*, engine: Engine, worker: str,
+                     staged: Sequence[tuple[str, str, dict[str, Any]]],
+                     now: datetime) -> list[str]:
+    """`mark_staged` for a batch of `(id, content_hash, staged_data)`, in one transaction;
+    returns the ids marked, in the order given. Each row is judged as `mark_staged` judges
+    it; if an id comes twice, the last entry counts."""
     _aware(now)
+    wanted = {i: (h, d) for i, h, d in staged}
+    if not wanted:
+        return []
     with engine.begin() as conn:
-        row = conn.execute(
-            select(_t.c.state, _t.c.lease_owner, _t.c.content_hash, _t.c.claimed_from)
-            .where(_t.c.id == id).with_for_update()
-        ).first()
-        if row is None or row.content_hash != content_hash:
-            return False
-        values: dict[str, Any] = {"staged_data": staged_data, "staged_at": now,
-                                  "updated_at": now}
-        if row.state == "claimed" and row.lease_owner == worker:
-            if row.claimed_from == "pending":
-                values["claimed_from"] = "staged"
-        elif row.state in CLAIMABLE:
-            if row.state == "pending":
-                values["state"] = "staged"
-        else:
-            return False
-        conn.execute(update(_t).where(_t.c.id == id).values(**values))
-    return True
+        rows = []
+        for chunk in _chunks(sorted(wanted)):  # locked in id order (see `_held`)
+            for row in conn.execute(
+                select(_t.c.id, _t.c.state, _t.c.lease_owner, _t.c.content_hash,
+                       _t.c.claimed_from)
+                .where(_t.c.id.in_(chunk)).order_by(_t.c.id).with_for_update()
+            ):
+                content_hash, staged_data = wanted[row.id]
+                if row.content_hash != content_hash:
+                    continue
+                state, claimed_from = row.state, row.claimed_from
+                if state == "claimed" and row.lease_owner == worker:
+                    if claimed_from == "pending":
+                        claimed_from = "staged"
+                elif state in CLAIMABLE:
+                    if state == "pending":
+                        state = "staged"
+                else:
+                    continue
+                # The row is locked: writing back its own state and claimed_from is a no-op.
+                rows.append({"b_id": row.id, "state": state, "claimed_from": claimed_from,
+                             "staged_data": staged_data, "staged_at": now, "updated_at": now})
+        if rows:
+            conn.execute(update(_t).where(_t.c.id == bindparam("b_id")), rows)
+    return _in_order([i for i, _, _ in staged], (r["b_id"] for r in rows))
 
 
 # --- sending and outcomes ----------------------------------------------------------------------

@@ -213,7 +213,15 @@ class Dispatcher:
                                  horizon=s.staging_window, limit=s.claim_limit, lease=s.lease)
         self._held.update(c.id for c in claimed)
         if claimed:
-            await asyncio.gather(*(self._stage(c) for c in claimed))
+            # Stage all at once, then store what staging produced in one write.
+            results = await asyncio.gather(*(self._stage(c) for c in claimed),
+                                           return_exceptions=True)
+            staged = [r for r in results if isinstance(r, tuple)]
+            if staged:
+                await self._db(claims.mark_staged_many, staged=staged, now=utcnow())
+            for r in results:
+                if isinstance(r, BaseException):
+                    raise r
         for instant in sorted({c.fire_at for c, _ in self._ready.values()} - self._alarms):
             self._set_alarm(instant)
         staged_through = max((c.fire_at for c, _ in self._ready.values()), default=None)
@@ -255,7 +263,9 @@ class Dispatcher:
             self._platform_gates[platform] = asyncio.Semaphore(n)
         return self._platform_gates[platform]
 
-    async def _stage(self, c: claims.ClaimedItem) -> None:
+    async def _stage(self, c: claims.ClaimedItem
+                     ) -> tuple[str, str, dict[str, Any]] | None:
+        """Stage one item; returns what `claims.mark_staged_many` stores, None if it failed."""
         try:
             plugin, conn = self._connection(c.account)
             async with self._gate(c.platform):
@@ -267,16 +277,15 @@ class Dispatcher:
                 c.id, "failed", utcnow(), error=redact(f"staging: {e}"),
                 next_attempt_at=utcnow() + self.settings.retry_after_staging_failure)])
             self._held.discard(c.id)
-            return
+            return None
         except (PlatformError, StormerError) as e:
             log.error("staging %s (%s) failed for good: %s", c.id, c.account, e)
             await self._db(claims.record_outcomes, outcomes=[claims.Outcome(
                 c.id, "dead", utcnow(), error=redact(f"staging: {e}"))])
             self._held.discard(c.id)
-            return
+            return None
         self._ready[c.id] = (c, staged)
-        await self._db(claims.mark_staged, id=c.id, content_hash=c.content_hash,
-                       staged_data=_json_safe(staged.data), now=utcnow())
+        return (c.id, c.content_hash, _json_safe(staged.data))
 
     # --- firing ----------------------------------------------------------------------------
 

@@ -208,6 +208,33 @@ def test_mark_staged_on_claimed_items(engine: Engine) -> None:
                                   content_hash="x", staged_data={})
 
 
+def test_mark_staged_many_marks_only_unchanged_rows_still_held(engine: Engine) -> None:
+    schedule(engine, [item(i) for i in range(6) if i != 1] + [item(1, text="rewritten")])
+    assert len(claim(engine, W1)) == 6  # all claimed by W1, from pending
+    set_row(engine, item(2).id, lease_owner=W2)  # lease lost: recovered and claimed by W2
+    set_row(engine, item(3).id, state="sent", lease_until=None)
+    set_row(engine, item(4).id, claimed_from="failed")
+    set_row(engine, item(5).id, state="pending", lease_owner=None, lease_until=None,
+            claimed_from=None)  # released: sendable, held by nobody
+    batch = [(item(i).id, item(i).content_hash(), {"n": i}) for i in (5, 4, 3, 2, 1, 0)]
+    batch.append(("nope", "x", {}))
+
+    assert claims.mark_staged_many(engine=engine, worker=W1, now=BEFORE, staged=batch) == [
+        item(5).id, item(4).id, item(0).id]
+    got = {i: row(engine, item(i).id) for i in range(6)}
+    assert [(got[i]["state"], got[i]["claimed_from"], got[i]["staged_data"])
+            for i in range(6)] == [
+        ("claimed", "staged", {"n": 0}),   # held by W1, claimed from pending: now from staged
+        ("claimed", "pending", None),      # content_hash changed: not marked
+        ("claimed", "pending", None),      # lease lost to W2: not marked
+        ("sent", "pending", None),         # no longer sendable: not marked
+        ("claimed", "failed", {"n": 4}),   # failed keeps its retry state
+        ("staged", None, {"n": 5}),        # pending becomes staged
+    ]
+    assert got[0]["staged_at"] == BEFORE and got[1]["staged_at"] is None
+    assert claims.mark_staged_many(engine=engine, worker=W1, now=BEFORE, staged=[]) == []
+
+
 # --- attempts and outcomes ---------------------------------------------------------------------
 
 def test_record_attempt_marks_only_what_the_worker_holds_under_a_live_lease(
