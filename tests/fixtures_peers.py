@@ -31,7 +31,7 @@ from typing import Any, NoReturn
 import httpx
 import pytest
 
-__all__ = ["BlueskyPds", "Synapse", "bluesky_pds", "synapse"]
+__all__ = ["BlueskyPds", "Synapse", "bluesky_pds", "bluesky_pds_rate_limited", "synapse"]
 
 REPO = Path(__file__).resolve().parent.parent
 PEER_FILES = REPO / "tests" / "peers"
@@ -159,9 +159,7 @@ class BlueskyPds:
         return handle, password, str(response.json()["did"])
 
 
-@pytest.fixture(scope="session")
-def bluesky_pds() -> Iterator[BlueskyPds]:
-    """A real Bluesky PDS + PLC for this test session (this xdist worker)."""
+def _run_pds(*flags: str) -> Iterator[BlueskyPds]:
     script = PEER_FILES / "pds.mjs"
     _require_installed("Bluesky PDS", PDS_HOME, NODE22, script)
     # The PDS keeps SQLite files and blobs in os.tmpdir() and never deletes them.
@@ -169,7 +167,7 @@ def bluesky_pds() -> Iterator[BlueskyPds]:
     env = {**os.environ, "TMPDIR": str(workdir), "PDS_MODULES": str(PDS_HOME)}
 
     def make(ports: list[int]) -> _Server:
-        return _Server("Bluesky PDS", [str(NODE22), str(script), *map(str, ports)],
+        return _Server("Bluesky PDS", [str(NODE22), str(script), *map(str, ports), *flags],
                        env=env, log=workdir / "pds.log")
 
     try:
@@ -185,6 +183,22 @@ def bluesky_pds() -> Iterator[BlueskyPds]:
             server.stop()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def bluesky_pds() -> Iterator[BlueskyPds]:
+    """A real Bluesky PDS + PLC for this test session (this xdist worker), with its rate
+    limits off, as @atproto/dev-env starts it: the suite's many logins are never throttled."""
+    yield from _run_pds()
+
+
+@pytest.fixture(scope="module")
+def bluesky_pds_rate_limited() -> Iterator[BlueskyPds]:
+    """A second real PDS + PLC with the PDS's own rate limits on (`rateLimitsEnabled`, in
+    memory), for the tests of its 429s: e.g. createSession 30 per 5 minutes per account and
+    IP, 3,000 requests per 5 minutes per IP. Module-scoped: it runs only while the module that
+    uses it does (another ~300 MB)."""
+    yield from _run_pds("--rate-limits")
 
 
 # --- Matrix ------------------------------------------------------------------------------------

@@ -8,6 +8,8 @@ Each capability is asserted from the server's side too: what really landed, and 
 from __future__ import annotations
 
 import asyncio
+import re
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -261,7 +263,8 @@ def test_a_lost_answer_never_becomes_a_second_post(backend: Backend) -> None:
 
 
 def test_rate_limit_is_reported_and_honoured(simulated: Backend) -> None:
-    # Real servers here run with their limits raised for the suite: 429s are the simulator's.
+    # The suite's real servers run with their limits raised (Synapse) or off (the PDS); their
+    # own 429s are tested below: test_rate_limit_on_real_synapse, test_rate_limit_on_real_pds.
     def limit(n: int) -> None:
         httpx.post(f"{simulated.url}/_sim/config", json={"rate_limit": {
             simulated.platform: {"limit": n, "window_s": 1.0}}}).raise_for_status()
@@ -331,3 +334,86 @@ def test_rate_limit_on_real_synapse(request: pytest.FixtureRequest) -> None:
     result = asyncio.run(main())
     assert result.outcome == "sent" and result.attempts >= 2
     assert len([p for p in backend.landed() if p["text"]]) == 2
+
+
+def test_rate_limit_on_real_pds(request: pytest.FixtureRequest) -> None:
+    """The PDS's own 429, from a second PDS started with its rate limits on (the suite's runs
+    without them, as dev-env starts it). createSession allows 30 logins per 5 minutes per
+    account (and IP): stormer logs in once per account and keeps the session, but the
+    account's other logins (another machine, a script) may have used the budget up. Then
+    stormer's login is a RateLimited with the PDS's own Retry-After (minutes: beyond
+    sending.MAX_WAIT, the caller's to schedule); trying again early is refused again, with
+    the same reset; nothing is posted; and the account's limit is not the server's."""
+    pds = request.getfixturevalue("bluesky_pds_rate_limited")
+    handle, password, did = pds.create_account("limited")
+    login_url = f"{pds.url}/xrpc/com.atproto.server.createSession"
+
+    async def spend_the_budget() -> tuple[int, int]:
+        """One login reads the budget from the PDS's headers, the rest go at once (each
+        takes >= 350 ms on the PDS, its guard against timing attacks)."""
+        body = {"identifier": handle, "password": password}
+        async with httpx.AsyncClient(timeout=30) as client:
+            first = await client.post(login_url, json=body)
+            first.raise_for_status()
+            policy = re.fullmatch(r"(\d+);w=(\d+)", first.headers["ratelimit-policy"])
+            assert policy, first.headers
+            left = int(first.headers["ratelimit-remaining"])
+            rest = await asyncio.gather(*(client.post(login_url, json=body)
+                                          for _ in range(left)))
+        assert [r.status_code for r in rest] == [200] * left
+        assert sorted(int(r.headers["ratelimit-remaining"]) for r in rest) == list(range(left))
+        limit, window = map(int, policy.groups())
+        assert left == limit - 1
+        return limit, window
+
+    spent_at = time.time()
+    limit, window = asyncio.run(spend_the_budget())
+    assert (limit, window) == (30, 300)  # what stormer/platforms/bluesky.py is built around
+
+    account, credentials = _account("bluesky", {"base_url": pds.url, "target": None,
+                                                "handle": handle}, {"app_password": password})
+    seen: list[tuple[float, httpx.Response]] = []
+
+    async def record(response: httpx.Response) -> None:
+        seen.append((time.time(), response))
+
+    async def main() -> tuple[RateLimited, RateLimited, dict[str, Any]]:
+        async with httpx.AsyncClient(timeout=20, event_hooks={"response": [record]}) as client:
+            conn = Connection(account=account, client=client, credentials=credentials,
+                              media_root=REPO / "posts")
+            plugin = registry.get("bluesky")
+            with pytest.raises(RateLimited) as first:
+                await plugin.stage(item("bluesky", a_text()), conn)
+            with pytest.raises(RateLimited) as again:
+                await plugin.verify(conn)
+            return first.value, again.value, conn.state
+
+    first, again, state = asyncio.run(main())
+    logins = [(at, r) for at, r in seen if r.url.path.endswith(".createSession")]
+    assert [r.status_code for _, r in logins] == [429, 429], "one login per call, no more"
+    assert [r.json()["error"] for _, r in logins] == ["RateLimitExceeded"] * 2
+    for (at, response), error in zip(logins, (first, again), strict=True):
+        headers = response.headers
+        assert headers["ratelimit-remaining"] == "0"
+        # The wait is the PDS's Retry-After, and it ends at the PDS's RateLimit-Reset...
+        assert error.retry_after == float(headers["retry-after"])
+        assert abs(at + error.retry_after - int(headers["ratelimit-reset"])) <= 2
+        # ...the end of the window that the spent logins opened.
+        assert window - (at - spent_at) - 2 <= error.retry_after <= window
+        assert error.platform == "bluesky" and password not in str(error)
+    assert logins[0][1].headers["ratelimit-reset"] == logins[1][1].headers["ratelimit-reset"]
+    assert again.retry_after <= first.retry_after
+    assert "accessJwt" not in state  # no session, nothing half-stored
+
+    limited = RealPds(pds)
+    limited.last = {"did": did}
+    assert limited.landed() == []
+    # The limit is the account's: another account on the same PDS logs in and posts.
+    other = RealPds(pds)
+    text = a_text()
+
+    async def post(plugin: Platform, conn: Connection) -> Published:
+        return await plugin.publish(await plugin.stage(item("bluesky", text), conn), conn)
+
+    assert run(other, post).remote_id.startswith(f"at://{other.last['did']}/")
+    assert [p["text"] for p in other.landed()] == [text]

@@ -127,6 +127,15 @@ def test_pds_refresh_rotates_and_delete_session_revokes(bluesky_pds: BlueskyPds,
     assert revoked.status_code == 400 and revoked.json()["error"] == "ExpiredToken"
 
 
+def test_pds_runs_without_rate_limits_for_the_suite(xrpc: httpx.Client) -> None:
+    """dev-env starts the PDS with its rate limits off, so the suite is never throttled (the
+    PDS's 429s are tested on `bluesky_pds_rate_limited`, in test_contract.py): a limited PDS
+    sends RateLimit-* headers with every XRPC answer, this one none."""
+    answer = xrpc.get("com.atproto.server.describeServer")
+    assert answer.status_code == 200, answer.text
+    assert not [name for name in answer.headers if name.lower().startswith("ratelimit")]
+
+
 # --- Matrix ------------------------------------------------------------------------------------
 
 def test_synapse_send_is_idempotent_per_token_and_reads_back(synapse: Synapse) -> None:

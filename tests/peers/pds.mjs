@@ -1,6 +1,11 @@
 // A real Bluesky PDS (+ an in-memory PLC directory) for stormer's tests.
 //
-//   PDS_MODULES=.peers/pds TMPDIR=/some/dir node22 tests/peers/pds.mjs PDS_PORT PLC_PORT
+//   PDS_MODULES=.peers/pds TMPDIR=/some/dir node22 tests/peers/pds.mjs PDS_PORT PLC_PORT [--rate-limits]
+//
+// @atproto/dev-env starts the PDS with its rate limits off; `--rate-limits` turns them on
+// (`rateLimitsEnabled`, what PDS_RATE_LIMITS_ENABLED sets on a production PDS — dev-env passes
+// its own config and never reads that variable): the PDS's own limits, in memory, e.g.
+// createSession 30 per 5 minutes per account and IP.
 //
 // Prints one JSON line {"pds": url, "plc": url} on stdout once both listen, and closes both on
 // SIGTERM or SIGINT. The PDS keeps its SQLite files and blobs under os.tmpdir() and never
@@ -15,8 +20,11 @@ import { pathToFileURL } from 'node:url';
 const CLOSE_TIMEOUT_MS = 10_000;
 
 const [pdsPort, plcPort] = process.argv.slice(2, 4).map(Number);
-if (!pdsPort || !plcPort || !process.env.PDS_MODULES) {
-  console.error('usage: PDS_MODULES=DIR node pds.mjs PDS_PORT PLC_PORT');
+const flags = process.argv.slice(4);
+const rateLimits = flags.includes('--rate-limits');
+if (!pdsPort || !plcPort || !process.env.PDS_MODULES
+    || flags.some((flag) => flag !== '--rate-limits')) {
+  console.error('usage: PDS_MODULES=DIR node pds.mjs PDS_PORT PLC_PORT [--rate-limits]');
   process.exit(2);
 }
 
@@ -27,7 +35,7 @@ const { TestNetworkNoAppView } = await import(
 
 const net = await TestNetworkNoAppView.create({
   plc: { port: plcPort },
-  pds: { port: pdsPort, hostname: 'localhost' },
+  pds: { port: pdsPort, hostname: 'localhost', rateLimitsEnabled: rateLimits },
 });
 
 let closing = false;
