@@ -22,10 +22,11 @@ app = typer.Typer(
 )
 
 from . import (  # noqa: E402  (commands register on app)
-    accounts, check_preview, doctor, init, rehearse, run, schedule, simulator, status, times)
+    accounts, check_preview, doctor, init, participants, rehearse, run, schedule, simulator,
+    status, times)
 
-__all__ = ["app", "main", "accounts", "check_preview", "doctor", "init", "rehearse", "run",
-           "schedule", "simulator", "status", "times"]
+__all__ = ["app", "main", "accounts", "check_preview", "doctor", "init", "participants",
+           "rehearse", "run", "schedule", "simulator", "status", "times"]
 
 
 def main() -> None:
