@@ -24,20 +24,18 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from .errors import StormerError
-from .secrets import Secret, install_log_redaction, redact
+from .notify import apprise_module, apprise_quiet
+from .secrets import Secret, redact
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
 
     from sqlalchemy.engine import Engine
 
@@ -60,24 +58,6 @@ class AlertFailed(StormerError):
         super().__init__("; ".join(f"alert URL #{i + 1}: {why}" for i, why in failed))
 
 
-def _apprise() -> Any:
-    """The apprise module, its log lines redacted (it logs a URL it cannot parse, whole)."""
-    import apprise
-
-    install_log_redaction()  # the "apprise" logger is among those secrets.py filters
-    return apprise
-
-
-@contextmanager
-def _apprise_quiet() -> Iterator[None]:
-    # Apprise loads every plugin on first use; its e-mail plugin imports `imghdr`, deprecated
-    # since Python 3.11. Not our warning to act on (and the test suite turns warnings into
-    # errors).
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*imghdr", category=DeprecationWarning)
-        yield
-
-
 def alert_urls(names: Sequence[str],
                environ: Mapping[str, str] | None = None) -> tuple[dict[str, Secret], list[str]]:
     """The Apprise URLs held by the environment variables `names` (name → URL, as Secrets:
@@ -96,10 +76,10 @@ def alert_urls(names: Sequence[str],
 
 def check_urls(urls: Sequence[str | Secret]) -> list[tuple[int, str]]:
     """(position, reason) of each URL Apprise cannot use; sends nothing."""
-    apprise = _apprise()
+    apprise = apprise_module()
     bad = []
     for i, url in enumerate([_secret(u) for u in urls]):
-        with _apprise_quiet():
+        with apprise_quiet():
             usable = apprise.Apprise().add(url.reveal())
         if not usable:
             bad.append((i, "not a usable Apprise URL (see https://github.com/caronc/apprise/wiki)"))
@@ -113,13 +93,13 @@ def alert(urls: Sequence[str | Secret], title: str, body: str) -> None:
     Raises AlertFailed, after trying them all, when any URL is unusable or did not take the
     alert; its `delivered` says how many did. URLs never appear in messages or logs.
     """
-    apprise = _apprise()
+    apprise = apprise_module()
     secrets = [_secret(u) for u in urls]  # registered before Apprise sees (and logs) any
     title, body = redact(title), redact(body)
     failed: list[tuple[int, str]] = []
     for i, url in enumerate(secrets):
         notifier = apprise.Apprise()
-        with _apprise_quiet():
+        with apprise_quiet():
             usable = notifier.add(url.reveal())
         if not usable:
             failed.append((i, "not a usable Apprise URL"))

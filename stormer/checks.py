@@ -40,7 +40,51 @@ def check(storm: Storm, *, now: datetime | None = None) -> list[Problem]:
     problems += _account_problems(storm)
     problems += _post_platform_problems(storm)
     problems += _duplicate_text_problems(storm)
+    problems += _reminder_problems(storm)
     return problems
+
+
+def _reminder_problems(storm: Storm) -> list[Problem]:
+    """Contacts that cannot be reached, senders not configured, languages without a
+    template. A contact is never quoted: the row number says where to look."""
+    from .contacts import SENDER_FOR, BadContact, parse_contact
+    from .reminders import FALLBACK, template_langs
+
+    if not storm.reminder_offsets or not storm.participants:
+        return []
+    file = storm.participants_file
+    out = []
+    needed: dict[str, list[int]] = defaultdict(list)  # sender → rows that need it
+    for p in storm.participants:
+        for n, text in enumerate(p.contacts, 1):
+            try:
+                contact = parse_contact(text)
+            except BadContact as e:
+                out.append(Problem("error", "bad-contact", file, p.row,
+                                   f"row {p.row} ({p.name}): contact #{n} is {e}; this "
+                                   "participant will not get it"))
+                continue
+            if contact.needs_sender:
+                needed[SENDER_FOR[contact.kind]].append(p.row)
+    for sender, rows in sorted(needed.items()):
+        if sender not in storm.reminder_senders:
+            shown = ", ".join(map(str, rows[:8])) + (" …" if len(rows) > 8 else "")
+            out.append(Problem("error", "missing-sender", CONFIG_NAME, None,
+                               f"{len(rows)} participant contact(s) need the `{sender}` "
+                               f"sender (rows {shown} of {file}): add it to [reminders] "
+                               f"senders = {{ {sender} = \"ENV_VAR\" }}, the variable "
+                               f"holding the organizer's {sender}:// Apprise URL"))
+    have = set(template_langs())
+    missing: dict[str, int] = defaultdict(int)
+    for p in storm.participants:
+        if p.contacts and p.lang not in have and p.lang.split("_")[0] not in have:
+            missing[p.lang] += 1
+    for lang, count in sorted(missing.items()):
+        out.append(Problem("warning", "no-reminder-template", file, None,
+                           f"{count} participant(s) speak {lang!r}, which has no reminder "
+                           f"template: they get the {FALLBACK!r} text (add "
+                           f"stormer/templates/reminders/{lang}.txt.j2)"))
+    return out
 
 
 def _account_problems(storm: Storm) -> list[Problem]:

@@ -91,7 +91,7 @@ def item_of(c: claims.ClaimedItem) -> QueueItem:
                            m.get("mime", "image/png")) for m in c.media)
     return QueueItem(id=c.id, kind=c.kind, fire_at=c.fire_at,  # type: ignore[arg-type]
                      platform=c.platform, account=c.account, lang=c.lang, text=c.text,
-                     media=media)
+                     media=media, payload=c.payload)
 
 
 class Dispatcher:
@@ -107,6 +107,7 @@ class Dispatcher:
         self._credentials = credentials  # a rehearsal hands in the simulator's
         self._accounts = {a.name: a for a in storm.accounts}
         self._connections: dict[str, tuple[Platform, Connection]] = {}
+        self._reminders: tuple[Any, Any] | None = None  # participants' reminders (Apprise)
         self._ready: dict[str, tuple[claims.ClaimedItem, Staged]] = {}
         self._held: set[str] = set()  # claimed by this worker, outcome not yet written
         self._alarms: set[datetime] = set()
@@ -244,7 +245,12 @@ class Dispatcher:
 
     # --- staging ---------------------------------------------------------------------------
 
-    def _connection(self, account_name: str) -> tuple[Platform, Connection]:
+    def _connection(self, c: claims.ClaimedItem) -> tuple[Any, Any]:
+        """The plugin and connection that send `c`: its account's platform for a post, the
+        Apprise reminder channel for a participant's reminder."""
+        if c.kind == "reminder":
+            return self._reminder_channel()
+        account_name = c.account
         if account_name not in self._connections:
             account = self._accounts.get(account_name)
             if account is None:
@@ -257,6 +263,15 @@ class Dispatcher:
             self._connections[account_name] = (plugin, conn)
         return self._connections[account_name]
 
+    def _reminder_channel(self) -> tuple[Any, Any]:
+        if self._reminders is None:
+            from .notify import ReminderChannel, ReminderConnection, resolve_senders
+
+            senders, _missing = resolve_senders(self.storm.reminder_senders)  # check says
+            self._reminders = (ReminderChannel(), ReminderConnection(
+                storm=self.storm, senders=senders, workdir=self.storm.root / ".stormer"))
+        return self._reminders
+
     def _gate(self, platform: str) -> asyncio.Semaphore:
         if platform not in self._platform_gates:
             n = self.settings.per_platform.get(platform, self.settings.per_platform_default)
@@ -267,7 +282,7 @@ class Dispatcher:
                      ) -> tuple[str, str, dict[str, Any]] | None:
         """Stage one item; returns what `claims.mark_staged_many` stores, None if it failed."""
         try:
-            plugin, conn = self._connection(c.account)
+            plugin, conn = self._connection(c)
             async with self._gate(c.platform):
                 staged = await plugin.stage(item_of(c), conn)
         except (AuthError, Transient, RateLimited) as e:
@@ -333,7 +348,7 @@ class Dispatcher:
                     self._in_flight.discard(c_id)
 
     async def _send(self, c: claims.ClaimedItem, staged: Staged) -> claims.Outcome:
-        plugin, conn = self._connection(c.account)
+        plugin, conn = self._connection(c)
         async with self._gate(c.platform), self._account_gates[c.account]:
             await sleep_until(c.fire_at)  # never early, even after waiting for a gate
             left = utcnow()
@@ -372,7 +387,7 @@ class Dispatcher:
         now = utcnow()
         outcome: claims.Outcome
         try:
-            plugin, conn = self._connection(c.account)
+            plugin, conn = self._connection(c)
             window = getattr(plugin, "idempotency_window", None)
             too_late = now > c.fire_at + self.settings.grace or (
                 window is not None and (now - c.fire_at).total_seconds() > window - 300)

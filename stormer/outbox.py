@@ -38,6 +38,7 @@ class ScheduleResult:
     cancelled: list[str] = field(default_factory=list)  # no longer planned, never sent
     kept_sent: list[str] = field(default_factory=list)  # plan changed or dropped, too late
     restored: list[str] = field(default_factory=list)  # cancelled before, planned again
+    too_late: list[str] = field(default_factory=list)  # new, but their time has passed: not added
 
 
 def schedule(
@@ -45,7 +46,9 @@ def schedule(
 ) -> ScheduleResult:
     """Make the outbox of `storm` match the plan `items`; running it twice changes nothing.
 
-    New items are added as `pending`. An item whose content changed is rewritten (and put back
+    New items are added as `pending`, unless their time has already passed at `now` (a
+    participant who joins late gets only the reminders still ahead; they are reported in
+    `too_late`). An item whose content changed is rewritten (and put back
     to `pending`, its attempts kept) only while it is `pending`, `staged` or `failed`. Unsent
     items missing from the plan become `cancelled` (never deleted); a cancelled item planned
     again is restored to `pending`. Items claimed, sending, sent or finished are never touched:
@@ -77,9 +80,9 @@ def schedule(
 
     result = ScheduleResult()
     rewrite: list[str] = []  # to update or restore, told apart by their old state
-    for item_id, (_, new_hash) in planned.items():
+    for item_id, (item, new_hash) in planned.items():
         if item_id not in existing:
-            result.added.append(item_id)
+            (result.too_late if item.fire_at <= now else result.added).append(item_id)
             continue
         old_hash, state = existing[item_id]
         if state == "cancelled" or (state in EDITABLE and old_hash != new_hash):

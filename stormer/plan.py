@@ -8,7 +8,7 @@ that outright; elsewhere it just looks like spam).
 
 from __future__ import annotations
 
-from collections import Counter
+import heapq
 from collections.abc import Iterator
 from operator import attrgetter
 from typing import TYPE_CHECKING
@@ -34,28 +34,58 @@ def eligible(post: Post, account: Account) -> bool:
 
 
 def assign(storm: Storm) -> dict[str, list[Post]]:
-    """For each account (by name), the posts it will send, in order."""
-    uses_on_platform: dict[str, Counter[int]] = {}
-    uses_overall: Counter[int] = Counter()
+    """For each account (by name), the posts it will send, in order.
+
+    Each account takes, among the posts it may carry, the `posts_per_account` least used so
+    far on its platform, then least used anywhere, then first in file order.
+    """
     posts = storm.posts
-    # Which posts an account may carry depends only on its platform and languages (and on
-    # its name, if some post names accounts): thousands of accounts share a few answers.
-    by_name = any(p.accounts is not None for p in posts)
-    eligible_cache: dict[tuple, list[int]] = {}
+    per_account = storm.posts_per_account
+    uses_overall = [0] * len(posts)
+    uses_on_platform: dict[str, list[int]] = {}
+    # Which posts an account may carry, among those naming no accounts, depends only on its
+    # platform and languages: thousands of accounts share a few answers, each kept as a heap
+    # of (uses on platform, uses overall, index). Counts only grow, so an entry's key is never
+    # above the truth: a popped entry whose key is still true is the least; one that is not
+    # is pushed back with its true key (lazy re-keying). Posts naming accounts are looked at
+    # by the accounts they name only.
+    heaps: dict[tuple[str, tuple[str, ...]], list[tuple[int, int, int]]] = {}
+    named: dict[str, list[int]] = {}
+    for i, p in enumerate(posts):
+        for name in dict.fromkeys(p.accounts or ()):
+            named.setdefault(name, []).append(i)
     plan: dict[str, list[Post]] = {}
     for account in storm.accounts:
-        key = (account.platform, account.langs, account.name if by_name else None)
-        candidates = eligible_cache.get(key)
-        if candidates is None:
-            candidates = [i for i, p in enumerate(posts) if eligible(p, account)]
-            eligible_cache[key] = candidates
-        on_platform = uses_on_platform.setdefault(account.platform, Counter())
-        # Least used on this platform first, then least used anywhere, then file order.
-        ranked = sorted(candidates, key=lambda i: (on_platform[i], uses_overall[i], i))
-        chosen = ranked[: storm.posts_per_account]
+        on_platform = uses_on_platform.get(account.platform)
+        if on_platform is None:
+            on_platform = uses_on_platform[account.platform] = [0] * len(posts)
+        heap = heaps.get((account.platform, account.langs))
+        if heap is None:
+            heap = [(on_platform[i], uses_overall[i], i) for i, p in enumerate(posts)
+                    if p.accounts is None and eligible(p, account)]
+            heapq.heapify(heap)
+            heaps[(account.platform, account.langs)] = heap
+        taken: list[tuple[int, int, int]] = []  # the least used shared posts, least first
+        while heap and len(taken) < per_account:
+            top = heap[0]
+            i = top[2]
+            true = (on_platform[i], uses_overall[i], i)
+            if True:
+                taken.append(heapq.heappop(heap))
+            else:
+                heapq.heapreplace(heap, true)
+        ranked = taken
+        own = [(on_platform[i], uses_overall[i], i) for i in named.get(account.name, ())
+               if eligible(posts[i], account)]
+        if own:
+            ranked = sorted(taken + own)[:per_account]
+        chosen = [i for _, _, i in ranked]
         for i in chosen:
             on_platform[i] += 1
             uses_overall[i] += 1
+        for entry in taken:  # back into the heap, with the new counts if chosen
+            i = entry[2]
+            heapq.heappush(heap, (on_platform[i], uses_overall[i], i))
         plan[account.name] = [posts[i] for i in chosen]
     return plan
 
@@ -90,8 +120,10 @@ def plan_posts(storm: Storm) -> Iterator[QueueItem]:
 
 
 def plan(storm: Storm) -> list[QueueItem]:
-    """The whole queue, sorted by fire time then id."""
-    items = list(plan_posts(storm))
+    """The whole queue (posts and participants' reminders), sorted by fire time then id."""
+    from .reminders import plan_reminders
+
+    items = [*plan_posts(storm), *plan_reminders(storm)]
     # Two stable sorts give the order of one by (fire_at, id), in half the time.
     items.sort(key=attrgetter("id"))
     items.sort(key=attrgetter("fire_at"))

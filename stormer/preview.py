@@ -15,16 +15,25 @@ from .storm import Storm
 from .timezones import iso_utc
 
 
-def rendered(storm: Storm, items: Iterable[QueueItem]) -> Iterator[tuple[QueueItem, Payload]]:
-    """Each item with its rendered Payload (requests, length, limit, problems)."""
+def rendered(storm: Storm, items: Iterable[QueueItem], *, show_contacts: bool = False,
+             ) -> Iterator[tuple[QueueItem, Payload]]:
+    """Each item with its rendered Payload (requests, length, limit, problems). A reminder's
+    recipient is shown by its channel kind only, unless `show_contacts`."""
+    from .reminders import render_reminder
+
     accounts = {a.name: a for a in storm.accounts}
     for item in items:
-        yield item, registry.get(item.platform).render(item, accounts[item.account])
+        if item.kind == "reminder":
+            yield item, render_reminder(storm, item, show_contacts=show_contacts)
+        else:
+            yield item, registry.get(item.platform).render(item, accounts[item.account])
 
 
 def with_payloads(storm: Storm, items: Iterable[QueueItem]) -> list[QueueItem]:
-    """The items with their payloads filled in, as the outbox stores them."""
-    return [replace(item, payload={"requests": payload.requests})
+    """The items with their payloads filled in, as the outbox stores them. A reminder keeps
+    the payload it was planned with (subject, HTML, the hash of its contact)."""
+    return [item if item.kind == "reminder" else replace(item, payload={"requests":
+                                                                        payload.requests})
             for item, payload in rendered(storm, items)]
 
 
@@ -56,7 +65,9 @@ def preview_lines(name: str, total: int, shown: Iterable[tuple[QueueItem, Payloa
         if payload.length > payload.limit:
             length += " TOO LONG"
         media = f"{len(item.media)} img" if item.media else ""
-        rows.append((item.fire_at, item.platform, item.account, item.lang, length, media,
+        where = (f"reminder:{item.payload.get('channel', '?')}" if item.kind == "reminder"
+                 else item.platform)
+        rows.append((item.fire_at, where, item.account, item.lang, length, media,
                      " ".join(item.text.split())))
     one_day = len({r[0].date() for r in rows}) <= 1
     title = f"{name}: {total} queued item(s)"

@@ -87,6 +87,10 @@ class AccountEntry(_Strict):
 
 class RemindersSection(_Strict):
     offsets: list[str] = ["24h", "1h", "10m"]
+    # The organizer's Apprise URLs that reminders go out through, by kind of contact
+    # (mailto = the SMTP server, tgram = the bot, matrix = the account): the NAMES of the
+    # environment variables holding them, since the URLs carry secrets.
+    senders: dict[str, str] = {}
 
 
 class DatabaseSection(_Strict):
@@ -178,6 +182,9 @@ class Storm:
     # before T every item due must be staged by a live worker (`stormer watchdog`).
     alert_vars: list[str] = field(default_factory=list)
     unstaged_before: timedelta = timedelta(minutes=5)
+    # [reminders] senders: sender (mailto, tgram, matrix) → environment variable holding its URL
+    reminder_senders: dict[str, str] = field(default_factory=dict)
+    participants_file: str = "participants.csv"  # relative to the storm folder
     problems: list[Problem] = field(default_factory=list)
 
     @property
@@ -324,6 +331,7 @@ def _build(root: Path, cfg: ConfigFile, lines: dict, c: _Collector,
                   tomlpos.line_of(lines, ("reminders", "offsets")), str(e))
 
     alert_vars, unstaged_before = _alerts(cfg.alerts, lines, c)
+    senders = _senders(cfg.reminders.senders, lines, c)
     accounts = _accounts(cfg, lines, c, known_platforms)
     posts = _load_posts(root, s.hashtag, {a.name for a in accounts}, c, known_platforms)
     participants = _load_participants(root, cfg.participants.file, s.default_lang, c,
@@ -335,7 +343,34 @@ def _build(root: Path, cfg: ConfigFile, lines: dict, c: _Collector,
         posts_per_account=s.posts_per_account, post_interval=interval, kit_url=s.kit_url,
         database_url=cfg.database.url, at_line=tomlpos.line_of(lines, ("storm", "at")),
         alert_vars=alert_vars, unstaged_before=unstaged_before, problems=c.problems,
+        reminder_senders=senders, participants_file=cfg.participants.file,
     )
+
+
+def _senders(section: dict[str, str], lines: dict, c: _Collector) -> dict[str, str]:
+    from .contacts import SENDER_FOR
+
+    known = sorted(SENDER_FOR.values())
+    out = {}
+    for sender, var in section.items():
+        line = tomlpos.line_of(lines, ("reminders", "senders", sender))
+        if sender not in known:
+            c.add("error", "bad-config", CONFIG_NAME, line,
+                  f"reminders.senders.{sender}: unknown sender; the senders are "
+                  f"{', '.join(known)} (other channels are complete Apprise URLs in "
+                  "participants.csv)")
+        elif var in c.secrets:
+            continue  # reported already as a secret written into config.toml
+        elif not ENV_NAME.match(var):
+            c.secrets.add(var)  # most likely the URL itself, pasted here: never echo it
+            c.add("error", "secret-in-config" if "://" in var else "bad-config", CONFIG_NAME,
+                  line, f"reminders.senders.{sender} must be the name of an environment "
+                  "variable (e.g. STORMER_SMTP_URL) holding the Apprise URL: the URL carries "
+                  "secrets, keep it out of config.toml"
+                  + (" and revoke the exposed one" if "://" in var else ""))
+        else:
+            out[sender] = var
+    return out
 
 
 def _alerts(section: AlertsSection, lines: dict,

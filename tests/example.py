@@ -9,15 +9,29 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def copy_example(dest: Path, *, at: str | None = None) -> Path:
-    """Copy config.toml, posts/ and participants.csv into `dest`; optionally move the storm."""
+def copy_example(dest: Path, *, at: str | None = None, reminders: bool = False) -> Path:
+    """Copy config.toml, posts/ and participants.csv into `dest`; optionally move the storm.
+
+    Without `reminders` the copy plans no participants' reminders (`offsets = []`): the
+    example's participants are real organizations at example addresses, and tests of posting
+    must not count or try to deliver them. Reminder tests point them at local sinks."""
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / "config.toml", dest / "config.toml")
     shutil.copy(REPO / "participants.csv", dest / "participants.csv")
     shutil.copytree(REPO / "posts", dest / "posts")
     if at is not None:
         set_storm_time(dest, at)
+    if not reminders:
+        set_reminder_offsets(dest, [])
     return dest
+
+
+def set_reminder_offsets(storm: Path, offsets: list[str]) -> None:
+    config = storm / "config.toml"
+    listed = ", ".join(f'"{o}"' for o in offsets)
+    text = re.sub(r"(?m)^offsets = \[.*\]$", f"offsets = [{listed}]",
+                  config.read_text(encoding="utf-8"))
+    config.write_text(text, encoding="utf-8")
 
 
 def set_storm_time(storm: Path, at: str) -> None:

@@ -61,9 +61,13 @@ def preview(
     as_json: JsonFlag = False,
     limit: Annotated[int | None, typer.Option(
         "--limit", "-n", min=0, help="Show only the first N items.")] = None,
+    show_contacts: Annotated[bool, typer.Option(
+        "--show-contacts", help="Show each reminder's recipient address (participants' "
+                                "contacts are hidden by default: they may be at risk).")] = False,
     storm_dir: StormDir = Path("."),
 ) -> None:
-    """Dry run: every queued item in firing order, with its exact platform payload.
+    """Dry run: every queued item (posts and participants' reminders) in firing order, with
+    its exact platform payload or message.
 
     Opens no network connection and writes nothing.
     """
@@ -79,7 +83,7 @@ def preview(
     if storm.errors:
         note(f"stormer: {len(storm.errors)} error(s) in this storm; run `stormer check`")
     items = plan(storm)
-    shown = islice(rendered(storm, items), limit)
+    shown = islice(rendered(storm, items, show_contacts=show_contacts), limit)
     if as_json:
         _stream_json(item_record(item, payload) for item, payload in shown)
         return

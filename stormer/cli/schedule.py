@@ -48,7 +48,8 @@ def schedule(as_json: JsonFlag = False, storm_dir: StormDir = Path(".")) -> None
     summary = {"storm": storm.slug, "fire_at": iso_utc(storm.at), "planned": len(items),
                "added": result.added, "updated": result.updated,
                "unchanged": result.unchanged, "cancelled": result.cancelled,
-               "restored": result.restored, "kept_sent": list(result.kept_sent)}
+               "restored": result.restored, "kept_sent": list(result.kept_sent),
+               "too_late": result.too_late}
     if as_json:
         print_json(summary)
         return
@@ -56,6 +57,9 @@ def schedule(as_json: JsonFlag = False, storm_dir: StormDir = Path(".")) -> None
           f"{len(result.added)} added, {len(result.updated)} updated, "
           f"{len(result.unchanged)} unchanged, {len(result.cancelled)} cancelled, "
           f"{len(result.restored)} restored.")
+    if result.too_late:
+        print(f"{len(result.too_late)} new item(s) were not added because their time has "
+              "passed (reminders before a participant joined).")
     if result.kept_sent:
         print(f"{len(result.kept_sent)} item(s) already sent or in flight were left as they "
               "are although the plan changed: " + ", ".join(result.kept_sent[:10]))

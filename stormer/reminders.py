@@ -1,0 +1,357 @@
+"""Participants' reminders: when each goes out, and what it says, in the participant's own
+language and on the participant's own clock.
+
+Planning is pure, like the posts': every (participant, offset before T, contact) is one queue
+item with a deterministic id, so `schedule` stores each once and `run` sends it through the
+same claim / lease / outcome path as a post (stormer.notify.ReminderChannel).
+
+Each reminder names the storm and its hashtag, the local weekday, date and time in the
+participant's zone and language (Babel, CLDR), how long until it starts, the kit page, and a
+sample post in the participant's language with click-to-post links. Samples rotate across
+the participants of one language, so hundreds of people are not handed the same text (X
+forbids coordinated identical posts; identical text is what got earlier storm tools banned).
+
+The texts are Jinja2 templates, one file per language (`stormer/templates/reminders/`), each
+with a `subject` and a `body` block; a language without a template falls back to English
+(`check` warns). E-mail also gets an HTML part, right to left for Arabic and the other RTL
+languages, and the storm as a calendar event (`storm_calendar`).
+
+Privacy: an item carries the participant's name and a hash of the contact, never the contact
+itself; `find_contact` looks the address up in participants.csv when the reminder is staged.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import quote, urlencode
+
+from .contacts import BadContact, Contact, parse_contact
+from .queue import QueueItem, item_ids
+
+if TYPE_CHECKING:
+    from jinja2 import Environment, Template
+
+    from .platforms.base import Payload
+    from .storm import Participant, Post, Storm
+
+TEMPLATES: Final = Path(__file__).parent / "templates" / "reminders"
+FALLBACK: Final = "en"
+RTL: Final = frozenset({"ar", "fa", "he", "ur", "ps", "yi", "ckb", "dv", "sd", "ug"})
+
+
+# --- planning ---------------------------------------------------------------------------------
+
+def parsed_contacts(participant: Participant) -> list[Contact]:
+    """The participant's usable contacts (a bad one is `check`'s to report), without repeats."""
+    out: dict[str, Contact] = {}
+    for text in participant.contacts:
+        try:
+            contact = parse_contact(text)
+        except BadContact:
+            continue
+        out.setdefault(contact.ref, contact)
+    return list(out.values())
+
+
+def plan_reminders(storm: Storm) -> Iterator[QueueItem]:
+    """Every reminder of the storm: per participant, per offset in [reminders], per contact.
+
+    Reminders whose time has passed are planned too (planning knows no clock); `schedule`
+    does not add a new item whose time has passed, so a participant who joins late gets
+    only the reminders still ahead."""
+    if storm.at is None or not storm.reminder_offsets:
+        return
+    writer = ReminderWriter(storm)
+    make_id = item_ids(storm.slug, "reminder")
+    seen: set[str] = set()
+    for participant in storm.participants:
+        contacts = parsed_contacts(participant)
+        if not contacts:
+            continue
+        sample = writer.sample_for(participant)
+        for offset in storm.reminder_offsets:
+            text = writer.text(participant, offset, sample)
+            for contact in contacts:
+                item = make_id(participant.name, int(offset.total_seconds()), contact.ref)
+                if item in seen:  # the same person twice in the CSV: reminded once
+                    continue
+                seen.add(item)
+                payload: dict[str, Any] = {
+                    "channel": contact.kind, "contact": contact.ref, "subject": text.subject,
+                    "zone": participant.zone, "before": _duration(offset),
+                }
+                if contact.kind == "email":
+                    payload["html"] = text.html
+                yield QueueItem(id=item, kind="reminder", fire_at=storm.at - offset,
+                                platform="reminder", account=participant.name,
+                                lang=text.lang, text=text.body, payload=payload,
+                                source=sample.file if sample else None)
+
+
+def find_contact(storm: Storm, item: QueueItem) -> tuple[Participant, Contact] | None:
+    """The participant and contact a reminder item goes to, looked up in the loaded
+    participants by name and contact hash; None if either is gone."""
+    ref = item.payload.get("contact")
+    for participant in storm.participants:
+        if participant.name != item.account:
+            continue
+        for contact in parsed_contacts(participant):
+            if contact.ref == ref:
+                return participant, contact
+    return None
+
+
+# What one message may hold on the channels that limit it (Apprise splits or cuts beyond).
+CHANNEL_LIMITS: Final = {"telegram": 4096, "discord": 2000, "email": 1_000_000,
+                         "matrix": 65_536}
+DEFAULT_LIMIT: Final = 4096
+
+
+def render_reminder(storm: Storm, item: QueueItem, *, show_contacts: bool = False) -> Payload:
+    """The dry run of one reminder: the message as its one recipient gets it. The recipient
+    is `<email contact of NAME>` unless `show_contacts` (then the address itself)."""
+    from .platforms.base import Payload
+
+    channel = str(item.payload.get("channel", "?"))
+    to = f"<{channel} contact of {item.account}>"
+    if show_contacts:
+        found = find_contact(storm, item)
+        to = found[1].address if found else "<no longer in participants.csv>"
+    message: dict[str, Any] = {"channel": channel, "to": to,
+                               "subject": item.payload.get("subject", ""), "body": item.text}
+    if channel == "email":
+        message["html"] = True
+        message["attachments"] = [f"{storm.slug}.ics"]
+    limit = CHANNEL_LIMITS.get(channel, DEFAULT_LIMIT)
+    problems = [f"{len(item.text)} > {limit} ({channel} limit)"] if len(item.text) > limit else []
+    return Payload([message], len(item.text), limit, problems)
+
+
+def _duration(offset: timedelta) -> str:
+    seconds = int(offset.total_seconds())
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size:
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return "".join(parts) or "0s"
+
+
+# --- the text ------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class ReminderText:
+    lang: str  # the language the text is written in (the participant's, or the fallback)
+    subject: str
+    body: str
+    html: str
+
+
+@cache
+def _environment() -> Environment:
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+    # Plain-text templates: HTML is made from the text by `to_html`, which escapes it.
+    return Environment(loader=FileSystemLoader(TEMPLATES), autoescape=False,
+                       undefined=StrictUndefined, keep_trailing_newline=False)
+
+
+def template_langs() -> list[str]:
+    """The languages that have a reminder template."""
+    return sorted(p.name.split(".")[0] for p in TEMPLATES.glob("*.txt.j2"))
+
+
+def _template(lang: str) -> tuple[str, Template]:
+    available = set(template_langs())
+    base = lang.split("_")[0]
+    chosen = lang if lang in available else base if base in available else FALLBACK
+    return chosen, _environment().get_template(f"{chosen}.txt.j2")
+
+
+class ReminderWriter:
+    """Writes the reminders of one storm; caches what thousands of participants share."""
+
+    def __init__(self, storm: Storm) -> None:
+        assert storm.at is not None
+        self.storm = storm
+        self.at: datetime = storm.at
+        self._samples = _samples_by_lang(storm)
+        self._turn: dict[str, int] = defaultdict(int)  # next sample per language
+        self._texts: dict[tuple, ReminderText] = {}
+
+    def sample_for(self, participant: Participant) -> Post | None:
+        """The next sample in the participant's language (else the storm's default
+        language, else any), rotating within that language."""
+        lang = participant.lang
+        pool_key = next((k for k in (lang, lang.split("_")[0], self.storm.default_lang)
+                         if self._samples.get(k)), None)
+        if pool_key is None:
+            pool_key = next(iter(self._samples), None)
+            if pool_key is None:
+                return None
+        pool = self._samples[pool_key]
+        turn = self._turn[pool_key]
+        self._turn[pool_key] = turn + 1
+        return pool[turn % len(pool)]
+
+    def text(self, participant: Participant, offset: timedelta,
+             sample: Post | None) -> ReminderText:
+        key = (participant.lang, participant.zone, offset, sample.file if sample else None)
+        found = self._texts.get(key)
+        if found is None:
+            found = self._texts[key] = self._write(participant.lang, participant.zone, offset,
+                                                   sample)
+        return found
+
+    def _write(self, lang: str, zone: str, offset: timedelta, sample: Post | None,
+               ) -> ReminderText:
+        from .timezones import babel_locale, get_zone
+
+        written_in, template = _template(lang)
+        locale = babel_locale(written_in if written_in != lang.split("_")[0] else lang)
+        local = self.at.astimezone(get_zone(zone))
+        storm = self.storm
+        values = {
+            "storm": storm.name, "hashtag": storm.hashtag, "kit_url": storm.kit_url,
+            # By wall time: aware datetimes at one instant compare (and cache) as equal
+            # whatever their zone, so a cache keyed on them would hand Auckland New York's.
+            "date": _date(local.replace(tzinfo=None), locale),
+            "time": _time(local.replace(tzinfo=None), locale),
+            "zone": _zone_name(zone, locale), "utc": f"{self.at:%H:%M} UTC",
+            "until": _until(offset, locale),
+            "sample": sample.text if sample else None,
+            "links": click_to_post(sample.text, storm.kit_url) if sample else {},
+        }
+        context = template.new_context(values)
+        subject = " ".join("".join(template.blocks["subject"](context)).split())
+        context = template.new_context(values)
+        body = "".join(template.blocks["body"](context)).strip() + "\n"
+        return ReminderText(written_in, subject, body, to_html(body, written_in, subject))
+
+
+def _samples_by_lang(storm: Storm) -> dict[str, list[Post]]:
+    samples: dict[str, list[Post]] = defaultdict(list)
+    for post in storm.posts:
+        if post.text:
+            samples[post.lang].append(post)
+    return dict(samples)
+
+
+@cache
+def _date(wall: datetime, locale: str) -> str:
+    from babel.dates import format_date
+
+    return format_date(wall, "full", locale=locale)
+
+
+@cache
+def _time(wall: datetime, locale: str) -> str:
+    from babel.dates import format_time
+
+    return format_time(wall, "HH:mm", locale=locale)
+
+
+@cache
+def _zone_name(zone: str, locale: str) -> str:
+    if zone in ("UTC", "Etc/UTC"):
+        return "UTC"
+    from babel.dates import get_timezone_location
+
+    from .timezones import get_zone
+
+    return get_timezone_location(get_zone(zone), locale=locale)
+
+
+@cache
+def _until(offset: timedelta, locale: str) -> str:
+    from babel.dates import format_timedelta
+
+    # Said in the largest unit that divides the offset exactly, and days only from two on:
+    # "in 24 hours", "in 90 minutes" (Babel alone would round them to "1 day", "2 hours").
+    # Babel picks the largest unit whose value reaches `threshold`, so the threshold is set
+    # just above the value in the unit above the one wanted.
+    seconds = int(offset.total_seconds())
+    units = [(86400, None), (3600, 86400), (60, 3600), (1, 60)]
+    size, above = next((u, a) for u, a in units
+                       if seconds % u == 0 and (u != 86400 or seconds >= 2 * 86400))
+    threshold = max(1.0, seconds / above + 0.001) if above else 1.0
+    return format_timedelta(timedelta(seconds=seconds), locale=locale, add_direction=True,
+                            threshold=threshold)
+
+
+def click_to_post(text: str, kit_url: str | None) -> dict[str, str]:
+    """Links that open the sample post ready to send, on the platforms that offer one."""
+    links = {
+        "x": "https://x.com/intent/post?" + urlencode({"text": text}, quote_via=quote),
+        "bluesky": "https://bsky.app/intent/compose?" + urlencode({"text": text},
+                                                                  quote_via=quote),
+    }
+    if kit_url:  # Telegram's share link needs a URL to share, the text goes with it
+        links["telegram"] = "https://t.me/share/url?" + urlencode(
+            {"url": kit_url, "text": text}, quote_via=quote)
+    return links
+
+
+_LINK: Final = re.compile(r"https?://[^\s<>\"]+")
+
+
+def to_html(body: str, lang: str, title: str) -> str:
+    """The HTML part of a reminder e-mail: the text, escaped, links made clickable, with the
+    language and direction set so that Arabic reads right to left."""
+    direction = "rtl" if lang.split("_")[0] in RTL else "ltr"
+    paragraphs = []
+    for block in re.split(r"\n\s*\n", body.strip()):
+        lines = []
+        for line in block.splitlines():
+            out, last = [], 0
+            for m in _LINK.finditer(line):
+                out.append(html.escape(line[last:m.start()]))
+                url = html.escape(m.group(0), quote=True)
+                out.append(f'<a href="{url}" dir="ltr">{url}</a>')
+                last = m.end()
+            out.append(html.escape(line[last:]))
+            lines.append("".join(out))
+        paragraphs.append(f"<p>{'<br>'.join(lines)}</p>")
+    return (f'<!DOCTYPE html>\n<html lang="{lang}" dir="{direction}"><head><meta charset="utf-8">'
+            f"<title>{html.escape(title)}</title></head>\n"
+            f'<body dir="{direction}" style="text-align: {"right" if direction == "rtl" else "left"}">'
+            + "\n".join(paragraphs) + "</body></html>\n")
+
+
+# --- the calendar -------------------------------------------------------------------------------
+
+def storm_calendar(storm: Storm, *, alarm: timedelta = timedelta(minutes=10)) -> bytes:
+    """The storm as an iCalendar event at its UTC instant, with an alarm `alarm` before."""
+    from icalendar import Alarm, Calendar, Event
+
+    assert storm.at is not None
+    cal = Calendar()
+    cal.add("prodid", "-//stormer//storm reminder//EN")
+    cal.add("version", "2.0")
+    cal.add("method", "PUBLISH")
+    event = Event()
+    event.add("uid", f"{storm.slug}@stormer")
+    event.add("dtstamp", storm.at)  # fixed, so the file is the same every time it is written
+    event.add("dtstart", storm.at)
+    event.add("dtend", storm.at + timedelta(hours=1))
+    event.add("summary", f"{storm.name} {storm.hashtag}")
+    description = f"{storm.hashtag}"
+    if storm.kit_url:
+        event.add("url", storm.kit_url)
+        description += f"\n{storm.kit_url}"
+    event.add("description", description)
+    reminder = Alarm()
+    reminder.add("action", "DISPLAY")
+    reminder.add("description", f"{storm.name} {storm.hashtag}")
+    reminder.add("trigger", -alarm)
+    event.add_component(reminder)
+    cal.add_component(event)
+    return cal.to_ical()
