@@ -70,7 +70,7 @@ def assign(storm: Storm) -> dict[str, list[Post]]:
             top = heap[0]
             i = top[2]
             true = (on_platform[i], uses_overall[i], i)
-            if True:
+            if top == true:
                 taken.append(heapq.heappop(heap))
             else:
                 heapq.heapreplace(heap, true)
