@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import tempfile
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,8 @@ class Rehearsal:
     lost: int
     lateness_ms: dict[str, float]
     states: dict[str, int]
+    # Participants' reminders, delivered to the simulator's inbox instead of the participants.
+    reminders: dict[str, int] = field(default_factory=dict)
 
     def lines(self) -> list[str]:
         late = self.lateness_ms
@@ -38,16 +40,37 @@ class Rehearsal:
             f"  lateness from the simulator's receive times: p50 {late['p50']:.0f} ms, "
             f"p99 {late['p99']:.0f} ms, max {late['max']:.0f} ms",
             f"  early: {self.early}   duplicates: {self.duplicates}   lost: {self.lost}",
+            *([f"  reminders to {r['participants']} participant(s): {r['planned']} planned, "
+               f"{r['delivered']} delivered to the simulator's inbox (none to the real "
+               f"participants); early: {r['early']}   duplicates: {r['duplicates']}   "
+               f"lost: {r['lost']}"] if (r := self.reminders) else []),
             "  outbox: " + ", ".join(f"{n} {s}" for s, n in sorted(self.states.items())),
-            "  verdict: " + ("OK" if not (self.early or self.duplicates or self.lost)
-                             else "PROBLEMS — see above"),
+            "  verdict: " + ("OK" if self.ok else "PROBLEMS — see above"),
         ]
 
+    @property
+    def ok(self) -> bool:
+        r = self.reminders
+        return not (self.early or self.duplicates or self.lost or r.get("early")
+                    or r.get("duplicates") or r.get("lost"))
 
-def simulated(storm: Storm, sim: str, at: datetime) -> Storm:
-    """The storm moved to `at`, every account pointed at the simulator."""
+
+def simulated(storm: Storm, sim: str, at: datetime, delay: timedelta) -> Storm:
+    """The storm moved to `at`, every account pointed at the simulator, and every
+    participant's contacts replaced by the simulator's inbox (one per participant, so that
+    each is counted), with the reminder offsets scaled down to fit before `at`."""
     accounts = [replace(a, base_url=sim) for a in storm.accounts]
-    return replace(storm, at=at, accounts=accounts, database_url=None, problems=[])
+    inbox = sim.replace("http://", "json://", 1) + "/_sim/reminders"
+    participants = [replace(p, contacts=(f"{inbox}?+X-Rehearsal-To={p.row}",))
+                    for p in storm.participants if p.contacts]
+    offsets = storm.reminder_offsets
+    if offsets:
+        # The earliest reminder goes out after 40% of the delay, the others in proportion.
+        scale = 0.6 * delay.total_seconds() / max(o.total_seconds() for o in offsets)
+        offsets = [timedelta(seconds=round(o.total_seconds() * scale, 3)) for o in offsets]
+    return replace(storm, at=at, accounts=accounts, participants=participants,
+                   reminder_offsets=offsets, reminder_senders={}, database_url=None,
+                   problems=[])
 
 
 def fake_credentials(sim: str) -> Any:
@@ -80,7 +103,7 @@ def rehearse(storm: Storm, *, delay: timedelta, say: Any = print) -> Rehearsal:
     server = serve_simulator()
     try:
         at = (datetime.now(UTC) + delay).replace(microsecond=0)
-        copy = simulated(storm, server.url, at)
+        copy = simulated(storm, server.url, at, delay)
         items = with_payloads(copy, plan(copy))
         with tempfile.TemporaryDirectory(prefix="stormer-rehearsal-") as tmp:
             engine = make_engine(f"sqlite:///{Path(tmp) / 'rehearsal.db'}")
@@ -99,9 +122,38 @@ def rehearse(storm: Storm, *, delay: timedelta, say: Any = print) -> Rehearsal:
             finally:
                 engine.dispose()
         landed = httpx.get(f"{server.url}/_sim/posts", timeout=30).json()
+        inbox = httpx.get(f"{server.url}/_sim/reminders", timeout=30).json()
     finally:
         server.stop()
-    return _judge(at, items, landed, states)
+    result = _judge(at, [i for i in items if i.kind == "post"], landed, states)
+    result.reminders = _judge_reminders(copy, [i for i in items if i.kind == "reminder"],
+                                        inbox)
+    return result
+
+
+def _judge_reminders(storm: Storm, items: list[Any], inbox: list[dict[str, Any]],
+                     ) -> dict[str, int]:
+    """Per participant, the reminders planned against those the inbox received, in time
+    order: each must arrive once, and not before its own time."""
+    if not items:
+        return {}
+    row_of = {p.name: str(p.row) for p in storm.participants}
+    planned: dict[str, list[datetime]] = {}
+    for item in items:
+        planned.setdefault(row_of[item.account], []).append(item.fire_at)
+    received: dict[str, list[datetime]] = {}
+    for message in inbox:
+        at = datetime.fromisoformat(message["received_at"].replace("Z", "+00:00"))
+        received.setdefault(str(message["to"]), []).append(at)
+    early = duplicates = lost = 0
+    for who, times in planned.items():
+        got = sorted(received.get(who, []))
+        duplicates += max(len(got) - len(times), 0)
+        lost += max(len(times) - len(got), 0)
+        early += sum(1 for due, at in zip(sorted(times), got, strict=False) if at < due)
+    duplicates += sum(len(v) for k, v in received.items() if k not in planned)
+    return {"participants": len(planned), "planned": len(items), "delivered": len(inbox),
+            "early": early, "duplicates": duplicates, "lost": lost}
 
 
 def _states(engine: Any) -> dict[str, int]:

@@ -80,7 +80,8 @@ def plan_reminders(storm: Storm) -> Iterator[QueueItem]:
         for offset in storm.reminder_offsets:
             text = writer.text(participant, offset, sample)
             for contact in contacts:
-                item = make_id(participant.name, int(offset.total_seconds()), contact.ref)
+                offset_ms = offset // timedelta(milliseconds=1)  # a rehearsal's are tiny
+                item = make_id(participant.name, offset_ms, contact.ref)
                 if item in seen:  # the same person twice in the CSV: reminded once
                     continue
                 seen.add(item)

@@ -19,6 +19,11 @@ def test_rehearsal_of_the_example_storm() -> None:
     report = json.loads(result.stdout)
     assert report["items"] == 8 and report["landed"] == 8
     assert (report["early"], report["duplicates"], report["lost"]) == (0, 0, 0)
-    assert report["states"] == {"sent": 8}
+    # Every participant with a contact gets the three reminders, in the simulator's inbox.
+    reminders = report["reminders"]
+    assert reminders["participants"] == 44
+    assert reminders["planned"] == reminders["delivered"] == 3 * 44
+    assert (reminders["early"], reminders["duplicates"], reminders["lost"]) == (0, 0, 0)
+    assert report["states"] == {"sent": 8 + 3 * 44}
     assert report["lateness_ms"]["max"] < 5000
     assert not (REPO / "stormer.db").exists()  # the rehearsal's database was thrown away

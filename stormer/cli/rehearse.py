@@ -41,5 +41,5 @@ def rehearse(
     else:
         for line in result.lines():
             print(line)
-    if result.early or result.duplicates or result.lost:
+    if not result.ok:
         raise typer.Exit(1)

@@ -9,7 +9,8 @@ simulator makes the same one.
     Mastodon   /api/v1/…, /api/v2/…        Bluesky   /xrpc/…
     X          /2/…                        Telegram  /bot<token>/<method>
     Discord    /api/webhooks/…, /api/v10/webhooks/…
-    Matrix     /_matrix/…                  control   /_sim/posts, /_sim/reset, /_sim/config
+    Matrix     /_matrix/…                  control   /_sim/posts, /_sim/reset, /_sim/config,
+                                                     /_sim/reminders
 """
 
 from __future__ import annotations

@@ -18,6 +18,28 @@ async def posts(request: Request) -> Response:
                  and wanted.get("account", post.account) == post.account])
 
 
+async def receive_reminder(request: Request) -> Response:
+    """An inbox for notifications (Apprise's json:// posts here): a rehearsal sends every
+    participant's reminder to it instead of the participant. Kept with the receive time and
+    the `X-Rehearsal-To` header (which participant it stands for)."""
+    from datetime import UTC, datetime
+
+    received_at = datetime.now(UTC)
+    body = await body_json(request)
+    if not isinstance(body, dict):
+        return json({"error": "the body must be a JSON object"}, 400)
+    sim(request).store.reminders.append({
+        "to": request.headers.get("x-rehearsal-to"),
+        "title": body.get("title"), "message": body.get("message"),
+        "received_at": received_at.isoformat(timespec="microseconds").replace("+00:00", "Z"),
+    })
+    return json({"ok": True})
+
+
+async def reminders(request: Request) -> Response:
+    return json(sim(request).store.reminders)
+
+
 async def reset(request: Request) -> Response:
     """Forget posts, media, sessions and idempotency keys; the config stays."""
     sim(request).reset()
@@ -45,6 +67,8 @@ async def set_config(request: Request) -> Response:
 routes = [
     Route("/_sim/posts", posts),
     Route("/_sim/reset", reset, methods=["POST"]),
+    Route("/_sim/reminders", receive_reminder, methods=["POST"]),
+    Route("/_sim/reminders", reminders, methods=["GET"]),
     Route("/_sim/config", get_config, methods=["GET"]),
     Route("/_sim/config", set_config, methods=["POST"]),
 ]

@@ -62,6 +62,7 @@ class Post:
 class Store:
     def __init__(self) -> None:
         self.posts: list[Post] = []
+        self.reminders: list[dict[str, Any]] = []  # POST /_sim/reminders (rehearsals)
         self._spaces: dict[str, Any] = {}
         self._last_id = 0
 
