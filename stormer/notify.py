@@ -165,6 +165,7 @@ class ReminderChannel:
     async def publish(self, staged: Staged, conn: ReminderConnection) -> Published:
         from .errors import Rejected, Transient
         from .platforms.base import Published
+        from .reminders import to_html
 
         item = staged.item
         secret = self._urls.get(item.id)
@@ -176,7 +177,7 @@ class ReminderChannel:
             notifier.add(secret.reveal())
         email = staged.data.get("channel") == "email"
         title = str(item.payload.get("subject", ""))
-        body = str(item.payload.get("html") if email and item.payload.get("html") else item.text)
+        body = to_html(item.text, item.lang, title) if email else item.text
         attach = None
         if email and staged.data.get("ics"):
             attach = apprise.AppriseAttachment()

@@ -13,8 +13,9 @@ forbids coordinated identical posts; identical text is what got earlier storm to
 
 The texts are Jinja2 templates, one file per language (`stormer/templates/reminders/`), each
 with a `subject` and a `body` block; a language without a template falls back to English
-(`check` warns). E-mail also gets an HTML part, right to left for Arabic and the other RTL
-languages, and the storm as a calendar event (`storm_calendar`).
+(`check` warns). E-mail also gets an HTML part, made from the text when it is sent
+(`to_html`): right to left for Arabic and the other RTL languages. And it carries the storm
+as a calendar event (`storm_calendar`).
 
 Privacy: an item carries the participant's name and a hash of the contact, never the contact
 itself; `find_contact` looks the address up in participants.csv when the reminder is staged.
@@ -89,8 +90,6 @@ def plan_reminders(storm: Storm) -> Iterator[QueueItem]:
                     "channel": contact.kind, "contact": contact.ref, "subject": text.subject,
                     "zone": participant.zone, "before": _duration(offset),
                 }
-                if contact.kind == "email":
-                    payload["html"] = text.html
                 yield QueueItem(id=item, kind="reminder", fire_at=storm.at - offset,
                                 platform="reminder", account=participant.name,
                                 lang=text.lang, text=text.body, payload=payload,
@@ -153,7 +152,6 @@ class ReminderText:
     lang: str  # the language the text is written in (the participant's, or the fallback)
     subject: str
     body: str
-    html: str
 
 
 @cache
@@ -165,9 +163,10 @@ def _environment() -> Environment:
                        undefined=StrictUndefined, keep_trailing_newline=False)
 
 
-def template_langs() -> list[str]:
+@cache
+def template_langs() -> tuple[str, ...]:
     """The languages that have a reminder template."""
-    return sorted(p.name.split(".")[0] for p in TEMPLATES.glob("*.txt.j2"))
+    return tuple(sorted(p.name.split(".")[0] for p in TEMPLATES.glob("*.txt.j2")))
 
 
 def _template(lang: str) -> tuple[str, Template]:
@@ -235,7 +234,7 @@ class ReminderWriter:
         subject = " ".join("".join(template.blocks["subject"](context)).split())
         context = template.new_context(values)
         body = "".join(template.blocks["body"](context)).strip() + "\n"
-        return ReminderText(written_in, subject, body, to_html(body, written_in, subject))
+        return ReminderText(written_in, subject, body)
 
 
 def _samples_by_lang(storm: Storm) -> dict[str, list[Post]]:
@@ -288,6 +287,7 @@ def _until(offset: timedelta, locale: str) -> str:
                             threshold=threshold)
 
 
+@cache  # thousands of participants share a few samples
 def click_to_post(text: str, kit_url: str | None) -> dict[str, str]:
     """Links that open the sample post ready to send, on the platforms that offer one."""
     links = {
