@@ -20,7 +20,9 @@ the same claim / lease / outcome path as posts: never sent twice, never lost.
 from __future__ import annotations
 
 import logging
+import re
 import tempfile
+import threading
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -43,6 +45,7 @@ def apprise_module() -> Any:
     import apprise
 
     install_log_redaction()  # the "apprise" logger is among those secrets.py filters
+    _install_log_filter()  # and participants' addresses are masked in what it logs
     return apprise
 
 
@@ -56,23 +59,81 @@ def apprise_quiet() -> Iterator[None]:
         yield
 
 
+class _AppriseLog(logging.Filter):
+    """On Apprise's logger: hands every line to the open `apprise_log` blocks, then lets
+    through only what the logger would have let through anyway, with participants'
+    addresses masked (Apprise logs each recipient: "Sent Email to alice@…")."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.captures: list[list[str]] = []
+        self.level = logging.NOTSET  # the logger's level before a capture lowered it
+        self.lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from .report import clean_error
+
+        message = redact(record.getMessage())
+        for lines in list(self.captures):
+            lines.append(message)
+        if record.levelno < self.level:
+            return False  # DEBUG lines exist only for the capture
+        record.msg, record.args = clean_error(message, contacts=True), None
+        return True
+
+
+_log_filter = _AppriseLog()
+
+
+def _install_log_filter() -> None:
+    logger = logging.getLogger("apprise")
+    if _log_filter not in logger.filters:
+        _log_filter.level = logger.getEffectiveLevel()
+        logger.addFilter(_log_filter)
+
+
 @contextmanager
 def apprise_log() -> Iterator[list[str]]:
-    """Collect what Apprise logs at WARNING and above while the block runs: Apprise's
-    `notify` answers only True or False, and its log is where the reason is."""
-    lines: list[str] = []
-
-    class Keep(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            lines.append(redact(record.getMessage()))
-
-    handler = Keep(logging.WARNING)
+    """Collect what Apprise logs (DEBUG included: the SMTP server's refusal of an address is
+    logged there) while the block runs, secrets redacted but addresses kept: Apprise's
+    `notify` answers only True or False, and its log is where the reason is. Blocks may
+    overlap (one per reminder in flight): each sees every line, so callers pick theirs."""
     logger = logging.getLogger("apprise")
-    logger.addHandler(handler)
+    _install_log_filter()
+    lines: list[str] = []
+    with _log_filter.lock:
+        if not _log_filter.captures:
+            _log_filter.level = logger.getEffectiveLevel()
+            logger.setLevel(logging.DEBUG)
+        _log_filter.captures.append(lines)
     try:
         yield lines
     finally:
-        logger.removeHandler(handler)
+        with _log_filter.lock:
+            _log_filter.captures.remove(lines)
+            if not _log_filter.captures:
+                logger.setLevel(_log_filter.level)
+
+
+_REFUSED = re.compile(r"\(5\d\d, b?['\"]([^'\"]*)")  # an SMTP 5xx answer for one address
+
+
+def failure(said: list[str], address: str) -> tuple[bool, str]:
+    """From what Apprise logged, (permanent?, why) for a message to `address`: a 5xx refusal
+    of that address is permanent (resending cannot help); anything else may pass later.
+    The address itself is never part of `why`."""
+    from .report import clean_error
+
+    mine = [line for line in said if address and address in line]
+    for line in mine:
+        m = _REFUSED.search(line)
+        if m:
+            return True, clean_error(f"the mail server refused the address ({m.group(0)[1:4]} "
+                                     f"{m.group(1)})", contacts=True).replace(address, "")
+    shown = [line for line in said if not line.startswith("Socket Exception")][-2:]
+    why = "; ".join(shown) or "the service did not take it"
+    return False, clean_error(why.replace(address, "<contact>") if address else why,
+                              contacts=True)
 
 
 def resolve_senders(names: Mapping[str, str],
@@ -114,6 +175,7 @@ class ReminderChannel:
 
     def __init__(self) -> None:
         self._urls: dict[str, Secret] = {}  # item id → the Apprise URL (a secret)
+        self._addresses: dict[str, str] = {}  # item id → the contact: to read Apprise's log
 
     async def stage(self, item: QueueItem, conn: ReminderConnection) -> Staged:
         from .contacts import SENDER_FOR, BadContact, apprise_url
@@ -145,6 +207,7 @@ class ReminderChannel:
             raise Rejected(f"the {contact.kind} contact of participant row {participant.row} is "
                            "not a usable Apprise URL", platform=self.name)
         self._urls[item.id] = secret
+        self._addresses[item.id] = contact.address
         data = {"channel": contact.kind}
         if contact.kind == "email":
             data["ics"] = str(self._calendar(conn))
@@ -187,10 +250,9 @@ class ReminderChannel:
                 body=body, title=title, attach=attach,
                 body_format=apprise.NotifyFormat.HTML if email else apprise.NotifyFormat.TEXT)
         if not ok:
-            from .report import clean_error
-
-            why = clean_error("; ".join(said[-2:]) or "the service did not take it",
-                              contacts=True)
+            permanent, why = failure(said, self._addresses.get(item.id, ""))
+            if permanent:
+                raise Rejected(f"not delivered: {why}", platform=self.name)
             raise Transient(f"not delivered: {why}", platform=self.name)
         return Published(remote_id=f"reminder:{item.id}")
 

@@ -76,6 +76,7 @@ class Item(Protocol):
     permalink: str | None
     error: str | None
     attempts: int
+    payload: dict[str, Any] | None
 
 
 # --- the report ------------------------------------------------------------------------------
@@ -100,8 +101,8 @@ def _row(item: Item, now: datetime) -> dict[str, Any]:
         "id": item.id,
         "kind": item.kind,
         "account": _scrub_contacts(item.account) if reminder else item.account,
-        # A reminder's channel kind only ("mailto", "tgram"), never the address after it.
-        "platform": item.platform.split(":", 1)[0] if reminder else item.platform,
+        # A reminder's channel kind only ("reminder:email"), never the address.
+        "platform": _channel(item) if reminder else item.platform,
         "state": item.state,
         "fire_at": iso_utc(item.fire_at),
         "sent_at": iso_utc(item.sent_at) if item.sent_at else None,
@@ -111,6 +112,13 @@ def _row(item: Item, now: datetime) -> dict[str, Any]:
         "error": error,
         "attempts": item.attempts,
     }
+
+
+def _channel(item: Item) -> str:
+    channel = (item.payload or {}).get("channel")
+    if channel:
+        return f"reminder:{channel}"
+    return item.platform.split(":", 1)[0]  # a channel written as an address: its kind only
 
 
 def clean_error(text: str, *, contacts: bool = False) -> str:

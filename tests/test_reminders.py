@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -265,11 +266,17 @@ PEOPLE = [
 
 def test_each_participant_gets_one_message_of_their_own_in_their_language(
         tmp_path: Path, smtp: SmtpSink, engine: Engine,  # noqa: F811
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     at = (datetime.now(UTC) + timedelta(seconds=6)).replace(microsecond=0)
     root = tmp_path / "storm"
     smtp_storm(root, smtp, at, [",".join(p) for p in PEOPLE], monkeypatch)
+    caplog.set_level(logging.DEBUG)  # Apprise logs every recipient at INFO and DEBUG
     run_reminders(root, engine)
+    ours = [r.getMessage() for r in caplog.records if r.name.split(".")[0] in
+            ("stormer", "apprise", "httpx", "aiohttp")]
+    assert any("Sent Email to <contact>" in line for line in ours)
+    for _, _, _, contact in PEOPLE:
+        assert not any(contact.removeprefix("mailto:") in line for line in ours)
 
     assert len(smtp.messages) == len(PEOPLE)
     by_recipient = {m["To"]: m for m in smtp.messages}
@@ -326,3 +333,52 @@ def test_an_unreachable_mail_server_is_retried_not_lost_and_never_sent_twice(
     assert row.state == "failed" and row.next_attempt_at is not None
     assert "uni.example.org" not in (row.error or "")
     assert smtp.messages == []
+
+
+def test_an_address_the_mail_server_refuses_is_dead_at_once_with_its_reason(
+        tmp_path: Path, engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    from aiosmtpd.controller import Controller
+
+    from test_alerts import free_port
+
+    sink = SmtpSink(free_port())
+    refused = "nobody@uni.example.org"
+
+    class RefuseOne:
+        async def handle_RCPT(self, server, session, envelope, address, options):  # noqa: N802,ANN001,ANN201
+            if address == refused:
+                return "550 5.1.1 No such mailbox here"
+            envelope.rcpt_tos.append(address)
+            return "250 OK"
+
+        async def handle_DATA(self, server, session, envelope):  # noqa: N802,ANN001,ANN201
+            from email import message_from_bytes, policy
+
+            sink.messages.append(message_from_bytes(envelope.content, policy=policy.default))
+            return "250 OK"
+
+    controller = Controller(RefuseOne(), hostname="127.0.0.1", port=sink.port)
+    controller.start()
+    try:
+        at = (datetime.now(UTC) + timedelta(seconds=5)).replace(microsecond=0)
+        root = tmp_path / "storm"
+        smtp_storm(root, sink, at, ["Madrid students,Europe/Madrid,es,madrid@uni.example.org",
+                                    f"Nobody,Europe/Madrid,es,{refused}"], monkeypatch)
+        run_reminders(root, engine)
+    finally:
+        controller.stop()
+    assert [m["To"] for m in sink.messages] == ["madrid@uni.example.org"]
+    with Session(engine) as session:
+        rows = {r.account: r for r in session.scalars(select(Outbox))}
+    assert rows["Madrid students"].state == "sent"
+    dead = rows["Nobody"]
+    assert dead.state == "dead" and dead.attempts == 1
+    assert "refused the address (550 5.1.1 No such mailbox here)" in (dead.error or "")
+    assert refused not in (dead.error or "")
+    monkeypatch.setenv("STORMER_DATABASE_URL", engine.url.render_as_string(hide_password=False))
+    report = runner.invoke(app, ["report", "--json", "--storm", str(root)])
+    assert report.exit_code in (0, 1), report.output
+    (row,) = [r for r in json.loads(report.stdout)["rows"] if r["account"] == "Nobody"]
+    assert row["state"] == "dead" and "550" in row["error"]
+    assert row["platform"] == "reminder:email"
+    assert refused not in report.stdout

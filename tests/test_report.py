@@ -152,6 +152,10 @@ def test_a_reminder_shows_name_and_channel_kind_never_an_address() -> None:
     # A channel written as an address keeps only its kind.
     [row] = rows_of(item("r2", kind="reminder", account="A", platform="tgram://123/456"))
     assert row["platform"] == "tgram"
+    # As stormer plans them: the channel kind from the payload, beside a hash of the contact.
+    [row] = rows_of(item("r3", kind="reminder", account="A", platform="reminder",
+                         payload={"channel": "telegram", "contact": "0123456789abcdef"}))
+    assert row["platform"] == "reminder:telegram"
 
 
 def test_a_post_error_keeps_its_handles() -> None:
