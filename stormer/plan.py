@@ -33,6 +33,11 @@ def eligible(post: Post, account: Account) -> bool:
     return not account.langs or post.lang in account.langs
 
 
+# An account sorts its candidates when they are at most this many per post it takes; more
+# are kept in a heap (measured on bench/assign_time.py's storm and gen_storm.py's).
+_SORT_AT_MOST = 8
+
+
 def assign(storm: Storm) -> dict[str, list[Post]]:
     """For each account (by name), the posts it will send, in order.
 
@@ -44,11 +49,13 @@ def assign(storm: Storm) -> dict[str, list[Post]]:
     uses_overall = [0] * len(posts)
     uses_on_platform: dict[str, list[int]] = {}
     # Which posts an account may carry, among those naming no accounts, depends only on its
-    # platform and languages: thousands of accounts share a few answers, each kept as a heap
-    # of (uses on platform, uses overall, index). Counts only grow, so an entry's key is never
-    # above the truth: a popped entry whose key is still true is the least; one that is not
-    # is pushed back with its true key (lazy re-keying). Posts naming accounts are looked at
-    # by the accounts they name only.
+    # platform and languages: thousands of accounts share a few answers. A few candidates are
+    # simply sorted for each account. Many (every X account with a text of its own) are kept
+    # in a heap of (uses on platform, uses overall, index): counts only grow, so an entry's
+    # key is never above the truth, and a popped entry whose key is still true is the least;
+    # one that is not is pushed back with its true key (lazy re-keying). Posts naming
+    # accounts are ranked for the accounts they name only.
+    shared: dict[tuple[str, tuple[str, ...]], list[int]] = {}
     heaps: dict[tuple[str, tuple[str, ...]], list[tuple[int, int, int]]] = {}
     named: dict[str, list[int]] = {}
     for i, p in enumerate(posts):
@@ -59,33 +66,40 @@ def assign(storm: Storm) -> dict[str, list[Post]]:
         on_platform = uses_on_platform.get(account.platform)
         if on_platform is None:
             on_platform = uses_on_platform[account.platform] = [0] * len(posts)
-        heap = heaps.get((account.platform, account.langs))
+        key = (account.platform, account.langs)
+        candidates = shared.get(key)
+        if candidates is None:
+            candidates = [i for i, p in enumerate(posts)
+                          if p.accounts is None and eligible(p, account)]
+            if len(candidates) > _SORT_AT_MOST * per_account:
+                heaps[key] = [(on_platform[i], uses_overall[i], i) for i in candidates]
+                heapq.heapify(heaps[key])
+                candidates = []
+            shared[key] = candidates
+        heap = heaps.get(key)
         if heap is None:
-            heap = [(on_platform[i], uses_overall[i], i) for i, p in enumerate(posts)
-                    if p.accounts is None and eligible(p, account)]
-            heapq.heapify(heap)
-            heaps[(account.platform, account.langs)] = heap
-        taken: list[tuple[int, int, int]] = []  # the least used shared posts, least first
-        while heap and len(taken) < per_account:
-            top = heap[0]
-            i = top[2]
-            true = (on_platform[i], uses_overall[i], i)
-            if top == true:
-                taken.append(heapq.heappop(heap))
-            else:
-                heapq.heapreplace(heap, true)
-        ranked = taken
-        own = [(on_platform[i], uses_overall[i], i) for i in named.get(account.name, ())
-               if eligible(posts[i], account)]
+            taken = sorted(candidates, key=lambda i: (on_platform[i], uses_overall[i], i)
+                           )[:per_account]
+        else:
+            taken = []  # the least used, least first
+            while heap and len(taken) < per_account:
+                i = heap[0][2]
+                true = (on_platform[i], uses_overall[i], i)
+                if heap[0] == true:
+                    taken.append(heapq.heappop(heap)[2])
+                else:
+                    heapq.heapreplace(heap, true)
+        chosen = taken
+        own = [i for i in named.get(account.name, ()) if eligible(posts[i], account)]
         if own:
-            ranked = sorted(taken + own)[:per_account]
-        chosen = [i for _, _, i in ranked]
+            chosen = sorted(taken + own, key=lambda i: (on_platform[i], uses_overall[i], i)
+                            )[:per_account]
         for i in chosen:
             on_platform[i] += 1
             uses_overall[i] += 1
-        for entry in taken:  # back into the heap, with the new counts if chosen
-            i = entry[2]
-            heapq.heappush(heap, (on_platform[i], uses_overall[i], i))
+        if heap is not None:
+            for i in taken:  # back into the heap, with the new counts if chosen
+                heapq.heappush(heap, (on_platform[i], uses_overall[i], i))
         plan[account.name] = [posts[i] for i in chosen]
     return plan
 

@@ -7,10 +7,12 @@ from __future__ import annotations
 from collections import Counter
 from types import SimpleNamespace
 from typing import Any
+from unittest.mock import patch
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from stormer import plan
 from stormer.plan import assign, eligible
 from stormer.storm import Account, Post
 
@@ -66,19 +68,27 @@ def same(got: dict[str, list[Post]], want: dict[str, list[Post]]) -> bool:
         [id(p) for p in got[name]] == [id(p) for p in want[name]] for name in want)
 
 
+# assign sorts up to plan._SORT_AT_MOST candidates per post taken and keeps more in a heap:
+# try both ways (0: always a heap; 1000: always sorted).
+sort_at_most = st.sampled_from((0, 1, 3, plan._SORT_AT_MOST, 1000))
+
+
 @settings(max_examples=400, deadline=None)
 @given(st.lists(accounts, max_size=40), st.lists(posts, max_size=25),
-       st.integers(min_value=1, max_value=3))
+       st.integers(min_value=1, max_value=3), sort_at_most)
 def test_assign_chooses_what_the_simple_version_chose(
-    accounts_: list[Account], posts_: list[Post], per_account: int,
+    accounts_: list[Account], posts_: list[Post], per_account: int, at_most: int,
 ) -> None:
     storm = storm_of(accounts_, posts_, per_account)
-    assert same(assign(storm), simple_assign(storm))
+    with patch.object(plan, "_SORT_AT_MOST", at_most):
+        assert same(assign(storm), simple_assign(storm))
 
 
 @settings(max_examples=50, deadline=None)
-@given(st.integers(min_value=1, max_value=3), st.integers(min_value=0, max_value=2**32 - 1))
-def test_assign_on_many_accounts_sharing_many_posts(per_account: int, seed: int) -> None:
+@given(st.integers(min_value=1, max_value=3), st.integers(min_value=0, max_value=2**32 - 1),
+       sort_at_most)
+def test_assign_on_many_accounts_sharing_many_posts(per_account: int, seed: int,
+                                                    at_most: int) -> None:
     """Long runs of accounts on one key, so that heap entries go stale and are re-keyed."""
     import random
 
@@ -93,13 +103,15 @@ def test_assign_on_many_accounts_sharing_many_posts(per_account: int, seed: int)
                              tuple(rng.sample([a.name for a in accounts_], 3))))
               for n in range(60)]
     storm = storm_of(accounts_, posts_, per_account)
-    assert same(assign(storm), simple_assign(storm))
+    with patch.object(plan, "_SORT_AT_MOST", at_most):
+        assert same(assign(storm), simple_assign(storm))
 
 
 def test_each_x_account_gets_a_text_of_its_own() -> None:
-    accounts_ = [Account(name=f"x{n}", platform="x", langs=(), base_url=None, target=None,
-                         handle=None, credentials=(), line=None) for n in range(50)]
-    posts_ = [Post(file=f"posts/x-{n}.md", lang="en", text=f"voice {n}", text_line=1,
-                   platforms=("x",)) for n in range(50)]
+    n = 3 * plan._SORT_AT_MOST  # enough texts for a heap (one post each)
+    accounts_ = [Account(name=f"x{k}", platform="x", langs=(), base_url=None, target=None,
+                         handle=None, credentials=(), line=None) for k in range(n)]
+    posts_ = [Post(file=f"posts/x-{k}.md", lang="en", text=f"voice {k}", text_line=1,
+                   platforms=("x",)) for k in range(n)]
     got = assign(storm_of(accounts_, posts_, 1))
-    assert [got[f"x{n}"] for n in range(50)] == [[p] for p in posts_]
+    assert [got[f"x{k}"] for k in range(n)] == [[p] for p in posts_]
