@@ -131,9 +131,16 @@ def apprise_url(contact: Contact, senders: dict[str, str]) -> str:
     parts = urlsplit(sender)
     path = parts.path.rstrip("/")
     target = quote(contact.address, safe="@!:-_.")
-    if contact.kind == "matrix" and contact.address.startswith("#"):
-        target = "%23" + quote(contact.address[1:], safe=":-_.")
-    return urlunsplit((parts.scheme, parts.netloc, f"{path}/{target}", parts.query, ""))
+    query = parts.query
+    if contact.kind == "matrix":
+        if contact.address.startswith("#"):
+            target = "%23" + quote(contact.address[1:], safe=":-_.")
+        if "hsreq=" not in query.lower():
+            # Apprise appends its own server to a room id unless told not to; room version
+            # 12 ids have no server part (!opaque), so the direct room it just created could
+            # not be joined (seen against Synapse 1.163). Ids that name a server keep it.
+            query = "&".join(q for q in (query, "hsreq=no") if q)
+    return urlunsplit((parts.scheme, parts.netloc, f"{path}/{target}", query, ""))
 
 
 def _with_query(url: str, **params: str) -> str:

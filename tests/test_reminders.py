@@ -12,6 +12,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytz
@@ -382,3 +383,51 @@ def test_an_address_the_mail_server_refuses_is_dead_at_once_with_its_reason(
     assert row["state"] == "dead" and "550" in row["error"]
     assert row["platform"] == "reminder:email"
     assert refused not in report.stdout
+
+
+def test_a_matrix_participant_gets_a_direct_message_from_the_organizers_account(
+        tmp_path: Path, synapse: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Against a real Synapse: Apprise, as the organizer's account, opens a direct room with
+    the participant alone and posts the reminder in the participant's language."""
+    import httpx
+
+    from stormer.db import make_engine, upgrade
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'outbox.db'}")  # the SMTP tests do both
+    upgrade(engine)
+
+    bot, bot_password = synapse.register("storm-bot")
+    person, person_password = synapse.register("student")
+    at = (datetime.now(UTC) + timedelta(seconds=8)).replace(microsecond=0)
+    root = copy_example(tmp_path / "storm", at=iso_utc(at), reminders=True)
+    set_reminder_offsets(root, ["3s"])
+    write_participants(root, [f"Gaza students,Asia/Gaza,ar,matrix:{person}"])
+    config = root / "config.toml"
+    config.write_text(config.read_text(encoding="utf-8").replace(
+        'senders = { mailto = "FPS_SMTP_URL" }',
+        'senders = { mailto = "FPS_SMTP_URL", matrix = "FPS_MATRIX_BOT_URL" }'),
+        encoding="utf-8")
+    host = synapse.url.removeprefix("http://")
+    localpart = bot.split(":")[0].removeprefix("@")
+    monkeypatch.setenv("FPS_MATRIX_BOT_URL", f"matrix://{localpart}:{bot_password}@{host}")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # Apprise's login cache
+    run_reminders(root, engine)
+
+    with Session(engine) as session:
+        (row,) = session.scalars(select(Outbox)).all()
+    assert row.state == "sent", row.error
+    token = synapse.login(person, person_password)
+    auth = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=synapse.url, headers=auth, timeout=30) as client:
+        invited = client.get("/_matrix/client/v3/sync").raise_for_status().json()["rooms"]
+        (room,) = invited["invite"]
+        client.post(f"/_matrix/client/v3/rooms/{room}/join", json={}).raise_for_status()
+        members = client.get(f"/_matrix/client/v3/rooms/{room}/joined_members")
+        assert set(members.raise_for_status().json()["joined"]) == {bot, person}
+        events = client.get(f"/_matrix/client/v3/rooms/{room}/messages",
+                            params={"dir": "b", "limit": 50}).raise_for_status().json()
+    texts = [e["content"].get("body", "") for e in events["chunk"]
+             if e["type"] == "m.room.message"]
+    assert len(texts) == 1
+    assert f"{local_wall('Asia/Gaza', at):%H:%M}" in texts[0]
+    assert "#FreePalestinianStudents" in texts[0] and "تبدأ الحملة الإلكترونية" in texts[0]
