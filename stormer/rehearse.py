@@ -110,7 +110,9 @@ def rehearse(storm: Storm, *, delay: timedelta, say: Any = print) -> Rehearsal:
             try:
                 upgrade(engine)
                 with Session(engine) as session, session.begin():
-                    schedule(items, session=session, storm=copy.slug, now=datetime.now(UTC))
+                    # As of the rehearsal's start: planning may take longer than the first
+                    # reminder's scaled offset, and a late item is sent late, not dropped.
+                    schedule(items, session=session, storm=copy.slug, now=at - delay)
                 say(f"rehearsing {len(items)} item(s) at {at:%H:%M:%S} UTC "
                     f"(in {delay.total_seconds():.0f} s) against the local simulator…")
                 settings = Settings(staging_window=delay + timedelta(minutes=1),
