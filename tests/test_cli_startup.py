@@ -26,7 +26,8 @@ def test_help_imports_no_heavy_package() -> None:
 
 def test_every_command_has_help() -> None:
     for command in ["times", "check", "preview", "schedule", "init", "db", "platforms", "post",
-                    "login", "simulator"]:
+                    "login", "simulator", "participants", "ics", "rehearse", "run", "status",
+                    "report", "doctor", "watchdog"]:
         result = subprocess.run([sys.executable, "-m", "stormer", command, "--help"],
                                 capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stderr
