@@ -621,7 +621,12 @@ def _participant(cells: dict[str, str], line: int, file: str, default_lang: str,
     try:
         zone = resolve_zone(cells.get("zone", ""))
     except TimeError as e:
-        c.add("error", "bad-participant", file, line, f"row {line} ({who}): {e}")
+        why = str(e)
+        if re.search(r"@|://|\d{5}", cells.get("zone", "")):
+            # Columns shifted in a form export: never echo what may be someone's address.
+            why = ("the zone column holds what looks like a contact, not a time zone: check "
+                   "the columns are name, zone, lang, contact")
+        c.add("error", "bad-participant", file, line, f"row {line} ({who}): {why}")
         return None
     lang = cells.get("lang") or default_lang
     if not re.fullmatch(r"[a-z]{2,3}(_[A-Z]{2})?", lang):

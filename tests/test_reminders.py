@@ -431,3 +431,10 @@ def test_a_matrix_participant_gets_a_direct_message_from_the_organizers_account(
     assert len(texts) == 1
     assert f"{local_wall('Asia/Gaza', at):%H:%M}" in texts[0]
     assert "#FreePalestinianStudents" in texts[0] and "تبدأ الحملة الإلكترونية" in texts[0]
+
+
+def test_an_address_in_the_zone_column_is_never_echoed(storm: Path) -> None:
+    write_participants(storm, ["Shifted,gaza-students@uni.example.org,ar,"])
+    result = runner.invoke(app, ["check", "--storm", str(storm)])
+    assert "row 2 (Shifted): the zone column holds what looks like a contact" in result.stdout
+    assert "gaza-students" not in result.stdout
