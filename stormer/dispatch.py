@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import claims
 from .errors import AuthError, PlatformError, RateLimited, Rejected, StormerError, Transient
+from .pacing import Pacer
 from .platforms import registry
 from .platforms.base import Connection, NotPosted, Platform, Published, Staged
 from .queue import MediaRef, QueueItem
@@ -108,6 +109,7 @@ class Dispatcher:
         self._accounts = {a.name: a for a in storm.accounts}
         self._connections: dict[str, tuple[Platform, Connection]] = {}
         self._reminders: tuple[Any, Any] | None = None  # participants' reminders (Apprise)
+        self._pacers: dict[str, Pacer] = {}  # per account, where the platform has a pace
         self._ready: dict[str, tuple[claims.ClaimedItem, Staged]] = {}
         self._held: set[str] = set()  # claimed by this worker, outcome not yet written
         self._alarms: set[datetime] = set()
@@ -272,6 +274,15 @@ class Dispatcher:
                 storm=self.storm, senders=senders, workdir=self.storm.root / ".stormer"))
         return self._reminders
 
+    def _pacer(self, c: claims.ClaimedItem, plugin: Any) -> Pacer | None:
+        """The account's pace, for platforms that declare one (`Platform.pace`)."""
+        pace = getattr(plugin, "pace", None)
+        if pace is None:
+            return None
+        if c.account not in self._pacers:
+            self._pacers[c.account] = Pacer(*pace)
+        return self._pacers[c.account]
+
     def _gate(self, platform: str) -> asyncio.Semaphore:
         if platform not in self._platform_gates:
             n = self.settings.per_platform.get(platform, self.settings.per_platform_default)
@@ -286,11 +297,15 @@ class Dispatcher:
             async with self._gate(c.platform):
                 staged = await plugin.stage(item_of(c), conn)
         except (AuthError, Transient, RateLimited) as e:
-            # Reported now, minutes before T, with time to fix it; tried again shortly.
+            # Reported now, minutes before T, with time to fix it; tried again shortly — not
+            # before the platform's own Retry-After (a Bluesky login window is 5 minutes).
             log.error("staging %s (%s) failed: %s", c.id, c.account, e)
+            wait = self.settings.retry_after_staging_failure
+            if isinstance(e, RateLimited):
+                wait = max(wait, timedelta(seconds=e.retry_after))
             await self._db(claims.record_outcomes, outcomes=[claims.Outcome(
                 c.id, "failed", utcnow(), error=redact(f"staging: {e}"),
-                next_attempt_at=utcnow() + self.settings.retry_after_staging_failure)])
+                next_attempt_at=utcnow() + wait)])
             self._held.discard(c.id)
             return None
         except (PlatformError, StormerError) as e:
@@ -351,6 +366,9 @@ class Dispatcher:
         plugin, conn = self._connection(c)
         async with self._gate(c.platform), self._account_gates[c.account]:
             await sleep_until(c.fire_at)  # never early, even after waiting for a gate
+            pacer = self._pacer(c, plugin)
+            if pacer is not None:
+                await pacer.wait()
             left = utcnow()
             self.fired.append(c.id)
             try:

@@ -166,6 +166,8 @@ class Platform(ABC):
             environment variable or keyring entry (`credentials = { access_token = "ENV" }`).
         target_field: what `target` means for an account ("chat", "room"), if it needs one.
         idempotency: how a retried send is kept from posting twice.
+        pace: (n, seconds): at most n posts per that many seconds from one account, where the
+            platform's limit is known but only announced by a 429 (Telegram, Discord).
     """
 
     name: ClassVar[str]
@@ -178,6 +180,7 @@ class Platform(ABC):
     target_field: ClassVar[str | None] = None
     idempotency: ClassVar[Idempotency] = "none"
     default_base_url: ClassVar[str | None] = None
+    pace: ClassVar[tuple[int, float] | None] = None
 
     @abstractmethod
     def length(self, text: str) -> int:

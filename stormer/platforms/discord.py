@@ -34,6 +34,7 @@ class Discord(Platform):
     max_images = 10
     credential_fields = ("webhook_url",)
     idempotency = "none"
+    pace = (5, 2.0)  # a webhook's bucket, seen only in 429s (discord-api-docs#6753)
 
     def length(self, text: str) -> int:
         return lengths.discord_length(text)

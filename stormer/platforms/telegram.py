@@ -35,6 +35,7 @@ class Telegram(Platform):
     target_field = "chat"
     idempotency = "none"
     default_base_url = "https://api.telegram.org"
+    pace = (20, 60.0)  # "no more than 20 messages per minute to the same group" (Bots FAQ)
 
     def length(self, text: str) -> int:
         return lengths.telegram_length(text)
