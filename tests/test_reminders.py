@@ -438,3 +438,35 @@ def test_an_address_in_the_zone_column_is_never_echoed(storm: Path) -> None:
     result = runner.invoke(app, ["check", "--storm", str(storm)])
     assert "row 2 (Shifted): the zone column holds what looks like a contact" in result.stdout
     assert "gaza-students" not in result.stdout
+
+
+def test_a_worker_killed_while_sending_a_reminder_leaves_it_unconfirmed_not_resent(
+        tmp_path: Path, smtp: SmtpSink, engine: Engine,  # noqa: F811
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Apprise cannot ask whether a message arrived: a reminder whose worker died after the
+    attempt was recorded is never sent again blindly; the organizer sees it unconfirmed."""
+    from stormer import claims
+
+    at = (datetime.now(UTC) + timedelta(seconds=30)).replace(microsecond=0)
+    root = tmp_path / "storm"
+    smtp_storm(root, smtp, at, [",".join(PEOPLE[0])], monkeypatch)
+    set_reminder_offsets(root, ["25s"])
+    loaded = load_storm(root)
+    items = [i for i in with_payloads(loaded, plan(loaded)) if i.kind == "reminder"]
+    with Session(engine) as session, session.begin():
+        schedule(items, session=session, storm=loaded.slug, now=datetime.now(UTC))
+    # A worker that claimed it and recorded the attempt, then died (its lease ran out).
+    now = datetime.now(UTC)
+    (claimed,) = claims.claim_due(engine=engine, storm=loaded.slug, worker="dead-worker",
+                                  now=now, horizon=timedelta(minutes=5), limit=10,
+                                  lease=timedelta(milliseconds=1))
+    claims.record_attempt(engine=engine, ids=[claimed.id], worker="dead-worker",
+                          now=now - timedelta(seconds=1))  # the lease was still live then
+    dispatcher = Dispatcher(replace(loaded, accounts=[]), engine, settings=Settings(
+        poll_seconds=0.5, grace=timedelta(minutes=2)))
+    asyncio.run(asyncio.wait_for(dispatcher.run(until_done=True), 30))
+    with Session(engine) as session:
+        (row,) = session.scalars(select(Outbox)).all()
+    assert row.state == "unconfirmed" and row.attempts == 1
+    assert "no way to check" in (row.error or "")
+    assert smtp.messages == []  # not sent a second time
