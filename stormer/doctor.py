@@ -92,6 +92,7 @@ async def diagnose(storm: Storm, *, http: httpx.AsyncClient | None = None,
     http = http or client()
     config, media = config_finding(storm, now()), media_finding(storm)
     alerts = alerts_finding(storm, environ)
+    reminders = reminders_finding(storm, environ)
     try:
         credentials, clock, stored = await asyncio.gather(
             credentials_finding(storm, http), clock_finding(storm, http, now),
@@ -99,7 +100,7 @@ async def diagnose(storm: Storm, *, http: httpx.AsyncClient | None = None,
     finally:
         if own:
             await http.aclose()
-    return [config, credentials, media, clock, *stored, alerts]
+    return [config, credentials, media, clock, *stored, reminders, alerts]
 
 
 def send_test_alert(storm: Storm, environ: Mapping[str, str] | None = None) -> Finding:
@@ -420,6 +421,22 @@ def _iso(value: datetime) -> str:
 
 
 # --- alerts ----------------------------------------------------------------------------------
+
+def reminders_finding(storm: Storm, environ: Mapping[str, str] | None = None) -> Finding:
+    from .notify import sender_problems
+
+    if not storm.reminder_offsets or not any(p.contacts for p in storm.participants):
+        return _ok("reminders", "no participants' reminders planned")
+    kinds, wrong = sender_problems(storm, environ)
+    if wrong:
+        return _err("reminders", "; ".join(wrong),
+                    "set each [reminders] senders variable to the organizer's Apprise URL "
+                    "(mailtos://user:password@smtp.example.org?from=..., tgram://BOT_TOKEN, "
+                    "matrixs://user:password@server) in the worker's environment")
+    shown = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))
+    return _ok("reminders", f"{len(storm.reminder_offsets)} reminder(s) before T to "
+                            f"{shown} contact(s); every sender is set")
+
 
 def alerts_finding(storm: Storm, environ: Mapping[str, str] | None = None) -> Finding:
     from .alerts import alert_urls, check_urls

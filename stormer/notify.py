@@ -155,6 +155,38 @@ def resolve_senders(names: Mapping[str, str],
     return out, missing
 
 
+def sender_problems(storm: Storm, environ: Mapping[str, str] | None = None,
+                    ) -> tuple[dict[str, int], list[str]]:
+    """For `stormer doctor`: how many contacts of each kind the reminders go to, and what
+    stops them (a sender not configured, its variable unset, its URL unusable). Sends
+    nothing; names variables, never their values."""
+    from .contacts import SENDER_FOR
+    from .reminders import parsed_contacts
+
+    kinds: dict[str, int] = {}
+    for participant in storm.participants:
+        for contact in parsed_contacts(participant):
+            kinds[contact.kind] = kinds.get(contact.kind, 0) + 1
+    senders, _ = resolve_senders(storm.reminder_senders, environ)
+    apprise = apprise_module()
+    wrong = []
+    for kind in sorted(kinds):
+        sender = SENDER_FOR.get(kind)
+        if sender is None:
+            continue  # complete Apprise URLs, checked when loaded
+        variable = storm.reminder_senders.get(sender)
+        if variable is None:
+            wrong.append(f"{kinds[kind]} {kind} contact(s) but no `{sender}` sender in "
+                         "[reminders] senders")
+        elif sender not in senders:
+            wrong.append(f"${variable} (the `{sender}` sender) is not set")
+        else:
+            with apprise_quiet():
+                if apprise.Apprise.instantiate(senders[sender].reveal()) is None:
+                    wrong.append(f"${variable} is not a usable Apprise URL")
+    return kinds, wrong
+
+
 # --- reminders through the dispatcher ---------------------------------------------------------
 
 @dataclass

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import Engine
 from typer.testing import CliRunner, Result
 
-from example import copy_example
+from example import copy_example, set_reminder_offsets
 from fixtures_sim import png_bytes
 from stormer import claims
 from stormer.cli import app
@@ -35,7 +35,8 @@ from test_cli_online import point_accounts_at
 from test_dispatch import CREDENTIALS
 
 runner = CliRunner()
-CHECKS = ["config", "credentials", "media", "clock", "database", "schedule", "worker", "alerts"]
+CHECKS = ["config", "credentials", "media", "clock", "database", "schedule", "worker", "reminders",
+          "alerts"]
 
 
 @pytest.fixture
@@ -306,3 +307,21 @@ def test_a_test_alert_that_fails_is_an_error(storm_files: Path,
     found = send_test_alert(load_storm(storm_files))
     assert (found.severity, found.message) == ("error",
                                                "$FPS_ALERT_URL: JSON did not take the alert")
+
+
+def test_reminders_need_their_senders_set(storm_files: Path, monkeypatch: pytest.MonkeyPatch,
+                                          tmp_path: Path) -> None:
+    set_reminder_offsets(storm_files, ["24h", "1h", "10m"])
+    monkeypatch.setenv("STORMER_DATABASE_URL", f"sqlite:///{tmp_path / 'doctor.db'}")
+    monkeypatch.delenv("FPS_SMTP_URL", raising=False)
+    _, found = doctor(storm_files)
+    reminders = found["reminders"]
+    assert (reminders.ok, reminders.severity) == (False, "error")
+    assert reminders.message == "$FPS_SMTP_URL (the `mailto` sender) is not set"
+    assert "mailtos://" in (reminders.fix or "")
+    monkeypatch.setenv("FPS_SMTP_URL", "mailtos://storm:pw-SECRET@smtp.example.org"
+                                       "?from=storm@example.org")
+    _, found = doctor(storm_files)
+    assert found["reminders"].ok
+    assert found["reminders"].message == ("3 reminder(s) before T to 42 email, 1 json, 1 ntfy "
+                                          "contact(s); every sender is set")
