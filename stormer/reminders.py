@@ -316,7 +316,10 @@ def to_html(body: str, lang: str, title: str) -> str:
             for m in _LINK.finditer(line):
                 out.append(html.escape(line[last:m.start()]))
                 url = html.escape(m.group(0), quote=True)
-                out.append(f'<a href="{url}" dir="ltr">{url}</a>')
+                # A click-to-post link carries the whole sample, percent-encoded: show where
+                # it goes, not the encoding.
+                shown = html.escape(m.group(0).split("?", 1)[0].split("://", 1)[1])
+                out.append(f'<a href="{url}" dir="ltr">{shown}</a>')
                 last = m.end()
             out.append(html.escape(line[last:]))
             lines.append("".join(out))
