@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 from .errors import StormerError
 from .notify import apprise_module, apprise_quiet
+from .notify import env_urls as alert_urls  # the URLs named in [alerts]
 from .secrets import Secret, redact
 
 if TYPE_CHECKING:
@@ -56,22 +57,6 @@ class AlertFailed(StormerError):
         self.failed = failed
         self.delivered = delivered
         super().__init__("; ".join(f"alert URL #{i + 1}: {why}" for i, why in failed))
-
-
-def alert_urls(names: Sequence[str],
-               environ: Mapping[str, str] | None = None) -> tuple[dict[str, Secret], list[str]]:
-    """The Apprise URLs held by the environment variables `names` (name → URL, as Secrets:
-    redacted from logs from now on), and the names that are not set."""
-    env = os.environ if environ is None else environ
-    urls: dict[str, Secret] = {}
-    missing = []
-    for name in names:
-        value = env.get(name, "").strip()
-        if value:
-            urls[name] = Secret(value)
-        else:
-            missing.append(name)
-    return urls, missing
 
 
 def check_urls(urls: Sequence[str | Secret]) -> list[tuple[int, str]]:

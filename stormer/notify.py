@@ -24,7 +24,7 @@ import re
 import tempfile
 import threading
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,23 +136,30 @@ def failure(said: list[str], address: str) -> tuple[bool, str]:
                               contacts=True)
 
 
-def resolve_senders(names: Mapping[str, str],
-                    environ: Mapping[str, str] | None = None) -> tuple[dict[str, Secret],
-                                                                     list[str]]:
-    """The organizer's sender URLs (`[reminders] senders`: sender → environment variable), as
-    Secrets, and the variables that are not set."""
+def env_urls(names: Sequence[str], environ: Mapping[str, str] | None = None,
+             ) -> tuple[dict[str, Secret], list[str]]:
+    """The Apprise URLs held by the environment variables `names` (name → URL, as Secrets:
+    redacted from logs from now on), and the names that are not set."""
     import os
 
     env = os.environ if environ is None else environ
-    out: dict[str, Secret] = {}
+    urls: dict[str, Secret] = {}
     missing = []
-    for sender, var in names.items():
-        value = env.get(var, "").strip()
+    for name in names:
+        value = env.get(name, "").strip()
         if value:
-            out[sender] = Secret(value)
+            urls[name] = Secret(value)
         else:
-            missing.append(var)
-    return out, missing
+            missing.append(name)
+    return urls, missing
+
+
+def resolve_senders(names: Mapping[str, str], environ: Mapping[str, str] | None = None,
+                    ) -> tuple[dict[str, Secret], list[str]]:
+    """The organizer's sender URLs (`[reminders] senders`: sender → environment variable), as
+    Secrets, and the variables that are not set."""
+    urls, missing = env_urls(list(dict.fromkeys(names.values())), environ)
+    return {sender: urls[var] for sender, var in names.items() if var in urls}, missing
 
 
 def sender_problems(storm: Storm, environ: Mapping[str, str] | None = None,

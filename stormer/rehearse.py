@@ -77,13 +77,13 @@ def fake_credentials(sim: str) -> Any:
     """Credentials the simulator accepts: made up per account, never read from anywhere."""
     def credentials(account: Account, fields: tuple[str, ...]) -> dict[str, Secret]:
         out = {}
-        for n, field in enumerate(fields):
+        for n, name in enumerate(fields):
             value = f"rehearsal-{account.name}-{n}"
-            if field == "webhook_url":
+            if name == "webhook_url":
                 value = f"{sim}/api/webhooks/{abs(hash(account.name)) % 10**9}/{value}"
-            elif field == "bot_token":
+            elif name == "bot_token":
                 value = f"{abs(hash(account.name)) % 10**9}:{value}"
-            out[field] = Secret(value)
+            out[name] = Secret(value)
         return out
     return credentials
 

@@ -280,8 +280,8 @@ def _until(offset: timedelta, locale: str) -> str:
     # just above the value in the unit above the one wanted.
     seconds = int(offset.total_seconds())
     units = [(86400, None), (3600, 86400), (60, 3600), (1, 60)]
-    size, above = next((u, a) for u, a in units
-                       if seconds % u == 0 and (u != 86400 or seconds >= 2 * 86400))
+    above = next(a for u, a in units
+                 if seconds % u == 0 and (u != 86400 or seconds >= 2 * 86400))
     threshold = max(1.0, seconds / above + 0.001) if above else 1.0
     return format_timedelta(timedelta(seconds=seconds), locale=locale, add_direction=True,
                             threshold=threshold)

@@ -51,6 +51,15 @@ def schedule_at(storm_dir: Path, engine, at: datetime):  # type: ignore[no-untyp
     return storm
 
 
+async def stage_only(storm, engine, seconds: float = 2) -> None:  # type: ignore[no-untyped-def]
+    """Run a worker for `seconds` (its first pass stages what is due soon), then stop it."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(Dispatcher(storm, engine, settings=FAST).run(stop=stop))
+    await asyncio.sleep(seconds)
+    stop.set()
+    await task
+
+
 def rows(engine) -> list[Outbox]:  # type: ignore[no-untyped-def]
     with Session(engine) as session:
         found = list(session.scalars(select(Outbox)))
@@ -94,15 +103,7 @@ def test_a_bad_credential_is_reported_at_staging_not_at_t(storm_dir: Path, simul
         at = (datetime.now(UTC) + timedelta(seconds=30)).replace(microsecond=0)
         storm = schedule_at(storm_dir, engine, at)
 
-        async def stage_only() -> None:
-            stop = asyncio.Event()
-            dispatcher = Dispatcher(storm, engine, settings=FAST)
-            task = asyncio.create_task(dispatcher.run(stop=stop))
-            await asyncio.sleep(2)  # one sync: staging happens now, 28 s before T
-            stop.set()
-            await task
-
-        asyncio.run(stage_only())
+        asyncio.run(stage_only(storm, engine))  # one sync: staging happens 28 s before T
         by_platform = {r.platform: r for r in rows(engine)}
         x = by_platform["x"]
         assert x.state == "failed" and "staging" in x.error and "credentials" in x.error
@@ -124,16 +125,8 @@ def test_a_rate_limited_staging_waits_for_the_platforms_retry_after(
         at = (datetime.now(UTC) + timedelta(seconds=30)).replace(microsecond=0)
         storm = schedule_at(storm_dir, engine, at)
 
-        async def stage_only() -> None:
-            stop = asyncio.Event()
-            dispatcher = Dispatcher(storm, engine, settings=FAST)
-            task = asyncio.create_task(dispatcher.run(stop=stop))
-            await asyncio.sleep(2)
-            stop.set()
-            await task
-
         started = datetime.now(UTC)
-        asyncio.run(stage_only())
+        asyncio.run(stage_only(storm, engine))
         mastodon = [r for r in rows(engine) if r.platform == "mastodon"]
         assert mastodon and {r.state for r in mastodon} == {"failed"}
         for r in mastodon:
