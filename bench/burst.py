@@ -39,6 +39,10 @@ send exactly one create-post request per item.
 Diagnostics (stormer contenders, environment variables): BURST_DEBUG=1 prints each sync pass,
 each alarm and every exception raised by stormer's aiohttp sender; BURST_KEEPALIVE=3 sets the
 client's aiohttp `keepalive_timeout` (default 15 s) to try the fix proposed in README.md.
+BURST_GC=freeze calls `gc.freeze()` when the alarm rings, before the burst, and
+BURST_GC=disable turns the cyclic garbage collector off from then until `fire()` returns,
+to try what the collector costs the burst; the stormer child always prints (stderr) how many
+collections of each generation ran during `fire()` and their summed wall time.
 """
 
 from __future__ import annotations
@@ -407,9 +411,33 @@ def run_stormer(args: argparse.Namespace) -> dict[str, Any]:
         if args.profile:
             profile = profiles["burst"] = cProfile.Profile()
             profile.enable()
+        import gc
+
+        gc_mode = os.environ.get("BURST_GC")  # experiment: see README.md
+        if gc_mode == "freeze":
+            gc.freeze()  # what exists at the alarm is never scanned by the collector again
+        elif gc_mode == "disable":
+            gc.disable()  # no cyclic collection until the burst is recorded
+        collections: list[tuple[int, float]] = []  # (generation, seconds) during the burst
+        started: list[float] = []
+
+        def timed_gc(phase: str, info: dict[str, int]) -> None:
+            if phase == "start":
+                started.append(time.perf_counter())
+            elif started:
+                collections.append((info["generation"], time.perf_counter() - started.pop()))
+
+        gc.callbacks.append(timed_gc)
         try:
             await original_fire(instant)
         finally:
+            gc.callbacks.remove(timed_gc)
+            if gc_mode == "disable":
+                gc.enable()
+            by_gen = {g: (sum(1 for c in collections if c[0] == g),
+                          sum(c[1] for c in collections if c[0] == g)) for g in (0, 1, 2)}
+            print("  stormer burst: garbage collections " + ", ".join(
+                f"gen{g} {n}× {s:.2f} s" for g, (n, s) in by_gen.items()), file=sys.stderr)
             if profile is not None:
                 profile.disable()
             events["fire_returned"] = (utcnow() - at).total_seconds()
