@@ -470,3 +470,33 @@ def test_a_worker_killed_while_sending_a_reminder_leaves_it_unconfirmed_not_rese
     assert row.state == "unconfirmed" and row.attempts == 1
     assert "no way to check" in (row.error or "")
     assert smtp.messages == []  # not sent a second time
+
+
+def test_the_example_storms_reminders_through_smtp_say_each_local_time(
+        tmp_path: Path, smtp: SmtpSink, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    """The 2021 storm itself (18:00 UTC): a Madrid participant reads 19:00 in Spanish, Gaza
+    20:00 in Arabic, Auckland the next morning, a Friday — delivered through a real SMTP
+    server by the channel the dispatcher uses."""
+    from stormer.notify import ReminderChannel, ReminderConnection, resolve_senders
+
+    root = tmp_path / "storm"
+    smtp_storm(root, smtp, EXAMPLE_T, [",".join(p) for p in PEOPLE[:3]], monkeypatch)
+    set_reminder_offsets(root, ["1h"])
+    loaded = load_storm(root)
+    senders, missing = resolve_senders(loaded.reminder_senders)
+    assert not missing
+    channel = ReminderChannel()
+    conn = ReminderConnection(storm=loaded, senders=senders, workdir=tmp_path / "work")
+
+    async def send_all() -> None:
+        for item in plan_reminders(loaded):
+            await channel.publish(await channel.stage(item, conn), conn)
+
+    asyncio.run(send_all())
+    got = {m["To"]: text_of(m, "plain") for m in smtp.messages}
+    assert len(smtp.messages) == 3
+    assert "jueves, 11 de marzo de 2021, 19:00" in got["madrid@uni.example.org"]
+    assert "الخميس، 11 مارس 2021، الساعة 20:00" in got["gaza@uni.example.org"]
+    assert "Friday, 12 March 2021, 07:00" in got["auckland@uni.example.org"]
+    subjects = {m["To"]: m["Subject"] for m in smtp.messages}
+    assert "19:00" in subjects["madrid@uni.example.org"]
