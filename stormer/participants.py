@@ -222,7 +222,7 @@ def merge(existing: str | None, incoming: list[Incoming], *, file: str) -> Merge
         for cells in reader:
             if any(c.strip() for c in cells):
                 rows.append({h: cells[i] if i < len(cells) else "" for i, h in enumerate(found)})
-    index = {}
+    index: dict[str, int] = {}  # name key → position in rows
     for i, row in enumerate(rows):
         index.setdefault(name_key(row.get("name", "")), i)
     out = Merged("")

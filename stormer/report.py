@@ -76,7 +76,9 @@ class Item(Protocol):
     permalink: str | None
     error: str | None
     attempts: int
-    payload: dict[str, Any] | None
+
+    @property
+    def payload(self) -> dict[str, Any] | None: ...  # read only: a reminder's channel kind
 
 
 # --- the report ------------------------------------------------------------------------------
