@@ -466,6 +466,8 @@ def status_summary(*, engine: Engine, storm: str, now: datetime,
     with Session(engine) as session, session.begin():
         counts = outbox.counts(session=session, storm=storm)
         conn = session.connection()
+        kinds = {kind: n for kind, n in conn.execute(
+            select(_t.c.kind, func.count()).where(_t.c.storm == storm).group_by(_t.c.kind))}
         todo = conn.execute(
             select(func.min(_t.c.fire_at))
             .where(_t.c.storm == storm, _t.c.state.in_(("pending", "staged", "claimed")))
@@ -486,6 +488,7 @@ def status_summary(*, engine: Engine, storm: str, now: datetime,
         "now": now,
         "counts": counts,
         "total": sum(counts.values()),
+        "kinds": kinds,  # {"post": n, "reminder": n}
         "next_fire_at": todo,  # min() keeps the column's type: aware UTC
         "next_retry_at": retry,
         "workers": [asdict(w) for w in live_workers(engine=engine, storm=storm, now=now,

@@ -329,6 +329,7 @@ def status_doc(status: Mapping[str, Any]) -> dict[str, Any]:
         "storm": status["storm"],
         "now": iso_utc(now),
         "total": status["total"],
+        "kinds": dict(status.get("kinds", {})),
         "counts": dict(counts),
         "waiting": waiting,
         "next_fire_at": _iso(nxt),
@@ -353,7 +354,11 @@ def status_lines(doc: Mapping[str, Any]) -> list[str]:
     if not doc["total"]:
         lines.append(f"{doc['storm']}: {EMPTY}")
     else:
-        lines.append(f"{doc['storm']}: {doc['total']} item(s): {_counts_text(doc['counts'])}")
+        kinds = doc.get("kinds") or {}
+        split = (f" ({kinds.get('post', 0)} posts, {kinds.get('reminder', 0)} reminders)"
+                 if kinds.get("reminder") else "")
+        lines.append(f"{doc['storm']}: {doc['total']} item(s){split}: "
+                     f"{_counts_text(doc['counts'])}")
     if doc["next_fire_in_s"] is not None:
         ahead = doc["next_fire_in_s"]
         if ahead >= 0:

@@ -103,6 +103,7 @@ def test_status_json_of_a_storm_in_progress(storm: Path, engine: Engine) -> None
         "storm": SLUG,
         "now": "2031-03-13T18:01:30Z",
         "total": 8,
+        "kinds": {"post": 8},
         "counts": counts(claimed=1, sending=1, sent=3, dead=1, unconfirmed=1, missed=1),
         "waiting": 2,
         "next_fire_at": "2031-03-13T18:00:00Z",

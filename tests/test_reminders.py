@@ -500,3 +500,15 @@ def test_the_example_storms_reminders_through_smtp_say_each_local_time(
     assert "Friday, 12 March 2021, 07:00" in got["auckland@uni.example.org"]
     subjects = {m["To"]: m["Subject"] for m in smtp.messages}
     assert "19:00" in subjects["madrid@uni.example.org"]
+
+
+def test_status_tells_posts_from_reminders(storm: Path, engine: Engine,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    set_storm_time(storm, "2031-03-13T18:00:00Z")
+    monkeypatch.setenv("STORMER_DATABASE_URL", engine.url.render_as_string(hide_password=False))
+    assert runner.invoke(app, ["schedule", "--storm", str(storm)]).exit_code == 0
+    reminders = len(list(plan_reminders(load_storm(storm))))
+    doc = json.loads(runner.invoke(app, ["status", "--json", "--storm", str(storm)]).stdout)
+    assert doc["kinds"] == {"post": 8, "reminder": reminders}
+    human = runner.invoke(app, ["status", "--storm", str(storm)]).stdout
+    assert f"({8} posts, {reminders} reminders)" in human
