@@ -163,3 +163,27 @@ def test_an_account_with_several_posts_at_once_is_paced(
         assert {r.state for r in rows(engine)} == {"sent"}
     finally:
         engine.dispose()
+
+
+def test_the_cyclic_collector_is_paused_for_a_burst_and_back_after() -> None:
+    import gc
+
+    from stormer.dispatch import cyclic_gc_paused
+
+    assert gc.isenabled()
+    with cyclic_gc_paused():
+        assert not gc.isenabled()
+        with cyclic_gc_paused():  # two instants close together: the later end resumes it
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), cyclic_gc_paused():
+        raise RuntimeError("a burst that fails still gives the collector back")
+    assert gc.isenabled()
+    gc.disable()  # turned off by someone else: left off
+    try:
+        with cyclic_gc_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
