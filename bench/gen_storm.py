@@ -190,6 +190,7 @@ labels = {{ es = "Palestina", fr = "Palestine", it = "Palestina", ar = "فلسط
 
 [reminders]
 offsets = ["24h", "1h", "10m"]
+senders = {{ mailto = "BENCH_SMTP_URL" }}
 
 [participants]
 file = "participants.csv"
@@ -202,7 +203,11 @@ file = "participants.csv"
             f.write("\n")
 
 
-def write_participants(out: Path, rows: int = 60) -> None:
+REMINDER_OFFSETS = 3  # [reminders] offsets above: one reminder each per contact
+
+
+def write_participants(out: Path, rows: int = 60) -> int:
+    """Write participants.csv; return how many contacts it holds (each gets reminders)."""
     lines = ["name,zone,lang,contact"]
     for i in range(rows):
         lang = LANGS[i % len(LANGS)]
@@ -210,6 +215,7 @@ def write_participants(out: Path, rows: int = 60) -> None:
         contact = f"mailto://group{i:03d}@example.org" if i % 3 else ""
         lines.append(f"Solidarity group {i + 1:03d},{zone},{lang},{contact}")
     (out / "participants.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return sum(1 for i in range(rows) if i % 3)
 
 
 def _prepare(out: Path) -> None:
@@ -227,7 +233,8 @@ def _prepare(out: Path) -> None:
 
 def generate(out: Path | str, *, items: int = 200_000, accounts: int | None = None,
              posts_per_account: int = 10, x_accounts: int | None = None) -> int:
-    """Write the storm into `out` (created if needed); return the number of queue items.
+    """Write the storm into `out` (created if needed); return the number of queue items
+    (the posts, and the participants' reminders: 40 contacts × 3 offsets).
 
     `x_accounts`: how many accounts are on X; by default as many as can each post texts of
     their own (so that `stormer check` finds no error), at most a sixth of them."""
@@ -243,8 +250,8 @@ def generate(out: Path | str, *, items: int = 200_000, accounts: int | None = No
     if x_accounts is None:
         x_accounts = min(n_posts // posts_per_account, max(1, n_accounts // len(PLATFORMS)))
     write_config(out, n_accounts, posts_per_account, min(x_accounts, n_accounts))
-    write_participants(out)
-    return n_accounts * posts_per_account
+    contacts = write_participants(out)
+    return n_accounts * posts_per_account + contacts * REMINDER_OFFSETS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -264,8 +271,8 @@ def main(argv: list[str] | None = None) -> int:
                      posts_per_account=args.posts_per_account, x_accounts=args.x_accounts)
     except ValueError as e:
         parser.error(str(e))
-    print(f"wrote {args.out_dir}: {n} queue items "
-          f"({n // args.posts_per_account} accounts × {args.posts_per_account} posts)")
+    print(f"wrote {args.out_dir}: {n} queue items (accounts × {args.posts_per_account} posts, "
+          "and participants' reminders)")
     return 0
 
 

@@ -512,3 +512,14 @@ def test_status_tells_posts_from_reminders(storm: Path, engine: Engine,
     assert doc["kinds"] == {"post": 8, "reminder": reminders}
     human = runner.invoke(app, ["status", "--storm", str(storm)]).stdout
     assert f"({8} posts, {reminders} reminders)" in human
+
+
+def test_a_storm_without_a_kit_page_still_writes_reminders(storm: Path) -> None:
+    # Telegram's share link needs a URL to share: without a kit page there is none, and the
+    # templates must not stumble over the missing link (bench/preview_big.py found it).
+    config = storm / "config.toml"
+    config.write_text("\n".join(line for line in config.read_text(encoding="utf-8").splitlines()
+                                if not line.startswith("kit_url")), encoding="utf-8")
+    reminders = list(plan_reminders(load_storm(storm)))
+    assert reminders and all("https://x.com/intent/post?" in r.text for r in reminders)
+    assert not any("t.me/share" in r.text for r in reminders)
