@@ -25,28 +25,14 @@ import resource
 import shutil
 import sys
 import tempfile
-import time
 import zoneinfo
 from pathlib import Path
-from typing import Self
+
+from preview_stages import Stage  # one timer for the benchmarks (prints to stderr)
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET = 3.0  # seconds: plan + preview
 LANGS = ("en", "es", "fr", "it", "ar")
-
-
-class Phase:
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def __enter__(self) -> Self:
-        self.wall, self.cpu = time.perf_counter(), time.process_time()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.wall = time.perf_counter() - self.wall
-        self.cpu = time.process_time() - self.cpu
-        print(f"  {self.name:<32} {self.wall:6.2f} s wall  {self.cpu:6.2f} s CPU")
 
 
 def real_zones() -> list[str]:
@@ -91,26 +77,26 @@ def main(argv: list[str]) -> int:
 
 def measure(root: Path, participants: int, profile: bool, strict: bool) -> int:
     print(f"storm: {root} ({participants} participants, Python {sys.version.split()[0]})")
-    with Phase("import stormer"):
+    with Stage("import stormer"):
         from stormer.plan import plan
         from stormer.preview import rendered
         from stormer.storm import load_storm
-    with Phase("load_storm") as load:
+    with Stage("load_storm") as load:
         storm = load_storm(root)
-    with Phase("plan") as planning:
+    with Stage("plan") as planning:
         items = plan(storm)
     reminders = sum(1 for i in items if i.kind == "reminder")
-    with Phase(f"render {len(items)} items") as render:
+    with Stage(f"render {len(items)} items") as render:
         flagged = sum(1 for _, payload in rendered(storm, items) if payload.problems)
-    total = load.wall + planning.wall + render.wall
-    plan_preview = planning.wall + render.wall
+    total = load.wall_s + planning.wall_s + render.wall_s
+    plan_preview = planning.wall_s + render.wall_s
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KB on Linux
     expected = participants * len(storm.reminder_offsets)
     errors = [p for p in storm.problems if p.severity == "error" and p.file == "participants.csv"]
     print(f"  items {len(items)} ({reminders} reminders, {len(items) - reminders} posts), "
           f"{flagged} with problems; participants' errors: {len(errors)}")
     print(f"  total {total:.2f} s; plan + preview {plan_preview:.2f} s "
-          f"({planning.cpu + render.cpu:.2f} s CPU); peak RSS {peak:.0f} MB")
+          f"({planning.cpu_s + render.cpu_s:.2f} s CPU); peak RSS {peak:.0f} MB")
     ok = plan_preview < TARGET
     print(f"  target plan + preview < {TARGET:.0f} s: {'PASS' if ok else 'FAIL'}")
     if profile:
