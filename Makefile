@@ -14,13 +14,14 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-# The full storm in miniature: the announcement, every local time, the checks, the dry run,
-# then a rehearsal that fires the storm at the local simulator in 10 s (SQLite, no network).
+# The full storm in miniature: the announcement, every local time, the checks, the dry run
+# (the posts, then the first participants' reminders), then a rehearsal that fires the storm at the local simulator in 10 s (SQLite, no network).
 demo: $(STAMP)
 	$(BIN)/stormer times --announce
 	$(BIN)/stormer times
 	$(BIN)/stormer check
-	$(BIN)/stormer preview --limit 12
+	$(BIN)/stormer preview --kind post
+	$(BIN)/stormer preview --kind reminder --limit 6
 	$(BIN)/stormer rehearse --in 10s
 
 test: $(STAMP) peers

@@ -202,6 +202,9 @@ def test_preview_lists_reminders_beside_posts_without_contacts(storm: Path) -> N
     assert not any(c in human.stdout for c in contacts)
     shown = runner.invoke(app, ["preview", "--json", "--show-contacts", "--storm", str(storm)])
     assert any(c in shown.stdout for c in contacts)
+    for kind in ("post", "reminder"):
+        only = runner.invoke(app, ["preview", "--json", "--kind", kind, "--storm", str(storm)])
+        assert {r["kind"] for r in json.loads(only.stdout)} == {kind}
 
 
 def test_a_late_joiner_gets_only_the_reminders_still_ahead(storm: Path, engine: Engine) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -10,6 +11,11 @@ import typer
 
 from . import app
 from ._common import JsonFlag, StormDir, load, note, print_json
+
+
+class ItemKind(str, Enum):
+    post = "post"
+    reminder = "reminder"
 
 
 @app.command()
@@ -61,6 +67,8 @@ def preview(
     as_json: JsonFlag = False,
     limit: Annotated[int | None, typer.Option(
         "--limit", "-n", min=0, help="Show only the first N items.")] = None,
+    kind: Annotated[ItemKind | None, typer.Option(
+        "--kind", help="Only posts, or only participants' reminders.")] = None,
     show_contacts: Annotated[bool, typer.Option(
         "--show-contacts", help="Show each reminder's recipient address (participants' "
                                 "contacts are hidden by default: they may be at risk).")] = False,
@@ -83,6 +91,8 @@ def preview(
     if storm.errors:
         note(f"stormer: {len(storm.errors)} error(s) in this storm; run `stormer check`")
     items = plan(storm)
+    if kind is not None:
+        items = [i for i in items if i.kind == kind.value]
     shown = islice(rendered(storm, items, show_contacts=show_contacts), limit)
     if as_json:
         _stream_json(item_record(item, payload) for item, payload in shown)
