@@ -422,7 +422,7 @@ class Dispatcher:
                                   permalink=result.published.permalink)
         return claims.Outcome(c.id, "unconfirmed", utcnow(),
                               error="no answer, and the platform offers no way to check: "
-                                    "look at the account before sending it again")
+                                    f"{_look(c)} before sending it again")
 
     # --- unknown outcomes ------------------------------------------------------------------
 
@@ -447,7 +447,7 @@ class Dispatcher:
                 # Asking could mean resending (Mastodon, Matrix, Bluesky): not this late.
                 outcome = claims.Outcome(c.id, "unconfirmed", now, error=(
                     "the worker stopped while sending and it is too late to resend safely: "
-                    "look at the account"))
+                    f"{_look(c)}"))
             else:
                 staged = await plugin.stage(item_of(c), conn)
                 found = await plugin.reconcile(staged, conn)
@@ -460,12 +460,19 @@ class Dispatcher:
                            if isinstance(found, Published) else
                            claims.Outcome(c.id, "unconfirmed", now, error=(
                                "the worker stopped while sending and the platform offers no "
-                               "way to check: look at the account")))
+                               f"way to check: {_look(c)}")))
         except PlatformError as e:
             outcome = claims.Outcome(c.id, "unconfirmed", now,
                                      error=redact(f"could not reconcile: {e}"))
         await self._db(claims.record_outcomes, outcomes=[outcome])
         log.warning("reconciled %s after a stop: %s", c.id, outcome.state)
+
+
+def _look(c: claims.ClaimedItem) -> str:
+    """Where the organizer can see whether an item of unknown outcome arrived."""
+    if c.kind == "reminder":
+        return "the participant may have it already; ask them"
+    return "look at the account"
 
 
 def _json_safe(data: dict[str, Any]) -> dict[str, Any]:
