@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from .errors import StormerError
-from .notify import apprise_module, apprise_quiet
+from .notify import apprise_module, apprise_quiet, usable_url
 from .notify import env_urls as alert_urls  # the URLs named in [alerts]
 from .secrets import Secret, redact
 
@@ -61,12 +61,9 @@ class AlertFailed(StormerError):
 
 def check_urls(urls: Sequence[str | Secret]) -> list[tuple[int, str]]:
     """(position, reason) of each URL Apprise cannot use; sends nothing."""
-    apprise = apprise_module()
     bad = []
     for i, url in enumerate([_secret(u) for u in urls]):
-        with apprise_quiet():
-            usable = apprise.Apprise().add(url.reveal())
-        if not usable:
+        if not usable_url(url.reveal()):
             bad.append((i, "not a usable Apprise URL (see https://github.com/caronc/apprise/wiki)"))
     return bad
 

@@ -88,10 +88,12 @@ def parse_contact(text: str) -> Contact:
                              " or a whole Apprise URL with a bot token")
         return _contact("telegram", raw, False)
     if "://" in raw:
+        from .notify import usable_url  # imports Apprise: only for a URL contact
+
         scheme = lower.split("://", 1)[0]
         if not re.fullmatch(r"[a-z][a-z0-9+.-]*", scheme):
             raise BadContact("not a URL scheme")
-        if not _apprise_accepts(raw):
+        if not usable_url(raw):
             raise BadContact(f"not a usable Apprise URL ({scheme}://…); see "
                              "https://github.com/caronc/apprise/wiki")
         return _contact(_KINDS.get(scheme, scheme), raw, False)
@@ -102,14 +104,6 @@ def parse_contact(text: str) -> Contact:
 def _contact(kind: str, address: str, needs_sender: bool) -> Contact:
     digest = hashlib.sha256(f"{kind}\x1f{address}".encode()).hexdigest()[:16]
     return Contact(kind, address, needs_sender, digest)
-
-
-def _apprise_accepts(url: str) -> bool:
-    from .notify import apprise_module, apprise_quiet
-
-    apprise = apprise_module()
-    with apprise_quiet():
-        return apprise.Apprise.instantiate(url) is not None
 
 
 def apprise_url(contact: Contact, senders: dict[str, str]) -> str:

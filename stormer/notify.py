@@ -33,9 +33,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from .secrets import Secret, install_log_redaction, redact
 
 if TYPE_CHECKING:
+    from .contacts import Contact
     from .platforms.base import NotPosted, Published, Staged
     from .queue import QueueItem
-    from .storm import Storm
+    from .storm import Participant, Storm
 
 log = logging.getLogger("stormer.notify")
 
@@ -47,6 +48,13 @@ def apprise_module() -> Any:
     install_log_redaction()  # the "apprise" logger is among those secrets.py filters
     _install_log_filter()  # and participants' addresses are masked in what it logs
     return apprise
+
+
+def usable_url(url: str) -> bool:
+    """Whether Apprise can send to `url` (parsed only: nothing is sent)."""
+    apprise = apprise_module()
+    with apprise_quiet():
+        return apprise.Apprise.instantiate(url) is not None
 
 
 @contextmanager
@@ -175,7 +183,6 @@ def sender_problems(storm: Storm, environ: Mapping[str, str] | None = None,
         for contact in parsed_contacts(participant):
             kinds[contact.kind] = kinds.get(contact.kind, 0) + 1
     senders, _ = resolve_senders(storm.reminder_senders, environ)
-    apprise = apprise_module()
     wrong = []
     for kind in sorted(kinds):
         sender = SENDER_FOR.get(kind)
@@ -187,10 +194,8 @@ def sender_problems(storm: Storm, environ: Mapping[str, str] | None = None,
                          "[reminders] senders")
         elif sender not in senders:
             wrong.append(f"${variable} (the `{sender}` sender) is not set")
-        else:
-            with apprise_quiet():
-                if apprise.Apprise.instantiate(senders[sender].reveal()) is None:
-                    wrong.append(f"${variable} is not a usable Apprise URL")
+        elif not usable_url(senders[sender].reveal()):
+            wrong.append(f"${variable} is not a usable Apprise URL")
     return kinds, wrong
 
 
@@ -213,16 +218,19 @@ class ReminderChannel:
     idempotency_window: ClassVar[None] = None
 
     def __init__(self) -> None:
-        self._urls: dict[str, Secret] = {}  # item id → the Apprise URL (a secret)
-        self._addresses: dict[str, str] = {}  # item id → the contact: to read Apprise's log
+        # item id → (the Apprise URL, a secret; the address, to read Apprise's log by)
+        self._to: dict[str, tuple[Secret, str]] = {}
+        self._index: dict[tuple[str, str], tuple[Participant, Contact]] | None = None
 
     async def stage(self, item: QueueItem, conn: ReminderConnection) -> Staged:
         from .contacts import SENDER_FOR, BadContact, apprise_url
         from .errors import MissingCredential, Rejected
         from .platforms.base import Staged
-        from .reminders import find_contact
+        from .reminders import contact_index
 
-        found = find_contact(conn.storm, item)
+        if self._index is None:
+            self._index = contact_index(conn.storm)
+        found = self._index.get((item.account, str(item.payload.get("contact"))))
         if found is None:
             raise Rejected("the participant or this contact is no longer in participants.csv",
                            platform=self.name)
@@ -239,14 +247,10 @@ class ReminderChannel:
         except BadContact as e:
             raise Rejected(str(e), platform=self.name) from None
         secret = Secret(url)  # redacted from every log line from now on
-        apprise = apprise_module()
-        with apprise_quiet():
-            usable = apprise.Apprise.instantiate(url) is not None
-        if not usable:
+        if not usable_url(url):
             raise Rejected(f"the {contact.kind} contact of participant row {participant.row} is "
                            "not a usable Apprise URL", platform=self.name)
-        self._urls[item.id] = secret
-        self._addresses[item.id] = contact.address
+        self._to[item.id] = (secret, contact.address)
         data = {"channel": contact.kind}
         if contact.kind == "email":
             data["ics"] = str(self._calendar(conn))
@@ -270,9 +274,9 @@ class ReminderChannel:
         from .reminders import to_html
 
         item = staged.item
-        secret = self._urls.get(item.id)
-        if secret is None:
+        if item.id not in self._to:
             raise Rejected("reminder not staged", platform=self.name)
+        secret, address = self._to[item.id]
         apprise = apprise_module()
         notifier = apprise.Apprise()
         with apprise_quiet():
@@ -289,7 +293,7 @@ class ReminderChannel:
                 body=body, title=title, attach=attach,
                 body_format=apprise.NotifyFormat.HTML if email else apprise.NotifyFormat.TEXT)
         if not ok:
-            permanent, why = failure(said, self._addresses.get(item.id, ""))
+            permanent, why = failure(said, address)
             if permanent:
                 raise Rejected(f"not delivered: {why}", platform=self.name)
             raise Transient(f"not delivered: {why}", platform=self.name)

@@ -19,12 +19,13 @@ def rendered(storm: Storm, items: Iterable[QueueItem], *, show_contacts: bool = 
              ) -> Iterator[tuple[QueueItem, Payload]]:
     """Each item with its rendered Payload (requests, length, limit, problems). A reminder's
     recipient is shown by its channel kind only, unless `show_contacts`."""
-    from .reminders import render_reminder
+    from .reminders import contact_index, render_reminder
 
     accounts = {a.name: a for a in storm.accounts}
+    contacts = contact_index(storm) if show_contacts else None
     for item in items:
         if item.kind == "reminder":
-            yield item, render_reminder(storm, item, show_contacts=show_contacts)
+            yield item, render_reminder(storm, item, contacts=contacts)
         else:
             yield item, registry.get(item.platform).render(item, accounts[item.account])
 

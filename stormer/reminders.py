@@ -18,7 +18,7 @@ with a `subject` and a `body` block; a language without a template falls back to
 as a calendar event (`storm_calendar`).
 
 Privacy: an item carries the participant's name and a hash of the contact, never the contact
-itself; `find_contact` looks the address up in participants.csv when the reminder is staged.
+itself; `contact_index` finds the address in participants.csv when the reminder is staged.
 """
 
 from __future__ import annotations
@@ -86,27 +86,23 @@ def plan_reminders(storm: Storm) -> Iterator[QueueItem]:
                 if item in seen:  # the same person twice in the CSV: reminded once
                     continue
                 seen.add(item)
-                payload: dict[str, Any] = {
-                    "channel": contact.kind, "contact": contact.ref, "subject": text.subject,
-                    "zone": participant.zone, "before": _duration(offset),
-                }
+                payload = {"channel": contact.kind, "contact": contact.ref,
+                           "subject": text.subject}
                 yield QueueItem(id=item, kind="reminder", fire_at=storm.at - offset,
                                 platform="reminder", account=participant.name,
                                 lang=text.lang, text=text.body, payload=payload,
                                 source=sample.file if sample else None)
 
 
-def find_contact(storm: Storm, item: QueueItem) -> tuple[Participant, Contact] | None:
-    """The participant and contact a reminder item goes to, looked up in the loaded
-    participants by name and contact hash; None if either is gone."""
-    ref = item.payload.get("contact")
+def contact_index(storm: Storm) -> dict[tuple[str, str], tuple[Participant, Contact]]:
+    """Where each reminder goes: (participant name, contact hash) — what an item carries as
+    `account` and `payload["contact"]` — to the participant and contact in participants.csv.
+    Built once per storm: looking each item up by a scan would be quadratic."""
+    index: dict[tuple[str, str], tuple[Participant, Contact]] = {}
     for participant in storm.participants:
-        if participant.name != item.account:
-            continue
         for contact in parsed_contacts(participant):
-            if contact.ref == ref:
-                return participant, contact
-    return None
+            index.setdefault((participant.name, contact.ref), (participant, contact))
+    return index
 
 
 # What one message may hold on the channels that limit it (Apprise splits or cuts beyond).
@@ -115,15 +111,18 @@ CHANNEL_LIMITS: Final = {"telegram": 4096, "discord": 2000, "email": 1_000_000,
 DEFAULT_LIMIT: Final = 4096
 
 
-def render_reminder(storm: Storm, item: QueueItem, *, show_contacts: bool = False) -> Payload:
+def render_reminder(storm: Storm, item: QueueItem, *,
+                    contacts: dict[tuple[str, str], tuple[Participant, Contact]] | None = None,
+                    ) -> Payload:
     """The dry run of one reminder: the message as its one recipient gets it. The recipient
-    is `<email contact of NAME>` unless `show_contacts` (then the address itself)."""
+    is `<email contact of NAME>` unless `contacts` (a `contact_index`) is given to show the
+    address itself."""
     from .platforms.base import Payload
 
     channel = str(item.payload.get("channel", "?"))
     to = f"<{channel} contact of {item.account}>"
-    if show_contacts:
-        found = find_contact(storm, item)
+    if contacts is not None:
+        found = contacts.get((item.account, str(item.payload.get("contact"))))
         to = found[1].address if found else "<no longer in participants.csv>"
     message: dict[str, Any] = {"channel": channel, "to": to,
                                "subject": item.payload.get("subject", ""), "body": item.text}
@@ -133,16 +132,6 @@ def render_reminder(storm: Storm, item: QueueItem, *, show_contacts: bool = Fals
     limit = CHANNEL_LIMITS.get(channel, DEFAULT_LIMIT)
     problems = [f"{len(item.text)} > {limit} ({channel} limit)"] if len(item.text) > limit else []
     return Payload([message], len(item.text), limit, problems)
-
-
-def _duration(offset: timedelta) -> str:
-    seconds = int(offset.total_seconds())
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        if seconds >= size:
-            parts.append(f"{seconds // size}{unit}")
-            seconds %= size
-    return "".join(parts) or "0s"
 
 
 # --- the text ------------------------------------------------------------------------------
@@ -232,7 +221,6 @@ class ReminderWriter:
         }
         context = template.new_context(values)
         subject = " ".join("".join(template.blocks["subject"](context)).split())
-        context = template.new_context(values)
         body = "".join(template.blocks["body"](context)).strip() + "\n"
         return ReminderText(written_in, subject, body)
 
