@@ -359,36 +359,35 @@ def _senders(section: dict[str, str], lines: dict, c: _Collector) -> dict[str, s
                   f"reminders.senders.{sender}: unknown sender; the senders are "
                   f"{', '.join(known)} (other channels are complete Apprise URLs in "
                   "participants.csv)")
-        elif var in c.secrets:
-            continue  # reported already as a secret written into config.toml
-        elif not ENV_NAME.match(var):
-            c.secrets.add(var)  # most likely the URL itself, pasted here: never echo it
-            c.add("error", "secret-in-config" if "://" in var else "bad-config", CONFIG_NAME,
-                  line, f"reminders.senders.{sender} must be the name of an environment "
-                  "variable (e.g. STORMER_SMTP_URL) holding the Apprise URL: the URL carries "
-                  "secrets, keep it out of config.toml"
-                  + (" and revoke the exposed one" if "://" in var else ""))
-        else:
+        elif _names_a_variable(var, f"reminders.senders.{sender}", "STORMER_SMTP_URL", line, c):
             out[sender] = var
     return out
+
+
+def _names_a_variable(value: str, where: str, example: str, line: int | None,
+                      c: _Collector) -> bool:
+    """Whether `value` names an environment variable, as config must for an Apprise URL;
+    if not, it is reported once, and never echoed: it is most likely the URL itself."""
+    if ENV_NAME.match(value):
+        return True
+    if value in c.secrets:
+        return False  # reported already as a secret written into config.toml
+    c.secrets.add(value)
+    pasted = "://" in value
+    c.add("error", "secret-in-config" if pasted else "bad-config", CONFIG_NAME, line,
+          f"{where} must be the name of an environment variable (e.g. {example}) that holds "
+          "the Apprise URL: the URL carries secrets, keep it out of config.toml"
+          + (" and revoke the exposed one" if pasted else ""))
+    return False
 
 
 def _alerts(section: AlertsSection, lines: dict,
             c: _Collector) -> tuple[list[str], timedelta]:
     names = []
     for i, name in enumerate(section.apprise):
-        if ENV_NAME.match(name):
+        if _names_a_variable(name, f"alerts.apprise[{i}]", "STORMER_ALERT_URL",
+                             tomlpos.line_of(lines, ("alerts", "apprise", i)), c):
             names.append(name)
-            continue
-        if name in c.secrets:
-            continue  # reported already as a secret written into config.toml
-        c.secrets.add(name)  # most likely the URL itself, pasted here: never echo it
-        c.add("error", "secret-in-config" if "://" in name else "bad-config", CONFIG_NAME,
-              tomlpos.line_of(lines, ("alerts", "apprise", i)),
-              f"alerts.apprise[{i}] must be the name of an environment variable (e.g. "
-              "STORMER_ALERT_URL) that holds the Apprise URL: the URL carries secrets, keep "
-              "it out of config.toml" + (" and revoke the exposed one" if "://" in name
-                                         else ""))
     try:
         before = parse_duration(section.unstaged_before)
     except ValueError as e:
