@@ -185,7 +185,7 @@ def set_credentials(accounts: int, url: str) -> None:
 def expected_keys(storm_dir: Path, url: str) -> dict[tuple[str, str, str], str]:
     """(platform, simulator account, text) → platform, for every planned item."""
     from stormer.plan import plan
-    from stormer.storm import load_storm
+    from stormer.storm.loader import load_storm
 
     storm = load_storm(storm_dir)
     keys: dict[tuple[str, str, str], str] = {}
@@ -207,17 +207,17 @@ async def sleep_until(instant: datetime) -> None:
 
 
 def load(storm_dir: Path) -> Any:
-    from stormer.storm import load_storm
+    from stormer.storm.loader import load_storm
 
     return load_storm(storm_dir)
 
 
 async def stage_with_plugins(storm: Any, concurrency: int = 200) -> list[Any]:
     """The final request of every item, built by stormer's plugins over httpx (floor, naive)."""
-    from stormer.connect import client
+    from stormer.dispatch.connect import client
     from stormer.plan import plan
-    from stormer.platforms import registry
-    from stormer.platforms.base import Connection
+    from stormer.channels import registry
+    from stormer.channels.base import Connection
     from stormer.secrets import resolve
 
     accounts = {a.name: a for a in storm.accounts}
@@ -329,10 +329,10 @@ def run_stormer(args: argparse.Namespace) -> dict[str, Any]:
 
     from sqlalchemy.orm import Session
 
-    from stormer import claims
-    from stormer.db import make_engine, upgrade
-    from stormer.dispatch import DEFAULT_PER_PLATFORM, Dispatcher, Settings
-    from stormer.outbox import schedule
+    from stormer.outbox import claims
+    from stormer.outbox.db import make_engine, upgrade
+    from stormer.dispatch.dispatcher import DEFAULT_PER_PLATFORM, Dispatcher, Settings
+    from stormer.outbox.schedule import schedule
     from stormer.plan import plan
     from stormer.preview import with_payloads
 
@@ -461,7 +461,7 @@ def run_stormer(args: argparse.Namespace) -> dict[str, Any]:
 
         dispatcher._sync = traced_sync  # type: ignore[method-assign]
 
-        from stormer import burst as stormer_burst
+        from stormer.dispatch import burst as stormer_burst
         original_call = stormer_burst.AiohttpSender.__call__
 
         async def traced_call(self: Any, request: Any, *, platform: str, mutating: bool) -> Any:

@@ -12,7 +12,7 @@ from alembic import context
 from sqlalchemy import create_engine, pool
 from sqlalchemy.engine import Connection
 
-from stormer.models import Base
+from stormer.outbox.models import Base
 
 config = context.config
 target_metadata = Base.metadata

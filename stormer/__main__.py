@@ -1,3 +1,3 @@
-from .cli import main
+from stormer.cli import main
 
 main()

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from operator import attrgetter
 from typing import TYPE_CHECKING
 
-from .queue import MediaRef, QueueItem, item_ids
-from .storm import Account, Post, Storm
+from stormer.queue import MediaRef, QueueItem, item_ids
+from stormer.storm.loader import Account, Post, Storm
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -135,7 +135,7 @@ def plan_posts(storm: Storm) -> Iterator[QueueItem]:
 
 def plan(storm: Storm) -> list[QueueItem]:
     """The whole queue (posts and participants' reminders), sorted by fire time then id."""
-    from .reminders import plan_reminders
+    from stormer.reminders import plan_reminders
 
     items = [*plan_posts(storm), *plan_reminders(storm)]
     # Two stable sorts give the order of one by (fire_at, id), in half the time.

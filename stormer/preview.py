@@ -8,18 +8,18 @@ from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from typing import Any
 
-from .platforms import registry
-from .platforms.base import Payload
-from .queue import QueueItem
-from .storm import Storm
-from .timezones import iso_utc
+from stormer.channels import registry
+from stormer.channels.base import Payload
+from stormer.queue import QueueItem
+from stormer.storm.loader import Storm
+from stormer.timezones import iso_utc
 
 
 def rendered(storm: Storm, items: Iterable[QueueItem], *, show_contacts: bool = False,
              ) -> Iterator[tuple[QueueItem, Payload]]:
     """Each item with its rendered Payload (requests, length, limit, problems). A reminder's
     recipient is shown by its channel kind only, unless `show_contacts`."""
-    from .reminders import contact_index, render_reminder
+    from stormer.reminders import contact_index, render_reminder
 
     accounts = {a.name: a for a in storm.accounts}
     contacts = contact_index(storm) if show_contacts else None

@@ -34,14 +34,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote, urlencode
 
-from .contacts import BadContact, Contact, parse_contact
-from .queue import QueueItem, item_ids
+from stormer.storm.contacts import BadContact, Contact, parse_contact
+from stormer.queue import QueueItem, item_ids
 
 if TYPE_CHECKING:
     from jinja2 import Environment, Template
 
-    from .platforms.base import Payload
-    from .storm import Participant, Post, Storm
+    from stormer.channels.base import Payload
+    from stormer.storm.loader import Participant, Post, Storm
 
 TEMPLATES: Final = Path(__file__).parent / "templates" / "reminders"
 FALLBACK: Final = "en"
@@ -117,7 +117,7 @@ def render_reminder(storm: Storm, item: QueueItem, *,
     """The dry run of one reminder: the message as its one recipient gets it. The recipient
     is `<email contact of NAME>` unless `contacts` (a `contact_index`) is given to show the
     address itself."""
-    from .platforms.base import Payload
+    from stormer.channels.base import Payload
 
     channel = str(item.payload.get("channel", "?"))
     to = f"<{channel} contact of {item.account}>"
@@ -202,7 +202,7 @@ class ReminderWriter:
 
     def _write(self, lang: str, zone: str, offset: timedelta, sample: Post | None,
                ) -> ReminderText:
-        from .timezones import babel_locale, get_zone
+        from stormer.timezones import babel_locale, get_zone
 
         written_in, template = _template(lang)
         locale = babel_locale(written_in if written_in != lang.split("_")[0] else lang)
@@ -253,7 +253,7 @@ def _zone_name(zone: str, locale: str) -> str:
         return "UTC"
     from babel.dates import get_timezone_location
 
-    from .timezones import get_zone
+    from stormer.timezones import get_zone
 
     return get_timezone_location(get_zone(zone), locale=locale)
 

@@ -15,10 +15,10 @@ import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from .errors import MissingCredential
+from stormer.errors import MissingCredential
 
 if TYPE_CHECKING:
-    from .storm import Account
+    from stormer.storm.loader import Account
 
 KEYRING_SERVICE = "stormer"
 REDACTED = "<redacted>"
@@ -131,7 +131,7 @@ def store(account: str, values: dict[str, str]) -> None:
     import keyring
     from keyring.errors import KeyringError, NoKeyringError
 
-    from .errors import StormerError
+    from stormer.errors import StormerError
 
     try:
         for field, value in values.items():

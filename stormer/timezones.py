@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from .errors import AmbiguousTime, NonexistentTime, TimeError, UnknownZone
+from stormer.errors import AmbiguousTime, NonexistentTime, TimeError, UnknownZone
 
 if "PYTHONTZPATH" not in os.environ:
     # Zone rules come from the pinned tzdata package, not the operating system, so that every

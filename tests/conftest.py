@@ -176,7 +176,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 def engine(db_url: str) -> Iterator[Engine]:
     """An engine on a new database migrated to the newest schema, once per backend."""
-    from stormer.db import make_engine, upgrade
+    from stormer.outbox.db import make_engine, upgrade
 
     eng = make_engine(db_url)
     upgrade(eng)

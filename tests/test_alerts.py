@@ -23,12 +23,12 @@ from sqlalchemy import Engine
 from typer.testing import CliRunner, Result
 
 from example import copy_example
-from stormer import claims
-from stormer.alerts import AlertFailed, alert, unstaged_alert_due, watch
+from stormer.outbox import claims
+from stormer.ops.alerts import AlertFailed, alert, unstaged_alert_due, watch
 from stormer.cli import app
-from stormer.dispatch import Dispatcher, Settings
+from stormer.dispatch.dispatcher import Dispatcher, Settings
 from stormer.errors import ConfigError
-from stormer.storm import load_storm
+from stormer.storm.loader import load_storm
 from stormer.timezones import iso_utc
 from test_cli_online import point_accounts_at
 from test_dispatch import CREDENTIALS
@@ -325,7 +325,7 @@ def test_nothing_scheduled_near_t_is_an_alert(storm_files: Path, smtp: SmtpSink)
 
 def test_an_empty_database_near_t_is_an_alert(storm: Path, db_url: str,
                                               smtp: SmtpSink) -> None:
-    from stormer.db import make_engine
+    from stormer.outbox.db import make_engine
 
     engine = make_engine(db_url)
     with engine.begin():  # the database exists (SQLite: the file), its schema does not

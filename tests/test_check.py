@@ -25,11 +25,11 @@ import pytest
 from typer.testing import CliRunner
 
 from stormer import cli
-from stormer.checks import check, near_duplicate_key
+from stormer.ops.checks import check, near_duplicate_key
 from stormer.errors import ConfigError, Problem
 from stormer.plan import plan
-from stormer.platforms import registry
-from stormer.storm import Storm, load_storm
+from stormer.channels import registry
+from stormer.storm.loader import Storm, load_storm
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = "config.toml"

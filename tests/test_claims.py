@@ -16,9 +16,9 @@ from alembic import command
 from sqlalchemy import Engine, inspect, select, text, update
 from sqlalchemy.orm import Session
 
-from stormer import claims, db, outbox
-from stormer.claims import Outcome
-from stormer.models import Outbox
+from stormer.outbox import claims, db, schedule as outbox
+from stormer.outbox.claims import Outcome
+from stormer.outbox.models import Outbox
 from stormer.queue import QueueItem, item_id
 
 T = datetime(2027, 3, 11, 18, 0, tzinfo=UTC)
@@ -151,7 +151,7 @@ def test_failed_item_is_claimed_again_only_when_its_retry_time_has_come(engine: 
 @pytest.mark.postgres
 def test_postgresql_claim_skips_rows_another_worker_holds_locked(pg_database: str) -> None:
     # SKIP LOCKED is PostgreSQL's; SQLite has one writer at a time, so there is no SQLite twin.
-    from stormer.db import make_engine, upgrade
+    from stormer.outbox.db import make_engine, upgrade
 
     engine = make_engine(pg_database)
     upgrade(engine)
@@ -497,8 +497,8 @@ def test_naive_now_is_refused(engine: Engine) -> None:
 WORKER_SCRIPT = """
 import json, sys, time
 from datetime import datetime, timedelta
-from stormer import claims
-from stormer.db import make_engine
+from stormer.outbox import claims
+from stormer.outbox.db import make_engine
 
 url, worker, now = sys.argv[1], sys.argv[2], datetime.fromisoformat(sys.argv[3])
 engine = make_engine(url)

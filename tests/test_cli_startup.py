@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 HEAVY = ["pydantic", "sqlalchemy", "alembic", "httpx", "babel", "apscheduler", "rich.table",
-         "twitter_text", "regex", "pytz", "stormer.storm", "stormer.platforms.mastodon"]
+         "twitter_text", "regex", "pytz", "stormer.storm", "stormer.channels.mastodon"]
 
 
 def test_help_imports_no_heavy_package() -> None:

@@ -17,11 +17,11 @@ from sqlalchemy import Engine, select, update
 from typer.testing import CliRunner, Result
 
 from example import copy_example
-from stormer import claims
+from stormer.outbox import claims
 from stormer.cli import app
 from stormer.cli import status as status_cli
-from stormer.models import STATES, Outbox
-from stormer.report import COLUMNS, EMPTY
+from stormer.outbox.models import STATES, Outbox
+from stormer.ops.report import COLUMNS, EMPTY
 
 runner = CliRunner()
 T = datetime(2031, 3, 13, 18, 0, tzinfo=UTC)

@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from stormer.contacts import BadContact, apprise_url, parse_contact
+from stormer.storm.contacts import BadContact, apprise_url, parse_contact
 
 SENDERS = {"mailto": "mailtos://user:pw@smtp.example.org?from=storm@example.org&to=org@x.org"
                      "&cc=boss@x.org",

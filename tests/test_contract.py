@@ -21,12 +21,12 @@ import pytest
 
 from example import REPO
 from stormer.errors import AuthError, OutcomeUnknown, RateLimited, Rejected
-from stormer.platforms import registry
-from stormer.platforms.base import Connection, Platform, Published
+from stormer.channels import registry
+from stormer.channels.base import Connection, Platform, Published
 from stormer.queue import MediaRef, QueueItem
 from stormer.secrets import Secret
-from stormer.sending import reconcile, send_staged
-from stormer.storm import Account
+from stormer.dispatch.sending import reconcile, send_staged
+from stormer.storm.loader import Account
 
 PLATFORMS = ["mastodon", "bluesky", "x", "telegram", "discord", "matrix"]
 # A text over each platform's limit, as that platform counts it.

@@ -13,13 +13,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from example import copy_example, set_storm_time
-from stormer.db import make_engine, upgrade
-from stormer.dispatch import Dispatcher, Settings
-from stormer.models import Outbox
-from stormer.outbox import schedule
+from stormer.outbox.db import make_engine, upgrade
+from stormer.dispatch.dispatcher import Dispatcher, Settings
+from stormer.outbox.models import Outbox
+from stormer.outbox.schedule import schedule
 from stormer.plan import plan
 from stormer.preview import with_payloads
-from stormer.storm import load_storm
+from stormer.storm.loader import load_storm
 from stormer.timezones import iso_utc
 from test_cli_online import point_accounts_at
 
@@ -138,7 +138,7 @@ def test_a_rate_limited_staging_waits_for_the_platforms_retry_after(
 
 def test_an_account_with_several_posts_at_once_is_paced(
         storm_dir: Path, simulator: str, db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from stormer.platforms.telegram import Telegram
+    from stormer.channels.telegram import Telegram
 
     # Telegram's real pace (20 a minute per group) in miniature: 2 per 0.6 s.
     monkeypatch.setattr(Telegram, "pace", (2, 0.6))
@@ -168,7 +168,7 @@ def test_an_account_with_several_posts_at_once_is_paced(
 def test_the_cyclic_collector_is_paused_for_a_burst_and_back_after() -> None:
     import gc
 
-    from stormer.dispatch import cyclic_gc_paused
+    from stormer.dispatch.dispatcher import cyclic_gc_paused
 
     assert gc.isenabled()
     with cyclic_gc_paused():

@@ -17,18 +17,11 @@ from typer.testing import CliRunner, Result
 
 from example import copy_example, set_reminder_offsets
 from fixtures_sim import png_bytes
-from stormer import claims
+from stormer.outbox import claims
 from stormer.cli import app
-from stormer.doctor import (
-    Finding,
-    alerts_finding,
-    clock_finding,
-    media_finding,
-    send_test_alert,
-    worker_finding,
-)
-from stormer.models import STATES
-from stormer.storm import Storm, load_storm
+from stormer.ops.doctor import Finding, alerts_finding, clock_finding, media_finding, send_test_alert, worker_finding
+from stormer.outbox.models import STATES
+from stormer.storm.loader import Storm, load_storm
 from stormer.timezones import iso_utc
 from test_alerts import JsonSink, free_port, json_sink  # noqa: F401  (a fixture)
 from test_cli_online import point_accounts_at
@@ -144,7 +137,7 @@ def test_no_database_yet_is_reported_and_not_created(storm_files: Path) -> None:
 
 
 def test_a_database_behind_its_migrations(storm: Path, db_url: str) -> None:
-    from stormer.db import make_engine
+    from stormer.outbox.db import make_engine
 
     engine = make_engine(db_url)
     with engine.begin():  # the database exists (SQLite: the file), its schema does not

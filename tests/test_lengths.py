@@ -7,24 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twitter_text import parse_tweet
 
-from stormer.lengths import (
-    BLUESKY_LIMIT,
-    BLUESKY_MAX_BYTES,
-    DISCORD_LIMIT,
-    MASTODON_LIMIT,
-    TELEGRAM_CAPTION_LIMIT,
-    TELEGRAM_TEXT_LIMIT,
-    X_LIMIT,
-    bluesky_length,
-    discord_length,
-    find_hashtags,
-    find_urls,
-    graphemes,
-    mastodon_length,
-    telegram_length,
-    utf8_bytes,
-    x_length,
-)
+from stormer.lengths import BLUESKY_LIMIT, BLUESKY_MAX_BYTES, DISCORD_LIMIT, MASTODON_LIMIT, TELEGRAM_CAPTION_LIMIT, TELEGRAM_TEXT_LIMIT, X_LIMIT, bluesky_length, discord_length, find_hashtags, find_urls, graphemes, mastodon_length, telegram_length, utf8_bytes, x_length
 
 FAMILY = "👨\u200d👩\u200d👧\u200d👦"  # 7 code points, 11 UTF-16 units, 25 UTF-8 bytes
 LONG_URL = "https://example.org/" + "a" * 100

@@ -11,10 +11,10 @@ import pytest
 from keyring.backend import KeyringBackend
 
 from stormer.errors import AuthError, StormerError
-from stormer.platforms.mastodon import Mastodon
-from stormer.platforms.telegram import Telegram
+from stormer.channels.mastodon import Mastodon
+from stormer.channels.telegram import Telegram
 from stormer.secrets import resolve, store
-from stormer.storm import Account
+from stormer.storm.loader import Account
 
 
 class MemoryKeyring(KeyringBackend):

@@ -19,9 +19,9 @@ from sqlalchemy import Engine, event, inspect, select, text, update
 from sqlalchemy.exc import StatementError
 from sqlalchemy.orm import ORMExecuteState, Session
 
-from stormer import db, outbox
+from stormer.outbox import db, schedule as outbox
 from stormer.errors import StormerError
-from stormer.models import Base, Outbox, UTCDateTime
+from stormer.outbox.models import Base, Outbox, UTCDateTime
 from stormer.queue import MediaRef, QueueItem, item_id
 
 T = datetime(2027, 3, 11, 18, 0, tzinfo=UTC)

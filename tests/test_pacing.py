@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stormer.pacing import Pacer
+from stormer.dispatch.pacing import Pacer
 
 
 class Clock:

@@ -19,10 +19,10 @@ from typer.testing import CliRunner
 
 from example import copy_example
 from stormer.cli import app
-from stormer.contacts import parse_contact
+from stormer.storm.contacts import parse_contact
 from stormer.errors import ConfigError
-from stormer.participants import import_file, normalized_contact, read_form
-from stormer.storm import load_storm
+from stormer.storm.roster import import_file, normalized_contact, read_form
+from stormer.storm.loader import load_storm
 
 runner = CliRunner()
 HEADER = "name,zone,lang,contact"

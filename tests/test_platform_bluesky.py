@@ -21,11 +21,11 @@ import pytest
 
 from example import REPO
 from stormer.errors import AuthError, OutcomeUnknown, RateLimited, Rejected, Transient
-from stormer.platforms.base import Connection
-from stormer.platforms.bluesky import Bluesky, record_key
+from stormer.channels.base import Connection
+from stormer.channels.bluesky import Bluesky, record_key
 from stormer.queue import MediaRef, QueueItem
 from stormer.secrets import Secret
-from stormer.storm import Account
+from stormer.storm.loader import Account
 
 PDS = "https://pds.example.org"
 HANDLE = "fps-campaign.example.org"

@@ -21,11 +21,11 @@ import pytest
 
 from platform_fakes import JPEG, PNG, images, shown  # noqa: F401  (images: a fixture)
 from stormer.errors import AuthError, OutcomeUnknown, RateLimited, Rejected
-from stormer.platforms.base import Connection
-from stormer.platforms.discord import Discord
+from stormer.channels.base import Connection
+from stormer.channels.discord import Discord
 from stormer.queue import MediaRef, QueueItem
 from stormer.secrets import Secret
-from stormer.storm import Account
+from stormer.storm.loader import Account
 
 WEBHOOK = "https://discord.com/api/webhooks/1/SECRET-hook"
 HOOK_PATH = "/api/webhooks/1/SECRET-hook"

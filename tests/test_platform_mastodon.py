@@ -13,12 +13,12 @@ import pytest
 
 from example import REPO
 from stormer.errors import AuthError, OutcomeUnknown, RateLimited, Rejected
-from stormer.platforms.base import Connection
-from stormer.platforms.mastodon import Mastodon
+from stormer.channels.base import Connection
+from stormer.channels.mastodon import Mastodon
 from stormer.queue import MediaRef, QueueItem
 from stormer.secrets import Secret
-from stormer.sending import send_staged
-from stormer.storm import Account
+from stormer.dispatch.sending import send_staged
+from stormer.storm.loader import Account
 
 TOKEN = "tok-SECRET-mastodon-123"
 BASE = "https://social.example.org"

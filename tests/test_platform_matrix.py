@@ -19,11 +19,11 @@ import pytest
 
 from platform_fakes import JPEG, PNG, images, shown  # noqa: F401  (images: a fixture)
 from stormer.errors import AuthError, OutcomeUnknown, RateLimited, Rejected
-from stormer.platforms.base import Connection
-from stormer.platforms.matrix import Matrix
+from stormer.channels.base import Connection
+from stormer.channels.matrix import Matrix
 from stormer.queue import MediaRef, QueueItem
 from stormer.secrets import Secret
-from stormer.storm import Account
+from stormer.storm.loader import Account
 
 TOKEN = "syt_c3Rvcm0_SECRET_matrix_token"
 WRONG_TOKEN = "syt_c3Rvcm0_WRONG_matrix_token"

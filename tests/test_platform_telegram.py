@@ -20,11 +20,11 @@ import pytest
 
 from platform_fakes import JPEG, PNG, images, shown  # noqa: F401  (images: a fixture)
 from stormer.errors import AuthError, OutcomeUnknown, RateLimited, Rejected
-from stormer.platforms.base import Connection
-from stormer.platforms.telegram import Telegram
+from stormer.channels.base import Connection
+from stormer.channels.telegram import Telegram
 from stormer.queue import MediaRef, QueueItem
 from stormer.secrets import Secret
-from stormer.storm import Account
+from stormer.storm.loader import Account
 
 TOKEN = "123456:SECRET-token-abc"
 WRONG_TOKEN = "654321:WRONG-token-xyz"

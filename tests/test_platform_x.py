@@ -24,11 +24,11 @@ import pytest
 
 from example import REPO
 from stormer.errors import AuthError, OutcomeUnknown, RateLimited, Rejected
-from stormer.platforms.base import NOT_POSTED, Connection
-from stormer.platforms.x import X
+from stormer.channels.base import NOT_POSTED, Connection
+from stormer.channels.x import X
 from stormer.queue import MediaRef, QueueItem
 from stormer.secrets import Secret
-from stormer.storm import Account
+from stormer.storm.loader import Account
 
 API = "https://api.x.example"
 TOKEN = "tok-SECRET-123"
@@ -354,7 +354,7 @@ def test_no_token_in_errors_reprs_or_logs(caplog: pytest.LogCaptureFixture) -> N
 def test_a_send_lost_before_reaching_x_is_sent_again_once() -> None:
     """OutcomeUnknown, then the read-back finds nothing: the item is sent again — and only
     once — instead of being left unconfirmed."""
-    from stormer.sending import send_staged
+    from stormer.dispatch.sending import send_staged
 
     calls = {"tweets": 0}
 

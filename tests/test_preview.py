@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 
 from example import add_accounts, copy_example
 from stormer.cli import app
-from stormer.platforms.bluesky import record_key
+from stormer.channels.bluesky import record_key
 from stormer.plan import plan
-from stormer.storm import load_storm
+from stormer.storm.loader import load_storm
 
 runner = CliRunner()
 

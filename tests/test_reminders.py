@@ -25,13 +25,13 @@ from typer.testing import CliRunner
 
 from example import copy_example, set_reminder_offsets, set_storm_time
 from stormer.cli import app
-from stormer.dispatch import Dispatcher, Settings
-from stormer.models import Outbox
-from stormer.outbox import schedule
+from stormer.dispatch.dispatcher import Dispatcher, Settings
+from stormer.outbox.models import Outbox
+from stormer.outbox.schedule import schedule
 from stormer.plan import plan
 from stormer.preview import rendered, with_payloads
 from stormer.reminders import ReminderWriter, plan_reminders, storm_calendar, to_html
-from stormer.storm import Participant, load_storm
+from stormer.storm.loader import Participant, load_storm
 from stormer.timezones import iso_utc
 from test_alerts import SmtpSink, smtp  # noqa: F401  (the real SMTP server fixture)
 
@@ -394,7 +394,7 @@ def test_a_matrix_participant_gets_a_direct_message_from_the_organizers_account(
     the participant alone and posts the reminder in the participant's language."""
     import httpx
 
-    from stormer.db import make_engine, upgrade
+    from stormer.outbox.db import make_engine, upgrade
 
     engine = make_engine(f"sqlite:///{tmp_path / 'outbox.db'}")  # the SMTP tests do both
     upgrade(engine)
@@ -448,7 +448,7 @@ def test_a_worker_killed_while_sending_a_reminder_leaves_it_unconfirmed_not_rese
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Apprise cannot ask whether a message arrived: a reminder whose worker died after the
     attempt was recorded is never sent again blindly; the organizer sees it unconfirmed."""
-    from stormer import claims
+    from stormer.outbox import claims
 
     at = (datetime.now(UTC) + timedelta(seconds=30)).replace(microsecond=0)
     root = tmp_path / "storm"
@@ -480,7 +480,7 @@ def test_the_example_storms_reminders_through_smtp_say_each_local_time(
     """The 2021 storm itself (18:00 UTC): a Madrid participant reads 19:00 in Spanish, Gaza
     20:00 in Arabic, Auckland the next morning, a Friday — delivered through a real SMTP
     server by the channel the dispatcher uses."""
-    from stormer.notify import ReminderChannel, ReminderConnection, resolve_senders
+    from stormer.notify.sender import ReminderChannel, ReminderConnection, resolve_senders
 
     root = tmp_path / "storm"
     smtp_storm(root, smtp, EXAMPLE_T, [",".join(p) for p in PEOPLE[:3]], monkeypatch)

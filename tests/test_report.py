@@ -9,20 +9,8 @@ from typing import Any
 
 import pytest
 
-from stormer.models import STATES, Outbox
-from stormer.report import (
-    ALERT,
-    COLUMNS,
-    EMPTY,
-    clean_error,
-    duration,
-    report_lines,
-    report_rows,
-    status_doc,
-    status_lines,
-    summary,
-    to_csv,
-)
+from stormer.outbox.models import STATES, Outbox
+from stormer.ops.report import ALERT, COLUMNS, EMPTY, clean_error, duration, report_lines, report_rows, status_doc, status_lines, summary, to_csv
 from stormer.secrets import Secret
 
 T = datetime(2031, 3, 13, 18, 0, tzinfo=UTC)

@@ -18,8 +18,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from example import add_accounts, copy_example, set_storm_time
-from stormer.db import make_engine
-from stormer.models import Outbox
+from stormer.outbox.db import make_engine
+from stormer.outbox.models import Outbox
 from stormer.timezones import iso_utc
 from test_cli_online import point_accounts_at
 from test_dispatch import CREDENTIALS

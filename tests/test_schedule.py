@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from example import copy_example, set_storm_time
 from stormer.cli import app
-from stormer.db import make_engine
-from stormer.models import Outbox
+from stormer.outbox.db import make_engine
+from stormer.outbox.models import Outbox
 
 runner = CliRunner()
 FUTURE = "2031-03-13T18:00:00Z"

@@ -10,8 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stormer.errors import AmbiguousTime, NonexistentTime, TimeError, UnknownZone
-from stormer.timezones import (AnnounceZone, announcement, local_times, localize, parse_when,
-                               suggest_zones)
+from stormer.timezones import AnnounceZone, announcement, local_times, localize, parse_when, suggest_zones
 
 # DST zones north and south, half-hour and 45-minute offsets, and the storm's own zones.
 ZONES = ["Asia/Gaza", "Asia/Hebron", "Europe/Madrid", "America/New_York", "America/Sao_Paulo",

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from rich.console import Console
     from sqlalchemy.engine import Engine
 
-    from ..storm import Storm
+    from stormer.storm.loader import Storm
 
 StormDir = Annotated[
     Path,
@@ -24,8 +24,8 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for machines.
 
 
 def load(storm_dir: Path) -> Storm:
-    from ..platforms import registry
-    from ..storm import load_storm
+    from stormer.channels import registry
+    from stormer.storm.loader import load_storm
 
     return load_storm(storm_dir, known_platforms=set(registry.installed()))
 
@@ -35,7 +35,7 @@ def open_engine(storm: Storm) -> Engine:
 
     The caller disposes of it. Imports SQLAlchemy and Alembic: call it inside command bodies.
     """
-    from ..db import database_url, make_engine, upgrade
+    from stormer.outbox.db import database_url, make_engine, upgrade
 
     engine = make_engine(database_url(storm.database_url, storm.root))
     try:

@@ -7,14 +7,14 @@ from typing import Annotated
 
 import typer
 
-from . import app
-from ._common import JsonFlag, StormDir, load, print_json
+from stormer.cli import app
+from stormer.cli._common import JsonFlag, StormDir, load, print_json
 
 
 @app.command()
 def platforms(as_json: JsonFlag = False) -> None:
     """List installed platform plugins with their limits and credential fields."""
-    from ..platforms import registry
+    from stormer.channels import registry
 
     rows = []
     for name, entry in sorted(registry.installed().items()):
@@ -47,7 +47,7 @@ def post(
     """Send one post now through the real path (stage, publish, confirm): a smoke test."""
     import asyncio
 
-    from ..connect import account_named
+    from stormer.dispatch.connect import account_named
 
     storm = load(storm_dir)
     acct = account_named(storm, account)
@@ -66,7 +66,7 @@ def post(
 
 
 def _find_post(storm, path: Path):  # type: ignore[no-untyped-def]
-    from ..errors import StormerError
+    from stormer.errors import StormerError
 
     wanted = path if path.is_absolute() else (Path.cwd() / path)
     for p in storm.posts:
@@ -79,11 +79,11 @@ def _find_post(storm, path: Path):  # type: ignore[no-untyped-def]
 async def _post(storm, account, source, *, dry_run: bool) -> dict:  # type: ignore[no-untyped-def]
     from datetime import UTC, datetime
 
-    from ..connect import connect
-    from ..plan import media_refs
-    from ..queue import QueueItem, item_id
-    from ..sending import post_now
-    from ..timezones import iso_utc
+    from stormer.dispatch.connect import connect
+    from stormer.plan import media_refs
+    from stormer.queue import QueueItem, item_id
+    from stormer.dispatch.sending import post_now
+    from stormer.timezones import iso_utc
 
     now = datetime.now(UTC)
     # A smoke test is a deliberate new post each time: the id includes the moment.
@@ -113,9 +113,9 @@ def login(
     Mastodon: the OAuth code flow. Bluesky: an app password. Others: paste the token."""
     import asyncio
 
-    from ..connect import account_named, client
-    from ..platforms import registry
-    from ..secrets import store
+    from stormer.dispatch.connect import account_named, client
+    from stormer.channels import registry
+    from stormer.secrets import store
 
     storm = load(storm_dir)
     acct = account_named(storm, account)

@@ -9,8 +9,8 @@ from typing import Annotated
 
 import typer
 
-from . import app
-from ._common import JsonFlag, StormDir, load, note, print_json
+from stormer.cli import app
+from stormer.cli._common import JsonFlag, StormDir, load, note, print_json
 
 
 class ItemKind(str, Enum):
@@ -30,8 +30,8 @@ def check(
 
     Exit status 1 when there is any error (warnings alone exit 0).
     """
-    from ..checks import check as run_checks
-    from ..errors import ConfigError
+    from stormer.ops.checks import check as run_checks
+    from stormer.errors import ConfigError
 
     try:
         storm = load(storm_dir)
@@ -44,7 +44,7 @@ def check(
     if online:
         import asyncio
 
-        from ..online import verify_accounts
+        from stormer.ops.online import verify_accounts
 
         problems += asyncio.run(verify_accounts(storm))
     errors = sum(p.severity == "error" for p in problems)
@@ -81,9 +81,9 @@ def preview(
     """
     from itertools import islice
 
-    from ..errors import ConfigError
-    from ..plan import plan
-    from ..preview import item_record, preview_lines, rendered
+    from stormer.errors import ConfigError
+    from stormer.plan import plan
+    from stormer.preview import item_record, preview_lines, rendered
 
     storm = load(storm_dir)
     if storm.at is None:

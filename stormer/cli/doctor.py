@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from . import app
-from ._common import JsonFlag, StormDir, load, note, print_json
+from stormer.cli import app
+from stormer.cli._common import JsonFlag, StormDir, load, note, print_json
 
 
 def _now() -> datetime:  # tests replace it: the clock is theirs to control
@@ -28,8 +28,8 @@ def doctor(
     worker, alerts — and say what to fix. Exit status 1 when any check fails."""
     import asyncio
 
-    from ..doctor import Finding, diagnose, doctor_lines, has_errors, send_test_alert
-    from ..errors import ConfigError
+    from stormer.ops.doctor import Finding, diagnose, doctor_lines, has_errors, send_test_alert
+    from stormer.errors import ConfigError
 
     try:
         storm = load(storm_dir)
@@ -67,9 +67,9 @@ def watchdog(
     machine than the worker's (`* * * * * stormer watchdog -q --storm DIR`). Exit status:
     0 all is well, 1 an alert is due (and was sent, now or before), 2 nobody could be told.
     """
-    from ..alerts import watch
-    from ..doctor import read_engine
-    from ..timezones import iso_utc
+    from stormer.ops.alerts import watch
+    from stormer.ops.doctor import read_engine
+    from stormer.timezones import iso_utc
 
     storm = load(storm_dir)
     now = _now()

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from . import app
+from stormer.cli import app
 
 
 @app.command()
@@ -22,7 +22,7 @@ def init(
                                            help="Zone of a wall time given with --at.")] = None,
 ) -> None:
     """Create config.toml, one example post per language and participants.csv."""
-    from ..scaffold import scaffold
+    from stormer.storm.scaffold import scaffold
 
     created = scaffold(directory, name=name, hashtag=hashtag, at=at, tz=tz)
     for path in created:

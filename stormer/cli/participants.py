@@ -11,8 +11,8 @@ from typing import Annotated
 
 import typer
 
-from . import app
-from ._common import JsonFlag, StormDir, load, note, print_json
+from stormer.cli import app
+from stormer.cli._common import JsonFlag, StormDir, load, note, print_json
 
 participants_app = typer.Typer(
     name="participants", no_args_is_help=True, rich_markup_mode=None,
@@ -34,7 +34,7 @@ def import_(
 ) -> None:
     """Merge a sign-up form's CSV into the participants file: known names are updated, new
     ones appended, bad rows reported by line (exit 1) and left out."""
-    from ..participants import import_file
+    from stormer.storm.roster import import_file
 
     storm = load(storm_dir)
     report = import_file(storm, file, dry_run=dry_run)
@@ -57,7 +57,7 @@ def import_(
 def list_(as_json: JsonFlag = False, storm_dir: StormDir = Path(".")) -> None:
     """Every participant: name, zone, language and the kinds of their contacts (never the
     addresses)."""
-    from ..participants import listing
+    from stormer.storm.roster import listing
 
     rows = listing(load(storm_dir))
     if as_json:
@@ -65,7 +65,7 @@ def list_(as_json: JsonFlag = False, storm_dir: StormDir = Path(".")) -> None:
         return
     from rich.table import Table
 
-    from ._common import console
+    from stormer.cli._common import console
 
     table = Table(title=f"{len(rows)} participant(s)", title_justify="left")
     for column in ("row", "name", "zone", "lang", "contacts"):
@@ -83,7 +83,7 @@ def export(
     storm_dir: StormDir = Path("."),
 ) -> None:
     """Write every participant WITH their contacts to FILE, readable by you alone (0600)."""
-    from ..participants import export_text, write_private
+    from stormer.storm.roster import export_text, write_private
 
     storm = load(storm_dir)
     try:
@@ -99,8 +99,8 @@ def export(
 @app.command()
 def ics(out: OutFile, storm_dir: StormDir = Path(".")) -> None:
     """Write the storm as a calendar event (.ics) with an alarm 10 minutes before."""
-    from ..errors import ConfigError
-    from ..reminders import storm_calendar
+    from stormer.errors import ConfigError
+    from stormer.reminders import storm_calendar
 
     storm = load(storm_dir)
     if storm.at is None:

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from . import app
-from ._common import JsonFlag, StormDir, load, print_json
+from stormer.cli import app
+from stormer.cli._common import JsonFlag, StormDir, load, print_json
 
 
 @app.command()
@@ -24,9 +24,9 @@ def rehearse(
     import dataclasses
     import logging
 
-    from ..errors import ConfigError
-    from ..rehearse import rehearse as run_rehearsal
-    from ..storm import parse_duration
+    from stormer.errors import ConfigError
+    from stormer.ops.rehearse import rehearse as run_rehearsal
+    from stormer.storm.loader import parse_duration
 
     storm = load(storm_dir)
     if storm.errors:

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from . import app
-from ._common import StormDir, load
+from stormer.cli import app
+from stormer.cli._common import StormDir, load
 
 
 @app.command()
@@ -38,10 +38,10 @@ def run(
     import signal
     import sys
 
-    from ..dispatch import Dispatcher, Settings
-    from ..errors import ConfigError
-    from ..storm import parse_duration
-    from ._common import open_engine
+    from stormer.dispatch.dispatcher import Dispatcher, Settings
+    from stormer.errors import ConfigError
+    from stormer.storm.loader import parse_duration
+    from stormer.cli._common import open_engine
 
     storm = load(storm_dir)
     if storm.errors:

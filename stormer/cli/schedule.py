@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
-from . import app
-from ._common import JsonFlag, StormDir, load, open_engine, print_json
+from stormer.cli import app
+from stormer.cli._common import JsonFlag, StormDir, load, open_engine, print_json
 
 db_app = typer.Typer(help="The outbox database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -21,12 +21,12 @@ def schedule(as_json: JsonFlag = False, storm_dir: StormDir = Path(".")) -> None
 
     from sqlalchemy.orm import Session
 
-    from ..checks import check
-    from ..errors import ConfigError, StormInPast
-    from ..outbox import schedule as upsert
-    from ..plan import plan
-    from ..preview import with_payloads
-    from ..timezones import iso_utc
+    from stormer.ops.checks import check
+    from stormer.errors import ConfigError, StormInPast
+    from stormer.outbox.schedule import schedule as upsert
+    from stormer.plan import plan
+    from stormer.preview import with_payloads
+    from stormer.timezones import iso_utc
 
     storm = load(storm_dir)
     now = datetime.now(UTC)

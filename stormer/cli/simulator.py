@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from . import app
+from stormer.cli import app
 
 simulator_app = typer.Typer(
     name="simulator", no_args_is_help=True, rich_markup_mode=None,
@@ -35,7 +35,7 @@ def serve(
 
     import uvicorn
 
-    from ..simulator import SimConfig, create_app, parse_latency
+    from stormer.simulator import SimConfig, create_app, parse_latency
 
     try:
         config = SimConfig(seed=seed, latency_ms=parse_latency(latency) if latency else (0, 0))

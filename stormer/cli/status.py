@@ -12,8 +12,8 @@ from typing import Annotated, Any
 
 import typer
 
-from . import app
-from ._common import JsonFlag, StormDir, load, note, open_engine, print_json
+from stormer.cli import app
+from stormer.cli._common import JsonFlag, StormDir, load, note, open_engine, print_json
 
 _sleep = time.sleep  # tests replace it (and `_now`): the clock is theirs to control
 
@@ -38,8 +38,8 @@ def status(
 ) -> None:
     """How the storm is going: items by state, the next fire time, lateness so far, live
     workers. Says loudly when items are waiting and no worker is running."""
-    from ..claims import status_summary
-    from ..report import status_doc
+    from stormer.outbox.claims import status_summary
+    from stormer.ops.report import status_doc
 
     storm = load(storm_dir)
     engine = open_engine(storm)
@@ -59,7 +59,7 @@ def status(
 
 
 def _show_status(doc: dict[str, Any], as_json: bool) -> None:
-    from ..report import EMPTY, status_lines
+    from stormer.ops.report import EMPTY, status_lines
 
     if as_json:
         print_json(doc)
@@ -71,7 +71,7 @@ def _show_status(doc: dict[str, Any], as_json: bool) -> None:
 
 def _watch(snapshot: Callable[[], dict[str, Any]], as_json: bool, interval: float,
            count: int | None) -> None:
-    from ..report import status_lines
+    from stormer.ops.report import status_lines
 
     if as_json or not sys.stdout.isatty():
         def show(doc: dict[str, Any]) -> None:
@@ -87,7 +87,7 @@ def _watch(snapshot: Callable[[], dict[str, Any]], as_json: bool, interval: floa
     from rich.live import Live
     from rich.text import Text
 
-    from ._common import console
+    from stormer.cli._common import console
 
     def render(doc: dict[str, Any]) -> Text:
         text = Text()
@@ -127,9 +127,9 @@ def report(
         raise typer.BadParameter("choose --json or --csv, not both", param_hint="--csv")
     from sqlalchemy.orm import Session
 
-    from ..outbox import items
-    from ..report import EMPTY, report_lines, report_rows, summary, to_csv
-    from ..timezones import iso_utc
+    from stormer.outbox.schedule import items
+    from stormer.ops.report import EMPTY, report_lines, report_rows, summary, to_csv
+    from stormer.timezones import iso_utc
 
     storm = load(storm_dir)
     now = _now()
@@ -161,7 +161,7 @@ def report(
 
 
 def _alert(line: str) -> bool:
-    from ..report import ALERT
+    from stormer.ops.report import ALERT
 
     return line.startswith(ALERT)
 

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from . import app
-from ._common import JsonFlag, StormDir, load, print_json
+from stormer.cli import app
+from stormer.cli._common import JsonFlag, StormDir, load, print_json
 
 
 @app.command()
@@ -31,8 +31,7 @@ def times(
     storm_dir: StormDir = Path("."),
 ) -> None:
     """Turn the one storm time into every participant's local time."""
-    from ..timezones import (AnnounceZone, announcement, format_clock, format_day, iso_utc,
-                             local_times, parse_when, utc_offset)
+    from stormer.timezones import AnnounceZone, announcement, format_clock, format_day, iso_utc, local_times, parse_when, utc_offset
 
     storm = None
     if at is None or not zone or announce:
@@ -44,7 +43,7 @@ def times(
             raise typer.BadParameter("--tz only makes sense with --at", param_hint="--tz")
         assert storm is not None
         if storm.at is None:
-            from ..errors import ConfigError
+            from stormer.errors import ConfigError
 
             raise ConfigError(storm.errors)
         instant = storm.at
@@ -62,7 +61,7 @@ def times(
         return
     from rich.table import Table
 
-    from ._common import console
+    from stormer.cli._common import console
 
     table = Table(title=line, title_justify="left")
     for column in ("zone", "local time", "date", "abbr.", "UTC offset"):

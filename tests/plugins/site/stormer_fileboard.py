@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from stormer.errors import Rejected
-from stormer.platforms.base import Connection, Platform, Published, Staged, secret
-from stormer.platforms.http import materialize
+from stormer.channels.base import Connection, Platform, Published, Staged, secret
+from stormer.channels.http import materialize
 
 
 class Fileboard(Platform):

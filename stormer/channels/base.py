@@ -1,0 +1,267 @@
+"""The platform plugin interface.
+
+A platform plugin is a subclass of `Platform` registered under the entry-point group
+`stormer.platforms` (the built-ins are registered the same way, in stormer's pyproject.toml):
+
+    [project.entry-points."stormer.platforms"]
+    myplatform = "my_package.module:MyPlatform"
+
+What a platform *is* — its limits, credential fields, idempotency — is class-level data;
+its behaviour is `length` and `render` (pure, used by check and preview) and, for sending:
+
+- `verify(conn)`: are the credentials good? (used by `check --online` and staging)
+- `stage(item, conn) -> Staged`: before T, upload media, open the session, and build the
+  final request(s), so that at T one request per item remains;
+- `parse(staged, index, response) -> Published`: read the platform's answer (sans-I/O);
+- `publish(staged, conn) -> Published`: send the final request(s) and parse the answer;
+- `reconcile(staged, conn) -> Published | NOT_POSTED | None`: after OutcomeUnknown, find out
+  whether the post landed, using the platform's own idempotency or a read-back — never by
+  resending a request that could post twice. NOT_POSTED: the platform says it is not there
+  (safe to send again); None: cannot know (the item becomes unconfirmed);
+- `confirm(published, conn) -> Published`: optional read-back, fills in the permalink.
+
+Plugins receive everything through `Connection` (an injected httpx.AsyncClient, the account,
+its credentials as Secrets, and session state the caller keeps) and raise the errors of
+stormer.errors: AuthError, RateLimited, Transient, OutcomeUnknown, Rejected. They know no
+terminal, no database and no dispatcher.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+    import httpx
+
+    from stormer.queue import QueueItem
+    from stormer.secrets import Secret
+    from stormer.storm.loader import Account
+    from stormer.channels.http import Request, Response
+
+Idempotency = Literal["key", "record-key", "transaction-id", "read-back", "none"]
+
+
+class Sender(Protocol):
+    async def __call__(self, request: Request, *, platform: str,
+                       mutating: bool) -> Response: ...
+
+
+def secret(name: str) -> str:
+    """Placeholder for a credential in a rendered request: the real value never appears in
+    previews, logs or reports; the sender substitutes it at the last moment."""
+    return f"<secret:{name}>"
+
+
+def staged(kind: str, path: str) -> str:
+    """Placeholder for what staging returns for a media file (an id, a blob, an mxc URI)."""
+    return f"<staged:{kind}:{path}>"
+
+
+@dataclass(frozen=True, slots=True)
+class Payload:
+    """The exact request(s) a platform would receive at T for one queue item."""
+
+    requests: list[dict[str, Any]]
+    length: int
+    limit: int
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Connection:
+    """What a plugin gets to talk to one account, handed in by the caller.
+
+    `state` is per-account session data the caller keeps between calls (a Bluesky session,
+    an X user id); a plugin that changes it calls `state_changed()` at once, so that a
+    rotated token is saved before anything else can fail."""
+
+    account: Account
+    client: httpx.AsyncClient
+    credentials: dict[str, Secret]
+    state: dict[str, Any] = field(default_factory=dict, repr=False)  # holds session tokens
+    on_state_change: Callable[[dict[str, Any]], None] | None = None
+    media_root: Path | None = None  # the storm's posts/ folder: MediaRef paths are inside it
+    # How requests go out. By default through `client` (httpx); the dispatcher swaps in its
+    # own engine for the burst. Plugins always send through `send`, never through `client`.
+    sender: Sender | None = field(default=None, repr=False)
+
+    async def send(self, request: Request, *, platform: str, mutating: bool) -> Response:
+        """Send `request`; failures become Transient (never arrived) or OutcomeUnknown."""
+        if self.sender is not None:
+            return await self.sender(request, platform=platform, mutating=mutating)
+        from stormer.channels.http import send
+
+        return await send(self.client, request, platform=platform, mutating=mutating)
+
+    def media_bytes(self, path: str) -> bytes:
+        if self.media_root is None:
+            raise ValueError("this connection has no media folder")
+        return (self.media_root / path).read_bytes()
+
+    def secret(self, name: str) -> str:
+        from stormer.errors import AuthError
+
+        if name not in self.credentials:
+            raise AuthError(f"account {self.account.name!r} has no {name}",
+                            platform=self.account.platform)
+        return self.credentials[name].reveal()
+
+    def state_changed(self) -> None:
+        if self.on_state_change is not None:
+            self.on_state_change(self.state)
+
+
+@dataclass
+class Staged:
+    """An item ready to fire: the final request(s), built with real ids and credentials."""
+
+    item: QueueItem
+    requests: list[Request]
+    data: dict[str, Any] = field(default_factory=dict)  # media ids, record key, user id…
+
+
+class NotPosted:
+    """What `reconcile` returns when the platform answered that the post is NOT there: it
+    never landed, so sending it again is safe. (None means "cannot know".)"""
+
+    _instance: NotPosted | None = None
+
+    def __new__(cls) -> NotPosted:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "NOT_POSTED"
+
+
+NOT_POSTED = NotPosted()
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """Where a post landed."""
+
+    remote_id: str
+    permalink: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+class Platform(ABC):
+    """Base class of every platform plugin. Subclasses set the class-level data and `length`.
+
+    Class attributes:
+        name: the identifier used in config.toml (`platform = "mastodon"`).
+        title: the platform's name for people.
+        text_limit: the maximum `length` of a post's text.
+        media_text_limit: the limit when the post carries media, if different (Telegram: 1024).
+        max_images: images allowed in one post.
+        alt_text: whether images carry a description (Telegram's Bot API has none).
+        credential_fields: the secrets an account needs, each named in config by an
+            environment variable or keyring entry (`credentials = { access_token = "ENV" }`).
+        target_field: what `target` means for an account ("chat", "room"), if it needs one.
+        idempotency: how a retried send is kept from posting twice.
+        pace: (n, seconds): at most n posts per that many seconds from one account, where the
+            platform's limit is known but only announced by a 429 (Telegram, Discord).
+    """
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    text_limit: ClassVar[int]
+    media_text_limit: ClassVar[int | None] = None
+    max_images: ClassVar[int] = 4
+    alt_text: ClassVar[bool] = True  # whether the platform carries an image description
+    credential_fields: ClassVar[tuple[str, ...]] = ()
+    target_field: ClassVar[str | None] = None
+    idempotency: ClassVar[Idempotency] = "none"
+    default_base_url: ClassVar[str | None] = None
+    pace: ClassVar[tuple[int, float] | None] = None
+
+    @abstractmethod
+    def length(self, text: str) -> int:
+        """The length of `text` as this platform counts it against `limit`."""
+
+    def limit(self, *, with_media: bool) -> int:
+        """The text limit for a post with or without media."""
+        if with_media and self.media_text_limit is not None:
+            return self.media_text_limit
+        return self.text_limit
+
+    def base_url(self, account: Account) -> str:
+        return (account.base_url or self.default_base_url or "").rstrip("/")
+
+    @abstractmethod
+    def build_requests(self, item: QueueItem, account: Account) -> list[dict[str, Any]]:
+        """The final request(s) sent at T, with `secret()` and `staged()` placeholders."""
+
+    def render(self, item: QueueItem, account: Account) -> Payload:
+        """Pure: the payload for `item` from `account`, its length against the limit, and
+        any problem with it. Never touches the network."""
+        length = self.length(item.text)
+        limit = self.limit(with_media=bool(item.media))
+        problems = []
+        if length > limit:
+            problems.append(f"{length} > {limit} ({self.title} limit)")
+        if len(item.media) > self.max_images:
+            problems.append(f"{len(item.media)} images > {self.max_images} allowed on {self.title}")
+        return Payload(self.build_requests(item, account), length, limit, problems)
+
+    # --- sending: implemented by each platform client --------------------------------------
+
+    async def login(self, account: Account, client: httpx.AsyncClient,
+                    ask: Callable[[str, bool], str], say: Callable[[str], None]) -> dict[str, str]:
+        """Obtain credentials interactively and check them; return them by field name.
+
+        `ask(prompt, hidden)` reads an answer, `say(text)` shows one. By default: ask for
+        each credential field (hidden) and verify. Platforms with an OAuth flow override it."""
+        from stormer.secrets import Secret
+
+        values = {f: ask(f"{f.replace('_', ' ')} for {account.name}", True).strip()
+                  for f in self.credential_fields}
+        conn = Connection(account=account, client=client,
+                          credentials={k: Secret(v) for k, v in values.items() if v})
+        say(f"accepted: {await self.verify(conn)}")
+        return values
+
+    async def verify(self, conn: Connection) -> str:
+        """Check the credentials without posting; return who they belong to (a handle).
+
+        Raises AuthError when they are wrong."""
+        raise NotImplementedError(f"{self.title}: verify is not implemented")
+
+    async def stage(self, item: QueueItem, conn: Connection) -> Staged:
+        """Before T: log in if needed, upload media (waiting for processing), and build the
+        final request(s). Raises AuthError, Rejected, RateLimited or Transient."""
+        raise NotImplementedError(f"{self.title}: stage is not implemented")
+
+    def parse(self, staged: Staged, index: int, response: Response) -> Published:
+        """Read the answer to `staged.requests[index]`; raise the platform's error if it
+        failed (sans-I/O: no network here)."""
+        raise NotImplementedError(f"{self.title}: parse is not implemented")
+
+    async def publish(self, staged: Staged, conn: Connection) -> Published:
+        """Send the final request(s) and return where the post landed (the first request's
+        answer: the text). Every request is idempotent on its own where the platform allows,
+        so a retry after a partial failure does not post the first part twice."""
+        first: Published | None = None
+        for index, request in enumerate(staged.requests):
+            response = await conn.send(request, platform=self.name, mutating=True)
+            published = self.parse(staged, index, response)
+            first = first or published
+        assert first is not None, "a staged item has at least one request"
+        return first
+
+    async def reconcile(self, staged: Staged, conn: Connection) -> Published | NotPosted | None:
+        """After OutcomeUnknown: did the post land? Return it; NOT_POSTED if the platform
+        says it is not there; None if the platform offers no way to know (the organizer
+        decides). Must never post twice."""
+        return None
+
+    async def confirm(self, published: Published, conn: Connection) -> Published:
+        """Read the post back and fill in its permalink; by default trust the answer."""
+        return published

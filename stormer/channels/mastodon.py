@@ -1,0 +1,162 @@
+"""Mastodon: POST /api/v1/statuses with an Idempotency-Key (https://docs.joinmastodon.org/methods/statuses/).
+
+Media go up before T through POST /api/v2/media with the alt text as `description`; a 202
+means the server is still processing it, and GET /api/v1/media/:id answers 206 until done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from stormer import lengths
+from stormer.errors import PlatformError, Rejected
+from stormer.channels.base import Connection, Platform, Published, Staged, secret, staged
+from stormer.channels.http import Request, Response, classify, materialize, send
+
+if TYPE_CHECKING:
+    from stormer.queue import MediaRef, QueueItem
+    from stormer.storm.loader import Account
+
+OOB = "urn:ietf:wg:oauth:2.0:oob"  # out-of-band: the server shows the code to paste
+SCOPES = "write:statuses write:media read:accounts"
+MEDIA_POLL_SECONDS = (0.2, 0.5, 1.0, 2.0)  # then every 2 s
+MEDIA_PROCESSING_LIMIT = 120.0  # seconds; staging runs minutes before T
+
+
+class Mastodon(Platform):
+    name = "mastodon"
+    title = "Mastodon"
+    text_limit = lengths.MASTODON_LIMIT  # instance default; read per instance when sending
+    max_images = 4
+    credential_fields = ("access_token",)
+    idempotency = "key"
+    idempotency_window = 3600.0  # Mastodon keeps Idempotency-Keys for one hour
+
+    def length(self, text: str) -> int:
+        return lengths.mastodon_length(text)
+
+    def build_requests(self, item: QueueItem, account: Account) -> list[dict[str, Any]]:
+        body: dict[str, Any] = {"status": item.text, "visibility": "public",
+                                "language": item.lang}
+        if item.media:
+            body["media_ids"] = [staged("media_id", m.path) for m in item.media]
+        return [{
+            "method": "POST",
+            "url": f"{self.base_url(account)}/api/v1/statuses",
+            "headers": {"Authorization": f"Bearer {secret('access_token')}",
+                        "Idempotency-Key": f"stormer-{item.id}"},
+            "json": body,
+        }]
+
+    # --- sending ---------------------------------------------------------------------------
+
+    def _auth(self, conn: Connection) -> dict[str, str]:
+        return {"Authorization": f"Bearer {conn.secret('access_token')}"}
+
+    def _error(self, response: Response, *, mutating: bool) -> PlatformError:
+        body = response.json()
+        message = body.get("error") if isinstance(body, dict) else None
+        return classify(response, platform=self.name, mutating=mutating,
+                        message=message or f"HTTP {response.status}")
+
+    async def login(self, account, client, ask, say):  # type: ignore[no-untyped-def]
+        """OAuth out-of-band code flow (https://docs.joinmastodon.org/client/token/):
+        register an app, the organizer authorizes it in the browser and pastes the code."""
+        from urllib.parse import urlencode
+
+        from stormer.secrets import Secret
+
+        base = self.base_url(account)
+        app = await send(client, Request.json("POST", f"{base}/api/v1/apps", {
+            "client_name": "stormer", "redirect_uris": OOB, "scopes": SCOPES}),
+            platform=self.name, mutating=False)
+        if app.status != 200:
+            raise self._error(app, mutating=False)
+        client_id, client_secret = app.json()["client_id"], app.json()["client_secret"]
+        say("Open this address, log in as the account's owner and authorize stormer:\n"
+            f"{base}/oauth/authorize?" + urlencode({"client_id": client_id,
+                                                     "response_type": "code",
+                                                     "redirect_uri": OOB, "scope": SCOPES}))
+        code = ask("the authorization code shown after you authorize", True).strip()
+        token = await send(client, Request.json("POST", f"{base}/oauth/token", {
+            "grant_type": "authorization_code", "code": code, "client_id": client_id,
+            "client_secret": client_secret, "redirect_uri": OOB, "scope": SCOPES}),
+            platform=self.name, mutating=False)
+        if token.status != 200:
+            raise self._error(token, mutating=False)
+        access = token.json()["access_token"]
+        conn = Connection(account=account, client=client,
+                          credentials={"access_token": Secret(access)})
+        say(f"accepted: {await self.verify(conn)}")
+        return {"access_token": access}
+
+    async def verify(self, conn: Connection) -> str:
+        url = f"{self.base_url(conn.account)}/api/v1/accounts/verify_credentials"
+        r = await conn.send(Request("GET", url, self._auth(conn)), platform=self.name,
+                       mutating=False)
+        if r.status != 200:
+            raise self._error(r, mutating=False)
+        return "@" + str(r.json().get("acct", "?"))
+
+    async def stage(self, item: QueueItem, conn: Connection) -> Staged:
+        values: dict[str, Any] = {secret("access_token"): conn.secret("access_token")}
+        for media in item.media:
+            values[staged("media_id", media.path)] = await self._upload(media, conn)
+        requests = [materialize(spec, values) for spec in self.build_requests(item, conn.account)]
+        return Staged(item, requests, {"media_ids": [values[staged("media_id", m.path)]
+                                                     for m in item.media]})
+
+    async def _upload(self, media: MediaRef, conn: Connection) -> str:
+        base = self.base_url(conn.account)
+        request = Request.multipart(
+            "POST", f"{base}/api/v2/media", data={"description": media.alt},
+            files={"file": (media.path.rsplit("/", 1)[-1], conn.media_bytes(media.path),
+                            media.mime)},
+            headers=self._auth(conn))
+        # Not `mutating`: a repeated upload only leaves an unattached file behind.
+        r = await conn.send(request, platform=self.name, mutating=False)
+        if r.status not in (200, 202):
+            raise self._error(r, mutating=False)
+        media_id = str(r.json()["id"])
+        if r.status == 202:
+            await self._wait_processed(media_id, conn)
+        return media_id
+
+    async def _wait_processed(self, media_id: str, conn: Connection) -> None:
+        url = f"{self.base_url(conn.account)}/api/v1/media/{media_id}"
+        waited, attempt = 0.0, 0
+        while waited < MEDIA_PROCESSING_LIMIT:
+            r = await conn.send(Request("GET", url, self._auth(conn)),
+                           platform=self.name, mutating=False)
+            if r.status == 200:
+                return
+            if r.status != 206:
+                raise self._error(r, mutating=False)
+            delay = MEDIA_POLL_SECONDS[min(attempt, len(MEDIA_POLL_SECONDS) - 1)]
+            await asyncio.sleep(delay)
+            waited += delay
+            attempt += 1
+        raise Rejected(f"media {media_id} was still processing after "
+                       f"{MEDIA_PROCESSING_LIMIT:.0f} s", platform=self.name)
+
+    def parse(self, staged: Staged, index: int, response: Response) -> Published:
+        if response.status == 200:
+            body = response.json()
+            return Published(str(body["id"]), body.get("url") or body.get("uri"), body)
+        raise self._error(response, mutating=True)
+
+    async def reconcile(self, staged: Staged, conn: Connection) -> Published | None:
+        # Resending with the same Idempotency-Key returns the status created the first time
+        # (or creates it once if the first request never arrived). Callers must do this
+        # within `idempotency_window` of the first attempt.
+        return await self.publish(staged, conn)
+
+    async def confirm(self, published: Published, conn: Connection) -> Published:
+        url = f"{self.base_url(conn.account)}/api/v1/statuses/{published.remote_id}"
+        r = await conn.send(Request("GET", url, self._auth(conn)), platform=self.name,
+                       mutating=False)
+        if r.status != 200:
+            raise self._error(r, mutating=False)
+        body = r.json()
+        return Published(published.remote_id, body.get("url") or published.permalink, body)

@@ -1,0 +1,202 @@
+"""Matrix client-server API: one m.room.message event per send, with a transaction id derived
+from the queue item, so that a retry on the same device returns the same event.
+
+https://spec.matrix.org/latest/client-server-api/ — the text goes as an m.text event, then each
+image (uploaded before T to the media repository) as an m.image event of its own, each PUT
+with its own transaction id `stormer-{item id}-{part}`.
+
+Idempotency holds only for the SAME device: the homeserver remembers transaction ids per
+access token's device (verified on Synapse: the same txnId under the same token returns the
+same event_id even with another body; after a new login it creates a new event). The caller
+must therefore keep the account's access token (or log in again with the same device_id)
+between an attempt and its reconciliation; a re-login in between breaks it.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from stormer.errors import AuthError, OutcomeUnknown, PlatformError, RateLimited, Rejected
+from stormer.channels.base import Connection, Platform, Published, Staged, secret, staged
+from stormer.channels.http import Request, Response, classify, materialize, retry_after
+
+if TYPE_CHECKING:
+    from stormer.queue import MediaRef, QueueItem
+    from stormer.storm.loader import Account
+
+MAX_EVENT_BYTES = 65536  # the spec's limit for a whole event; the content must leave room
+AUTH_ERRCODES = ("M_UNKNOWN_TOKEN", "M_MISSING_TOKEN")
+
+
+@lru_cache(maxsize=65536)  # a storm repeats its few texts across thousands of items
+def _content_bytes(text: str) -> int:
+    # No text limit, only an event size limit: count the bytes of the JSON content.
+    return len(json.dumps({"msgtype": "m.text", "body": text}).encode())
+
+
+@lru_cache(maxsize=65536)  # each account's room, for each of its items
+def _quote_room(room: str) -> str:
+    return quote(room, safe="")
+
+
+class Matrix(Platform):
+    name = "matrix"
+    title = "Matrix"
+    text_limit = MAX_EVENT_BYTES - 1536  # room for the event envelope around the content
+    max_images = 10  # one m.image event each, after the text event
+    credential_fields = ("access_token",)
+    target_field = "room"
+    idempotency = "transaction-id"
+
+    def length(self, text: str) -> int:
+        return _content_bytes(text)
+
+    def build_requests(self, item: QueueItem, account: Account) -> list[dict[str, Any]]:
+        room = _quote_room(account.target or "<room>")
+        base = f"{self.base_url(account)}/_matrix/client/v3/rooms/{room}/send/m.room.message"
+        auth = {"Authorization": f"Bearer {secret('access_token')}"}
+        requests = [{"method": "PUT", "url": f"{base}/stormer-{item.id}-0", "headers": auth,
+                     "json": {"msgtype": "m.text", "body": item.text}}]
+        for i, m in enumerate(item.media, start=1):
+            info: dict[str, Any] = {"mimetype": m.mime}
+            if m.width and m.height:
+                info.update(w=m.width, h=m.height)
+            requests.append({
+                "method": "PUT", "url": f"{base}/stormer-{item.id}-{i}", "headers": auth,
+                "json": {"msgtype": "m.image", "body": m.alt or m.path.rsplit("/", 1)[-1],
+                         "filename": m.path.rsplit("/", 1)[-1], "url": staged("mxc", m.path),
+                         "info": info},
+            })
+        return requests
+
+    # --- sending ---------------------------------------------------------------------------
+
+    def _auth(self, conn: Connection) -> dict[str, str]:
+        return {"Authorization": f"Bearer {conn.secret('access_token')}"}
+
+    def _error(self, response: Response, *, mutating: bool, room: str | None = None
+               ) -> PlatformError:
+        body = response.json()
+        body = body if isinstance(body, dict) else {}
+        errcode = str(body.get("errcode") or "")
+        error = str(body.get("error") or f"HTTP {response.status}")
+        status = response.status
+        if errcode == "M_LIMIT_EXCEEDED" or status == 429:
+            # Retry-After is the current signal; retry_after_ms is deprecated since v1.10.
+            ms = body.get("retry_after_ms")
+            seconds = (ms / 1000 if "retry-after" not in response.headers
+                       and isinstance(ms, (int, float)) else retry_after(response.headers))
+            return RateLimited(f"rate limited ({error}); retry in {seconds:.1f} s",
+                               retry_after=seconds, platform=self.name, status=status)
+        if errcode in AUTH_ERRCODES:
+            hint = ("it expired: refresh it, keeping the same device" if body.get("soft_logout")
+                    else "set a new access_token (a new login is a new device: transaction "
+                         "ids of earlier attempts no longer apply)")
+            return AuthError(f"access token rejected ({errcode}: {error}) — {hint}",
+                             platform=self.name, status=status)
+        if errcode == "M_FORBIDDEN":
+            where = f"room {room}" if room else "the room"
+            if "not in room" in error.lower() or "not joined" in error.lower():
+                return AuthError(f"the account is not in {where}: join it (or accept the "
+                                 f"invite) first ({error})", platform=self.name, status=status)
+            return AuthError(f"forbidden ({error}) — check the account's permissions",
+                             platform=self.name, status=status)
+        if errcode == "M_TOO_LARGE":
+            return Rejected(f"too large ({error})", platform=self.name, status=status)
+        return classify(response, platform=self.name, mutating=mutating,
+                        message=f"{errcode}: {error}" if errcode else error)
+
+    async def _whoami(self, conn: Connection) -> dict[str, Any]:
+        url = f"{self.base_url(conn.account)}/_matrix/client/v3/account/whoami"
+        r = await conn.send(Request("GET", url, self._auth(conn)), platform=self.name,
+                       mutating=False)
+        body = r.json()
+        if r.status != 200 or not isinstance(body, dict) or "user_id" not in body:
+            raise self._error(r, mutating=False)
+        return body
+
+    async def verify(self, conn: Connection) -> str:
+        return str((await self._whoami(conn))["user_id"])
+
+    async def stage(self, item: QueueItem, conn: Connection) -> Staged:
+        """Check the token, upload each image (its mxc:// URI goes into its m.image event)
+        and build the PUTs. `data` records the device the transaction ids belong to."""
+        room = conn.account.target
+        if not room:
+            raise Rejected(f"account {conn.account.name!r} has no target room",
+                           platform=self.name)
+        me = await self._whoami(conn)
+        await self._join(room, conn)
+        values: dict[str, Any] = {secret("access_token"): conn.secret("access_token")}
+        specs = self.build_requests(item, conn.account)
+        for media, spec in zip(item.media, specs[1:], strict=True):
+            content = conn.media_bytes(media.path)
+            values[staged("mxc", media.path)] = await self._upload(media, content, conn)
+            spec["json"]["info"]["size"] = len(content)
+        return Staged(item, [materialize(spec, values) for spec in specs],
+                      {"room": room, "user_id": me["user_id"],
+                       "device_id": me.get("device_id"),
+                       "mxc": [values[staged("mxc", m.path)] for m in item.media]})
+
+    async def _join(self, room: str, conn: Connection) -> None:
+        """Join the room before T (a no-op when already in it), so that an invite-only room
+        the account cannot enter is reported at staging, not when the storm fires."""
+        if conn.state.get("joined") == room:
+            return
+        url = f"{self.base_url(conn.account)}/_matrix/client/v3/join/{quote(room, safe='')}"
+        r = await conn.send(Request.json("POST", url, {}, self._auth(conn)),
+                            platform=self.name, mutating=False)
+        if r.status != 200:
+            raise self._error(r, mutating=False)
+        conn.state["joined"] = room
+
+    async def _upload(self, media: MediaRef, content: bytes, conn: Connection) -> str:
+        filename = media.path.rsplit("/", 1)[-1]
+        url = (f"{self.base_url(conn.account)}/_matrix/media/v3/upload"
+               f"?filename={quote(filename, safe='')}")
+        request = Request("POST", url, {**self._auth(conn), "Content-Type": media.mime},
+                          content)
+        # Not `mutating`: a repeated upload only leaves an unused file on the server.
+        r = await conn.send(request, platform=self.name, mutating=False)
+        body = r.json()
+        if r.status != 200:
+            raise self._error(r, mutating=False)
+        uri = body.get("content_uri") if isinstance(body, dict) else None
+        if not isinstance(uri, str) or not uri.startswith("mxc://"):
+            raise Rejected(f"upload of {filename} returned no mxc:// URI", platform=self.name)
+        return uri
+
+    def parse(self, staged: Staged, index: int, response: Response) -> Published:
+        room = staged.data.get("room")
+        if response.status != 200:
+            raise self._error(response, mutating=True, room=room)
+        body = response.json()
+        event_id = body.get("event_id") if isinstance(body, dict) else None
+        if not isinstance(event_id, str):
+            raise OutcomeUnknown("unreadable answer to a send", platform=self.name,
+                                 status=response.status)
+        server = str(staged.data.get("user_id") or "").partition(":")[2]
+        via = f"?via={server}" if server else ""
+        return Published(event_id, f"https://matrix.to/#/{room}/{event_id}{via}", body)
+
+    async def publish(self, staged: Staged, conn: Connection) -> Published:
+        """PUT the text event, then each image event; the result is the text event, with
+        every event id in `raw["event_ids"]`. Each PUT carries its own transaction id, so
+        sending them all again after a partial failure posts nothing twice."""
+        events = []
+        for index, request in enumerate(staged.requests):
+            response = await conn.send(request, platform=self.name, mutating=True)
+            events.append(self.parse(staged, index, response))
+        first = events[0]
+        return Published(first.remote_id, first.permalink,
+                         {**first.raw, "event_ids": [e.remote_id for e in events]})
+
+    async def reconcile(self, staged: Staged, conn: Connection) -> Published | None:
+        """Send the same requests again: the homeserver answers an already-seen transaction
+        id with the event it created, and creates the ones that never arrived. Valid only
+        while `staged` carries a token of the same device as the first attempt (see the
+        module docstring): never re-stage with a new login between the two."""
+        return await self.publish(staged, conn)

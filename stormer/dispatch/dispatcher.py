@@ -1,0 +1,485 @@
+"""The dispatcher behind `stormer run`: the database is the truth, the scheduler an alarm clock.
+
+Every few seconds `sync` reads the outbox: it recovers expired leases, marks items past their
+grace as missed, reconciles unknown outcomes, claims what fires within the staging window and
+stages it (credentials, media, final requests), and sets an APScheduler alarm for each fire
+time. At an alarm, `fire` records the attempts (state `sending`, before any request leaves),
+waits for the exact instant — never a millisecond early — and sends the burst on the pooled
+aiohttp engine with per-platform and per-account limits; outcomes are written in one batch.
+
+A crash at any point loses nothing and sends nothing twice: claims expire and are released,
+and an item that was `sending` is reconciled with its platform before anything else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import os
+import socket
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from stormer.outbox import claims
+from stormer.errors import AuthError, PlatformError, RateLimited, Rejected, StormerError, Transient
+from stormer.dispatch.pacing import Pacer
+from stormer.channels import registry
+from stormer.channels.base import Connection, NotPosted, Platform, Published, Staged
+from stormer.queue import MediaRef, QueueItem
+from stormer.secrets import redact, resolve
+from stormer.dispatch.sending import send_staged
+
+if TYPE_CHECKING:
+    import httpx
+    from sqlalchemy import Engine
+
+    from stormer.secrets import Secret
+    from stormer.storm.loader import Account, Storm
+
+log = logging.getLogger("stormer.dispatch")
+
+# Requests in flight per platform. A gate held through the server's latency caps a platform
+# at gate / latency posts per second across all its accounts (bench/burst.py measured Discord
+# at 10: p99 30 s for 1,666 webhooks), so these are wide; each account's own gate and the
+# platforms' 429s with Retry-After bound the rest.
+DEFAULT_PER_PLATFORM: Mapping[str, int] = {
+    "mastodon": 1000, "bluesky": 1000, "x": 1000, "telegram": 1000, "discord": 1000,
+    "matrix": 1000,
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    staging_window: timedelta = timedelta(minutes=10)  # stage this long before T
+    grace: timedelta = timedelta(minutes=10)  # later than this: missed, never fired late
+    # Renewed on every pass while held; short, so that after a crash (kill -9) another worker
+    # or a restart takes the items over within a minute, well inside the grace.
+    lease: timedelta = timedelta(seconds=60)
+    poll_seconds: float = 5.0
+    # Wake this early to record the attempts (one batched write), then wait for T exactly.
+    # Short: a crash inside this window leaves items whose sending cannot be ruled out.
+    lead_seconds: float = 0.5
+    # Items claimed per pass: several workers on one database interleave their claims, and a
+    # 10,000-item storm is staged in a few passes, well inside the staging window.
+    claim_limit: int = 2_000
+    per_platform: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_PER_PLATFORM))
+    per_platform_default: int = 100
+    per_account: int = 2
+    attempts: int = 4
+    retry_after_staging_failure: timedelta = timedelta(seconds=60)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+async def sleep_until(instant: datetime, now: Callable[[], datetime] = utcnow) -> None:
+    """Return at `instant` or just after — never before, whatever the timer's resolution."""
+    while True:
+        delta = (instant - now()).total_seconds()
+        if delta <= 0:
+            return
+        await asyncio.sleep(delta if delta > 0.002 else 0.0005)
+
+
+_gc_pauses = 0  # bursts in progress that paused the cyclic garbage collector
+
+
+@contextmanager
+def cyclic_gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a burst is in flight.
+
+    The burst is CPU-bound, and a 10,000-item burst set off five full (generation 2)
+    collections of the worker's whole heap: 1.8–1.9 s of a 5.6 s p99. Paused, the p99 was
+    3.6 s (bench/README.md). Reference counting still frees almost everything at once;
+    cycles wait the few seconds until the outcomes are written. Overlapping bursts
+    (two instants close together) resume collection when the last one ends."""
+    global _gc_pauses
+    if _gc_pauses == 0 and not gc.isenabled():
+        yield  # someone else turned it off: not ours to turn back on
+        return
+    _gc_pauses += 1
+    gc.disable()
+    try:
+        yield
+    finally:
+        _gc_pauses -= 1
+        if _gc_pauses == 0:
+            gc.enable()
+
+
+def item_of(c: claims.ClaimedItem) -> QueueItem:
+    """The queue item a claimed row stands for (what plugins stage)."""
+    media = tuple(MediaRef(m["path"], m.get("alt", ""), m.get("width"), m.get("height"),
+                           m.get("mime", "image/png")) for m in c.media)
+    return QueueItem(id=c.id, kind=c.kind, fire_at=c.fire_at,  # type: ignore[arg-type]
+                     platform=c.platform, account=c.account, lang=c.lang, text=c.text,
+                     media=media, payload=c.payload)
+
+
+class Dispatcher:
+    def __init__(self, storm: Storm, engine: Engine, *, settings: Settings | None = None,
+                 worker: str | None = None, http: httpx.AsyncClient | None = None,
+                 credentials: Callable[[Account, tuple[str, ...]], dict[str, Secret]] = resolve,
+                 ) -> None:
+        self.storm = storm
+        self.engine = engine
+        self.settings = settings or Settings()
+        self.worker = worker or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self._http = http
+        self._credentials = credentials  # a rehearsal hands in the simulator's
+        self._accounts = {a.name: a for a in storm.accounts}
+        self._connections: dict[str, tuple[Platform, Connection]] = {}
+        self._reminders: tuple[Any, Any] | None = None  # participants' reminders (Apprise)
+        self._pacers: dict[str, Pacer] = {}  # per account, where the platform has a pace
+        self._ready: dict[str, tuple[claims.ClaimedItem, Staged]] = {}
+        self._held: set[str] = set()  # claimed by this worker, outcome not yet written
+        self._alarms: set[datetime] = set()
+        self._in_flight: set[str] = set()
+        self._platform_gates: dict[str, asyncio.Semaphore] = {}
+        self._account_gates: dict[str, asyncio.Semaphore] = defaultdict(
+            lambda: asyncio.Semaphore(self.settings.per_account))
+        self._sync_lock = asyncio.Lock()
+        self._done = asyncio.Event()
+        self._scheduler: Any = None
+        self._sender: Any = None
+        self.fired: list[str] = []  # ids whose requests left, in order (for tests and reports)
+
+    # --- life cycle ------------------------------------------------------------------------
+
+    async def run(self, *, until_done: bool = False,
+                  stop: asyncio.Event | None = None) -> None:
+        """Work until `stop` is set (or, with `until_done`, until every item is final)."""
+        from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+        from stormer.dispatch.burst import AiohttpSender
+        from stormer.dispatch.connect import client
+
+        await self._db(claims.register_worker, storm=self.storm.slug, hostname=socket.gethostname(),
+                       pid=os.getpid(), now=utcnow())
+        own_http = self._http is None
+        self._http = self._http or client()
+        self._scheduler = AsyncIOScheduler(timezone=UTC)
+        self._scheduler.add_job(self.sync, "interval", seconds=self.settings.poll_seconds,
+                                next_run_time=utcnow(), id="sync", max_instances=1,
+                                coalesce=True, misfire_grace_time=None)
+        try:
+            async with AiohttpSender() as sender:
+                self._sender = sender
+                self._scheduler.start()
+                renewer = asyncio.create_task(self._renew_leases())
+                waiters = [asyncio.create_task(self._done.wait())] if until_done else []
+                if stop is not None:
+                    waiters.append(asyncio.create_task(stop.wait()))
+                if not waiters:
+                    waiters.append(asyncio.create_task(asyncio.Event().wait()))
+                _, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+                for task in pending:
+                    task.cancel()
+                self._scheduler.shutdown(wait=False)
+                while self._in_flight:  # let a burst in progress finish and be recorded
+                    await asyncio.sleep(0.05)
+                renewer.cancel()
+        finally:
+            if self._scheduler.running:
+                self._scheduler.shutdown(wait=False)
+            unsent = [i for i in self._ready if i not in self._in_flight]
+            if unsent:
+                await self._db(claims.release, ids=unsent, now=utcnow())
+            await self._db(claims.stop_worker, now=utcnow())
+            if own_http:
+                await self._http.aclose()
+
+    async def _renew_leases(self) -> None:
+        """Keep this worker's claims alive however long staging or a burst takes; a worker
+        that dies stops renewing, and its items are taken over once the lease runs out."""
+        every = max(self.settings.lease.total_seconds() / 3, 0.1)
+        while True:
+            await asyncio.sleep(every)
+            if self._held:
+                try:
+                    await self._db(claims.renew, ids=list(self._held), now=utcnow(),
+                                   lease=self.settings.lease)
+                except Exception:  # noqa: BLE001 - try again at the next beat
+                    log.exception("renewing leases failed")
+
+    async def _db(self, fn: Callable[..., Any], **kwargs: Any) -> Any:
+        """Database calls run in a thread: the event loop (and a burst) never waits on them."""
+        if "worker" in fn.__code__.co_varnames:
+            kwargs.setdefault("worker", self.worker)
+        return await asyncio.to_thread(fn, engine=self.engine, **kwargs)
+
+    # --- the periodic pass over the outbox -------------------------------------------------
+
+    async def sync(self) -> None:
+        if self._sync_lock.locked():
+            return
+        async with self._sync_lock:
+            try:
+                await self._sync()
+            except Exception:  # noqa: BLE001 - the alarm clock must keep ringing
+                log.exception("sync failed; retrying in %.0f s", self.settings.poll_seconds)
+
+    async def _sync(self) -> None:
+        s, slug, now = self.settings, self.storm.slug, utcnow()
+        released, unknown = await self._db(claims.recover_expired, storm=slug, now=now)
+        if released or unknown:
+            log.warning("recovered %d expired claim(s); %d item(s) with an unknown outcome",
+                        len(released), len(unknown))
+        missed = await self._db(claims.mark_missed, storm=slug, now=now, grace=s.grace)
+        if missed:
+            log.error("%d item(s) MISSED: not sent within %s of their time", len(missed),
+                      s.grace)
+        unknown_items = await self._db(claims.claim_unknown, storm=slug, now=now, limit=1000,
+                                       lease=s.lease)
+        if unknown_items:
+            await asyncio.gather(*(self._reconcile_unknown(c) for c in unknown_items))
+        claimed = await self._db(claims.claim_due, storm=slug, now=now,
+                                 horizon=s.staging_window, limit=s.claim_limit, lease=s.lease)
+        self._held.update(c.id for c in claimed)
+        if claimed:
+            # Stage all at once, then store what staging produced in one write.
+            results = await asyncio.gather(*(self._stage(c) for c in claimed),
+                                           return_exceptions=True)
+            staged = [r for r in results if isinstance(r, tuple)]
+            if staged:
+                await self._db(claims.mark_staged_many, staged=staged, now=utcnow())
+            for r in results:
+                if isinstance(r, BaseException):
+                    raise r
+        for instant in sorted({c.fire_at for c, _ in self._ready.values()} - self._alarms):
+            self._set_alarm(instant)
+        staged_through = max((c.fire_at for c, _ in self._ready.values()), default=None)
+        await self._db(claims.heartbeat, now=utcnow(), staged_through=staged_through)
+        if not self._ready and not self._in_flight:
+            summary = await self._db(claims.status_summary, storm=slug, now=utcnow())
+            open_states = ("pending", "staged", "claimed", "sending", "failed")
+            if not any(summary["counts"].get(state, 0) for state in open_states):
+                self._done.set()
+
+    def _set_alarm(self, instant: datetime) -> None:
+        self._alarms.add(instant)
+        wake = instant - timedelta(seconds=self.settings.lead_seconds)
+        if wake <= utcnow():
+            asyncio.get_running_loop().create_task(self.fire(instant))
+            return
+        self._scheduler.add_job(self.fire, "date", run_date=wake, args=[instant],
+                                id=f"fire-{instant.isoformat()}", replace_existing=True,
+                                misfire_grace_time=int(self.settings.grace.total_seconds()))
+
+    # --- staging ---------------------------------------------------------------------------
+
+    def _connection(self, c: claims.ClaimedItem) -> tuple[Any, Any]:
+        """The plugin and connection that send `c`: its account's platform for a post, the
+        Apprise reminder channel for a participant's reminder."""
+        if c.kind == "reminder":
+            return self._reminder_channel()
+        account_name = c.account
+        if account_name not in self._connections:
+            account = self._accounts.get(account_name)
+            if account is None:
+                raise Rejected(f"account {account_name!r} is no longer in config.toml")
+            plugin = registry.get(account.platform)
+            assert self._http is not None
+            conn = Connection(account=account, client=self._http,
+                              credentials=self._credentials(account, plugin.credential_fields),
+                              media_root=self.storm.root / "posts", sender=self._sender)
+            self._connections[account_name] = (plugin, conn)
+        return self._connections[account_name]
+
+    def _reminder_channel(self) -> tuple[Any, Any]:
+        if self._reminders is None:
+            from stormer.notify.sender import ReminderChannel, ReminderConnection, resolve_senders
+
+            senders, _missing = resolve_senders(self.storm.reminder_senders)  # check says
+            self._reminders = (ReminderChannel(), ReminderConnection(
+                storm=self.storm, senders=senders, workdir=self.storm.root / ".stormer"))
+        return self._reminders
+
+    def _pacer(self, c: claims.ClaimedItem, plugin: Any) -> Pacer | None:
+        """The account's pace, for platforms that declare one (`Platform.pace`)."""
+        pace = getattr(plugin, "pace", None)
+        if pace is None:
+            return None
+        if c.account not in self._pacers:
+            self._pacers[c.account] = Pacer(*pace)
+        return self._pacers[c.account]
+
+    def _gate(self, platform: str) -> asyncio.Semaphore:
+        if platform not in self._platform_gates:
+            n = self.settings.per_platform.get(platform, self.settings.per_platform_default)
+            self._platform_gates[platform] = asyncio.Semaphore(n)
+        return self._platform_gates[platform]
+
+    async def _stage(self, c: claims.ClaimedItem
+                     ) -> tuple[str, str, dict[str, Any]] | None:
+        """Stage one item; returns what `claims.mark_staged_many` stores, None if it failed."""
+        try:
+            plugin, conn = self._connection(c)
+            async with self._gate(c.platform):
+                staged = await plugin.stage(item_of(c), conn)
+        except (AuthError, Transient, RateLimited) as e:
+            # Reported now, minutes before T, with time to fix it; tried again shortly — not
+            # before the platform's own Retry-After (a Bluesky login window is 5 minutes).
+            log.error("staging %s (%s) failed: %s", c.id, c.account, e)
+            wait = self.settings.retry_after_staging_failure
+            if isinstance(e, RateLimited):
+                wait = max(wait, timedelta(seconds=e.retry_after))
+            await self._db(claims.record_outcomes, outcomes=[claims.Outcome(
+                c.id, "failed", utcnow(), error=redact(f"staging: {e}"),
+                next_attempt_at=utcnow() + wait)])
+            self._held.discard(c.id)
+            return None
+        except (PlatformError, StormerError) as e:
+            log.error("staging %s (%s) failed for good: %s", c.id, c.account, e)
+            await self._db(claims.record_outcomes, outcomes=[claims.Outcome(
+                c.id, "dead", utcnow(), error=redact(f"staging: {e}"))])
+            self._held.discard(c.id)
+            return None
+        self._ready[c.id] = (c, staged)
+        return (c.id, c.content_hash, _json_safe(staged.data))
+
+    # --- firing ----------------------------------------------------------------------------
+
+    async def fire(self, instant: datetime) -> None:
+        """The alarm for `instant`: record the attempts, wait for the instant, send."""
+        batch = [(c, st) for c, st in self._ready.values()
+                 if c.fire_at == instant and c.id not in self._in_flight]
+        if not batch:
+            if not any(c.fire_at == instant for c, _ in self._ready.values()):
+                self._alarms.discard(instant)  # else a burst for it is still in flight
+            return
+        now = utcnow()
+        if now > instant + self.settings.grace:
+            log.error("%d item(s) for %s not sent: past their grace", len(batch), instant)
+            for c, _ in batch:
+                self._ready.pop(c.id, None)
+                self._held.discard(c.id)
+            await self._db(claims.release, ids=[c.id for c, _ in batch], now=now)
+            self._alarms.discard(instant)
+            return
+        self._in_flight.update(c.id for c, _ in batch)
+        try:
+            with cyclic_gc_paused():
+                await self._burst(instant, batch)
+        finally:
+            for c, _ in batch:
+                self._ready.pop(c.id, None)
+                self._held.discard(c.id)
+            self._in_flight.difference_update(c.id for c, _ in batch)
+            self._alarms.discard(instant)  # only now: a pass must not re-arm a firing instant
+            for c_id in list(self._in_flight):
+                if c_id not in self._ready:
+                    self._in_flight.discard(c_id)
+
+    async def _burst(self, instant: datetime,
+                     batch: list[tuple[claims.ClaimedItem, Staged]]) -> None:
+        """Record the attempts, wait for the instant, send `batch`, record the outcomes."""
+        marked = set(await self._db(claims.record_attempt, ids=[c.id for c, _ in batch],
+                                    now=utcnow()))
+        lost = [c.id for c, _ in batch if c.id not in marked]
+        if lost:
+            log.error("%d item(s) lost their lease before %s: not sent by this worker",
+                      len(lost), instant)
+            for c_id in lost:  # another worker has them now: stop renewing or holding them
+                self._ready.pop(c_id, None)
+                self._held.discard(c_id)
+                self._in_flight.discard(c_id)
+        sending = [(c, st) for c, st in batch if c.id in marked]
+        await sleep_until(instant)
+        outcomes = await asyncio.gather(*(self._send(c, st) for c, st in sending))
+        await self._db(claims.record_outcomes, outcomes=list(outcomes))
+
+    async def _send(self, c: claims.ClaimedItem, staged: Staged) -> claims.Outcome:
+        plugin, conn = self._connection(c)
+        async with self._gate(c.platform), self._account_gates[c.account]:
+            await sleep_until(c.fire_at)  # never early, even after waiting for a gate
+            pacer = self._pacer(c, plugin)
+            if pacer is not None:
+                await pacer.wait()
+            left = utcnow()
+            self.fired.append(c.id)
+            try:
+                result = await send_staged(plugin, staged, conn, attempts=self.settings.attempts)
+            except (RateLimited, Transient) as e:
+                retry_at = utcnow() + timedelta(
+                    seconds=e.retry_after if isinstance(e, RateLimited) else 30)
+                if retry_at > c.fire_at + self.settings.grace:
+                    return claims.Outcome(c.id, "dead", utcnow(),
+                                          error=redact(f"gave up within the grace: {e}"))
+                return claims.Outcome(c.id, "failed", utcnow(), error=redact(str(e)),
+                                      next_attempt_at=retry_at)
+            except PlatformError as e:  # AuthError, Rejected: final
+                return claims.Outcome(c.id, "dead", utcnow(), error=redact(str(e)))
+        if result.outcome == "sent" and result.published is not None:
+            return claims.Outcome(c.id, "sent", left, remote_id=result.published.remote_id,
+                                  permalink=result.published.permalink)
+        return claims.Outcome(c.id, "unconfirmed", utcnow(),
+                              error="no answer, and the platform offers no way to check: "
+                                    f"{_look(c)} before sending it again")
+
+    # --- unknown outcomes ------------------------------------------------------------------
+
+    async def _reconcile_unknown(self, c: claims.ClaimedItem) -> None:
+        """A `sending` item whose worker died: ask the platform before anything else."""
+        self._held.add(c.id)
+        try:
+            async with self._gate(c.platform), self._account_gates[c.account]:
+                await self._reconcile(c)
+        finally:
+            self._held.discard(c.id)
+
+    async def _reconcile(self, c: claims.ClaimedItem) -> None:
+        now = utcnow()
+        outcome: claims.Outcome
+        try:
+            plugin, conn = self._connection(c)
+            window = getattr(plugin, "idempotency_window", None)
+            too_late = now > c.fire_at + self.settings.grace or (
+                window is not None and (now - c.fire_at).total_seconds() > window - 300)
+            if too_late:
+                # Asking could mean resending (Mastodon, Matrix, Bluesky): not this late.
+                outcome = claims.Outcome(c.id, "unconfirmed", now, error=(
+                    "the worker stopped while sending and it is too late to resend safely: "
+                    f"{_look(c)}"))
+            else:
+                staged = await plugin.stage(item_of(c), conn)
+                found = await plugin.reconcile(staged, conn)
+                if isinstance(found, NotPosted):
+                    result = await send_staged(plugin, staged, conn,
+                                               attempts=self.settings.attempts)
+                    found = result.published if result.outcome == "sent" else None
+                outcome = (claims.Outcome(c.id, "sent", now, remote_id=found.remote_id,
+                                          permalink=found.permalink)
+                           if isinstance(found, Published) else
+                           claims.Outcome(c.id, "unconfirmed", now, error=(
+                               "the worker stopped while sending and the platform offers no "
+                               f"way to check: {_look(c)}")))
+        except PlatformError as e:
+            outcome = claims.Outcome(c.id, "unconfirmed", now,
+                                     error=redact(f"could not reconcile: {e}"))
+        await self._db(claims.record_outcomes, outcomes=[outcome])
+        log.warning("reconciled %s after a stop: %s", c.id, outcome.state)
+
+
+def _look(c: claims.ClaimedItem) -> str:
+    """Where the organizer can see whether an item of unknown outcome arrived."""
+    if c.kind == "reminder":
+        return "the participant may have it already; ask them"
+    return "look at the account"
+
+
+def _json_safe(data: dict[str, Any]) -> dict[str, Any]:
+    """What staging returned, minus anything that is not plain JSON (no secrets are kept)."""
+    import json
+
+    try:
+        return json.loads(json.dumps(data, default=str))
+    except (TypeError, ValueError):
+        return {}

@@ -1,0 +1,485 @@
+"""`stormer doctor`: every pre-flight check at once, each saying what to fix.
+
+Each check returns a `Finding` (name, ok, severity, message, fix). The checks: config (every
+error of `stormer check`), credentials (each account verified with its platform, nothing
+posted), media (every image readable and within each platform's size limit), clock (the
+local clock against the `Date` headers of the platforms' servers: stormer never posts early
+by its own clock, so a clock ahead means posts before T), database (reachable and migrated),
+schedule (the storm is in the outbox), worker (one alive within 24 h of T) and alerts (the
+organizer can be told when no worker stages the storm).
+
+Doctor only reads: it never migrates, schedules or creates a database file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Any, Final, Literal
+from urllib.parse import urlsplit
+
+from stormer.errors import Problem, StormerError
+from stormer.secrets import Secret, redact
+
+if TYPE_CHECKING:
+    import httpx
+    from sqlalchemy.engine import Engine
+
+    from stormer.storm.loader import Storm
+
+Severity = Literal["info", "warning", "error"]
+
+CLOCK_WARN: Final = timedelta(seconds=2)
+CLOCK_ERROR: Final = timedelta(seconds=30)
+WORKER_BEFORE: Final = timedelta(hours=24)  # a worker should be alive this long before T
+CLOCK_TIMEOUT_S: Final = 10.0
+DEFAULT_STAGING_WINDOW: Final = timedelta(minutes=10)  # `stormer run --staging-window`
+SHOWN: Final = 3  # problems quoted in a message; `stormer check` lists them all
+
+# The largest image each platform accepts, in bytes, from its documentation. Matrix servers
+# set their own (`m.upload.size`); 50 MiB is Synapse's default.
+IMAGE_BYTES: Final[Mapping[str, int]] = {
+    "mastodon": 16 * 1024 * 1024,  # MediaAttachment::IMAGE_LIMIT since Mastodon 4.0
+    "bluesky": 1_000_000,  # app.bsky.embed.images: image blob maxSize
+    "x": 5 * 1024 * 1024,  # media upload: images (GIFs may be 15 MB)
+    "telegram": 10 * 1024 * 1024,  # sendPhoto: "at most 10 MB"
+    "discord": 10 * 1024 * 1024,  # attachments without a boosted server
+    "matrix": 50 * 1024 * 1024,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """The result of one check. `ok` is False for warnings and errors; `fix` says what to do."""
+
+    name: str
+    ok: bool
+    severity: Severity
+    message: str
+    fix: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _ok(name: str, message: str) -> Finding:
+    return Finding(name, True, "info", message)
+
+
+def _warn(name: str, message: str, fix: str | None = None) -> Finding:
+    return Finding(name, False, "warning", message, fix)
+
+
+def _err(name: str, message: str, fix: str | None = None) -> Finding:
+    return Finding(name, False, "error", message, fix)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+async def diagnose(storm: Storm, *, http: httpx.AsyncClient | None = None,
+                   now: Callable[[], datetime] = utcnow,
+                   environ: Mapping[str, str] | None = None) -> list[Finding]:
+    """Every check, in a stable order. Network and database checks run concurrently."""
+    from stormer.dispatch.connect import client
+
+    own = http is None
+    http = http or client()
+    config, media = config_finding(storm, now()), media_finding(storm)
+    alerts = alerts_finding(storm, environ)
+    reminders = reminders_finding(storm, environ)
+    try:
+        credentials, clock, stored = await asyncio.gather(
+            credentials_finding(storm, http), clock_finding(storm, http, now),
+            asyncio.to_thread(database_findings, storm, now()))
+    finally:
+        if own:
+            await http.aclose()
+    return [config, credentials, media, clock, *stored, reminders, alerts]
+
+
+def send_test_alert(storm: Storm, environ: Mapping[str, str] | None = None) -> Finding:
+    """Send a test alert through every configured URL (`stormer doctor --test-alert`)."""
+    from stormer.ops.alerts import AlertFailed, alert, alert_urls
+
+    urls, missing = alert_urls(storm.alert_vars, environ)
+    if not urls:
+        return _err("test alert", "no alert URL is set, nothing was sent",
+                    "configure [alerts] apprise and set its variables (see the alerts check)")
+    names = list(urls)
+    try:
+        alert(list(urls.values()), f"stormer: test alert for {storm.name!r}",
+              f"This is a test from `stormer doctor` for storm {storm.slug!r}. If the storm "
+              "is not staged in time, alerts will come here.")
+    except AlertFailed as e:
+        return _err("test alert", "; ".join(f"${names[i]}: {why}" for i, why in e.failed),
+                    "check the URL (service, credentials, recipient) in that variable")
+    return _ok("test alert", f"delivered through {', '.join(f'${n}' for n in names)}"
+                             + (f" (not set: {', '.join(missing)})" if missing else ""))
+
+
+def has_errors(findings: list[Finding]) -> bool:
+    return any(f.severity == "error" for f in findings)
+
+
+# --- config, credentials, media ------------------------------------------------------------
+
+def config_finding(storm: Storm, now: datetime) -> Finding:
+    from stormer.ops.checks import check
+
+    problems = check(storm, now=now)
+    errors = [p for p in problems if p.severity == "error"]
+    warnings = [p for p in problems if p.severity == "warning"]
+    fix = "run `stormer check` to see each problem with its file and line"
+    if errors:
+        return _err("config", f"{len(errors)} error(s): {_quote(errors)}", fix)
+    if warnings:
+        return _warn("config", f"{len(warnings)} warning(s): {_quote(warnings)}", fix)
+    return _ok("config", f"{len(storm.posts)} posts, {len(storm.accounts)} accounts: "
+                            "no problem found")
+
+
+def _quote(problems: list[Problem]) -> str:
+    shown = "; ".join(str(p) for p in problems[:SHOWN])
+    return shown + (f"; and {len(problems) - SHOWN} more" if len(problems) > SHOWN else "")
+
+
+async def credentials_finding(storm: Storm, http: httpx.AsyncClient) -> Finding:
+    from stormer.ops.online import verify_accounts
+
+    if not storm.accounts:
+        return _warn("credentials", "no authorized accounts: the storm posts nothing by API",
+                       "add [[accounts]] to config.toml")
+    problems = await verify_accounts(storm, http=http)
+    fix = ("set each variable named in config.toml (or run `stormer login ACCOUNT`); replace "
+           "revoked or expired credentials; `stormer check --online` checks again")
+    errors = [p for p in problems if p.severity == "error"]
+    if errors:
+        return _err("credentials", f"{len(errors)} of {len(storm.accounts)} account(s): "
+                                    f"{_quote(errors)}", fix)
+    if problems:
+        return _warn("credentials", f"{len(problems)} account(s) could not be verified: "
+                                      f"{_quote(problems)}",
+                       "try again; if it persists, check the platform's status and base_url")
+    return _ok("credentials", f"all {len(storm.accounts)} account(s) accepted by their "
+                                 "platforms")
+
+
+def media_finding(storm: Storm) -> Finding:
+    from stormer.plan import eligible
+    from stormer.channels import registry
+
+    problems, count = [], 0
+    for post in storm.posts:
+        # Every platform the post may go to, as `check` judges lengths: which account gets
+        # which post can change with any edit to the storm.
+        platforms = {a.platform for a in storm.accounts if eligible(post, a)}
+        for image in post.images:
+            count += 1
+            where = f"{post.file}: {image.path}"
+            try:
+                size = len((storm.root / "posts" / image.path).read_bytes())
+            except OSError as e:
+                problems.append(f"{where} cannot be read ({e.strerror or e})")
+                continue
+            for platform in sorted(platforms):
+                limit = IMAGE_BYTES.get(platform)
+                if limit is not None and size > limit:
+                    title = registry.get(platform).title if platform in registry.installed() \
+                        else platform
+                    problems.append(f"{where} is {_size(size)}, over {title}'s {_size(limit)}")
+    if problems:
+        return _err("media", f"{len(problems)} problem(s): " + "; ".join(problems[:SHOWN])
+                     + (f"; and {len(problems) - SHOWN} more" if len(problems) > SHOWN else ""),
+                     "make the file readable, or shrink it (resize, or save as JPEG), or keep "
+                     "the post off that platform with platforms = [...] in its front matter")
+    if not count:
+        return _ok("media", "no images")
+    return _ok("media", f"{count} image(s) readable and within every platform's limit")
+
+
+def _size(n: int) -> str:
+    return f"{n / 1_000_000:.1f} MB" if n >= 100_000 else f"{n / 1000:.0f} kB"
+
+
+# --- clock ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Offset:
+    origin: str
+    seconds: float | None  # local clock minus the server's: > 0 means ahead
+    problem: str | None = None
+
+
+async def clock_finding(storm: Storm, http: httpx.AsyncClient,
+                        now: Callable[[], datetime] = utcnow) -> Finding:
+    """The local clock against the `Date` header of each platform server the storm posts to.
+
+    `Date` has one-second resolution (and servers may cache it for a second), so only
+    offsets beyond `CLOCK_WARN` are reported; the median over servers is judged, so that one
+    server with a wrong clock does not decide.
+    """
+    origins = sorted({o for o in (_origin(storm, a) for a in storm.accounts) if o})
+    if not origins:
+        return _warn("clock", "no platform server to compare the clock with",
+                       "make sure this machine's clock is synchronised (NTP)")
+    offsets = await asyncio.gather(*(_offset(http, o, now) for o in origins))
+    measured = [o for o in offsets if o.seconds is not None]
+    fix_sync = ("synchronise this machine's clock (e.g. `timedatectl set-ntp true`, or "
+                "chrony), then run `stormer doctor` again")
+    if not measured:
+        reasons = "; ".join(f"{o.origin}: {o.problem}" for o in offsets)
+        return _warn("clock", f"could not measure the clock offset ({reasons})", fix_sync)
+    median = statistics.median(o.seconds for o in measured if o.seconds is not None)
+    each = ", ".join(f"{urlsplit(o.origin).netloc} {o.seconds:+.1f} s" for o in measured
+                     if o.seconds is not None)
+    if abs(median) <= CLOCK_WARN.total_seconds():
+        return _ok("clock", f"within {CLOCK_WARN.total_seconds():.0f} s of the platforms "
+                               f"({each})")
+    direction = (f"{median:.1f} s AHEAD of the platforms: posts would go out that much "
+                 "BEFORE the storm's moment" if median > 0 else
+                 f"{-median:.1f} s behind the platforms: posts would go out that much late")
+    make = _err if abs(median) > CLOCK_ERROR.total_seconds() else _warn
+    return make("clock", f"this machine's clock is {direction} ({each})", fix_sync)
+
+
+def _origin(storm: Storm, account: Any) -> str | None:
+    """scheme://host[:port] of the server `account` posts to; for a platform with no base
+    URL (Discord webhooks), that of the URL credential. No path, no user info: no secret."""
+    from stormer.channels import registry
+    from stormer.secrets import resolve
+
+    if account.platform not in registry.installed():
+        return None
+    plugin = registry.get(account.platform)
+    url = plugin.base_url(account)
+    if not url:
+        try:
+            values = resolve(account, plugin.credential_fields)
+        except StormerError:
+            return None
+        url = next((v.reveal() for v in values.values()
+                    if v.reveal().startswith(("https://", "http://"))), "")
+    parts = urlsplit(url)
+    if not parts.scheme or not parts.hostname:
+        return None
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.hostname}{port}"
+
+
+async def _offset(http: httpx.AsyncClient, origin: str, now: Callable[[], datetime]) -> Offset:
+    import httpx
+
+    sent = now()
+    try:
+        response = await http.head(origin + "/", timeout=CLOCK_TIMEOUT_S)
+    except httpx.HTTPError as e:
+        return Offset(origin, None, f"no answer ({type(e).__name__})")
+    received = now()
+    date = response.headers.get("date")
+    if not date:
+        return Offset(origin, None, "no Date header")
+    try:
+        server = parsedate_to_datetime(date)
+    except (TypeError, ValueError):
+        return Offset(origin, None, "unreadable Date header")
+    if server.tzinfo is None:
+        server = server.replace(tzinfo=UTC)
+    # `Date` is truncated to the second: the server's time was somewhere in that second.
+    local = sent + (received - sent) / 2
+    return Offset(origin, (local - server).total_seconds() - 0.5)
+
+
+# --- database, schedule, worker ------------------------------------------------------------
+
+def database_findings(storm: Storm, now: datetime) -> list[Finding]:
+    """database (reachable, migrated), then schedule and worker, which need it."""
+    engine, finding = _database(storm)
+    if engine is None:
+        skipped = "not checked: the database is not usable"
+        return [finding, _warn("schedule", skipped), _warn("worker", skipped)]
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from stormer.outbox.claims import status_summary
+
+    try:
+        summary = status_summary(engine=engine, storm=storm.slug, now=now)
+    except SQLAlchemyError as e:  # it went away since the database check
+        skipped = f"not checked: {type(e).__name__} reading the outbox"
+        return [finding, _warn("schedule", skipped), _warn("worker", skipped)]
+    finally:
+        engine.dispose()
+    return [finding, schedule_finding(storm, summary), worker_finding(storm, summary)]
+
+
+def read_engine(storm: Storm) -> Engine | None:
+    """An engine on the storm's database, NOT migrated (doctor and the watchdog only read),
+    or None when its SQLite file does not exist yet: connecting would create it."""
+    from pathlib import Path
+
+    from sqlalchemy.engine import make_url
+
+    from stormer.outbox.db import database_url, make_engine
+
+    url = make_url(database_url(storm.database_url, storm.root))
+    if url.password:
+        Secret(str(url.password))  # never in a message: drivers may quote the URL
+    if (url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
+            and not url.database.startswith("file:") and not Path(url.database).is_file()):
+        return None
+    return make_engine(url.render_as_string(hide_password=False))
+
+
+def _database(storm: Storm) -> tuple[Engine | None, Finding]:
+    from sqlalchemy import text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from stormer.outbox.db import migrations_current
+
+    try:
+        engine = read_engine(storm)
+    except StormerError as e:
+        return None, _err("database", str(e), "fix [database] url or STORMER_DATABASE_URL")
+    if engine is None:
+        return None, _err("database", "no database yet",
+                          "run `stormer schedule` (it creates the database and fills it)")
+    where = engine.url.render_as_string(hide_password=True)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        current = migrations_current(engine)
+    except (SQLAlchemyError, OSError, StormerError) as e:
+        engine.dispose()
+        reason = redact(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
+        return None, _err("database", f"cannot use {where}: {reason}",
+                           "start the database server, or fix [database] url / "
+                           "STORMER_DATABASE_URL (every worker must reach the same one)")
+    if not current:
+        engine.dispose()
+        return None, _err("database", f"{where} is not at the newest schema",
+                           "run `stormer db upgrade` (or `stormer schedule`, which migrates)")
+    return engine, _ok("database", f"{where} reachable, schema up to date")
+
+
+def schedule_finding(storm: Storm, summary: Mapping[str, Any]) -> Finding:
+    from stormer.ops.report import WAITING
+
+    counts = summary["counts"]
+    if not summary["total"]:
+        return _err("schedule", "nothing is scheduled for this storm: no post will be sent",
+                     "run `stormer schedule` (again after any change to the storm)")
+    waiting = sum(counts[s] for s in WAITING)
+    shown = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+    nxt = summary["next_fire_at"]
+    return _ok("schedule", f"{summary['total']} item(s) in the outbox ({shown}); "
+                              f"{waiting} still to send"
+                              + (f", the next at {_iso(nxt)}" if nxt else ""))
+
+
+def worker_finding(storm: Storm, summary: Mapping[str, Any]) -> Finding:
+    from stormer.ops.report import WAITING, duration
+
+    now: datetime = summary["now"]
+    workers = summary["workers"]
+    if workers:
+        names = ", ".join(f"{w['worker_id']} (heartbeat "
+                          f"{duration((now - w['heartbeat_at']).total_seconds())} ago"
+                          + (f", staged through {_iso(w['staged_through'])})"
+                             if w["staged_through"] else ")") for w in workers)
+        return _ok("worker", f"{len(workers)} alive: {names}")
+    waiting = sum(summary["counts"][s] for s in WAITING)
+    start = ("start `stormer run` for this storm on a machine that stays up through T (and "
+             "check that it keeps running: `stormer status`)")
+    if storm.at is None:
+        return _warn("worker", "no worker is alive, and the storm has no usable time", start)
+    ahead = storm.at - now
+    if ahead > WORKER_BEFORE:
+        return _ok("worker", f"none alive; the storm is in {duration(ahead.total_seconds())}"
+                                ": start `stormer run` within 24 h of it")
+    if ahead < timedelta(0) and not waiting:
+        return _ok("worker", "none alive, and nothing is left to send")
+    return _err("worker", f"NO WORKER IS ALIVE (no heartbeat in the last minute) and the "
+                           f"storm is {_relative(ahead)}: nothing will be sent", start)
+
+
+def _relative(ahead: timedelta) -> str:
+    from stormer.ops.report import duration
+
+    seconds = ahead.total_seconds()
+    return f"in {duration(seconds)}" if seconds >= 0 else f"{duration(seconds)} past"
+
+
+def _iso(value: datetime) -> str:
+    from stormer.timezones import iso_utc
+
+    return iso_utc(value)
+
+
+# --- alerts ----------------------------------------------------------------------------------
+
+def reminders_finding(storm: Storm, environ: Mapping[str, str] | None = None) -> Finding:
+    from stormer.notify.sender import sender_problems
+
+    if not storm.reminder_offsets or not any(p.contacts for p in storm.participants):
+        return _ok("reminders", "no participants' reminders planned")
+    kinds, wrong = sender_problems(storm, environ)
+    if wrong:
+        return _err("reminders", "; ".join(wrong),
+                    "set each [reminders] senders variable to the organizer's Apprise URL "
+                    "(mailtos://user:password@smtp.example.org?from=..., tgram://BOT_TOKEN, "
+                    "matrixs://user:password@server) in the worker's environment")
+    shown = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))
+    return _ok("reminders", f"{len(storm.reminder_offsets)} reminder(s) before T to "
+                            f"{shown} contact(s); every sender is set")
+
+
+def alerts_finding(storm: Storm, environ: Mapping[str, str] | None = None) -> Finding:
+    from stormer.ops.alerts import alert_urls, check_urls
+
+    cron = "run `stormer watchdog --quiet` every minute from cron on another machine"
+    if not storm.alert_vars:
+        return _warn("alerts", "no alerts configured: if no worker stages the storm, nobody "
+                                 "is told",
+                       "add [alerts] apprise = [\"STORMER_ALERT_URL\"] to config.toml, set "
+                       "that variable to an Apprise URL (mailto://, tgram://, ntfy://…), and "
+                       + cron)
+    urls, missing = alert_urls(storm.alert_vars, environ)
+    names = list(urls)
+    unusable = [names[i] for i, _ in check_urls(list(urls.values()))]
+    if missing or unusable:
+        wrong = ([f"${n} is not set" for n in missing]
+                 + [f"${n} is not a usable Apprise URL" for n in unusable])
+        return _err("alerts", "; ".join(wrong),
+                     "set each variable to an Apprise URL (see the Apprise wiki), in the "
+                     "environment of the watchdog")
+    if storm.unstaged_before >= DEFAULT_STAGING_WINDOW:
+        return _warn("alerts", f"unstaged_before = {storm.unstaged_before} is not shorter "
+                                 "than the worker's default staging window (10 min): the "
+                                 "watchdog would alert before any worker stages",
+                       "set [alerts] unstaged_before below the worker's --staging-window")
+    return _ok("alerts", f"{len(urls)} alert URL(s) set; alerts go out "
+                            f"{storm.unstaged_before} before T if nothing is staged ({cron})")
+
+
+# --- rendering ---------------------------------------------------------------------------------
+
+MARKS: Final = {"info": "ok  ", "warning": "WARN", "error": "FAIL"}
+
+
+def doctor_lines(findings: list[Finding]) -> list[str]:
+    """The findings for people: one line each, and the fix under it."""
+    lines = []
+    for f in findings:
+        lines.append(f"[{MARKS[f.severity]}] {f.name}: {f.message}")
+        if f.fix and not f.ok:
+            lines.append(f"       fix: {f.fix}")
+    errors = sum(f.severity == "error" for f in findings)
+    warnings = sum(f.severity == "warning" for f in findings)
+    lines.append(f"{errors} error(s), {warnings} warning(s)" if errors or warnings
+                 else "all checks passed")
+    return lines

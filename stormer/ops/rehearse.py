@@ -1,0 +1,190 @@
+"""`stormer rehearse`: the whole storm in miniature, on this machine, in seconds.
+
+A copy of the storm fires at now + a short delay against the local platform simulator (in
+this process), with a throwaway SQLite database: staging, the burst at T and the outcomes run
+through the real dispatcher, and the lateness of every post is read from the simulator's own
+receive times. Nothing leaves the machine; no credential is needed or read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from stormer.secrets import Secret
+from stormer.storm.loader import Account, Storm
+
+
+@dataclass
+class Rehearsal:
+    at: datetime
+    items: int
+    landed: int
+    early: int
+    duplicates: int
+    lost: int
+    lateness_ms: dict[str, float]
+    states: dict[str, int]
+    # Participants' reminders, delivered to the simulator's inbox instead of the participants.
+    reminders: dict[str, int] = field(default_factory=dict)
+
+    def lines(self) -> list[str]:
+        late = self.lateness_ms
+        return [
+            f"rehearsal at {self.at:%H:%M:%S} UTC: {self.items} item(s), {self.landed} landed",
+            f"  lateness from the simulator's receive times: p50 {late['p50']:.0f} ms, "
+            f"p99 {late['p99']:.0f} ms, max {late['max']:.0f} ms",
+            f"  early: {self.early}   duplicates: {self.duplicates}   lost: {self.lost}",
+            *([f"  reminders to {r['participants']} participant(s): {r['planned']} planned, "
+               f"{r['delivered']} delivered to the simulator's inbox (none to the real "
+               f"participants); early: {r['early']}   duplicates: {r['duplicates']}   "
+               f"lost: {r['lost']}"] if (r := self.reminders) else []),
+            "  outbox: " + ", ".join(f"{n} {s}" for s, n in sorted(self.states.items())),
+            "  verdict: " + ("OK" if self.ok else "PROBLEMS — see above"),
+        ]
+
+    @property
+    def ok(self) -> bool:
+        r = self.reminders
+        return not (self.early or self.duplicates or self.lost or r.get("early")
+                    or r.get("duplicates") or r.get("lost"))
+
+
+def simulated(storm: Storm, sim: str, at: datetime, delay: timedelta) -> Storm:
+    """The storm moved to `at`, every account pointed at the simulator, and every
+    participant's contacts replaced by the simulator's inbox (one per participant, so that
+    each is counted), with the reminder offsets scaled down to fit before `at`."""
+    accounts = [replace(a, base_url=sim) for a in storm.accounts]
+    inbox = sim.replace("http://", "json://", 1) + "/_sim/reminders"
+    participants = [replace(p, contacts=(f"{inbox}?+X-Rehearsal-To={p.row}",))
+                    for p in storm.participants if p.contacts]
+    offsets = storm.reminder_offsets
+    if offsets:
+        # The earliest reminder goes out after 40% of the delay, the others in proportion.
+        scale = 0.6 * delay.total_seconds() / max(o.total_seconds() for o in offsets)
+        offsets = [timedelta(seconds=round(o.total_seconds() * scale, 3)) for o in offsets]
+    return replace(storm, at=at, accounts=accounts, participants=participants,
+                   reminder_offsets=offsets, reminder_senders={}, database_url=None,
+                   problems=[])
+
+
+def fake_credentials(sim: str) -> Any:
+    """Credentials the simulator accepts: made up per account, never read from anywhere."""
+    def credentials(account: Account, fields: tuple[str, ...]) -> dict[str, Secret]:
+        out = {}
+        for n, name in enumerate(fields):
+            value = f"rehearsal-{account.name}-{n}"
+            if name == "webhook_url":
+                value = f"{sim}/api/webhooks/{abs(hash(account.name)) % 10**9}/{value}"
+            elif name == "bot_token":
+                value = f"{abs(hash(account.name)) % 10**9}:{value}"
+            out[name] = Secret(value)
+        return out
+    return credentials
+
+
+def rehearse(storm: Storm, *, delay: timedelta, say: Any = print) -> Rehearsal:
+    """Run the storm against an in-process simulator `delay` from now; report what landed."""
+    import httpx
+    from sqlalchemy.orm import Session
+
+    from stormer.outbox.db import make_engine, upgrade
+    from stormer.dispatch.dispatcher import Dispatcher, Settings
+    from stormer.outbox.schedule import schedule
+    from stormer.plan import plan
+    from stormer.preview import with_payloads
+    from stormer.simulator.background import serve_simulator
+
+    server = serve_simulator()
+    try:
+        at = (datetime.now(UTC) + delay).replace(microsecond=0)
+        copy = simulated(storm, server.url, at, delay)
+        items = with_payloads(copy, plan(copy))
+        with tempfile.TemporaryDirectory(prefix="stormer-rehearsal-") as tmp:
+            engine = make_engine(f"sqlite:///{Path(tmp) / 'rehearsal.db'}")
+            try:
+                upgrade(engine)
+                with Session(engine) as session, session.begin():
+                    # As of the rehearsal's start: planning may take longer than the first
+                    # reminder's scaled offset, and a late item is sent late, not dropped.
+                    schedule(items, session=session, storm=copy.slug, now=at - delay)
+                say(f"rehearsing {len(items)} item(s) at {at:%H:%M:%S} UTC "
+                    f"(in {delay.total_seconds():.0f} s) against the local simulator…")
+                settings = Settings(staging_window=delay + timedelta(minutes=1),
+                                    grace=timedelta(minutes=2), poll_seconds=1.0)
+                dispatcher = Dispatcher(copy, engine, settings=settings,
+                                        credentials=fake_credentials(server.url))
+                asyncio.run(dispatcher.run(until_done=True))
+                states = _states(engine)
+            finally:
+                engine.dispose()
+        landed = httpx.get(f"{server.url}/_sim/posts", timeout=30).json()
+        inbox = httpx.get(f"{server.url}/_sim/reminders", timeout=30).json()
+    finally:
+        server.stop()
+    result = _judge(at, [i for i in items if i.kind == "post"], landed, states)
+    result.reminders = _judge_reminders(copy, [i for i in items if i.kind == "reminder"],
+                                        inbox)
+    return result
+
+
+def _judge_reminders(storm: Storm, items: list[Any], inbox: list[dict[str, Any]],
+                     ) -> dict[str, int]:
+    """Per participant, the reminders planned against those the inbox received, in time
+    order: each must arrive once, and not before its own time."""
+    if not items:
+        return {}
+    row_of = {p.name: str(p.row) for p in storm.participants}
+    planned: dict[str, list[datetime]] = {}
+    for item in items:
+        planned.setdefault(row_of[item.account], []).append(item.fire_at)
+    received: dict[str, list[datetime]] = {}
+    for message in inbox:
+        at = datetime.fromisoformat(message["received_at"].replace("Z", "+00:00"))
+        received.setdefault(str(message["to"]), []).append(at)
+    early = duplicates = lost = 0
+    for who, times in planned.items():
+        got = sorted(received.get(who, []))
+        duplicates += max(len(got) - len(times), 0)
+        lost += max(len(times) - len(got), 0)
+        early += sum(1 for due, at in zip(sorted(times), got, strict=False) if at < due)
+    duplicates += sum(len(v) for k, v in received.items() if k not in planned)
+    return {"participants": len(planned), "planned": len(items), "delivered": len(inbox),
+            "early": early, "duplicates": duplicates, "lost": lost}
+
+
+def _states(engine: Any) -> dict[str, int]:
+    from sqlalchemy import func, select
+
+    from stormer.outbox.models import Outbox
+
+    with engine.connect() as conn:
+        return dict(conn.execute(select(Outbox.state, func.count()).group_by(Outbox.state))
+                    .all())
+
+
+def _judge(at: datetime, items: list[Any], landed: list[dict[str, Any]],
+           states: dict[str, int]) -> Rehearsal:
+    received = [datetime.fromisoformat(p["received_at"].replace("Z", "+00:00")) for p in landed]
+    lateness = sorted((r - at).total_seconds() * 1000 for r in received)
+    per_item = Counter((p["platform"], p["text"]) for p in landed)
+    wanted = Counter((i.platform, i.text) for i in items)
+    # Items with the same text on one platform (different accounts) are compared in bulk;
+    # Matrix images land as extra events carrying their alt text, not the post's text.
+    duplicates = sum(max(per_item[k] - n, 0) for k, n in wanted.items())
+    lost = sum(max(n - per_item[k], 0) for k, n in wanted.items())
+
+    def pct(q: float) -> float:
+        return lateness[min(len(lateness) - 1, int(q * len(lateness)))] if lateness else 0.0
+
+    return Rehearsal(at=at, items=len(items), landed=sum(min(per_item[k], n)
+                                                          for k, n in wanted.items()),
+                     early=sum(1 for r in received if r < at), duplicates=duplicates, lost=lost,
+                     lateness_ms={"p50": pct(0.5), "p99": pct(0.99),
+                                  "max": lateness[-1] if lateness else 0.0},
+                     states=states)

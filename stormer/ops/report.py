@@ -1,0 +1,390 @@
+"""What happened to a storm, item by item, and how it is going: pure functions, no I/O.
+
+`report_rows` turns outbox rows into plain dicts (instants as ISO UTC strings, durations in
+seconds), `summary` finds what the organizer must look at, `to_csv` and `report_lines` render
+them. `status_doc` and `status_lines` do the same for `stormer status` (the live view).
+
+What may never be shown: secrets (error texts go through `stormer.secrets.redact`, and the
+usual credential shapes are masked as well, because `redact` only knows the secrets resolved
+in this process) and participants' contacts. A reminder (`kind == "reminder"`) shows the
+participant's name (`account`) and channel kind (`platform`) only: no permalink, and any
+address in its error text is masked.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any, Final, Protocol
+
+from stormer.outbox.models import STATES
+from stormer.secrets import REDACTED, redact
+from stormer.timezones import iso_utc
+
+# The columns of a report row, in CSV order.
+COLUMNS: Final = ("id", "kind", "account", "platform", "state", "fire_at", "sent_at",
+                  "lateness_s", "overdue_s", "permalink", "error", "attempts")
+# Not settled yet: a worker should still send (or reconcile) these.
+WAITING: Final = ("pending", "staged", "claimed", "sending", "failed")
+# How far past its time an unsent item may be before status calls it overdue: a normal burst
+# takes a few seconds, and a worker polls often.
+OVERDUE_AFTER: Final = timedelta(seconds=60)
+_OVERDUE_S: Final = OVERDUE_AFTER.total_seconds()
+EMPTY: Final = "nothing scheduled yet: run `stormer schedule`"
+ALERT: Final = "!!! "  # lines for people that must not be missed start with this
+NO_WORKER_HINT: Final = "start a worker with `stormer run`"
+
+# OWASP "CSV injection": a cell starting with one of these is a formula in spreadsheet apps.
+_FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
+
+# `redact` knows only the secrets resolved in this process (none, in `report`); these are the
+# shapes in which a credential can hide in an error text (a URL, a header).
+_CREDENTIAL_SHAPES: Final = (
+    (re.compile(r"\bbot\d{4,}:[A-Za-z0-9_-]{20,}"), f"bot{REDACTED}"),  # Telegram, in URLs
+    (re.compile(r"(/webhooks/\d+/)[A-Za-z0-9_.-]+"), rf"\1{REDACTED}"),  # Discord webhook
+    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+"), rf"\1 {REDACTED}"),
+    (re.compile(r"(?i)((?:access_token|token|password|secret|api_key|key)=)[^&\s\"']+"),
+     rf"\1{REDACTED}"),
+    (re.compile(r"(://[^/\s:@]+:)[^@\s/]+@"), rf"\1{REDACTED}@"),  # user:password@host
+)
+# Addresses a reminder's error may echo (participants' contacts are Apprise URLs, e-mail
+# addresses, handles, phone numbers).
+_CONTACT: Final = "<contact>"
+_CONTACT_SHAPES: Final = (
+    re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://\S+"),
+    re.compile(r"[^\s<>()\[\]\"',;:]+@[^\s<>()\[\]\"',;]+"),
+    re.compile(r"(?<![\w@])@[\w.-]+(?::[\w.-]+)?"),
+    re.compile(r"\+?\d[\d ().-]{5,}\d"),
+)
+_DATE: Final = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+class Item(Protocol):
+    """What `report_rows` reads of an outbox row (`stormer.models.Outbox`)."""
+
+    id: str
+    kind: str
+    account: str
+    platform: str
+    state: str
+    fire_at: datetime
+    sent_at: datetime | None
+    permalink: str | None
+    error: str | None
+    attempts: int
+
+    @property
+    def payload(self) -> dict[str, Any] | None: ...  # read only: a reminder's channel kind
+
+
+# --- the report ------------------------------------------------------------------------------
+
+def report_rows(items: Iterable[Item], now: datetime) -> list[dict[str, Any]]:
+    """One JSON-ready dict per item (keys: `COLUMNS`), in the order given.
+
+    `lateness_s` is `sent_at - fire_at` in seconds (None until sent; negative = sent EARLY).
+    `overdue_s` is how long past its time an item still waiting to be sent is at `now`
+    (None when it is settled or not yet due).
+    """
+    return [_row(item, now) for item in items]
+
+
+def _row(item: Item, now: datetime) -> dict[str, Any]:
+    reminder = item.kind == "reminder"
+    lateness = (item.sent_at - item.fire_at).total_seconds() if item.sent_at else None
+    overdue = ((now - item.fire_at).total_seconds()
+               if item.state in WAITING and item.fire_at < now else None)
+    error = clean_error(item.error, contacts=reminder) if item.error else None
+    return {
+        "id": item.id,
+        "kind": item.kind,
+        "account": _scrub_contacts(item.account) if reminder else item.account,
+        # A reminder's channel kind only ("reminder:email"), never the address.
+        "platform": _channel(item) if reminder else item.platform,
+        "state": item.state,
+        "fire_at": iso_utc(item.fire_at),
+        "sent_at": iso_utc(item.sent_at) if item.sent_at else None,
+        "lateness_s": lateness,
+        "overdue_s": overdue,
+        "permalink": None if reminder else item.permalink,
+        "error": error,
+        "attempts": item.attempts,
+    }
+
+
+def _channel(item: Item) -> str:
+    channel = (item.payload or {}).get("channel")
+    if channel:
+        return f"reminder:{channel}"
+    return item.platform.split(":", 1)[0]  # a channel written as an address: its kind only
+
+
+def clean_error(text: str, *, contacts: bool = False) -> str:
+    """`text` without known secrets, credential-shaped strings, and (if `contacts`) addresses."""
+    text = redact(text)
+    for pattern, replacement in _CREDENTIAL_SHAPES:
+        text = pattern.sub(replacement, text)
+    return _scrub_contacts(text) if contacts else text
+
+
+def _scrub_contacts(text: str) -> str:
+    for pattern in _CONTACT_SHAPES[:3]:
+        text = pattern.sub(_CONTACT, text)
+    return _CONTACT_SHAPES[3].sub(lambda m: _CONTACT if _phone_like(m[0]) else m[0], text)
+
+
+def _phone_like(text: str) -> bool:
+    # A phone number has 7 digits or more ("550 5.1.1" and "HTTP 429" fewer), and does not
+    # start with a date ("2031-03-13 18").
+    return sum(c.isdigit() for c in text) >= 7 and not _DATE.match(text)
+
+
+def summary(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Counts by state and what the organizer must look at, from `report_rows`.
+
+    `early`: ids sent before their time, most early first — a bug, never to be hidden in the
+    statistics. `unconfirmed`: may or may not have been posted, check by hand. `dead` (with
+    the reason), `missed`, and `overdue` (still not sent `OVERDUE_AFTER` past their time).
+    """
+    counts = dict.fromkeys(STATES, 0)
+    for row in rows:
+        counts[row["state"]] = counts.get(row["state"], 0) + 1
+    late = sorted((r["lateness_s"], r["id"]) for r in rows if r["lateness_s"] is not None)
+    seconds = [s for s, _ in late]
+    return {
+        "total": len(rows),
+        "counts": counts,
+        "sent": counts["sent"],
+        "lateness": {
+            "sent": len(seconds),
+            "min_s": seconds[0] if seconds else None,
+            "p50_s": _rank(seconds, 0.50),
+            "p99_s": _rank(seconds, 0.99),
+            "max_s": seconds[-1] if seconds else None,
+        },
+        "early": [i for s, i in late if s < 0],
+        "unconfirmed": _ids(rows, "unconfirmed"),
+        "dead": [{"id": r["id"], "error": r["error"]} for r in rows if r["state"] == "dead"],
+        "missed": _ids(rows, "missed"),
+        "overdue": [r["id"] for r in rows
+                    if r["overdue_s"] is not None and r["overdue_s"] > _OVERDUE_S],
+    }
+
+
+def _ids(rows: Sequence[Mapping[str, Any]], state: str) -> list[str]:
+    return [r["id"] for r in rows if r["state"] == state]
+
+
+def _rank(ordered: Sequence[float], q: float) -> float | None:
+    """Nearest-rank percentile (a value that occurred), as `stormer.claims` computes it."""
+    if not ordered:
+        return None
+    return ordered[max(math.ceil(q * len(ordered)) - 1, 0)]
+
+
+def to_csv(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The rows as CSV (header first), safe to open in a spreadsheet.
+
+    Every text cell starting with `=`, `+`, `-`, `@`, tab or carriage return gets a leading
+    `'`, so that it is shown, not evaluated (OWASP CSV injection). Numbers stay numbers;
+    None is an empty cell.
+    """
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(COLUMNS)
+    for row in rows:
+        writer.writerow([_cell(row[c]) for c in COLUMNS])
+    return out.getvalue()
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def report_lines(summary: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The report for people: problems first (early!, dead, unconfirmed, missed, overdue),
+    then the totals, then one line per item."""
+    if not rows:
+        return [EMPTY]
+    by_id = {r["id"]: r for r in rows}
+    lines: list[str] = []
+
+    def problem(title: str, ids: Sequence[str], detail: Any) -> None:
+        if ids:
+            lines.append(title.format(n=len(ids)))
+            lines.extend(f"    {i}  {_who(by_id[i])}  {detail(by_id[i])}".rstrip()
+                         for i in ids)
+
+    problem(ALERT + "EARLY: {n} item(s) were sent BEFORE their time. This must never happen: "
+            "report it as a bug in stormer (or the platform's clock is behind).",
+            summary["early"], lambda r: f"{duration(-r['lateness_s'])} early")
+    problem(ALERT + "DEAD: {n} item(s) were given up and will not be sent:",
+            [d["id"] for d in summary["dead"]], lambda r: r["error"] or "")
+    problem("UNCONFIRMED: {n} item(s) may or may not have been posted; check them by hand:",
+            summary["unconfirmed"], lambda r: r["error"] or "")
+    problem("MISSED: {n} item(s) were not sent in time and were given up:",
+            summary["missed"], lambda r: f"due {r['fire_at']}")
+    problem("OVERDUE: {n} item(s) are past their time and not sent (is a worker running?):",
+            summary["overdue"], lambda r: f"{r['state']}, {duration(r['overdue_s'])} late")
+    if not lines:
+        lines.append("No problems.")
+    lines.append("")
+    lines.append(f"{summary['total']} item(s): {_counts_text(summary['counts'])}")
+    lateness = summary["lateness"]
+    if lateness["sent"]:
+        lines.append(f"lateness: {_percentiles(lateness)}")
+    lines.append("")
+    lines.extend(_table(rows))
+    return lines
+
+
+def _who(row: Mapping[str, Any]) -> str:
+    return f"{row['platform']}/{row['account']}"
+
+
+def _counts_text(counts: Mapping[str, int]) -> str:
+    return ", ".join(f"{n} {state}" for state, n in counts.items() if n) or "none"
+
+
+def _table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    header = ("id", "fire at (UTC)", "state", "kind", "platform/account", "lateness", "result")
+    cells = [header] + [
+        (r["id"], r["fire_at"], r["state"], r["kind"], _who(r),
+         _signed(r["lateness_s"]) if r["lateness_s"] is not None else "",
+         r["permalink"] or r["error"] or "")
+        for r in rows
+    ]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(header) - 1)]
+    return ["  ".join([*(c.ljust(w) for c, w in zip(cell, widths, strict=False)),
+                       cell[-1]]).rstrip() for cell in cells]
+
+
+def _percentiles(lateness: Mapping[str, Any]) -> str:
+    return ", ".join(f"{q} {_signed(lateness[f'{q}_s'])}" for q in ("p50", "p99", "max"))
+
+
+def _signed(seconds: float) -> str:
+    return ("-" if seconds < 0 else "+") + duration(seconds)
+
+
+def duration(seconds: float) -> str:
+    """A duration for people, sign dropped: `0.42 s`, `45 s`, `3 min 20 s`, `2 h 5 min`."""
+    s = abs(seconds)
+    if s < 10:
+        return f"{s:.2f} s"
+    whole = round(s)
+    if whole < 60:
+        return f"{whole} s"
+    parts = [(whole // 86_400, "d"), (whole % 86_400 // 3600, "h"), (whole % 3600 // 60, "min"),
+             (whole % 60, "s")]
+    first = next(i for i, (n, _) in enumerate(parts) if n)
+    return " ".join(f"{n} {unit}" for n, unit in parts[first:first + 2] if n)
+
+
+# --- status ----------------------------------------------------------------------------------
+
+def status_doc(status: Mapping[str, Any]) -> dict[str, Any]:
+    """`stormer.claims.status_summary` made JSON-ready, with `alerts` for what is wrong.
+
+    Each alert is `{"code", "message"}`; codes: `no-worker` (items wait and no worker is
+    alive: nothing will be sent), `early`, `overdue`, `unknown-outcome`, `expired-lease`.
+    """
+    now: datetime = status["now"]
+    counts: Mapping[str, int] = status["counts"]
+    waiting = sum(counts[s] for s in WAITING)
+    nxt: datetime | None = status["next_fire_at"]
+    lateness = dict(status["lateness"])
+    workers = [
+        {"worker_id": w["worker_id"], "hostname": w["hostname"], "pid": w["pid"],
+         "started_at": iso_utc(w["started_at"]), "heartbeat_at": iso_utc(w["heartbeat_at"]),
+         "heartbeat_age_s": (now - w["heartbeat_at"]).total_seconds(),
+         "staged_through": _iso(w["staged_through"])}
+        for w in status["workers"]
+    ]
+    alerts: list[tuple[str, str]] = []
+    if waiting and not workers:
+        alerts.append(("no-worker", (f"NO WORKER IS RUNNING: {waiting} item(s) are waiting "
+                                     f"and nothing will send them; {NO_WORKER_HINT}")))
+    if lateness["early"]:
+        early = ", ".join(lateness["early"])
+        alerts.append(("early", (f"{len(lateness['early'])} item(s) were sent BEFORE their "
+                                 f"time: a bug, report it ({early})")))
+    if nxt is not None and now - nxt > OVERDUE_AFTER:
+        alerts.append(("overdue", f"items due since {iso_utc(nxt)} are not sent yet"))
+    if status["unknown_outcomes"]:
+        alerts.append(("unknown-outcome", (f"{len(status['unknown_outcomes'])} item(s) may "
+                                           "have been posted: awaiting reconciliation")))
+    if status["expired_leases"]:
+        alerts.append(("expired-lease", (f"{status['expired_leases']} lease(s) expired: a "
+                                         "worker died or stalled mid-burst")))
+    return {
+        "storm": status["storm"],
+        "now": iso_utc(now),
+        "total": status["total"],
+        "kinds": dict(status.get("kinds", {})),
+        "counts": dict(counts),
+        "waiting": waiting,
+        "next_fire_at": _iso(nxt),
+        "next_fire_in_s": (nxt - now).total_seconds() if nxt is not None else None,
+        "next_retry_at": _iso(status["next_retry_at"]),
+        "workers": workers,
+        "expired_leases": status["expired_leases"],
+        "unknown_outcomes": list(status["unknown_outcomes"]),
+        "lateness": lateness,
+        "alerts": [{"code": c, "message": m} for c, m in alerts],
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return iso_utc(value) if value is not None else None
+
+
+def status_lines(doc: Mapping[str, Any]) -> list[str]:
+    """`status_doc` for people. Lines that must not be missed start with `ALERT`."""
+    alerts = {a["code"]: a["message"] for a in doc["alerts"]}
+    lines = [ALERT + m for c, m in alerts.items() if c in ("no-worker", "early")]
+    if not doc["total"]:
+        lines.append(f"{doc['storm']}: {EMPTY}")
+    else:
+        kinds = doc.get("kinds") or {}
+        split = (f" ({kinds.get('post', 0)} posts, {kinds.get('reminder', 0)} reminders)"
+                 if kinds.get("reminder") else "")
+        lines.append(f"{doc['storm']}: {doc['total']} item(s){split}: "
+                     f"{_counts_text(doc['counts'])}")
+    if doc["next_fire_in_s"] is not None:
+        ahead = doc["next_fire_in_s"]
+        if ahead >= 0:
+            when = f"in {duration(ahead)}"
+        else:
+            when = f"{duration(ahead)} ago" + (": OVERDUE" if "overdue" in alerts else "")
+        lines.append(f"next fire: {doc['next_fire_at']} ({when})")
+    elif doc["total"]:
+        lines.append("next fire: none, nothing left to fire")
+    if doc["next_retry_at"]:
+        lines.append(f"next retry: {doc['next_retry_at']}")
+    if doc["workers"]:
+        lines.append(f"workers alive: {len(doc['workers'])}")
+        lines.extend(
+            f"    {w['worker_id']} on {w['hostname']} (pid {w['pid']}), heartbeat "
+            f"{duration(w['heartbeat_age_s'])} ago"
+            + (f", staged through {w['staged_through']}" if w["staged_through"] else "")
+            for w in doc["workers"])
+    elif "no-worker" not in alerts:
+        lines.append("workers alive: none (nothing is waiting)")
+    lateness = doc["lateness"]
+    if lateness["sent"]:
+        lines.append(f"lateness so far: {lateness['sent']} sent, {_percentiles(lateness)}")
+    if doc["unknown_outcomes"]:
+        lines.append(f"unknown outcomes ({len(doc['unknown_outcomes'])}), being reconciled: "
+                     + ", ".join(doc["unknown_outcomes"]))
+    if doc["expired_leases"]:
+        lines.append(f"expired leases: {doc['expired_leases']} (a worker died or stalled)")
+    return lines

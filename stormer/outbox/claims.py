@@ -1,0 +1,566 @@
+"""Claims, leases and outcomes: how dispatchers take outbox items and record what happened.
+
+Never early, never twice, never lost — this module is where that is decided; the dispatcher
+only calls it. Every function owns one short transaction (it takes an `engine`) and decides
+by what the row holds at write time, never by what was read before.
+
+The contract, in the order the dispatcher calls it:
+
+1. `mark_missed` first: an item more than `grace` past its time is `missed`, not sent late.
+2. `claim_due` takes sendable items (`pending`, `staged`, `failed` whose retry time has come)
+   up to `horizon` ahead, as `claimed` with a lease (`lease_owner`, `lease_until`). Claiming
+   before T is intended: the burst is prepared ahead. The lease must outlast the wait for T
+   and the burst; `renew` extends it. A `ClaimedItem` holds all the hot path needs.
+3. `mark_staged` (`mark_staged_many` for a batch) stores what staging produced (media ids…),
+   if the plan did not change.
+4. `record_attempt` marks `sending` just before the requests leave, and returns the ids it
+   marked: only those may be sent (a lost or expired lease is not marked, so not sent).
+5. `record_outcomes` writes the results in one batch after the burst. `sent` is final.
+6. `release` gives unsent claims back on a clean shutdown.
+
+Recovery (`recover_expired`, by any worker): an expired lease on a `claimed` item (never
+sent) is released. An expired lease on a `sending` item is an *unknown outcome*: the request
+may have landed. It is NOT made sendable: it stays `sending` with its lease cleared
+(`lease_until` NULL; `lease_owner` kept, so the sender's own late outcome still lands) and
+`error` starting with `UNKNOWN_OUTCOME`. The dispatcher takes such items with
+`claim_unknown`, asks the platform (Mastodon Idempotency-Key within an hour of
+`first_attempt_at`, Matrix transaction id, Bluesky record key, X read-back), and records
+`sent` (it landed), `unconfirmed` (cannot know) or `failed` with a retry time (it did not
+land); only then can it be sent again.
+
+The lease is live only while `lease_until` is set. After an outcome (or an unknown one),
+`lease_owner` is kept as the worker that sent the item; a released claim clears it.
+
+On PostgreSQL, claims use `FOR UPDATE SKIP LOCKED` so several workers share one outbox; on
+SQLite every transaction starts with `BEGIN IMMEDIATE` (stormer.db), so there is one writer
+at a time and read-then-write is atomic. Batches of ids are read by primary key alone, with
+states filtered in Python: SQLite's planner, given `id IN (...) AND state = ...`, walks the
+state index instead (several times slower).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from itertools import islice
+from typing import TYPE_CHECKING, Any, Final, cast
+
+from sqlalchemy import Table, and_, bindparam, func, insert, literal, or_, select, update
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import Session
+
+from stormer.outbox import schedule as outbox
+from stormer.outbox.models import CLAIMABLE, Outbox, UTCDateTime, Worker
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    from sqlalchemy.engine import Row
+
+    AnyRow: TypeAlias = Row[*tuple[Any, ...]]
+
+OUTCOMES: Final = frozenset({"sent", "failed", "dead", "unconfirmed", "missed"})
+UNKNOWN_OUTCOME: Final = "lease expired: outcome unknown, reconcile before retry"
+STALE_AFTER: Final = timedelta(seconds=60)  # a worker silent this long is not counted live
+CHUNK: Final = 5_000  # ids per statement, far below the bound-parameter limits
+
+_t = cast(Table, Outbox.__table__)
+_w = cast(Table, Worker.__table__)
+_ITEM_COLUMNS = (_t.c.id, _t.c.kind, _t.c.platform, _t.c.account, _t.c.fire_at, _t.c.lang,
+                 _t.c.text,
+                 _t.c.media, _t.c.payload, _t.c.content_hash, _t.c.idempotency_key,
+                 _t.c.attempts, _t.c.claimed_from, _t.c.state, _t.c.staged_data,
+                 _t.c.lease_until)
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedItem:
+    """Everything needed to send one claimed item, so the hot path never reads the database.
+
+    `state_before` is the state it was claimed from (`pending`, `staged`, `failed`; `sending`
+    from `claim_unknown`). `staged_data` is None when the item was claimed as `pending`: the
+    plan changed since staging (or it was never staged), so stage it again.
+    """
+
+    id: str
+    kind: str
+    platform: str
+    account: str
+    fire_at: datetime
+    lang: str
+    text: str
+    media: list[dict[str, Any]]
+    payload: dict[str, Any]
+    content_hash: str
+    idempotency_key: str | None
+    attempts: int
+    state_before: str
+    staged_data: dict[str, Any] | None
+    lease_until: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What happened to one item. `at` is stored as `sent_at` for `sent` (so it should be
+    when the request left, or the platform's creation time: lateness is `sent_at - fire_at`).
+    `failed` needs `next_attempt_at`, when it may be claimed again."""
+
+    id: str
+    state: str
+    at: datetime
+    remote_id: str | None = None
+    permalink: str | None = None
+    error: str | None = None
+    next_attempt_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.state not in OUTCOMES:
+            raise ValueError(f"outcome {self.state!r} is not one of {sorted(OUTCOMES)}")
+        if self.state == "failed" and self.next_attempt_at is None:
+            raise ValueError(f"failed outcome of {self.id} needs next_attempt_at")
+        _aware(self.at)
+
+
+@dataclass(frozen=True, slots=True)
+class ExpiredLease:
+    id: str
+    state: str  # claimed (never sent) or sending (outcome unknown)
+    lease_owner: str | None
+    lease_until: datetime
+    fire_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    worker_id: str
+    storm: str
+    hostname: str
+    pid: int
+    started_at: datetime
+    heartbeat_at: datetime
+    staged_through: datetime | None
+    stopped_at: datetime | None
+
+
+# --- claiming ----------------------------------------------------------------------------------
+
+def claim_due(*, engine: Engine, storm: str, worker: str, now: datetime, horizon: timedelta,
+              limit: int, lease: timedelta) -> list[ClaimedItem]:
+    """Claim up to `limit` sendable items of `storm` firing by `now + horizon`, earliest first.
+
+    Sendable: `pending`, `staged`, and `failed` whose `next_attempt_at <= now`. Call
+    `mark_missed` before: this does not look at how late an item is. One statement:
+    `UPDATE ... WHERE id IN (SELECT ... ORDER BY fire_at, id LIMIT n FOR UPDATE SKIP LOCKED)
+    RETURNING ...` — on PostgreSQL concurrent claimers skip each other's rows; on SQLite the
+    transaction holds the write lock, so no other process claims meanwhile.
+    """
+    _aware(now)
+    if limit <= 0:
+        return []
+    due = (select(_t.c.id)
+           .where(_t.c.storm == storm, _t.c.fire_at <= now + horizon, _sendable(now))
+           .order_by(_t.c.fire_at, _t.c.id).limit(limit)
+           .with_for_update(skip_locked=True))
+    return _take(engine, due, worker=worker, now=now, lease=lease, state="claimed",
+                 claimed_from=_t.c.state)
+
+
+def claim_unknown(*, engine: Engine, storm: str, worker: str, now: datetime, limit: int,
+                  lease: timedelta) -> list[ClaimedItem]:
+    """Lease `sending` items whose outcome is unknown (see `recover_expired`) to reconcile.
+
+    They stay `sending`; `state_before` is `sending`. Record what reconciliation found with
+    `record_outcomes`: `sent`, `unconfirmed`, or `failed` with a retry time. Never send them
+    with `record_attempt` (it refuses them: they are not `claimed`).
+    """
+    _aware(now)
+    if limit <= 0:
+        return []
+    unknown = (select(_t.c.id)
+               .where(_t.c.storm == storm, _t.c.state == "sending", _t.c.lease_until.is_(None))
+               .order_by(_t.c.fire_at, _t.c.id).limit(limit)
+               .with_for_update(skip_locked=True))
+    return _take(engine, unknown, worker=worker, now=now, lease=lease, state="sending",
+                 claimed_from=_t.c.claimed_from)
+
+
+def _take(engine: Engine, ids: Any, *, worker: str, now: datetime, lease: timedelta,
+          state: str, claimed_from: Any) -> list[ClaimedItem]:
+    # In SET, `claimed_from = state` reads the row's state before this update.
+    stmt = (update(_t).where(_t.c.id.in_(ids))
+            .values(state=state, claimed_from=claimed_from, lease_owner=worker,
+                    lease_until=now + lease, updated_at=now)
+            .returning(*_ITEM_COLUMNS))
+    with engine.begin() as conn:
+        rows = conn.execute(stmt).all()
+    return sorted((_claimed(r) for r in rows), key=lambda c: (c.fire_at, c.id))
+
+
+def _claimed(row: AnyRow) -> ClaimedItem:
+    before = row.state if row.state == "sending" else row.claimed_from
+    return ClaimedItem(
+        id=row.id, kind=row.kind, platform=row.platform, account=row.account,
+        fire_at=row.fire_at, lang=row.lang, text=row.text, media=row.media, payload=row.payload,
+        content_hash=row.content_hash, idempotency_key=row.idempotency_key,
+        attempts=row.attempts, state_before=before, lease_until=row.lease_until,
+        # `schedule` puts a rewritten item back to pending without clearing staged_data.
+        staged_data=None if before == "pending" else row.staged_data,
+    )
+
+
+def _sendable(now: datetime) -> Any:
+    return or_(_t.c.state.in_(("pending", "staged")),
+               and_(_t.c.state == "failed", _t.c.next_attempt_at <= now))
+
+
+def renew(*, engine: Engine, ids: Sequence[str], worker: str, now: datetime,
+          lease: timedelta) -> list[str]:
+    """Extend to `now + lease` the live leases of `worker` on `ids` (claimed or sending);
+    returns the ids renewed. An expired lease is not renewed: it may have been recovered."""
+    _aware(now)
+    with engine.begin() as conn:
+        held = _held(conn, ids, worker)
+        ok = [i for i, r in held.items() if r.state in ("claimed", "sending")
+              and r.lease_until is not None and r.lease_until >= now]
+        _update_ids(conn, ok, lease_until=now + lease, updated_at=now)
+    return _in_order(ids, ok)
+
+
+def mark_staged(*, engine: Engine, id: str, worker: str, content_hash: str,
+                staged_data: dict[str, Any], now: datetime) -> bool:
+    """Store what staging produced for item `id`, if it was staged from `content_hash`.
+
+    Returns False and changes nothing when the row's content_hash differs (a concurrent
+    `stormer schedule` rewrote it: stage again), or the item is claimed by another worker or
+    no longer sendable. A `pending` item becomes `staged`; a `failed` one keeps its state and
+    retry time; one claimed by `worker` stays claimed and is released as `staged`.
+    `staged_data` is stored as JSON: ids and references only, never secrets.
+    """
+    return bool(mark_staged_many(engine=engine, worker=worker, now=now,
+                                 staged=[(id, content_hash, staged_data)]))
+
+
+def mark_staged_many(*, engine: Engine, worker: str,
+                     staged: Sequence[tuple[str, str, dict[str, Any]]],
+                     now: datetime) -> list[str]:
+    """`mark_staged` for a batch of `(id, content_hash, staged_data)`, in one transaction;
+    returns the ids marked, in the order given. Each row is judged as `mark_staged` judges
+    it; if an id comes twice, the last entry counts."""
+    _aware(now)
+    wanted = {i: (h, d) for i, h, d in staged}
+    if not wanted:
+        return []
+    with engine.begin() as conn:
+        rows = []
+        for chunk in _chunks(sorted(wanted)):  # locked in id order (see `_held`)
+            for row in conn.execute(
+                select(_t.c.id, _t.c.state, _t.c.lease_owner, _t.c.content_hash,
+                       _t.c.claimed_from)
+                .where(_t.c.id.in_(chunk)).order_by(_t.c.id).with_for_update()
+            ):
+                content_hash, staged_data = wanted[row.id]
+                if row.content_hash != content_hash:
+                    continue
+                state, claimed_from = row.state, row.claimed_from
+                if state == "claimed" and row.lease_owner == worker:
+                    if claimed_from == "pending":
+                        claimed_from = "staged"
+                elif state in CLAIMABLE:
+                    if state == "pending":
+                        state = "staged"
+                else:
+                    continue
+                # The row is locked: writing back its own state and claimed_from is a no-op.
+                rows.append({"b_id": row.id, "state": state, "claimed_from": claimed_from,
+                             "staged_data": staged_data, "staged_at": now, "updated_at": now})
+        if rows:
+            conn.execute(update(_t).where(_t.c.id == bindparam("b_id")), rows)
+    return _in_order([i for i, _, _ in staged], (r["b_id"] for r in rows))
+
+
+# --- sending and outcomes ----------------------------------------------------------------------
+
+def record_attempt(*, engine: Engine, ids: Sequence[str], worker: str,
+                   now: datetime) -> list[str]:
+    """Mark `sending` (attempts + 1, first_attempt_at set once) the items of `ids` that
+    `worker` holds claimed under a live lease; returns those ids, in the order given.
+
+    Call it before the requests leave, and send only what it returns: an item whose lease
+    expired or was recovered by another worker is not returned and must not be sent.
+    """
+    _aware(now)
+    with engine.begin() as conn:
+        held = _held(conn, ids, worker)
+        ok = [i for i, r in held.items() if r.state == "claimed"
+              and r.lease_until is not None and r.lease_until >= now]
+        _update_ids(conn, ok, state="sending", attempts=_t.c.attempts + 1,
+                    first_attempt_at=func.coalesce(_t.c.first_attempt_at, _at(now)),
+                    updated_at=now)
+    return _in_order(ids, ok)
+
+
+def record_outcomes(*, engine: Engine, outcomes: Sequence[Outcome], worker: str) -> int:
+    """Write a batch of outcomes; returns how many rows were written.
+
+    Only rows `claimed` or `sending` whose `lease_owner` is `worker` are written (also after
+    `recover_expired` cleared the lease: the sender's own answer beats a reconciliation).
+    A `sent` row is final: a late or duplicate outcome leaves it alone. If one batch holds
+    several outcomes for an id, `sent` wins, else the last one.
+    """
+    final: dict[str, Outcome] = {}
+    for o in outcomes:
+        if o.id not in final or final[o.id].state != "sent":
+            final[o.id] = o
+    with engine.begin() as conn:
+        held = _held(conn, list(final), worker)
+        rows = [_outcome_values(final[i]) for i, r in held.items()
+                if r.state in ("claimed", "sending")]
+        if rows:
+            conn.execute(update(_t).where(_t.c.id == bindparam("b_id")), rows)
+    return len(rows)
+
+
+def _outcome_values(o: Outcome) -> dict[str, Any]:
+    sent = o.state == "sent"
+    return {"b_id": o.id, "state": o.state, "updated_at": o.at, "lease_until": None,
+            "claimed_from": None,
+            "sent_at": o.at if sent else None, "remote_id": o.remote_id,
+            "permalink": o.permalink, "error": None if sent else o.error,
+            "next_attempt_at": o.next_attempt_at}
+
+
+def release(*, engine: Engine, ids: Sequence[str], worker: str,
+            now: datetime | None = None) -> list[str]:
+    """Give back items `worker` holds claimed (not sending): each returns to the state it was
+    claimed from. For a clean shutdown. Returns the ids released."""
+    now = datetime.now(UTC) if now is None else _aware(now)
+    with engine.begin() as conn:
+        held = _held(conn, ids, worker)
+        ok = [i for i, r in held.items() if r.state == "claimed"]
+        _update_ids(conn, ok, **_released(now))
+    return _in_order(ids, ok)
+
+
+def _released(now: datetime) -> dict[str, Any]:
+    return {"state": func.coalesce(_t.c.claimed_from, "pending"), "claimed_from": None,
+            "lease_owner": None, "lease_until": None, "updated_at": now}
+
+
+# --- recovery ----------------------------------------------------------------------------------
+
+def expired_leases(*, engine: Engine, storm: str, now: datetime) -> list[ExpiredLease]:
+    """Items of `storm` claimed or sending whose lease ended before `now`, earliest first."""
+    _aware(now)
+    with engine.begin() as conn:
+        rows = conn.execute(
+            select(_t.c.id, _t.c.state, _t.c.lease_owner, _t.c.lease_until, _t.c.fire_at)
+            .where(_t.c.storm == storm, _t.c.state.in_(("claimed", "sending")),
+                   _t.c.lease_until < now)
+            .order_by(_t.c.lease_until, _t.c.id)
+        ).all()
+    return [ExpiredLease(r.id, r.state, r.lease_owner, r.lease_until, r.fire_at) for r in rows]
+
+
+def recover_expired(*, engine: Engine, storm: str, now: datetime,
+                    worker: str) -> tuple[list[str], list[str]]:
+    """Deal with the expired leases of `storm`; returns (released ids, unknown ids).
+
+    `claimed` (the request never left): back to the state it was claimed from, sendable.
+    `sending` (the request may have left): NOT made sendable. It stays `sending`, its lease
+    is cleared (`lease_until` NULL, `lease_owner` kept) and `error` is set to
+    `UNKNOWN_OUTCOME` plus the recovering `worker`; reconcile it (`claim_unknown`) before
+    anything else. Rows another transaction holds locked are skipped until the next call.
+    """
+    _aware(now)
+
+    def expired(state: str) -> Any:
+        return (select(_t.c.id)
+                .where(_t.c.storm == storm, _t.c.state == state, _t.c.lease_until < now)
+                .with_for_update(skip_locked=True))
+
+    with engine.begin() as conn:
+        released = conn.execute(update(_t).where(_t.c.id.in_(expired("claimed")))
+                                .values(**_released(now)).returning(_t.c.id)).scalars().all()
+        unknown = conn.execute(
+            update(_t).where(_t.c.id.in_(expired("sending")))
+            .values(lease_until=None, updated_at=now,
+                    error=f"{UNKNOWN_OUTCOME} (noticed by {worker})")
+            .returning(_t.c.id)).scalars().all()
+    return sorted(released), sorted(unknown)
+
+
+def mark_missed(*, engine: Engine, storm: str, now: datetime, grace: timedelta) -> list[str]:
+    """Make `missed` the unsent items (`pending`, `staged`, `failed`) of `storm` whose
+    `fire_at + grace < now`: after a restart they are not fired hours late. Returns their ids.
+    Claimed items are their worker's to judge (it must not fire them past grace either)."""
+    _aware(now)
+    late = (select(_t.c.id)
+            .where(_t.c.storm == storm, _t.c.state.in_(CLAIMABLE), _t.c.fire_at < now - grace)
+            .with_for_update(skip_locked=True))
+    with engine.begin() as conn:
+        ids = conn.execute(
+            update(_t).where(_t.c.id.in_(late))
+            .values(state="missed", claimed_from=None, lease_until=None, updated_at=now,
+                    error=f"missed: not sent within {grace} of its time")
+            .returning(_t.c.id)).scalars().all()
+    return sorted(ids)
+
+
+# --- workers -----------------------------------------------------------------------------------
+
+def register_worker(*, engine: Engine, worker: str, storm: str, hostname: str, pid: int,
+                    now: datetime) -> None:
+    """Record that `worker` runs for `storm` (again, if the id was used before)."""
+    values = {"storm": storm, "hostname": hostname, "pid": pid, "started_at": _aware(now),
+              "heartbeat_at": now, "staged_through": None, "stopped_at": None}
+    with engine.begin() as conn:
+        if not conn.execute(update(_w).where(_w.c.worker_id == worker).values(**values)).rowcount:
+            conn.execute(insert(_w).values(worker_id=worker, **values))
+
+
+def heartbeat(*, engine: Engine, worker: str, now: datetime,
+              staged_through: datetime | None = None) -> bool:
+    """Say `worker` is alive (and, if given, has staged every item firing by
+    `staged_through`). Returns False if the worker is not registered or was stopped."""
+    values: dict[str, Any] = {"heartbeat_at": _aware(now)}
+    if staged_through is not None:
+        values["staged_through"] = staged_through
+    with engine.begin() as conn:
+        return bool(conn.execute(
+            update(_w).where(_w.c.worker_id == worker, _w.c.stopped_at.is_(None))
+            .values(**values)).rowcount)
+
+
+def stop_worker(*, engine: Engine, worker: str, now: datetime) -> None:
+    """Record a clean stop: the worker is no longer counted live, whatever its heartbeat."""
+    with engine.begin() as conn:
+        conn.execute(update(_w).where(_w.c.worker_id == worker)
+                     .values(stopped_at=_aware(now), heartbeat_at=now))
+
+
+def live_workers(*, engine: Engine, storm: str, now: datetime,
+                 stale_after: timedelta = STALE_AFTER) -> list[WorkerInfo]:
+    """Workers of `storm` not stopped whose heartbeat is at most `stale_after` old."""
+    with engine.begin() as conn:
+        rows = conn.execute(
+            select(_w).where(_w.c.storm == storm, _w.c.stopped_at.is_(None),
+                             _w.c.heartbeat_at >= _aware(now) - stale_after)
+            .order_by(_w.c.worker_id)).all()
+    return [WorkerInfo(**r._mapping) for r in rows]
+
+
+# --- read models -------------------------------------------------------------------------------
+
+def status_summary(*, engine: Engine, storm: str, now: datetime,
+                   stale_after: timedelta = STALE_AFTER) -> dict[str, Any]:
+    """What `status` and `report` show: counts by state, what fires next, live workers,
+    items awaiting reconciliation, and lateness of the sent items.
+
+    Lateness (`sent_at - fire_at`, seconds) must be ≥ 0 for every sent item: an item sent
+    early is a bug, listed in `lateness["early"]` rather than hidden in the statistics.
+    Instants are aware UTC datetimes; durations are seconds.
+    """
+    _aware(now)
+    with Session(engine) as session, session.begin():
+        counts = outbox.counts(session=session, storm=storm)
+        conn = session.connection()
+        kinds = {kind: n for kind, n in conn.execute(
+            select(_t.c.kind, func.count()).where(_t.c.storm == storm).group_by(_t.c.kind))}
+        todo = conn.execute(
+            select(func.min(_t.c.fire_at))
+            .where(_t.c.storm == storm, _t.c.state.in_(("pending", "staged", "claimed")))
+        ).scalar()
+        retry = conn.execute(
+            select(func.min(_t.c.next_attempt_at))
+            .where(_t.c.storm == storm, _t.c.state == "failed")).scalar()
+        unknown = conn.execute(
+            select(_t.c.id).where(_t.c.storm == storm, _t.c.state == "sending",
+                                  _t.c.lease_until.is_(None)).order_by(_t.c.id)
+        ).scalars().all()
+        sent = conn.execute(
+            select(_t.c.id, _t.c.fire_at, _t.c.sent_at)
+            .where(_t.c.storm == storm, _t.c.state == "sent", _t.c.sent_at.is_not(None))
+        ).all()
+    return {
+        "storm": storm,
+        "now": now,
+        "counts": counts,
+        "total": sum(counts.values()),
+        "kinds": kinds,  # {"post": n, "reminder": n}
+        "next_fire_at": todo,  # min() keeps the column's type: aware UTC
+        "next_retry_at": retry,
+        "workers": [asdict(w) for w in live_workers(engine=engine, storm=storm, now=now,
+                                                     stale_after=stale_after)],
+        "expired_leases": len(expired_leases(engine=engine, storm=storm, now=now)),
+        "unknown_outcomes": list(unknown),
+        "lateness": _lateness(sent),
+    }
+
+
+def _lateness(sent: Sequence[AnyRow]) -> dict[str, Any]:
+    late = sorted(((r.sent_at - r.fire_at).total_seconds(), r.id) for r in sent)
+    if not late:
+        return {"sent": 0, "min_s": None, "p50_s": None, "p99_s": None, "max_s": None,
+                "early": []}
+    seconds = [s for s, _ in late]
+    return {
+        "sent": len(late),
+        "min_s": seconds[0],
+        "p50_s": _rank(seconds, 0.50),
+        "p99_s": _rank(seconds, 0.99),
+        "max_s": seconds[-1],
+        "early": [i for s, i in late if s < 0],
+    }
+
+
+def _rank(ordered: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile: a value that actually occurred."""
+    return ordered[max(math.ceil(q * len(ordered)) - 1, 0)]
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+def _held(conn: Connection, ids: Iterable[str], worker: str) -> dict[str, AnyRow]:
+    """Rows of `ids` whose lease_owner is `worker`, locked until the transaction ends.
+
+    By primary key only (see the module docstring); locked in id order, so two transactions
+    locking overlapping batches cannot deadlock.
+    """
+    held: dict[str, AnyRow] = {}
+    for chunk in _chunks(sorted(set(ids))):
+        for row in conn.execute(
+            select(_t.c.id, _t.c.state, _t.c.lease_until)
+            .where(_t.c.id.in_(chunk), _t.c.lease_owner == worker)
+            .order_by(_t.c.id).with_for_update()
+        ):
+            held[row.id] = row
+    return held
+
+
+def _update_ids(conn: Connection, ids: Sequence[str], **values: Any) -> None:
+    for chunk in _chunks(ids):
+        conn.execute(update(_t).where(_t.c.id.in_(chunk)).values(**values))
+
+
+def _in_order(ids: Sequence[str], chosen: Iterable[str]) -> list[str]:
+    keep = set(chosen)
+    return [i for i in dict.fromkeys(ids) if i in keep]
+
+
+def _chunks(seq: Iterable[str]) -> Iterator[list[str]]:
+    it = iter(seq)
+    while chunk := list(islice(it, CHUNK)):
+        yield chunk
+
+
+def _at(value: datetime) -> Any:
+    """A datetime bound as UTCDateTime where SQLAlchemy cannot infer it (inside functions)."""
+    return literal(value, UTCDateTime())
+
+
+def _aware(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"naive datetime {value.isoformat()} refused: give a tz-aware one")
+    return value

@@ -1,1 +1,0 @@
-"""Platform plugins: one module and one class per platform (see base.Platform)."""
