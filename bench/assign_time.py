@@ -44,9 +44,12 @@ def main(argv: list[str] | None = None) -> int:
             plan = assign(storm)
             times.append(time.perf_counter() - t0)
         assert len(plan) == n
-        print(f"{n:>7,} accounts, {len(storm.posts):,} posts: load {loaded:.2f} s, "
-              f"assign min {min(times):.3f} s, median {statistics.median(times):.3f} s "
-              f"({args.runs} runs)", flush=True)
+        print(
+            f"{n:>7,} accounts, {len(storm.posts):,} posts: load {loaded:.2f} s, "
+            f"assign min {min(times):.3f} s, median {statistics.median(times):.3f} s "
+            f"({args.runs} runs)",
+            flush=True,
+        )
     return 0
 
 

@@ -68,8 +68,14 @@ REPO = BENCH.parent
 PLATFORMS = ("mastodon", "bluesky", "x", "telegram", "discord", "matrix")
 CONTENDERS = ("floor", "stormer", "naive", "stormer-nogates")
 HASHTAG = "#FreeEveryStudent"
-CREDENTIAL = {"mastodon": "access_token", "bluesky": "app_password", "x": "access_token",
-              "telegram": "bot_token", "discord": "webhook_url", "matrix": "access_token"}
+CREDENTIAL = {
+    "mastodon": "access_token",
+    "bluesky": "app_password",
+    "x": "access_token",
+    "telegram": "bot_token",
+    "discord": "webhook_url",
+    "matrix": "access_token",
+}
 TELEGRAM_BOT0 = 7_000_000
 DISCORD_HOOK0 = 100_000_000_000_000_000
 MATRIX_ROOMS = 20
@@ -78,6 +84,7 @@ TARGET_NAIVE_RATIO = 50.0
 
 
 # --- the storm ---------------------------------------------------------------------------
+
 
 def platform_of(i: int) -> str:
     return PLATFORMS[i % len(PLATFORMS)]
@@ -137,13 +144,16 @@ def write_storm(out: Path, accounts: int, url: str) -> None:
         for k in range(POSTS_PER_LANG):
             (posts / f"{lang}-{k + 1:02d}.md").write_text(
                 f'+++\nlang = "{lang}"\nplatforms = [{others}]\n+++\n{post_text(lang, k)}\n',
-                encoding="utf-8")
+                encoding="utf-8",
+            )
     n_x = sum(1 for i in range(accounts) if platform_of(i) == "x")
     for k in range(n_x):
         text = f"Voice {k + 1}: " + post_text("en", k % POSTS_PER_LANG)
         (posts / f"x-{k + 1:06d}.md").write_text(
-            f'+++\nlang = "en"\nplatforms = ["x"]\n+++\n{text}\n', encoding="utf-8")
-    blocks = [f"""\
+            f'+++\nlang = "en"\nplatforms = ["x"]\n+++\n{text}\n', encoding="utf-8"
+        )
+    blocks = [
+        f"""\
 # Written by bench/burst.py: {accounts} accounts, one post each.
 [storm]
 name = "Burst benchmark"
@@ -153,7 +163,8 @@ at = "2030-01-01T00:00:00Z"
 posts_per_account = 1
 post_interval = "0s"
 default_lang = "en"
-"""]
+"""
+    ]
     for i in range(accounts):
         platform = platform_of(i)
         lines = ["[[accounts]]", f'name = "acc-{i:06d}"', f'platform = "{platform}"']
@@ -172,8 +183,11 @@ default_lang = "en"
 
 def set_storm_time(storm_dir: Path, at: datetime) -> None:
     config = storm_dir / "config.toml"
-    text = re.sub(r'(?m)^at = ".*"$', f'at = "{at.strftime("%Y-%m-%dT%H:%M:%SZ")}"',
-                  config.read_text(encoding="utf-8"))
+    text = re.sub(
+        r'(?m)^at = ".*"$',
+        f'at = "{at.strftime("%Y-%m-%dT%H:%M:%SZ")}"',
+        config.read_text(encoding="utf-8"),
+    )
     config.write_text(text, encoding="utf-8")
 
 
@@ -196,6 +210,7 @@ def expected_keys(storm_dir: Path, url: str) -> dict[tuple[str, str, str], str]:
 
 
 # --- shared by the contenders --------------------------------------------------------------
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -223,12 +238,16 @@ async def stage_with_plugins(storm: Any, concurrency: int = 200) -> list[Any]:
     accounts = {a.name: a for a in storm.accounts}
     gate = asyncio.Semaphore(concurrency)
     async with client() as http:
+
         async def one(item: Any) -> Any:
             account = accounts[item.account]
             plugin = registry.get(account.platform)
-            conn = Connection(account=account, client=http,
-                              credentials=resolve(account, plugin.credential_fields),
-                              media_root=storm.root / "posts")
+            conn = Connection(
+                account=account,
+                client=http,
+                credentials=resolve(account, plugin.credential_fields),
+                media_root=storm.root / "posts",
+            )
             async with gate:
                 staged = await plugin.stage(item, conn)
             if len(staged.requests) != 1:
@@ -244,6 +263,7 @@ def write_result(path: Path, result: dict[str, Any]) -> None:
 
 # --- floor -------------------------------------------------------------------------------
 
+
 def run_floor(args: argparse.Namespace) -> dict[str, Any]:
     import aiohttp
 
@@ -255,12 +275,16 @@ def run_floor(args: argparse.Namespace) -> dict[str, Any]:
 
     async def burst() -> tuple[datetime, Counter[str], float]:
         connector = aiohttp.TCPConnector(limit=args.floor_connections)
-        async with aiohttp.ClientSession(connector=connector,
-                                         timeout=aiohttp.ClientTimeout(total=300)) as session:
-            async def one(method: str, url: str, headers: dict[str, str],
-                          data: bytes | None) -> str:
-                async with session.request(method, url, headers=headers, data=data,
-                                           allow_redirects=False) as response:
+        async with aiohttp.ClientSession(
+            connector=connector, timeout=aiohttp.ClientTimeout(total=300)
+        ) as session:
+
+            async def one(
+                method: str, url: str, headers: dict[str, str], data: bytes | None
+            ) -> str:
+                async with session.request(
+                    method, url, headers=headers, data=data, allow_redirects=False
+                ) as response:
                     await response.read()
                     return str(response.status)
 
@@ -271,11 +295,16 @@ def run_floor(args: argparse.Namespace) -> dict[str, Any]:
         return at, Counter(r if isinstance(r, str) else type(r).__name__ for r in results), done
 
     at, statuses, done = asyncio.run(burst())
-    return {"T": at.isoformat(), "staging_s": staging, "statuses": dict(statuses),
-            "burst_done_s": done}
+    return {
+        "T": at.isoformat(),
+        "staging_s": staging,
+        "statuses": dict(statuses),
+        "burst_done_s": done,
+    }
 
 
 # --- naive -------------------------------------------------------------------------------
+
 
 def run_naive(args: argparse.Namespace) -> dict[str, Any]:
     import threading
@@ -295,8 +324,12 @@ def run_naive(args: argparse.Namespace) -> dict[str, Any]:
 
     def post(request: Any) -> None:
         try:
-            r = http.request(request.method, request.url, headers=dict(request.headers),
-                             content=request.content or None)
+            r = http.request(
+                request.method,
+                request.url,
+                headers=dict(request.headers),
+                content=request.content or None,
+            )
             outcome = str(r.status_code)
         except httpx.HTTPError as e:
             outcome = type(e).__name__
@@ -317,11 +350,17 @@ def run_naive(args: argparse.Namespace) -> dict[str, Any]:
     done = (utcnow() - at).total_seconds()
     scheduler.shutdown(wait=False)
     http.close()
-    return {"T": at.isoformat(), "staging_s": staging, "statuses": dict(statuses),
-            "burst_done_s": done, "jobs_added_at_s": added}
+    return {
+        "T": at.isoformat(),
+        "staging_s": staging,
+        "statuses": dict(statuses),
+        "burst_done_s": done,
+        "jobs_added_at_s": added,
+    }
 
 
 # --- stormer -----------------------------------------------------------------------------
+
 
 def run_stormer(args: argparse.Namespace) -> dict[str, Any]:
     import cProfile
@@ -336,8 +375,11 @@ def run_stormer(args: argparse.Namespace) -> dict[str, Any]:
     from stormer.plan import plan
     from stormer.preview import with_payloads
 
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
-                        format="  [stormer] %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING,
+        stream=sys.stderr,
+        format="  [stormer] %(levelname)s %(name)s: %(message)s",
+    )
     # While staging outlasts poll_seconds, APScheduler warns at every poll that the sync job
     # is still running ("maximum number of running instances reached"): noise here.
     logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
@@ -364,11 +406,19 @@ def run_stormer(args: argparse.Namespace) -> dict[str, Any]:
     phases["prepare"] = time.perf_counter() - started
     del items
 
-    gates = (dict(DEFAULT_PER_PLATFORM) if args.contender == "stormer"
-             else {p: max(n, 1) for p in PLATFORMS})
-    settings = Settings(staging_window=timedelta(seconds=margin + 300), poll_seconds=1.0,
-                        grace=timedelta(minutes=10), lead_seconds=0.5, per_platform=gates,
-                        per_platform_default=max(n, 100))
+    gates = (
+        dict(DEFAULT_PER_PLATFORM)
+        if args.contender == "stormer"
+        else {p: max(n, 1) for p in PLATFORMS}
+    )
+    settings = Settings(
+        staging_window=timedelta(seconds=margin + 300),
+        poll_seconds=1.0,
+        grace=timedelta(minutes=10),
+        lead_seconds=0.5,
+        per_platform=gates,
+        per_platform_default=max(n, 100),
+    )
     dispatcher = Dispatcher(storm, engine, settings=settings)
     if os.environ.get("BURST_KEEPALIVE"):  # experiment: the client's idle-connection timeout
         import aiohttp
@@ -434,10 +484,18 @@ def run_stormer(args: argparse.Namespace) -> dict[str, Any]:
             gc.callbacks.remove(timed_gc)
             if gc_mode == "disable":
                 gc.enable()
-            by_gen = {g: (sum(1 for c in collections if c[0] == g),
-                          sum(c[1] for c in collections if c[0] == g)) for g in (0, 1, 2)}
-            print("  stormer burst: garbage collections " + ", ".join(
-                f"gen{g} {n}× {s:.2f} s" for g, (n, s) in by_gen.items()), file=sys.stderr)
+            by_gen = {
+                g: (
+                    sum(1 for c in collections if c[0] == g),
+                    sum(c[1] for c in collections if c[0] == g),
+                )
+                for g in (0, 1, 2)
+            }
+            print(
+                "  stormer burst: garbage collections "
+                + ", ".join(f"gen{g} {n}× {s:.2f} s" for g, (n, s) in by_gen.items()),
+                file=sys.stderr,
+            )
             if profile is not None:
                 profile.disable()
             events["fire_returned"] = (utcnow() - at).total_seconds()
@@ -451,17 +509,23 @@ def run_stormer(args: argparse.Namespace) -> dict[str, Any]:
             try:
                 await original_sync()
             finally:
-                print(f"  [debug] _sync T{t:+.2f} → T{(utcnow() - at).total_seconds():+.2f}, "
-                      f"ready {len(dispatcher._ready)}", file=sys.stderr)
+                print(
+                    f"  [debug] _sync T{t:+.2f} → T{(utcnow() - at).total_seconds():+.2f}, "
+                    f"ready {len(dispatcher._ready)}",
+                    file=sys.stderr,
+                )
 
         def traced_alarm(instant: datetime) -> None:
-            print(f"  [debug] alarm for {instant} set at T{(utcnow() - at).total_seconds():+.2f}",
-                  file=sys.stderr)
+            print(
+                f"  [debug] alarm for {instant} set at T{(utcnow() - at).total_seconds():+.2f}",
+                file=sys.stderr,
+            )
             original_alarm(instant)
 
         dispatcher._sync = traced_sync  # type: ignore[method-assign]
 
         from stormer.dispatch import burst as stormer_burst
+
         original_call = stormer_burst.AiohttpSender.__call__
 
         async def traced_call(self: Any, request: Any, *, platform: str, mutating: bool) -> Any:
@@ -469,9 +533,11 @@ def run_stormer(args: argparse.Namespace) -> dict[str, Any]:
                 return await original_call(self, request, platform=platform, mutating=mutating)
             except Exception as e:
                 cause = e.__context__ or e
-                print(f"  [debug] T{(utcnow() - at).total_seconds():+.2f} {platform} "
-                      f"{request.method} mutating={mutating}: {type(cause).__name__}: {cause}",
-                      file=sys.stderr)
+                print(
+                    f"  [debug] T{(utcnow() - at).total_seconds():+.2f} {platform} "
+                    f"{request.method} mutating={mutating}: {type(cause).__name__}: {cause}",
+                    file=sys.stderr,
+                )
                 raise
 
         stormer_burst.AiohttpSender.__call__ = traced_call  # type: ignore[method-assign]
@@ -481,8 +547,9 @@ def run_stormer(args: argparse.Namespace) -> dict[str, Any]:
         """Staging progress: the first alarm (set after the first claimed pass is staged),
         99 % and all of the items ready (staged in memory, waiting for T)."""
         begun = time.perf_counter()
-        while ((len(dispatcher._ready) < n or not dispatcher._alarms)
-               and "fire_called" not in events):
+        while (
+            len(dispatcher._ready) < n or not dispatcher._alarms
+        ) and "fire_called" not in events:
             if dispatcher._alarms and "first_alarm" not in events:
                 events["first_alarm"] = time.perf_counter() - begun
             if len(dispatcher._ready) >= 0.99 * n and "staged_99" not in events:
@@ -514,12 +581,21 @@ def run_stormer(args: argparse.Namespace) -> dict[str, Any]:
         for name, profile in profiles.items():
             path = args.work / f"{args.contender}-{name}.pstats"
             profile.dump_stats(path)
-            print(f"\n  cProfile of stormer's {name} (event loop thread only), top by tottime:",
-                  file=sys.stderr)
+            print(
+                f"\n  cProfile of stormer's {name} (event loop thread only), top by tottime:",
+                file=sys.stderr,
+            )
             pstats.Stats(str(path), stream=sys.stderr).sort_stats("tottime").print_stats(18)
-    return {"T": at.isoformat(), "margin_s": margin, "phases": phases, "events": events,
-            "staging_s": events.get("staged"), "db": dict(db_calls),
-            "states": summary["counts"], "fired": len(dispatcher.fired)}
+    return {
+        "T": at.isoformat(),
+        "margin_s": margin,
+        "phases": phases,
+        "events": events,
+        "staging_s": events.get("staged"),
+        "db": dict(db_calls),
+        "states": summary["counts"],
+        "fired": len(dispatcher.fired),
+    }
 
 
 def child_main(args: argparse.Namespace) -> int:
@@ -531,6 +607,7 @@ def child_main(args: argparse.Namespace) -> int:
 
 # --- the parent: simulator, contenders, figures -------------------------------------------
 
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -541,8 +618,17 @@ def start_simulator(latency: str) -> tuple[subprocess.Popen[str], str]:
     import httpx
 
     port = free_port()
-    command = [sys.executable, "-m", "stormer", "simulator", "serve", "--port", str(port),
-               "--seed", "1"]
+    command = [
+        sys.executable,
+        "-m",
+        "stormer",
+        "simulator",
+        "serve",
+        "--port",
+        str(port),
+        "--seed",
+        "1",
+    ]
     if latency and latency != "0":
         command += ["--latency", latency]
     server = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, text=True)
@@ -560,12 +646,26 @@ def start_simulator(latency: str) -> tuple[subprocess.Popen[str], str]:
         time.sleep(0.05)
 
 
-def run_child(args: argparse.Namespace, contender: str, work: Path, url: str
-              ) -> tuple[dict[str, Any] | None, int, float]:
+def run_child(
+    args: argparse.Namespace, contender: str, work: Path, url: str
+) -> tuple[dict[str, Any] | None, int, float]:
     """Run one contender in its own process: (its result, its peak RSS in KB, wall s)."""
-    argv = [sys.executable, str(Path(__file__).resolve()), "--child", contender,
-            "--url", url, "--storm", str(work / "storm"), "--work", str(work),
-            "--accounts", str(args.accounts), "--floor-connections", str(args.floor_connections)]
+    argv = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--child",
+        contender,
+        "--url",
+        url,
+        "--storm",
+        str(work / "storm"),
+        "--work",
+        str(work),
+        "--accounts",
+        str(args.accounts),
+        "--floor-connections",
+        str(args.floor_connections),
+    ]
     if args.margin is not None:
         argv += ["--margin", str(args.margin)]
     if args.profile:
@@ -577,8 +677,7 @@ def run_child(args: argparse.Namespace, contender: str, work: Path, url: str
     proc.returncode = os.waitstatus_to_exitcode(status)
     result_path = work / f"{contender}.json"
     if proc.returncode != 0 or not result_path.is_file():
-        print(f"  {contender}: the child process failed (exit {proc.returncode})",
-              file=sys.stderr)
+        print(f"  {contender}: the child process failed (exit {proc.returncode})", file=sys.stderr)
         return None, usage.ru_maxrss, wall
     result = json.loads(result_path.read_text(encoding="utf-8"))
     result_path.unlink()
@@ -592,8 +691,9 @@ def pct(values: list[float], p: float) -> float:
     return values[max(0, math.ceil(p / 100 * len(values)) - 1)]
 
 
-def judge(posts: list[dict[str, Any]], expected: dict[tuple[str, str, str], str],
-          at: datetime) -> dict[str, Any]:
+def judge(
+    posts: list[dict[str, Any]], expected: dict[tuple[str, str, str], str], at: datetime
+) -> dict[str, Any]:
     first: dict[tuple[str, str, str], float] = {}
     landed: Counter[tuple[str, str, str]] = Counter()
     early = other = 0
@@ -612,9 +712,13 @@ def judge(posts: list[dict[str, Any]], expected: dict[tuple[str, str, str], str]
     for key, late in first.items():
         by_platform[expected[key]].append(late)
     return {
-        "landed": len(first), "p50": pct(lateness, 50), "p99": pct(lateness, 99),
-        "max": lateness[-1] if lateness else math.nan, "early": early,
-        "duplicates": sum(c - 1 for c in landed.values()), "lost": len(expected) - len(first),
+        "landed": len(first),
+        "p50": pct(lateness, 50),
+        "p99": pct(lateness, 99),
+        "max": lateness[-1] if lateness else math.nan,
+        "early": early,
+        "duplicates": sum(c - 1 for c in landed.values()),
+        "lost": len(expected) - len(first),
         "other": other,
         "p99_by_platform": {p: pct(sorted(v), 99) for p, v in sorted(by_platform.items())},
     }
@@ -631,10 +735,14 @@ def report(args: argparse.Namespace, rows: dict[str, dict[str, Any]]) -> bool:
     per_platform = Counter(platform_of(i) for i in range(args.accounts))
     n_items = args.accounts
     spread = ", ".join(f"{p} {per_platform[p]}" for p in PLATFORMS)
-    print(f"\nN = {args.accounts:,} accounts × 1 post ({spread}), server latency {args.latency} "
-          f"ms, {os.cpu_count()} CPUs shared with the simulator")
-    head = (f"{'contender':<16} {'staging':>9} {'p50':>9} {'p99':>9} {'max':>9} {'early':>6} "
-            f"{'dup':>5} {'lost':>6} {'other':>6} {'peak RSS':>9}")
+    print(
+        f"\nN = {args.accounts:,} accounts × 1 post ({spread}), server latency {args.latency} "
+        f"ms, {os.cpu_count()} CPUs shared with the simulator"
+    )
+    head = (
+        f"{'contender':<16} {'staging':>9} {'p50':>9} {'p99':>9} {'max':>9} {'early':>6} "
+        f"{'dup':>5} {'lost':>6} {'other':>6} {'peak RSS':>9}"
+    )
     print(head)
     print("-" * len(head))
     for name, r in rows.items():
@@ -642,42 +750,56 @@ def report(args: argparse.Namespace, rows: dict[str, dict[str, Any]]) -> bool:
         if j is None:
             print(f"{name:<16} failed to run")
             continue
-        print(f"{name:<16} {seconds(r.get('staging_s')):>9} {seconds(j['p50']):>9} "
-              f"{seconds(j['p99']):>9} {seconds(j['max']):>9} {j['early']:>6} "
-              f"{j['duplicates']:>5} {j['lost']:>6} {j['other']:>6} "
-              f"{r['rss_kb'] / 1024:>6.0f} MB")
+        print(
+            f"{name:<16} {seconds(r.get('staging_s')):>9} {seconds(j['p50']):>9} "
+            f"{seconds(j['p99']):>9} {seconds(j['max']):>9} {j['early']:>6} "
+            f"{j['duplicates']:>5} {j['lost']:>6} {j['other']:>6} "
+            f"{r['rss_kb'] / 1024:>6.0f} MB"
+        )
     print("\np99 by platform:")
     for name, r in rows.items():
         if r.get("judged"):
-            print(f"  {name:<16} " + "  ".join(f"{p} {seconds(v)}" for p, v in
-                                                r["judged"]["p99_by_platform"].items()))
+            print(
+                f"  {name:<16} "
+                + "  ".join(f"{p} {seconds(v)}" for p, v in r["judged"]["p99_by_platform"].items())
+            )
     for name, r in rows.items():
         if name.startswith("stormer") and r.get("result"):
             res = r["result"]
             ph, ev = res["phases"], res["events"]
             states = {k: v for k, v in res["states"].items() if v}
-            print(f"\n{name}: prepare {ph['prepare']:.2f} s (load {ph['load']:.2f}, plan "
-                  f"{ph['plan']:.2f}, schedule {ph['schedule']:.2f}); staging: first alarm "
-                  f"after {seconds(ev.get('first_alarm'))}, 99 % ready after "
-                  f"{seconds(ev.get('staged_99'))}, all after {seconds(ev.get('staged'))} "
-                  f"(T{ev.get('staged_at', math.nan):+.1f} s; margin {res['margin_s']:.0f} s)")
-            print(f"  fire() called at T{ev.get('fire_called', math.nan):+.3f} s with "
-                  f"{ev.get('ready_at_fire', 0)} items ready, returned at "
-                  f"T{ev.get('fire_returned', math.nan):+.2f} s ({ev.get('fire_calls', 0)} calls); "
-                  f"final states {states}")
-            calls = ", ".join(f"{fn} {c:.0f}× {total:.2f} s (max {mx:.3f})"
-                              for fn, (c, total, mx) in sorted(
-                                  res["db"].items(), key=lambda kv: -kv[1][1]))
+            print(
+                f"\n{name}: prepare {ph['prepare']:.2f} s (load {ph['load']:.2f}, plan "
+                f"{ph['plan']:.2f}, schedule {ph['schedule']:.2f}); staging: first alarm "
+                f"after {seconds(ev.get('first_alarm'))}, 99 % ready after "
+                f"{seconds(ev.get('staged_99'))}, all after {seconds(ev.get('staged'))} "
+                f"(T{ev.get('staged_at', math.nan):+.1f} s; margin {res['margin_s']:.0f} s)"
+            )
+            print(
+                f"  fire() called at T{ev.get('fire_called', math.nan):+.3f} s with "
+                f"{ev.get('ready_at_fire', 0)} items ready, returned at "
+                f"T{ev.get('fire_returned', math.nan):+.2f} s ({ev.get('fire_calls', 0)} calls); "
+                f"final states {states}"
+            )
+            calls = ", ".join(
+                f"{fn} {c:.0f}× {total:.2f} s (max {mx:.3f})"
+                for fn, (c, total, mx) in sorted(res["db"].items(), key=lambda kv: -kv[1][1])
+            )
             print(f"  database calls (count, summed wall time in threads, max): {calls}")
             if ev.get("ready_at_fire", n_items) < n_items:
-                print(f"  WARNING: only {ev.get('ready_at_fire')} of {n_items} items were staged "
-                      "when the alarm rang: raise --margin, the figures are not valid")
+                print(
+                    f"  WARNING: only {ev.get('ready_at_fire')} of {n_items} items were staged "
+                    "when the alarm rang: raise --margin, the figures are not valid"
+                )
         elif r.get("result"):
             res = r["result"]
-            extra = (f", jobs added T{res['jobs_added_at_s']:+.2f} s"
-                     if "jobs_added_at_s" in res else "")
-            print(f"\n{name}: staging {res['staging_s']:.2f} s, every answer in by "
-                  f"T+{res['burst_done_s']:.2f} s{extra}; answers {res['statuses']}")
+            extra = (
+                f", jobs added T{res['jobs_added_at_s']:+.2f} s" if "jobs_added_at_s" in res else ""
+            )
+            print(
+                f"\n{name}: staging {res['staging_s']:.2f} s, every answer in by "
+                f"T+{res['burst_done_s']:.2f} s{extra}; answers {res['statuses']}"
+            )
 
     ok = True
     print()
@@ -695,15 +817,21 @@ def report(args: argparse.Namespace, rows: dict[str, dict[str, Any]]) -> bool:
             continue
         if floor:
             ratio = s["p99"] / floor["p99"]
-            verdict(f"{name} p99 / floor p99 = {ratio:.2f} (target ≤ {TARGET_FLOOR_RATIO})",
-                    ratio <= TARGET_FLOOR_RATIO)
+            verdict(
+                f"{name} p99 / floor p99 = {ratio:.2f} (target ≤ {TARGET_FLOOR_RATIO})",
+                ratio <= TARGET_FLOOR_RATIO,
+            )
         if naive:
             ratio = naive["p99"] / s["p99"]
-            verdict(f"naive p99 / {name} p99 = {ratio:.1f} (target ≥ {TARGET_NAIVE_RATIO:.0f})",
-                    ratio >= TARGET_NAIVE_RATIO)
-        verdict(f"{name}: {s['early']} early, {s['duplicates']} duplicates, {s['lost']} lost, "
-                f"{s['other']} unexpected (target 0)",
-                not (s["early"] or s["duplicates"] or s["lost"] or s["other"]))
+            verdict(
+                f"naive p99 / {name} p99 = {ratio:.1f} (target ≥ {TARGET_NAIVE_RATIO:.0f})",
+                ratio >= TARGET_NAIVE_RATIO,
+            )
+        verdict(
+            f"{name}: {s['early']} early, {s['duplicates']} duplicates, {s['lost']} lost, "
+            f"{s['other']} unexpected (target 0)",
+            not (s["early"] or s["duplicates"] or s["lost"] or s["other"]),
+        )
     return ok
 
 
@@ -713,16 +841,20 @@ def parent_main(args: argparse.Namespace) -> int:
     contenders = [c.strip() for c in args.only.split(",") if c.strip()]
     unknown = set(contenders) - set(CONTENDERS)
     if unknown:
-        raise SystemExit(f"unknown contender(s) {', '.join(sorted(unknown))}; "
-                         f"choose from {', '.join(CONTENDERS)}")
+        raise SystemExit(
+            f"unknown contender(s) {', '.join(sorted(unknown))}; "
+            f"choose from {', '.join(CONTENDERS)}"
+        )
     with tempfile.TemporaryDirectory(prefix="stormer-burst-") as tmp:
         work = Path(args.keep or tmp)
         work.mkdir(parents=True, exist_ok=True)
         server, url = start_simulator(args.latency)
         rows: dict[str, dict[str, Any]] = {}
         try:
-            print(f"simulator at {url} (latency {args.latency} ms, seed 1); storm in {work}",
-                  flush=True)
+            print(
+                f"simulator at {url} (latency {args.latency} ms, seed 1); storm in {work}",
+                flush=True,
+            )
             write_storm(work / "storm", args.accounts, url)
             expected = expected_keys(work / "storm", url)
             assert len(expected) == args.accounts, "two planned items share a key"
@@ -736,8 +868,7 @@ def parent_main(args: argparse.Namespace) -> int:
                     if result is not None:
                         row["staging_s"] = result.get("staging_s")
                         posts = sim.get("/_sim/posts").json()
-                        row["judged"] = judge(posts, expected,
-                                              datetime.fromisoformat(result["T"]))
+                        row["judged"] = judge(posts, expected, datetime.fromisoformat(result["T"]))
                     rows[contender] = row
                     print(f"  {contender} done in {wall:.0f} s", flush=True)
         finally:
@@ -752,22 +883,47 @@ def parent_main(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--accounts", type=int, default=10_000,
-                        help="accounts, one post each, round-robin over six platforms")
-    parser.add_argument("--latency", default="50-300",
-                        help="simulator latency range in ms (default 50-300; 0: none)")
-    parser.add_argument("--only", default="floor,stormer,naive",
-                        help=f"contenders, in order, from {', '.join(CONTENDERS)}")
-    parser.add_argument("--margin", type=float, default=None,
-                        help="stormer: seconds from start to T, for loading, scheduling and "
-                             "staging (default 8 + 0.012 × N)")
-    parser.add_argument("--floor-connections", type=int, default=0,
-                        help="floor: aiohttp connection limit (default 0: one per request)")
-    parser.add_argument("--profile", action="store_true",
-                        help="stormer: cProfile staging and the burst (the figures then "
-                             "include the profiler's overhead)")
-    parser.add_argument("--keep", type=Path, default=None,
-                        help="work in this folder and keep it (storm, database, profiles)")
+    parser.add_argument(
+        "--accounts",
+        type=int,
+        default=10_000,
+        help="accounts, one post each, round-robin over six platforms",
+    )
+    parser.add_argument(
+        "--latency",
+        default="50-300",
+        help="simulator latency range in ms (default 50-300; 0: none)",
+    )
+    parser.add_argument(
+        "--only",
+        default="floor,stormer,naive",
+        help=f"contenders, in order, from {', '.join(CONTENDERS)}",
+    )
+    parser.add_argument(
+        "--margin",
+        type=float,
+        default=None,
+        help="stormer: seconds from start to T, for loading, scheduling and "
+        "staging (default 8 + 0.012 × N)",
+    )
+    parser.add_argument(
+        "--floor-connections",
+        type=int,
+        default=0,
+        help="floor: aiohttp connection limit (default 0: one per request)",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="stormer: cProfile staging and the burst (the figures then "
+        "include the profiler's overhead)",
+    )
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        default=None,
+        help="work in this folder and keep it (storm, database, profiles)",
+    )
     parser.add_argument("--strict", action="store_true", help="exit 1 if a target is missed")
     # Internal: one contender in a child process.
     parser.add_argument("--child", choices=CONTENDERS, dest="contender", help=argparse.SUPPRESS)

@@ -46,7 +46,13 @@ CREDENTIAL = {
 # Language choices for accounts: any language, or a pair of them (16 posts: enough for
 # 10 posts each). Each pair is used in turn.
 LANG_CHOICES: tuple[tuple[str, ...], ...] = (
-    (), ("en", "es"), ("fr", "it"), ("ar", "fr"), ("en", "it"), ("es", "ar"), ("en", "fr"),
+    (),
+    ("en", "es"),
+    ("fr", "it"),
+    ("ar", "fr"),
+    ("en", "it"),
+    ("es", "ar"),
+    ("en", "fr"),
 )
 
 # Sentence pieces per language; post i of a language combines them differently and carries
@@ -55,54 +61,114 @@ LANG_CHOICES: tuple[tuple[str, ...], ...] = (
 PIECES = {
     "en": (
         ("Day {n} of the campaign:", "Statement {n}:", "Call number {n}:", "Update {n}:"),
-        ("education is a right, not a privilege.", "no student belongs in a cell.",
-         "lecture halls, not interrogation rooms.", "free every detained student now."),
-        ("Join us at 18:00 UTC", "Post with us tonight", "Add your voice at the hour",
-         "Share this everywhere"),
+        (
+            "education is a right, not a privilege.",
+            "no student belongs in a cell.",
+            "lecture halls, not interrogation rooms.",
+            "free every detained student now.",
+        ),
+        (
+            "Join us at 18:00 UTC",
+            "Post with us tonight",
+            "Add your voice at the hour",
+            "Share this everywhere",
+        ),
     ),
     "es": (
         ("Día {n} de la campaña:", "Comunicado {n}:", "Llamamiento {n}:", "Novedad {n}:"),
-        ("la educación es un derecho, no un privilegio.", "ningún estudiante en una celda.",
-         "aulas, no salas de interrogatorio.", "libertad para todo el estudiantado preso."),
-        ("Únete a las 19:00 de Madrid", "Publica con nosotras esta tarde",
-         "Suma tu voz a la hora", "Compártelo en todas partes"),
+        (
+            "la educación es un derecho, no un privilegio.",
+            "ningún estudiante en una celda.",
+            "aulas, no salas de interrogatorio.",
+            "libertad para todo el estudiantado preso.",
+        ),
+        (
+            "Únete a las 19:00 de Madrid",
+            "Publica con nosotras esta tarde",
+            "Suma tu voz a la hora",
+            "Compártelo en todas partes",
+        ),
     ),
     "fr": (
-        ("Jour {n} de la campagne :", "Déclaration {n} :", "Appel numéro {n} :",
-         "Nouvelle {n} :"),
-        ("l'éducation est un droit, pas un privilège.", "aucun étudiant en cellule.",
-         "des amphis, pas des salles d'interrogatoire.", "libérez tous les étudiants détenus."),
-        ("Rejoignez-nous à 19 h, heure de Paris", "Publiez avec nous ce soir",
-         "Ajoutez votre voix à l'heure dite", "Partagez partout"),
+        ("Jour {n} de la campagne :", "Déclaration {n} :", "Appel numéro {n} :", "Nouvelle {n} :"),
+        (
+            "l'éducation est un droit, pas un privilège.",
+            "aucun étudiant en cellule.",
+            "des amphis, pas des salles d'interrogatoire.",
+            "libérez tous les étudiants détenus.",
+        ),
+        (
+            "Rejoignez-nous à 19 h, heure de Paris",
+            "Publiez avec nous ce soir",
+            "Ajoutez votre voix à l'heure dite",
+            "Partagez partout",
+        ),
     ),
     "it": (
-        ("Giorno {n} della campagna:", "Comunicato {n}:", "Appello numero {n}:",
-         "Aggiornamento {n}:"),
-        ("l'istruzione è un diritto, non un privilegio.", "nessuno studente in cella.",
-         "aule, non stanze per gli interrogatori.", "liberate tutti gli studenti detenuti."),
-        ("Unisciti a noi alle 19:00", "Pubblica con noi stasera", "Aggiungi la tua voce",
-         "Condividi ovunque"),
+        (
+            "Giorno {n} della campagna:",
+            "Comunicato {n}:",
+            "Appello numero {n}:",
+            "Aggiornamento {n}:",
+        ),
+        (
+            "l'istruzione è un diritto, non un privilegio.",
+            "nessuno studente in cella.",
+            "aule, non stanze per gli interrogatori.",
+            "liberate tutti gli studenti detenuti.",
+        ),
+        (
+            "Unisciti a noi alle 19:00",
+            "Pubblica con noi stasera",
+            "Aggiungi la tua voce",
+            "Condividi ovunque",
+        ),
     ),
     "ar": (
         ("اليوم {n} من الحملة:", "البيان رقم {n}:", "النداء رقم {n}:", "التحديث رقم {n}:"),
-        ("التعليم حق وليس امتيازًا.", "لا مكان لطالب في زنزانة.",
-         "قاعات دراسة لا غرف تحقيق.", "الحرية لكل الطلبة المعتقلين."),
-        ("انضموا إلينا في الثامنة مساءً بتوقيت فلسطين", "انشروا معنا الليلة",
-         "أضيفوا أصواتكم", "شاركوا في كل مكان"),
+        (
+            "التعليم حق وليس امتيازًا.",
+            "لا مكان لطالب في زنزانة.",
+            "قاعات دراسة لا غرف تحقيق.",
+            "الحرية لكل الطلبة المعتقلين.",
+        ),
+        (
+            "انضموا إلينا في الثامنة مساءً بتوقيت فلسطين",
+            "انشروا معنا الليلة",
+            "أضيفوا أصواتكم",
+            "شاركوا في كل مكان",
+        ),
     ),
 }
 ALT = {
     "en": ("A Palestinian flag beside an open book", "A globe circled by a ring of dots"),
     "es": ("Una bandera palestina junto a un libro abierto", "Un globo rodeado de puntos"),
-    "fr": ("Un drapeau palestinien à côté d'un livre ouvert",
-           "Un globe entouré d'un anneau de points"),
-    "it": ("Una bandiera palestinese accanto a un libro aperto",
-           "Un globo circondato da un anello di punti"),
+    "fr": (
+        "Un drapeau palestinien à côté d'un livre ouvert",
+        "Un globe entouré d'un anneau de points",
+    ),
+    "it": (
+        "Una bandiera palestinese accanto a un libro aperto",
+        "Un globo circondato da un anello di punti",
+    ),
     "ar": ("علم فلسطيني بجانب كتاب مفتوح", "كرة أرضية تحيط بها حلقة من النقاط"),
 }
-ZONES = ("America/Los_Angeles", "America/New_York", "America/Sao_Paulo", "Europe/Madrid",
-         "Europe/Paris", "Europe/Rome", "Africa/Tunis", "Asia/Gaza", "Asia/Beirut",
-         "Asia/Kolkata", "Asia/Manila", "Australia/Sydney", "Pacific/Auckland", "UTC")
+ZONES = (
+    "America/Los_Angeles",
+    "America/New_York",
+    "America/Sao_Paulo",
+    "Europe/Madrid",
+    "Europe/Paris",
+    "Europe/Rome",
+    "Africa/Tunis",
+    "Asia/Gaza",
+    "Asia/Beirut",
+    "Asia/Kolkata",
+    "Asia/Manila",
+    "Australia/Sydney",
+    "Pacific/Auckland",
+    "UTC",
+)
 
 
 def post_text(lang: str, i: int) -> str:
@@ -130,7 +196,8 @@ def write_posts(out: Path) -> int:
             if n_images:
                 specs = ", ".join(
                     f'{{ path = "images/{IMAGES[k]}", alt = "{ALT[lang][k]}" }}'
-                    for k in range(n_images))
+                    for k in range(n_images)
+                )
                 front.append(f"images = [{specs}]")
             body = "+++\n" + "\n".join(front) + "\n+++\n" + post_text(lang, i) + "\n"
             (posts / f"{lang}-{i + 1:02d}.md").write_text(body, encoding="utf-8")
@@ -224,23 +291,33 @@ def _prepare(out: Path) -> None:
     config = out / "config.toml"
     if out.exists() and any(out.iterdir()):
         if not (config.is_file() and config.read_text(encoding="utf-8").startswith(MARKER)):
-            raise ValueError(f"{out} is not empty and not a storm written by gen_storm.py; "
-                             "give a new or empty folder")
+            raise ValueError(
+                f"{out} is not empty and not a storm written by gen_storm.py; "
+                "give a new or empty folder"
+            )
         for old in (out / "posts").glob("*.md"):
             old.unlink()
     out.mkdir(parents=True, exist_ok=True)
 
 
-def generate(out: Path | str, *, items: int = 200_000, accounts: int | None = None,
-             posts_per_account: int = 10, x_accounts: int | None = None) -> int:
+def generate(
+    out: Path | str,
+    *,
+    items: int = 200_000,
+    accounts: int | None = None,
+    posts_per_account: int = 10,
+    x_accounts: int | None = None,
+) -> int:
     """Write the storm into `out` (created if needed); return the number of queue items
     (the posts, and the participants' reminders: 40 contacts × 3 offsets).
 
     `x_accounts`: how many accounts are on X; by default as many as can each post texts of
     their own (so that `stormer check` finds no error), at most a sixth of them."""
     if not 1 <= posts_per_account <= 2 * POSTS_PER_LANG:
-        raise ValueError(f"posts_per_account must be 1..{2 * POSTS_PER_LANG} "
-                         "(every account must find that many posts in its languages)")
+        raise ValueError(
+            f"posts_per_account must be 1..{2 * POSTS_PER_LANG} "
+            "(every account must find that many posts in its languages)"
+        )
     n_accounts = accounts if accounts is not None else items // posts_per_account
     if n_accounts < 1:
         raise ValueError("the storm needs at least one account")
@@ -257,22 +334,38 @@ def generate(out: Path | str, *, items: int = 200_000, accounts: int | None = No
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out_dir", type=Path)
-    parser.add_argument("--items", type=int, default=200_000,
-                        help="queue items wanted (default 200000)")
-    parser.add_argument("--accounts", type=int, default=None,
-                        help="number of accounts (default: items / posts-per-account)")
+    parser.add_argument(
+        "--items", type=int, default=200_000, help="queue items wanted (default 200000)"
+    )
+    parser.add_argument(
+        "--accounts",
+        type=int,
+        default=None,
+        help="number of accounts (default: items / posts-per-account)",
+    )
     parser.add_argument("--posts-per-account", type=int, default=10)
-    parser.add_argument("--x-accounts", type=int, default=None,
-                        help="accounts on X (default: 4, so that each posts its own texts; "
-                             "more make `stormer check` report same-text errors)")
+    parser.add_argument(
+        "--x-accounts",
+        type=int,
+        default=None,
+        help="accounts on X (default: 4, so that each posts its own texts; "
+        "more make `stormer check` report same-text errors)",
+    )
     args = parser.parse_args(argv)
     try:
-        n = generate(args.out_dir, items=args.items, accounts=args.accounts,
-                     posts_per_account=args.posts_per_account, x_accounts=args.x_accounts)
+        n = generate(
+            args.out_dir,
+            items=args.items,
+            accounts=args.accounts,
+            posts_per_account=args.posts_per_account,
+            x_accounts=args.x_accounts,
+        )
     except ValueError as e:
         parser.error(str(e))
-    print(f"wrote {args.out_dir}: {n} queue items (accounts × {args.posts_per_account} posts, "
-          "and participants' reminders)")
+    print(
+        f"wrote {args.out_dir}: {n} queue items (accounts × {args.posts_per_account} posts, "
+        "and participants' reminders)"
+    )
     return 0
 
 

@@ -39,14 +39,18 @@ def time_help(script: Path, runs: int) -> list[float]:
 
 def import_times(script: Path) -> list[tuple[int, int, str]]:
     """(cumulative µs, self µs, module as indented by -X importtime) for `stormer --help`."""
-    proc = subprocess.run([sys.executable, "-X", "importtime", str(script), "--help"],
-                          check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                          text=True)
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", str(script), "--help"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     rows = []
     for line in proc.stderr.splitlines():
         if not line.startswith("import time:") or "cumulative" in line:
             continue
-        self_us, cumulative_us, name = line[len("import time:"):].split("|", 2)
+        self_us, cumulative_us, name = line[len("import time:") :].split("|", 2)
         rows.append((int(cumulative_us), int(self_us), name.rstrip()))
     return rows
 
@@ -64,15 +68,21 @@ def main(argv: list[str] | None = None) -> int:
     times = time_help(script, args.runs)
     median = statistics.median(times)
     verdict = "PASS" if median <= args.target else "FAIL"
-    print(f"stormer --help, {args.runs} runs ({os.cpu_count()} CPUs): "
-          f"min {min(times):.3f} s, median {median:.3f} s, max {max(times):.3f} s")
-    print(f"{verdict}: median {median:.3f} s {'≤' if verdict == 'PASS' else '>'} "
-          f"target {args.target:.2f} s")
+    print(
+        f"stormer --help, {args.runs} runs ({os.cpu_count()} CPUs): "
+        f"min {min(times):.3f} s, median {median:.3f} s, max {max(times):.3f} s"
+    )
+    print(
+        f"{verdict}: median {median:.3f} s {'≤' if verdict == 'PASS' else '>'} "
+        f"target {args.target:.2f} s"
+    )
 
     rows = import_times(script)
     total = sum(self_us for _, self_us, _ in rows)
-    print(f"\npython -X importtime {script.name} --help: {len(rows)} modules, "
-          f"{total / 1000:.1f} ms importing; top {args.top} by cumulative time:")
+    print(
+        f"\npython -X importtime {script.name} --help: {len(rows)} modules, "
+        f"{total / 1000:.1f} ms importing; top {args.top} by cumulative time:"
+    )
     print(f"  {'cumulative':>10}  {'self':>8}  module")
     for cumulative, self_us, name in sorted(rows, reverse=True)[: args.top]:
         print(f"  {cumulative / 1000:8.1f}ms  {self_us / 1000:6.1f}ms  {name.strip()}")

@@ -104,8 +104,12 @@ def _wrong(count: int, distinct_ids: int, expected: int) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--items", type=int, default=200_000)
-    parser.add_argument("--keep", type=Path, default=None,
-                        help="generate the storm in this folder and keep it (and preview.json)")
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        default=None,
+        help="generate the storm in this folder and keep it (and preview.json)",
+    )
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
 
@@ -118,36 +122,50 @@ def main(argv: list[str] | None = None) -> int:
         from gen_storm import generate
 
         expected = generate(storm_dir, items=args.items)
-        print(f"generated {expected} queue items in {storm_dir} "
-              f"({time.perf_counter() - start:.2f} s, config.toml "
-              f"{(storm_dir / 'config.toml').stat().st_size / 1e6:.1f} MB)")
+        print(
+            f"generated {expected} queue items in {storm_dir} "
+            f"({time.perf_counter() - start:.2f} s, config.toml "
+            f"{(storm_dir / 'config.toml').stat().st_size / 1e6:.1f} MB)"
+        )
 
         out = work / "preview.json"
         elapsed, cpu, peak_kb, code = run_measured(
-            [str(script), "preview", "--json", "--storm", str(storm_dir)], out)
+            [str(script), "preview", "--json", "--storm", str(storm_dir)], out
+        )
         peak_mb = peak_kb * 1024 / 1e6
         ok_time, ok_mem = elapsed < TIME_TARGET, peak_mb < MEMORY_TARGET
-        print(f"stormer preview --json: {elapsed:.2f} s ({cpu:.2f} s CPU), peak RSS "
-              f"{peak_mb:.0f} MB, output {out.stat().st_size / 1e6:.0f} MB, exit {code}  "
-              f"({os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f})")
-        print(f"{'PASS' if ok_time else 'FAIL'}: time {elapsed:.2f} s "
-              f"{'<' if ok_time else '≥'} {TIME_TARGET:.0f} s")
-        print(f"{'PASS' if ok_mem else 'FAIL'}: peak memory {peak_mb:.0f} MB "
-              f"{'<' if ok_mem else '≥'} {MEMORY_TARGET} MB")
+        print(
+            f"stormer preview --json: {elapsed:.2f} s ({cpu:.2f} s CPU), peak RSS "
+            f"{peak_mb:.0f} MB, output {out.stat().st_size / 1e6:.0f} MB, exit {code}  "
+            f"({os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f})"
+        )
+        print(
+            f"{'PASS' if ok_time else 'FAIL'}: time {elapsed:.2f} s "
+            f"{'<' if ok_time else '≥'} {TIME_TARGET:.0f} s"
+        )
+        print(
+            f"{'PASS' if ok_mem else 'FAIL'}: peak memory {peak_mb:.0f} MB "
+            f"{'<' if ok_mem else '≥'} {MEMORY_TARGET} MB"
+        )
 
         problems, flagged = validate(out, expected) if code == 0 else ([f"exit {code}"], 0)
         if problems:
             print("FAIL: output: " + "; ".join(problems))
         else:
-            print(f"PASS: output is a JSON array of {expected} items with distinct ids "
-                  f"({flagged} with problems reported)")
+            print(
+                f"PASS: output is a JSON array of {expected} items with distinct ids "
+                f"({flagged} with problems reported)"
+            )
 
         check_elapsed, check_cpu, check_kb, check_code = run_measured(
-            [str(script), "check", "--storm", str(storm_dir)], work / "check.txt")
+            [str(script), "check", "--storm", str(storm_dir)], work / "check.txt"
+        )
         summary = (work / "check.txt").read_text(encoding="utf-8").strip().splitlines()
-        print(f"stormer check: {check_elapsed:.2f} s ({check_cpu:.2f} s CPU), peak RSS "
-              f"{check_kb * 1024 / 1e6:.0f} MB, "
-              f"exit {check_code} (no target): {summary[-1] if summary else '(no output)'}")
+        print(
+            f"stormer check: {check_elapsed:.2f} s ({check_cpu:.2f} s CPU), peak RSS "
+            f"{check_kb * 1024 / 1e6:.0f} MB, "
+            f"exit {check_code} (no target): {summary[-1] if summary else '(no output)'}"
+        )
 
     if problems:
         return 1

@@ -29,8 +29,9 @@ class Stage:
     def __exit__(self, *exc: object) -> None:
         self.wall_s = time.perf_counter() - self.wall
         self.cpu_s = time.process_time() - self.cpu
-        print(f"  {self.name:<42} {self.wall_s:6.2f} s wall  {self.cpu_s:6.2f} s CPU",
-              file=sys.stderr)
+        print(
+            f"  {self.name:<42} {self.wall_s:6.2f} s wall  {self.cpu_s:6.2f} s CPU", file=sys.stderr
+        )
 
 
 def main(argv: list[str]) -> int:
@@ -57,8 +58,11 @@ def main(argv: list[str]) -> int:
         size = 0
         for item, payload in rendered(storm, items):
             size += len(json.dumps(item_record(item, payload), ensure_ascii=False))
-    print(f"  records ≈ {record.cpu_s - render.cpu_s:.2f} s CPU, JSON ≈ "
-          f"{dumps.cpu_s - record.cpu_s:.2f} s CPU for {size / 1e6:.0f} MB", file=sys.stderr)
+    print(
+        f"  records ≈ {record.cpu_s - render.cpu_s:.2f} s CPU, JSON ≈ "
+        f"{dumps.cpu_s - record.cpu_s:.2f} s CPU for {size / 1e6:.0f} MB",
+        file=sys.stderr,
+    )
     return 0
 
 

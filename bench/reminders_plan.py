@@ -37,8 +37,11 @@ LANGS = ("en", "es", "fr", "it", "ar")
 
 def real_zones() -> list[str]:
     """IANA region/city zones of the system database (no aliases such as "EST" or "Etc/…")."""
-    return sorted(z for z in zoneinfo.available_timezones()
-                  if "/" in z and not z.startswith(("Etc/", "SystemV/", "posix/", "right/")))
+    return sorted(
+        z
+        for z in zoneinfo.available_timezones()
+        if "/" in z and not z.startswith(("Etc/", "SystemV/", "posix/", "right/"))
+    )
 
 
 def write_storm(dest: Path, participants: int, seed: int) -> Path:
@@ -51,8 +54,14 @@ def write_storm(dest: Path, participants: int, seed: int) -> Path:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(["name", "zone", "lang", "contact"])
         for i in range(participants):
-            writer.writerow([f"Participant {i:05d}", rng.choice(zones), rng.choice(LANGS),
-                             f"participant{i:05d}@example.org"])
+            writer.writerow(
+                [
+                    f"Participant {i:05d}",
+                    rng.choice(zones),
+                    rng.choice(LANGS),
+                    f"participant{i:05d}@example.org",
+                ]
+            )
     return dest
 
 
@@ -93,10 +102,14 @@ def measure(root: Path, participants: int, profile: bool, strict: bool) -> int:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KB on Linux
     expected = participants * len(storm.reminder_offsets)
     errors = [p for p in storm.problems if p.severity == "error" and p.file == "participants.csv"]
-    print(f"  items {len(items)} ({reminders} reminders, {len(items) - reminders} posts), "
-          f"{flagged} with problems; participants' errors: {len(errors)}")
-    print(f"  total {total:.2f} s; plan + preview {plan_preview:.2f} s "
-          f"({planning.cpu_s + render.cpu_s:.2f} s CPU); peak RSS {peak:.0f} MB")
+    print(
+        f"  items {len(items)} ({reminders} reminders, {len(items) - reminders} posts), "
+        f"{flagged} with problems; participants' errors: {len(errors)}"
+    )
+    print(
+        f"  total {total:.2f} s; plan + preview {plan_preview:.2f} s "
+        f"({planning.cpu_s + render.cpu_s:.2f} s CPU); peak RSS {peak:.0f} MB"
+    )
     ok = plan_preview < TARGET
     print(f"  target plan + preview < {TARGET:.0f} s: {'PASS' if ok else 'FAIL'}")
     if profile:

@@ -22,17 +22,24 @@ async def burst(url: str, requests: int, connections: int, platform: str) -> lis
     durations: list[float] = []
     connector = aiohttp.TCPConnector(limit=connections)
     async with aiohttp.ClientSession(connector=connector) as session:
+
         async def one(i: int) -> None:
             started = time.perf_counter()
             if platform == "mastodon":
-                call = session.post(f"{url}/api/v1/statuses", data={"status": f"post {i} #storm"},
-                                    headers={"Authorization": f"Bearer account-{i % 500}",
-                                             "Idempotency-Key": f"bench-{i}"})
+                call = session.post(
+                    f"{url}/api/v1/statuses",
+                    data={"status": f"post {i} #storm"},
+                    headers={
+                        "Authorization": f"Bearer account-{i % 500}",
+                        "Idempotency-Key": f"bench-{i}",
+                    },
+                )
             else:
                 call = session.put(
                     f"{url}/_matrix/client/v3/rooms/!bench:sim/send/m.room.message/t{i}",
                     json={"msgtype": "m.text", "body": f"post {i}"},
-                    headers={"Authorization": f"Bearer {TOKENS[i % len(TOKENS)]}"})
+                    headers={"Authorization": f"Bearer {TOKENS[i % len(TOKENS)]}"},
+                )
             async with call as response:
                 await response.read()
                 if response.status != 200:
@@ -41,8 +48,10 @@ async def burst(url: str, requests: int, connections: int, platform: str) -> lis
 
         if platform == "matrix":
             for token in TOKENS:
-                async with session.post(f"{url}/_matrix/client/v3/join/!bench:sim",
-                                        headers={"Authorization": f"Bearer {token}"}) as r:
+                async with session.post(
+                    f"{url}/_matrix/client/v3/join/!bench:sim",
+                    headers={"Authorization": f"Bearer {token}"},
+                ) as r:
                     r.raise_for_status()
         await asyncio.gather(*(one(i) for i in range(requests)))
     return durations
@@ -54,8 +63,12 @@ TOKENS = [f"account-{i}" for i in range(50)]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--connections", type=int, default=0,
-                        help="client connection pool size (default: one per request)")
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=0,
+        help="client connection pool size (default: one per request)",
+    )
     parser.add_argument("--latency", default=None, help="server latency range in ms, e.g. 50-300")
     parser.add_argument("--platform", choices=("mastodon", "matrix"), default="mastodon")
     args = parser.parse_args()
@@ -82,11 +95,15 @@ def main() -> None:
     def pct(p: float) -> float:
         return durations[min(len(durations) - 1, int(p / 100 * len(durations)))] * 1000
 
-    print(f"{args.requests} x {args.platform} create-post, {connections} connections, "
-          f"server latency {args.latency or 'none'}")
+    print(
+        f"{args.requests} x {args.platform} create-post, {connections} connections, "
+        f"server latency {args.latency or 'none'}"
+    )
     print(f"  wall {wall:.2f} s, {args.requests / wall:.0f} req/s, posts logged {logged}")
-    print(f"  per request: p50 {pct(50):.0f} ms, p90 {pct(90):.0f} ms, p99 {pct(99):.0f} ms, "
-          f"max {durations[-1] * 1000:.0f} ms, mean {statistics.mean(durations) * 1000:.0f} ms")
+    print(
+        f"  per request: p50 {pct(50):.0f} ms, p90 {pct(90):.0f} ms, p99 {pct(99):.0f} ms, "
+        f"max {durations[-1] * 1000:.0f} ms, mean {statistics.mean(durations) * 1000:.0f} ms"
+    )
 
 
 if __name__ == "__main__":

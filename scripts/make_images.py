@@ -126,18 +126,33 @@ def graduation_cap() -> Canvas:
     c.rect(0, HEIGHT - 70, WIDTH, 70, GREEN)
     cx, top = WIDTH // 2, 70
     # Skull cap under the board: a trapezoid with a rounded bottom.
-    c.polygon([(cx - 120, top + 100), (cx + 120, top + 100), (cx + 110, top + 200),
-               (cx - 110, top + 200)], BLACK)
+    c.polygon(
+        [
+            (cx - 120, top + 100),
+            (cx + 120, top + 100),
+            (cx + 110, top + 200),
+            (cx - 110, top + 200),
+        ],
+        BLACK,
+    )
     c.ellipse(cx, top + 200, 110, 28, BLACK)
     # The board itself: a flat diamond seen in perspective.
     c.polygon([(cx, top), (cx + 250, top + 80), (cx, top + 160), (cx - 250, top + 80)], BLACK)
     # Button, cord and tassel.
     c.circle(cx, top + 80, 12, RED)
-    c.polygon([(cx - 4, top + 80), (cx + 196, top + 140), (cx + 196, top + 150),
-               (cx - 4, top + 88)], RED)
+    c.polygon(
+        [(cx - 4, top + 80), (cx + 196, top + 140), (cx + 196, top + 150), (cx - 4, top + 88)], RED
+    )
     c.rect(cx + 190, top + 140, 10, 90, RED)
-    c.polygon([(cx + 181, top + 230), (cx + 209, top + 230), (cx + 218, top + 280),
-               (cx + 172, top + 280)], RED)
+    c.polygon(
+        [
+            (cx + 181, top + 230),
+            (cx + 209, top + 230),
+            (cx + 218, top + 280),
+            (cx + 172, top + 280),
+        ],
+        RED,
+    )
     return c
 
 
@@ -173,9 +188,13 @@ def globe_ring() -> Canvas:
     cx, cy, r = WIDTH // 2, HEIGHT // 2, 150
     c.circle(cx, cy, r, OCEAN)
     land = [  # (dx, dy, rx, ry) relative to the centre: rough continents
-        (-70, -60, 55, 40), (-45, 10, 30, 55), (-30, 75, 22, 40),   # the Americas
-        (40, -70, 45, 28), (55, 0, 38, 55), (110, -35, 30, 35),      # Europe, Africa, Asia
-        (100, 85, 30, 18),                                           # Australia
+        (-70, -60, 55, 40),
+        (-45, 10, 30, 55),
+        (-30, 75, 22, 40),  # the Americas
+        (40, -70, 45, 28),
+        (55, 0, 38, 55),
+        (110, -35, 30, 35),  # Europe, Africa, Asia
+        (100, 85, 30, 18),  # Australia
     ]
     for dx, dy, rx, ry in land:
         # Clip each blob to the globe by drawing it row by row inside the circle.
@@ -192,8 +211,9 @@ def globe_ring() -> Canvas:
     # Ring of dots: 36 of them, cycling red, black, green.
     for i in range(36):
         a = 2 * math.pi * i / 36
-        c.circle(cx + (r + 34) * math.cos(a), cy + (r + 34) * math.sin(a), 9,
-                 (RED, BLACK, GREEN)[i % 3])
+        c.circle(
+            cx + (r + 34) * math.cos(a), cy + (r + 34) * math.sin(a), 9, (RED, BLACK, GREEN)[i % 3]
+        )
     return c
 
 
@@ -206,7 +226,11 @@ IMAGES = {
 
 
 def main(argv: list[str]) -> int:
-    out = Path(argv[1]) if len(argv) > 1 else Path(__file__).resolve().parent.parent / "posts" / "images"
+    out = (
+        Path(argv[1])
+        if len(argv) > 1
+        else Path(__file__).resolve().parent.parent / "posts" / "images"
+    )
     out.mkdir(parents=True, exist_ok=True)
     for name, draw in IMAGES.items():
         data = draw().png()

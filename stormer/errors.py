@@ -123,8 +123,9 @@ class RateLimited(PlatformError):
 
     retryable = True
 
-    def __init__(self, message: str, *, retry_after: float, platform: str = "",
-                 status: int | None = 429):
+    def __init__(
+        self, message: str, *, retry_after: float, platform: str = "", status: int | None = 429
+    ):
         self.retry_after = retry_after
         super().__init__(message, platform=platform, status=status)
 

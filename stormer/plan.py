@@ -69,8 +69,9 @@ def assign(storm: Storm) -> dict[str, list[Post]]:
         key = (account.platform, account.langs)
         candidates = shared.get(key)
         if candidates is None:
-            candidates = [i for i, p in enumerate(posts)
-                          if p.accounts is None and eligible(p, account)]
+            candidates = [
+                i for i, p in enumerate(posts) if p.accounts is None and eligible(p, account)
+            ]
             if len(candidates) > _SORT_AT_MOST * per_account:
                 heaps[key] = [(on_platform[i], uses_overall[i], i) for i in candidates]
                 heapq.heapify(heaps[key])
@@ -78,8 +79,9 @@ def assign(storm: Storm) -> dict[str, list[Post]]:
             shared[key] = candidates
         heap = heaps.get(key)
         if heap is None:
-            taken = sorted(candidates, key=lambda i: (on_platform[i], uses_overall[i], i)
-                           )[:per_account]
+            taken = sorted(candidates, key=lambda i: (on_platform[i], uses_overall[i], i))[
+                :per_account
+            ]
         else:
             taken = []  # the least used, least first
             while heap and len(taken) < per_account:
@@ -92,8 +94,9 @@ def assign(storm: Storm) -> dict[str, list[Post]]:
         chosen = taken
         own = [i for i in named.get(account.name, ()) if eligible(posts[i], account)]
         if own:
-            chosen = sorted(taken + own, key=lambda i: (on_platform[i], uses_overall[i], i)
-                            )[:per_account]
+            chosen = sorted(taken + own, key=lambda i: (on_platform[i], uses_overall[i], i))[
+                :per_account
+            ]
         for i in chosen:
             on_platform[i] += 1
             uses_overall[i] += 1

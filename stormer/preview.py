@@ -15,8 +15,12 @@ from stormer.storm.loader import Storm
 from stormer.timezones import iso_utc
 
 
-def rendered(storm: Storm, items: Iterable[QueueItem], *, show_contacts: bool = False,
-             ) -> Iterator[tuple[QueueItem, Payload]]:
+def rendered(
+    storm: Storm,
+    items: Iterable[QueueItem],
+    *,
+    show_contacts: bool = False,
+) -> Iterator[tuple[QueueItem, Payload]]:
     """Each item with its rendered Payload (requests, length, limit, problems). A reminder's
     recipient is shown by its channel kind only, unless `show_contacts`."""
     from stormer.reminders import contact_index, render_reminder
@@ -33,9 +37,10 @@ def rendered(storm: Storm, items: Iterable[QueueItem], *, show_contacts: bool = 
 def with_payloads(storm: Storm, items: Iterable[QueueItem]) -> list[QueueItem]:
     """The items with their payloads filled in, as the outbox stores them. A reminder keeps
     the payload it was planned with (subject, HTML, the hash of its contact)."""
-    return [item if item.kind == "reminder" else replace(item, payload={"requests":
-                                                                        payload.requests})
-            for item, payload in rendered(storm, items)]
+    return [
+        item if item.kind == "reminder" else replace(item, payload={"requests": payload.requests})
+        for item, payload in rendered(storm, items)
+    ]
 
 
 def item_record(item: QueueItem, payload: Payload) -> dict[str, Any]:
@@ -57,8 +62,9 @@ def item_record(item: QueueItem, payload: Payload) -> dict[str, Any]:
     }
 
 
-def preview_lines(name: str, total: int, shown: Iterable[tuple[QueueItem, Payload]], *,
-                  width: int = 100) -> list[str]:
+def preview_lines(
+    name: str, total: int, shown: Iterable[tuple[QueueItem, Payload]], *, width: int = 100
+) -> list[str]:
     """The dry run for people: one aligned line per item, the text cut to fit `width`."""
     rows = []
     for item, payload in shown:
@@ -66,10 +72,22 @@ def preview_lines(name: str, total: int, shown: Iterable[tuple[QueueItem, Payloa
         if payload.length > payload.limit:
             length += " TOO LONG"
         media = f"{len(item.media)} img" if item.media else ""
-        where = (f"reminder:{item.payload.get('channel', '?')}" if item.kind == "reminder"
-                 else item.platform)
-        rows.append((item.fire_at, where, item.account, item.lang, length, media,
-                     " ".join(item.text.split())))
+        where = (
+            f"reminder:{item.payload.get('channel', '?')}"
+            if item.kind == "reminder"
+            else item.platform
+        )
+        rows.append(
+            (
+                item.fire_at,
+                where,
+                item.account,
+                item.lang,
+                length,
+                media,
+                " ".join(item.text.split()),
+            )
+        )
     one_day = len({r[0].date() for r in rows}) <= 1
     title = f"{name}: {total} queued item(s)"
     if rows and one_day:

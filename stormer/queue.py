@@ -26,8 +26,13 @@ class MediaRef:
     mime: str = "image/png"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "alt": self.alt, "width": self.width, "height": self.height,
-                "mime": self.mime}
+        return {
+            "path": self.path,
+            "alt": self.alt,
+            "width": self.width,
+            "height": self.height,
+            "mime": self.mime,
+        }
 
 
 @dataclass(frozen=True, slots=True)

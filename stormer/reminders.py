@@ -50,6 +50,7 @@ RTL: Final = frozenset({"ar", "fa", "he", "ur", "ps", "yi", "ckb", "dv", "sd", "
 
 # --- planning ---------------------------------------------------------------------------------
 
+
 def parsed_contacts(participant: Participant) -> list[Contact]:
     """The participant's usable contacts (a bad one is `check`'s to report), without repeats."""
     out: dict[str, Contact] = {}
@@ -86,12 +87,18 @@ def plan_reminders(storm: Storm) -> Iterator[QueueItem]:
                 if item in seen:  # the same person twice in the CSV: reminded once
                     continue
                 seen.add(item)
-                payload = {"channel": contact.kind, "contact": contact.ref,
-                           "subject": text.subject}
-                yield QueueItem(id=item, kind="reminder", fire_at=storm.at - offset,
-                                platform="reminder", account=participant.name,
-                                lang=text.lang, text=text.body, payload=payload,
-                                source=sample.file if sample else None)
+                payload = {"channel": contact.kind, "contact": contact.ref, "subject": text.subject}
+                yield QueueItem(
+                    id=item,
+                    kind="reminder",
+                    fire_at=storm.at - offset,
+                    platform="reminder",
+                    account=participant.name,
+                    lang=text.lang,
+                    text=text.body,
+                    payload=payload,
+                    source=sample.file if sample else None,
+                )
 
 
 def contact_index(storm: Storm) -> dict[tuple[str, str], tuple[Participant, Contact]]:
@@ -106,14 +113,16 @@ def contact_index(storm: Storm) -> dict[tuple[str, str], tuple[Participant, Cont
 
 
 # What one message may hold on the channels that limit it (Apprise splits or cuts beyond).
-CHANNEL_LIMITS: Final = {"telegram": 4096, "discord": 2000, "email": 1_000_000,
-                         "matrix": 65_536}
+CHANNEL_LIMITS: Final = {"telegram": 4096, "discord": 2000, "email": 1_000_000, "matrix": 65_536}
 DEFAULT_LIMIT: Final = 4096
 
 
-def render_reminder(storm: Storm, item: QueueItem, *,
-                    contacts: dict[tuple[str, str], tuple[Participant, Contact]] | None = None,
-                    ) -> Payload:
+def render_reminder(
+    storm: Storm,
+    item: QueueItem,
+    *,
+    contacts: dict[tuple[str, str], tuple[Participant, Contact]] | None = None,
+) -> Payload:
     """The dry run of one reminder: the message as its one recipient gets it. The recipient
     is `<email contact of NAME>` unless `contacts` (a `contact_index`) is given to show the
     address itself."""
@@ -124,8 +133,12 @@ def render_reminder(storm: Storm, item: QueueItem, *,
     if contacts is not None:
         found = contacts.get((item.account, str(item.payload.get("contact"))))
         to = found[1].address if found else "<no longer in participants.csv>"
-    message: dict[str, Any] = {"channel": channel, "to": to,
-                               "subject": item.payload.get("subject", ""), "body": item.text}
+    message: dict[str, Any] = {
+        "channel": channel,
+        "to": to,
+        "subject": item.payload.get("subject", ""),
+        "body": item.text,
+    }
     if channel == "email":
         message["html"] = True
         message["attachments"] = [f"{storm.slug}.ics"]
@@ -135,6 +148,7 @@ def render_reminder(storm: Storm, item: QueueItem, *,
 
 
 # --- the text ------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True, slots=True)
 class ReminderText:
@@ -148,8 +162,12 @@ def _environment() -> Environment:
     from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
     # Plain-text templates: HTML is made from the text by `to_html`, which escapes it.
-    return Environment(loader=FileSystemLoader(TEMPLATES), autoescape=False,
-                       undefined=StrictUndefined, keep_trailing_newline=False)
+    return Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=False,
+        undefined=StrictUndefined,
+        keep_trailing_newline=False,
+    )
 
 
 @cache
@@ -180,8 +198,14 @@ class ReminderWriter:
         """The next sample in the participant's language (else the storm's default
         language, else any), rotating within that language."""
         lang = participant.lang
-        pool_key = next((k for k in (lang, lang.split("_")[0], self.storm.default_lang)
-                         if self._samples.get(k)), None)
+        pool_key = next(
+            (
+                k
+                for k in (lang, lang.split("_")[0], self.storm.default_lang)
+                if self._samples.get(k)
+            ),
+            None,
+        )
         if pool_key is None:
             pool_key = next(iter(self._samples), None)
             if pool_key is None:
@@ -191,17 +215,24 @@ class ReminderWriter:
         self._turn[pool_key] = turn + 1
         return pool[turn % len(pool)]
 
-    def text(self, participant: Participant, offset: timedelta,
-             sample: Post | None) -> ReminderText:
+    def text(
+        self, participant: Participant, offset: timedelta, sample: Post | None
+    ) -> ReminderText:
         key = (participant.lang, participant.zone, offset, sample.file if sample else None)
         found = self._texts.get(key)
         if found is None:
-            found = self._texts[key] = self._write(participant.lang, participant.zone, offset,
-                                                   sample)
+            found = self._texts[key] = self._write(
+                participant.lang, participant.zone, offset, sample
+            )
         return found
 
-    def _write(self, lang: str, zone: str, offset: timedelta, sample: Post | None,
-               ) -> ReminderText:
+    def _write(
+        self,
+        lang: str,
+        zone: str,
+        offset: timedelta,
+        sample: Post | None,
+    ) -> ReminderText:
         from stormer.timezones import babel_locale, get_zone
 
         written_in, template = _template(lang)
@@ -209,12 +240,15 @@ class ReminderWriter:
         local = self.at.astimezone(get_zone(zone))
         storm = self.storm
         values = {
-            "storm": storm.name, "hashtag": storm.hashtag, "kit_url": storm.kit_url,
+            "storm": storm.name,
+            "hashtag": storm.hashtag,
+            "kit_url": storm.kit_url,
             # By wall time: aware datetimes at one instant compare (and cache) as equal
             # whatever their zone, so a cache keyed on them would hand Auckland New York's.
             "date": _date(local.replace(tzinfo=None), locale),
             "time": _time(local.replace(tzinfo=None), locale),
-            "zone": _zone_name(zone, locale), "utc": f"{self.at:%H:%M} UTC",
+            "zone": _zone_name(zone, locale),
+            "utc": f"{self.at:%H:%M} UTC",
             "until": _until(offset, locale),
             "sample": sample.text if sample else None,
             "links": click_to_post(sample.text, storm.kit_url) if sample else {},
@@ -268,11 +302,11 @@ def _until(offset: timedelta, locale: str) -> str:
     # just above the value in the unit above the one wanted.
     seconds = int(offset.total_seconds())
     units = [(86400, None), (3600, 86400), (60, 3600), (1, 60)]
-    above = next(a for u, a in units
-                 if seconds % u == 0 and (u != 86400 or seconds >= 2 * 86400))
+    above = next(a for u, a in units if seconds % u == 0 and (u != 86400 or seconds >= 2 * 86400))
     threshold = max(1.0, seconds / above + 0.001) if above else 1.0
-    return format_timedelta(timedelta(seconds=seconds), locale=locale, add_direction=True,
-                            threshold=threshold)
+    return format_timedelta(
+        timedelta(seconds=seconds), locale=locale, add_direction=True, threshold=threshold
+    )
 
 
 @cache  # thousands of participants share a few samples
@@ -280,12 +314,12 @@ def click_to_post(text: str, kit_url: str | None) -> dict[str, str]:
     """Links that open the sample post ready to send, on the platforms that offer one."""
     links = {
         "x": "https://x.com/intent/post?" + urlencode({"text": text}, quote_via=quote),
-        "bluesky": "https://bsky.app/intent/compose?" + urlencode({"text": text},
-                                                                  quote_via=quote),
+        "bluesky": "https://bsky.app/intent/compose?" + urlencode({"text": text}, quote_via=quote),
     }
     if kit_url:  # Telegram's share link needs a URL to share, the text goes with it
         links["telegram"] = "https://t.me/share/url?" + urlencode(
-            {"url": kit_url, "text": text}, quote_via=quote)
+            {"url": kit_url, "text": text}, quote_via=quote
+        )
     return links
 
 
@@ -302,7 +336,7 @@ def to_html(body: str, lang: str, title: str) -> str:
         for line in block.splitlines():
             out, last = [], 0
             for m in _LINK.finditer(line):
-                out.append(html.escape(line[last:m.start()]))
+                out.append(html.escape(line[last : m.start()]))
                 url = html.escape(m.group(0), quote=True)
                 # A click-to-post link carries the whole sample, percent-encoded: show where
                 # it goes, not the encoding.
@@ -312,13 +346,17 @@ def to_html(body: str, lang: str, title: str) -> str:
             out.append(html.escape(line[last:]))
             lines.append("".join(out))
         paragraphs.append(f"<p>{'<br>'.join(lines)}</p>")
-    return (f'<!DOCTYPE html>\n<html lang="{lang}" dir="{direction}"><head><meta charset="utf-8">'
-            f"<title>{html.escape(title)}</title></head>\n"
-            f'<body dir="{direction}" style="text-align: {"right" if direction == "rtl" else "left"}">'
-            + "\n".join(paragraphs) + "</body></html>\n")
+    return (
+        f'<!DOCTYPE html>\n<html lang="{lang}" dir="{direction}"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title></head>\n"
+        f'<body dir="{direction}" style="text-align: {"right" if direction == "rtl" else "left"}">'
+        + "\n".join(paragraphs)
+        + "</body></html>\n"
+    )
 
 
 # --- the calendar -------------------------------------------------------------------------------
+
 
 def storm_calendar(storm: Storm, *, alarm: timedelta = timedelta(minutes=10)) -> bytes:
     """The storm as an iCalendar event at its UTC instant, with an alarm `alarm` before."""

@@ -27,8 +27,10 @@ def bluesky_facets(text: str) -> list[dict]:
     # behind them is done once per distinct text, since a storm repeats its few texts
     # across thousands of items.
     return [
-        {"index": {"byteStart": byte_start, "byteEnd": byte_end},
-         "features": [{"$type": kind, key: value}]}
+        {
+            "index": {"byteStart": byte_start, "byteEnd": byte_end},
+            "features": [{"$type": kind, key: value}],
+        }
         for byte_start, byte_end, kind, key, value in _facet_spans(text)
     ]
 
@@ -46,7 +48,9 @@ def _facet_spans(text: str) -> tuple[tuple[int, int, str, str, str], ...]:
     byte_spans = _byte_spans(text, [(start, end) for start, end, *_ in features])
     return tuple(
         (byte_start, byte_end, kind, key, value)
-        for (byte_start, byte_end), (_, _, kind, key, value) in zip(byte_spans, features, strict=True)
+        for (byte_start, byte_end), (_, _, kind, key, value) in zip(
+            byte_spans, features, strict=True
+        )
     )
 
 

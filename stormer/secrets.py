@@ -75,8 +75,18 @@ class _RedactingFilter(logging.Filter):
 
 _filter = _RedactingFilter()
 # Loggers that may see a URL or header with a credential in it.
-_LOGGERS = ("stormer", "httpx", "httpcore", "httpcore.connection", "httpcore.http11",
-            "httpcore.http2", "httpcore.proxy", "aiohttp.client", "uvicorn.access", "apprise")
+_LOGGERS = (
+    "stormer",
+    "httpx",
+    "httpcore",
+    "httpcore.connection",
+    "httpcore.http11",
+    "httpcore.http2",
+    "httpcore.proxy",
+    "aiohttp.client",
+    "uvicorn.access",
+    "apprise",
+)
 
 
 def install_log_redaction() -> None:
@@ -102,8 +112,9 @@ def _from_keyring(name: str) -> str | None:
         return None  # no usable keyring on this machine: the environment is the way
 
 
-def resolve(account: Account, fields: tuple[str, ...],
-            environ: Mapping[str, str] | None = None) -> dict[str, Secret]:
+def resolve(
+    account: Account, fields: tuple[str, ...], environ: Mapping[str, str] | None = None
+) -> dict[str, Secret]:
     """The credentials `fields` of `account`: keyring first (`stormer login`), then the
     environment variable named in config. Raises AuthError naming what to set."""
     env = os.environ if environ is None else environ
@@ -118,10 +129,16 @@ def resolve(account: Account, fields: tuple[str, ...],
             else:
                 value = env.get(ref)
         if not value:
-            where = (f"the environment variable {ref}" if ref and not ref.startswith("keyring:")
-                     else f"the keyring entry {ref or keyring_name(account.name, field)}")
-            raise MissingCredential(f"account {account.name!r} has no {field}: set {where}, or run "
-                            f"`stormer login {account.name}`", platform=account.platform)
+            where = (
+                f"the environment variable {ref}"
+                if ref and not ref.startswith("keyring:")
+                else f"the keyring entry {ref or keyring_name(account.name, field)}"
+            )
+            raise MissingCredential(
+                f"account {account.name!r} has no {field}: set {where}, or run "
+                f"`stormer login {account.name}`",
+                platform=account.platform,
+            )
         out[field] = Secret(value)
     return out
 
@@ -139,4 +156,5 @@ def store(account: str, values: dict[str, str]) -> None:
     except (NoKeyringError, KeyringError, RuntimeError) as e:
         raise StormerError(
             f"no usable system keyring here ({type(e).__name__}): keep the credential in the "
-            "environment variable named in config.toml instead") from None
+            "environment variable named in config.toml instead"
+        ) from None

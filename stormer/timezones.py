@@ -165,8 +165,12 @@ def _gap_around(
     transition = hi.replace(microsecond=0)
     before = (transition - timedelta(seconds=1)).astimezone(zone)
     after = transition.astimezone(zone)
-    return (before + timedelta(seconds=1)).replace(tzinfo=None), after.replace(tzinfo=None), \
-        before.tzname(), after.tzname()
+    return (
+        (before + timedelta(seconds=1)).replace(tzinfo=None),
+        after.replace(tzinfo=None),
+        before.tzname(),
+        after.tzname(),
+    )
 
 
 def _fmt_wall(wall: datetime) -> str:
@@ -233,7 +237,7 @@ def babel_locale(lang: str) -> str:
 
 
 def format_clock(local: datetime, lang: str) -> str:
-    """"10 am" / "7:30 pm" in English as campaigns write it; 24-hour CLDR time elsewhere."""
+    """ "10 am" / "7:30 pm" in English as campaigns write it; 24-hour CLDR time elsewhere."""
     if lang.split("_")[0] == "en":
         hour = local.hour % 12 or 12
         suffix = "am" if local.hour < 12 else "pm"

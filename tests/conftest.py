@@ -55,15 +55,35 @@ class _PgCluster:
         return self.workdir / "data"
 
     def run(self, tool: str, *args: str | Path) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*self.as_user, str(self.bindir / tool), *map(str, args)],
-                              capture_output=True, text=True, check=False)
+        return subprocess.run(
+            [*self.as_user, str(self.bindir / tool), *map(str, args)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
 
     def start(self, port: int) -> bool:
         # Durability is pointless for a throwaway server; turning it off keeps tests fast.
-        options = (f"-p {port} -k {self.workdir} -c listen_addresses=127.0.0.1 "
-                   "-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
-        return self.run("pg_ctl", "-D", self.data, "-o", options, "-l", self.workdir / "log",
-                        "-w", "-t", "30", "start").returncode == 0
+        options = (
+            f"-p {port} -k {self.workdir} -c listen_addresses=127.0.0.1 "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        )
+        return (
+            self.run(
+                "pg_ctl",
+                "-D",
+                self.data,
+                "-o",
+                options,
+                "-l",
+                self.workdir / "log",
+                "-w",
+                "-t",
+                "30",
+                "start",
+            ).returncode
+            == 0
+        )
 
     def stop(self) -> None:
         """`pg_ctl stop`; if that fails, kill the postmaster by the pid it wrote down."""
@@ -111,8 +131,10 @@ def pg_server() -> Iterator[PgServer]:
     """Start a PostgreSQL server for this test session (this xdist worker) and stop it after."""
     bindir = _pg_bindir()
     if bindir is None:
-        _unavailable("no initdb/pg_ctl (looked in `pg_config --bindir` and "
-                     f"{', '.join(PG_FALLBACK_BINDIRS)}); install postgresql-15")
+        _unavailable(
+            "no initdb/pg_ctl (looked in `pg_config --bindir` and "
+            f"{', '.join(PG_FALLBACK_BINDIRS)}); install postgresql-15"
+        )
     as_user: list[str] = []
     if os.geteuid() == 0:
         try:
@@ -129,8 +151,19 @@ def pg_server() -> Iterator[PgServer]:
     try:
         if as_user:
             os.chown(cluster.workdir, owner.pw_uid, owner.pw_gid)
-        init = cluster.run("initdb", "-D", cluster.data, "-A", "trust", "-U", "postgres",
-                           "-E", "UTF8", "--locale=C", "--no-sync")
+        init = cluster.run(
+            "initdb",
+            "-D",
+            cluster.data,
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        )
         if init.returncode != 0:
             pytest.fail(f"initdb failed:\n{init.stdout}\n{init.stderr}", pytrace=False)
         # Another process may take the free port before the server binds it: try a few.
@@ -139,8 +172,11 @@ def pg_server() -> Iterator[PgServer]:
             pytest.fail(f"pg_ctl start failed:\n{cluster.log()}", pytrace=False)
         from sqlalchemy import create_engine, pool
 
-        admin = create_engine(f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres",
-                              isolation_level="AUTOCOMMIT", poolclass=pool.NullPool)
+        admin = create_engine(
+            f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres",
+            isolation_level="AUTOCOMMIT",
+            poolclass=pool.NullPool,
+        )
         try:
             yield PgServer(port=port, admin=admin)
         finally:
@@ -182,6 +218,8 @@ def engine(db_url: str) -> Iterator[Engine]:
     upgrade(eng)
     yield eng
     eng.dispose()
+
+
 from fixtures_peers import *  # noqa: E402,F403
 
 from fixtures_sim import *  # noqa: E402,F403  (the platform simulator: sim_server, simulator)

@@ -29,8 +29,9 @@ def copy_example(dest: Path, *, at: str | None = None, reminders: bool = False) 
 def set_reminder_offsets(storm: Path, offsets: list[str]) -> None:
     config = storm / "config.toml"
     listed = ", ".join(f'"{o}"' for o in offsets)
-    text = re.sub(r"(?m)^offsets = \[.*\]$", f"offsets = [{listed}]",
-                  config.read_text(encoding="utf-8"))
+    text = re.sub(
+        r"(?m)^offsets = \[.*\]$", f"offsets = [{listed}]", config.read_text(encoding="utf-8")
+    )
     config.write_text(text, encoding="utf-8")
 
 

@@ -55,8 +55,11 @@ def _require_installed(peer: str, home: Path, *files: Path) -> None:
     stamp = home / ".installed"
     missing = [p for p in (stamp, *files) if not p.exists()]
     if missing:
-        _unavailable(peer, f"not installed ({', '.join(map(str, missing))} missing); "
-                           "run `make peers` and read its output")
+        _unavailable(
+            peer,
+            f"not installed ({', '.join(map(str, missing))} missing); "
+            "run `make peers` and read its output",
+        )
 
 
 def _free_ports(count: int) -> list[int]:
@@ -80,13 +83,20 @@ def _tail(path: Path, lines: int = 40) -> str:
 class _Server:
     """One server process: its log file, its start and its stop, by process id."""
 
-    def __init__(self, name: str, argv: list[str], *, log: Path,
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, name: str, argv: list[str], *, log: Path, env: dict[str, str] | None = None
+    ) -> None:
         self.name = name
         self.log = log
         with log.open("ab") as out:  # the child keeps its own copy of the descriptor
-            self.proc = subprocess.Popen(argv, env=env, cwd=log.parent, stdin=subprocess.DEVNULL,
-                                         stdout=out, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                argv,
+                env=env,
+                cwd=log.parent,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
 
     def wait_ready(self, health_url: str) -> bool:
         """True once `health_url` answers 200; False if the process exits first."""
@@ -102,8 +112,11 @@ class _Server:
                     pass
                 time.sleep(0.05)
         self.stop()
-        pytest.fail(f"{self.name} did not answer {health_url} within {START_TIMEOUT:.0f} s; "
-                    f"log {self.log}:\n{_tail(self.log)}", pytrace=False)
+        pytest.fail(
+            f"{self.name} did not answer {health_url} within {START_TIMEOUT:.0f} s; "
+            f"log {self.log}:\n{_tail(self.log)}",
+            pytrace=False,
+        )
 
     def port_was_taken(self) -> bool:
         text = self.log.read_text(errors="replace") if self.log.exists() else ""
@@ -119,8 +132,9 @@ class _Server:
         self.proc.wait()
 
 
-def _start(name: str, make_server: Callable[[list[int]], _Server],
-           health_url: Callable[[list[int]], str]) -> tuple[_Server, list[int]]:
+def _start(
+    name: str, make_server: Callable[[list[int]], _Server], health_url: Callable[[list[int]], str]
+) -> tuple[_Server, list[int]]:
     """Start on two fresh free ports, retrying when another process took one in between."""
     for _ in range(PORT_TRIES):
         ports = _free_ports(2)
@@ -130,11 +144,13 @@ def _start(name: str, make_server: Callable[[list[int]], _Server],
         server.stop()
         if not server.port_was_taken():
             break
-    pytest.fail(f"{name} exited during start; log {server.log}:\n{_tail(server.log)}",
-                pytrace=False)
+    pytest.fail(
+        f"{name} exited during start; log {server.log}:\n{_tail(server.log)}", pytrace=False
+    )
 
 
 # --- Bluesky -----------------------------------------------------------------------------------
+
 
 @dataclass
 class BlueskyPds:
@@ -152,9 +168,10 @@ class BlueskyPds:
         """
         front = f"{handle_prefix.lower()[:12]}{secrets.token_hex(3)}"
         handle, password = f"{front}.test", secrets.token_urlsafe(12)
-        response = httpx.post(f"{self.url}/xrpc/com.atproto.server.createAccount",
-                              json={"handle": handle, "password": password,
-                                    "email": f"{front}@example.com"})
+        response = httpx.post(
+            f"{self.url}/xrpc/com.atproto.server.createAccount",
+            json={"handle": handle, "password": password, "email": f"{front}@example.com"},
+        )
         response.raise_for_status()
         return handle, password, str(response.json()["did"])
 
@@ -167,16 +184,22 @@ def _run_pds(*flags: str) -> Iterator[BlueskyPds]:
     env = {**os.environ, "TMPDIR": str(workdir), "PDS_MODULES": str(PDS_HOME)}
 
     def make(ports: list[int]) -> _Server:
-        return _Server("Bluesky PDS", [str(NODE22), str(script), *map(str, ports), *flags],
-                       env=env, log=workdir / "pds.log")
+        return _Server(
+            "Bluesky PDS",
+            [str(NODE22), str(script), *map(str, ports), *flags],
+            env=env,
+            log=workdir / "pds.log",
+        )
 
     try:
-        server, _ = _start("Bluesky PDS", make,
-                           lambda ports: f"http://127.0.0.1:{ports[0]}/xrpc/_health")
+        server, _ = _start(
+            "Bluesky PDS", make, lambda ports: f"http://127.0.0.1:{ports[0]}/xrpc/_health"
+        )
         try:
             # pds.mjs prints its one JSON line before the health check can pass.
-            ready = [line for line in server.log.read_text().splitlines()
-                     if line.startswith('{"pds"')][-1]
+            ready = [
+                line for line in server.log.read_text().splitlines() if line.startswith('{"pds"')
+            ][-1]
             urls = json.loads(ready)
             yield BlueskyPds(url=urls["pds"], plc_url=urls["plc"])
         finally:
@@ -203,6 +226,7 @@ def bluesky_pds_rate_limited() -> Iterator[BlueskyPds]:
 
 # --- Matrix ------------------------------------------------------------------------------------
 
+
 @dataclass
 class Synapse:
     """A running Synapse (SQLite, server name `localhost`, raised rate limits, no federation).
@@ -220,16 +244,24 @@ class Synapse:
             nonce = client.get("/_synapse/admin/v1/register").raise_for_status().json()["nonce"]
             signed = (nonce, localpart, password, "admin" if admin else "notadmin")
             mac = hmac.new(self.shared_secret.encode(), "\0".join(signed).encode(), hashlib.sha1)
-            body = {"nonce": nonce, "username": localpart, "password": password,
-                    "admin": admin, "mac": mac.hexdigest()}
+            body = {
+                "nonce": nonce,
+                "username": localpart,
+                "password": password,
+                "admin": admin,
+                "mac": mac.hexdigest(),
+            }
             response = client.post("/_synapse/admin/v1/register", json=body)
         response.raise_for_status()
         return str(response.json()["user_id"]), password
 
     def login(self, user: str, password: str, *, device_id: str | None = None) -> str:
         """An access token from `m.login.password` (a new device unless `device_id` is given)."""
-        body: dict[str, Any] = {"type": "m.login.password", "password": password,
-                                "identifier": {"type": "m.id.user", "user": user}}
+        body: dict[str, Any] = {
+            "type": "m.login.password",
+            "password": password,
+            "identifier": {"type": "m.id.user", "user": user},
+        }
         if device_id:
             body["device_id"] = device_id
         response = httpx.post(f"{self.url}/_matrix/client/v3/login", json=body)
@@ -238,8 +270,11 @@ class Synapse:
 
     def create_room(self, token: str, **body: Any) -> str:
         """A new room created by the token's user; `body` goes to createRoom as is."""
-        response = httpx.post(f"{self.url}/_matrix/client/v3/createRoom", json=body,
-                              headers={"Authorization": f"Bearer {token}"})
+        response = httpx.post(
+            f"{self.url}/_matrix/client/v3/createRoom",
+            json=body,
+            headers={"Authorization": f"Bearer {token}"},
+        )
         response.raise_for_status()
         return str(response.json()["room_id"])
 
@@ -255,16 +290,27 @@ def synapse() -> Iterator[Synapse]:
 
     def make(ports: list[int]) -> _Server:
         config = workdir / "homeserver.yaml"
-        config.write_text(template.substitute(
-            workdir=workdir, port=ports[0], shared_secret=secret,
-            macaroon_secret=secrets.token_urlsafe(24), form_secret=secrets.token_urlsafe(24)))
-        return _Server("Matrix Synapse",
-                       [str(python), "-m", "synapse.app.homeserver", "-c", str(config)],
-                       log=workdir / "synapse.log")
+        config.write_text(
+            template.substitute(
+                workdir=workdir,
+                port=ports[0],
+                shared_secret=secret,
+                macaroon_secret=secrets.token_urlsafe(24),
+                form_secret=secrets.token_urlsafe(24),
+            )
+        )
+        return _Server(
+            "Matrix Synapse",
+            [str(python), "-m", "synapse.app.homeserver", "-c", str(config)],
+            log=workdir / "synapse.log",
+        )
 
     try:
-        server, ports = _start("Matrix Synapse", make,
-                               lambda ports: f"http://127.0.0.1:{ports[0]}/_matrix/client/versions")
+        server, ports = _start(
+            "Matrix Synapse",
+            make,
+            lambda ports: f"http://127.0.0.1:{ports[0]}/_matrix/client/versions",
+        )
         try:
             yield Synapse(url=f"http://127.0.0.1:{ports[0]}", shared_secret=secret)
         finally:

@@ -21,15 +21,25 @@ __all__ = ["SimServer", "png_bytes", "serve_simulator", "sim_server", "simulator
 
 def png_bytes(width: int = 4, height: int = 3, padding: int = 0) -> bytes:
     """A valid RGB PNG; `padding` adds an ancillary chunk to reach a wanted size."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return (struct.pack(">I", len(data)) + kind + data
-                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
 
     rows = b"".join(b"\x00" + b"\xd0\x30\x30" * width for _ in range(height))
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     extra = chunk(b"tEXt", b"c\x00" + b"x" * padding) if padding else b""
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + extra
-            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + extra
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
 
 
 @pytest.fixture(scope="session")

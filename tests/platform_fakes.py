@@ -19,8 +19,10 @@ def images(tmp_path: Path) -> tuple[MediaRef, MediaRef]:
     (tmp_path / "img").mkdir()
     (tmp_path / "img" / "banner.png").write_bytes(PNG)
     (tmp_path / "img" / "photo.jpg").write_bytes(JPEG)
-    return (MediaRef("img/banner.png", "A banner", 1200, 675, "image/png"),
-            MediaRef("img/photo.jpg", "Students at a gate", 800, 600, "image/jpeg"))
+    return (
+        MediaRef("img/banner.png", "A banner", 1200, 675, "image/png"),
+        MediaRef("img/photo.jpg", "Students at a gate", 800, 600, "image/jpeg"),
+    )
 
 
 def shown(error: BaseException) -> list[str]:

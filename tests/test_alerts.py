@@ -46,6 +46,7 @@ def free_port() -> int:
 
 # --- real servers that receive alerts ----------------------------------------------------------
 
+
 @dataclass
 class SmtpSink:
     port: int
@@ -63,8 +64,12 @@ def smtp() -> Iterator[SmtpSink]:
     sink = SmtpSink(free_port())
 
     class Keep:
-        async def handle_DATA(self, server: Any, session: Any,  # noqa: N802 (aiosmtpd)
-                              envelope: Any) -> str:
+        async def handle_DATA(
+            self,
+            server: Any,
+            session: Any,  # noqa: N802 (aiosmtpd)
+            envelope: Any,
+        ) -> str:
             sink.messages.append(message_from_bytes(envelope.content, policy=policy.default))
             return "250 OK"
 
@@ -121,6 +126,7 @@ def body_of(message: EmailMessage) -> str:
 
 # --- alert ------------------------------------------------------------------------------------
 
+
 def test_an_alert_arrives_by_email(smtp: SmtpSink) -> None:
     alert([smtp.url()], "storm not staged", "8 item(s) are not staged\nstart `stormer run`")
     (message,) = smtp.messages
@@ -129,8 +135,9 @@ def test_an_alert_arrives_by_email(smtp: SmtpSink) -> None:
     assert "8 item(s) are not staged" in body_of(message)
 
 
-def test_the_alert_url_never_reaches_a_log(json_sink: JsonSink,
-                                           caplog: pytest.LogCaptureFixture) -> None:
+def test_the_alert_url_never_reaches_a_log(
+    json_sink: JsonSink, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     url = json_sink.url(auth="stormer:hook-pw-SECRET@")
     alert([url], "title", "body")
@@ -146,8 +153,9 @@ def test_the_alert_url_never_reaches_a_log(json_sink: JsonSink,
     assert caplog.records and "SECRET" not in caplog.text
 
 
-def test_every_url_is_tried_and_the_failures_named_by_position(smtp: SmtpSink,
-                                                               json_sink: JsonSink) -> None:
+def test_every_url_is_tried_and_the_failures_named_by_position(
+    smtp: SmtpSink, json_sink: JsonSink
+) -> None:
     nobody = f"mailto://127.0.0.1:{free_port()}?from=s@example.org&to=a@example.org"
     urls = ["notaservice://nothing", nobody, smtp.url(), json_sink.url()]
     with pytest.raises(AlertFailed) as failed:
@@ -161,44 +169,78 @@ def test_every_url_is_tried_and_the_failures_named_by_position(smtp: SmtpSink,
 
 # --- when is an alert due? -----------------------------------------------------------------------
 
+
 def worker(worker_id: str = "w1", staged_through: datetime | None = T) -> dict[str, Any]:
     return {"worker_id": worker_id, "staged_through": staged_through}
 
 
-def item(state: str, *, account: str = "campaign-x", fire_at: datetime = T,
-         lease_owner: str | None = None, lease_until: datetime | None = None,
-         error: str | None = None) -> dict[str, Any]:
-    return {"id": f"{account}-{state}", "account": account, "fire_at": fire_at, "state": state,
-            "lease_owner": lease_owner, "lease_until": lease_until, "error": error}
+def item(
+    state: str,
+    *,
+    account: str = "campaign-x",
+    fire_at: datetime = T,
+    lease_owner: str | None = None,
+    lease_until: datetime | None = None,
+    error: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "id": f"{account}-{state}",
+        "account": account,
+        "fire_at": fire_at,
+        "state": state,
+        "lease_owner": lease_owner,
+        "lease_until": lease_until,
+        "error": error,
+    }
 
 
 LEASED = {"lease_owner": "w1", "lease_until": T}
 
 
-@pytest.mark.parametrize(("now", "workers", "due", "expected"), [
-    # Before T − 5 min: not yet, whatever the state.
-    (T - FIVE - timedelta(seconds=1), [], [item("pending")], None),
-    (T - FIVE, [], [item("pending")], "1 not claimed by any worker (campaign-x)"),
-    # Claimed by a live worker that has staged through T: all is well.
-    (T - FIVE, [worker()], [item("claimed", **LEASED)], None),
-    (T - FIVE, [worker(staged_through=None)], [item("claimed", **LEASED)],
-     "claimed by a live worker, still not staged"),
-    (T - FIVE, [worker(staged_through=T - timedelta(seconds=1))], [item("claimed", **LEASED)],
-     "claimed by a live worker, still not staged"),
-    # Its worker is no longer alive, or its lease ran out.
-    (T - FIVE, [], [item("claimed", **LEASED)], "held by a worker that stopped"),
-    (T - FIVE, [worker()], [item("claimed", lease_owner="w1", lease_until=T - 2 * FIVE)],
-     "held by a worker that stopped"),
-    # Staged and released: fine while some worker is alive to claim it again.
-    (T - FIVE, [worker("w2", None)], [item("staged")], None),
-    (T - FIVE, [], [item("staged")], "staged, but no worker is alive to fire them"),
-    (T - FIVE, [worker()], [item("failed", error="staging: credentials rejected (401)\nmore")],
-     "1 failed staging: staging: credentials rejected (401) (campaign-x)"),
-    # Past T and still pending: said too (nobody sent it).
-    (T + FIVE, [], [item("pending")], "(5 min ago)"),
-])
-def test_unstaged_alert_due(now: datetime, workers: list[dict[str, Any]],
-                            due: list[dict[str, Any]], expected: str | None) -> None:
+@pytest.mark.parametrize(
+    ("now", "workers", "due", "expected"),
+    [
+        # Before T − 5 min: not yet, whatever the state.
+        (T - FIVE - timedelta(seconds=1), [], [item("pending")], None),
+        (T - FIVE, [], [item("pending")], "1 not claimed by any worker (campaign-x)"),
+        # Claimed by a live worker that has staged through T: all is well.
+        (T - FIVE, [worker()], [item("claimed", **LEASED)], None),
+        (
+            T - FIVE,
+            [worker(staged_through=None)],
+            [item("claimed", **LEASED)],
+            "claimed by a live worker, still not staged",
+        ),
+        (
+            T - FIVE,
+            [worker(staged_through=T - timedelta(seconds=1))],
+            [item("claimed", **LEASED)],
+            "claimed by a live worker, still not staged",
+        ),
+        # Its worker is no longer alive, or its lease ran out.
+        (T - FIVE, [], [item("claimed", **LEASED)], "held by a worker that stopped"),
+        (
+            T - FIVE,
+            [worker()],
+            [item("claimed", lease_owner="w1", lease_until=T - 2 * FIVE)],
+            "held by a worker that stopped",
+        ),
+        # Staged and released: fine while some worker is alive to claim it again.
+        (T - FIVE, [worker("w2", None)], [item("staged")], None),
+        (T - FIVE, [], [item("staged")], "staged, but no worker is alive to fire them"),
+        (
+            T - FIVE,
+            [worker()],
+            [item("failed", error="staging: credentials rejected (401)\nmore")],
+            "1 failed staging: staging: credentials rejected (401) (campaign-x)",
+        ),
+        # Past T and still pending: said too (nobody sent it).
+        (T + FIVE, [], [item("pending")], "(5 min ago)"),
+    ],
+)
+def test_unstaged_alert_due(
+    now: datetime, workers: list[dict[str, Any]], due: list[dict[str, Any]], expected: str | None
+) -> None:
     summary = {"storm": "s", "workers": workers, "due": due}
     message = unstaged_alert_due(summary, now, FIVE)
     if expected is None:
@@ -209,7 +251,8 @@ def test_unstaged_alert_due(now: datetime, workers: list[dict[str, Any]],
 
 def test_the_message_counts_by_reason_and_says_what_to_do() -> None:
     due = [item("pending", account=f"acct-{i}") for i in range(7)] + [
-        item("failed", account="campaign-bluesky", error="staging: rate limited")]
+        item("failed", account="campaign-bluesky", error="staging: rate limited")
+    ]
     message = unstaged_alert_due({"storm": "fps", "workers": [], "due": due}, T - FIVE, FIVE)
     assert message == (
         "8 item(s) of storm 'fps' due from 2031-03-13T18:00:00Z (in 5 min) are not staged by "
@@ -218,14 +261,17 @@ def test_the_message_counts_by_reason_and_says_what_to_do() -> None:
         "  - 1 failed staging: staging: rate limited (campaign-bluesky)\n"
         "No worker is alive (no heartbeat in the last minute).\n"
         "Fix: start `stormer run` for this storm now and keep it running through T; "
-        "`stormer doctor` says what else is wrong.")
+        "`stormer doctor` says what else is wrong."
+    )
 
 
 # --- the watchdog, end to end --------------------------------------------------------------------
 
+
 @pytest.fixture
-def storm_files(tmp_path: Path, simulator: str, smtp: SmtpSink,
-                monkeypatch: pytest.MonkeyPatch) -> Path:
+def storm_files(
+    tmp_path: Path, simulator: str, smtp: SmtpSink, monkeypatch: pytest.MonkeyPatch
+) -> Path:
     """The example storm 4 minutes from now, against the simulator, alerting by e-mail; its
     database (SQLite) does not exist yet."""
     at = (datetime.now(UTC) + timedelta(minutes=4)).replace(microsecond=0)
@@ -260,8 +306,10 @@ def test_no_worker_before_t_alerts_once(storm: Path, engine: Engine, smtp: SmtpS
     assert (code, doc["due"], doc["alerted"]) == (1, True, "sent")
     assert "8 not claimed by any worker" in doc["message"]
     (message,) = smtp.messages
-    assert message["Subject"] == "stormer: storm 'Free Palestinian Students' will not go out " \
-                                 "as planned"
+    assert (
+        message["Subject"] == "stormer: storm 'Free Palestinian Students' will not go out "
+        "as planned"
+    )
     assert "8 not claimed by any worker" in body_of(message)
     assert result.stderr.strip() == "alert sent"
     # Cron runs it again a minute later: the alert is not repeated.
@@ -269,12 +317,13 @@ def test_no_worker_before_t_alerts_once(storm: Path, engine: Engine, smtp: SmtpS
     assert (code, doc["alerted"]) == (1, "already")
     assert len(smtp.messages) == 1
     assert [p.name for p in (storm / ".stormer" / "alerts").iterdir()] == [
-        f"free-palestinian-students-2021@{doc['instant'].replace('-', '').replace(':', '')}"
-        ".json"]
+        f"free-palestinian-students-2021@{doc['instant'].replace('-', '').replace(':', '')}.json"
+    ]
 
 
-def test_a_live_worker_that_staged_keeps_it_quiet_until_it_stops(storm: Path, engine: Engine,
-                                                                 smtp: SmtpSink) -> None:
+def test_a_live_worker_that_staged_keeps_it_quiet_until_it_stops(
+    storm: Path, engine: Engine, smtp: SmtpSink
+) -> None:
     assert runner.invoke(app, ["schedule", "--storm", str(storm)]).exit_code == 0
     loaded = load_storm(storm)
 
@@ -285,8 +334,7 @@ def test_a_live_worker_that_staged_keeps_it_quiet_until_it_stops(storm: Path, en
         try:
             for _ in range(200):  # until its heartbeat says it staged through T
                 await asyncio.sleep(0.1)
-                live = claims.live_workers(engine=engine, storm=loaded.slug,
-                                           now=datetime.now(UTC))
+                live = claims.live_workers(engine=engine, storm=loaded.slug, now=datetime.now(UTC))
                 if live and live[0].staged_through == loaded.at:
                     break
             else:
@@ -307,8 +355,12 @@ def test_a_live_worker_that_staged_keeps_it_quiet_until_it_stops(storm: Path, en
 
 def test_all_well_is_silent_with_quiet(storm: Path, engine: Engine) -> None:
     config = storm / "config.toml"
-    config.write_text(config.read_text(encoding="utf-8").replace(
-        'unstaged_before = "5m"', 'unstaged_before = "1m"'), encoding="utf-8")
+    config.write_text(
+        config.read_text(encoding="utf-8").replace(
+            'unstaged_before = "5m"', 'unstaged_before = "1m"'
+        ),
+        encoding="utf-8",
+    )
     assert runner.invoke(app, ["schedule", "--storm", str(storm)]).exit_code == 0
     result = runner.invoke(app, ["watchdog", "--quiet", "--storm", str(storm)])
     assert (result.exit_code, result.output) == (0, "")
@@ -323,8 +375,7 @@ def test_nothing_scheduled_near_t_is_an_alert(storm_files: Path, smtp: SmtpSink)
     assert "stormer schedule" in body_of(smtp.messages[0])
 
 
-def test_an_empty_database_near_t_is_an_alert(storm: Path, db_url: str,
-                                              smtp: SmtpSink) -> None:
+def test_an_empty_database_near_t_is_an_alert(storm: Path, db_url: str, smtp: SmtpSink) -> None:
     from stormer.outbox.db import make_engine
 
     engine = make_engine(db_url)
@@ -337,22 +388,25 @@ def test_an_empty_database_near_t_is_an_alert(storm: Path, db_url: str,
     assert "stormer schedule" in body_of(smtp.messages[0])
 
 
-def test_an_unreachable_database_near_t_is_an_alert(storm_files: Path, smtp: SmtpSink,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("STORMER_DATABASE_URL",
-                       f"postgresql://stormer:db-pw-SECRET@127.0.0.1:{free_port()}/outbox")
+def test_an_unreachable_database_near_t_is_an_alert(
+    storm_files: Path, smtp: SmtpSink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(
+        "STORMER_DATABASE_URL", f"postgresql://stormer:db-pw-SECRET@127.0.0.1:{free_port()}/outbox"
+    )
     code, doc, result = watchdog(storm_files)
     assert (code, doc["alerted"]) == (1, "sent")
     assert doc["message"].startswith("stormer cannot read the outbox: OperationalError")
     assert "SECRET" not in result.output and "SECRET" not in body_of(smtp.messages[0])
 
 
-def test_a_failed_delivery_is_tried_again_at_the_next_run(storm: Path, engine: Engine,
-                                                          smtp: SmtpSink,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_delivery_is_tried_again_at_the_next_run(
+    storm: Path, engine: Engine, smtp: SmtpSink, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert runner.invoke(app, ["schedule", "--storm", str(storm)]).exit_code == 0
-    monkeypatch.setenv("FPS_ALERT_URL",
-                       f"mailto://127.0.0.1:{free_port()}?from=s@example.org&to=o@example.org")
+    monkeypatch.setenv(
+        "FPS_ALERT_URL", f"mailto://127.0.0.1:{free_port()}?from=s@example.org&to=o@example.org"
+    )
     code, doc, result = watchdog(storm)
     assert (code, doc["alerted"]) == (2, "failed")
     assert doc["error"] == "$FPS_ALERT_URL: E-Mail did not take the alert"
@@ -364,14 +418,17 @@ def test_a_failed_delivery_is_tried_again_at_the_next_run(storm: Path, engine: E
 
 
 def test_without_alert_urls_nobody_is_told_and_the_exit_status_says_so(
-        storm: Path, engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    storm: Path, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert runner.invoke(app, ["schedule", "--storm", str(storm)]).exit_code == 0
     monkeypatch.delenv("FPS_ALERT_URL")
     code, doc, _ = watchdog(storm)
     assert (code, doc["alerted"], doc["error"]) == (2, "failed", "$FPS_ALERT_URL is not set")
     config = storm / "config.toml"
-    config.write_text(config.read_text(encoding="utf-8").replace(
-        'apprise = ["FPS_ALERT_URL"]', ""), encoding="utf-8")
+    config.write_text(
+        config.read_text(encoding="utf-8").replace('apprise = ["FPS_ALERT_URL"]', ""),
+        encoding="utf-8",
+    )
     code, doc, result = watchdog(storm)
     assert (code, doc["alerted"]) == (2, "not-configured")
     assert "nobody was told" in result.stderr
@@ -386,16 +443,27 @@ def test_far_from_t_nothing_is_due(storm_files: Path, smtp: SmtpSink) -> None:
 
 # --- [alerts] in config.toml ----------------------------------------------------------------------
 
-@pytest.mark.parametrize(("alerts", "code", "message"), [
-    ('apprise = ["mailto://me:pw-SECRET@mail.example.org"]', "secret-in-config",
-     "a URL with a password"),
-    ('apprise = ["json://hooks.example.org/SECRET-path"]', "secret-in-config",
-     "must be the name of an environment variable"),
-    ('apprise = ["not a name"]', "bad-config", "must be the name of an environment variable"),
-    ('unstaged_before = "soon"', "bad-config", "is not a duration"),
-])
-def test_alerts_config_names_its_secrets_and_never_holds_them(tmp_path: Path, alerts: str,
-                                                              code: str, message: str) -> None:
+
+@pytest.mark.parametrize(
+    ("alerts", "code", "message"),
+    [
+        (
+            'apprise = ["mailto://me:pw-SECRET@mail.example.org"]',
+            "secret-in-config",
+            "a URL with a password",
+        ),
+        (
+            'apprise = ["json://hooks.example.org/SECRET-path"]',
+            "secret-in-config",
+            "must be the name of an environment variable",
+        ),
+        ('apprise = ["not a name"]', "bad-config", "must be the name of an environment variable"),
+        ('unstaged_before = "soon"', "bad-config", "is not a duration"),
+    ],
+)
+def test_alerts_config_names_its_secrets_and_never_holds_them(
+    tmp_path: Path, alerts: str, code: str, message: str
+) -> None:
     root = copy_example(tmp_path / "storm")
     with (root / "config.toml").open("a", encoding="utf-8") as f:
         f.write(f"\n[alerts]\n{alerts}\n")
@@ -411,8 +479,10 @@ def test_alerts_config_is_loaded(tmp_path: Path) -> None:
     with (root / "config.toml").open("a", encoding="utf-8") as f:
         f.write('\n[alerts]\napprise = ["ALERT_MAIL", "ALERT_NTFY"]\nunstaged_before = "3m"\n')
     storm = load_storm(root)
-    assert (storm.alert_vars, storm.unstaged_before) == (["ALERT_MAIL", "ALERT_NTFY"],
-                                                         timedelta(minutes=3))
+    assert (storm.alert_vars, storm.unstaged_before) == (
+        ["ALERT_MAIL", "ALERT_NTFY"],
+        timedelta(minutes=3),
+    )
     with (root / "config.toml").open("a", encoding="utf-8") as f:
         f.write("surprise = 1\n")
     with pytest.raises(ConfigError):

@@ -29,15 +29,21 @@ W1, W2 = "host-a:101", "host-b:202"
 
 def item(n: int, **changes: Any) -> QueueItem:
     base = QueueItem(
-        id=item_id("gaza", "post", n), kind="post", fire_at=T + timedelta(milliseconds=n),
-        platform="mastodon", account=f"acct{n}", lang="en", text=f"#storm {n}",
+        id=item_id("gaza", "post", n),
+        kind="post",
+        fire_at=T + timedelta(milliseconds=n),
+        platform="mastodon",
+        account=f"acct{n}",
+        lang="en",
+        text=f"#storm {n}",
         payload={"status": f"#storm {n}"},
     )
     return replace(base, **changes)
 
 
-def schedule(engine: Engine, items: list[QueueItem], now: datetime = BEFORE - timedelta(days=1)
-             ) -> None:
+def schedule(
+    engine: Engine, items: list[QueueItem], now: datetime = BEFORE - timedelta(days=1)
+) -> None:
     with Session(engine) as session, session.begin():
         outbox.schedule(items, session=session, storm="gaza", now=now)
 
@@ -61,23 +67,37 @@ def set_row(engine: Engine, id_: str, **values: Any) -> None:
         conn.execute(update(Outbox).where(Outbox.id == id_).values(**values))
 
 
-def claim(engine: Engine, worker: str = W1, now: datetime = BEFORE, limit: int = 100,
-          horizon: timedelta = timedelta(minutes=10), lease: timedelta = LEASE
-          ) -> list[claims.ClaimedItem]:
-    return claims.claim_due(engine=engine, storm="gaza", worker=worker, now=now,
-                            horizon=horizon, limit=limit, lease=lease)
+def claim(
+    engine: Engine,
+    worker: str = W1,
+    now: datetime = BEFORE,
+    limit: int = 100,
+    horizon: timedelta = timedelta(minutes=10),
+    lease: timedelta = LEASE,
+) -> list[claims.ClaimedItem]:
+    return claims.claim_due(
+        engine=engine,
+        storm="gaza",
+        worker=worker,
+        now=now,
+        horizon=horizon,
+        limit=limit,
+        lease=lease,
+    )
 
 
 def send(engine: Engine, worker: str, some: list[str], now: datetime = T) -> list[str]:
     return claims.record_attempt(engine=engine, ids=some, worker=worker, now=now)
 
 
-def outcome(id_: str, state: str = "sent", at: datetime = T + timedelta(seconds=1),
-            **kw: Any) -> Outcome:
+def outcome(
+    id_: str, state: str = "sent", at: datetime = T + timedelta(seconds=1), **kw: Any
+) -> Outcome:
     return Outcome(id=id_, state=state, at=at, **kw)
 
 
 # --- schema ------------------------------------------------------------------------------------
+
 
 def test_migration_0002_adds_and_removes_its_columns_keeping_the_rows(db_url: str) -> None:
     engine = db.make_engine(db_url)
@@ -109,6 +129,7 @@ def test_migration_0002_adds_and_removes_its_columns_keeping_the_rows(db_url: st
 
 # --- claiming ----------------------------------------------------------------------------------
 
+
 def test_claim_before_t_takes_items_within_the_horizon_earliest_first(engine: Engine) -> None:
     later = item(9, fire_at=T + timedelta(hours=1))
     schedule(engine, [item(2), item(0), item(1), later])
@@ -116,14 +137,25 @@ def test_claim_before_t_takes_items_within_the_horizon_earliest_first(engine: En
     assert [c.id for c in got] == ids(3)
     first = got[0]
     assert (first.kind, first.platform, first.account, first.text, first.fire_at) == (
-        "post", "mastodon", "acct0", "#storm 0", T)
+        "post",
+        "mastodon",
+        "acct0",
+        "#storm 0",
+        T,
+    )
     assert (first.payload, first.media, first.content_hash) == (
-        {"status": "#storm 0"}, [], item(0).content_hash())
+        {"status": "#storm 0"},
+        [],
+        item(0).content_hash(),
+    )
     assert (first.state_before, first.attempts, first.staged_data) == ("pending", 0, None)
     assert first.lease_until == BEFORE + LEASE
     stored = row(engine, first.id)
     assert (stored["state"], stored["lease_owner"], stored["lease_until"]) == (
-        "claimed", W1, BEFORE + LEASE)
+        "claimed",
+        W1,
+        BEFORE + LEASE,
+    )
     assert row(engine, later.id)["state"] == "pending"
     # The item beyond the horizon comes when the horizon reaches it.
     assert [c.id for c in claim(engine, now=T + timedelta(minutes=55))] == [later.id]
@@ -173,8 +205,14 @@ def _skips_locked_rows(engine: Engine) -> None:
 def test_staged_data_is_handed_over_only_while_the_plan_is_unchanged(engine: Engine) -> None:
     schedule(engine, [item(0), item(1)])
     for n in (0, 1):
-        assert claims.mark_staged(engine=engine, id=item(n).id, worker=W1, now=BEFORE,
-                                  content_hash=item(n).content_hash(), staged_data={"m": [n]})
+        assert claims.mark_staged(
+            engine=engine,
+            id=item(n).id,
+            worker=W1,
+            now=BEFORE,
+            content_hash=item(n).content_hash(),
+            staged_data={"m": [n]},
+        )
     assert states(engine) == {"staged": 2}
     schedule(engine, [item(0), item(1, text="rewritten")])  # back to pending, stale data kept
     got = {c.id: c for c in claim(engine)}
@@ -186,8 +224,14 @@ def test_mark_staged_refuses_a_row_schedule_rewrote(engine: Engine) -> None:
     schedule(engine, [item(0)])
     staged_hash = item(0).content_hash()
     schedule(engine, [item(0, text="edited while staging")])
-    assert not claims.mark_staged(engine=engine, id=item(0).id, worker=W1, now=BEFORE,
-                                  content_hash=staged_hash, staged_data={"media": ["1"]})
+    assert not claims.mark_staged(
+        engine=engine,
+        id=item(0).id,
+        worker=W1,
+        now=BEFORE,
+        content_hash=staged_hash,
+        staged_data={"media": ["1"]},
+    )
     stored = row(engine, item(0).id)
     assert (stored["state"], stored["staged_data"], stored["staged_at"]) == ("pending", None, None)
 
@@ -195,17 +239,27 @@ def test_mark_staged_refuses_a_row_schedule_rewrote(engine: Engine) -> None:
 def test_mark_staged_on_claimed_items(engine: Engine) -> None:
     schedule(engine, [item(0)])
     claim(engine, W2)
-    kw: dict[str, Any] = {"engine": engine, "id": item(0).id, "now": BEFORE,
-                          "content_hash": item(0).content_hash(), "staged_data": {"b": 1}}
+    kw: dict[str, Any] = {
+        "engine": engine,
+        "id": item(0).id,
+        "now": BEFORE,
+        "content_hash": item(0).content_hash(),
+        "staged_data": {"b": 1},
+    }
     assert not claims.mark_staged(worker=W1, **kw)  # someone else's claim
     assert claims.mark_staged(worker=W2, **kw)
     stored = row(engine, item(0).id)
-    assert (stored["state"], stored["claimed_from"], stored["staged_data"], stored["staged_at"]
-            ) == ("claimed", "staged", {"b": 1}, BEFORE)
+    assert (
+        stored["state"],
+        stored["claimed_from"],
+        stored["staged_data"],
+        stored["staged_at"],
+    ) == ("claimed", "staged", {"b": 1}, BEFORE)
     assert claims.release(engine=engine, ids=[item(0).id], worker=W2, now=BEFORE) == [item(0).id]
     assert row(engine, item(0).id)["state"] == "staged"
-    assert not claims.mark_staged(engine=engine, id="nope", worker=W1, now=BEFORE,
-                                  content_hash="x", staged_data={})
+    assert not claims.mark_staged(
+        engine=engine, id="nope", worker=W1, now=BEFORE, content_hash="x", staged_data={}
+    )
 
 
 def test_mark_staged_many_marks_only_unchanged_rows_still_held(engine: Engine) -> None:
@@ -214,28 +268,32 @@ def test_mark_staged_many_marks_only_unchanged_rows_still_held(engine: Engine) -
     set_row(engine, item(2).id, lease_owner=W2)  # lease lost: recovered and claimed by W2
     set_row(engine, item(3).id, state="sent", lease_until=None)
     set_row(engine, item(4).id, claimed_from="failed")
-    set_row(engine, item(5).id, state="pending", lease_owner=None, lease_until=None,
-            claimed_from=None)  # released: sendable, held by nobody
+    set_row(
+        engine, item(5).id, state="pending", lease_owner=None, lease_until=None, claimed_from=None
+    )  # released: sendable, held by nobody
     batch = [(item(i).id, item(i).content_hash(), {"n": i}) for i in (5, 4, 3, 2, 1, 0)]
     batch.append(("nope", "x", {}))
 
     assert claims.mark_staged_many(engine=engine, worker=W1, now=BEFORE, staged=batch) == [
-        item(5).id, item(4).id, item(0).id]
+        item(5).id,
+        item(4).id,
+        item(0).id,
+    ]
     got = {i: row(engine, item(i).id) for i in range(6)}
-    assert [(got[i]["state"], got[i]["claimed_from"], got[i]["staged_data"])
-            for i in range(6)] == [
-        ("claimed", "staged", {"n": 0}),   # held by W1, claimed from pending: now from staged
-        ("claimed", "pending", None),      # content_hash changed: not marked
-        ("claimed", "pending", None),      # lease lost to W2: not marked
-        ("sent", "pending", None),         # no longer sendable: not marked
-        ("claimed", "failed", {"n": 4}),   # failed keeps its retry state
-        ("staged", None, {"n": 5}),        # pending becomes staged
+    assert [(got[i]["state"], got[i]["claimed_from"], got[i]["staged_data"]) for i in range(6)] == [
+        ("claimed", "staged", {"n": 0}),  # held by W1, claimed from pending: now from staged
+        ("claimed", "pending", None),  # content_hash changed: not marked
+        ("claimed", "pending", None),  # lease lost to W2: not marked
+        ("sent", "pending", None),  # no longer sendable: not marked
+        ("claimed", "failed", {"n": 4}),  # failed keeps its retry state
+        ("staged", None, {"n": 5}),  # pending becomes staged
     ]
     assert got[0]["staged_at"] == BEFORE and got[1]["staged_at"] is None
     assert claims.mark_staged_many(engine=engine, worker=W1, now=BEFORE, staged=[]) == []
 
 
 # --- attempts and outcomes ---------------------------------------------------------------------
+
 
 def test_record_attempt_marks_only_what_the_worker_holds_under_a_live_lease(
     engine: Engine,
@@ -258,8 +316,11 @@ def test_first_attempt_time_is_kept_across_retries(engine: Engine) -> None:
     claim(engine)
     send(engine, W1, [i])
     retry_at = T + timedelta(seconds=20)
-    claims.record_outcomes(engine=engine, worker=W1, outcomes=[
-        outcome(i, "failed", error="503", next_attempt_at=retry_at)])
+    claims.record_outcomes(
+        engine=engine,
+        worker=W1,
+        outcomes=[outcome(i, "failed", error="503", next_attempt_at=retry_at)],
+    )
     assert claim(engine, W2, now=retry_at)[0].attempts == 1
     assert send(engine, W2, [i], now=retry_at) == [i]
     stored = row(engine, i)
@@ -272,26 +333,39 @@ def test_outcomes_are_written_in_one_batch_and_sent_is_final(engine: Engine) -> 
     claim(engine)
     send(engine, W1, [a, b, c, d])
     retry = T + timedelta(minutes=1)
-    written = claims.record_outcomes(engine=engine, worker=W1, outcomes=[
-        outcome(a, remote_id="1", permalink="https://m/1"),
-        outcome(b, "failed", error="503", next_attempt_at=retry),
-        outcome(c, "dead", error="422 rejected"),
-        outcome(d, "unconfirmed", error="timeout"),
-        outcome(e, "dead", error="staging: bad token"),  # claimed, never sent: may be written
-        outcome(a, "failed", error="late duplicate", next_attempt_at=retry),  # sent wins
-    ])
+    written = claims.record_outcomes(
+        engine=engine,
+        worker=W1,
+        outcomes=[
+            outcome(a, remote_id="1", permalink="https://m/1"),
+            outcome(b, "failed", error="503", next_attempt_at=retry),
+            outcome(c, "dead", error="422 rejected"),
+            outcome(d, "unconfirmed", error="timeout"),
+            outcome(e, "dead", error="staging: bad token"),  # claimed, never sent: may be written
+            outcome(a, "failed", error="late duplicate", next_attempt_at=retry),  # sent wins
+        ],
+    )
     assert written == 5
     got = {i: row(engine, i) for i in ids(5)}
-    assert (got[a]["state"], got[a]["remote_id"], got[a]["permalink"], got[a]["sent_at"],
-            got[a]["error"], got[a]["lease_until"]) == (
-        "sent", "1", "https://m/1", T + timedelta(seconds=1), None, None)
+    assert (
+        got[a]["state"],
+        got[a]["remote_id"],
+        got[a]["permalink"],
+        got[a]["sent_at"],
+        got[a]["error"],
+        got[a]["lease_until"],
+    ) == ("sent", "1", "https://m/1", T + timedelta(seconds=1), None, None)
     assert (got[b]["state"], got[b]["next_attempt_at"], got[b]["error"]) == ("failed", retry, "503")
     assert [got[x]["state"] for x in (c, d, e)] == ["dead", "unconfirmed", "dead"]
 
-    late = claims.record_outcomes(engine=engine, worker=W1, outcomes=[
-        outcome(a, "failed", error="late", next_attempt_at=retry),
-        outcome(a, "sent", remote_id="999"),
-    ])
+    late = claims.record_outcomes(
+        engine=engine,
+        worker=W1,
+        outcomes=[
+            outcome(a, "failed", error="late", next_attempt_at=retry),
+            outcome(a, "sent", remote_id="999"),
+        ],
+    )
     assert late == 0
     assert row(engine, a) == got[a]
 
@@ -323,7 +397,10 @@ def test_release_gives_back_claims_but_not_sending_items(engine: Engine) -> None
     got = [row(engine, i) for i in ids(3)]
     assert [r["state"] for r in got] == ["pending", "staged", "sending"]
     assert (got[0]["lease_owner"], got[0]["lease_until"], got[0]["claimed_from"]) == (
-        None, None, None)
+        None,
+        None,
+        None,
+    )
     assert claims.release(engine=engine, ids=ids(3), worker=W2) == []
 
 
@@ -340,24 +417,32 @@ def test_renew_extends_only_live_leases(engine: Engine) -> None:
 
 # --- recovery ----------------------------------------------------------------------------------
 
+
 def test_expired_claim_goes_back_to_its_sendable_state(engine: Engine) -> None:
     schedule(engine, [item(0), item(1)])
     set_row(engine, item(1).id, state="staged", staged_data={"media": ["42"]})
     claim(engine, W1)
     expiry = BEFORE + LEASE + timedelta(seconds=1)
-    assert claims.recover_expired(engine=engine, storm="gaza", now=BEFORE + LEASE,
-                                  worker=W2) == ([], [])  # not expired yet
+    assert claims.recover_expired(engine=engine, storm="gaza", now=BEFORE + LEASE, worker=W2) == (
+        [],
+        [],
+    )  # not expired yet
     expired = claims.expired_leases(engine=engine, storm="gaza", now=expiry)
     assert [(e.id, e.state, e.lease_owner) for e in expired] == [
-        (i, "claimed", W1) for i in sorted(ids(2))]
+        (i, "claimed", W1) for i in sorted(ids(2))
+    ]
 
     assert claims.recover_expired(engine=engine, storm="gaza", now=expiry, worker=W2) == (
-        sorted(ids(2)), [])
+        sorted(ids(2)),
+        [],
+    )
     assert [row(engine, i)["state"] for i in ids(2)] == ["pending", "staged"]
     assert send(engine, W1, ids(2), now=expiry) == []  # the old holder may not send them
     again = claim(engine, W2, now=expiry)
-    assert [(c.id, c.state_before) for c in again] == [(ids(2)[0], "pending"),
-                                                       (ids(2)[1], "staged")]
+    assert [(c.id, c.state_before) for c in again] == [
+        (ids(2)[0], "pending"),
+        (ids(2)[1], "staged"),
+    ]
     assert again[1].staged_data == {"media": ["42"]}
 
 
@@ -367,12 +452,10 @@ def test_expired_lease_while_sending_is_unknown_and_never_sendable(engine: Engin
     claim(engine, W1)
     send(engine, W1, [i])
     expiry = BEFORE + LEASE + timedelta(seconds=1)
-    released, unknown = claims.recover_expired(engine=engine, storm="gaza", now=expiry,
-                                               worker=W2)
+    released, unknown = claims.recover_expired(engine=engine, storm="gaza", now=expiry, worker=W2)
     assert (released, unknown) == ([], [i])
     stored = row(engine, i)
-    assert (stored["state"], stored["lease_until"], stored["lease_owner"]) == (
-        "sending", None, W1)
+    assert (stored["state"], stored["lease_until"], stored["lease_owner"]) == ("sending", None, W1)
     assert stored["error"].startswith(claims.UNKNOWN_OUTCOME)
     # Not sendable: not claimable, not recovered again, not missed, not expired any more.
     later = expiry + timedelta(days=1)
@@ -382,11 +465,16 @@ def test_expired_lease_while_sending_is_unknown_and_never_sendable(engine: Engin
     assert claims.expired_leases(engine=engine, storm="gaza", now=later) == []
 
     # Reconciliation: leased to W2, who records what the platform says.
-    (held,) = claims.claim_unknown(engine=engine, storm="gaza", worker=W2, now=expiry,
-                                   limit=10, lease=LEASE)
+    (held,) = claims.claim_unknown(
+        engine=engine, storm="gaza", worker=W2, now=expiry, limit=10, lease=LEASE
+    )
     assert (held.id, held.state_before, held.attempts) == (i, "sending", 1)
-    assert claims.claim_unknown(engine=engine, storm="gaza", worker=W1, now=expiry,
-                                limit=10, lease=LEASE) == []
+    assert (
+        claims.claim_unknown(
+            engine=engine, storm="gaza", worker=W1, now=expiry, limit=10, lease=LEASE
+        )
+        == []
+    )
     assert send(engine, W2, [i], now=expiry) == []  # reconciling is not resending
     found = outcome(i, "sent", at=T + timedelta(seconds=2), remote_id="7")
     assert claims.record_outcomes(engine=engine, outcomes=[found], worker=W2) == 1
@@ -399,8 +487,9 @@ def test_the_senders_own_late_outcome_lands_after_recovery(engine: Engine) -> No
     claim(engine, W1)
     send(engine, W1, [i])
     claims.recover_expired(engine=engine, storm="gaza", now=BEFORE + 2 * LEASE, worker=W2)
-    assert claims.record_outcomes(engine=engine, outcomes=[outcome(i, remote_id="5")],
-                                  worker=W1) == 1
+    assert (
+        claims.record_outcomes(engine=engine, outcomes=[outcome(i, remote_id="5")], worker=W1) == 1
+    )
     assert row(engine, i)["state"] == "sent"
 
 
@@ -416,39 +505,69 @@ def test_missed_after_grace_and_not_before(engine: Engine) -> None:
     assert claims.mark_missed(engine=engine, storm="gaza", now=at_edge, grace=grace) == []
     past = T + grace + timedelta(seconds=1)
     assert claims.mark_missed(engine=engine, storm="gaza", now=past, grace=grace) == sorted(
-        [a, b, c])
+        [a, b, c]
+    )
     assert [row(engine, i)["state"] for i in ids(5)] == [
-        "missed", "missed", "missed", "sent", "claimed"]
+        "missed",
+        "missed",
+        "missed",
+        "sent",
+        "claimed",
+    ]
     assert row(engine, a)["error"].startswith("missed")
 
 
 # --- workers and status ------------------------------------------------------------------------
 
+
 def test_heartbeats_and_live_workers(engine: Engine) -> None:
     def live(now: datetime) -> list[str]:
-        return [w.worker_id for w in claims.live_workers(
-            engine=engine, storm="gaza", now=now, stale_after=timedelta(seconds=30))]
+        return [
+            w.worker_id
+            for w in claims.live_workers(
+                engine=engine, storm="gaza", now=now, stale_after=timedelta(seconds=30)
+            )
+        ]
 
     for w, pid in ((W1, 101), (W2, 202)):
-        claims.register_worker(engine=engine, worker=w, storm="gaza", hostname=w[:6], pid=pid,
-                               now=T)
-    claims.register_worker(engine=engine, worker="other", storm="paris", hostname="h", pid=1,
-                           now=T)
+        claims.register_worker(
+            engine=engine, worker=w, storm="gaza", hostname=w[:6], pid=pid, now=T
+        )
+    claims.register_worker(engine=engine, worker="other", storm="paris", hostname="h", pid=1, now=T)
     assert live(T) == [W1, W2]
-    assert claims.heartbeat(engine=engine, worker=W1, now=T + timedelta(seconds=40),
-                            staged_through=T + timedelta(minutes=5))
+    assert claims.heartbeat(
+        engine=engine,
+        worker=W1,
+        now=T + timedelta(seconds=40),
+        staged_through=T + timedelta(minutes=5),
+    )
     assert live(T + timedelta(seconds=60)) == [W1]  # W2 silent for 60 s
-    (info,) = claims.live_workers(engine=engine, storm="gaza", now=T + timedelta(seconds=60),
-                                  stale_after=timedelta(seconds=30))
-    assert (info.hostname, info.pid, info.started_at, info.heartbeat_at, info.staged_through
-            ) == ("host-a", 101, T, T + timedelta(seconds=40), T + timedelta(minutes=5))
+    (info,) = claims.live_workers(
+        engine=engine,
+        storm="gaza",
+        now=T + timedelta(seconds=60),
+        stale_after=timedelta(seconds=30),
+    )
+    assert (info.hostname, info.pid, info.started_at, info.heartbeat_at, info.staged_through) == (
+        "host-a",
+        101,
+        T,
+        T + timedelta(seconds=40),
+        T + timedelta(minutes=5),
+    )
 
     claims.stop_worker(engine=engine, worker=W1, now=T + timedelta(seconds=45))
     assert live(T + timedelta(seconds=45)) == []
     assert not claims.heartbeat(engine=engine, worker=W1, now=T + timedelta(seconds=50))
     assert not claims.heartbeat(engine=engine, worker="ghost", now=T)
-    claims.register_worker(engine=engine, worker=W1, storm="gaza", hostname="host-a", pid=303,
-                           now=T + timedelta(minutes=1))  # restarted under the same id
+    claims.register_worker(
+        engine=engine,
+        worker=W1,
+        storm="gaza",
+        hostname="host-a",
+        pid=303,
+        now=T + timedelta(minutes=1),
+    )  # restarted under the same id
     assert live(T + timedelta(minutes=1)) == [W1]
 
 
@@ -457,13 +576,17 @@ def test_status_summary(engine: Engine) -> None:
     claims.register_worker(engine=engine, worker=W1, storm="gaza", hostname="h", pid=1, now=T)
     empty = claims.status_summary(engine=engine, storm="gaza", now=BEFORE)
     assert (empty["next_fire_at"], empty["lateness"]["sent"], empty["lateness"]["max_s"]) == (
-        T, 0, None)
+        T,
+        0,
+        None,
+    )
 
     claimed = claim(engine, limit=104)
     send(engine, W1, [c.id for c in claimed], now=T)
     # Sent 0.000 s … 0.099 s late, plus one sent 2 s EARLY: a bug that must show.
-    outcomes = [outcome(c.id, at=c.fire_at + timedelta(milliseconds=n))
-                for n, c in enumerate(claimed[:100])]
+    outcomes = [
+        outcome(c.id, at=c.fire_at + timedelta(milliseconds=n)) for n, c in enumerate(claimed[:100])
+    ]
     outcomes.append(outcome(claimed[100].id, at=claimed[100].fire_at - timedelta(seconds=2)))
     outcomes.append(outcome(claimed[101].id, "failed", next_attempt_at=T + timedelta(minutes=2)))
     claims.record_outcomes(engine=engine, worker=W1, outcomes=outcomes)
@@ -471,8 +594,13 @@ def test_status_summary(engine: Engine) -> None:
 
     got = claims.status_summary(engine=engine, storm="gaza", now=T + LEASE)
     counts = got["counts"]
-    assert (counts["sent"], counts["failed"], counts["sending"], counts["pending"],
-            got["total"]) == (101, 1, 2, 1, 105)
+    assert (
+        counts["sent"],
+        counts["failed"],
+        counts["sending"],
+        counts["pending"],
+        got["total"],
+    ) == (101, 1, 2, 1, 105)
     assert got["next_fire_at"] == T + timedelta(hours=1)
     assert got["next_retry_at"] == T + timedelta(minutes=2)
     assert got["unknown_outcomes"] == sorted(c.id for c in claimed[102:])
@@ -480,7 +608,12 @@ def test_status_summary(engine: Engine) -> None:
     assert got["workers"] == []  # the heartbeat is 15 minutes old
     late = got["lateness"]
     assert (late["sent"], late["min_s"], late["p50_s"], late["p99_s"], late["max_s"]) == (
-        101, -2.0, 0.049, 0.098, 0.099)
+        101,
+        -2.0,
+        0.049,
+        0.098,
+        0.099,
+    )
     assert late["early"] == [claimed[100].id]
     fresh = claims.status_summary(engine=engine, storm="gaza", now=T + timedelta(seconds=10))
     assert [w["worker_id"] for w in fresh["workers"]] == [W1]
@@ -531,10 +664,17 @@ def test_several_processes_share_one_outbox_and_send_everything_exactly_once(
     n_procs = 4 if engine.dialect.name == "postgresql" else 2
     everything = ids(2_000)
     schedule(engine, [item(i) for i in range(2_000)])
-    procs = [subprocess.Popen(
-        [sys.executable, "-c", WORKER_SCRIPT, db_url, f"w{k}", T.isoformat()],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        cwd=Path(__file__).parent.parent) for k in range(n_procs)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER_SCRIPT, db_url, f"w{k}", T.isoformat()],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=Path(__file__).parent.parent,
+        )
+        for k in range(n_procs)
+    ]
     try:
         for p in procs:
             assert p.stdout is not None and p.stdout.readline().strip() == "ready"
@@ -555,8 +695,9 @@ def test_several_processes_share_one_outbox_and_send_everything_exactly_once(
     assert sent == Counter(everything)  # every item, each exactly once
     assert sum(1 for mine in per_worker if mine) >= 2  # the work was actually shared
     with engine.connect() as conn:
-        rows = conn.execute(select(Outbox.id, Outbox.state, Outbox.attempts, Outbox.remote_id)
-                            ).all()
+        rows = conn.execute(
+            select(Outbox.id, Outbox.state, Outbox.attempts, Outbox.remote_id)
+        ).all()
     assert Counter((r.state, r.attempts) for r in rows) == {("sent", 1): 2_000}
     owner = {i: f"w{k}" for k, mine in enumerate(per_worker) for i in mine}
     assert all(r.remote_id == owner[r.id] for r in rows)

@@ -22,8 +22,9 @@ def point_accounts_at(storm: Path, sim: str) -> None:
     text = config.read_text(encoding="utf-8")
     text = re.sub(r'base_url = "[^"]*"', f'base_url = "{sim}"', text)
     for platform in ("bluesky", "x", "telegram"):
-        text = text.replace(f'platform = "{platform}"\n',
-                            f'platform = "{platform}"\nbase_url = "{sim}"\n')
+        text = text.replace(
+            f'platform = "{platform}"\n', f'platform = "{platform}"\nbase_url = "{sim}"\n'
+        )
     config.write_text(text, encoding="utf-8")
 
 
@@ -31,19 +32,25 @@ def point_accounts_at(storm: Path, sim: str) -> None:
 def storm(tmp_path: Path, simulator: str, monkeypatch: pytest.MonkeyPatch) -> Path:
     root = copy_example(tmp_path / "storm")
     point_accounts_at(root, simulator)
-    env = {"FPS_MASTODON_TOKEN": "tok-mastodon-SECRET", "FPS_MASTODON_FR_TOKEN": "tok-fr",
-           "FPS_BLUESKY_APP_PASSWORD": "pw-bsky", "FPS_BLUESKY_ES_APP_PASSWORD": "pw-es",
-           "FPS_X_TOKEN": "tok-x", "FPS_TELEGRAM_BOT_TOKEN": "12345:tok-telegram",
-           "FPS_DISCORD_WEBHOOK_URL": f"{simulator}/api/webhooks/1/tok-discord-SECRET",
-           "FPS_MATRIX_TOKEN": "tok-matrix"}
+    env = {
+        "FPS_MASTODON_TOKEN": "tok-mastodon-SECRET",
+        "FPS_MASTODON_FR_TOKEN": "tok-fr",
+        "FPS_BLUESKY_APP_PASSWORD": "pw-bsky",
+        "FPS_BLUESKY_ES_APP_PASSWORD": "pw-es",
+        "FPS_X_TOKEN": "tok-x",
+        "FPS_TELEGRAM_BOT_TOKEN": "12345:tok-telegram",
+        "FPS_DISCORD_WEBHOOK_URL": f"{simulator}/api/webhooks/1/tok-discord-SECRET",
+        "FPS_MATRIX_TOKEN": "tok-matrix",
+    }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setattr("keyring.get_password", lambda *args: None)  # no stored logins
     return root
 
 
-def test_check_online_verifies_every_account(storm: Path, simulator: str,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_check_online_verifies_every_account(
+    storm: Path, simulator: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     result = runner.invoke(app, ["check", "--online", "--json", "--storm", str(storm)])
     codes = {p["code"] for p in json.loads(result.stdout)}
     assert codes == {"storm-in-past"}, result.stdout  # all eight accounts answered
@@ -61,8 +68,9 @@ def test_check_online_verifies_every_account(storm: Path, simulator: str,
 
 def test_post_sends_one_post_and_prints_its_permalink(storm: Path, simulator: str) -> None:
     post = storm / "posts" / "en-01-right-to-education.md"
-    result = runner.invoke(app, ["post", "--account", "campaign-mastodon", "--post", str(post),
-                                 "--storm", str(storm)])
+    result = runner.invoke(
+        app, ["post", "--account", "campaign-mastodon", "--post", str(post), "--storm", str(storm)]
+    )
     assert result.exit_code == 0, result.output
     (landed,) = httpx.get(f"{simulator}/_sim/posts").json()
     assert landed["platform"] == "mastodon" and "Article 26" in landed["text"]
@@ -72,15 +80,26 @@ def test_post_sends_one_post_and_prints_its_permalink(storm: Path, simulator: st
 
 def test_post_dry_run_posts_nothing_and_shows_no_secret(storm: Path, simulator: str) -> None:
     post = storm / "posts" / "en-02-birzeit-detentions.md"
-    result = runner.invoke(app, ["post", "--account", "campaign-discord", "--post", str(post),
-                                 "--dry-run", "--storm", str(storm)])
+    result = runner.invoke(
+        app,
+        [
+            "post",
+            "--account",
+            "campaign-discord",
+            "--post",
+            str(post),
+            "--dry-run",
+            "--storm",
+            str(storm),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "credentials accepted" in result.stdout and "SECRET" not in result.stdout
     assert httpx.get(f"{simulator}/_sim/posts").json() == []
 
 
 def test_post_with_an_unknown_account_is_a_clear_error(storm: Path) -> None:
-    result = runner.invoke(app, ["post", "--account", "nobody", "--post", "posts/x.md",
-                                 "--storm", str(storm)])
-    assert result.exit_code != 0 and "no authorized account named 'nobody'" in str(
-        result.exception)
+    result = runner.invoke(
+        app, ["post", "--account", "nobody", "--post", "posts/x.md", "--storm", str(storm)]
+    )
+    assert result.exit_code != 0 and "no authorized account named 'nobody'" in str(result.exception)

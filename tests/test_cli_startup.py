@@ -5,8 +5,20 @@ from __future__ import annotations
 import subprocess
 import sys
 
-HEAVY = ["pydantic", "sqlalchemy", "alembic", "httpx", "babel", "apscheduler", "rich.table",
-         "twitter_text", "regex", "pytz", "stormer.storm", "stormer.channels.mastodon"]
+HEAVY = [
+    "pydantic",
+    "sqlalchemy",
+    "alembic",
+    "httpx",
+    "babel",
+    "apscheduler",
+    "rich.table",
+    "twitter_text",
+    "regex",
+    "pytz",
+    "stormer.storm",
+    "stormer.channels.mastodon",
+]
 
 
 def test_help_imports_no_heavy_package() -> None:
@@ -17,18 +29,40 @@ def test_help_imports_no_heavy_package() -> None:
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
         f"print([m for m in {HEAVY!r} if m in sys.modules])\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     assert "Usage: stormer" in result.stdout
     assert result.stdout.strip().splitlines()[-1] == "[]"
 
 
 def test_every_command_has_help() -> None:
-    for command in ["times", "check", "preview", "schedule", "init", "db", "platforms", "post",
-                    "login", "simulator", "participants", "ics", "rehearse", "run", "status",
-                    "report", "doctor", "watchdog"]:
-        result = subprocess.run([sys.executable, "-m", "stormer", command, "--help"],
-                                capture_output=True, text=True, timeout=60)
+    for command in [
+        "times",
+        "check",
+        "preview",
+        "schedule",
+        "init",
+        "db",
+        "platforms",
+        "post",
+        "login",
+        "simulator",
+        "participants",
+        "ics",
+        "rehearse",
+        "run",
+        "status",
+        "report",
+        "doctor",
+        "watchdog",
+    ]:
+        result = subprocess.run(
+            [sys.executable, "-m", "stormer", command, "--help"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert result.returncode == 0, result.stderr
         assert "Usage:" in result.stdout

@@ -32,22 +32,49 @@ UNKNOWN = f"{claims.UNKNOWN_OUTCOME} (noticed by w-fresh)"
 
 # What each account's item holds 90 s into the storm.
 IN_PROGRESS: dict[str, dict[str, Any]] = {
-    "campaign-x": {"state": "sent", "sent_at": T + timedelta(seconds=0.25), "attempts": 1,
-                   "permalink": "https://x.example/campaign/status/1", "remote_id": "1"},
-    "campaign-bluesky": {"state": "sent", "sent_at": T + timedelta(seconds=1.5), "attempts": 1,
-                         "permalink": "https://bsky.example/profile/c/post/3k"},
-    "solidarity-mastodon-fr": {"state": "sent", "sent_at": T - timedelta(seconds=1),
-                               "attempts": 1, "permalink": "https://m.example/@fr/2"},
-    "campaign-mastodon": {"state": "dead", "attempts": 1,
-                          "error": '=HYPERLINK("http://evil.example","401")'},
-    "campaign-telegram": {"state": "unconfirmed", "attempts": 1,
-                          "error": f"timeout after POST https://api.telegram.org/bot{TG_TOKEN}"
-                                   "/sendMessage"},
-    "campaign-matrix": {"state": "sending", "attempts": 1, "lease_owner": "w-stale",
-                        "lease_until": None, "error": UNKNOWN},
+    "campaign-x": {
+        "state": "sent",
+        "sent_at": T + timedelta(seconds=0.25),
+        "attempts": 1,
+        "permalink": "https://x.example/campaign/status/1",
+        "remote_id": "1",
+    },
+    "campaign-bluesky": {
+        "state": "sent",
+        "sent_at": T + timedelta(seconds=1.5),
+        "attempts": 1,
+        "permalink": "https://bsky.example/profile/c/post/3k",
+    },
+    "solidarity-mastodon-fr": {
+        "state": "sent",
+        "sent_at": T - timedelta(seconds=1),
+        "attempts": 1,
+        "permalink": "https://m.example/@fr/2",
+    },
+    "campaign-mastodon": {
+        "state": "dead",
+        "attempts": 1,
+        "error": '=HYPERLINK("http://evil.example","401")',
+    },
+    "campaign-telegram": {
+        "state": "unconfirmed",
+        "attempts": 1,
+        "error": f"timeout after POST https://api.telegram.org/bot{TG_TOKEN}/sendMessage",
+    },
+    "campaign-matrix": {
+        "state": "sending",
+        "attempts": 1,
+        "lease_owner": "w-stale",
+        "lease_until": None,
+        "error": UNKNOWN,
+    },
     "students-bluesky-es": {"state": "missed", "error": "missed: not sent within 0:01:00"},
-    "campaign-discord": {"state": "claimed", "claimed_from": "staged", "lease_owner": "w-stale",
-                         "lease_until": NOW - timedelta(seconds=10)},
+    "campaign-discord": {
+        "state": "claimed",
+        "claimed_from": "staged",
+        "lease_owner": "w-stale",
+        "lease_until": NOW - timedelta(seconds=10),
+    },
 }
 
 
@@ -73,20 +100,30 @@ def in_progress(storm: Path, engine: Engine, *, workers: bool = True) -> dict[st
         for account, values in IN_PROGRESS.items():
             conn.execute(update(Outbox).where(Outbox.id == ids[account]).values(**values))
     if workers:
-        register(engine, "w-fresh", started=NOW - timedelta(seconds=10),
-                 heartbeat=NOW - timedelta(seconds=5))
+        register(
+            engine,
+            "w-fresh",
+            started=NOW - timedelta(seconds=10),
+            heartbeat=NOW - timedelta(seconds=5),
+        )
     # Stale: silent for 2 min. Stopped: a fresh heartbeat, but stopped cleanly.
-    register(engine, "w-stale", started=NOW - timedelta(minutes=10),
-             heartbeat=NOW - timedelta(minutes=2))
-    register(engine, "w-stopped", started=NOW - timedelta(minutes=1),
-             heartbeat=NOW - timedelta(seconds=2))
+    register(
+        engine, "w-stale", started=NOW - timedelta(minutes=10), heartbeat=NOW - timedelta(minutes=2)
+    )
+    register(
+        engine,
+        "w-stopped",
+        started=NOW - timedelta(minutes=1),
+        heartbeat=NOW - timedelta(seconds=2),
+    )
     claims.stop_worker(engine=engine, worker="w-stopped", now=NOW - timedelta(seconds=1))
     return ids
 
 
 def register(engine: Engine, worker: str, *, started: datetime, heartbeat: datetime) -> None:
-    claims.register_worker(engine=engine, worker=worker, storm=SLUG, hostname="host-a",
-                           pid=101, now=started)
+    claims.register_worker(
+        engine=engine, worker=worker, storm=SLUG, hostname="host-a", pid=101, now=started
+    )
     claims.heartbeat(engine=engine, worker=worker, now=heartbeat, staged_through=T)
 
 
@@ -95,6 +132,7 @@ def counts(**n: int) -> dict[str, int]:
 
 
 # --- status ------------------------------------------------------------------------------------
+
 
 def test_status_json_of_a_storm_in_progress(storm: Path, engine: Engine) -> None:
     ids = in_progress(storm, engine)
@@ -110,21 +148,42 @@ def test_status_json_of_a_storm_in_progress(storm: Path, engine: Engine) -> None
         "next_fire_in_s": -90.0,
         "next_retry_at": None,
         # w-stale (silent for 2 min) and w-stopped are not alive.
-        "workers": [{"worker_id": "w-fresh", "hostname": "host-a", "pid": 101,
-                     "started_at": "2031-03-13T18:01:20Z", "heartbeat_at": "2031-03-13T18:01:25Z",
-                     "heartbeat_age_s": 5.0, "staged_through": "2031-03-13T18:00:00Z"}],
+        "workers": [
+            {
+                "worker_id": "w-fresh",
+                "hostname": "host-a",
+                "pid": 101,
+                "started_at": "2031-03-13T18:01:20Z",
+                "heartbeat_at": "2031-03-13T18:01:25Z",
+                "heartbeat_age_s": 5.0,
+                "staged_through": "2031-03-13T18:00:00Z",
+            }
+        ],
         "expired_leases": 1,
         "unknown_outcomes": [ids["campaign-matrix"]],
-        "lateness": {"sent": 3, "min_s": -1.0, "p50_s": 0.25, "p99_s": 1.5, "max_s": 1.5,
-                     "early": [ids["solidarity-mastodon-fr"]]},
+        "lateness": {
+            "sent": 3,
+            "min_s": -1.0,
+            "p50_s": 0.25,
+            "p99_s": 1.5,
+            "max_s": 1.5,
+            "early": [ids["solidarity-mastodon-fr"]],
+        },
         "alerts": [
-            {"code": "early", "message": "1 item(s) were sent BEFORE their time: a bug, report "
-                                         f"it ({ids['solidarity-mastodon-fr']})"},
+            {
+                "code": "early",
+                "message": "1 item(s) were sent BEFORE their time: a bug, report "
+                f"it ({ids['solidarity-mastodon-fr']})",
+            },
             {"code": "overdue", "message": "items due since 2031-03-13T18:00:00Z are not sent yet"},
-            {"code": "unknown-outcome",
-             "message": "1 item(s) may have been posted: awaiting reconciliation"},
-            {"code": "expired-lease",
-             "message": "1 lease(s) expired: a worker died or stalled mid-burst"},
+            {
+                "code": "unknown-outcome",
+                "message": "1 item(s) may have been posted: awaiting reconciliation",
+            },
+            {
+                "code": "expired-lease",
+                "message": "1 lease(s) expired: a worker died or stalled mid-burst",
+            },
         ],
     }
 
@@ -133,13 +192,17 @@ def test_status_for_people(storm: Path, engine: Engine) -> None:
     ids = in_progress(storm, engine)
     out = stormer(storm, "status").stdout.splitlines()
     assert out == [
-        ("!!! 1 item(s) were sent BEFORE their time: a bug, report it "
-         f"({ids['solidarity-mastodon-fr']})"),
+        (
+            "!!! 1 item(s) were sent BEFORE their time: a bug, report it "
+            f"({ids['solidarity-mastodon-fr']})"
+        ),
         f"{SLUG}: 8 item(s): 1 claimed, 1 sending, 3 sent, 1 dead, 1 unconfirmed, 1 missed",
         "next fire: 2031-03-13T18:00:00Z (1 min 30 s ago: OVERDUE)",
         "workers alive: 1",
-        ("    w-fresh on host-a (pid 101), heartbeat 5.00 s ago, staged through "
-         "2031-03-13T18:00:00Z"),
+        (
+            "    w-fresh on host-a (pid 101), heartbeat 5.00 s ago, staged through "
+            "2031-03-13T18:00:00Z"
+        ),
         "lateness so far: 3 sent, p50 +0.25 s, p99 +1.50 s, max +1.50 s",
         f"unknown outcomes (1), being reconciled: {ids['campaign-matrix']}",
         "expired leases: 1 (a worker died or stalled)",
@@ -153,7 +216,8 @@ def test_no_live_worker_is_said_loudly(storm: Path, engine: Engine) -> None:
     assert doc["alerts"][0] == {
         "code": "no-worker",
         "message": "NO WORKER IS RUNNING: 2 item(s) are waiting and nothing will send them; "
-                   "start a worker with `stormer run`"}
+        "start a worker with `stormer run`",
+    }
     assert stormer(storm, "status").stdout.startswith("!!! NO WORKER IS RUNNING: 2 item(s)")
 
 
@@ -165,8 +229,9 @@ def test_status_before_anything_is_scheduled(storm: Path) -> None:
     assert stormer(storm, "status").stdout.splitlines()[0] == f"{SLUG}: {EMPTY}"
 
 
-def test_watch_refreshes_until_its_count(storm: Path, engine: Engine,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_watch_refreshes_until_its_count(
+    storm: Path, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     in_progress(storm, engine)
     slept: list[float] = []
     monkeypatch.setattr(status_cli, "_sleep", slept.append)
@@ -179,8 +244,9 @@ def test_watch_refreshes_until_its_count(storm: Path, engine: Engine,
     assert result.stdout.count(f"{SLUG}: 8 item(s)") == 2
 
 
-def test_watch_ends_cleanly_on_ctrl_c(storm: Path, engine: Engine,
-                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_watch_ends_cleanly_on_ctrl_c(
+    storm: Path, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     in_progress(storm, engine)
 
     def interrupt(_seconds: float) -> None:
@@ -193,27 +259,68 @@ def test_watch_ends_cleanly_on_ctrl_c(storm: Path, engine: Engine,
 
 # --- report ------------------------------------------------------------------------------------
 
+
 def expected_rows(ids: dict[str, str]) -> list[dict[str, Any]]:
     def row(account: str, platform: str, state: str, **kw: Any) -> dict[str, Any]:
-        return {"id": ids[account], "kind": "post", "account": account, "platform": platform,
-                "state": state, "fire_at": "2031-03-13T18:00:00Z", "sent_at": None,
-                "lateness_s": None, "overdue_s": None, "permalink": None, "error": None,
-                "attempts": 0} | kw
+        return {
+            "id": ids[account],
+            "kind": "post",
+            "account": account,
+            "platform": platform,
+            "state": state,
+            "fire_at": "2031-03-13T18:00:00Z",
+            "sent_at": None,
+            "lateness_s": None,
+            "overdue_s": None,
+            "permalink": None,
+            "error": None,
+            "attempts": 0,
+        } | kw
 
     rows = [
-        row("campaign-x", "x", "sent", sent_at="2031-03-13T18:00:00.250000Z", lateness_s=0.25,
-            permalink="https://x.example/campaign/status/1", attempts=1),
-        row("campaign-bluesky", "bluesky", "sent", sent_at="2031-03-13T18:00:01.500000Z",
-            lateness_s=1.5, permalink="https://bsky.example/profile/c/post/3k", attempts=1),
-        row("solidarity-mastodon-fr", "mastodon", "sent", sent_at="2031-03-13T17:59:59Z",
-            lateness_s=-1.0, permalink="https://m.example/@fr/2", attempts=1),
-        row("campaign-mastodon", "mastodon", "dead", attempts=1,
-            error='=HYPERLINK("http://evil.example","401")'),
-        row("campaign-telegram", "telegram", "unconfirmed", attempts=1,
-            error="timeout after POST https://api.telegram.org/bot<redacted>/sendMessage"),
+        row(
+            "campaign-x",
+            "x",
+            "sent",
+            sent_at="2031-03-13T18:00:00.250000Z",
+            lateness_s=0.25,
+            permalink="https://x.example/campaign/status/1",
+            attempts=1,
+        ),
+        row(
+            "campaign-bluesky",
+            "bluesky",
+            "sent",
+            sent_at="2031-03-13T18:00:01.500000Z",
+            lateness_s=1.5,
+            permalink="https://bsky.example/profile/c/post/3k",
+            attempts=1,
+        ),
+        row(
+            "solidarity-mastodon-fr",
+            "mastodon",
+            "sent",
+            sent_at="2031-03-13T17:59:59Z",
+            lateness_s=-1.0,
+            permalink="https://m.example/@fr/2",
+            attempts=1,
+        ),
+        row(
+            "campaign-mastodon",
+            "mastodon",
+            "dead",
+            attempts=1,
+            error='=HYPERLINK("http://evil.example","401")',
+        ),
+        row(
+            "campaign-telegram",
+            "telegram",
+            "unconfirmed",
+            attempts=1,
+            error="timeout after POST https://api.telegram.org/bot<redacted>/sendMessage",
+        ),
         row("campaign-matrix", "matrix", "sending", attempts=1, overdue_s=90.0, error=UNKNOWN),
-        row("students-bluesky-es", "bluesky", "missed",
-            error="missed: not sent within 0:01:00"),
+        row("students-bluesky-es", "bluesky", "missed", error="missed: not sent within 0:01:00"),
         row("campaign-discord", "discord", "claimed", overdue_s=90.0),
     ]
     return sorted(rows, key=lambda r: r["id"])  # all fire at T: then by id
@@ -233,8 +340,9 @@ def test_report_json(storm: Path, engine: Engine) -> None:
             "lateness": {"sent": 3, "min_s": -1.0, "p50_s": 0.25, "p99_s": 1.5, "max_s": 1.5},
             "early": [ids["solidarity-mastodon-fr"]],
             "unconfirmed": [ids["campaign-telegram"]],
-            "dead": [{"id": ids["campaign-mastodon"],
-                      "error": '=HYPERLINK("http://evil.example","401")'}],
+            "dead": [
+                {"id": ids["campaign-mastodon"], "error": '=HYPERLINK("http://evil.example","401")'}
+            ],
             "missed": [ids["students-bluesky-es"]],
             "overdue": [r["id"] for r in rows if r["overdue_s"] is not None],
         },
@@ -247,29 +355,31 @@ def test_report_csv(storm: Path, engine: Engine, tmp_path: Path) -> None:
     ids = in_progress(storm, engine)
     lines = {
         "campaign-x": "post,campaign-x,x,sent,2031-03-13T18:00:00Z,2031-03-13T18:00:00.250000Z,"
-                      "0.25,,https://x.example/campaign/status/1,,1",
+        "0.25,,https://x.example/campaign/status/1,,1",
         "campaign-bluesky": "post,campaign-bluesky,bluesky,sent,2031-03-13T18:00:00Z,"
-                            "2031-03-13T18:00:01.500000Z,1.5,,"
-                            "https://bsky.example/profile/c/post/3k,,1",
+        "2031-03-13T18:00:01.500000Z,1.5,,"
+        "https://bsky.example/profile/c/post/3k,,1",
         "solidarity-mastodon-fr": "post,solidarity-mastodon-fr,mastodon,sent,"
-                                  "2031-03-13T18:00:00Z,2031-03-13T17:59:59Z,-1.0,,"
-                                  "https://m.example/@fr/2,,1",
+        "2031-03-13T18:00:00Z,2031-03-13T17:59:59Z,-1.0,,"
+        "https://m.example/@fr/2,,1",
         "campaign-mastodon": "post,campaign-mastodon,mastodon,dead,2031-03-13T18:00:00Z,,,,,"
-                             '"\'=HYPERLINK(""http://evil.example"",""401"")",1',
+        '"\'=HYPERLINK(""http://evil.example"",""401"")",1',
         "campaign-telegram": "post,campaign-telegram,telegram,unconfirmed,2031-03-13T18:00:00Z,"
-                             ",,,,timeout after POST https://api.telegram.org/bot<redacted>"
-                             "/sendMessage,1",
+        ",,,,timeout after POST https://api.telegram.org/bot<redacted>"
+        "/sendMessage,1",
         "campaign-matrix": "post,campaign-matrix,matrix,sending,2031-03-13T18:00:00Z,,,90.0,,"
-                           f'"{UNKNOWN}",1',  # a comma in it: quoted
+        f'"{UNKNOWN}",1',  # a comma in it: quoted
         "students-bluesky-es": "post,students-bluesky-es,bluesky,missed,2031-03-13T18:00:00Z,"
-                               ",,,,missed: not sent within 0:01:00,0",
-        "campaign-discord": "post,campaign-discord,discord,claimed,2031-03-13T18:00:00Z,,,90.0,"
-                            ",,0",
+        ",,,,missed: not sent within 0:01:00,0",
+        "campaign-discord": "post,campaign-discord,discord,claimed,2031-03-13T18:00:00Z,,,90.0,,,0",
     }
     expected = "".join(
-        line + "\r\n" for line in
-        [",".join(COLUMNS),
-         *sorted(f"{ids[account]},{rest}" for account, rest in lines.items())])
+        line + "\r\n"
+        for line in [
+            ",".join(COLUMNS),
+            *sorted(f"{ids[account]},{rest}" for account, rest in lines.items()),
+        ]
+    )
     # Bytes: `Result.stdout` turns the CRLF line ends of CSV (RFC 4180) into LF.
     assert stormer(storm, "report", "--csv").stdout_bytes.decode() == expected
 
@@ -289,7 +399,9 @@ def test_report_for_people_lists_problems_first(storm: Path, engine: Engine) -> 
     assert out[0].startswith("!!! EARLY: 1 item(s) were sent BEFORE their time")
     assert out[1] == f"    {fr}  mastodon/solidarity-mastodon-fr  1.00 s early"
     assert out[2] == "!!! DEAD: 1 item(s) were given up and will not be sent:"
-    assert out[3] == f'    {dead}  mastodon/campaign-mastodon  =HYPERLINK("http://evil.example","401")'
+    assert (
+        out[3] == f'    {dead}  mastodon/campaign-mastodon  =HYPERLINK("http://evil.example","401")'
+    )
     titles = [line.split(":")[0] for line in out if line and not line.startswith(" ")]
     assert titles[:5] == ["!!! EARLY", "!!! DEAD", "UNCONFIRMED", "MISSED", "OVERDUE"]
     assert "8 item(s): 1 claimed, 1 sending, 3 sent, 1 dead, 1 unconfirmed, 1 missed" in out
@@ -301,8 +413,11 @@ def test_report_before_anything_is_scheduled(storm: Path) -> None:
     assert stormer(storm, "report").stdout == EMPTY + "\n"
     result = stormer(storm, "report", "--csv")
     assert result.stdout.splitlines() == [
-        ("id,kind,account,platform,state,fire_at,sent_at,lateness_s,overdue_s,permalink,error,"
-         "attempts")]
+        (
+            "id,kind,account,platform,state,fire_at,sent_at,lateness_s,overdue_s,permalink,error,"
+            "attempts"
+        )
+    ]
     assert EMPTY in result.stderr
     assert json.loads(stormer(storm, "report", "--json").stdout)["rows"] == []
 
@@ -310,4 +425,3 @@ def test_report_before_anything_is_scheduled(storm: Path) -> None:
 def test_report_json_and_csv_exclude_each_other(storm: Path) -> None:
     result = runner.invoke(app, ["report", "--json", "--csv", "--storm", str(storm)])
     assert result.exit_code == 2 and "not both" in result.output
-

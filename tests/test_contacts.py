@@ -9,38 +9,63 @@ import pytest
 
 from stormer.storm.contacts import BadContact, apprise_url, parse_contact
 
-SENDERS = {"mailto": "mailtos://user:pw@smtp.example.org?from=storm@example.org&to=org@x.org"
-                     "&cc=boss@x.org",
-           "tgram": "tgram://123456:ABCDEFGHIJKLMNOPQRSTUVWXYZabcdef",
-           "matrix": "matrixs://bot:pw@matrix.example.org"}
+SENDERS = {
+    "mailto": "mailtos://user:pw@smtp.example.org?from=storm@example.org&to=org@x.org"
+    "&cc=boss@x.org",
+    "tgram": "tgram://123456:ABCDEFGHIJKLMNOPQRSTUVWXYZabcdef",
+    "matrix": "matrixs://bot:pw@matrix.example.org",
+}
 
 
-@pytest.mark.parametrize(("text", "kind", "address", "needs_sender"), [
-    ("Alice@Example.ORG", "email", "alice@example.org", True),
-    ("mailto:alice@example.org", "email", "alice@example.org", True),
-    ("mailto://alice@example.org", "email", "alice@example.org", True),
-    ("tgram://123456789", "telegram", "123456789", True),
-    ("tgram://-1001234567890", "telegram", "-1001234567890", True),
-    ("tgram://@storm_channel", "telegram", "@storm_channel", True),
-    ("tgram://123456:ABCDEFGHIJKLMNOPQRSTUVWXYZabcdef/987", "telegram",
-     "tgram://123456:ABCDEFGHIJKLMNOPQRSTUVWXYZabcdef/987", False),
-    ("matrix:@alice:example.org", "matrix", "@alice:example.org", True),
-    ("matrix:!abcDEF:example.org", "matrix", "!abcDEF:example.org", True),
-    ("matrix:#storm:example.org", "matrix", "#storm:example.org", True),
-    ("discord://1234567/tokentokentoken", "discord", "discord://1234567/tokentokentoken", False),
-    ("ntfy://ntfy.example.org/topic", "ntfy", "ntfy://ntfy.example.org/topic", False),
-])
-def test_contacts_are_read_by_their_shape(text: str, kind: str, address: str,
-                                          needs_sender: bool) -> None:
+@pytest.mark.parametrize(
+    ("text", "kind", "address", "needs_sender"),
+    [
+        ("Alice@Example.ORG", "email", "alice@example.org", True),
+        ("mailto:alice@example.org", "email", "alice@example.org", True),
+        ("mailto://alice@example.org", "email", "alice@example.org", True),
+        ("tgram://123456789", "telegram", "123456789", True),
+        ("tgram://-1001234567890", "telegram", "-1001234567890", True),
+        ("tgram://@storm_channel", "telegram", "@storm_channel", True),
+        (
+            "tgram://123456:ABCDEFGHIJKLMNOPQRSTUVWXYZabcdef/987",
+            "telegram",
+            "tgram://123456:ABCDEFGHIJKLMNOPQRSTUVWXYZabcdef/987",
+            False,
+        ),
+        ("matrix:@alice:example.org", "matrix", "@alice:example.org", True),
+        ("matrix:!abcDEF:example.org", "matrix", "!abcDEF:example.org", True),
+        ("matrix:#storm:example.org", "matrix", "#storm:example.org", True),
+        (
+            "discord://1234567/tokentokentoken",
+            "discord",
+            "discord://1234567/tokentokentoken",
+            False,
+        ),
+        ("ntfy://ntfy.example.org/topic", "ntfy", "ntfy://ntfy.example.org/topic", False),
+    ],
+)
+def test_contacts_are_read_by_their_shape(
+    text: str, kind: str, address: str, needs_sender: bool
+) -> None:
     contact = parse_contact(text)
     assert (contact.kind, contact.address, contact.needs_sender) == (kind, address, needs_sender)
     assert address not in repr(contact) and len(contact.ref) == 16
 
 
-@pytest.mark.parametrize("text", [
-    "", "alice", "alice@", "mailto:bob", "mailto://user:secret@smtp.example.org",
-    "tgram://not-a-chat", "matrix:alice", "nosuchscheme://private-thing", "+34 600 000 000",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "alice",
+        "alice@",
+        "mailto:bob",
+        "mailto://user:secret@smtp.example.org",
+        "tgram://not-a-chat",
+        "matrix:alice",
+        "nosuchscheme://private-thing",
+        "+34 600 000 000",
+    ],
+)
 def test_a_bad_contact_is_refused_without_being_quoted(text: str) -> None:
     with pytest.raises(BadContact) as e:
         parse_contact(text)
@@ -63,12 +88,18 @@ def test_an_email_goes_to_the_participant_alone() -> None:
 
 
 def test_chat_contacts_are_targets_of_the_organizers_bot_or_account() -> None:
-    assert apprise_url(parse_contact("tgram://987654"), SENDERS) == \
-        "tgram://123456:ABCDEFGHIJKLMNOPQRSTUVWXYZabcdef/987654"
-    assert apprise_url(parse_contact("matrix:@alice:example.org"), SENDERS) == \
-        "matrixs://bot:pw@matrix.example.org/@alice:example.org?hsreq=no"
-    assert apprise_url(parse_contact("matrix:#storm:example.org"), SENDERS) == \
-        "matrixs://bot:pw@matrix.example.org/%23storm:example.org?hsreq=no"
+    assert (
+        apprise_url(parse_contact("tgram://987654"), SENDERS)
+        == "tgram://123456:ABCDEFGHIJKLMNOPQRSTUVWXYZabcdef/987654"
+    )
+    assert (
+        apprise_url(parse_contact("matrix:@alice:example.org"), SENDERS)
+        == "matrixs://bot:pw@matrix.example.org/@alice:example.org?hsreq=no"
+    )
+    assert (
+        apprise_url(parse_contact("matrix:#storm:example.org"), SENDERS)
+        == "matrixs://bot:pw@matrix.example.org/%23storm:example.org?hsreq=no"
+    )
     complete = "discord://1234567/tokentokentoken"
     assert apprise_url(parse_contact(complete), {}) == complete
 

@@ -30,14 +30,26 @@ from stormer.storm.loader import Account
 
 PLATFORMS = ["mastodon", "bluesky", "x", "telegram", "discord", "matrix"]
 # A text over each platform's limit, as that platform counts it.
-TOO_LONG = {"mastodon": "a" * 501, "bluesky": "b" * 301, "x": "c" * 281,
-            "telegram": "d" * 4097, "discord": "e" * 2001, "matrix": "f" * 70_000}
-IMAGE = MediaRef("images/flag-book.png", "Bands of black, white and green with a red triangle",
-                 800, 418)
+TOO_LONG = {
+    "mastodon": "a" * 501,
+    "bluesky": "b" * 301,
+    "x": "c" * 281,
+    "telegram": "d" * 4097,
+    "discord": "e" * 2001,
+    "matrix": "f" * 70_000,
+}
+IMAGE = MediaRef(
+    "images/flag-book.png", "Bands of black, white and green with a red triangle", 800, 418
+)
 # The request that creates a post, per platform: the one whose answer a test may "lose".
-POSTING = {"mastodon": "/api/v1/statuses", "bluesky": "com.atproto.repo.putRecord",
-           "x": "/2/tweets", "telegram": "/send", "discord": "/api/webhooks/",
-           "matrix": "/send/m.room.message/"}
+POSTING = {
+    "mastodon": "/api/v1/statuses",
+    "bluesky": "com.atproto.repo.putRecord",
+    "x": "/2/tweets",
+    "telegram": "/send",
+    "discord": "/api/webhooks/",
+    "matrix": "/send/m.room.message/",
+}
 
 
 @dataclass
@@ -79,21 +91,32 @@ class Simulated(Backend):
         return _account(p, fields, creds)
 
     def landed(self) -> list[dict[str, Any]]:
-        return [p for p in httpx.get(f"{self.url}/_sim/posts").json()
-                if p["platform"] == self.platform]
+        return [
+            p for p in httpx.get(f"{self.url}/_sim/posts").json() if p["platform"] == self.platform
+        ]
 
 
 def _sim_room(sim: str, token: str) -> str:
-    r = httpx.post(f"{sim}/_matrix/client/v3/createRoom", json={"name": "storm"},
-                   headers={"Authorization": f"Bearer {token}"})
+    r = httpx.post(
+        f"{sim}/_matrix/client/v3/createRoom",
+        json={"name": "storm"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
     r.raise_for_status()
     return str(r.json()["room_id"])
 
 
-def _account(platform: str, fields: dict[str, Any],
-             creds: dict[str, str]) -> tuple[Account, dict[str, Secret]]:
-    account = Account(name=f"{platform}-contract", platform=platform, langs=("en",),
-                      credentials=tuple((k, k.upper()) for k in creds), line=None, **fields)
+def _account(
+    platform: str, fields: dict[str, Any], creds: dict[str, str]
+) -> tuple[Account, dict[str, Secret]]:
+    account = Account(
+        name=f"{platform}-contract",
+        platform=platform,
+        langs=("en",),
+        credentials=tuple((k, k.upper()) for k in creds),
+        line=None,
+        **fields,
+    )
     return account, {k: Secret(v) for k, v in creds.items()}
 
 
@@ -106,12 +129,15 @@ class RealPds(Backend):
         handle, password, did = self.pds.create_account("contract")
         self.last = {"did": did}
         fields = {"base_url": self.url, "target": None, "handle": handle}
-        return _account("bluesky", fields,
-                        {"app_password": f"invalid-{password}SECRET" if bad else password})
+        return _account(
+            "bluesky", fields, {"app_password": f"invalid-{password}SECRET" if bad else password}
+        )
 
     def landed(self) -> list[dict[str, Any]]:
-        r = httpx.get(f"{self.url}/xrpc/com.atproto.repo.listRecords",
-                      params={"repo": self.last["did"], "collection": "app.bsky.feed.post"})
+        r = httpx.get(
+            f"{self.url}/xrpc/com.atproto.repo.listRecords",
+            params={"repo": self.last["did"], "collection": "app.bsky.feed.post"},
+        )
         r.raise_for_status()
         out = []
         for record in r.json()["records"]:
@@ -132,13 +158,16 @@ class RealSynapse(Backend):
         room = self.synapse.create_room(token)
         self.last = {"token": token, "room": room, "user": user_id}
         fields = {"base_url": self.url, "target": room, "handle": None}
-        return _account("matrix", fields,
-                        {"access_token": f"invalid{token}SECRET" if bad else token})
+        return _account(
+            "matrix", fields, {"access_token": f"invalid{token}SECRET" if bad else token}
+        )
 
     def landed(self) -> list[dict[str, Any]]:
-        r = httpx.get(f"{self.url}/_matrix/client/v3/rooms/{self.last['room']}/messages",
-                      params={"dir": "b", "limit": "100"},
-                      headers={"Authorization": f"Bearer {self.last['token']}"})
+        r = httpx.get(
+            f"{self.url}/_matrix/client/v3/rooms/{self.last['room']}/messages",
+            params={"dir": "b", "limit": "100"},
+            headers={"Authorization": f"Bearer {self.last['token']}"},
+        )
         r.raise_for_status()
         out = []
         for event in r.json()["chunk"]:
@@ -159,8 +188,9 @@ def backend(request: pytest.FixtureRequest) -> Backend:
         return RealPds(request.getfixturevalue("bluesky_pds"))
     if name == "real-matrix":
         return RealSynapse(request.getfixturevalue("synapse"))
-    return Simulated(name.removeprefix("simulator-"), request.getfixturevalue("simulator"),
-                     "simulator")
+    return Simulated(
+        name.removeprefix("simulator-"), request.getfixturevalue("simulator"), "simulator"
+    )
 
 
 @pytest.fixture(params=PLATFORMS)
@@ -192,22 +222,36 @@ class LoseAnswerOnce(httpx.AsyncBaseTransport):
 Flow = Callable[[Platform, Connection], Awaitable[Any]]
 
 
-def run(backend: Backend, flow: Flow, *, bad: bool = False,
-        transport: httpx.AsyncBaseTransport | None = None) -> Any:
+def run(
+    backend: Backend,
+    flow: Flow,
+    *,
+    bad: bool = False,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> Any:
     account, credentials = backend.account(bad=bad)
 
     async def main() -> Any:
         async with httpx.AsyncClient(timeout=20, transport=transport) as client:
-            conn = Connection(account=account, client=client, credentials=credentials,
-                              media_root=REPO / "posts")
+            conn = Connection(
+                account=account, client=client, credentials=credentials, media_root=REPO / "posts"
+            )
             return await flow(registry.get(backend.platform), conn)
+
     return asyncio.run(main())
 
 
 def item(platform: str, text: str, media: tuple[MediaRef, ...] = ()) -> QueueItem:
-    return QueueItem(id=uuid.uuid4().hex[:16], kind="post", fire_at=datetime.now(UTC),
-                     platform=platform, account=f"{platform}-contract", lang="en", text=text,
-                     media=media)
+    return QueueItem(
+        id=uuid.uuid4().hex[:16],
+        kind="post",
+        fire_at=datetime.now(UTC),
+        platform=platform,
+        account=f"{platform}-contract",
+        lang="en",
+        text=text,
+        media=media,
+    )
 
 
 def a_text() -> str:
@@ -266,8 +310,10 @@ def test_rate_limit_is_reported_and_honoured(simulated: Backend) -> None:
     # The suite's real servers run with their limits raised (Synapse) or off (the PDS); their
     # own 429s are tested below: test_rate_limit_on_real_synapse, test_rate_limit_on_real_pds.
     def limit(n: int) -> None:
-        httpx.post(f"{simulated.url}/_sim/config", json={"rate_limit": {
-            simulated.platform: {"limit": n, "window_s": 1.0}}}).raise_for_status()
+        httpx.post(
+            f"{simulated.url}/_sim/config",
+            json={"rate_limit": {simulated.platform: {"limit": n, "window_s": 1.0}}},
+        ).raise_for_status()
 
     async def flow(plugin: Platform, conn: Connection) -> Any:
         first = await plugin.stage(item(simulated.platform, a_text()), conn)
@@ -312,14 +358,17 @@ def test_rate_limit_on_real_synapse(request: pytest.FixtureRequest) -> None:
     admin = backend.synapse.login(admin_id, admin_password)
 
     def strict_limit() -> None:
-        httpx.post(f"{backend.url}/_synapse/admin/v1/users/{backend.last['user']}"
-                   "/override_ratelimit", json={"messages_per_second": 1, "burst_count": 1},
-                   headers={"Authorization": f"Bearer {admin}"}).raise_for_status()
+        httpx.post(
+            f"{backend.url}/_synapse/admin/v1/users/{backend.last['user']}/override_ratelimit",
+            json={"messages_per_second": 1, "burst_count": 1},
+            headers={"Authorization": f"Bearer {admin}"},
+        ).raise_for_status()
 
     async def main() -> Any:
         async with httpx.AsyncClient(timeout=20) as client:
-            conn = Connection(account=account, client=client, credentials=credentials,
-                              media_root=REPO / "posts")
+            conn = Connection(
+                account=account, client=client, credentials=credentials, media_root=REPO / "posts"
+            )
             plugin = registry.get("matrix")
             first = await plugin.stage(item("matrix", a_text()), conn)
             second = await plugin.stage(item("matrix", a_text()), conn)
@@ -358,8 +407,7 @@ def test_rate_limit_on_real_pds(request: pytest.FixtureRequest) -> None:
             policy = re.fullmatch(r"(\d+);w=(\d+)", first.headers["ratelimit-policy"])
             assert policy, first.headers
             left = int(first.headers["ratelimit-remaining"])
-            rest = await asyncio.gather(*(client.post(login_url, json=body)
-                                          for _ in range(left)))
+            rest = await asyncio.gather(*(client.post(login_url, json=body) for _ in range(left)))
         assert [r.status_code for r in rest] == [200] * left
         assert sorted(int(r.headers["ratelimit-remaining"]) for r in rest) == list(range(left))
         limit, window = map(int, policy.groups())
@@ -370,8 +418,11 @@ def test_rate_limit_on_real_pds(request: pytest.FixtureRequest) -> None:
     limit, window = asyncio.run(spend_the_budget())
     assert (limit, window) == (30, 300)  # what stormer/platforms/bluesky.py is built around
 
-    account, credentials = _account("bluesky", {"base_url": pds.url, "target": None,
-                                                "handle": handle}, {"app_password": password})
+    account, credentials = _account(
+        "bluesky",
+        {"base_url": pds.url, "target": None, "handle": handle},
+        {"app_password": password},
+    )
     seen: list[tuple[float, httpx.Response]] = []
 
     async def record(response: httpx.Response) -> None:
@@ -379,8 +430,9 @@ def test_rate_limit_on_real_pds(request: pytest.FixtureRequest) -> None:
 
     async def main() -> tuple[RateLimited, RateLimited, dict[str, Any]]:
         async with httpx.AsyncClient(timeout=20, event_hooks={"response": [record]}) as client:
-            conn = Connection(account=account, client=client, credentials=credentials,
-                              media_root=REPO / "posts")
+            conn = Connection(
+                account=account, client=client, credentials=credentials, media_root=REPO / "posts"
+            )
             plugin = registry.get("bluesky")
             with pytest.raises(RateLimited) as first:
                 await plugin.stage(item("bluesky", a_text()), conn)

@@ -23,12 +23,21 @@ from stormer.storm.loader import load_storm
 from stormer.timezones import iso_utc
 from test_cli_online import point_accounts_at
 
-CREDENTIALS = {"FPS_MASTODON_TOKEN": "tok-m", "FPS_MASTODON_FR_TOKEN": "tok-fr",
-               "FPS_BLUESKY_APP_PASSWORD": "pw-b", "FPS_BLUESKY_ES_APP_PASSWORD": "pw-es",
-               "FPS_X_TOKEN": "tok-x", "FPS_TELEGRAM_BOT_TOKEN": "12345:tok-t",
-               "FPS_MATRIX_TOKEN": "tok-mx"}
-FAST = Settings(staging_window=timedelta(minutes=5), grace=timedelta(minutes=2),
-                poll_seconds=0.5, lead_seconds=0.5)
+CREDENTIALS = {
+    "FPS_MASTODON_TOKEN": "tok-m",
+    "FPS_MASTODON_FR_TOKEN": "tok-fr",
+    "FPS_BLUESKY_APP_PASSWORD": "pw-b",
+    "FPS_BLUESKY_ES_APP_PASSWORD": "pw-es",
+    "FPS_X_TOKEN": "tok-x",
+    "FPS_TELEGRAM_BOT_TOKEN": "12345:tok-t",
+    "FPS_MATRIX_TOKEN": "tok-mx",
+}
+FAST = Settings(
+    staging_window=timedelta(minutes=5),
+    grace=timedelta(minutes=2),
+    poll_seconds=0.5,
+    lead_seconds=0.5,
+)
 
 
 @pytest.fixture
@@ -46,8 +55,12 @@ def schedule_at(storm_dir: Path, engine, at: datetime):  # type: ignore[no-untyp
     set_storm_time(storm_dir, iso_utc(at))
     storm = load_storm(storm_dir)
     with Session(engine) as session, session.begin():
-        schedule(with_payloads(storm, plan(storm)), session=session, storm=storm.slug,
-                 now=datetime.now(UTC))
+        schedule(
+            with_payloads(storm, plan(storm)),
+            session=session,
+            storm=storm.slug,
+            now=datetime.now(UTC),
+        )
     return storm
 
 
@@ -67,23 +80,24 @@ def rows(engine) -> list[Outbox]:  # type: ignore[no-untyped-def]
         return found
 
 
-def test_every_post_fires_at_its_moment_once(storm_dir: Path, simulator: str,
-                                             db_url: str) -> None:
+def test_every_post_fires_at_its_moment_once(storm_dir: Path, simulator: str, db_url: str) -> None:
     engine = make_engine(db_url)
     upgrade(engine)
     try:
         at = (datetime.now(UTC) + timedelta(seconds=3)).replace(microsecond=0)
         storm = schedule_at(storm_dir, engine, at)
-        asyncio.run(asyncio.wait_for(
-            Dispatcher(storm, engine, settings=FAST).run(until_done=True), timeout=60))
+        asyncio.run(
+            asyncio.wait_for(
+                Dispatcher(storm, engine, settings=FAST).run(until_done=True), timeout=60
+            )
+        )
         landed = httpx.get(f"{simulator}/_sim/posts").json()
         outbox = rows(engine)
         assert len(outbox) == 8
         for row in outbox:  # each item landed exactly once (Matrix images are extra events)
             same = [p for p in landed if p["platform"] == row.platform and p["text"] == row.text]
             assert len(same) == 1, (row.platform, row.state, row.error)
-        received = [datetime.fromisoformat(p["received_at"].replace("Z", "+00:00"))
-                    for p in landed]
+        received = [datetime.fromisoformat(p["received_at"].replace("Z", "+00:00")) for p in landed]
         assert min(received) >= at, "a post arrived before the storm's moment"
         assert max(received) - at < timedelta(seconds=5)
         assert {r.state for r in outbox} == {"sent"}
@@ -93,9 +107,9 @@ def test_every_post_fires_at_its_moment_once(storm_dir: Path, simulator: str,
         engine.dispose()
 
 
-def test_a_bad_credential_is_reported_at_staging_not_at_t(storm_dir: Path, simulator: str,
-                                                          db_url: str,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_bad_credential_is_reported_at_staging_not_at_t(
+    storm_dir: Path, simulator: str, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("FPS_X_TOKEN", "invalid-x")
     engine = make_engine(db_url)
     upgrade(engine)
@@ -115,10 +129,12 @@ def test_a_bad_credential_is_reported_at_staging_not_at_t(storm_dir: Path, simul
 
 
 def test_a_rate_limited_staging_waits_for_the_platforms_retry_after(
-        storm_dir: Path, simulator: str, db_url: str) -> None:
+    storm_dir: Path, simulator: str, db_url: str
+) -> None:
     # A Bluesky login window is 5 minutes: retrying staging every minute only collects 429s.
-    httpx.post(f"{simulator}/_sim/config", json={"rate_limit": {
-        "mastodon": {"limit": 0, "window_s": 300}}}).raise_for_status()
+    httpx.post(
+        f"{simulator}/_sim/config", json={"rate_limit": {"mastodon": {"limit": 0, "window_s": 300}}}
+    ).raise_for_status()
     engine = make_engine(db_url)
     upgrade(engine)
     try:
@@ -137,24 +153,26 @@ def test_a_rate_limited_staging_waits_for_the_platforms_retry_after(
 
 
 def test_an_account_with_several_posts_at_once_is_paced(
-        storm_dir: Path, simulator: str, db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    storm_dir: Path, simulator: str, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from stormer.channels.telegram import Telegram
 
     # Telegram's real pace (20 a minute per group) in miniature: 2 per 0.6 s.
     monkeypatch.setattr(Telegram, "pace", (2, 0.6))
     config = storm_dir / "config.toml"
-    config.write_text(config.read_text().replace("posts_per_account = 1",
-                                                 "posts_per_account = 3"))
+    config.write_text(config.read_text().replace("posts_per_account = 1", "posts_per_account = 3"))
     engine = make_engine(db_url)
     upgrade(engine)
     try:
         at = (datetime.now(UTC) + timedelta(seconds=3)).replace(microsecond=0)
         storm = schedule_at(storm_dir, engine, at)
-        asyncio.run(asyncio.wait_for(Dispatcher(storm, engine, settings=FAST)
-                                     .run(until_done=True), 60))
+        asyncio.run(
+            asyncio.wait_for(Dispatcher(storm, engine, settings=FAST).run(until_done=True), 60)
+        )
         landed = httpx.get(f"{simulator}/_sim/posts", params={"platform": "telegram"}).json()
-        received = sorted(datetime.fromisoformat(p["received_at"].replace("Z", "+00:00"))
-                          for p in landed)
+        received = sorted(
+            datetime.fromisoformat(p["received_at"].replace("Z", "+00:00")) for p in landed
+        )
         assert len(received) == 3 and received[0] >= at
         assert (received[1] - received[0]).total_seconds() < 0.5  # two fit in the window
         # The third waits for the window (0.6 s after the first left the client; measured

@@ -19,7 +19,14 @@ from example import copy_example, set_reminder_offsets
 from fixtures_sim import png_bytes
 from stormer.outbox import claims
 from stormer.cli import app
-from stormer.ops.doctor import Finding, alerts_finding, clock_finding, media_finding, send_test_alert, worker_finding
+from stormer.ops.doctor import (
+    Finding,
+    alerts_finding,
+    clock_finding,
+    media_finding,
+    send_test_alert,
+    worker_finding,
+)
 from stormer.outbox.models import STATES
 from stormer.storm.loader import Storm, load_storm
 from stormer.timezones import iso_utc
@@ -28,13 +35,26 @@ from test_cli_online import point_accounts_at
 from test_dispatch import CREDENTIALS
 
 runner = CliRunner()
-CHECKS = ["config", "credentials", "media", "clock", "database", "schedule", "worker", "reminders",
-          "alerts"]
+CHECKS = [
+    "config",
+    "credentials",
+    "media",
+    "clock",
+    "database",
+    "schedule",
+    "worker",
+    "reminders",
+    "alerts",
+]
 
 
 @pytest.fixture
-def storm_files(tmp_path: Path, simulator: str, json_sink: JsonSink,  # noqa: F811
-                monkeypatch: pytest.MonkeyPatch) -> Path:
+def storm_files(
+    tmp_path: Path,
+    simulator: str,
+    json_sink: JsonSink,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> Path:
     """The example storm an hour from now, against the simulator, with alerts configured; its
     SQLite database does not exist yet."""
     at = (datetime.now(UTC) + timedelta(hours=1)).replace(microsecond=0)
@@ -72,12 +92,14 @@ def schedule(storm: Path) -> None:
 
 def live_worker(engine: Engine, storm: Storm) -> None:
     now = datetime.now(UTC)
-    claims.register_worker(engine=engine, worker="w-live", storm=storm.slug, hostname="host-a",
-                           pid=101, now=now)
+    claims.register_worker(
+        engine=engine, worker="w-live", storm=storm.slug, hostname="host-a", pid=101, now=now
+    )
     claims.heartbeat(engine=engine, worker="w-live", now=now, staged_through=storm.at)
 
 
 # --- the whole doctor ---------------------------------------------------------------------------
+
 
 def test_a_ready_storm_passes_every_check(storm: Path, engine: Engine) -> None:
     schedule(storm)
@@ -95,16 +117,21 @@ def test_a_ready_storm_passes_every_check(storm: Path, engine: Engine) -> None:
     assert lines[-1] == "all checks passed"
 
 
-def test_each_failure_says_what_to_fix(storm: Path, engine: Engine,
-                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_each_failure_says_what_to_fix(
+    storm: Path, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("FPS_X_TOKEN", "invalid-x-SECRET")
     monkeypatch.delenv("FPS_MATRIX_TOKEN")
     monkeypatch.delenv("FPS_ALERT_URL")
     result, found = doctor(storm)  # migrated, nothing scheduled, no worker
     assert result.exit_code == 1
     failed = {name: f.severity for name, f in found.items() if not f.ok}
-    assert failed == {"credentials": "error", "schedule": "error", "worker": "error",
-                      "alerts": "error"}
+    assert failed == {
+        "credentials": "error",
+        "schedule": "error",
+        "worker": "error",
+        "alerts": "error",
+    }
     assert all(found[name].fix for name in failed)
     assert "2 of 8 account(s)" in found["credentials"].message
     assert "campaign-x" in found["credentials"].message
@@ -126,6 +153,7 @@ def test_an_unreadable_config_is_a_failed_check(storm_files: Path) -> None:
 
 
 # --- database ---------------------------------------------------------------------------------
+
 
 def test_no_database_yet_is_reported_and_not_created(storm_files: Path) -> None:
     result, found = doctor(storm_files)
@@ -149,14 +177,17 @@ def test_a_database_behind_its_migrations(storm: Path, db_url: str) -> None:
     assert "stormer db upgrade" in found["database"].fix  # type: ignore[operator]
 
 
-def test_an_unreachable_database_never_shows_its_password(storm_files: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("STORMER_DATABASE_URL",
-                       f"postgresql://stormer:db-pw-SECRET@127.0.0.1:{free_port()}/outbox")
+def test_an_unreachable_database_never_shows_its_password(
+    storm_files: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(
+        "STORMER_DATABASE_URL", f"postgresql://stormer:db-pw-SECRET@127.0.0.1:{free_port()}/outbox"
+    )
     result, found = doctor(storm_files)  # `doctor` asserts SECRET is nowhere in the output
     assert result.exit_code == 1
     assert found["database"].message.startswith(
-        "cannot use postgresql+psycopg://stormer:***@127.0.0.1:")
+        "cannot use postgresql+psycopg://stormer:***@127.0.0.1:"
+    )
     assert "Connection refused" in found["database"].message
 
 
@@ -165,15 +196,23 @@ def test_an_unreachable_database_never_shows_its_password(storm_files: Path,
 T = datetime(2031, 3, 13, 18, 0, tzinfo=UTC)
 
 
-@pytest.mark.parametrize(("now", "waiting", "severity", "says"), [
-    (T - timedelta(hours=25), 8, "info", "none alive; the storm is in 1 d 1 h: start"),
-    (T - timedelta(hours=23), 8, "error", "NO WORKER IS ALIVE (no heartbeat in the last "
-                                          "minute) and the storm is in 23 h"),
-    (T + timedelta(minutes=2), 3, "error", "the storm is 2 min past"),
-    (T + timedelta(minutes=2), 0, "info", "none alive, and nothing is left to send"),
-])
-def test_a_worker_must_be_alive_within_24_hours(tmp_path: Path, now: datetime, waiting: int,
-                                                severity: str, says: str) -> None:
+@pytest.mark.parametrize(
+    ("now", "waiting", "severity", "says"),
+    [
+        (T - timedelta(hours=25), 8, "info", "none alive; the storm is in 1 d 1 h: start"),
+        (
+            T - timedelta(hours=23),
+            8,
+            "error",
+            "NO WORKER IS ALIVE (no heartbeat in the last minute) and the storm is in 23 h",
+        ),
+        (T + timedelta(minutes=2), 3, "error", "the storm is 2 min past"),
+        (T + timedelta(minutes=2), 0, "info", "none alive, and nothing is left to send"),
+    ],
+)
+def test_a_worker_must_be_alive_within_24_hours(
+    tmp_path: Path, now: datetime, waiting: int, severity: str, says: str
+) -> None:
     storm = load_storm(copy_example(tmp_path / "storm", at=iso_utc(T)))
     counts = dict.fromkeys(STATES, 0) | {"pending": waiting, "sent": 8 - waiting}
     found = worker_finding(storm, {"now": now, "workers": [], "counts": counts})
@@ -182,6 +221,7 @@ def test_a_worker_must_be_alive_within_24_hours(tmp_path: Path, now: datetime, w
 
 
 # --- clock ----------------------------------------------------------------------------------------
+
 
 def test_the_simulator_answers_with_a_date_header(simulator: str) -> None:
     # The clock check reads `Date`; uvicorn (which serves the simulator) sets it on every
@@ -194,15 +234,19 @@ def shifted(seconds: float) -> Callable[[], datetime]:
     return lambda: datetime.now(UTC) + timedelta(seconds=seconds)
 
 
-@pytest.mark.parametrize(("shift", "severity", "says"), [
-    (0, "info", "within 2 s of the platforms (127.0.0.1:"),
-    (10, "warning", "AHEAD of the platforms: posts would go out that much BEFORE"),
-    (-10, "warning", "behind the platforms: posts would go out that much late"),
-    (60, "error", "AHEAD"),
-    (-60, "error", "behind"),
-])
-def test_the_clock_against_the_platforms_date_headers(storm_files: Path, shift: float,
-                                                      severity: str, says: str) -> None:
+@pytest.mark.parametrize(
+    ("shift", "severity", "says"),
+    [
+        (0, "info", "within 2 s of the platforms (127.0.0.1:"),
+        (10, "warning", "AHEAD of the platforms: posts would go out that much BEFORE"),
+        (-10, "warning", "behind the platforms: posts would go out that much late"),
+        (60, "error", "AHEAD"),
+        (-60, "error", "behind"),
+    ],
+)
+def test_the_clock_against_the_platforms_date_headers(
+    storm_files: Path, shift: float, severity: str, says: str
+) -> None:
     storm = load_storm(storm_files)
 
     async def measure() -> Finding:
@@ -216,14 +260,16 @@ def test_the_clock_against_the_platforms_date_headers(storm_files: Path, shift: 
         assert abs(offset - abs(shift)) < 2.5, found.message
 
 
-def test_no_answer_means_the_clock_is_not_measured(storm_files: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_answer_means_the_clock_is_not_measured(
+    storm_files: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     config = storm_files / "config.toml"
     closed = f"http://127.0.0.1:{free_port()}"
     monkeypatch.setenv("FPS_DISCORD_WEBHOOK_URL", f"{closed}/api/webhooks/7/tok-d")
     text = config.read_text(encoding="utf-8")
-    config.write_text(text.replace(text.split('base_url = "')[1].split('"')[0], closed),
-                      encoding="utf-8")
+    config.write_text(
+        text.replace(text.split('base_url = "')[1].split('"')[0], closed), encoding="utf-8"
+    )
     storm = load_storm(storm_files)
 
     async def measure() -> Finding:
@@ -237,6 +283,7 @@ def test_no_answer_means_the_clock_is_not_measured(storm_files: Path,
 
 # --- media ----------------------------------------------------------------------------------------
 
+
 def test_images_over_a_platform_limit_or_unreadable(storm_files: Path) -> None:
     images = storm_files / "posts" / "images"
     # en-01 carries flag-book.png; an English Bluesky account may post it.
@@ -247,8 +294,9 @@ def test_images_over_a_platform_limit_or_unreadable(storm_files: Path) -> None:
     (images / "globe-ring.png").mkdir()
     found = media_finding(storm)
     assert found.severity == "error"
-    assert ("posts/en-01-right-to-education.md: images/flag-book.png is 1.1 MB, over "
-            "Bluesky's 1.0 MB") in found.message
+    assert (
+        "posts/en-01-right-to-education.md: images/flag-book.png is 1.1 MB, over Bluesky's 1.0 MB"
+    ) in found.message
     assert "images/globe-ring.png cannot be read (Is a directory)" in found.message
     assert "Mastodon" not in found.message  # 16 MB there
 
@@ -256,8 +304,10 @@ def test_images_over_a_platform_limit_or_unreadable(storm_files: Path) -> None:
 def test_no_images_is_fine(storm_files: Path) -> None:
     for post in (storm_files / "posts").glob("*.md"):
         text = post.read_text(encoding="utf-8")
-        post.write_text("\n".join(line for line in text.splitlines()
-                                  if not line.startswith("images")) + "\n", encoding="utf-8")
+        post.write_text(
+            "\n".join(line for line in text.splitlines() if not line.startswith("images")) + "\n",
+            encoding="utf-8",
+        )
     shutil.rmtree(storm_files / "posts" / "images")
     found = media_finding(load_storm(storm_files))
     assert (found.ok, found.message) == (True, "no images")
@@ -265,15 +315,19 @@ def test_no_images_is_fine(storm_files: Path) -> None:
 
 # --- alerts ---------------------------------------------------------------------------------------
 
-def test_alerts_must_be_configured_set_and_usable(storm_files: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+
+def test_alerts_must_be_configured_set_and_usable(
+    storm_files: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     storm = load_storm(storm_files)
     found = alerts_finding(storm)
     assert found.ok and "1 alert URL(s) set; alerts go out 0:05:00 before T" in found.message
     monkeypatch.setenv("FPS_ALERT_URL", "notaservice://SECRET")
     found = alerts_finding(storm)
-    assert (found.severity, found.message) == ("error",
-                                               "$FPS_ALERT_URL is not a usable Apprise URL")
+    assert (found.severity, found.message) == (
+        "error",
+        "$FPS_ALERT_URL is not a usable Apprise URL",
+    )
     storm.unstaged_before = timedelta(minutes=10)
     monkeypatch.setenv("FPS_ALERT_URL", "json://127.0.0.1/")
     assert alerts_finding(storm).severity == "warning"
@@ -282,8 +336,7 @@ def test_alerts_must_be_configured_set_and_usable(storm_files: Path,
     assert found.severity == "warning" and "stormer watchdog" in found.fix  # type: ignore[operator]
 
 
-def test_a_test_alert_is_delivered(storm: Path, engine: Engine,
-                                   json_sink: JsonSink) -> None:  # noqa: F811
+def test_a_test_alert_is_delivered(storm: Path, engine: Engine, json_sink: JsonSink) -> None:  # noqa: F811
     schedule(storm)
     live_worker(engine, load_storm(storm))
     result, found = doctor(storm, "--test-alert")
@@ -293,17 +346,20 @@ def test_a_test_alert_is_delivered(storm: Path, engine: Engine,
     assert doc["title"] == "stormer: test alert for 'Free Palestinian Students'"
 
 
-def test_a_test_alert_that_fails_is_an_error(storm_files: Path,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("FPS_ALERT_URL",
-                       f"json://x:hook-SECRET@127.0.0.1:{free_port()}/alerts")
+def test_a_test_alert_that_fails_is_an_error(
+    storm_files: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FPS_ALERT_URL", f"json://x:hook-SECRET@127.0.0.1:{free_port()}/alerts")
     found = send_test_alert(load_storm(storm_files))
-    assert (found.severity, found.message) == ("error",
-                                               "$FPS_ALERT_URL: JSON did not take the alert")
+    assert (found.severity, found.message) == (
+        "error",
+        "$FPS_ALERT_URL: JSON did not take the alert",
+    )
 
 
-def test_reminders_need_their_senders_set(storm_files: Path, monkeypatch: pytest.MonkeyPatch,
-                                          tmp_path: Path) -> None:
+def test_reminders_need_their_senders_set(
+    storm_files: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     set_reminder_offsets(storm_files, ["24h", "1h", "10m"])
     monkeypatch.setenv("STORMER_DATABASE_URL", f"sqlite:///{tmp_path / 'doctor.db'}")
     monkeypatch.delenv("FPS_SMTP_URL", raising=False)
@@ -312,9 +368,11 @@ def test_reminders_need_their_senders_set(storm_files: Path, monkeypatch: pytest
     assert (reminders.ok, reminders.severity) == (False, "error")
     assert reminders.message == "$FPS_SMTP_URL (the `mailto` sender) is not set"
     assert "mailtos://" in (reminders.fix or "")
-    monkeypatch.setenv("FPS_SMTP_URL", "mailtos://storm:pw-SECRET@smtp.example.org"
-                                       "?from=storm@example.org")
+    monkeypatch.setenv(
+        "FPS_SMTP_URL", "mailtos://storm:pw-SECRET@smtp.example.org?from=storm@example.org"
+    )
     _, found = doctor(storm_files)
     assert found["reminders"].ok
-    assert found["reminders"].message == ("3 reminder(s) before T to 42 email, 1 json, 1 ntfy "
-                                          "contact(s); every sender is set")
+    assert found["reminders"].message == (
+        "3 reminder(s) before T to 42 email, 1 json, 1 ntfy contact(s); every sender is set"
+    )

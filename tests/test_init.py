@@ -16,11 +16,17 @@ runner = CliRunner()
 
 def test_scaffold_passes_check(tmp_path: Path) -> None:
     target = tmp_path / "new-storm"
-    result = runner.invoke(app, ["init", str(target), "--name", "Free Them All",
-                                 "--hashtag", "#FreeThemAll"])
+    result = runner.invoke(
+        app, ["init", str(target), "--name", "Free Them All", "--hashtag", "#FreeThemAll"]
+    )
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in (target / "posts").glob("*.md")) == [
-        "ar-01.md", "en-01.md", "es-01.md", "fr-01.md", "it-01.md"]
+        "ar-01.md",
+        "en-01.md",
+        "es-01.md",
+        "fr-01.md",
+        "it-01.md",
+    ]
     checked = runner.invoke(app, ["check", "--json", "--storm", str(target)])
     assert checked.exit_code == 0, checked.output
     assert json.loads(checked.stdout) == []
@@ -32,8 +38,9 @@ def test_scaffold_passes_check(tmp_path: Path) -> None:
 
 def test_scaffold_with_wall_time(tmp_path: Path) -> None:
     target = tmp_path / "s"
-    result = runner.invoke(app, ["init", str(target), "--at", "2031-03-13 20:00",
-                                 "--tz", "Asia/Gaza"])
+    result = runner.invoke(
+        app, ["init", str(target), "--at", "2031-03-13 20:00", "--tz", "Asia/Gaza"]
+    )
     assert result.exit_code == 0, result.output
     storm = load_storm(target)
     assert storm.at == datetime(2031, 3, 13, 18, tzinfo=UTC)
@@ -48,7 +55,8 @@ def test_scaffold_refuses_an_existing_storm_and_bad_input(tmp_path: Path) -> Non
     assert (target / "config.toml").read_text(encoding="utf-8") == config
     bad = runner.invoke(app, ["init", str(tmp_path / "t"), "--hashtag", "no hash"])
     assert bad.exit_code != 0 and "not a hashtag" in str(bad.exception)
-    gap = runner.invoke(app, ["init", str(tmp_path / "u"), "--at", "2031-03-30 02:30",
-                              "--tz", "Europe/Madrid"])
+    gap = runner.invoke(
+        app, ["init", str(tmp_path / "u"), "--at", "2031-03-30 02:30", "--tz", "Europe/Madrid"]
+    )
     assert gap.exit_code != 0 and "does not exist" in str(gap.exception)
     assert not (tmp_path / "u").exists()

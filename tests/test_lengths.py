@@ -7,7 +7,24 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twitter_text import parse_tweet
 
-from stormer.lengths import BLUESKY_LIMIT, BLUESKY_MAX_BYTES, DISCORD_LIMIT, MASTODON_LIMIT, TELEGRAM_CAPTION_LIMIT, TELEGRAM_TEXT_LIMIT, X_LIMIT, bluesky_length, discord_length, find_hashtags, find_urls, graphemes, mastodon_length, telegram_length, utf8_bytes, x_length
+from stormer.lengths import (
+    BLUESKY_LIMIT,
+    BLUESKY_MAX_BYTES,
+    DISCORD_LIMIT,
+    MASTODON_LIMIT,
+    TELEGRAM_CAPTION_LIMIT,
+    TELEGRAM_TEXT_LIMIT,
+    X_LIMIT,
+    bluesky_length,
+    discord_length,
+    find_hashtags,
+    find_urls,
+    graphemes,
+    mastodon_length,
+    telegram_length,
+    utf8_bytes,
+    x_length,
+)
 
 FAMILY = "👨\u200d👩\u200d👧\u200d👦"  # 7 code points, 11 UTF-16 units, 25 UTF-8 bytes
 LONG_URL = "https://example.org/" + "a" * 100
@@ -17,10 +34,53 @@ LONG_URL = "https://example.org/" + "a" * 100
 # Hangul jamo, a Devanagari conjunct, CJK and line endings; mixed with
 # arbitrary text.
 _PIECES = st.sampled_from(
-    ["https://", "http://", "t.co/", "x.org", ".com", ".ws", ".", "/", "#", "@", "(", ")", ",",
-     "!", "'", '"', "&", "_", " ", "\n", "\r\n", "\r", "a", "1", "\u200d", "\ufe0f", "\u20e3",
-     "👨", "👩", "🏽", "🇵", "🇸", "❤", "🔥", "©", "e\u0301", "\u0300", "日本", "الحرية",
-     "\u064e", "\u1100", "\u1161", "\u11a8", "क्", "ष"]
+    [
+        "https://",
+        "http://",
+        "t.co/",
+        "x.org",
+        ".com",
+        ".ws",
+        ".",
+        "/",
+        "#",
+        "@",
+        "(",
+        ")",
+        ",",
+        "!",
+        "'",
+        '"',
+        "&",
+        "_",
+        " ",
+        "\n",
+        "\r\n",
+        "\r",
+        "a",
+        "1",
+        "\u200d",
+        "\ufe0f",
+        "\u20e3",
+        "👨",
+        "👩",
+        "🏽",
+        "🇵",
+        "🇸",
+        "❤",
+        "🔥",
+        "©",
+        "e\u0301",
+        "\u0300",
+        "日本",
+        "الحرية",
+        "\u064e",
+        "\u1100",
+        "\u1161",
+        "\u11a8",
+        "क्",
+        "ष",
+    ]
 )
 TEXTS = st.lists(st.one_of(_PIECES, st.text(max_size=5)), max_size=30).map("".join)
 

@@ -43,9 +43,16 @@ def memory_keyring() -> MemoryKeyring:
     keyring.set_keyring(previous)
 
 
-MASTODON = Account(name="campaign-mastodon", platform="mastodon", langs=(),
-                   base_url="https://social.example.org", target=None, handle=None,
-                   credentials=(("access_token", "FPS_MASTODON_TOKEN"),), line=None)
+MASTODON = Account(
+    name="campaign-mastodon",
+    platform="mastodon",
+    langs=(),
+    base_url="https://social.example.org",
+    target=None,
+    handle=None,
+    credentials=(("access_token", "FPS_MASTODON_TOKEN"),),
+    line=None,
+)
 
 
 def fake_mastodon(request: httpx.Request) -> httpx.Response:
@@ -78,11 +85,13 @@ def login(plugin, account, transport, answers):  # type: ignore[no-untyped-def]
     async def main():  # type: ignore[no-untyped-def]
         async with httpx.AsyncClient(transport=httpx.MockTransport(transport)) as client:
             return await plugin.login(account, client, ask, said.append)
+
     return asyncio.run(main()), said, asked
 
 
-def test_mastodon_oauth_out_of_band(memory_keyring: MemoryKeyring,
-                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_mastodon_oauth_out_of_band(
+    memory_keyring: MemoryKeyring, monkeypatch: pytest.MonkeyPatch
+) -> None:
     values, said, _ = login(Mastodon(), MASTODON, fake_mastodon, ["the-code"])
     assert values == {"access_token": "tok-from-oauth"}
     assert "https://social.example.org/oauth/authorize?client_id=cid" in said[0]
@@ -100,15 +109,25 @@ def test_a_wrong_code_is_refused(memory_keyring: MemoryKeyring) -> None:
 
 
 def test_pasted_token_is_verified_before_it_is_kept(memory_keyring: MemoryKeyring) -> None:
-    account = Account(name="tg", platform="telegram", langs=(), base_url=None, target="@c",
-                      handle=None, credentials=(("bot_token", "TG"),), line=None)
+    account = Account(
+        name="tg",
+        platform="telegram",
+        langs=(),
+        base_url=None,
+        target="@c",
+        handle=None,
+        credentials=(("bot_token", "TG"),),
+        line=None,
+    )
 
     def fake_telegram(request: httpx.Request) -> httpx.Response:
         if request.url.path == "/bot123:good/getMe":
-            return httpx.Response(200, json={"ok": True, "result": {"username": "stormbot",
-                                                                   "id": 1, "is_bot": True}})
-        return httpx.Response(401, json={"ok": False, "error_code": 401,
-                                         "description": "Unauthorized"})
+            return httpx.Response(
+                200, json={"ok": True, "result": {"username": "stormbot", "id": 1, "is_bot": True}}
+            )
+        return httpx.Response(
+            401, json={"ok": False, "error_code": 401, "description": "Unauthorized"}
+        )
 
     values, said, asked = login(Telegram(), account, fake_telegram, ["123:good"])
     assert values == {"bot_token": "123:good"} and "bot token" in asked[0]

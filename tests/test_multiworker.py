@@ -10,15 +10,25 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from test_restart import (EXTRA_ACCOUNTS, assert_nothing_lost_nothing_twice, kill_hard, outbox,
-                          schedule, storm, worker)
+from test_restart import (
+    EXTRA_ACCOUNTS,
+    assert_nothing_lost_nothing_twice,
+    kill_hard,
+    outbox,
+    schedule,
+    storm,
+    worker,
+)
 
 __all__ = ["storm"]  # the fixture, shared with test_restart
 
 
 @pytest.mark.postgres
-def test_three_workers_one_killed_mid_burst(storm, simulator: str,  # type: ignore[no-untyped-def]
-                                            pg_database: str) -> None:
+def test_three_workers_one_killed_mid_burst(
+    storm,
+    simulator: str,  # type: ignore[no-untyped-def]
+    pg_database: str,
+) -> None:
     root, env = storm
     env = {**env, "STORMER_DATABASE_URL": pg_database}
     httpx.post(f"{simulator}/_sim/config", json={"latency_ms": [300, 900]}).raise_for_status()
@@ -40,6 +50,5 @@ def test_three_workers_one_killed_mid_burst(storm, simulator: str,  # type: igno
     assert sum(in_flight.values()) == 8 + EXTRA_ACCOUNTS  # the burst was in flight
     assert len(in_flight) >= 2, f"the workers did not share the storm: {in_flight}"
     states = assert_nothing_lost_nothing_twice(simulator, env, at)
-    assert {r.platform for r in outbox(env) if r.state == "unconfirmed"} <= {"telegram",
-                                                                             "discord"}
+    assert {r.platform for r in outbox(env) if r.state == "unconfirmed"} <= {"telegram", "discord"}
     assert states["sent"] + states["unconfirmed"] == 8 + EXTRA_ACCOUNTS

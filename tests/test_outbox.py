@@ -67,6 +67,7 @@ def set_state(engine: Engine, item_id_: str, **values: Any) -> None:
 
 # --- schema ------------------------------------------------------------------------------------
 
+
 def test_migration_creates_the_schema_and_downgrade_drops_it(db_url: str) -> None:
     engine = db.make_engine(db_url)
     try:
@@ -76,9 +77,13 @@ def test_migration_creates_the_schema_and_downgrade_drops_it(db_url: str) -> Non
         insp = inspect(engine)
         assert set(insp.get_table_names()) == {"outbox", "workers", "alembic_version"}
         assert {i["name"] for i in insp.get_indexes("outbox")} == {
-            "ix_outbox_storm", "ix_outbox_state_fire_at"}
+            "ix_outbox_storm",
+            "ix_outbox_state_fire_at",
+        }
         assert sorted(c["name"] for c in insp.get_check_constraints("outbox")) == [
-            "ck_outbox_claimed_from", "ck_outbox_state"]
+            "ck_outbox_claimed_from",
+            "ck_outbox_state",
+        ]
 
         with engine.begin() as conn:
             command.downgrade(db.alembic_config(conn), "base")
@@ -112,13 +117,23 @@ def test_upgrade_without_migrations_folder_is_a_clear_error(
 
 # --- schedule ----------------------------------------------------------------------------------
 
+
 def test_first_schedule_adds_everything_as_pending(engine: Engine) -> None:
     result = schedule(engine, plan())
     assert sorted(result.added) == sorted(i.id for i in plan())
     with Session(engine) as session:
         assert outbox.counts(session=session, storm="gaza") == {
-            "pending": 5, "staged": 0, "claimed": 0, "sending": 0, "sent": 0, "failed": 0,
-            "dead": 0, "unconfirmed": 0, "missed": 0, "cancelled": 0}
+            "pending": 5,
+            "staged": 0,
+            "claimed": 0,
+            "sending": 0,
+            "sent": 0,
+            "failed": 0,
+            "dead": 0,
+            "unconfirmed": 0,
+            "missed": 0,
+            "cancelled": 0,
+        }
         stored = outbox.items(session=session, storm="gaza")
     first = stored[0]
     assert (first.text, first.lang, first.source) == (item(0).text, "ar", "posts/ar.md")
@@ -165,7 +180,8 @@ def test_editing_one_text_updates_only_that_item(engine: Engine) -> None:
     assert after[edited[2].id]["content_hash"] == edited[2].content_hash()
     assert after[edited[2].id]["updated_at"] == later
     assert {k: v for k, v in after.items() if k != edited[2].id} == {
-        k: v for k, v in before.items() if k != edited[2].id}
+        k: v for k, v in before.items() if k != edited[2].id
+    }
 
 
 @pytest.mark.parametrize("state", ["staged", "failed"])
@@ -177,19 +193,27 @@ def test_changed_unsent_item_goes_back_to_pending_keeping_attempts(
     result = schedule(engine, [item(0, fire_at=T + timedelta(minutes=1))])
     assert result.updated == [item(0).id]
     row = rows(engine)[item(0).id]
-    assert (row["state"], row["attempts"], row["fire_at"]) == ("pending", 2,
-                                                                T + timedelta(minutes=1))
+    assert (row["state"], row["attempts"], row["fire_at"]) == (
+        "pending",
+        2,
+        T + timedelta(minutes=1),
+    )
 
 
-@pytest.mark.parametrize(
-    "state", ["claimed", "sending", "sent", "dead", "unconfirmed", "missed"])
+@pytest.mark.parametrize("state", ["claimed", "sending", "sent", "dead", "unconfirmed", "missed"])
 def test_item_that_may_have_reached_the_platform_is_never_touched(
     engine: Engine, state: str
 ) -> None:
     schedule(engine, plan(2))
     sent_id = item(0).id
-    set_state(engine, sent_id, state=state, sent_at=T + timedelta(milliseconds=1234),
-              remote_id="109", attempts=1)
+    set_state(
+        engine,
+        sent_id,
+        state=state,
+        sent_at=T + timedelta(milliseconds=1234),
+        remote_id="109",
+        attempts=1,
+    )
     before = rows(engine)[sent_id]
 
     changed = [item(0, text="edited after sending", fire_at=T + timedelta(hours=1)), item(1)]
@@ -249,7 +273,8 @@ def test_state_at_write_time_decides_not_the_state_read_before(
             if state.is_update and not getattr(dispatcher, "done", False):
                 dispatcher.done = True  # type: ignore[attr-defined]
                 state.session.connection().execute(
-                    update(Outbox).where(Outbox.id == raced).values(state=meanwhile))
+                    update(Outbox).where(Outbox.id == raced).values(state=meanwhile)
+                )
 
         changed = [item(0, text="edit 0"), item(1, text="edit 1")]
         result = outbox.schedule(changed, session=session, storm="gaza", now=NOW)
@@ -349,11 +374,15 @@ def test_property_any_aware_datetime_round_trips_on_sqlite(tmp_path: Path) -> No
     db.upgrade(engine)
     schedule(engine, plan(1))
     offsets = st.integers(min_value=-14 * 60, max_value=14 * 60).map(
-        lambda m: timezone(timedelta(minutes=m)))
+        lambda m: timezone(timedelta(minutes=m))
+    )
 
     @settings(max_examples=150, deadline=None)
-    @given(st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(2200, 1, 1),
-                        timezones=offsets))
+    @given(
+        st.datetimes(
+            min_value=datetime(1970, 1, 2), max_value=datetime(2200, 1, 1), timezones=offsets
+        )
+    )
     def round_trip(moment: datetime) -> None:
         set_state(engine, item(0).id, lease_until=moment)
         with engine.connect() as conn:
@@ -368,6 +397,7 @@ def test_property_any_aware_datetime_round_trips_on_sqlite(tmp_path: Path) -> No
 
 
 # --- configuration -----------------------------------------------------------------------------
+
 
 @pytest.fixture
 def no_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
@@ -388,10 +418,14 @@ def test_relative_sqlite_path_in_config_is_relative_to_the_storm_root(
 
 
 def test_postgresql_urls_use_psycopg_3(no_env: Any, tmp_path: Path) -> None:
-    assert (db.database_url("postgresql://u:s3cr%40t@db:5432/storms", tmp_path)
-            == "postgresql+psycopg://u:s3cr%40t@db:5432/storms")
-    assert (db.database_url("postgresql+psycopg://u@db/storms", tmp_path)
-            == "postgresql+psycopg://u@db/storms")
+    assert (
+        db.database_url("postgresql://u:s3cr%40t@db:5432/storms", tmp_path)
+        == "postgresql+psycopg://u:s3cr%40t@db:5432/storms"
+    )
+    assert (
+        db.database_url("postgresql+psycopg://u@db/storms", tmp_path)
+        == "postgresql+psycopg://u@db/storms"
+    )
 
 
 def test_environment_beats_config_beats_default(no_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -414,10 +448,15 @@ def test_sqlite_engine_settings(tmp_path: Path) -> None:
     engine = db.make_engine(f"sqlite:///{tmp_path / 's.db'}")
     try:
         with engine.connect() as conn:
-            pragma = {p: conn.exec_driver_sql(f"PRAGMA {p}").scalar()
-                      for p in ("journal_mode", "busy_timeout", "foreign_keys")}
-        assert pragma == {"journal_mode": "wal", "busy_timeout": db.SQLITE_BUSY_TIMEOUT_MS,
-                          "foreign_keys": 1}
+            pragma = {
+                p: conn.exec_driver_sql(f"PRAGMA {p}").scalar()
+                for p in ("journal_mode", "busy_timeout", "foreign_keys")
+            }
+        assert pragma == {
+            "journal_mode": "wal",
+            "busy_timeout": db.SQLITE_BUSY_TIMEOUT_MS,
+            "foreign_keys": 1,
+        }
     finally:
         engine.dispose()
 
@@ -425,6 +464,7 @@ def test_sqlite_engine_settings(tmp_path: Path) -> None:
 def test_importing_stormer_does_not_import_the_database_layer() -> None:
     code = "import sys, stormer; print(sorted(m for m in sys.modules if m in "
     code += "{'sqlalchemy', 'alembic', 'stormer.db', 'stormer.models'}))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip() == "[]"

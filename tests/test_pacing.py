@@ -47,7 +47,8 @@ def run_with(clock: Clock, n: int, period: float, sends: int) -> list[float]:
 @settings(max_examples=100, deadline=None)
 @given(n=st.integers(1, 25), period=st.floats(0.1, 120), sends=st.integers(0, 80))
 def test_no_window_ever_holds_more_than_n_and_nothing_waits_needlessly(
-        n: int, period: float, sends: int) -> None:
+    n: int, period: float, sends: int
+) -> None:
     times = run_with(Clock(), n, period, sends)
     assert len(times) == sends
     assert times[:n] == [0.0] * min(n, sends)  # the first n go at once

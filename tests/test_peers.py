@@ -42,23 +42,27 @@ def jwt_claims(token: str) -> dict[str, Any]:
 
 # --- Bluesky -----------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def xrpc(bluesky_pds: BlueskyPds) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=f"{bluesky_pds.url}/xrpc/") as client:
         yield client
 
 
-def test_pds_publish_is_idempotent_and_reads_back(bluesky_pds: BlueskyPds,
-                                                  xrpc: httpx.Client) -> None:
+def test_pds_publish_is_idempotent_and_reads_back(
+    bluesky_pds: BlueskyPds, xrpc: httpx.Client
+) -> None:
     handle, password, did = bluesky_pds.create_account("storm")
     assert handle.endswith(".test") and did.startswith("did:plc:")
-    session = xrpc.post("com.atproto.server.createSession",
-                        json={"identifier": handle, "password": password}).json()
+    session = xrpc.post(
+        "com.atproto.server.createSession", json={"identifier": handle, "password": password}
+    ).json()
     auth = bearer(session["accessJwt"])
 
     image = PNG.read_bytes()
-    blob = xrpc.post("com.atproto.repo.uploadBlob", content=image,
-                     headers={**auth, "Content-Type": "image/png"}).json()["blob"]
+    blob = xrpc.post(
+        "com.atproto.repo.uploadBlob", content=image, headers={**auth, "Content-Type": "image/png"}
+    ).json()["blob"]
     assert blob["mimeType"] == "image/png" and blob["size"] == len(image)
 
     text = "Éducation pour toutes et tous ✊ #StudentsNotCriminals"
@@ -68,12 +72,18 @@ def test_pds_publish_is_idempotent_and_reads_back(bluesky_pds: BlueskyPds,
         "text": text,
         "createdAt": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
         "langs": ["fr"],
-        "facets": [{
-            "index": {"byteStart": start, "byteEnd": len(text.encode())},
-            "features": [{"$type": "app.bsky.richtext.facet#tag", "tag": "StudentsNotCriminals"}],
-        }],
-        "embed": {"$type": "app.bsky.embed.images",
-                  "images": [{"image": blob, "alt": "A graduation cap"}]},
+        "facets": [
+            {
+                "index": {"byteStart": start, "byteEnd": len(text.encode())},
+                "features": [
+                    {"$type": "app.bsky.richtext.facet#tag", "tag": "StudentsNotCriminals"}
+                ],
+            }
+        ],
+        "embed": {
+            "$type": "app.bsky.embed.images",
+            "images": [{"image": blob, "alt": "A graduation cap"}],
+        },
     }
     rkey = tid()
     put = {"repo": did, "collection": POST, "rkey": rkey, "record": record, "swapRecord": None}
@@ -92,25 +102,34 @@ def test_pds_publish_is_idempotent_and_reads_back(bluesky_pds: BlueskyPds,
     clash = xrpc.post("com.atproto.repo.putRecord", json=changed, headers=auth)
     assert clash.status_code == 400 and clash.json()["error"] == "InvalidSwap"
 
-    got = xrpc.get("com.atproto.repo.getRecord",
-                   params={"repo": did, "collection": POST, "rkey": rkey}).json()
+    got = xrpc.get(
+        "com.atproto.repo.getRecord", params={"repo": did, "collection": POST, "rkey": rkey}
+    ).json()
     assert got["uri"] == f"at://{did}/{POST}/{rkey}" and got["cid"] == first.json()["cid"]
     assert got["value"] == record
-    downloaded = xrpc.get("com.atproto.sync.getBlob",
-                          params={"did": did, "cid": blob["ref"]["$link"]})
+    downloaded = xrpc.get(
+        "com.atproto.sync.getBlob", params={"did": did, "cid": blob["ref"]["$link"]}
+    )
     assert downloaded.content == image
 
 
-def test_pds_refresh_rotates_and_delete_session_revokes(bluesky_pds: BlueskyPds,
-                                                        xrpc: httpx.Client) -> None:
+def test_pds_refresh_rotates_and_delete_session_revokes(
+    bluesky_pds: BlueskyPds, xrpc: httpx.Client
+) -> None:
     handle, password, _ = bluesky_pds.create_account("refresh")
-    first = xrpc.post("com.atproto.server.createSession",
-                      json={"identifier": handle, "password": password}).json()
-    refreshed = xrpc.post("com.atproto.server.refreshSession",
-                          headers=bearer(first["refreshJwt"])).json()
+    first = xrpc.post(
+        "com.atproto.server.createSession", json={"identifier": handle, "password": password}
+    ).json()
+    refreshed = xrpc.post(
+        "com.atproto.server.refreshSession", headers=bearer(first["refreshJwt"])
+    ).json()
     assert refreshed["refreshJwt"] != first["refreshJwt"]
-    assert xrpc.get("com.atproto.server.getSession",
-                    headers=bearer(refreshed["accessJwt"])).status_code == 200
+    assert (
+        xrpc.get(
+            "com.atproto.server.getSession", headers=bearer(refreshed["accessJwt"])
+        ).status_code
+        == 200
+    )
 
     # The old refresh token is not revoked at once: for a grace period (2 h in this PDS) it
     # answers again with the *same* successor (same jti), so a client that crashed before
@@ -122,8 +141,9 @@ def test_pds_refresh_rotates_and_delete_session_revokes(bluesky_pds: BlueskyPds,
 
     gone = xrpc.post("com.atproto.server.deleteSession", headers=bearer(refreshed["refreshJwt"]))
     assert gone.status_code == 200, gone.text
-    revoked = xrpc.post("com.atproto.server.refreshSession",
-                        headers=bearer(refreshed["refreshJwt"]))
+    revoked = xrpc.post(
+        "com.atproto.server.refreshSession", headers=bearer(refreshed["refreshJwt"])
+    )
     assert revoked.status_code == 400 and revoked.json()["error"] == "ExpiredToken"
 
 
@@ -138,6 +158,7 @@ def test_pds_runs_without_rate_limits_for_the_suite(xrpc: httpx.Client) -> None:
 
 # --- Matrix ------------------------------------------------------------------------------------
 
+
 def test_synapse_send_is_idempotent_per_token_and_reads_back(synapse: Synapse) -> None:
     user_id, password = synapse.register("stormer")
     assert user_id.startswith("@stormer-") and user_id.endswith(":localhost")
@@ -146,16 +167,24 @@ def test_synapse_send_is_idempotent_per_token_and_reads_back(synapse: Synapse) -
     client = httpx.Client(base_url=synapse.url, headers=bearer(token))
     with client:
         image = PNG.read_bytes()
-        upload = client.post("/_matrix/media/v3/upload", params={"filename": PNG.name},
-                             content=image, headers={"Content-Type": "image/png"})
+        upload = client.post(
+            "/_matrix/media/v3/upload",
+            params={"filename": PNG.name},
+            content=image,
+            headers={"Content-Type": "image/png"},
+        )
         assert upload.status_code == 200, upload.text
         mxc = upload.json()["content_uri"]
         server_name, media_id = mxc.removeprefix("mxc://").split("/")
         downloaded = client.get(f"/_matrix/client/v1/media/download/{server_name}/{media_id}")
         assert downloaded.content == image
 
-        content = {"msgtype": "m.image", "body": "A graduation cap", "url": mxc,
-                   "info": {"mimetype": "image/png", "size": len(image)}}
+        content = {
+            "msgtype": "m.image",
+            "body": "A graduation cap",
+            "url": mxc,
+            "info": {"mimetype": "image/png", "size": len(image)},
+        }
         send = f"/_matrix/client/v3/rooms/{room}/send/m.room.message/storm-{secrets.token_hex(4)}"
         first = client.put(send, json=content)
         assert first.status_code == 200, first.text

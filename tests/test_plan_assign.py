@@ -44,18 +44,29 @@ def subset(values: tuple[str, ...], *, max_size: int) -> st.SearchStrategy[tuple
 
 
 accounts = st.builds(
-    lambda name, platform, langs: Account(name=name, platform=platform, langs=langs,
-                                          base_url=None, target=None, handle=None,
-                                          credentials=(), line=None),
-    st.sampled_from(NAMES), st.sampled_from(PLATFORMS),
-    st.lists(st.sampled_from(LANGS), max_size=3, unique=True).map(tuple))
+    lambda name, platform, langs: Account(
+        name=name,
+        platform=platform,
+        langs=langs,
+        base_url=None,
+        target=None,
+        handle=None,
+        credentials=(),
+        line=None,
+    ),
+    st.sampled_from(NAMES),
+    st.sampled_from(PLATFORMS),
+    st.lists(st.sampled_from(LANGS), max_size=3, unique=True).map(tuple),
+)
 
 posts = st.builds(
-    lambda lang, platforms, names: Post(file="posts/p.md", lang=lang, text="t", text_line=1,
-                                        platforms=platforms, accounts=names),
+    lambda lang, platforms, names: Post(
+        file="posts/p.md", lang=lang, text="t", text_line=1, platforms=platforms, accounts=names
+    ),
     st.sampled_from(LANGS),
     st.none() | subset(PLATFORMS, max_size=3),
-    st.none() | st.none() | subset(NAMES, max_size=4))  # names repeat: that is allowed too
+    st.none() | st.none() | subset(NAMES, max_size=4),
+)  # names repeat: that is allowed too
 
 
 def storm_of(accounts_: list[Account], posts_: list[Post], per_account: int) -> Any:
@@ -65,7 +76,8 @@ def storm_of(accounts_: list[Account], posts_: list[Post], per_account: int) -> 
 def same(got: dict[str, list[Post]], want: dict[str, list[Post]]) -> bool:
     # Posts may be equal as values: compare which post objects were chosen, in order.
     return got.keys() == want.keys() and all(
-        [id(p) for p in got[name]] == [id(p) for p in want[name]] for name in want)
+        [id(p) for p in got[name]] == [id(p) for p in want[name]] for name in want
+    )
 
 
 # assign sorts up to plan._SORT_AT_MOST candidates per post taken and keeps more in a heap:
@@ -74,10 +86,17 @@ sort_at_most = st.sampled_from((0, 1, 3, plan._SORT_AT_MOST, 1000))
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.lists(accounts, max_size=40), st.lists(posts, max_size=25),
-       st.integers(min_value=1, max_value=3), sort_at_most)
+@given(
+    st.lists(accounts, max_size=40),
+    st.lists(posts, max_size=25),
+    st.integers(min_value=1, max_value=3),
+    sort_at_most,
+)
 def test_assign_chooses_what_the_simple_version_chose(
-    accounts_: list[Account], posts_: list[Post], per_account: int, at_most: int,
+    accounts_: list[Account],
+    posts_: list[Post],
+    per_account: int,
+    at_most: int,
 ) -> None:
     storm = storm_of(accounts_, posts_, per_account)
     with patch.object(plan, "_SORT_AT_MOST", at_most):
@@ -85,23 +104,44 @@ def test_assign_chooses_what_the_simple_version_chose(
 
 
 @settings(max_examples=50, deadline=None)
-@given(st.integers(min_value=1, max_value=3), st.integers(min_value=0, max_value=2**32 - 1),
-       sort_at_most)
-def test_assign_on_many_accounts_sharing_many_posts(per_account: int, seed: int,
-                                                    at_most: int) -> None:
+@given(
+    st.integers(min_value=1, max_value=3),
+    st.integers(min_value=0, max_value=2**32 - 1),
+    sort_at_most,
+)
+def test_assign_on_many_accounts_sharing_many_posts(
+    per_account: int, seed: int, at_most: int
+) -> None:
     """Long runs of accounts on one key, so that heap entries go stale and are re-keyed."""
     import random
 
     rng = random.Random(seed)
-    accounts_ = [Account(name=f"a{n}", platform=rng.choice(PLATFORMS),
-                         langs=rng.choice(((), ("en",), ("es", "fr"), ("en", "ar"))),
-                         base_url=None, target=None, handle=None, credentials=(), line=None)
-                 for n in range(300)]
-    posts_ = [Post(file=f"posts/{n}.md", lang=rng.choice(LANGS), text=f"t{n}", text_line=1,
-                   platforms=rng.choice((None, ("x",), ("mastodon", "bluesky"))),
-                   accounts=(None if rng.random() < 0.9 else
-                             tuple(rng.sample([a.name for a in accounts_], 3))))
-              for n in range(60)]
+    accounts_ = [
+        Account(
+            name=f"a{n}",
+            platform=rng.choice(PLATFORMS),
+            langs=rng.choice(((), ("en",), ("es", "fr"), ("en", "ar"))),
+            base_url=None,
+            target=None,
+            handle=None,
+            credentials=(),
+            line=None,
+        )
+        for n in range(300)
+    ]
+    posts_ = [
+        Post(
+            file=f"posts/{n}.md",
+            lang=rng.choice(LANGS),
+            text=f"t{n}",
+            text_line=1,
+            platforms=rng.choice((None, ("x",), ("mastodon", "bluesky"))),
+            accounts=(
+                None if rng.random() < 0.9 else tuple(rng.sample([a.name for a in accounts_], 3))
+            ),
+        )
+        for n in range(60)
+    ]
     storm = storm_of(accounts_, posts_, per_account)
     with patch.object(plan, "_SORT_AT_MOST", at_most):
         assert same(assign(storm), simple_assign(storm))
@@ -109,9 +149,22 @@ def test_assign_on_many_accounts_sharing_many_posts(per_account: int, seed: int,
 
 def test_each_x_account_gets_a_text_of_its_own() -> None:
     n = 3 * plan._SORT_AT_MOST  # enough texts for a heap (one post each)
-    accounts_ = [Account(name=f"x{k}", platform="x", langs=(), base_url=None, target=None,
-                         handle=None, credentials=(), line=None) for k in range(n)]
-    posts_ = [Post(file=f"posts/x-{k}.md", lang="en", text=f"voice {k}", text_line=1,
-                   platforms=("x",)) for k in range(n)]
+    accounts_ = [
+        Account(
+            name=f"x{k}",
+            platform="x",
+            langs=(),
+            base_url=None,
+            target=None,
+            handle=None,
+            credentials=(),
+            line=None,
+        )
+        for k in range(n)
+    ]
+    posts_ = [
+        Post(file=f"posts/x-{k}.md", lang="en", text=f"voice {k}", text_line=1, platforms=("x",))
+        for k in range(n)
+    ]
     got = assign(storm_of(accounts_, posts_, 1))
     assert [got[f"x{k}"] for k in range(n)] == [[p] for p in posts_]

@@ -33,8 +33,10 @@ DID = "did:plc:fpscampaign7777"
 APP_PASSWORD = "app-SECRET-pass-123"
 FAMILY = "👨\u200d👩\u200d👧\u200d👦"  # a ZWJ sequence: one grapheme, 25 UTF-8 bytes
 TEXT = f"الحق في التعليم {FAMILY} #تضامن #FreePalestinianStudents https://example.org/a"
-IMAGES = (MediaRef("images/flag-book.png", "علم فلسطين وكتاب مفتوح", 800, 418),
-          MediaRef("images/globe-ring.png", "A ring of hands around a globe", 800, 418))
+IMAGES = (
+    MediaRef("images/flag-book.png", "علم فلسطين وكتاب مفتوح", 800, 418),
+    MediaRef("images/globe-ring.png", "A ring of hands around a globe", 800, 418),
+)
 
 
 class FakePDS:
@@ -64,8 +66,13 @@ class FakePDS:
         access, refresh = f"acc-SECRET-{self.issued}", f"ref-SECRET-{self.issued}"
         self.access.add(access)
         self.refresh.add(refresh)
-        return {"accessJwt": access, "refreshJwt": refresh, "handle": HANDLE, "did": DID,
-                "active": True}
+        return {
+            "accessJwt": access,
+            "refreshJwt": refresh,
+            "handle": HANDLE,
+            "did": DID,
+            "active": True,
+        }
 
     async def __call__(self, request: httpx.Request) -> httpx.Response:
         await asyncio.sleep(0)  # a network round trip: lets concurrent tasks interleave
@@ -101,9 +108,17 @@ class FakePDS:
             self.uploads.append((request.headers["Content-Type"], request.content))
             cid = "bafkrei" + hashlib.sha256(request.content).hexdigest()[:32]
             self.blobs[cid] = request.content
-            return httpx.Response(200, json={"blob": {
-                "$type": "blob", "ref": {"$link": cid},
-                "mimeType": request.headers["Content-Type"], "size": len(request.content)}})
+            return httpx.Response(
+                200,
+                json={
+                    "blob": {
+                        "$type": "blob",
+                        "ref": {"$link": cid},
+                        "mimeType": request.headers["Content-Type"],
+                        "size": len(request.content),
+                    }
+                },
+            )
         if nsid == "com.atproto.repo.putRecord":
             return self._put(request)
         return _err(404, "MethodNotImplemented", "Method Not Implemented")
@@ -114,24 +129,30 @@ class FakePDS:
             raise httpx.ReadTimeout("lost on the way", request=request)
         if self.rate_limit_put_once:
             self.rate_limit_put_once = False
-            return httpx.Response(429, headers={"ratelimit-remaining": "0",
-                                                "ratelimit-reset": str(int(time.time()) + 30)},
-                                  json={"error": "RateLimitExceeded",
-                                        "message": "Rate Limit Exceeded"})
+            return httpx.Response(
+                429,
+                headers={"ratelimit-remaining": "0", "ratelimit-reset": str(int(time.time()) + 30)},
+                json={"error": "RateLimitExceeded", "message": "Rate Limit Exceeded"},
+            )
         body = json.loads(request.content)
         self.puts.append(body)
         record = body["record"]
         if body["repo"] != DID or body["collection"] != "app.bsky.feed.post":
             return _err(400, "InvalidRequest", "Could not find repo")
         if len(record["text"]) > 300:
-            return _err(400, "InvalidRequest", "Invalid app.bsky.feed.post record: "
-                                               "Record/text must not be longer than 300 graphemes")
+            return _err(
+                400,
+                "InvalidRequest",
+                "Invalid app.bsky.feed.post record: "
+                "Record/text must not be longer than 300 graphemes",
+            )
         for image in record.get("embed", {}).get("images", []):
             cid = image["image"]["ref"]["$link"]
             if cid not in self.blobs:
                 return _err(400, "InvalidRequest", f"Could not find blob: {cid}")
-        cid = "bafyrei" + hashlib.sha256(json.dumps(record, sort_keys=True).encode()
-                                         ).hexdigest()[:32]
+        cid = (
+            "bafyrei" + hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:32]
+        )
         existing = self.records.get(body["rkey"])
         if "swapRecord" in body and body["swapRecord"] is None and existing:
             if existing["cid"] != cid:
@@ -142,8 +163,9 @@ class FakePDS:
         if self.drop_put_answer_once:
             self.drop_put_answer_once = False
             raise httpx.ReadTimeout("the answer was lost", request=request)
-        return httpx.Response(200, json={"uri": _uri(body["rkey"]), "cid": cid,
-                                         "validationStatus": "valid"})
+        return httpx.Response(
+            200, json={"uri": _uri(body["rkey"]), "cid": cid, "validationStatus": "valid"}
+        )
 
 
 def _err(status: int, error: str, message: str) -> httpx.Response:
@@ -154,28 +176,52 @@ def _uri(rkey: str) -> str:
     return f"at://{DID}/app.bsky.feed.post/{rkey}"
 
 
-ACCOUNT = Account(name="campaign-bluesky", platform="bluesky", langs=("ar",), base_url=PDS,
-                  target=None, handle=HANDLE,
-                  credentials=(("app_password", "FPS_BLUESKY_APP_PASSWORD"),), line=None)
+ACCOUNT = Account(
+    name="campaign-bluesky",
+    platform="bluesky",
+    langs=("ar",),
+    base_url=PDS,
+    target=None,
+    handle=HANDLE,
+    credentials=(("app_password", "FPS_BLUESKY_APP_PASSWORD"),),
+    line=None,
+)
 
 
 def item(n: int = 0, text: str = TEXT, media: tuple[MediaRef, ...] = IMAGES) -> QueueItem:
-    return QueueItem(id=f"{n:016x}", kind="post", fire_at=datetime(2031, 3, 13, 18, tzinfo=UTC),
-                     platform="bluesky", account=ACCOUNT.name, lang="ar", text=text,
-                     media=media)
+    return QueueItem(
+        id=f"{n:016x}",
+        kind="post",
+        fire_at=datetime(2031, 3, 13, 18, tzinfo=UTC),
+        platform="bluesky",
+        account=ACCOUNT.name,
+        lang="ar",
+        text=text,
+        media=media,
+    )
 
 
-def run(server: FakePDS, flow, *, password: str = APP_PASSWORD,  # type: ignore[no-untyped-def]
-        state: dict[str, Any] | None = None):
+def run(
+    server: FakePDS,
+    flow,
+    *,
+    password: str = APP_PASSWORD,  # type: ignore[no-untyped-def]
+    state: dict[str, Any] | None = None,
+):
     """Run `flow(plugin, conn)`; every save of the session state is logged as `saved <refresh>`."""
+
     async def main():  # type: ignore[no-untyped-def]
         async with httpx.AsyncClient(transport=httpx.MockTransport(server)) as client:
-            conn = Connection(account=ACCOUNT, client=client,
-                              credentials={"app_password": Secret(password)},
-                              state=dict(state or {}), media_root=REPO / "posts",
-                              on_state_change=lambda s: server.log.append(
-                                  f"saved {s['refreshJwt']}"))
+            conn = Connection(
+                account=ACCOUNT,
+                client=client,
+                credentials={"app_password": Secret(password)},
+                state=dict(state or {}),
+                media_root=REPO / "posts",
+                on_state_change=lambda s: server.log.append(f"saved {s['refreshJwt']}"),
+            )
             return await flow(Bluesky(), conn)
+
     return asyncio.run(main())
 
 
@@ -210,14 +256,20 @@ def test_publish_with_images_alt_text_facets_and_langs() -> None:
         assert image["image"]["$type"] == "blob" and image["image"]["size"] == len(data)
         assert server.blobs[image["image"]["ref"]["$link"]] == data
     raw = record["text"].encode()
-    spans = [(raw[f["index"]["byteStart"]:f["index"]["byteEnd"]].decode(), f["features"][0])
-             for f in record["facets"]]
+    spans = [
+        (raw[f["index"]["byteStart"] : f["index"]["byteEnd"]].decode(), f["features"][0])
+        for f in record["facets"]
+    ]
     assert spans == [
         ("#تضامن", {"$type": "app.bsky.richtext.facet#tag", "tag": "تضامن"}),
-        ("#FreePalestinianStudents", {"$type": "app.bsky.richtext.facet#tag",
-                                      "tag": "FreePalestinianStudents"}),
-        ("https://example.org/a", {"$type": "app.bsky.richtext.facet#link",
-                                   "uri": "https://example.org/a"}),
+        (
+            "#FreePalestinianStudents",
+            {"$type": "app.bsky.richtext.facet#tag", "tag": "FreePalestinianStudents"},
+        ),
+        (
+            "https://example.org/a",
+            {"$type": "app.bsky.richtext.facet#link", "uri": "https://example.org/a"},
+        ),
     ]
     # 13 Arabic letters of 2 bytes, 4 spaces and the family's 25 bytes: bytes, not characters.
     assert record["facets"][0]["index"] == {"byteStart": 13 * 2 + 4 + 25, "byteEnd": 66}
@@ -252,11 +304,17 @@ def test_expired_session_is_refreshed_and_the_new_pair_saved_before_going_on() -
 
     published, state = run(server, flow)
     assert server.log == [
-        "createSession", "saved ref-SECRET-1", "com.atproto.server.getSession",
-        "com.atproto.repo.uploadBlob expired", "refreshSession ref-SECRET-1",
-        "saved ref-SECRET-2", "com.atproto.repo.uploadBlob",
-        "com.atproto.repo.putRecord expired", "refreshSession ref-SECRET-2",
-        "saved ref-SECRET-3", "com.atproto.repo.putRecord",
+        "createSession",
+        "saved ref-SECRET-1",
+        "com.atproto.server.getSession",
+        "com.atproto.repo.uploadBlob expired",
+        "refreshSession ref-SECRET-1",
+        "saved ref-SECRET-2",
+        "com.atproto.repo.uploadBlob",
+        "com.atproto.repo.putRecord expired",
+        "refreshSession ref-SECRET-2",
+        "saved ref-SECRET-3",
+        "com.atproto.repo.putRecord",
     ]
     assert state["accessJwt"] == "acc-SECRET-3" and state["refreshJwt"] == "ref-SECRET-3"
     assert server.refresh == {"ref-SECRET-3"}  # each refresh token worked exactly once
@@ -278,8 +336,12 @@ def test_concurrent_tasks_meeting_an_expired_session_refresh_it_once() -> None:
 
 def test_a_revoked_refresh_token_falls_back_to_one_new_login() -> None:
     server = FakePDS()
-    saved = {"accessJwt": "acc-SECRET-old", "refreshJwt": "ref-SECRET-old", "did": DID,
-             "handle": HANDLE}
+    saved = {
+        "accessJwt": "acc-SECRET-old",
+        "refreshJwt": "ref-SECRET-old",
+        "did": DID,
+        "handle": HANDLE,
+    }
     server.expired.add("acc-SECRET-old")  # from an earlier run; its refresh token is spent
 
     async def flow(plugin, conn):  # type: ignore[no-untyped-def]
@@ -287,8 +349,11 @@ def test_a_revoked_refresh_token_falls_back_to_one_new_login() -> None:
 
     run(server, flow, state=saved)
     assert server.log == [
-        "com.atproto.repo.putRecord expired", "refreshSession ref-SECRET-old",
-        "createSession", "saved ref-SECRET-1", "com.atproto.repo.putRecord",
+        "com.atproto.repo.putRecord expired",
+        "refreshSession ref-SECRET-old",
+        "createSession",
+        "saved ref-SECRET-1",
+        "com.atproto.repo.putRecord",
     ]
 
 
@@ -316,8 +381,10 @@ def test_wrong_app_password_is_an_auth_error_for_people() -> None:
         return str(info.value)
 
     message = run(server, flow, password="wrong-SECRET-pass")
-    assert message == ("bluesky: AuthenticationRequired: Invalid identifier or password — "
-                       "check this account's handle and app password")
+    assert message == (
+        "bluesky: AuthenticationRequired: Invalid identifier or password — "
+        "check this account's handle and app password"
+    )
 
 
 def test_too_long_is_rejected() -> None:

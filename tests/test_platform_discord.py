@@ -31,11 +31,29 @@ WEBHOOK = "https://discord.com/api/webhooks/1/SECRET-hook"
 HOOK_PATH = "/api/webhooks/1/SECRET-hook"
 DELETED = "https://discord.com/api/webhooks/2/SECRET-gone"
 TEXT = "Education is a right, not a privilege. #FreePalestinianStudents"
-TOO_LONG = {"code": 50035, "message": "Invalid Form Body", "errors": {
-    "content": {"_errors": [{"code": "BASE_TYPE_MAX_LENGTH",
-                             "message": "Must be 2000 or fewer in length."}]},
-    "attachments": {"1": {"description": {"_errors": [{
-        "code": "BASE_TYPE_MAX_LENGTH", "message": "Must be 1024 or fewer in length."}]}}}}}
+TOO_LONG = {
+    "code": 50035,
+    "message": "Invalid Form Body",
+    "errors": {
+        "content": {
+            "_errors": [
+                {"code": "BASE_TYPE_MAX_LENGTH", "message": "Must be 2000 or fewer in length."}
+            ]
+        },
+        "attachments": {
+            "1": {
+                "description": {
+                    "_errors": [
+                        {
+                            "code": "BASE_TYPE_MAX_LENGTH",
+                            "message": "Must be 1024 or fewer in length.",
+                        }
+                    ]
+                }
+            }
+        },
+    },
+}
 T = TypeVar("T")
 
 
@@ -45,7 +63,8 @@ def form(request: httpx.Request) -> dict[str, Any]:
     if ctype.startswith("application/json"):
         return dict(json.loads(request.content))
     message = BytesParser(policy=policy.HTTP).parsebytes(
-        f"Content-Type: {ctype}\r\n\r\n".encode() + request.content)
+        f"Content-Type: {ctype}\r\n\r\n".encode() + request.content
+    )
     assert message.is_multipart(), ctype
     fields: dict[str, Any] = {}
     for part in message.iter_parts():
@@ -74,39 +93,79 @@ class FakeWebhook:
             return httpx.Response(404, json={"message": "Unknown Webhook", "code": 10015})
         if request.method == "GET":
             self.gets += 1
-            return httpx.Response(200, json={
-                "id": "1", "type": 1, "guild_id": self.guild_id, "channel_id": "800",
-                "name": "Storm", "avatar": None, "application_id": None,
-                "token": "SECRET-hook"})
+            return httpx.Response(
+                200,
+                json={
+                    "id": "1",
+                    "type": 1,
+                    "guild_id": self.guild_id,
+                    "channel_id": "800",
+                    "name": "Storm",
+                    "avatar": None,
+                    "application_id": None,
+                    "token": "SECRET-hook",
+                },
+            )
         if self.answer is not None:
             return self.answer
         self.received.append((dict(request.url.params), form(request)))
         if self.timeout_after_send:
             raise httpx.ReadTimeout("timed out", request=request)
-        return httpx.Response(200, json={"id": str(5000 + len(self.received)),
-                                         "channel_id": "800", "webhook_id": "1",
-                                         "content": TEXT, "attachments": []})
+        return httpx.Response(
+            200,
+            json={
+                "id": str(5000 + len(self.received)),
+                "channel_id": "800",
+                "webhook_id": "1",
+                "content": TEXT,
+                "attachments": [],
+            },
+        )
 
 
 def account() -> Account:
-    return Account(name="campaign-discord", platform="discord", langs=("en",), base_url=None,
-                   target=None, handle=None,
-                   credentials=(("webhook_url", "FPS_DISCORD_WEBHOOK_URL"),), line=None)
+    return Account(
+        name="campaign-discord",
+        platform="discord",
+        langs=("en",),
+        base_url=None,
+        target=None,
+        handle=None,
+        credentials=(("webhook_url", "FPS_DISCORD_WEBHOOK_URL"),),
+        line=None,
+    )
 
 
 def item(*media: MediaRef) -> QueueItem:
-    return QueueItem(id="0123456789abcdef", kind="post",
-                     fire_at=datetime(2021, 3, 11, 18, tzinfo=UTC), platform="discord",
-                     account="campaign-discord", lang="en", text=TEXT, media=media)
+    return QueueItem(
+        id="0123456789abcdef",
+        kind="post",
+        fire_at=datetime(2021, 3, 11, 18, tzinfo=UTC),
+        platform="discord",
+        account="campaign-discord",
+        lang="en",
+        text=TEXT,
+        media=media,
+    )
 
 
-def run(server: FakeWebhook, scenario: Callable[[Connection], Awaitable[T]], *,
-        webhook: str = WEBHOOK, state: dict[str, Any] | None = None,
-        media_root: Path | None = None) -> T:
+def run(
+    server: FakeWebhook,
+    scenario: Callable[[Connection], Awaitable[T]],
+    *,
+    webhook: str = WEBHOOK,
+    state: dict[str, Any] | None = None,
+    media_root: Path | None = None,
+) -> T:
     async def main() -> T:
         async with httpx.AsyncClient(transport=httpx.MockTransport(server)) as client:
-            conn = Connection(account(), client, {"webhook_url": Secret(webhook)},
-                              state=state if state is not None else {}, media_root=media_root)
+            conn = Connection(
+                account(),
+                client,
+                {"webhook_url": Secret(webhook)},
+                state=state if state is not None else {},
+                media_root=media_root,
+            )
             return await scenario(conn)
 
     return asyncio.run(main())
@@ -133,23 +192,28 @@ def test_verify_names_the_webhook_and_keeps_its_guild_but_not_its_token() -> Non
 def test_text_post_is_json_with_wait_and_a_channel_permalink() -> None:
     server = FakeWebhook()
     published = run(server, stage_and_publish)
-    assert server.received == [({"wait": "true"},
-                                {"content": TEXT, "allowed_mentions": {"parse": []}})]
+    assert server.received == [
+        ({"wait": "true"}, {"content": TEXT, "allowed_mentions": {"parse": []}})
+    ]
     assert published.remote_id == "5001"
     assert published.permalink == "https://discord.com/channels/900/800/5001"
 
 
 def test_images_are_files_with_their_alt_text_in_payload_json(
-        images: tuple[MediaRef, MediaRef], tmp_path: Path) -> None:
+    images: tuple[MediaRef, MediaRef], tmp_path: Path
+) -> None:
     server = FakeWebhook()
     run(server, lambda conn: stage_and_publish(conn, item(*images)), media_root=tmp_path)
     [(params, fields)] = server.received
     assert params == {"wait": "true"}
     assert set(fields) == {"payload_json", "files[0]", "files[1]"}
     assert json.loads(fields["payload_json"]) == {
-        "content": TEXT, "allowed_mentions": {"parse": []},
-        "attachments": [{"id": 0, "filename": "banner.png", "description": "A banner"},
-                        {"id": 1, "filename": "photo.jpg", "description": "Students at a gate"}],
+        "content": TEXT,
+        "allowed_mentions": {"parse": []},
+        "attachments": [
+            {"id": 0, "filename": "banner.png", "description": "A banner"},
+            {"id": 1, "filename": "photo.jpg", "description": "Students at a gate"},
+        ],
     }
     assert fields["files[0]"] == ("banner.png", PNG, "image/png")
     assert fields["files[1]"] == ("photo.jpg", JPEG, "image/jpeg")
@@ -173,25 +237,38 @@ def test_a_webhook_url_with_its_own_query_keeps_it() -> None:
     assert server.received[0][0] == {"thread_id": "77", "wait": "true"}
 
 
-@pytest.mark.parametrize(("headers", "body", "expected"), [
-    ({"Retry-After": "2"}, {"message": "You are being rate limited.", "retry_after": 1.337,
-                            "global": False}, 1.337),
-    ({"Retry-After": "7"}, None, 7.0),  # Cloudflare's 429 has no JSON body
-])
-def test_rate_limit_uses_discords_retry_after(headers: dict[str, str], body: Any,
-                                              expected: float) -> None:
+@pytest.mark.parametrize(
+    ("headers", "body", "expected"),
+    [
+        (
+            {"Retry-After": "2"},
+            {"message": "You are being rate limited.", "retry_after": 1.337, "global": False},
+            1.337,
+        ),
+        ({"Retry-After": "7"}, None, 7.0),  # Cloudflare's 429 has no JSON body
+    ],
+)
+def test_rate_limit_uses_discords_retry_after(
+    headers: dict[str, str], body: Any, expected: float
+) -> None:
     server = FakeWebhook()
-    server.answer = (httpx.Response(429, headers=headers, json=body) if body is not None
-                     else httpx.Response(429, headers=headers, text="error code: 1015"))
+    server.answer = (
+        httpx.Response(429, headers=headers, json=body)
+        if body is not None
+        else httpx.Response(429, headers=headers, text="error code: 1015")
+    )
     with pytest.raises(RateLimited) as caught:
         run(server, stage_and_publish, state={"guild_id": "900"})
     assert caught.value.retry_after == pytest.approx(expected)
 
 
-@pytest.mark.parametrize(("status", "body"), [
-    (404, {"message": "Unknown Webhook", "code": 10015}),
-    (401, {"message": "Invalid Webhook Token", "code": 50027}),
-])
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (404, {"message": "Unknown Webhook", "code": 10015}),
+        (401, {"message": "Invalid Webhook Token", "code": 50027}),
+    ],
+)
 def test_a_deleted_webhook_is_an_auth_error(status: int, body: dict[str, Any]) -> None:
     server = FakeWebhook()
     server.answer = httpx.Response(status, json=body)
@@ -220,7 +297,8 @@ def test_too_long_is_rejected_with_the_field_errors() -> None:
         run(server, stage_and_publish, state={"guild_id": "900"})
     assert str(caught.value) == (
         "discord: Invalid Form Body: content: Must be 2000 or fewer in length.; "
-        "attachments.1.description: Must be 1024 or fewer in length.")
+        "attachments.1.description: Must be 1024 or fewer in length."
+    )
 
 
 def test_a_server_error_after_sending_is_an_unknown_outcome() -> None:
@@ -246,8 +324,8 @@ def test_a_timeout_after_sending_is_unknown_and_never_resent() -> None:
 
 
 def test_the_webhook_url_appears_in_no_error_repr_or_log(
-        caplog: pytest.LogCaptureFixture, images: tuple[MediaRef, MediaRef],
-        tmp_path: Path) -> None:
+    caplog: pytest.LogCaptureFixture, images: tuple[MediaRef, MediaRef], tmp_path: Path
+) -> None:
     caplog.set_level(logging.DEBUG)
     texts: list[str] = []
     server = FakeWebhook()

@@ -44,9 +44,12 @@ class FakeMastodon:
         if path == "/api/v2/media":
             media_id = str(len(self.media) + 100)
             body = request.content
-            self.media[media_id] = {"id": media_id, "ready": False,
-                                    "description": _form_field(body, "description"),
-                                    "size": len(body)}
+            self.media[media_id] = {
+                "id": media_id,
+                "ready": False,
+                "description": _form_field(body, "description"),
+                "size": len(body),
+            }
             return httpx.Response(202, json={"id": media_id, "url": None})
         if path.startswith("/api/v1/media/"):
             self.polls += 1
@@ -58,13 +61,15 @@ class FakeMastodon:
         if path == "/api/v1/statuses":
             if self.rate_limit_once:
                 self.rate_limit_once = False
-                return httpx.Response(429, headers={"Retry-After": "2"},
-                                      json={"error": "Too many requests"})
+                return httpx.Response(
+                    429, headers={"Retry-After": "2"}, json={"error": "Too many requests"}
+                )
             key = request.headers["Idempotency-Key"]
             body = json.loads(request.content)
             if len(body["status"]) > 500:
-                return httpx.Response(422, json={
-                    "error": "Validation failed: Text character limit of 500 exceeded"})
+                return httpx.Response(
+                    422, json={"error": "Validation failed: Text character limit of 500 exceeded"}
+                )
             if any(not self.media[m]["ready"] for m in body.get("media_ids", [])):
                 return httpx.Response(422, json={"error": "media not processed"})
             if key not in self.by_key:
@@ -75,40 +80,62 @@ class FakeMastodon:
             if self.drop_response_once:
                 self.drop_response_once = False
                 raise httpx.ReadTimeout("the answer was lost", request=request)
-            return httpx.Response(200, json={"id": status_id,
-                                             "url": f"{BASE}/@campaign/{status_id}"})
+            return httpx.Response(
+                200, json={"id": status_id, "url": f"{BASE}/@campaign/{status_id}"}
+            )
         if path.startswith("/api/v1/statuses/"):
             status_id = path.rsplit("/", 1)[-1]
-            return httpx.Response(200, json={"id": status_id,
-                                             "url": f"{BASE}/@campaign/{status_id}"})
+            return httpx.Response(
+                200, json={"id": status_id, "url": f"{BASE}/@campaign/{status_id}"}
+            )
         return httpx.Response(404, json={"error": "Record not found"})
 
 
 def _form_field(body: bytes, name: str) -> str:
     marker = f'name="{name}"\r\n\r\n'.encode()
     start = body.index(marker) + len(marker)
-    return body[start:body.index(b"\r\n", start)].decode()
+    return body[start : body.index(b"\r\n", start)].decode()
 
 
-ACCOUNT = Account(name="campaign-mastodon", platform="mastodon", langs=("en",), base_url=BASE,
-                  target=None, handle=None,
-                  credentials=(("access_token", "FPS_MASTODON_TOKEN"),), line=None)
+ACCOUNT = Account(
+    name="campaign-mastodon",
+    platform="mastodon",
+    langs=("en",),
+    base_url=BASE,
+    target=None,
+    handle=None,
+    credentials=(("access_token", "FPS_MASTODON_TOKEN"),),
+    line=None,
+)
 
 
 def item(text: str = "Free them all #FreePalestinianStudents", media: bool = True) -> QueueItem:
-    refs = (MediaRef("images/flag-book.png", "A flag over an open book", 800, 418),) if media else ()
-    return QueueItem(id="0123456789abcdef", kind="post",
-                     fire_at=datetime(2031, 3, 13, 18, tzinfo=UTC), platform="mastodon",
-                     account=ACCOUNT.name, lang="en", text=text, media=refs)
+    refs = (
+        (MediaRef("images/flag-book.png", "A flag over an open book", 800, 418),) if media else ()
+    )
+    return QueueItem(
+        id="0123456789abcdef",
+        kind="post",
+        fire_at=datetime(2031, 3, 13, 18, tzinfo=UTC),
+        platform="mastodon",
+        account=ACCOUNT.name,
+        lang="en",
+        text=text,
+        media=refs,
+    )
 
 
 def run(server: FakeMastodon, coro_factory, token: str = TOKEN):  # type: ignore[no-untyped-def]
     async def main():  # type: ignore[no-untyped-def]
         async with httpx.AsyncClient(transport=httpx.MockTransport(server)) as client:
-            conn = Connection(account=ACCOUNT, client=client,
-                              credentials={"access_token": Secret(token)},
-                              media_root=REPO / "posts")
+            conn = Connection(
+                account=ACCOUNT,
+                client=client,
+                credentials={"access_token": Secret(token)},
+                media_root=REPO / "posts",
+            )
             return await coro_factory(Mastodon(), conn)
+
     return asyncio.run(main())
 
 
@@ -126,9 +153,12 @@ def test_publish_with_image_alt_text_and_idempotency_key() -> None:
     (media,) = server.media.values()
     assert media["description"] == "A flag over an open book"
     assert media["size"] > (REPO / "posts/images/flag-book.png").stat().st_size
-    assert server.statuses["1"] == {"status": "Free them all #FreePalestinianStudents",
-                                    "visibility": "public", "language": "en",
-                                    "media_ids": ["100"]}
+    assert server.statuses["1"] == {
+        "status": "Free them all #FreePalestinianStudents",
+        "visibility": "public",
+        "language": "en",
+        "media_ids": ["100"],
+    }
     assert server.by_key == {"stormer-0123456789abcdef": "1"}
 
 
@@ -190,14 +220,15 @@ def test_bad_token_and_too_long(caplog: pytest.LogCaptureFixture) -> None:
     message, staged_repr, creds = run(server, long)
     assert "character limit" in message
     assert TOKEN not in creds
-    assert all(TOKEN not in r.getMessage() and "SECRET" not in r.getMessage()
-               for r in caplog.records)
+    assert all(
+        TOKEN not in r.getMessage() and "SECRET" not in r.getMessage() for r in caplog.records
+    )
     assert any("api/v1/statuses" in r.getMessage() for r in caplog.records)  # httpx did log
 
 
 def test_secret_never_prints() -> None:
     s = Secret("tok-very-secret")
-    assert "very-secret" not in f"{s} {s!r} {[s]} {({'a': s})}"
+    assert "very-secret" not in f"{s} {s!r} {[s]} { ({'a': s}) }"
     assert s.reveal() == "tok-very-secret"
 
 

@@ -60,22 +60,24 @@ class FakeHomeserver:
     def __call__(self, request: httpx.Request) -> httpx.Response:
         token = request.headers.get("authorization", "").removeprefix("Bearer ")
         if token not in self.devices:
-            return error(401, "M_UNKNOWN_TOKEN", "Invalid access token passed.",
-                         soft_logout=False)
+            return error(401, "M_UNKNOWN_TOKEN", "Invalid access token passed.", soft_logout=False)
         device, path = self.devices[token], request.url.path
         if path == "/_matrix/client/v3/account/whoami":
-            return httpx.Response(200, json={"user_id": USER, "device_id": device,
-                                             "is_guest": False})
+            return httpx.Response(
+                200, json={"user_id": USER, "device_id": device, "is_guest": False}
+            )
         if path.startswith("/_matrix/client/v3/join/"):
             self.joins.append(path.removeprefix("/_matrix/client/v3/join/"))
             return httpx.Response(200, json={"room_id": self.joins[-1]})
         if path == "/_matrix/media/v3/upload":
             if self.upload_answer is not None:
                 return self.upload_answer
-            self.uploads.append((request.url.params["filename"],
-                                 request.headers["content-type"], request.content))
-            return httpx.Response(200, json={
-                "content_uri": f"mxc://example.org/media{len(self.uploads)}"})
+            self.uploads.append(
+                (request.url.params["filename"], request.headers["content-type"], request.content)
+            )
+            return httpx.Response(
+                200, json={"content_uri": f"mxc://example.org/media{len(self.uploads)}"}
+            )
         assert request.method == "PUT" and path.startswith(SEND), path
         room, _, txn = path.removeprefix(SEND).partition("/send/m.room.message/")
         if self.answer is not None:
@@ -93,23 +95,44 @@ class FakeHomeserver:
 
 
 def account(room: str = ROOM) -> Account:
-    return Account(name="campaign-matrix", platform="matrix", langs=("en",),
-                   base_url="https://matrix.example.org", target=room, handle=None,
-                   credentials=(("access_token", "FPS_MATRIX_TOKEN"),), line=None)
+    return Account(
+        name="campaign-matrix",
+        platform="matrix",
+        langs=("en",),
+        base_url="https://matrix.example.org",
+        target=room,
+        handle=None,
+        credentials=(("access_token", "FPS_MATRIX_TOKEN"),),
+        line=None,
+    )
 
 
 def item(*media: MediaRef) -> QueueItem:
-    return QueueItem(id=ITEM_ID, kind="post", fire_at=datetime(2021, 3, 11, 18, tzinfo=UTC),
-                     platform="matrix", account="campaign-matrix", lang="en", text=TEXT,
-                     media=media)
+    return QueueItem(
+        id=ITEM_ID,
+        kind="post",
+        fire_at=datetime(2021, 3, 11, 18, tzinfo=UTC),
+        platform="matrix",
+        account="campaign-matrix",
+        lang="en",
+        text=TEXT,
+        media=media,
+    )
 
 
-def run(server: FakeHomeserver, scenario: Callable[[Connection], Awaitable[T]], *,
-        token: str = TOKEN, room: str = ROOM, media_root: Path | None = None) -> T:
+def run(
+    server: FakeHomeserver,
+    scenario: Callable[[Connection], Awaitable[T]],
+    *,
+    token: str = TOKEN,
+    room: str = ROOM,
+    media_root: Path | None = None,
+) -> T:
     async def main() -> T:
         async with httpx.AsyncClient(transport=httpx.MockTransport(server)) as client:
-            conn = Connection(account(room), client, {"access_token": Secret(token)},
-                              media_root=media_root)
+            conn = Connection(
+                account(room), client, {"access_token": Secret(token)}, media_root=media_root
+            )
             return await scenario(conn)
 
     return asyncio.run(main())
@@ -136,36 +159,57 @@ def test_verify_names_the_user() -> None:
 
 
 def test_text_then_one_image_event_each_with_alt_text_and_info(
-        images: tuple[MediaRef, MediaRef], tmp_path: Path) -> None:
+    images: tuple[MediaRef, MediaRef], tmp_path: Path
+) -> None:
     server = FakeHomeserver()
-    published = run(server, lambda conn: stage_and_publish(conn, item(*images)),
-                    media_root=tmp_path)
-    assert server.uploads == [("banner.png", "image/png", PNG),
-                              ("photo.jpg", "image/jpeg", JPEG)]
+    published = run(
+        server, lambda conn: stage_and_publish(conn, item(*images)), media_root=tmp_path
+    )
+    assert server.uploads == [("banner.png", "image/png", PNG), ("photo.jpg", "image/jpeg", JPEG)]
     assert server.events == [
         ("$event1", f"stormer-{ITEM_ID}-0", {"msgtype": "m.text", "body": TEXT}),
-        ("$event2", f"stormer-{ITEM_ID}-1", {
-            "msgtype": "m.image", "body": "A banner", "filename": "banner.png",
-            "url": "mxc://example.org/media1",
-            "info": {"mimetype": "image/png", "w": 1200, "h": 675, "size": len(PNG)}}),
-        ("$event3", f"stormer-{ITEM_ID}-2", {
-            "msgtype": "m.image", "body": "Students at a gate", "filename": "photo.jpg",
-            "url": "mxc://example.org/media2",
-            "info": {"mimetype": "image/jpeg", "w": 800, "h": 600, "size": len(JPEG)}}),
+        (
+            "$event2",
+            f"stormer-{ITEM_ID}-1",
+            {
+                "msgtype": "m.image",
+                "body": "A banner",
+                "filename": "banner.png",
+                "url": "mxc://example.org/media1",
+                "info": {"mimetype": "image/png", "w": 1200, "h": 675, "size": len(PNG)},
+            },
+        ),
+        (
+            "$event3",
+            f"stormer-{ITEM_ID}-2",
+            {
+                "msgtype": "m.image",
+                "body": "Students at a gate",
+                "filename": "photo.jpg",
+                "url": "mxc://example.org/media2",
+                "info": {"mimetype": "image/jpeg", "w": 800, "h": 600, "size": len(JPEG)},
+            },
+        ),
     ]
     assert published.remote_id == "$event1"
     assert published.permalink == f"https://matrix.to/#/{ROOM}/$event1?via=example.org"
     assert published.raw["event_ids"] == ["$event1", "$event2", "$event3"]
 
 
-@pytest.mark.parametrize(("headers", "expected"), [
-    ({"Retry-After": "3"}, 3.0),  # the header wins over the deprecated retry_after_ms
-    ({}, 2.5),
-])
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"Retry-After": "3"}, 3.0),  # the header wins over the deprecated retry_after_ms
+        ({}, 2.5),
+    ],
+)
 def test_rate_limit_uses_the_homeservers_wait(headers: dict[str, str], expected: float) -> None:
     server = FakeHomeserver()
-    server.answer = httpx.Response(429, headers=headers, json={
-        "errcode": "M_LIMIT_EXCEEDED", "error": "Too Many Requests", "retry_after_ms": 2500})
+    server.answer = httpx.Response(
+        429,
+        headers=headers,
+        json={"errcode": "M_LIMIT_EXCEEDED", "error": "Too Many Requests", "retry_after_ms": 2500},
+    )
     with pytest.raises(RateLimited) as caught:
         run(server, stage_and_publish)
     assert caught.value.retry_after == expected
@@ -191,7 +235,8 @@ def test_not_in_the_room_says_so() -> None:
 
 
 def test_an_image_too_large_is_rejected_while_staging(
-        images: tuple[MediaRef, MediaRef], tmp_path: Path) -> None:
+    images: tuple[MediaRef, MediaRef], tmp_path: Path
+) -> None:
     server = FakeHomeserver()
     server.upload_answer = error(413, "M_TOO_LARGE", "Cannot upload files larger than 50M")
     with pytest.raises(Rejected, match="too large .*larger than 50M"):
@@ -215,20 +260,23 @@ def test_reconcile_after_a_lost_answer_yields_the_one_event() -> None:
 
 
 def test_reconcile_after_a_partial_send_completes_it_once(
-        images: tuple[MediaRef, MediaRef], tmp_path: Path) -> None:
+    images: tuple[MediaRef, MediaRef], tmp_path: Path
+) -> None:
     server = FakeHomeserver()
     server.timeout_after = {2}  # the text landed, the first image's answer was lost
     published = run(server, publish_then_reconcile(item(*images)), media_root=tmp_path)
     assert [(e[0], e[1]) for e in server.events] == [
-        ("$event1", f"stormer-{ITEM_ID}-0"), ("$event2", f"stormer-{ITEM_ID}-1"),
-        ("$event3", f"stormer-{ITEM_ID}-2")]
+        ("$event1", f"stormer-{ITEM_ID}-0"),
+        ("$event2", f"stormer-{ITEM_ID}-1"),
+        ("$event3", f"stormer-{ITEM_ID}-2"),
+    ]
     assert published.remote_id == "$event1"
     assert published.raw["event_ids"] == ["$event1", "$event2", "$event3"]
 
 
 def test_the_access_token_appears_in_no_error_repr_or_log(
-        caplog: pytest.LogCaptureFixture, images: tuple[MediaRef, MediaRef],
-        tmp_path: Path) -> None:
+    caplog: pytest.LogCaptureFixture, images: tuple[MediaRef, MediaRef], tmp_path: Path
+) -> None:
     caplog.set_level(logging.DEBUG)
     texts: list[str] = []
     server = FakeHomeserver()

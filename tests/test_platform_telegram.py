@@ -39,7 +39,8 @@ def form(request: httpx.Request) -> dict[str, Any]:
     if ctype.startswith("application/json"):
         return dict(json.loads(request.content))
     message = BytesParser(policy=policy.HTTP).parsebytes(
-        f"Content-Type: {ctype}\r\n\r\n".encode() + request.content)
+        f"Content-Type: {ctype}\r\n\r\n".encode() + request.content
+    )
     assert message.is_multipart(), ctype
     fields: dict[str, Any] = {}
     for part in message.iter_parts():
@@ -74,8 +75,18 @@ class FakeBotApi:
         if owner != TOKEN:  # Telegram answers a malformed token 404, a revoked one 401
             return failure(401, "Unauthorized") if ":" in owner else failure(404, "Not Found")
         if method == "getMe":
-            return httpx.Response(200, json={"ok": True, "result": {
-                "id": 123456, "is_bot": True, "first_name": "Storm", "username": "storm_bot"}})
+            return httpx.Response(
+                200,
+                json={
+                    "ok": True,
+                    "result": {
+                        "id": 123456,
+                        "is_bot": True,
+                        "first_name": "Storm",
+                        "username": "storm_bot",
+                    },
+                },
+            )
         if self.answer is not None:
             return self.answer
         fields = form(request)
@@ -88,31 +99,67 @@ class FakeBotApi:
         first = 100 + 10 * (len(self.sent) - 1)
         if method == "sendMediaGroup":
             media = json.loads(fields["media"])
-            return httpx.Response(200, json={"ok": True, "result": [
-                {"message_id": first + i, "chat": chat, "date": 1615485600,
-                 "media_group_id": "1", "photo": []} for i in range(len(media))]})
-        return httpx.Response(200, json={"ok": True, "result": {
-            "message_id": first, "chat": chat, "date": 1615485600}})
+            return httpx.Response(
+                200,
+                json={
+                    "ok": True,
+                    "result": [
+                        {
+                            "message_id": first + i,
+                            "chat": chat,
+                            "date": 1615485600,
+                            "media_group_id": "1",
+                            "photo": [],
+                        }
+                        for i in range(len(media))
+                    ],
+                },
+            )
+        return httpx.Response(
+            200,
+            json={"ok": True, "result": {"message_id": first, "chat": chat, "date": 1615485600}},
+        )
 
 
 def account(target: str = CHANNEL) -> Account:
-    return Account(name="campaign-telegram", platform="telegram", langs=("en",),
-                   base_url=None, target=target, handle=None,
-                   credentials=(("bot_token", "FPS_TELEGRAM_BOT_TOKEN"),), line=None)
+    return Account(
+        name="campaign-telegram",
+        platform="telegram",
+        langs=("en",),
+        base_url=None,
+        target=target,
+        handle=None,
+        credentials=(("bot_token", "FPS_TELEGRAM_BOT_TOKEN"),),
+        line=None,
+    )
 
 
 def item(*media: MediaRef) -> QueueItem:
-    return QueueItem(id="0123456789abcdef", kind="post",
-                     fire_at=datetime(2021, 3, 11, 18, tzinfo=UTC), platform="telegram",
-                     account="campaign-telegram", lang="en", text=TEXT, media=media)
+    return QueueItem(
+        id="0123456789abcdef",
+        kind="post",
+        fire_at=datetime(2021, 3, 11, 18, tzinfo=UTC),
+        platform="telegram",
+        account="campaign-telegram",
+        lang="en",
+        text=TEXT,
+        media=media,
+    )
 
 
-def run(server: FakeBotApi, scenario: Callable[[Connection], Awaitable[T]], *,
-        token: str = TOKEN, target: str = CHANNEL, media_root: Path | None = None) -> T:
+def run(
+    server: FakeBotApi,
+    scenario: Callable[[Connection], Awaitable[T]],
+    *,
+    token: str = TOKEN,
+    target: str = CHANNEL,
+    media_root: Path | None = None,
+) -> T:
     async def main() -> T:
         async with httpx.AsyncClient(transport=httpx.MockTransport(server)) as client:
-            conn = Connection(account(target), client, {"bot_token": Secret(token)},
-                              media_root=media_root)
+            conn = Connection(
+                account(target), client, {"bot_token": Secret(token)}, media_root=media_root
+            )
             return await scenario(conn)
 
     return asyncio.run(main())
@@ -136,18 +183,25 @@ def test_text_post_is_send_message_with_a_channel_permalink() -> None:
 
 
 def test_one_image_is_a_multipart_send_photo_with_the_caption(
-        images: tuple[MediaRef, MediaRef], tmp_path: Path) -> None:
+    images: tuple[MediaRef, MediaRef], tmp_path: Path
+) -> None:
     server = FakeBotApi()
     run(server, lambda conn: stage_and_publish(conn, item(images[0])), media_root=tmp_path)
-    assert server.sent == [("sendPhoto", {"chat_id": CHANNEL, "caption": TEXT,
-                                          "photo": ("banner.png", PNG, "image/png")})]
+    assert server.sent == [
+        (
+            "sendPhoto",
+            {"chat_id": CHANNEL, "caption": TEXT, "photo": ("banner.png", PNG, "image/png")},
+        )
+    ]
 
 
 def test_album_attaches_each_file_and_captions_the_first_photo(
-        images: tuple[MediaRef, MediaRef], tmp_path: Path) -> None:
+    images: tuple[MediaRef, MediaRef], tmp_path: Path
+) -> None:
     server = FakeBotApi()
-    published = run(server, lambda conn: stage_and_publish(conn, item(*images)),
-                    media_root=tmp_path)
+    published = run(
+        server, lambda conn: stage_and_publish(conn, item(*images)), media_root=tmp_path
+    )
     [(method, fields)] = server.sent
     assert method == "sendMediaGroup"
     assert set(fields) == {"chat_id", "media", "file0", "file1"}
@@ -196,9 +250,14 @@ def test_a_bot_that_may_not_post_is_an_auth_error() -> None:
         run(server, stage_and_publish)
 
 
-@pytest.mark.parametrize("description", ["Bad Request: message is too long",
-                                         "Bad Request: caption is too long",
-                                         "Bad Request: chat not found"])
+@pytest.mark.parametrize(
+    "description",
+    [
+        "Bad Request: message is too long",
+        "Bad Request: caption is too long",
+        "Bad Request: chat not found",
+    ],
+)
 def test_a_refused_post_is_rejected_with_telegrams_reason(description: str) -> None:
     server = FakeBotApi()
     server.answer = failure(400, description)
@@ -231,8 +290,8 @@ def test_a_timeout_after_sending_is_unknown_and_never_resent() -> None:
 
 
 def test_the_bot_token_appears_in_no_error_repr_or_log(
-        caplog: pytest.LogCaptureFixture, images: tuple[MediaRef, MediaRef],
-        tmp_path: Path) -> None:
+    caplog: pytest.LogCaptureFixture, images: tuple[MediaRef, MediaRef], tmp_path: Path
+) -> None:
     caplog.set_level(logging.DEBUG)
     texts: list[str] = []
     server = FakeBotApi()

@@ -35,8 +35,10 @@ TOKEN = "tok-SECRET-123"
 USER = {"id": "2244994945", "username": "fps_campaign", "name": "FPS campaign"}
 FIRE_AT = datetime(2031, 3, 13, 18, tzinfo=UTC)
 TEXT = "Education is a right & not a privilege: https://example.org/a #FreePalestinianStudents"
-IMAGES = (MediaRef("images/flag-book.png", "A flag over an open book", 800, 418),
-          MediaRef("images/globe-ring.png", "A ring of hands around a globe", 800, 418))
+IMAGES = (
+    MediaRef("images/flag-book.png", "A flag over an open book", 800, 418),
+    MediaRef("images/globe-ring.png", "A ring of hands around a globe", 800, 418),
+)
 
 
 class FakeX:
@@ -54,33 +56,56 @@ class FakeX:
         self.drop_request_once = False  # lose the request before it arrives
 
     def add_post(self, text: str, at: datetime) -> dict[str, Any]:
-        post = {"id": str(1900000000000000000 + len(self.posts)), "text": _as_x_shows(text),
-                "created_at": at.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
-                "edit_history_tweet_ids": []}
+        post = {
+            "id": str(1900000000000000000 + len(self.posts)),
+            "text": _as_x_shows(text),
+            "created_at": at.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+            "edit_history_tweet_ids": [],
+        }
         self.posts.insert(0, post)
         return post
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         if request.headers.get("Authorization") != f"Bearer {TOKEN}":
-            return httpx.Response(401, json={"title": "Unauthorized", "type": "about:blank",
-                                             "status": 401, "detail": "Unauthorized"})
+            return httpx.Response(
+                401,
+                json={
+                    "title": "Unauthorized",
+                    "type": "about:blank",
+                    "status": 401,
+                    "detail": "Unauthorized",
+                },
+            )
         path = request.url.path
         if path == "/2/users/me":
             return httpx.Response(200, json={"data": USER})
         if path == "/2/media/upload":
             fields = _multipart(request)
             media_id = str(1880000000000000000 + len(self.media))
-            self.media[media_id] = {"category": fields["media_category"][0].decode(),
-                                    "bytes": fields["media"][0], "type": fields["media"][1],
-                                    "alt": None}
-            return httpx.Response(200, json={"data": {
-                "id": media_id, "media_key": f"3_{media_id}", "size": len(fields["media"][0]),
-                "expires_after_secs": 86400, "image": {"image_type": "image/png"}}})
+            self.media[media_id] = {
+                "category": fields["media_category"][0].decode(),
+                "bytes": fields["media"][0],
+                "type": fields["media"][1],
+                "alt": None,
+            }
+            return httpx.Response(
+                200,
+                json={
+                    "data": {
+                        "id": media_id,
+                        "media_key": f"3_{media_id}",
+                        "size": len(fields["media"][0]),
+                        "expires_after_secs": 86400,
+                        "image": {"image_type": "image/png"},
+                    }
+                },
+            )
         if path == "/2/media/metadata":
             body = json.loads(request.content)
             self.media[body["id"]]["alt"] = body["metadata"]["alt_text"]["text"]
-            return httpx.Response(200, json={"data": {"id": body["id"],
-                                                      "associated_metadata": True}})
+            return httpx.Response(
+                200, json={"data": {"id": body["id"], "associated_metadata": True}}
+            )
         if path == "/2/tweets" and request.method == "POST":
             return self._post(request)
         if path == f"/2/users/{USER['id']}/tweets":
@@ -93,20 +118,33 @@ class FakeX:
             raise httpx.ReadTimeout("lost on the way", request=request)
         if self.rate_limit_headers is not None:
             headers, self.rate_limit_headers = self.rate_limit_headers, None
-            return httpx.Response(429, headers=headers, json={
-                "title": "Too Many Requests", "detail": "Too Many Requests", "status": 429})
+            return httpx.Response(
+                429,
+                headers=headers,
+                json={"title": "Too Many Requests", "detail": "Too Many Requests", "status": 429},
+            )
         body = json.loads(request.content)
         self.bodies.append(body)
         if len(body["text"]) > 280:
-            return httpx.Response(400, json={
-                "errors": [{"message": "Your Tweet text is too long."}],
-                "title": "Invalid Request",
-                "detail": "One or more parameters to your request was invalid."})
+            return httpx.Response(
+                400,
+                json={
+                    "errors": [{"message": "Your Tweet text is too long."}],
+                    "title": "Invalid Request",
+                    "detail": "One or more parameters to your request was invalid.",
+                },
+            )
         shown = _as_x_shows(body["text"])
         if any(p["text"] == shown for p in self.posts):
-            return httpx.Response(403, json={
-                "detail": "You are not allowed to create a Tweet with duplicate content.",
-                "type": "about:blank", "title": "Forbidden", "status": 403})
+            return httpx.Response(
+                403,
+                json={
+                    "detail": "You are not allowed to create a Tweet with duplicate content.",
+                    "type": "about:blank",
+                    "title": "Forbidden",
+                    "status": 403,
+                },
+            )
         media_ids = body.get("media", {}).get("media_ids", [])
         if any(m not in self.media for m in media_ids):
             return httpx.Response(400, json={"detail": "Your media IDs are invalid."})
@@ -115,18 +153,25 @@ class FakeX:
         if self.drop_answer_once:
             self.drop_answer_once = False
             raise httpx.ReadTimeout("the answer was lost", request=request)
-        return httpx.Response(201, json={"data": {"id": post["id"], "text": post["text"],
-                                                  "edit_history_tweet_ids": [post["id"]]}})
+        return httpx.Response(
+            201,
+            json={
+                "data": {
+                    "id": post["id"],
+                    "text": post["text"],
+                    "edit_history_tweet_ids": [post["id"]],
+                }
+            },
+        )
 
     def _timeline(self, request: httpx.Request) -> httpx.Response:
         q = {k: v[0] for k, v in parse_qs(request.url.query.decode()).items()}
         self.timeline_queries.append(q)
         since = datetime.fromisoformat(q["start_time"])
-        posts = [p for p in self.posts
-                 if datetime.fromisoformat(p["created_at"]) >= since]
+        posts = [p for p in self.posts if datetime.fromisoformat(p["created_at"]) >= since]
         start = int(q.get("pagination_token", "0"))
         size = min(int(q["max_results"]), self.page_size)
-        page = posts[start:start + size]
+        page = posts[start : start + size]
         meta: dict[str, Any] = {"result_count": len(page)}
         if start + size < len(posts):
             meta["next_token"] = str(start + size)
@@ -135,35 +180,57 @@ class FakeX:
 
 def _as_x_shows(text: str) -> str:
     """X's `text`: links replaced by t.co links, & < > escaped."""
-    return html.escape(re.sub(r"https://(?!t\.co)\S+", "https://t.co/abc123", text),
-                       quote=False)
+    return html.escape(re.sub(r"https://(?!t\.co)\S+", "https://t.co/abc123", text), quote=False)
 
 
 def _multipart(request: httpx.Request) -> dict[str, tuple[bytes, str]]:
     head = f"Content-Type: {request.headers['Content-Type']}\r\n\r\n".encode()
-    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-        head + request.content)
-    return {part.get_param("name", header="content-disposition"):
-            (part.get_payload(decode=True), part.get_content_type())
-            for part in message.iter_parts()}
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + request.content)
+    return {
+        part.get_param("name", header="content-disposition"): (
+            part.get_payload(decode=True),
+            part.get_content_type(),
+        )
+        for part in message.iter_parts()
+    }
 
 
-ACCOUNT = Account(name="campaign-x", platform="x", langs=("en",), base_url=API, target=None,
-                  handle=None, credentials=(("access_token", "FPS_X_TOKEN"),), line=None)
+ACCOUNT = Account(
+    name="campaign-x",
+    platform="x",
+    langs=("en",),
+    base_url=API,
+    target=None,
+    handle=None,
+    credentials=(("access_token", "FPS_X_TOKEN"),),
+    line=None,
+)
 
 
 def item(text: str = TEXT, media: tuple[MediaRef, ...] = ()) -> QueueItem:
-    return QueueItem(id="0123456789abcdef", kind="post", fire_at=FIRE_AT, platform="x",
-                     account=ACCOUNT.name, lang="en", text=text, media=media)
+    return QueueItem(
+        id="0123456789abcdef",
+        kind="post",
+        fire_at=FIRE_AT,
+        platform="x",
+        account=ACCOUNT.name,
+        lang="en",
+        text=text,
+        media=media,
+    )
 
 
 def run(server: FakeX, flow, token: str = TOKEN):  # type: ignore[no-untyped-def]
     async def main():  # type: ignore[no-untyped-def]
         async with httpx.AsyncClient(transport=httpx.MockTransport(server)) as client:
-            conn = Connection(account=ACCOUNT, client=client,
-                              credentials={"access_token": Secret(token)},
-                              media_root=REPO / "posts")
+            conn = Connection(
+                account=ACCOUNT,
+                client=client,
+                credentials={"access_token": Secret(token)},
+                media_root=REPO / "posts",
+            )
             return await flow(X(), conn)
+
     return asyncio.run(main())
 
 
@@ -183,26 +250,39 @@ def test_publish_with_images_and_alt_text() -> None:
     assert len(media_ids) == 2 and staged.data["media_ids"] == media_ids
     for media_id, ref in zip(media_ids, IMAGES, strict=True):
         assert server.media[media_id] == {
-            "category": "tweet_image", "bytes": (REPO / "posts" / ref.path).read_bytes(),
-            "type": "image/png", "alt": ref.alt}
+            "category": "tweet_image",
+            "bytes": (REPO / "posts" / ref.path).read_bytes(),
+            "type": "image/png",
+            "alt": ref.alt,
+        }
     assert server.bodies == [{"text": TEXT, "media": {"media_ids": media_ids}}]
     (post,) = server.posts
     assert published.remote_id == post["id"]
     assert published.permalink == f"https://x.com/fps_campaign/status/{post['id']}"
 
 
-@pytest.mark.parametrize(("headers", "expected"), [
-    ({"x-rate-limit-limit": "100", "x-rate-limit-remaining": "0"}, 600),
-    # The 15-minute window has room; the 24-hour cap is spent: its reset is what counts.
-    ({"x-rate-limit-remaining": "40", "x-user-limit-24hour-remaining": "0",
-      "x-user-limit-24hour-reset": "+3600"}, 3600),
-])
-def test_rate_limit_waits_for_the_reset_x_announces(headers: dict[str, str],
-                                                    expected: int) -> None:
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"x-rate-limit-limit": "100", "x-rate-limit-remaining": "0"}, 600),
+        # The 15-minute window has room; the 24-hour cap is spent: its reset is what counts.
+        (
+            {
+                "x-rate-limit-remaining": "40",
+                "x-user-limit-24hour-remaining": "0",
+                "x-user-limit-24hour-reset": "+3600",
+            },
+            3600,
+        ),
+    ],
+)
+def test_rate_limit_waits_for_the_reset_x_announces(headers: dict[str, str], expected: int) -> None:
     server = FakeX()
     now = int(time.time())
-    server.rate_limit_headers = {"x-rate-limit-reset": str(now + 600), **{
-        k: str(now + int(v[1:])) if v.startswith("+") else v for k, v in headers.items()}}
+    server.rate_limit_headers = {
+        "x-rate-limit-reset": str(now + 600),
+        **{k: str(now + int(v[1:])) if v.startswith("+") else v for k, v in headers.items()},
+    }
 
     async def flow(plugin, conn):  # type: ignore[no-untyped-def]
         staged = await plugin.stage(item(), conn)
@@ -269,8 +349,9 @@ def test_a_lost_answer_is_found_by_reading_back_and_not_posted_again() -> None:
     found = run(server, flow)
     assert len(server.bodies) == 1 and len(server.posts) == 2
     # X shows "&amp;" and t.co links (one more for the image): still recognised.
-    assert server.posts[0]["text"].endswith("https://t.co/abc123 #FreePalestinianStudents "
-                                            "https://t.co/m3dia")
+    assert server.posts[0]["text"].endswith(
+        "https://t.co/abc123 #FreePalestinianStudents https://t.co/m3dia"
+    )
     assert "&amp;" in server.posts[0]["text"]
     assert found is not None and found.remote_id == server.posts[0]["id"]
     assert found.permalink == f"https://x.com/fps_campaign/status/{found.remote_id}"

@@ -44,10 +44,27 @@ def test_preview_lists_every_item_with_payload_offline(tmp_path: Path, no_networ
     items = preview_json(storm)
     assert snapshot(tmp_path) == before, "preview must write nothing"
     assert len(items) == 8  # one post per authorized account
-    assert {i["platform"] for i in items} == {"mastodon", "bluesky", "x", "telegram",
-                                               "discord", "matrix"}
-    keys = {"id", "kind", "fire_at", "platform", "account", "lang", "text", "length", "limit",
-            "media", "payload"}
+    assert {i["platform"] for i in items} == {
+        "mastodon",
+        "bluesky",
+        "x",
+        "telegram",
+        "discord",
+        "matrix",
+    }
+    keys = {
+        "id",
+        "kind",
+        "fire_at",
+        "platform",
+        "account",
+        "lang",
+        "text",
+        "length",
+        "limit",
+        "media",
+        "payload",
+    }
     for item in items:
         assert keys <= set(item)
         assert item["kind"] == "post" and item["fire_at"] == "2021-03-11T18:00:00Z"
@@ -74,10 +91,13 @@ def test_payloads_are_exact_and_carry_no_secret(tmp_path: Path, monkeypatch) -> 
     assert bsky["swapRecord"] is None and bsky["collection"] == "app.bsky.feed.post"
     record = bsky["record"]
     raw = record["text"].encode()
-    tags = [f for f in record["facets"]
-            if f["features"][0]["$type"] == "app.bsky.richtext.facet#tag"]
-    assert tags and all(raw[f["index"]["byteStart"]:f["index"]["byteEnd"]].decode()
-                        == "#FreePalestinianStudents" for f in tags)
+    tags = [
+        f for f in record["facets"] if f["features"][0]["$type"] == "app.bsky.richtext.facet#tag"
+    ]
+    assert tags and all(
+        raw[f["index"]["byteStart"] : f["index"]["byteEnd"]].decode() == "#FreePalestinianStudents"
+        for f in tags
+    )
 
     telegram = items["campaign-telegram"]["payload"][0]
     assert telegram["url"].startswith("https://api.telegram.org/bot<secret:bot_token>/send")
@@ -88,7 +108,9 @@ def test_payloads_are_exact_and_carry_no_secret(tmp_path: Path, monkeypatch) -> 
 
     matrix = items["campaign-matrix"]["payload"]
     assert matrix[0]["method"] == "PUT"
-    assert matrix[0]["url"].endswith(f"/send/m.room.message/stormer-{items['campaign-matrix']['id']}-0")
+    assert matrix[0]["url"].endswith(
+        f"/send/m.room.message/stormer-{items['campaign-matrix']['id']}-0"
+    )
 
 
 def test_ids_and_record_keys_are_deterministic(tmp_path: Path) -> None:
@@ -98,8 +120,10 @@ def test_ids_and_record_keys_are_deterministic(tmp_path: Path) -> None:
     assert first == second
     # Editing a post's text keeps every id (so the outbox updates instead of adding).
     post = next((storm / "posts").glob("en-01*.md"))
-    post.write_text(post.read_text(encoding="utf-8").replace("Article 26", "Article 26 (UDHR)"),
-                    encoding="utf-8")
+    post.write_text(
+        post.read_text(encoding="utf-8").replace("Article 26", "Article 26 (UDHR)"),
+        encoding="utf-8",
+    )
     assert [i["id"] for i in preview_json(storm)] == [i["id"] for i in first]
 
 
@@ -127,13 +151,16 @@ def test_limit_option(tmp_path: Path) -> None:
 
 def test_rotation_gives_accounts_on_one_platform_different_texts(tmp_path: Path) -> None:
     storm = copy_example(tmp_path / "storm")
-    extra = "".join(f'''
+    extra = "".join(
+        f"""
 [[accounts]]
 name = "x-extra-{n}"
 platform = "x"
 langs = ["en"]
 credentials = {{ access_token = "X_EXTRA_{n}" }}
-''' for n in range(2))
+"""
+        for n in range(2)
+    )
     add_accounts(storm, extra)
     items = [i for i in plan(load_storm(storm)) if i.platform == "x"]
     assert len(items) == 3

@@ -10,11 +10,17 @@ from example import REPO
 
 
 def test_rehearsal_of_the_example_storm() -> None:
-    result = subprocess.run([sys.executable, "-m", "stormer", "rehearse", "--in", "3s",
-                             "--json", "--storm", str(REPO)],
-                            capture_output=True, text=True, timeout=120,
-                            env={"PATH": "/usr/bin:/bin", "HOME": "/tmp",
-                                 "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"})
+    result = subprocess.run(
+        [sys.executable, "-m", "stormer", "rehearse", "--in", "3s", "--json", "--storm", str(REPO)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "HOME": "/tmp",
+            "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
+        },
+    )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["items"] == 8 and report["landed"] == 8

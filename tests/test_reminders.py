@@ -41,8 +41,9 @@ ZONES = sorted(z for z in pytz.common_timezones if "/" in z)
 
 
 def write_participants(root: Path, rows: list[str]) -> None:
-    (root / "participants.csv").write_text("name,zone,lang,contact\n" + "\n".join(rows) + "\n",
-                                           encoding="utf-8")
+    (root / "participants.csv").write_text(
+        "name,zone,lang,contact\n" + "\n".join(rows) + "\n", encoding="utf-8"
+    )
 
 
 def local_wall(zone: str, instant: datetime = EXAMPLE_T) -> datetime:
@@ -58,14 +59,17 @@ def storm(tmp_path: Path) -> Path:
 
 # --- planning -------------------------------------------------------------------------------
 
+
 def test_every_participant_contact_and_offset_is_one_item_with_a_stable_id(storm: Path) -> None:
     loaded = load_storm(storm)
     reminders = list(plan_reminders(loaded))
     with_contact = [p for p in loaded.participants if p.contacts]
     assert len(reminders) == 3 * sum(len(p.contacts) for p in with_contact) > 0
-    assert {r.fire_at for r in reminders} == {EXAMPLE_T - timedelta(hours=24),
-                                              EXAMPLE_T - timedelta(hours=1),
-                                              EXAMPLE_T - timedelta(minutes=10)}
+    assert {r.fire_at for r in reminders} == {
+        EXAMPLE_T - timedelta(hours=24),
+        EXAMPLE_T - timedelta(hours=1),
+        EXAMPLE_T - timedelta(minutes=10),
+    }
     assert len({r.id for r in reminders}) == len(reminders)
     again = [r.id for r in plan_reminders(load_storm(storm))]
     assert again == [r.id for r in reminders]
@@ -76,13 +80,19 @@ def test_every_participant_contact_and_offset_is_one_item_with_a_stable_id(storm
 
 
 def test_a_participant_in_a_zone_sees_that_zones_weekday_date_and_time(storm: Path) -> None:
-    write_participants(storm, [
-        "Madrid,Europe/Madrid,es,madrid@example.org",
-        "Gaza,Asia/Gaza,ar,gaza@example.org",
-        "Auckland,Pacific/Auckland,en,auckland@example.org",
-    ])
-    texts = {r.account: r for r in plan_reminders(load_storm(storm))
-             if r.fire_at == EXAMPLE_T - timedelta(hours=1)}
+    write_participants(
+        storm,
+        [
+            "Madrid,Europe/Madrid,es,madrid@example.org",
+            "Gaza,Asia/Gaza,ar,gaza@example.org",
+            "Auckland,Pacific/Auckland,en,auckland@example.org",
+        ],
+    )
+    texts = {
+        r.account: r
+        for r in plan_reminders(load_storm(storm))
+        if r.fire_at == EXAMPLE_T - timedelta(hours=1)
+    }
     assert "jueves, 11 de marzo de 2021, 19:00" in texts["Madrid"].text
     assert "dentro de 1 hora" in texts["Madrid"].text
     assert "الخميس، 11 مارس 2021، الساعة 20:00" in texts["Gaza"].text
@@ -91,11 +101,14 @@ def test_a_participant_in_a_zone_sees_that_zones_weekday_date_and_time(storm: Pa
 
 
 @settings(max_examples=60, deadline=None)
-@given(zones=st.lists(st.sampled_from(ZONES), min_size=2, max_size=6, unique=True),
-       lang=st.sampled_from(["en", "es", "fr", "it", "ar"]),
-       minutes=st.integers(0, 60 * 24 * 365 * 10))
-def test_local_time_matches_the_pytz_oracle(tmp_path_factory: pytest.TempPathFactory,
-                                            zones: list[str], lang: str, minutes: int) -> None:
+@given(
+    zones=st.lists(st.sampled_from(ZONES), min_size=2, max_size=6, unique=True),
+    lang=st.sampled_from(["en", "es", "fr", "it", "ar"]),
+    minutes=st.integers(0, 60 * 24 * 365 * 10),
+)
+def test_local_time_matches_the_pytz_oracle(
+    tmp_path_factory: pytest.TempPathFactory, zones: list[str], lang: str, minutes: int
+) -> None:
     # Many participants in different zones in one storm: each text has its own zone's time
     # (a cache keyed on aware datetimes once handed every zone the first zone's clock).
     at = datetime(2025, 1, 1, tzinfo=UTC) + timedelta(minutes=minutes)
@@ -109,15 +122,16 @@ def test_local_time_matches_the_pytz_oracle(tmp_path_factory: pytest.TempPathFac
         assert f"{local_wall(p.zone, at):%H:%M}" in text, (p.zone, text)
 
 
-def test_samples_rotate_so_participants_of_one_language_get_different_texts(
-        storm: Path) -> None:
+def test_samples_rotate_so_participants_of_one_language_get_different_texts(storm: Path) -> None:
     loaded = load_storm(storm)
     english = [p for p in loaded.posts if p.lang == "en"]
-    write_participants(storm, [f"Org {i},Europe/London,en,org{i}@example.org"
-                               for i in range(2 * len(english))])
+    write_participants(
+        storm, [f"Org {i},Europe/London,en,org{i}@example.org" for i in range(2 * len(english))]
+    )
     loaded = load_storm(storm)
-    samples = [r.source for r in plan_reminders(loaded) if r.fire_at == EXAMPLE_T
-               - timedelta(hours=24)]
+    samples = [
+        r.source for r in plan_reminders(loaded) if r.fire_at == EXAMPLE_T - timedelta(hours=24)
+    ]
     assert Counter(samples) == {p.file: 2 for p in english}
     assert all(a != b for a, b in zip(samples, samples[1:], strict=False))
     # Each participant keeps one sample across the three reminders.
@@ -126,8 +140,7 @@ def test_samples_rotate_so_participants_of_one_language_get_different_texts(
         assert by_person.setdefault(r.account, r.source) == r.source
 
 
-def test_a_language_without_a_template_falls_back_to_english_and_check_warns(
-        storm: Path) -> None:
+def test_a_language_without_a_template_falls_back_to_english_and_check_warns(storm: Path) -> None:
     write_participants(storm, ["Lisboa,Europe/Lisbon,pt,lisboa@example.org"])
     loaded = load_storm(storm)
     (first, *_) = plan_reminders(loaded)
@@ -170,12 +183,17 @@ def test_calendar_event_is_at_the_storm_instant_with_a_ten_minute_alarm(storm: P
 
 # --- checks and previews -------------------------------------------------------------------------
 
+
 def test_bad_contacts_and_missing_senders_are_errors_that_never_quote_the_contact(
-        storm: Path) -> None:
-    write_participants(storm, [
-        "Broken,Europe/Paris,fr,not-an-address-secret",
-        "Chat,Europe/Paris,fr,tgram://123456789",
-    ])
+    storm: Path,
+) -> None:
+    write_participants(
+        storm,
+        [
+            "Broken,Europe/Paris,fr,not-an-address-secret",
+            "Chat,Europe/Paris,fr,tgram://123456789",
+        ],
+    )
     result = runner.invoke(app, ["check", "--json", "--storm", str(storm)])
     problems = json.loads(result.stdout)
     by_code = {p["code"]: p for p in problems}
@@ -193,9 +211,12 @@ def test_preview_lists_reminders_beside_posts_without_contacts(storm: Path) -> N
     assert result.exit_code == 0, result.output
     records = json.loads(result.stdout)
     assert Counter(r["kind"] for r in records) == {
-        "post": 8, "reminder": len(list(plan_reminders(loaded)))}
-    contacts = [c.split("//")[-1].removeprefix("mailto:") for p in loaded.participants
-                for c in p.contacts]
+        "post": 8,
+        "reminder": len(list(plan_reminders(loaded))),
+    }
+    contacts = [
+        c.split("//")[-1].removeprefix("mailto:") for p in loaded.participants for c in p.contacts
+    ]
     assert not any(c in result.stdout for c in contacts)
     human = runner.invoke(app, ["preview", "--storm", str(storm)])
     assert "reminder:email" in human.stdout
@@ -214,15 +235,24 @@ def test_a_late_joiner_gets_only_the_reminders_still_ahead(storm: Path, engine: 
     loaded = load_storm(storm)
     with Session(engine) as session, session.begin():
         # As if scheduled two days ago: every reminder was still ahead.
-        first = schedule(with_payloads(loaded, plan(loaded)), session=session,
-                         storm=loaded.slug, now=at - timedelta(days=2))
+        first = schedule(
+            with_payloads(loaded, plan(loaded)),
+            session=session,
+            storm=loaded.slug,
+            now=at - timedelta(days=2),
+        )
     assert len([i for i in first.added if i]) == 8 + 3
-    write_participants(storm, ["Early,Europe/Paris,fr,early@example.org",
-                               "Late,Europe/Paris,fr,late@example.org"])
+    write_participants(
+        storm, ["Early,Europe/Paris,fr,early@example.org", "Late,Europe/Paris,fr,late@example.org"]
+    )
     loaded = load_storm(storm)
     with Session(engine) as session, session.begin():
-        second = schedule(with_payloads(loaded, plan(loaded)), session=session,
-                          storm=loaded.slug, now=datetime.now(UTC))
+        second = schedule(
+            with_payloads(loaded, plan(loaded)),
+            session=session,
+            storm=loaded.slug,
+            now=datetime.now(UTC),
+        )
     with Session(engine) as session:
         late = session.scalars(select(Outbox).where(Outbox.account == "Late")).all()
         early = session.scalars(select(Outbox).where(Outbox.account == "Early")).all()
@@ -233,14 +263,19 @@ def test_a_late_joiner_gets_only_the_reminders_still_ahead(storm: Path, engine: 
 
 # --- delivery through a real SMTP server -----------------------------------------------------------
 
-def smtp_storm(root: Path, sink: SmtpSink, at: datetime, rows: list[str],
-               monkeypatch: pytest.MonkeyPatch) -> None:
+
+def smtp_storm(
+    root: Path, sink: SmtpSink, at: datetime, rows: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     copy_example(root, at=iso_utc(at), reminders=True)
     set_reminder_offsets(root, ["2s"])
     write_participants(root, rows)
-    monkeypatch.setenv("FPS_SMTP_URL", f"mailto://127.0.0.1:{sink.port}"
-                                       "?from=Storm%20team%20<storm@example.org>"
-                                       "&to=organizer-must-not-get-this@example.org")
+    monkeypatch.setenv(
+        "FPS_SMTP_URL",
+        f"mailto://127.0.0.1:{sink.port}"
+        "?from=Storm%20team%20<storm@example.org>"
+        "&to=organizer-must-not-get-this@example.org",
+    )
 
 
 def run_reminders(root: Path, engine: Engine) -> None:
@@ -249,8 +284,13 @@ def run_reminders(root: Path, engine: Engine) -> None:
     items = [i for i in with_payloads(loaded, plan(loaded)) if i.kind == "reminder"]
     with Session(engine) as session, session.begin():
         schedule(items, session=session, storm=loaded.slug, now=datetime.now(UTC))
-    dispatcher = Dispatcher(only_reminders, engine, settings=Settings(
-        staging_window=timedelta(minutes=5), grace=timedelta(minutes=2), poll_seconds=0.5))
+    dispatcher = Dispatcher(
+        only_reminders,
+        engine,
+        settings=Settings(
+            staging_window=timedelta(minutes=5), grace=timedelta(minutes=2), poll_seconds=0.5
+        ),
+    )
     asyncio.run(asyncio.wait_for(dispatcher.run(until_done=True), 60))
 
 
@@ -269,15 +309,22 @@ PEOPLE = [
 
 
 def test_each_participant_gets_one_message_of_their_own_in_their_language(
-        tmp_path: Path, smtp: SmtpSink, engine: Engine,  # noqa: F811
-        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path,
+    smtp: SmtpSink,
+    engine: Engine,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     at = (datetime.now(UTC) + timedelta(seconds=6)).replace(microsecond=0)
     root = tmp_path / "storm"
     smtp_storm(root, smtp, at, [",".join(p) for p in PEOPLE], monkeypatch)
     caplog.set_level(logging.DEBUG)  # Apprise logs every recipient at INFO and DEBUG
     run_reminders(root, engine)
-    ours = [r.getMessage() for r in caplog.records if r.name.split(".")[0] in
-            ("stormer", "apprise", "httpx", "aiohttp")]
+    ours = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name.split(".")[0] in ("stormer", "apprise", "httpx", "aiohttp")
+    ]
     assert any("Sent Email to <contact>" in line for line in ours)
     for _, _, _, contact in PEOPLE:
         assert not any(contact.removeprefix("mailto:") in line for line in ours)
@@ -297,10 +344,12 @@ def test_each_participant_gets_one_message_of_their_own_in_their_language(
         plain = text_of(message, "plain")
         assert f"{local_wall(zone, at):%H:%M}" in plain
         html_part = text_of(message, "html")
-        assert (f'lang="{lang}" dir="rtl"' if lang == "ar" else f'lang="{lang}" dir="ltr"') \
-            in html_part
-        calendar = [p for p in message.iter_attachments()
-                    if p.get_content_type() == "text/calendar"]
+        assert (
+            f'lang="{lang}" dir="rtl"' if lang == "ar" else f'lang="{lang}" dir="ltr"'
+        ) in html_part
+        calendar = [
+            p for p in message.iter_attachments() if p.get_content_type() == "text/calendar"
+        ]
         assert len(calendar) == 1
         from icalendar import Calendar
 
@@ -314,23 +363,28 @@ def test_each_participant_gets_one_message_of_their_own_in_their_language(
 
 
 def test_an_unreachable_mail_server_is_retried_not_lost_and_never_sent_twice(
-        tmp_path: Path, smtp: SmtpSink, engine: Engine,  # noqa: F811
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path,
+    smtp: SmtpSink,
+    engine: Engine,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from test_alerts import free_port
 
     at = (datetime.now(UTC) + timedelta(seconds=5)).replace(microsecond=0)
     root = tmp_path / "storm"
     smtp_storm(root, smtp, at, [",".join(PEOPLE[0])], monkeypatch)
-    monkeypatch.setenv("FPS_SMTP_URL", f"mailto://127.0.0.1:{free_port()}"
-                                       "?from=storm@example.org")
+    monkeypatch.setenv("FPS_SMTP_URL", f"mailto://127.0.0.1:{free_port()}?from=storm@example.org")
     with pytest.raises(TimeoutError):
         # Nobody listens: every attempt fails; the item waits for a retry, it is not dropped.
         loaded = load_storm(root)
         items = [i for i in with_payloads(loaded, plan(loaded)) if i.kind == "reminder"]
         with Session(engine) as session, session.begin():
             schedule(items, session=session, storm=loaded.slug, now=datetime.now(UTC))
-        dispatcher = Dispatcher(replace(loaded, accounts=[]), engine, settings=Settings(
-            poll_seconds=0.5, grace=timedelta(minutes=2), attempts=2))
+        dispatcher = Dispatcher(
+            replace(loaded, accounts=[]),
+            engine,
+            settings=Settings(poll_seconds=0.5, grace=timedelta(minutes=2), attempts=2),
+        )
         asyncio.run(asyncio.wait_for(dispatcher.run(until_done=True), 10))
     with Session(engine) as session:
         (row,) = session.scalars(select(Outbox)).all()
@@ -340,7 +394,8 @@ def test_an_unreachable_mail_server_is_retried_not_lost_and_never_sent_twice(
 
 
 def test_an_address_the_mail_server_refuses_is_dead_at_once_with_its_reason(
-        tmp_path: Path, engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from aiosmtpd.controller import Controller
 
     from test_alerts import free_port
@@ -366,8 +421,16 @@ def test_an_address_the_mail_server_refuses_is_dead_at_once_with_its_reason(
     try:
         at = (datetime.now(UTC) + timedelta(seconds=5)).replace(microsecond=0)
         root = tmp_path / "storm"
-        smtp_storm(root, sink, at, ["Madrid students,Europe/Madrid,es,madrid@uni.example.org",
-                                    f"Nobody,Europe/Madrid,es,{refused}"], monkeypatch)
+        smtp_storm(
+            root,
+            sink,
+            at,
+            [
+                "Madrid students,Europe/Madrid,es,madrid@uni.example.org",
+                f"Nobody,Europe/Madrid,es,{refused}",
+            ],
+            monkeypatch,
+        )
         run_reminders(root, engine)
     finally:
         controller.stop()
@@ -389,7 +452,8 @@ def test_an_address_the_mail_server_refuses_is_dead_at_once_with_its_reason(
 
 
 def test_a_matrix_participant_gets_a_direct_message_from_the_organizers_account(
-        tmp_path: Path, synapse: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, synapse: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Against a real Synapse: Apprise, as the organizer's account, opens a direct room with
     the participant alone and posts the reminder in the participant's language."""
     import httpx
@@ -406,10 +470,13 @@ def test_a_matrix_participant_gets_a_direct_message_from_the_organizers_account(
     set_reminder_offsets(root, ["3s"])
     write_participants(root, [f"Gaza students,Asia/Gaza,ar,matrix:{person}"])
     config = root / "config.toml"
-    config.write_text(config.read_text(encoding="utf-8").replace(
-        'senders = { mailto = "FPS_SMTP_URL" }',
-        'senders = { mailto = "FPS_SMTP_URL", matrix = "FPS_MATRIX_BOT_URL" }'),
-        encoding="utf-8")
+    config.write_text(
+        config.read_text(encoding="utf-8").replace(
+            'senders = { mailto = "FPS_SMTP_URL" }',
+            'senders = { mailto = "FPS_SMTP_URL", matrix = "FPS_MATRIX_BOT_URL" }',
+        ),
+        encoding="utf-8",
+    )
     host = synapse.url.removeprefix("http://")
     localpart = bot.split(":")[0].removeprefix("@")
     monkeypatch.setenv("FPS_MATRIX_BOT_URL", f"matrix://{localpart}:{bot_password}@{host}")
@@ -427,10 +494,14 @@ def test_a_matrix_participant_gets_a_direct_message_from_the_organizers_account(
         client.post(f"/_matrix/client/v3/rooms/{room}/join", json={}).raise_for_status()
         members = client.get(f"/_matrix/client/v3/rooms/{room}/joined_members")
         assert set(members.raise_for_status().json()["joined"]) == {bot, person}
-        events = client.get(f"/_matrix/client/v3/rooms/{room}/messages",
-                            params={"dir": "b", "limit": 50}).raise_for_status().json()
-    texts = [e["content"].get("body", "") for e in events["chunk"]
-             if e["type"] == "m.room.message"]
+        events = (
+            client.get(
+                f"/_matrix/client/v3/rooms/{room}/messages", params={"dir": "b", "limit": 50}
+            )
+            .raise_for_status()
+            .json()
+        )
+    texts = [e["content"].get("body", "") for e in events["chunk"] if e["type"] == "m.room.message"]
     assert len(texts) == 1
     assert f"{local_wall('Asia/Gaza', at):%H:%M}" in texts[0]
     assert "#FreePalestinianStudents" in texts[0] and "تبدأ الحملة الإلكترونية" in texts[0]
@@ -444,8 +515,11 @@ def test_an_address_in_the_zone_column_is_never_echoed(storm: Path) -> None:
 
 
 def test_a_worker_killed_while_sending_a_reminder_leaves_it_unconfirmed_not_resent(
-        tmp_path: Path, smtp: SmtpSink, engine: Engine,  # noqa: F811
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path,
+    smtp: SmtpSink,
+    engine: Engine,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Apprise cannot ask whether a message arrived: a reminder whose worker died after the
     attempt was recorded is never sent again blindly; the organizer sees it unconfirmed."""
     from stormer.outbox import claims
@@ -460,13 +534,23 @@ def test_a_worker_killed_while_sending_a_reminder_leaves_it_unconfirmed_not_rese
         schedule(items, session=session, storm=loaded.slug, now=datetime.now(UTC))
     # A worker that claimed it and recorded the attempt, then died (its lease ran out).
     now = datetime.now(UTC)
-    (claimed,) = claims.claim_due(engine=engine, storm=loaded.slug, worker="dead-worker",
-                                  now=now, horizon=timedelta(minutes=5), limit=10,
-                                  lease=timedelta(milliseconds=1))
-    claims.record_attempt(engine=engine, ids=[claimed.id], worker="dead-worker",
-                          now=now - timedelta(seconds=1))  # the lease was still live then
-    dispatcher = Dispatcher(replace(loaded, accounts=[]), engine, settings=Settings(
-        poll_seconds=0.5, grace=timedelta(minutes=2)))
+    (claimed,) = claims.claim_due(
+        engine=engine,
+        storm=loaded.slug,
+        worker="dead-worker",
+        now=now,
+        horizon=timedelta(minutes=5),
+        limit=10,
+        lease=timedelta(milliseconds=1),
+    )
+    claims.record_attempt(
+        engine=engine, ids=[claimed.id], worker="dead-worker", now=now - timedelta(seconds=1)
+    )  # the lease was still live then
+    dispatcher = Dispatcher(
+        replace(loaded, accounts=[]),
+        engine,
+        settings=Settings(poll_seconds=0.5, grace=timedelta(minutes=2)),
+    )
     asyncio.run(asyncio.wait_for(dispatcher.run(until_done=True), 30))
     with Session(engine) as session:
         (row,) = session.scalars(select(Outbox)).all()
@@ -476,7 +560,8 @@ def test_a_worker_killed_while_sending_a_reminder_leaves_it_unconfirmed_not_rese
 
 
 def test_the_example_storms_reminders_through_smtp_say_each_local_time(
-        tmp_path: Path, smtp: SmtpSink, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    tmp_path: Path, smtp: SmtpSink, monkeypatch: pytest.MonkeyPatch
+) -> None:  # noqa: F811
     """The 2021 storm itself (18:00 UTC): a Madrid participant reads 19:00 in Spanish, Gaza
     20:00 in Arabic, Auckland the next morning, a Friday — delivered through a real SMTP
     server by the channel the dispatcher uses."""
@@ -505,8 +590,9 @@ def test_the_example_storms_reminders_through_smtp_say_each_local_time(
     assert "19:00" in subjects["madrid@uni.example.org"]
 
 
-def test_status_tells_posts_from_reminders(storm: Path, engine: Engine,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_status_tells_posts_from_reminders(
+    storm: Path, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     set_storm_time(storm, "2031-03-13T18:00:00Z")
     monkeypatch.setenv("STORMER_DATABASE_URL", engine.url.render_as_string(hide_password=False))
     assert runner.invoke(app, ["schedule", "--storm", str(storm)]).exit_code == 0
@@ -521,8 +607,14 @@ def test_a_storm_without_a_kit_page_still_writes_reminders(storm: Path) -> None:
     # Telegram's share link needs a URL to share: without a kit page there is none, and the
     # templates must not stumble over the missing link (bench/preview_big.py found it).
     config = storm / "config.toml"
-    config.write_text("\n".join(line for line in config.read_text(encoding="utf-8").splitlines()
-                                if not line.startswith("kit_url")), encoding="utf-8")
+    config.write_text(
+        "\n".join(
+            line
+            for line in config.read_text(encoding="utf-8").splitlines()
+            if not line.startswith("kit_url")
+        ),
+        encoding="utf-8",
+    )
     reminders = list(plan_reminders(load_storm(storm)))
     assert reminders and all("https://x.com/intent/post?" in r.text for r in reminders)
     assert not any("t.me/share" in r.text for r in reminders)

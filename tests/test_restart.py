@@ -31,38 +31,66 @@ EXTRA_ACCOUNTS = 40  # Mastodon accounts added to the example storm, for a real 
 def storm(tmp_path: Path, simulator: str) -> tuple[Path, dict[str, str]]:
     root = copy_example(tmp_path / "storm")
     point_accounts_at(root, simulator)
-    extra = "".join(f'''
+    extra = "".join(
+        f'''
 [[accounts]]
 name = "extra-{n:03d}"
 platform = "mastodon"
 base_url = "{simulator}"
 langs = ["en", "es", "fr", "it", "ar"]
 credentials = {{ access_token = "EXTRA_{n:03d}" }}
-''' for n in range(EXTRA_ACCOUNTS))
+'''
+        for n in range(EXTRA_ACCOUNTS)
+    )
     add_accounts(root, extra)
-    env = {**os.environ, **CREDENTIALS,
-           **{f"EXTRA_{n:03d}": f"tok-extra-{n}" for n in range(EXTRA_ACCOUNTS)},
-           "FPS_DISCORD_WEBHOOK_URL": f"{simulator}/api/webhooks/7/tok-d",
-           "STORMER_DATABASE_URL": f"sqlite:///{tmp_path / 'stormer.db'}",
-           "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
+    env = {
+        **os.environ,
+        **CREDENTIALS,
+        **{f"EXTRA_{n:03d}": f"tok-extra-{n}" for n in range(EXTRA_ACCOUNTS)},
+        "FPS_DISCORD_WEBHOOK_URL": f"{simulator}/api/webhooks/7/tok-d",
+        "STORMER_DATABASE_URL": f"sqlite:///{tmp_path / 'stormer.db'}",
+        "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
+    }
     return root, env
 
 
 def stormer(env: dict[str, str], root: Path, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "stormer", *args, "--storm", str(root)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "stormer", *args, "--storm", str(root)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def worker(env: dict[str, str], root: Path, *extra: str) -> subprocess.Popen[str]:
-    return stormer(env, root, "run", "--until-done", "--staging-window", "1m", "--grace", "2m",
-                   "--lease", "3s", "--poll", "0.3", *extra)
+    return stormer(
+        env,
+        root,
+        "run",
+        "--until-done",
+        "--staging-window",
+        "1m",
+        "--grace",
+        "2m",
+        "--lease",
+        "3s",
+        "--poll",
+        "0.3",
+        *extra,
+    )
 
 
 def schedule(env: dict[str, str], root: Path, at: datetime) -> None:
     set_storm_time(root, iso_utc(at))
-    done = subprocess.run([sys.executable, "-m", "stormer", "schedule", "--storm", str(root)],
-                          env=env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "stormer", "schedule", "--storm", str(root)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
 
 
@@ -92,20 +120,27 @@ def finish(env: dict[str, str], root: Path) -> str:
         proc.kill()
         out, _ = proc.communicate()
         states = Counter((r.state, r.lease_owner is not None, r.error) for r in outbox(env))
-        raise AssertionError(f"the restarted worker did not finish: {states}\n"
-                             f"{out[-3000:]}") from None
+        raise AssertionError(
+            f"the restarted worker did not finish: {states}\n{out[-3000:]}"
+        ) from None
     assert proc.returncode == 0, out
     return out
 
 
-def assert_nothing_lost_nothing_twice(simulator: str, env: dict[str, str],
-                                      at: datetime) -> Counter[str]:
+def assert_nothing_lost_nothing_twice(
+    simulator: str, env: dict[str, str], at: datetime
+) -> Counter[str]:
     rows = outbox(env)
     landed = httpx.get(f"{simulator}/_sim/posts").json()
     counts: Counter[tuple[str, str]] = Counter()
     for row in rows:
-        same = [p for p in landed if p["platform"] == row.platform and p["text"] == row.text
-                and p["account"] == landed_account(row, landed)]
+        same = [
+            p
+            for p in landed
+            if p["platform"] == row.platform
+            and p["text"] == row.text
+            and p["account"] == landed_account(row, landed)
+        ]
         counts[(row.id, row.state)] = len(same)
     states = Counter(r.state for r in rows)
     for (item, state), n in counts.items():
@@ -113,8 +148,9 @@ def assert_nothing_lost_nothing_twice(simulator: str, env: dict[str, str],
         if state == "sent":
             assert n == 1, f"{item} marked sent but not on the platform"
         assert state in ("sent", "unconfirmed"), f"{item} ended {state}"
-    assert all(datetime.fromisoformat(p["received_at"].replace("Z", "+00:00")) >= at
-               for p in landed), "a post arrived early"
+    assert all(
+        datetime.fromisoformat(p["received_at"].replace("Z", "+00:00")) >= at for p in landed
+    ), "a post arrived early"
     return states
 
 

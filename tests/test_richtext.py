@@ -11,8 +11,28 @@ LINK = "app.bsky.richtext.facet#link"
 # Multi-byte text of every width (2-byte Arabic and harakat, 3-byte CJK and
 # ZWJ, 4-byte emoji) around hashtag and URL fragments.
 _PIECES = st.sampled_from(
-    ["#", "#tag", "#الحرية_للطلاب", "https://", "example.org/", "a.", ")", "(", " ", "_",
-     "&", "الحرية", "\u0650", "日本語", FAMILY, "🇵🇸", "\ufe0f", "\u20e3", "e\u0301", "\n"]
+    [
+        "#",
+        "#tag",
+        "#الحرية_للطلاب",
+        "https://",
+        "example.org/",
+        "a.",
+        ")",
+        "(",
+        " ",
+        "_",
+        "&",
+        "الحرية",
+        "\u0650",
+        "日本語",
+        FAMILY,
+        "🇵🇸",
+        "\ufe0f",
+        "\u20e3",
+        "e\u0301",
+        "\n",
+    ]
 )
 TEXTS = st.lists(st.one_of(_PIECES, st.text(max_size=4)), max_size=25).map("".join)
 
@@ -89,7 +109,10 @@ def test_changing_a_result_does_not_change_the_next() -> None:
     first[1]["index"]["byteStart"] = 0
     first.pop()
     tag, link = bluesky_facets(text)
-    assert tag == {"index": {"byteStart": 0, "byteEnd": 4}, "features": [{"$type": TAG, "tag": "Tag"}]}
+    assert tag == {
+        "index": {"byteStart": 0, "byteEnd": 4},
+        "features": [{"$type": TAG, "tag": "Tag"}],
+    }
     assert link["index"] == {"byteStart": 5, "byteEnd": 24}
 
 

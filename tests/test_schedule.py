@@ -49,8 +49,9 @@ def test_schedule_is_idempotent(storm: Path, db_url: str) -> None:
     second = schedule(storm)
     assert second["added"] == [] and second["updated"] == [] and len(second["unchanged"]) == 8
     after = rows(db_url)
-    assert {k: (r.text, r.fire_at, r.state, r.updated_at) for k, r in before.items()} == \
-           {k: (r.text, r.fire_at, r.state, r.updated_at) for k, r in after.items()}
+    assert {k: (r.text, r.fire_at, r.state, r.updated_at) for k, r in before.items()} == {
+        k: (r.text, r.fire_at, r.state, r.updated_at) for k, r in after.items()
+    }
     assert all(r.fire_at.isoformat() == "2031-03-13T18:00:00+00:00" for r in after.values())
     assert all(r.state == "pending" for r in after.values())
 
@@ -59,9 +60,12 @@ def test_editing_a_post_updates_only_its_unsent_items(storm: Path, db_url: str) 
     schedule(storm)
     x_item = next(r for r in rows(db_url).values() if r.platform == "x")
     post = storm / x_item.source
-    post.write_text(post.read_text(encoding="utf-8").replace("#FreePalestinianStudents",
-                                                             "Today! #FreePalestinianStudents"),
-                    encoding="utf-8")
+    post.write_text(
+        post.read_text(encoding="utf-8").replace(
+            "#FreePalestinianStudents", "Today! #FreePalestinianStudents"
+        ),
+        encoding="utf-8",
+    )
     result = schedule(storm)
     assert result["updated"] == [x_item.id]
     assert "Today! #FreePalestinianStudents" in rows(db_url)[x_item.id].text
@@ -86,8 +90,9 @@ def test_a_sent_item_is_never_changed(storm: Path, db_url: str) -> None:
     assert all(r.fire_at.isoformat() == "2031-03-13T19:00:00+00:00" for r in moved)
 
 
-def test_a_storm_in_the_past_is_refused(tmp_path: Path, db_url: str, engine: object,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_storm_in_the_past_is_refused(
+    tmp_path: Path, db_url: str, engine: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("STORMER_DATABASE_URL", db_url)
     storm = copy_example(tmp_path / "storm")  # 11 March 2021
     result = runner.invoke(app, ["schedule", "--storm", str(storm)])

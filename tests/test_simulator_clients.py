@@ -18,6 +18,7 @@ def posts(simulator: str) -> list[dict]:
 
 # --- Mastodon.py (synchronous, requests) ---------------------------------------------------------
 
+
 @pytest.fixture
 def mastodon_client(simulator: str) -> Iterator[object]:
     from mastodon import Mastodon
@@ -30,17 +31,20 @@ def mastodon_client(simulator: str) -> Iterator[object]:
 
 
 def test_mastodon_py_posts_with_media_and_alt_text(mastodon_client, simulator: str) -> None:
-    media = mastodon_client.media_post(png_bytes(), mime_type="image/png",
-                                       description="a red square")
+    media = mastodon_client.media_post(
+        png_bytes(), mime_type="image/png", description="a red square"
+    )
     assert media["url"] is None  # still processing: the v2 upload answered 202
     deadline = time.monotonic() + 5
     while mastodon_client.media(media)["url"] is None:
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    status = mastodon_client.status_post("Hello #storm", media_ids=[media],
-                                         idempotency_key="post-1")
-    retried = mastodon_client.status_post("Hello #storm", media_ids=[media],
-                                          idempotency_key="post-1")
+    status = mastodon_client.status_post(
+        "Hello #storm", media_ids=[media], idempotency_key="post-1"
+    )
+    retried = mastodon_client.status_post(
+        "Hello #storm", media_ids=[media], idempotency_key="post-1"
+    )
     assert retried["id"] == status["id"]
     assert status["media_attachments"][0]["description"] == "a red square"
     assert status["tags"][0]["name"] == "storm"
@@ -83,7 +87,8 @@ def test_atproto_sdk_posts_an_image_with_alt_text(simulator: str) -> None:
         assert sent.uri.startswith(f"at://{profile.did}/app.bsky.feed.post/")
         rkey = sent.uri.rsplit("/", 1)[1]
         record = client.com.atproto.repo.get_record(
-            {"repo": profile.did, "collection": "app.bsky.feed.post", "rkey": rkey})
+            {"repo": profile.did, "collection": "app.bsky.feed.post", "rkey": rkey}
+        )
         assert record.cid == sent.cid
     finally:
         client.request.close()
@@ -107,13 +112,15 @@ def test_atproto_sdk_refreshes_and_the_old_token_is_revoked(simulator: str) -> N
         client.send_post("refreshed before posting")
         # login, then a refresh before getProfile (inside login) and another before the post
         assert len(changes) == 3 and len(set(changes)) == 3 and changes[0] == first_refresh
-        replay = httpx.post(f"{simulator}/xrpc/com.atproto.server.refreshSession",
-                            headers={"Authorization": f"Bearer {first_refresh}"})
+        replay = httpx.post(
+            f"{simulator}/xrpc/com.atproto.server.refreshSession",
+            headers={"Authorization": f"Bearer {first_refresh}"},
+        )
         assert replay.json() == {"error": "ExpiredToken", "message": "Token has been revoked"}
         with pytest.raises(BadRequestError):
             client.com.atproto.server.refresh_session(
-                headers={"Authorization": f"Bearer {first_refresh}"},
-                ignore_session_check=True)
+                headers={"Authorization": f"Bearer {first_refresh}"}, ignore_session_check=True
+            )
     finally:
         client.request.close()
     refused = Client(base_url=simulator)
@@ -127,20 +134,24 @@ def test_atproto_sdk_refreshes_and_the_old_token_is_revoked(simulator: str) -> N
 
 # --- python-telegram-bot (async, httpx) ---------------------------------------------------------
 
+
 def test_python_telegram_bot_sends_messages_photos_and_albums(simulator: str) -> None:
     from telegram import Bot, InputMediaPhoto
 
     async def run() -> None:
         async with Bot("123456:SIMULATED", base_url=f"{simulator}/bot") as bot:
             assert (await bot.get_me()).id == 123456
-            message = await bot.send_message("@storm", "Hello <b>Telegram</b>",
-                                             parse_mode="HTML")
+            message = await bot.send_message("@storm", "Hello <b>Telegram</b>", parse_mode="HTML")
             assert message.chat.username == "storm" and message.text == "Hello Telegram"
             photo = await bot.send_photo("@storm", png_bytes(), caption="a picture")
             assert photo.caption == "a picture" and photo.photo[-1].width == 4
-            album = await bot.send_media_group("@storm", [
-                InputMediaPhoto(png_bytes(), caption="an album"),
-                InputMediaPhoto(photo.photo[-1].file_id)])
+            album = await bot.send_media_group(
+                "@storm",
+                [
+                    InputMediaPhoto(png_bytes(), caption="an album"),
+                    InputMediaPhoto(photo.photo[-1].file_id),
+                ],
+            )
             assert len(album) == 2 and album[0].media_group_id == album[1].media_group_id
 
     asyncio.run(run())
@@ -151,14 +162,16 @@ def test_python_telegram_bot_sends_messages_photos_and_albums(simulator: str) ->
 
 # PTB 22.8 warns while *building* RetryAfter (its `retry_after` type will change), whatever
 # the server: not the simulator's to fix.
-@pytest.mark.filterwarnings("ignore:Deprecated since version v22.2:"
-                            "telegram.warnings.PTBDeprecationWarning")
+@pytest.mark.filterwarnings(
+    "ignore:Deprecated since version v22.2:telegram.warnings.PTBDeprecationWarning"
+)
 def test_python_telegram_bot_sees_auth_errors_and_flood_control(simulator: str) -> None:
     from telegram import Bot
     from telegram.error import InvalidToken, RetryAfter
 
-    httpx.post(f"{simulator}/_sim/config", json={
-        "rate_limit": {"telegram": {"limit": 2, "window_s": 60}}}).raise_for_status()
+    httpx.post(
+        f"{simulator}/_sim/config", json={"rate_limit": {"telegram": {"limit": 2, "window_s": 60}}}
+    ).raise_for_status()
 
     async def run() -> None:
         with pytest.raises(InvalidToken):
@@ -176,6 +189,7 @@ def test_python_telegram_bot_sees_auth_errors_and_flood_control(simulator: str) 
 
 # --- matrix-nio (async, aiohttp) ----------------------------------------------------------------
 
+
 def test_matrix_nio_logs_in_uploads_and_sends_once_per_txn(simulator: str) -> None:
     from nio import AsyncClient, LoginResponse, RoomSendResponse, UploadResponse
 
@@ -185,20 +199,34 @@ def test_matrix_nio_logs_in_uploads_and_sends_once_per_txn(simulator: str) -> No
             assert isinstance(await client.login("pw", device_name="stormer"), LoginResponse)
             room = (await client.room_create(name="storm")).room_id
             image = png_bytes()
-            upload, _ = await client.upload(lambda *_: image, content_type="image/png",
-                                            filename="a.png", filesize=len(image))
+            upload, _ = await client.upload(
+                lambda *_: image, content_type="image/png", filename="a.png", filesize=len(image)
+            )
             assert isinstance(upload, UploadResponse)
-            text = await client.room_send(room, "m.room.message",
-                                          {"msgtype": "m.text", "body": "Hello Matrix"},
-                                          tx_id="post-1")
-            again = await client.room_send(room, "m.room.message",
-                                           {"msgtype": "m.text", "body": "Hello Matrix"},
-                                           tx_id="post-1")
+            text = await client.room_send(
+                room,
+                "m.room.message",
+                {"msgtype": "m.text", "body": "Hello Matrix"},
+                tx_id="post-1",
+            )
+            again = await client.room_send(
+                room,
+                "m.room.message",
+                {"msgtype": "m.text", "body": "Hello Matrix"},
+                tx_id="post-1",
+            )
             assert isinstance(text, RoomSendResponse) and again.event_id == text.event_id
-            await client.room_send(room, "m.room.message", {
-                "msgtype": "m.image", "url": upload.content_uri, "body": "a red square",
-                "info": {"mimetype": "image/png", "size": len(image), "w": 4, "h": 3}},
-                tx_id="post-1-image")
+            await client.room_send(
+                room,
+                "m.room.message",
+                {
+                    "msgtype": "m.image",
+                    "url": upload.content_uri,
+                    "body": "a red square",
+                    "info": {"mimetype": "image/png", "size": len(image), "w": 4, "h": 3},
+                },
+                tx_id="post-1-image",
+            )
             await client.sync(timeout=0)
             assert room in client.rooms
             return room, text.event_id

@@ -16,19 +16,27 @@ PLUGIN_SITE = Path(__file__).parent / "plugins" / "site"  # holds the plugin's d
 
 def stormer(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     environ = {**os.environ, "PYTHONPATH": str(PLUGIN_SITE), **(env or {})}
-    return subprocess.run([sys.executable, "-m", "stormer", *args], capture_output=True,
-                          text=True, env=environ, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "stormer", *args],
+        capture_output=True,
+        text=True,
+        env=environ,
+        timeout=120,
+    )
 
 
 def add_fileboard_account(storm: Path, board: Path, lang: str = "it") -> None:
-    add_accounts(storm, f'''
+    add_accounts(
+        storm,
+        f'''
 [[accounts]]
 name = "our-board"
 platform = "fileboard"
 base_url = "file://{board}"
 langs = ["{lang}"]
 credentials = {{ board_key = "BOARD_KEY" }}
-''')
+''',
+    )
 
 
 def test_plugin_is_listed() -> None:
@@ -46,8 +54,12 @@ def test_plugin_is_used_by_check_preview_and_post(tmp_path: Path) -> None:
     add_fileboard_account(storm, board)
 
     # Without the plugin installed the platform is unknown...
-    plain = subprocess.run([sys.executable, "-m", "stormer", "check", "--json", "--storm",
-                            str(storm)], capture_output=True, text=True, timeout=120)
+    plain = subprocess.run(
+        [sys.executable, "-m", "stormer", "check", "--json", "--storm", str(storm)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert "unknown-platform" in {p["code"] for p in json.loads(plain.stdout)}
 
     # ...with it, check applies the plugin's own 120-character limit to the Italian posts.
@@ -63,8 +75,17 @@ def test_plugin_is_used_by_check_preview_and_post(tmp_path: Path) -> None:
     assert item["payload"][0]["headers"] == {"Board-Key": "<secret:board_key>"}
 
     post_file = storm / item["source"]
-    sent = stormer("post", "--account", "our-board", "--post", str(post_file), "--json",
-                   "--storm", str(storm), env={"BOARD_KEY": "k-123"})
+    sent = stormer(
+        "post",
+        "--account",
+        "our-board",
+        "--post",
+        str(post_file),
+        "--json",
+        "--storm",
+        str(storm),
+        env={"BOARD_KEY": "k-123"},
+    )
     assert sent.returncode == 0, sent.stderr
     assert json.loads(sent.stdout)["outcome"] == "sent"
     (line,) = board.read_text().splitlines()
@@ -79,10 +100,14 @@ def test_plugin_is_fired_by_run(tmp_path: Path) -> None:
 
     storm, board = tmp_path / "storm", tmp_path / "board.jsonl"
     at = (datetime.now(UTC) + timedelta(seconds=8)).replace(microsecond=0)
-    env = {"BOARD_KEY": "k-1", "STORMER_DATABASE_URL": f"sqlite:///{tmp_path / 's.db'}",
-           "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
-    assert stormer("init", str(storm), "--hashtag", "#FreeThem", "--at", iso_utc(at)
-                   ).returncode == 0
+    env = {
+        "BOARD_KEY": "k-1",
+        "STORMER_DATABASE_URL": f"sqlite:///{tmp_path / 's.db'}",
+        "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
+    }
+    assert (
+        stormer("init", str(storm), "--hashtag", "#FreeThem", "--at", iso_utc(at)).returncode == 0
+    )
     add_fileboard_account(storm, board, "en")
     assert stormer("schedule", "--storm", str(storm), env=env).returncode == 0
     ran = stormer("run", "--until-done", "--poll", "0.5", "--storm", str(storm), env=env)

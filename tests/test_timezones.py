@@ -10,18 +10,42 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stormer.errors import AmbiguousTime, NonexistentTime, TimeError, UnknownZone
-from stormer.timezones import AnnounceZone, announcement, local_times, localize, parse_when, suggest_zones
+from stormer.timezones import (
+    AnnounceZone,
+    announcement,
+    local_times,
+    localize,
+    parse_when,
+    suggest_zones,
+)
 
 # DST zones north and south, half-hour and 45-minute offsets, and the storm's own zones.
-ZONES = ["Asia/Gaza", "Asia/Hebron", "Europe/Madrid", "America/New_York", "America/Sao_Paulo",
-         "Pacific/Auckland", "Asia/Kathmandu", "Asia/Kolkata", "Australia/Adelaide",
-         "Australia/Lord_Howe", "Pacific/Chatham", "America/St_Johns", "Africa/Tunis",
-         "Asia/Tehran", "Europe/Dublin", "America/Los_Angeles", "Australia/Sydney"]
+ZONES = [
+    "Asia/Gaza",
+    "Asia/Hebron",
+    "Europe/Madrid",
+    "America/New_York",
+    "America/Sao_Paulo",
+    "Pacific/Auckland",
+    "Asia/Kathmandu",
+    "Asia/Kolkata",
+    "Australia/Adelaide",
+    "Australia/Lord_Howe",
+    "Pacific/Chatham",
+    "America/St_Johns",
+    "Africa/Tunis",
+    "Asia/Tehran",
+    "Europe/Dublin",
+    "America/Los_Angeles",
+    "Australia/Sydney",
+]
 
-instants = st.datetimes(min_value=datetime(1995, 1, 1), max_value=datetime(2035, 12, 31)
-                        ).map(lambda d: d.replace(tzinfo=UTC, microsecond=0))
-walls = st.datetimes(min_value=datetime(1995, 1, 1), max_value=datetime(2035, 12, 31)
-                     ).map(lambda d: d.replace(second=0, microsecond=0))
+instants = st.datetimes(min_value=datetime(1995, 1, 1), max_value=datetime(2035, 12, 31)).map(
+    lambda d: d.replace(tzinfo=UTC, microsecond=0)
+)
+walls = st.datetimes(min_value=datetime(1995, 1, 1), max_value=datetime(2035, 12, 31)).map(
+    lambda d: d.replace(second=0, microsecond=0)
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -87,25 +111,31 @@ def test_gaza_spring_forward_2021() -> None:
         parse_when("2021-03-27 00:30", "Asia/Gaza")
 
 
-@pytest.mark.parametrize("when, tz, expected", [
-    ("2021-03-11T18:00:00Z", None, datetime(2021, 3, 11, 18, tzinfo=UTC)),
-    ("2021-03-11T20:00:00+02:00", None, datetime(2021, 3, 11, 18, tzinfo=UTC)),
-    ("2021-03-11T23:45:00+05:45", None, datetime(2021, 3, 11, 18, tzinfo=UTC)),
-    ("2021-03-11 20:00", "Asia/Gaza", datetime(2021, 3, 11, 18, tzinfo=UTC)),
-    ("2021-03-12 07:00", "Pacific/Auckland", datetime(2021, 3, 11, 18, tzinfo=UTC)),
-    ("2021-03-11 23:45", "Asia/Kathmandu", datetime(2021, 3, 11, 18, tzinfo=UTC)),
-])
+@pytest.mark.parametrize(
+    "when, tz, expected",
+    [
+        ("2021-03-11T18:00:00Z", None, datetime(2021, 3, 11, 18, tzinfo=UTC)),
+        ("2021-03-11T20:00:00+02:00", None, datetime(2021, 3, 11, 18, tzinfo=UTC)),
+        ("2021-03-11T23:45:00+05:45", None, datetime(2021, 3, 11, 18, tzinfo=UTC)),
+        ("2021-03-11 20:00", "Asia/Gaza", datetime(2021, 3, 11, 18, tzinfo=UTC)),
+        ("2021-03-12 07:00", "Pacific/Auckland", datetime(2021, 3, 11, 18, tzinfo=UTC)),
+        ("2021-03-11 23:45", "Asia/Kathmandu", datetime(2021, 3, 11, 18, tzinfo=UTC)),
+    ],
+)
 def test_parse_when(when: str, tz: str | None, expected: datetime) -> None:
     assert parse_when(when, tz) == expected
 
 
-@pytest.mark.parametrize("when, tz, fragment", [
-    ("2021-02-30T18:00:00Z", None, "not a valid date"),
-    ("2021-03-11 20:00", None, "without a zone"),
-    ("next thursday", None, "cannot read"),
-    ("2021-03-11T20:00:00+02:00", "Asia/Gaza", "already has a UTC offset"),
-    ("2021-03-11T20:00:00+25:00", None, "not a valid UTC offset"),
-])
+@pytest.mark.parametrize(
+    "when, tz, fragment",
+    [
+        ("2021-02-30T18:00:00Z", None, "not a valid date"),
+        ("2021-03-11 20:00", None, "without a zone"),
+        ("next thursday", None, "cannot read"),
+        ("2021-03-11T20:00:00+02:00", "Asia/Gaza", "already has a UTC offset"),
+        ("2021-03-11T20:00:00+25:00", None, "not a valid UTC offset"),
+    ],
+)
 def test_parse_when_rejects(when: str, tz: str | None, fragment: str) -> None:
     with pytest.raises(TimeError, match=fragment):
         parse_when(when, tz)
@@ -132,8 +162,10 @@ STORM = datetime(2021, 3, 11, 18, tzinfo=UTC)
 
 def test_announcement_reads_like_the_campaign() -> None:
     line = announcement(STORM, CAMPAIGN_ZONES, "en")
-    assert line == ("Thursday 11 March, 10 am Pacific / 1 pm Eastern / 6 pm UTC / "
-                    "7 pm central Europe / 8 pm Palestine")
+    assert line == (
+        "Thursday 11 March, 10 am Pacific / 1 pm Eastern / 6 pm UTC / "
+        "7 pm central Europe / 8 pm Palestine"
+    )
 
 
 def test_announcement_in_spanish_uses_24_hour_clock_and_local_names() -> None:
@@ -145,15 +177,20 @@ def test_announcement_in_spanish_uses_24_hour_clock_and_local_names() -> None:
 
 
 def test_announcement_marks_a_zone_on_another_day() -> None:
-    line = announcement(STORM, [AnnounceZone("Europe/Paris", "Paris"),
-                                AnnounceZone("Pacific/Auckland", "Auckland")], "en")
+    line = announcement(
+        STORM,
+        [AnnounceZone("Europe/Paris", "Paris"), AnnounceZone("Pacific/Auckland", "Auckland")],
+        "en",
+    )
     assert line == "Thursday 11 March, 7 pm Paris / 7 am Auckland (Fri 12)"
 
 
 def test_minutes_and_noon_in_english() -> None:
-    line = announcement(datetime(2021, 3, 11, 6, 15, tzinfo=UTC),
-                        [AnnounceZone("Asia/Kathmandu", "Kathmandu"),
-                         AnnounceZone("UTC", "UTC")], "en")
+    line = announcement(
+        datetime(2021, 3, 11, 6, 15, tzinfo=UTC),
+        [AnnounceZone("Asia/Kathmandu", "Kathmandu"), AnnounceZone("UTC", "UTC")],
+        "en",
+    )
     assert "12 pm Kathmandu" in line and "6:15 am UTC" in line
 
 
@@ -161,6 +198,10 @@ def test_local_times_keep_order_and_drop_repeats() -> None:
     rows = local_times(STORM, ["Asia/Gaza", "UTC", "Asia/Gaza", "Pacific/Auckland"])
     assert [r.zone for r in rows] == ["Asia/Gaza", "UTC", "Pacific/Auckland"]
     assert rows[2].weekday == "Friday"
-    assert rows[0].as_dict() == {"zone": "Asia/Gaza", "local": "2021-03-11T20:00:00+02:00",
-                                 "weekday": "Thursday", "abbreviation": "EET"}
+    assert rows[0].as_dict() == {
+        "zone": "Asia/Gaza",
+        "local": "2021-03-11T20:00:00+02:00",
+        "weekday": "Thursday",
+        "abbreviation": "EET",
+    }
     assert rows[1].local.utcoffset() == timedelta(0)

@@ -22,8 +22,16 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 STATES = (
-    "pending", "staged", "claimed", "sending", "sent",
-    "failed", "dead", "unconfirmed", "missed", "cancelled",
+    "pending",
+    "staged",
+    "claimed",
+    "sending",
+    "sent",
+    "failed",
+    "dead",
+    "unconfirmed",
+    "missed",
+    "cancelled",
 )
 
 

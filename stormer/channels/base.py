@@ -47,8 +47,7 @@ Idempotency = Literal["key", "record-key", "transaction-id", "read-back", "none"
 
 
 class Sender(Protocol):
-    async def __call__(self, request: Request, *, platform: str,
-                       mutating: bool) -> Response: ...
+    async def __call__(self, request: Request, *, platform: str, mutating: bool) -> Response: ...
 
 
 def secret(name: str) -> str:
@@ -107,8 +106,9 @@ class Connection:
         from stormer.errors import AuthError
 
         if name not in self.credentials:
-            raise AuthError(f"account {self.account.name!r} has no {name}",
-                            platform=self.account.platform)
+            raise AuthError(
+                f"account {self.account.name!r} has no {name}", platform=self.account.platform
+            )
         return self.credentials[name].reveal()
 
     def state_changed(self) -> None:
@@ -213,18 +213,28 @@ class Platform(ABC):
 
     # --- sending: implemented by each platform client --------------------------------------
 
-    async def login(self, account: Account, client: httpx.AsyncClient,
-                    ask: Callable[[str, bool], str], say: Callable[[str], None]) -> dict[str, str]:
+    async def login(
+        self,
+        account: Account,
+        client: httpx.AsyncClient,
+        ask: Callable[[str, bool], str],
+        say: Callable[[str], None],
+    ) -> dict[str, str]:
         """Obtain credentials interactively and check them; return them by field name.
 
         `ask(prompt, hidden)` reads an answer, `say(text)` shows one. By default: ask for
         each credential field (hidden) and verify. Platforms with an OAuth flow override it."""
         from stormer.secrets import Secret
 
-        values = {f: ask(f"{f.replace('_', ' ')} for {account.name}", True).strip()
-                  for f in self.credential_fields}
-        conn = Connection(account=account, client=client,
-                          credentials={k: Secret(v) for k, v in values.items() if v})
+        values = {
+            f: ask(f"{f.replace('_', ' ')} for {account.name}", True).strip()
+            for f in self.credential_fields
+        }
+        conn = Connection(
+            account=account,
+            client=client,
+            credentials={k: Secret(v) for k, v in values.items() if v},
+        )
         say(f"accepted: {await self.verify(conn)}")
         return values
 

@@ -51,8 +51,15 @@ _S32 = "234567abcdefghijklmnopqrstuvwxyz"
 POST_COLLECTION = "app.bsky.feed.post"
 SESSION_KEYS = ("accessJwt", "refreshJwt", "did", "handle")
 # XRPC error names that mean "these credentials will not do", whatever the HTTP status.
-_AUTH_ERRORS = frozenset({"AuthenticationRequired", "InvalidToken", "AccountTakedown",
-                          "AuthFactorTokenRequired", "AccountDeactivated"})
+_AUTH_ERRORS = frozenset(
+    {
+        "AuthenticationRequired",
+        "InvalidToken",
+        "AccountTakedown",
+        "AuthFactorTokenRequired",
+        "AccountDeactivated",
+    }
+)
 
 # One lock per account (and per event loop: an asyncio.Lock belongs to one loop).
 _session_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]]
@@ -90,8 +97,9 @@ def _expired(response: Response) -> bool:
 
 
 def _bearer(request: Request, token: str) -> Request:
-    return dataclasses.replace(request,
-                               headers={**request.headers, "Authorization": f"Bearer {token}"})
+    return dataclasses.replace(
+        request, headers={**request.headers, "Authorization": f"Bearer {token}"}
+    )
 
 
 def _remember_tokens(session: dict[str, Any]) -> None:
@@ -148,18 +156,20 @@ class Bluesky(Platform):
                     image["aspectRatio"] = {"width": m.width, "height": m.height}
                 images.append(image)
             record["embed"] = {"$type": "app.bsky.embed.images", "images": images}
-        return [{
-            "method": "POST",
-            "url": f"{self.base_url(account)}/xrpc/com.atproto.repo.putRecord",
-            "headers": {"Authorization": f"Bearer {secret('session')}"},
-            "json": {
-                "repo": self._repo(account),
-                "collection": POST_COLLECTION,
-                "rkey": record_key(item.id, item.fire_at),
-                "swapRecord": None,
-                "record": record,
-            },
-        }]
+        return [
+            {
+                "method": "POST",
+                "url": f"{self.base_url(account)}/xrpc/com.atproto.repo.putRecord",
+                "headers": {"Authorization": f"Bearer {secret('session')}"},
+                "json": {
+                    "repo": self._repo(account),
+                    "collection": POST_COLLECTION,
+                    "rkey": record_key(item.id, item.fire_at),
+                    "swapRecord": None,
+                    "record": record,
+                },
+            }
+        ]
 
     # --- errors ----------------------------------------------------------------------------
 
@@ -167,21 +177,35 @@ class Bluesky(Platform):
         error, message = _xrpc_error(response)
         text = ": ".join(part for part in (error, message) if part) or f"HTTP {response.status}"
         if error in _AUTH_ERRORS:
-            return AuthError(redact(f"{text} — check this account's handle and app password"),
-                             platform=self.name, status=response.status)
+            return AuthError(
+                redact(f"{text} — check this account's handle and app password"),
+                platform=self.name,
+                status=response.status,
+            )
         if error == "ExpiredToken":
-            return Transient("the session expired before the post was sent (nothing was "
-                             "posted): refresh the session and send again",
-                             platform=self.name, status=response.status)
+            return Transient(
+                "the session expired before the post was sent (nothing was "
+                "posted): refresh the session and send again",
+                platform=self.name,
+                status=response.status,
+            )
         if error == "InvalidSwap":
-            return Rejected("a different post already exists at this record key",
-                            platform=self.name, status=response.status)
+            return Rejected(
+                "a different post already exists at this record key",
+                platform=self.name,
+                status=response.status,
+            )
         lowered = message.lower()
-        if response.status == 400 and (error == "BlobNotFound" or (
-                "blob" in lowered and ("not find" in lowered or "not found" in lowered))):
-            return Rejected("an image uploaded at staging is gone (the PDS deletes blobs no "
-                            "post uses after a while): stage this item again, then publish",
-                            platform=self.name, status=response.status)
+        if response.status == 400 and (
+            error == "BlobNotFound"
+            or ("blob" in lowered and ("not find" in lowered or "not found" in lowered))
+        ):
+            return Rejected(
+                "an image uploaded at staging is gone (the PDS deletes blobs no "
+                "post uses after a while): stage this item again, then publish",
+                platform=self.name,
+                status=response.status,
+            )
         return classify(response, platform=self.name, mutating=mutating, message=text)
 
     # --- session ---------------------------------------------------------------------------
@@ -191,25 +215,32 @@ class Bluesky(Platform):
         return f"{self.base_url(conn.account)}/xrpc/{nsid}{query}"
 
     def _store_session(self, conn: Connection, body: Any) -> None:
-        if not isinstance(body, dict) or not all(isinstance(body.get(k), str)
-                                                 for k in SESSION_KEYS):
+        if not isinstance(body, dict) or not all(
+            isinstance(body.get(k), str) for k in SESSION_KEYS
+        ):
             raise Transient("the PDS answered without a session", platform=self.name)
         _remember_tokens(body)
         conn.state.update({key: body[key] for key in SESSION_KEYS})
         # A refresh revoked the previous refresh token: save the new one before anything else.
         conn.state_changed()
         if body.get("active") is False:
-            raise AuthError(f"the account is {body.get('status') or 'not active'}",
-                            platform=self.name)
+            raise AuthError(
+                f"the account is {body.get('status') or 'not active'}", platform=self.name
+            )
 
     async def _login(self, conn: Connection) -> None:
         """createSession: costs one of the account's 30 logins per 5 minutes."""
         handle = conn.account.handle
         if not handle:
-            raise AuthError(f"account {conn.account.name!r} has no handle: set `handle` in "
-                            "config.toml", platform=self.name)
-        request = Request.json("POST", self._url(conn, "com.atproto.server.createSession"),
-                               {"identifier": handle, "password": conn.secret("app_password")})
+            raise AuthError(
+                f"account {conn.account.name!r} has no handle: set `handle` in config.toml",
+                platform=self.name,
+            )
+        request = Request.json(
+            "POST",
+            self._url(conn, "com.atproto.server.createSession"),
+            {"identifier": handle, "password": conn.secret("app_password")},
+        )
         r = await conn.send(request, platform=self.name, mutating=False)
         if r.status != 200:
             raise self._error(r, mutating=False)
@@ -230,8 +261,11 @@ class Bluesky(Platform):
                 return  # another task refreshed it meanwhile
             refresh = conn.state.get("refreshJwt")
             if refresh:
-                request = Request("POST", self._url(conn, "com.atproto.server.refreshSession"),
-                                  {"Authorization": f"Bearer {refresh}"})
+                request = Request(
+                    "POST",
+                    self._url(conn, "com.atproto.server.refreshSession"),
+                    {"Authorization": f"Bearer {refresh}"},
+                )
                 r = await conn.send(request, platform=self.name, mutating=False)
                 if r.status == 200:
                     self._store_session(conn, r.json())
@@ -250,16 +284,16 @@ class Bluesky(Platform):
         r = await conn.send(build(token), platform=self.name, mutating=False)
         if _expired(r):
             await self._refresh(conn, token)
-            r = await conn.send(build(conn.state["accessJwt"]), platform=self.name,
-                           mutating=False)
+            r = await conn.send(build(conn.state["accessJwt"]), platform=self.name, mutating=False)
         return r
 
     # --- sending ---------------------------------------------------------------------------
 
     async def verify(self, conn: Connection) -> str:
         url = self._url(conn, "com.atproto.server.getSession")
-        r = await self._call(conn, lambda token: Request("GET", url,
-                                                         {"Authorization": f"Bearer {token}"}))
+        r = await self._call(
+            conn, lambda token: Request("GET", url, {"Authorization": f"Bearer {token}"})
+        )
         if r.status != 200:
             raise self._error(r, mutating=False)
         return "@" + str(r.json().get("handle") or conn.state.get("handle"))
@@ -273,19 +307,28 @@ class Bluesky(Platform):
         values[secret("session")] = conn.state["accessJwt"]
         values[self._repo(conn.account)] = conn.state["did"]
         requests = [materialize(spec, values) for spec in self.build_requests(item, conn.account)]
-        return Staged(item, requests, {
-            "did": conn.state["did"], "handle": conn.state["handle"],
-            "rkey": record_key(item.id, item.fire_at),
-            "blobs": [values[staged("blob", m.path)] for m in item.media],
-        })
+        return Staged(
+            item,
+            requests,
+            {
+                "did": conn.state["did"],
+                "handle": conn.state["handle"],
+                "rkey": record_key(item.id, item.fire_at),
+                "blobs": [values[staged("blob", m.path)] for m in item.media],
+            },
+        )
 
     async def _upload(self, media: MediaRef, conn: Connection) -> dict[str, Any]:
         url = self._url(conn, "com.atproto.repo.uploadBlob")
         data = conn.media_bytes(media.path)
         # Not `mutating`: a repeated upload only leaves an unreferenced blob, which the PDS
         # deletes.
-        r = await self._call(conn, lambda token: Request(
-            "POST", url, {"Authorization": f"Bearer {token}", "Content-Type": media.mime}, data))
+        r = await self._call(
+            conn,
+            lambda token: Request(
+                "POST", url, {"Authorization": f"Bearer {token}", "Content-Type": media.mime}, data
+            ),
+        )
         if r.status != 200:
             raise self._error(r, mutating=False)
         blob: dict[str, Any] = r.json()["blob"]
@@ -322,8 +365,13 @@ class Bluesky(Platform):
         it never posts twice and never answers None. (The post may then land late: a caller
         that no longer wants it must not reconcile past its grace.)"""
         body = json.loads(staged.requests[0].content)
-        url = self._url(conn, "com.atproto.repo.getRecord", repo=body["repo"],
-                        collection=body["collection"], rkey=body["rkey"])
+        url = self._url(
+            conn,
+            "com.atproto.repo.getRecord",
+            repo=body["repo"],
+            collection=body["collection"],
+            rkey=body["rkey"],
+        )
         r = await conn.send(Request("GET", url), platform=self.name, mutating=False)
         if r.status == 200:
             uri = str(r.json()["uri"])
@@ -335,8 +383,9 @@ class Bluesky(Platform):
 
     async def confirm(self, published: Published, conn: Connection) -> Published:
         did, collection, rkey = published.remote_id.removeprefix("at://").split("/")[:3]
-        url = self._url(conn, "com.atproto.repo.getRecord", repo=did, collection=collection,
-                        rkey=rkey)
+        url = self._url(
+            conn, "com.atproto.repo.getRecord", repo=did, collection=collection, rkey=rkey
+        )
         r = await conn.send(Request("GET", url), platform=self.name, mutating=False)
         if r.status != 200:
             raise self._error(r, mutating=False)

@@ -40,8 +40,7 @@ class Discord(Platform):
         return lengths.discord_length(text)
 
     def build_requests(self, item: QueueItem, account: Account) -> list[dict[str, Any]]:
-        payload_json: dict[str, Any] = {"content": item.text,
-                                        "allowed_mentions": {"parse": []}}
+        payload_json: dict[str, Any] = {"content": item.text, "allowed_mentions": {"parse": []}}
         request: dict[str, Any] = {"method": "POST", "url": f"{secret('webhook_url')}?wait=true"}
         if not item.media:
             request["json"] = payload_json
@@ -50,9 +49,10 @@ class Discord(Platform):
             {"id": i, "filename": m.path.rsplit("/", 1)[-1], "description": m.alt}
             for i, m in enumerate(item.media)
         ]
-        request["multipart"] = {"payload_json": payload_json,
-                                **{f"files[{i}]": staged("file", m.path)
-                                   for i, m in enumerate(item.media)}}
+        request["multipart"] = {
+            "payload_json": payload_json,
+            **{f"files[{i}]": staged("file", m.path) for i, m in enumerate(item.media)},
+        }
         return [request]
 
     # --- sending ---------------------------------------------------------------------------
@@ -60,8 +60,11 @@ class Discord(Platform):
     def _webhook_url(self, conn: Connection) -> str:
         url = conn.secret("webhook_url")
         if not url.startswith(("https://", "http://")):
-            raise AuthError(f"account {conn.account.name!r}: webhook_url is not a URL (copy "
-                            "it from the channel's Integrations → Webhooks)", platform=self.name)
+            raise AuthError(
+                f"account {conn.account.name!r}: webhook_url is not a URL (copy "
+                "it from the channel's Integrations → Webhooks)",
+                platform=self.name,
+            )
         # The token is the URL's last path segment. Registered as a secret of its own, it is
         # redacted even where the URL shows up rewritten (another host alias, encoded).
         token = url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
@@ -76,26 +79,39 @@ class Discord(Platform):
         if response.status in (401, 404):
             # 10015 Unknown Webhook, 50027 Invalid Webhook Token: it was deleted or its URL is
             # wrong. Repeated attempts get the IP restricted, so stop using it.
-            return AuthError(f"webhook rejected ({message}): it was deleted or its URL is "
-                             "wrong — stop using it and set a new webhook_url",
-                             platform=self.name, status=response.status)
+            return AuthError(
+                f"webhook rejected ({message}): it was deleted or its URL is "
+                "wrong — stop using it and set a new webhook_url",
+                platform=self.name,
+                status=response.status,
+            )
         if response.status == 400 and body.get("code") == INVALID_FORM_BODY:
-            return Rejected(f"{message}: {_field_errors(body.get('errors'))}",
-                            platform=self.name, status=400)
+            return Rejected(
+                f"{message}: {_field_errors(body.get('errors'))}", platform=self.name, status=400
+            )
         wait = body.get("retry_after")  # float seconds, more precise than the header
-        return classify(response, platform=self.name, mutating=mutating, message=message,
-                        wait=float(wait) if isinstance(wait, (int, float)) else None)
+        return classify(
+            response,
+            platform=self.name,
+            mutating=mutating,
+            message=message,
+            wait=float(wait) if isinstance(wait, (int, float)) else None,
+        )
 
     async def verify(self, conn: Connection) -> str:
         """GET the webhook: its name and channel, and the guild the permalinks need (kept in
         `conn.state`; never the webhook's token, which the answer repeats)."""
-        r = await conn.send(Request("GET", self._webhook_url(conn)),
-                       platform=self.name, mutating=False)
+        r = await conn.send(
+            Request("GET", self._webhook_url(conn)), platform=self.name, mutating=False
+        )
         body = r.json()
         if r.status != 200 or not isinstance(body, dict):
             raise self._error(r, mutating=False)
-        conn.state.update(guild_id=body.get("guild_id"), channel_id=body.get("channel_id"),
-                          webhook_name=body.get("name"))
+        conn.state.update(
+            guild_id=body.get("guild_id"),
+            channel_id=body.get("channel_id"),
+            webhook_name=body.get("name"),
+        )
         conn.state_changed()
         return f"webhook {body.get('name')!r} in channel {body.get('channel_id')}"
 
@@ -107,25 +123,35 @@ class Discord(Platform):
             await self.verify(conn)
         values: dict[str, Any] = {secret("webhook_url"): url}
         for media in item.media:
-            file: FileTuple = (media.path.rsplit("/", 1)[-1], conn.media_bytes(media.path),
-                               media.mime)
+            file: FileTuple = (
+                media.path.rsplit("/", 1)[-1],
+                conn.media_bytes(media.path),
+                media.mime,
+            )
             values[staged("file", media.path)] = file
         specs = self.build_requests(item, conn.account)
         if "?" in url:  # a webhook URL with its own query (thread_id): add to it
             specs = [{**spec, "url": spec["url"].replace("?wait=", "&wait=")} for spec in specs]
-        return Staged(item, [materialize(spec, values) for spec in specs],
-                      {"guild_id": conn.state.get("guild_id")})
+        return Staged(
+            item,
+            [materialize(spec, values) for spec in specs],
+            {"guild_id": conn.state.get("guild_id")},
+        )
 
     def parse(self, staged: Staged, index: int, response: Response) -> Published:
         if response.status != 200:
             raise self._error(response, mutating=True)
         body = response.json()
         if not isinstance(body, dict) or "id" not in body:
-            raise OutcomeUnknown("unreadable answer to a send", platform=self.name,
-                                 status=response.status)
+            raise OutcomeUnknown(
+                "unreadable answer to a send", platform=self.name, status=response.status
+            )
         guild, channel = staged.data.get("guild_id"), body.get("channel_id")
-        permalink = (f"https://discord.com/channels/{guild}/{channel}/{body['id']}"
-                     if guild and channel else None)
+        permalink = (
+            f"https://discord.com/channels/{guild}/{channel}/{body['id']}"
+            if guild and channel
+            else None
+        )
         return Published(str(body["id"]), permalink, body)
 
     async def reconcile(self, staged: Staged, conn: Connection) -> Published | None:

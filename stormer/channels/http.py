@@ -14,7 +14,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from stormer.errors import AuthError, OutcomeUnknown, PlatformError, RateLimited, Rejected, Transient
+from stormer.errors import (
+    AuthError,
+    OutcomeUnknown,
+    PlatformError,
+    RateLimited,
+    Rejected,
+    Transient,
+)
 from stormer.secrets import redact
 
 if TYPE_CHECKING:
@@ -33,22 +40,38 @@ class Request:
     content: bytes = b""
 
     @classmethod
-    def json(cls, method: str, url: str, body: Any,
-             headers: Mapping[str, str] | None = None) -> Request:
-        return cls(method, url, {**(headers or {}), "Content-Type": "application/json"},
-                   json.dumps(body, ensure_ascii=False).encode())
+    def json(
+        cls, method: str, url: str, body: Any, headers: Mapping[str, str] | None = None
+    ) -> Request:
+        return cls(
+            method,
+            url,
+            {**(headers or {}), "Content-Type": "application/json"},
+            json.dumps(body, ensure_ascii=False).encode(),
+        )
 
     @classmethod
-    def multipart(cls, method: str, url: str, *, data: Mapping[str, str],
-                  files: Mapping[str, tuple[str, bytes, str]],
-                  headers: Mapping[str, str] | None = None) -> Request:
+    def multipart(
+        cls,
+        method: str,
+        url: str,
+        *,
+        data: Mapping[str, str],
+        files: Mapping[str, tuple[str, bytes, str]],
+        headers: Mapping[str, str] | None = None,
+    ) -> Request:
         """Multipart form: `files` maps field → (filename, bytes, mime type)."""
         import httpx
 
-        built = httpx.Request(method, url, data=dict(data), files=dict(files),
-                              headers=dict(headers or {}))
-        return cls(method, url, {**(headers or {}),
-                                 "Content-Type": built.headers["Content-Type"]}, built.read())
+        built = httpx.Request(
+            method, url, data=dict(data), files=dict(files), headers=dict(headers or {})
+        )
+        return cls(
+            method,
+            url,
+            {**(headers or {}), "Content-Type": built.headers["Content-Type"]},
+            built.read(),
+        )
 
     def describe(self) -> str:
         return redact(f"{self.method} {self.url.split('?')[0]}")
@@ -106,7 +129,8 @@ def materialize(spec: Mapping[str, Any], values: Mapping[str, Any]) -> Request:
     among the fields makes it a multipart request (other structured fields JSON-encoded)."""
     filled = fill(dict(spec), values)
     if "<secret:" in json.dumps(filled, default=str) or "<staged:" in json.dumps(
-            filled, default=str):
+        filled, default=str
+    ):
         raise ValueError(f"unfilled placeholder in {spec.get('method')} request")  # a bug
     headers = filled.get("headers", {})
     body = filled.get("json", filled.get("multipart"))
@@ -121,8 +145,9 @@ def materialize(spec: Mapping[str, Any], values: Mapping[str, Any]) -> Request:
             data[name] = json.dumps(value, ensure_ascii=False)
         elif value is not None:
             data[name] = str(value)
-    return Request.multipart(filled["method"], filled["url"], data=data, files=files,
-                             headers=headers)
+    return Request.multipart(
+        filled["method"], filled["url"], data=data, files=files, headers=headers
+    )
 
 
 def _is_file(value: Any) -> bool:
@@ -133,18 +158,21 @@ def _has_file(body: Any) -> bool:
     return isinstance(body, dict) and any(_is_file(v) for v in body.values())
 
 
-async def send(client: httpx.AsyncClient, request: Request, *, platform: str,
-               mutating: bool) -> Response:
+async def send(
+    client: httpx.AsyncClient, request: Request, *, platform: str, mutating: bool
+) -> Response:
     """Send `request`; a failure becomes Transient (it never arrived) or OutcomeUnknown (it
     may have arrived). Messages never carry the URL, which may hold a token."""
     import httpx
 
     try:
-        r = await client.request(request.method, request.url, headers=dict(request.headers),
-                                 content=request.content)
+        r = await client.request(
+            request.method, request.url, headers=dict(request.headers), content=request.content
+        )
     except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as e:
-        raise Transient(f"could not reach the server ({type(e).__name__})",
-                        platform=platform) from None
+        raise Transient(
+            f"could not reach the server ({type(e).__name__})", platform=platform
+        ) from None
     except httpx.TransportError as e:
         # The request may have been sent: for a post, only the platform can say whether it
         # landed. A read-only request is simply repeated.
@@ -177,26 +205,38 @@ def retry_after(headers: Mapping[str, str], default: float = 1.0) -> float:
             try:
                 from datetime import datetime
 
-                return max(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-                           - time.time(), 0.0)
+                return max(
+                    datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() - time.time(),
+                    0.0,
+                )
             except ValueError:
                 continue
     return default
 
 
-def classify(response: Response, *, platform: str, mutating: bool, message: str = "",
-             wait: float | None = None) -> PlatformError:
+def classify(
+    response: Response,
+    *,
+    platform: str,
+    mutating: bool,
+    message: str = "",
+    wait: float | None = None,
+) -> PlatformError:
     """The error for an unsuccessful `response`, by HTTP status; plugins pass the platform's
     own `message` and, for 429s signalled in the body, `wait`."""
     status = response.status
     text = redact(message or f"HTTP {status}")
     if status == 429:
         seconds = wait if wait is not None else retry_after(response.headers)
-        return RateLimited(f"rate limited ({text}); retry in {seconds:.1f} s",
-                           retry_after=seconds, platform=platform)
+        return RateLimited(
+            f"rate limited ({text}); retry in {seconds:.1f} s",
+            retry_after=seconds,
+            platform=platform,
+        )
     if status in (401, 403) and "duplicate" not in text.lower():
-        return AuthError(f"{text} — check this account's credentials", platform=platform,
-                         status=status)
+        return AuthError(
+            f"{text} — check this account's credentials", platform=platform, status=status
+        )
     if status >= 500 or status == 408:
         # Even a 503 may come from a proxy after the server acted: for a post, reconcile.
         cls = OutcomeUnknown if mutating else Transient

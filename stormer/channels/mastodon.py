@@ -37,17 +37,20 @@ class Mastodon(Platform):
         return lengths.mastodon_length(text)
 
     def build_requests(self, item: QueueItem, account: Account) -> list[dict[str, Any]]:
-        body: dict[str, Any] = {"status": item.text, "visibility": "public",
-                                "language": item.lang}
+        body: dict[str, Any] = {"status": item.text, "visibility": "public", "language": item.lang}
         if item.media:
             body["media_ids"] = [staged("media_id", m.path) for m in item.media]
-        return [{
-            "method": "POST",
-            "url": f"{self.base_url(account)}/api/v1/statuses",
-            "headers": {"Authorization": f"Bearer {secret('access_token')}",
-                        "Idempotency-Key": f"stormer-{item.id}"},
-            "json": body,
-        }]
+        return [
+            {
+                "method": "POST",
+                "url": f"{self.base_url(account)}/api/v1/statuses",
+                "headers": {
+                    "Authorization": f"Bearer {secret('access_token')}",
+                    "Idempotency-Key": f"stormer-{item.id}",
+                },
+                "json": body,
+            }
+        ]
 
     # --- sending ---------------------------------------------------------------------------
 
@@ -57,8 +60,12 @@ class Mastodon(Platform):
     def _error(self, response: Response, *, mutating: bool) -> PlatformError:
         body = response.json()
         message = body.get("error") if isinstance(body, dict) else None
-        return classify(response, platform=self.name, mutating=mutating,
-                        message=message or f"HTTP {response.status}")
+        return classify(
+            response,
+            platform=self.name,
+            mutating=mutating,
+            message=message or f"HTTP {response.status}",
+        )
 
     async def login(self, account, client, ask, say):  # type: ignore[no-untyped-def]
         """OAuth out-of-band code flow (https://docs.joinmastodon.org/client/token/):
@@ -68,33 +75,63 @@ class Mastodon(Platform):
         from stormer.secrets import Secret
 
         base = self.base_url(account)
-        app = await send(client, Request.json("POST", f"{base}/api/v1/apps", {
-            "client_name": "stormer", "redirect_uris": OOB, "scopes": SCOPES}),
-            platform=self.name, mutating=False)
+        app = await send(
+            client,
+            Request.json(
+                "POST",
+                f"{base}/api/v1/apps",
+                {"client_name": "stormer", "redirect_uris": OOB, "scopes": SCOPES},
+            ),
+            platform=self.name,
+            mutating=False,
+        )
         if app.status != 200:
             raise self._error(app, mutating=False)
         client_id, client_secret = app.json()["client_id"], app.json()["client_secret"]
-        say("Open this address, log in as the account's owner and authorize stormer:\n"
-            f"{base}/oauth/authorize?" + urlencode({"client_id": client_id,
-                                                     "response_type": "code",
-                                                     "redirect_uri": OOB, "scope": SCOPES}))
+        say(
+            "Open this address, log in as the account's owner and authorize stormer:\n"
+            f"{base}/oauth/authorize?"
+            + urlencode(
+                {
+                    "client_id": client_id,
+                    "response_type": "code",
+                    "redirect_uri": OOB,
+                    "scope": SCOPES,
+                }
+            )
+        )
         code = ask("the authorization code shown after you authorize", True).strip()
-        token = await send(client, Request.json("POST", f"{base}/oauth/token", {
-            "grant_type": "authorization_code", "code": code, "client_id": client_id,
-            "client_secret": client_secret, "redirect_uri": OOB, "scope": SCOPES}),
-            platform=self.name, mutating=False)
+        token = await send(
+            client,
+            Request.json(
+                "POST",
+                f"{base}/oauth/token",
+                {
+                    "grant_type": "authorization_code",
+                    "code": code,
+                    "client_id": client_id,
+                    "client_secret": client_secret,
+                    "redirect_uri": OOB,
+                    "scope": SCOPES,
+                },
+            ),
+            platform=self.name,
+            mutating=False,
+        )
         if token.status != 200:
             raise self._error(token, mutating=False)
         access = token.json()["access_token"]
-        conn = Connection(account=account, client=client,
-                          credentials={"access_token": Secret(access)})
+        conn = Connection(
+            account=account, client=client, credentials={"access_token": Secret(access)}
+        )
         say(f"accepted: {await self.verify(conn)}")
         return {"access_token": access}
 
     async def verify(self, conn: Connection) -> str:
         url = f"{self.base_url(conn.account)}/api/v1/accounts/verify_credentials"
-        r = await conn.send(Request("GET", url, self._auth(conn)), platform=self.name,
-                       mutating=False)
+        r = await conn.send(
+            Request("GET", url, self._auth(conn)), platform=self.name, mutating=False
+        )
         if r.status != 200:
             raise self._error(r, mutating=False)
         return "@" + str(r.json().get("acct", "?"))
@@ -104,16 +141,21 @@ class Mastodon(Platform):
         for media in item.media:
             values[staged("media_id", media.path)] = await self._upload(media, conn)
         requests = [materialize(spec, values) for spec in self.build_requests(item, conn.account)]
-        return Staged(item, requests, {"media_ids": [values[staged("media_id", m.path)]
-                                                     for m in item.media]})
+        return Staged(
+            item, requests, {"media_ids": [values[staged("media_id", m.path)] for m in item.media]}
+        )
 
     async def _upload(self, media: MediaRef, conn: Connection) -> str:
         base = self.base_url(conn.account)
         request = Request.multipart(
-            "POST", f"{base}/api/v2/media", data={"description": media.alt},
-            files={"file": (media.path.rsplit("/", 1)[-1], conn.media_bytes(media.path),
-                            media.mime)},
-            headers=self._auth(conn))
+            "POST",
+            f"{base}/api/v2/media",
+            data={"description": media.alt},
+            files={
+                "file": (media.path.rsplit("/", 1)[-1], conn.media_bytes(media.path), media.mime)
+            },
+            headers=self._auth(conn),
+        )
         # Not `mutating`: a repeated upload only leaves an unattached file behind.
         r = await conn.send(request, platform=self.name, mutating=False)
         if r.status not in (200, 202):
@@ -127,8 +169,9 @@ class Mastodon(Platform):
         url = f"{self.base_url(conn.account)}/api/v1/media/{media_id}"
         waited, attempt = 0.0, 0
         while waited < MEDIA_PROCESSING_LIMIT:
-            r = await conn.send(Request("GET", url, self._auth(conn)),
-                           platform=self.name, mutating=False)
+            r = await conn.send(
+                Request("GET", url, self._auth(conn)), platform=self.name, mutating=False
+            )
             if r.status == 200:
                 return
             if r.status != 206:
@@ -137,8 +180,10 @@ class Mastodon(Platform):
             await asyncio.sleep(delay)
             waited += delay
             attempt += 1
-        raise Rejected(f"media {media_id} was still processing after "
-                       f"{MEDIA_PROCESSING_LIMIT:.0f} s", platform=self.name)
+        raise Rejected(
+            f"media {media_id} was still processing after {MEDIA_PROCESSING_LIMIT:.0f} s",
+            platform=self.name,
+        )
 
     def parse(self, staged: Staged, index: int, response: Response) -> Published:
         if response.status == 200:
@@ -154,8 +199,9 @@ class Mastodon(Platform):
 
     async def confirm(self, published: Published, conn: Connection) -> Published:
         url = f"{self.base_url(conn.account)}/api/v1/statuses/{published.remote_id}"
-        r = await conn.send(Request("GET", url, self._auth(conn)), platform=self.name,
-                       mutating=False)
+        r = await conn.send(
+            Request("GET", url, self._auth(conn)), platform=self.name, mutating=False
+        )
         if r.status != 200:
             raise self._error(r, mutating=False)
         body = r.json()

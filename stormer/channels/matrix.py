@@ -58,18 +58,32 @@ class Matrix(Platform):
         room = _quote_room(account.target or "<room>")
         base = f"{self.base_url(account)}/_matrix/client/v3/rooms/{room}/send/m.room.message"
         auth = {"Authorization": f"Bearer {secret('access_token')}"}
-        requests = [{"method": "PUT", "url": f"{base}/stormer-{item.id}-0", "headers": auth,
-                     "json": {"msgtype": "m.text", "body": item.text}}]
+        requests = [
+            {
+                "method": "PUT",
+                "url": f"{base}/stormer-{item.id}-0",
+                "headers": auth,
+                "json": {"msgtype": "m.text", "body": item.text},
+            }
+        ]
         for i, m in enumerate(item.media, start=1):
             info: dict[str, Any] = {"mimetype": m.mime}
             if m.width and m.height:
                 info.update(w=m.width, h=m.height)
-            requests.append({
-                "method": "PUT", "url": f"{base}/stormer-{item.id}-{i}", "headers": auth,
-                "json": {"msgtype": "m.image", "body": m.alt or m.path.rsplit("/", 1)[-1],
-                         "filename": m.path.rsplit("/", 1)[-1], "url": staged("mxc", m.path),
-                         "info": info},
-            })
+            requests.append(
+                {
+                    "method": "PUT",
+                    "url": f"{base}/stormer-{item.id}-{i}",
+                    "headers": auth,
+                    "json": {
+                        "msgtype": "m.image",
+                        "body": m.alt or m.path.rsplit("/", 1)[-1],
+                        "filename": m.path.rsplit("/", 1)[-1],
+                        "url": staged("mxc", m.path),
+                        "info": info,
+                    },
+                }
+            )
         return requests
 
     # --- sending ---------------------------------------------------------------------------
@@ -77,8 +91,9 @@ class Matrix(Platform):
     def _auth(self, conn: Connection) -> dict[str, str]:
         return {"Authorization": f"Bearer {conn.secret('access_token')}"}
 
-    def _error(self, response: Response, *, mutating: bool, room: str | None = None
-               ) -> PlatformError:
+    def _error(
+        self, response: Response, *, mutating: bool, room: str | None = None
+    ) -> PlatformError:
         body = response.json()
         body = body if isinstance(body, dict) else {}
         errcode = str(body.get("errcode") or "")
@@ -87,32 +102,57 @@ class Matrix(Platform):
         if errcode == "M_LIMIT_EXCEEDED" or status == 429:
             # Retry-After is the current signal; retry_after_ms is deprecated since v1.10.
             ms = body.get("retry_after_ms")
-            seconds = (ms / 1000 if "retry-after" not in response.headers
-                       and isinstance(ms, (int, float)) else retry_after(response.headers))
-            return RateLimited(f"rate limited ({error}); retry in {seconds:.1f} s",
-                               retry_after=seconds, platform=self.name, status=status)
+            seconds = (
+                ms / 1000
+                if "retry-after" not in response.headers and isinstance(ms, (int, float))
+                else retry_after(response.headers)
+            )
+            return RateLimited(
+                f"rate limited ({error}); retry in {seconds:.1f} s",
+                retry_after=seconds,
+                platform=self.name,
+                status=status,
+            )
         if errcode in AUTH_ERRCODES:
-            hint = ("it expired: refresh it, keeping the same device" if body.get("soft_logout")
-                    else "set a new access_token (a new login is a new device: transaction "
-                         "ids of earlier attempts no longer apply)")
-            return AuthError(f"access token rejected ({errcode}: {error}) — {hint}",
-                             platform=self.name, status=status)
+            hint = (
+                "it expired: refresh it, keeping the same device"
+                if body.get("soft_logout")
+                else "set a new access_token (a new login is a new device: transaction "
+                "ids of earlier attempts no longer apply)"
+            )
+            return AuthError(
+                f"access token rejected ({errcode}: {error}) — {hint}",
+                platform=self.name,
+                status=status,
+            )
         if errcode == "M_FORBIDDEN":
             where = f"room {room}" if room else "the room"
             if "not in room" in error.lower() or "not joined" in error.lower():
-                return AuthError(f"the account is not in {where}: join it (or accept the "
-                                 f"invite) first ({error})", platform=self.name, status=status)
-            return AuthError(f"forbidden ({error}) — check the account's permissions",
-                             platform=self.name, status=status)
+                return AuthError(
+                    f"the account is not in {where}: join it (or accept the "
+                    f"invite) first ({error})",
+                    platform=self.name,
+                    status=status,
+                )
+            return AuthError(
+                f"forbidden ({error}) — check the account's permissions",
+                platform=self.name,
+                status=status,
+            )
         if errcode == "M_TOO_LARGE":
             return Rejected(f"too large ({error})", platform=self.name, status=status)
-        return classify(response, platform=self.name, mutating=mutating,
-                        message=f"{errcode}: {error}" if errcode else error)
+        return classify(
+            response,
+            platform=self.name,
+            mutating=mutating,
+            message=f"{errcode}: {error}" if errcode else error,
+        )
 
     async def _whoami(self, conn: Connection) -> dict[str, Any]:
         url = f"{self.base_url(conn.account)}/_matrix/client/v3/account/whoami"
-        r = await conn.send(Request("GET", url, self._auth(conn)), platform=self.name,
-                       mutating=False)
+        r = await conn.send(
+            Request("GET", url, self._auth(conn)), platform=self.name, mutating=False
+        )
         body = r.json()
         if r.status != 200 or not isinstance(body, dict) or "user_id" not in body:
             raise self._error(r, mutating=False)
@@ -126,8 +166,7 @@ class Matrix(Platform):
         and build the PUTs. `data` records the device the transaction ids belong to."""
         room = conn.account.target
         if not room:
-            raise Rejected(f"account {conn.account.name!r} has no target room",
-                           platform=self.name)
+            raise Rejected(f"account {conn.account.name!r} has no target room", platform=self.name)
         me = await self._whoami(conn)
         await self._join(room, conn)
         values: dict[str, Any] = {secret("access_token"): conn.secret("access_token")}
@@ -136,10 +175,16 @@ class Matrix(Platform):
             content = conn.media_bytes(media.path)
             values[staged("mxc", media.path)] = await self._upload(media, content, conn)
             spec["json"]["info"]["size"] = len(content)
-        return Staged(item, [materialize(spec, values) for spec in specs],
-                      {"room": room, "user_id": me["user_id"],
-                       "device_id": me.get("device_id"),
-                       "mxc": [values[staged("mxc", m.path)] for m in item.media]})
+        return Staged(
+            item,
+            [materialize(spec, values) for spec in specs],
+            {
+                "room": room,
+                "user_id": me["user_id"],
+                "device_id": me.get("device_id"),
+                "mxc": [values[staged("mxc", m.path)] for m in item.media],
+            },
+        )
 
     async def _join(self, room: str, conn: Connection) -> None:
         """Join the room before T (a no-op when already in it), so that an invite-only room
@@ -147,18 +192,20 @@ class Matrix(Platform):
         if conn.state.get("joined") == room:
             return
         url = f"{self.base_url(conn.account)}/_matrix/client/v3/join/{quote(room, safe='')}"
-        r = await conn.send(Request.json("POST", url, {}, self._auth(conn)),
-                            platform=self.name, mutating=False)
+        r = await conn.send(
+            Request.json("POST", url, {}, self._auth(conn)), platform=self.name, mutating=False
+        )
         if r.status != 200:
             raise self._error(r, mutating=False)
         conn.state["joined"] = room
 
     async def _upload(self, media: MediaRef, content: bytes, conn: Connection) -> str:
         filename = media.path.rsplit("/", 1)[-1]
-        url = (f"{self.base_url(conn.account)}/_matrix/media/v3/upload"
-               f"?filename={quote(filename, safe='')}")
-        request = Request("POST", url, {**self._auth(conn), "Content-Type": media.mime},
-                          content)
+        url = (
+            f"{self.base_url(conn.account)}/_matrix/media/v3/upload"
+            f"?filename={quote(filename, safe='')}"
+        )
+        request = Request("POST", url, {**self._auth(conn), "Content-Type": media.mime}, content)
         # Not `mutating`: a repeated upload only leaves an unused file on the server.
         r = await conn.send(request, platform=self.name, mutating=False)
         body = r.json()
@@ -176,8 +223,9 @@ class Matrix(Platform):
         body = response.json()
         event_id = body.get("event_id") if isinstance(body, dict) else None
         if not isinstance(event_id, str):
-            raise OutcomeUnknown("unreadable answer to a send", platform=self.name,
-                                 status=response.status)
+            raise OutcomeUnknown(
+                "unreadable answer to a send", platform=self.name, status=response.status
+            )
         server = str(staged.data.get("user_id") or "").partition(":")[2]
         via = f"?via={server}" if server else ""
         return Published(event_id, f"https://matrix.to/#/{room}/{event_id}{via}", body)
@@ -191,8 +239,11 @@ class Matrix(Platform):
             response = await conn.send(request, platform=self.name, mutating=True)
             events.append(self.parse(staged, index, response))
         first = events[0]
-        return Published(first.remote_id, first.permalink,
-                         {**first.raw, "event_ids": [e.remote_id for e in events]})
+        return Published(
+            first.remote_id,
+            first.permalink,
+            {**first.raw, "event_ids": [e.remote_id for e in events]},
+        )
 
     async def reconcile(self, staged: Staged, conn: Connection) -> Published | None:
         """Send the same requests again: the homeserver answers an already-seen transaction

@@ -29,9 +29,7 @@ def get(name: str) -> Platform:
     """An instance of the plugin called `name`."""
     eps = installed()
     if name not in eps:
-        raise UnknownPlatform(
-            f"unknown platform {name!r}; installed: {', '.join(sorted(eps))}"
-        )
+        raise UnknownPlatform(f"unknown platform {name!r}; installed: {', '.join(sorted(eps))}")
     cls = eps[name].load()
     if not (isinstance(cls, type) and issubclass(cls, Platform)):
         raise UnknownPlatform(

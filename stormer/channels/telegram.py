@@ -44,16 +44,34 @@ class Telegram(Platform):
         chat = account.target or "<chat>"
         base = f"{self.base_url(account)}/bot{secret('bot_token')}"
         if not item.media:
-            return [{"method": "POST", "url": f"{base}/sendMessage",
-                     "json": {"chat_id": chat, "text": item.text}}]
+            return [
+                {
+                    "method": "POST",
+                    "url": f"{base}/sendMessage",
+                    "json": {"chat_id": chat, "text": item.text},
+                }
+            ]
         if len(item.media) == 1:
-            return [{"method": "POST", "url": f"{base}/sendPhoto",
-                     "json": {"chat_id": chat, "photo": staged("file", item.media[0].path),
-                              "caption": item.text}}]
+            return [
+                {
+                    "method": "POST",
+                    "url": f"{base}/sendPhoto",
+                    "json": {
+                        "chat_id": chat,
+                        "photo": staged("file", item.media[0].path),
+                        "caption": item.text,
+                    },
+                }
+            ]
         media = [{"type": "photo", "media": staged("file", m.path)} for m in item.media]
         media[0]["caption"] = item.text  # Telegram shows the first photo's caption for the album
-        return [{"method": "POST", "url": f"{base}/sendMediaGroup",
-                 "json": {"chat_id": chat, "media": media}}]
+        return [
+            {
+                "method": "POST",
+                "url": f"{base}/sendMediaGroup",
+                "json": {"chat_id": chat, "media": media},
+            }
+        ]
 
     # --- sending ---------------------------------------------------------------------------
 
@@ -68,23 +86,40 @@ class Telegram(Platform):
         code = body.get("error_code") or response.status
         if code in (401, 404):
             # A revoked token answers 401 Unauthorized; a malformed one 404 Not Found.
-            return AuthError(f"bot token rejected ({description}) — check this account's "
-                             "bot_token (from @BotFather)", platform=self.name, status=code)
+            return AuthError(
+                f"bot token rejected ({description}) — check this account's "
+                "bot_token (from @BotFather)",
+                platform=self.name,
+                status=code,
+            )
         if code == 403:
-            return AuthError(f"the bot may not post here ({description}) — add it to the "
-                             "chat as an administrator allowed to post", platform=self.name,
-                             status=code)
+            return AuthError(
+                f"the bot may not post here ({description}) — add it to the "
+                "chat as an administrator allowed to post",
+                platform=self.name,
+                status=code,
+            )
         if "migrate_to_chat_id" in parameters:
-            return Rejected(f"{description} — the group is now chat "
-                            f"{parameters['migrate_to_chat_id']}: set it as this account's "
-                            "target", platform=self.name, status=code)
+            return Rejected(
+                f"{description} — the group is now chat "
+                f"{parameters['migrate_to_chat_id']}: set it as this account's "
+                "target",
+                platform=self.name,
+                status=code,
+            )
         wait = parameters.get("retry_after")
-        return classify(response, platform=self.name, mutating=mutating, message=description,
-                        wait=float(wait) if isinstance(wait, (int, float)) else None)
+        return classify(
+            response,
+            platform=self.name,
+            mutating=mutating,
+            message=description,
+            wait=float(wait) if isinstance(wait, (int, float)) else None,
+        )
 
     async def verify(self, conn: Connection) -> str:
-        r = await conn.send(Request("GET", self._method_url(conn, "getMe")),
-                       platform=self.name, mutating=False)
+        r = await conn.send(
+            Request("GET", self._method_url(conn, "getMe")), platform=self.name, mutating=False
+        )
         body = r.json()
         if r.status != 200 or not isinstance(body, dict) or not body.get("ok"):
             raise self._error(r, mutating=False)
@@ -94,16 +129,19 @@ class Telegram(Platform):
         """Nothing can be uploaded ahead with the Bot API (a file_id only comes from a sent
         message), so staging reads the images and builds the multipart request."""
         if not conn.account.target:
-            raise Rejected(f"account {conn.account.name!r} has no target chat",
-                           platform=self.name)
+            raise Rejected(f"account {conn.account.name!r} has no target chat", platform=self.name)
         values: dict[str, Any] = {secret("bot_token"): conn.secret("bot_token")}
         for media in item.media:
-            file: FileTuple = (media.path.rsplit("/", 1)[-1], conn.media_bytes(media.path),
-                               media.mime)
+            file: FileTuple = (
+                media.path.rsplit("/", 1)[-1],
+                conn.media_bytes(media.path),
+                media.mime,
+            )
             values[staged("file", media.path)] = file
         specs = [_attach_album(spec) for spec in self.build_requests(item, conn.account)]
-        return Staged(item, [materialize(spec, values) for spec in specs],
-                      {"chat": conn.account.target})
+        return Staged(
+            item, [materialize(spec, values) for spec in specs], {"chat": conn.account.target}
+        )
 
     def parse(self, staged: Staged, index: int, response: Response) -> Published:
         body = response.json()
@@ -111,8 +149,9 @@ class Telegram(Platform):
             raise self._error(response, mutating=True)
         if not isinstance(body, dict) or not body.get("ok") or not body.get("result"):
             # A 200 that is not the Bot API's answer (a proxy?): the post may exist.
-            raise OutcomeUnknown("unreadable answer to a send", platform=self.name,
-                                 status=response.status)
+            raise OutcomeUnknown(
+                "unreadable answer to a send", platform=self.name, status=response.status
+            )
         result = body["result"]
         messages = result if isinstance(result, list) else [result]  # sendMediaGroup: a list
         first = messages[0]

@@ -17,7 +17,16 @@ from urllib.parse import urlencode
 
 from stormer import lengths
 from stormer.errors import PlatformError, Rejected
-from stormer.channels.base import NOT_POSTED, Connection, NotPosted, Platform, Published, Staged, secret, staged
+from stormer.channels.base import (
+    NOT_POSTED,
+    Connection,
+    NotPosted,
+    Platform,
+    Published,
+    Staged,
+    secret,
+    staged,
+)
 from stormer.channels.http import Request, Response, classify, materialize, until_reset
 
 if TYPE_CHECKING:
@@ -56,18 +65,23 @@ def _message(response: Response) -> str:
     if not isinstance(body, dict):
         return f"HTTP {response.status}"
     parts = [str(body["detail"])] if body.get("detail") else []
-    parts += [str(e["message"]) for e in body.get("errors") or []
-              if isinstance(e, dict) and e.get("message") and e["message"] not in parts]
+    parts += [
+        str(e["message"])
+        for e in body.get("errors") or []
+        if isinstance(e, dict) and e.get("message") and e["message"] not in parts
+    ]
     return " — ".join(parts) or str(body.get("title") or f"HTTP {response.status}")
 
 
 def _rate_limit_wait(headers: Mapping[str, str]) -> float | None:
     """Seconds until the spent window resets. A spent 24-hour cap outlasts the 15-minute
     window that `x-rate-limit-reset` describes; None leaves it to `classify`."""
-    resets = [int(headers[f"{window}-reset"])
-              for window in ("x-rate-limit", "x-user-limit-24hour", "x-app-limit-24hour")
-              if headers.get(f"{window}-remaining") == "0"
-              and headers.get(f"{window}-reset", "").isdigit()]
+    resets = [
+        int(headers[f"{window}-reset"])
+        for window in ("x-rate-limit", "x-user-limit-24hour", "x-app-limit-24hour")
+        if headers.get(f"{window}-remaining") == "0"
+        and headers.get(f"{window}-reset", "").isdigit()
+    ]
     return until_reset(max(resets)) if resets else None
 
 
@@ -87,12 +101,14 @@ class X(Platform):
         body: dict[str, Any] = {"text": item.text}
         if item.media:
             body["media"] = {"media_ids": [staged("media_id", m.path) for m in item.media]}
-        return [{
-            "method": "POST",
-            "url": f"{self.base_url(account)}/2/tweets",
-            "headers": {"Authorization": f"Bearer {secret('access_token')}"},
-            "json": body,
-        }]
+        return [
+            {
+                "method": "POST",
+                "url": f"{self.base_url(account)}/2/tweets",
+                "headers": {"Authorization": f"Bearer {secret('access_token')}"},
+                "json": body,
+            }
+        ]
 
     # --- sending ---------------------------------------------------------------------------
 
@@ -103,12 +119,19 @@ class X(Platform):
         message = _message(response)
         lowered = message.lower()
         if "duplicate" in lowered:
-            return DuplicateText(f"X refuses duplicate text: this account posted the same "
-                                 f"text recently ({message})", platform=self.name,
-                                 status=response.status)
+            return DuplicateText(
+                f"X refuses duplicate text: this account posted the same text recently ({message})",
+                platform=self.name,
+                status=response.status,
+            )
         if response.status == 429:
-            return classify(response, platform=self.name, mutating=mutating, message=message,
-                            wait=_rate_limit_wait(response.headers))
+            return classify(
+                response,
+                platform=self.name,
+                mutating=mutating,
+                message=message,
+                wait=_rate_limit_wait(response.headers),
+            )
         if response.status == 403 and ("too long" in lowered or "longer than" in lowered):
             return Rejected(message, platform=self.name, status=response.status)
         return classify(response, platform=self.name, mutating=mutating, message=message)
@@ -135,27 +158,39 @@ class X(Platform):
         for media in item.media:
             values[staged("media_id", media.path)] = await self._upload(media, conn)
         requests = [materialize(spec, values) for spec in self.build_requests(item, conn.account)]
-        return Staged(item, requests, {
-            "media_ids": [values[staged("media_id", m.path)] for m in item.media],
-            "user_id": conn.state["user_id"], "username": conn.state.get("username"),
-        })
+        return Staged(
+            item,
+            requests,
+            {
+                "media_ids": [values[staged("media_id", m.path)] for m in item.media],
+                "user_id": conn.state["user_id"],
+                "username": conn.state.get("username"),
+            },
+        )
 
     async def _upload(self, media: MediaRef, conn: Connection) -> str:
         base = self.base_url(conn.account)
         request = Request.multipart(
-            "POST", f"{base}/2/media/upload", data={"media_category": "tweet_image"},
-            files={"media": (media.path.rsplit("/", 1)[-1], conn.media_bytes(media.path),
-                             media.mime)},
-            headers=self._auth(conn))
+            "POST",
+            f"{base}/2/media/upload",
+            data={"media_category": "tweet_image"},
+            files={
+                "media": (media.path.rsplit("/", 1)[-1], conn.media_bytes(media.path), media.mime)
+            },
+            headers=self._auth(conn),
+        )
         # Not `mutating`: a repeated upload only leaves an unused media id, which expires.
         r = await conn.send(request, platform=self.name, mutating=False)
         if r.status not in (200, 201):
             raise self._error(r, mutating=False)
         media_id = str((r.json().get("data") or {})["id"])
         if media.alt:
-            alt = Request.json("POST", f"{base}/2/media/metadata",
-                               {"id": media_id, "metadata": {"alt_text": {"text": media.alt}}},
-                               self._auth(conn))
+            alt = Request.json(
+                "POST",
+                f"{base}/2/media/metadata",
+                {"id": media_id, "metadata": {"alt_text": {"text": media.alt}}},
+                self._auth(conn),
+            )
             r = await conn.send(alt, platform=self.name, mutating=False)
             if r.status not in (200, 201):
                 raise self._error(r, mutating=False)
@@ -198,9 +233,14 @@ class X(Platform):
             user_id = conn.state["user_id"]
         wanted = comparable(staged.item.text)
         since = (staged.item.fire_at.astimezone(UTC) - READ_BACK_MARGIN).strftime(
-            "%Y-%m-%dT%H:%M:%SZ")
-        params = {"max_results": "100", "start_time": since, "exclude": "retweets,replies",
-                  "tweet.fields": "created_at"}
+            "%Y-%m-%dT%H:%M:%SZ"
+        )
+        params = {
+            "max_results": "100",
+            "start_time": since,
+            "exclude": "retweets,replies",
+            "tweet.fields": "created_at",
+        }
         for _ in range(READ_BACK_PAGES):
             body = await self._get(conn, f"/2/users/{user_id}/tweets", **params)
             for post in body.get("data") or []:

@@ -22,11 +22,34 @@ app = typer.Typer(
 )
 
 from . import (  # noqa: E402  (commands register on app)
-    accounts, check_preview, doctor, init, participants, rehearse, run, schedule, simulator,
-    status, times)
+    accounts,
+    check_preview,
+    doctor,
+    init,
+    participants,
+    rehearse,
+    run,
+    schedule,
+    simulator,
+    status,
+    times,
+)
 
-__all__ = ["app", "main", "accounts", "check_preview", "doctor", "init", "participants",
-           "rehearse", "run", "schedule", "simulator", "status", "times"]
+__all__ = [
+    "app",
+    "main",
+    "accounts",
+    "check_preview",
+    "doctor",
+    "init",
+    "participants",
+    "rehearse",
+    "run",
+    "schedule",
+    "simulator",
+    "status",
+    "times",
+]
 
 
 def main() -> None:

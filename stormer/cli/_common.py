@@ -17,8 +17,13 @@ if TYPE_CHECKING:
 
 StormDir = Annotated[
     Path,
-    typer.Option("--storm", "-s", envvar="STORMER_STORM",
-                 help="The storm folder (holding config.toml and posts/).", show_default=True),
+    typer.Option(
+        "--storm",
+        "-s",
+        envvar="STORMER_STORM",
+        help="The storm folder (holding config.toml and posts/).",
+        show_default=True,
+    ),
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
 

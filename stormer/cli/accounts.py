@@ -19,28 +19,41 @@ def platforms(as_json: JsonFlag = False) -> None:
     rows = []
     for name, entry in sorted(registry.installed().items()):
         plugin = registry.get(name)
-        rows.append({"name": name, "title": plugin.title, "plugin": entry.value,
-                     "text_limit": plugin.text_limit, "media_text_limit": plugin.media_text_limit,
-                     "max_images": plugin.max_images,
-                     "credentials": list(plugin.credential_fields),
-                     "target": plugin.target_field, "idempotency": plugin.idempotency})
+        rows.append(
+            {
+                "name": name,
+                "title": plugin.title,
+                "plugin": entry.value,
+                "text_limit": plugin.text_limit,
+                "media_text_limit": plugin.media_text_limit,
+                "max_images": plugin.max_images,
+                "credentials": list(plugin.credential_fields),
+                "target": plugin.target_field,
+                "idempotency": plugin.idempotency,
+            }
+        )
     if as_json:
         print_json(rows)
         return
     for r in rows:
-        limit = f"{r['text_limit']}" + (f" ({r['media_text_limit']} with media)"
-                                        if r["media_text_limit"] else "")
-        print(f"{r['name']:<10} {r['title']:<10} limit {limit:<22} images {r['max_images']:<3} "
-              f"credentials: {', '.join(r['credentials']) or '-'}"
-              + (f"; target: {r['target']}" if r["target"] else ""))
+        limit = f"{r['text_limit']}" + (
+            f" ({r['media_text_limit']} with media)" if r["media_text_limit"] else ""
+        )
+        print(
+            f"{r['name']:<10} {r['title']:<10} limit {limit:<22} images {r['max_images']:<3} "
+            f"credentials: {', '.join(r['credentials']) or '-'}"
+            + (f"; target: {r['target']}" if r["target"] else "")
+        )
 
 
 @app.command()
 def post(
     account: Annotated[str, typer.Option("--account", "-a", help="The account to post from.")],
     post_file: Annotated[Path, typer.Option("--post", "-p", help="The post file (posts/*.md).")],
-    dry_run: Annotated[bool, typer.Option(
-        "--dry-run", help="Check the credentials and show the request; post nothing.")] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Check the credentials and show the request; post nothing."),
+    ] = False,
     as_json: JsonFlag = False,
     storm_dir: StormDir = Path("."),
 ) -> None:
@@ -60,8 +73,10 @@ def post(
     elif result["outcome"] == "sent":
         print(f"posted: {result['permalink'] or result['remote_id']}")
     else:
-        print(f"{acct.name}: the post may or may not have been published (the platform did "
-              "not answer and offers no way to check); look at the account before retrying")
+        print(
+            f"{acct.name}: the post may or may not have been published (the platform did "
+            "not answer and offers no way to check); look at the account before retrying"
+        )
         raise typer.Exit(3)
 
 
@@ -72,8 +87,9 @@ def _find_post(storm, path: Path):  # type: ignore[no-untyped-def]
     for p in storm.posts:
         if (storm.root / p.file).resolve() == wanted.resolve() or p.file == path.as_posix():
             return p
-    raise StormerError(f"{path} is not one of this storm's posts (posts/*.md); "
-                       "check it with `stormer check`")
+    raise StormerError(
+        f"{path} is not one of this storm's posts (posts/*.md); check it with `stormer check`"
+    )
 
 
 async def _post(storm, account, source, *, dry_run: bool) -> dict:  # type: ignore[no-untyped-def]
@@ -87,10 +103,17 @@ async def _post(storm, account, source, *, dry_run: bool) -> dict:  # type: igno
 
     now = datetime.now(UTC)
     # A smoke test is a deliberate new post each time: the id includes the moment.
-    item = QueueItem(id=item_id(storm.slug, "smoke", account.name, source.file, iso_utc(now)),
-                     kind="post", fire_at=now, platform=account.platform, account=account.name,
-                     lang=source.lang, text=source.text, media=media_refs(source),
-                     source=source.file)
+    item = QueueItem(
+        id=item_id(storm.slug, "smoke", account.name, source.file, iso_utc(now)),
+        kind="post",
+        fire_at=now,
+        platform=account.platform,
+        account=account.name,
+        lang=source.lang,
+        text=source.text,
+        media=media_refs(source),
+        source=source.file,
+    )
     async with connect(storm, account) as (plugin, conn):
         identity = await plugin.verify(conn)
         if dry_run:
@@ -98,9 +121,13 @@ async def _post(storm, account, source, *, dry_run: bool) -> dict:  # type: igno
         staged = await plugin.stage(item, conn)
         result = await post_now(plugin, staged, conn)
     published = result.published
-    return {"account": account.name, "identity": identity, "outcome": result.outcome,
-            "remote_id": published.remote_id if published else None,
-            "permalink": published.permalink if published else None}
+    return {
+        "account": account.name,
+        "identity": identity,
+        "outcome": result.outcome,
+        "remote_id": published.remote_id if published else None,
+        "permalink": published.permalink if published else None,
+    }
 
 
 @app.command()
@@ -126,8 +153,10 @@ def login(
             return await plugin.login(acct, http, _ask, print)
 
     store(acct.name, asyncio.run(run()))
-    print(f"saved in the system keyring for {acct.name}; it now takes precedence over "
-          "the environment variable named in config.toml")
+    print(
+        f"saved in the system keyring for {acct.name}; it now takes precedence over "
+        "the environment variable named in config.toml"
+    )
 
 
 def _ask(prompt: str, hidden: bool) -> str:

@@ -21,9 +21,13 @@ class ItemKind(str, Enum):
 @app.command()
 def check(
     as_json: JsonFlag = False,
-    online: Annotated[bool, typer.Option(
-        "--online", help="Also verify every account's credentials with its platform "
-                         "(nothing is posted).")] = False,
+    online: Annotated[
+        bool,
+        typer.Option(
+            "--online",
+            help="Also verify every account's credentials with its platform (nothing is posted).",
+        ),
+    ] = False,
     storm_dir: StormDir = Path("."),
 ) -> None:
     """Check config, posts, images and participants; report every problem at once.
@@ -54,9 +58,11 @@ def check(
         for p in problems:
             print(p)
         warnings = len(problems) - errors
-        summary = (f"{storm.name}: {len(storm.posts)} posts, {len(storm.accounts)} accounts, "
-                   f"{len(storm.participants)} participants — {errors} error(s), "
-                   f"{warnings} warning(s)")
+        summary = (
+            f"{storm.name}: {len(storm.posts)} posts, {len(storm.accounts)} accounts, "
+            f"{len(storm.participants)} participants — {errors} error(s), "
+            f"{warnings} warning(s)"
+        )
         print(summary if problems else f"{summary}. Ready.")
     if errors:
         raise typer.Exit(1)
@@ -65,13 +71,20 @@ def check(
 @app.command()
 def preview(
     as_json: JsonFlag = False,
-    limit: Annotated[int | None, typer.Option(
-        "--limit", "-n", min=0, help="Show only the first N items.")] = None,
-    kind: Annotated[ItemKind | None, typer.Option(
-        "--kind", help="Only posts, or only participants' reminders.")] = None,
-    show_contacts: Annotated[bool, typer.Option(
-        "--show-contacts", help="Show each reminder's recipient address (participants' "
-                                "contacts are hidden by default: they may be at risk).")] = False,
+    limit: Annotated[
+        int | None, typer.Option("--limit", "-n", min=0, help="Show only the first N items.")
+    ] = None,
+    kind: Annotated[
+        ItemKind | None, typer.Option("--kind", help="Only posts, or only participants' reminders.")
+    ] = None,
+    show_contacts: Annotated[
+        bool,
+        typer.Option(
+            "--show-contacts",
+            help="Show each reminder's recipient address (participants' "
+            "contacts are hidden by default: they may be at risk).",
+        ),
+    ] = False,
     storm_dir: StormDir = Path("."),
 ) -> None:
     """Dry run: every queued item (posts and participants' reminders) in firing order, with
@@ -99,8 +112,9 @@ def preview(
         return
     import shutil
 
-    for line in preview_lines(storm.name, len(items), shown,
-                              width=shutil.get_terminal_size((100, 24)).columns):
+    for line in preview_lines(
+        storm.name, len(items), shown, width=shutil.get_terminal_size((100, 24)).columns
+    ):
         print(line)
 
 

@@ -19,8 +19,11 @@ def _now() -> datetime:  # tests replace it: the clock is theirs to control
 @app.command()
 def doctor(
     as_json: JsonFlag = False,
-    test_alert: Annotated[bool, typer.Option(
-        "--test-alert", help="Also send a test alert through every configured Apprise URL.")
+    test_alert: Annotated[
+        bool,
+        typer.Option(
+            "--test-alert", help="Also send a test alert through every configured Apprise URL."
+        ),
     ] = False,
     storm_dir: StormDir = Path("."),
 ) -> None:
@@ -35,8 +38,9 @@ def doctor(
         storm = load(storm_dir)
     except ConfigError as e:  # an unreadable storm is a finding too
         problems = "; ".join(str(p) for p in e.problems)
-        findings = [Finding("config", False, "error", problems,
-                            "fix config.toml, then run `stormer check`")]
+        findings = [
+            Finding("config", False, "error", problems, "fix config.toml, then run `stormer check`")
+        ]
     else:
         findings = asyncio.run(diagnose(storm, now=_now))
         if test_alert:
@@ -56,8 +60,9 @@ def doctor(
 @app.command()
 def watchdog(
     as_json: JsonFlag = False,
-    quiet: Annotated[bool, typer.Option(
-        "--quiet", "-q", help="Print nothing when all is well (for cron).")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print nothing when all is well (for cron).")
+    ] = False,
     storm_dir: StormDir = Path("."),
 ) -> None:
     """Check once that a live worker has staged what is due; if not, alert the organizer
@@ -80,14 +85,23 @@ def watchdog(
         if engine is not None:
             engine.dispose()
     if as_json:
-        print_json({"storm": storm.slug, "now": iso_utc(now), "due": result.message is not None,
-                    "instant": iso_utc(result.instant) if result.instant else None,
-                    "message": result.message, "alerted": result.alerted,
-                    "error": result.error})
+        print_json(
+            {
+                "storm": storm.slug,
+                "now": iso_utc(now),
+                "due": result.message is not None,
+                "instant": iso_utc(result.instant) if result.instant else None,
+                "message": result.message,
+                "alerted": result.alerted,
+                "error": result.error,
+            }
+        )
     elif result.message is None:
         if not quiet:
-            print(f"{storm.slug}: ok — everything due within {storm.unstaged_before} is staged "
-                  "by a live worker")
+            print(
+                f"{storm.slug}: ok — everything due within {storm.unstaged_before} is staged "
+                "by a live worker"
+            )
     elif result.alerted != "already" or not quiet:
         print(result.message)
     if result.message is None:
@@ -101,4 +115,3 @@ def watchdog(
         note(f"ALERT NOT SENT: {result.error}")
         raise typer.Exit(2)
     raise typer.Exit(1)
-

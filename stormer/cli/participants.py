@@ -15,8 +15,11 @@ from stormer.cli import app
 from stormer.cli._common import JsonFlag, StormDir, load, note, print_json
 
 participants_app = typer.Typer(
-    name="participants", no_args_is_help=True, rich_markup_mode=None,
-    help="The storm's participants: import a sign-up form, list them, export them.")
+    name="participants",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    help="The storm's participants: import a sign-up form, list them, export them.",
+)
 app.add_typer(participants_app)
 
 OutFile = Annotated[Path, typer.Option("--out", "-o", metavar="FILE", help="The file to write.")]
@@ -24,11 +27,17 @@ OutFile = Annotated[Path, typer.Option("--out", "-o", metavar="FILE", help="The 
 
 @participants_app.command("import")
 def import_(
-    file: Annotated[Path, typer.Argument(
-        metavar="FILE", help="A CSV export of the sign-up form (name/organisation, time zone "
-                             "or country code, language, e-mail or Apprise URL).")],
-    dry_run: Annotated[bool, typer.Option(
-        "--dry-run", help="Check and count; write nothing.")] = False,
+    file: Annotated[
+        Path,
+        typer.Argument(
+            metavar="FILE",
+            help="A CSV export of the sign-up form (name/organisation, time zone "
+            "or country code, language, e-mail or Apprise URL).",
+        ),
+    ],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Check and count; write nothing.")
+    ] = False,
     as_json: JsonFlag = False,
     storm_dir: StormDir = Path("."),
 ) -> None:
@@ -41,14 +50,18 @@ def import_(
     if as_json:
         print_json({**report.as_dict(), "dry_run": dry_run})
     else:
-        used = ", ".join(f"{column} ← {' + '.join(repr(h) for h in headers)}"
-                         for column, headers in report.columns.items())
+        used = ", ".join(
+            f"{column} ← {' + '.join(repr(h) for h in headers)}"
+            for column, headers in report.columns.items()
+        )
         note(f"read {file.name}: {used}")
         for problem in report.problems:
             note(str(problem))
-        print(f"{report.file}: {report.added} added, {report.updated} updated, "
-              f"{report.unchanged} unchanged, {report.bad} bad"
-              + (" (dry run: nothing written)" if dry_run else ""))
+        print(
+            f"{report.file}: {report.added} added, {report.updated} updated, "
+            f"{report.unchanged} unchanged, {report.bad} bad"
+            + (" (dry run: nothing written)" if dry_run else "")
+        )
     if report.problems:
         raise typer.Exit(1)
 
@@ -71,8 +84,9 @@ def list_(as_json: JsonFlag = False, storm_dir: StormDir = Path(".")) -> None:
     for column in ("row", "name", "zone", "lang", "contacts"):
         table.add_column(column)
     for r in rows:
-        table.add_row(str(r["row"]), r["name"], r["zone"], r["lang"],
-                      ", ".join(r["contacts"]) or "-")
+        table.add_row(
+            str(r["row"]), r["name"], r["zone"], r["lang"], ", ".join(r["contacts"]) or "-"
+        )
     console().print(table)
 
 
@@ -91,9 +105,11 @@ def export(
     except FileExistsError:
         note(f"stormer: {out} exists; pass --force to replace it")
         raise typer.Exit(1) from None
-    note(f"warning: {out} holds the contacts of {len(storm.participants)} participant(s), "
-         "people at risk if it leaks: keep it off shared drives, chats and e-mail, and delete "
-         "it when done")
+    note(
+        f"warning: {out} holds the contacts of {len(storm.participants)} participant(s), "
+        "people at risk if it leaks: keep it off shared drives, chats and e-mail, and delete "
+        "it when done"
+    )
 
 
 @app.command()

@@ -13,8 +13,9 @@ from stormer.cli._common import JsonFlag, StormDir, load, print_json
 
 @app.command()
 def rehearse(
-    in_: Annotated[str, typer.Option(
-        "--in", help="Fire the rehearsal this long from now (e.g. 20s).")] = "15s",
+    in_: Annotated[
+        str, typer.Option("--in", help="Fire the rehearsal this long from now (e.g. 20s).")
+    ] = "15s",
     as_json: JsonFlag = False,
     storm_dir: StormDir = Path("."),
 ) -> None:
@@ -32,8 +33,9 @@ def rehearse(
     if storm.errors:
         raise ConfigError(storm.errors)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-    result = run_rehearsal(storm, delay=parse_duration(in_),
-                           say=(lambda _: None) if as_json else print)
+    result = run_rehearsal(
+        storm, delay=parse_duration(in_), say=(lambda _: None) if as_json else print
+    )
     if as_json:
         doc = dataclasses.asdict(result)
         doc["at"] = result.at.isoformat().replace("+00:00", "Z")

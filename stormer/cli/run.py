@@ -13,21 +13,37 @@ from stormer.cli._common import StormDir, load
 
 @app.command()
 def run(
-    until_done: Annotated[bool, typer.Option(
-        "--until-done", help="Stop once every item is sent, dead, missed or unconfirmed.")
+    until_done: Annotated[
+        bool,
+        typer.Option(
+            "--until-done", help="Stop once every item is sent, dead, missed or unconfirmed."
+        ),
     ] = False,
-    staging_window: Annotated[str, typer.Option(
-        help="Stage (log in, upload media) this long before each fire time.")] = "10m",
-    grace: Annotated[str, typer.Option(
-        help="An item not sent within this long after its time is missed, never sent late.")
+    staging_window: Annotated[
+        str, typer.Option(help="Stage (log in, upload media) this long before each fire time.")
     ] = "10m",
-    lease: Annotated[str, typer.Option(
-        hidden=True, help="How long a claim lasts without renewal (a dead worker's items are "
-                          "taken over after it).")] = "60s",
-    poll: Annotated[float, typer.Option(
-        hidden=True, help="Seconds between passes over the outbox.")] = 5.0,
-    claim_batch: Annotated[int, typer.Option(
-        hidden=True, help="Items claimed per pass (workers sharing a database interleave).")
+    grace: Annotated[
+        str,
+        typer.Option(
+            help="An item not sent within this long after its time is missed, never sent late."
+        ),
+    ] = "10m",
+    lease: Annotated[
+        str,
+        typer.Option(
+            hidden=True,
+            help="How long a claim lasts without renewal (a dead worker's items are "
+            "taken over after it).",
+        ),
+    ] = "60s",
+    poll: Annotated[
+        float, typer.Option(hidden=True, help="Seconds between passes over the outbox.")
+    ] = 5.0,
+    claim_batch: Annotated[
+        int,
+        typer.Option(
+            hidden=True, help="Items claimed per pass (workers sharing a database interleave)."
+        ),
     ] = 2000,
     storm_dir: StormDir = Path("."),
 ) -> None:
@@ -46,11 +62,16 @@ def run(
     storm = load(storm_dir)
     if storm.errors:
         raise ConfigError(storm.errors)
-    settings = Settings(staging_window=parse_duration(staging_window),
-                        grace=parse_duration(grace), lease=parse_duration(lease),
-                        poll_seconds=poll, claim_limit=claim_batch)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(message)s")
+    settings = Settings(
+        staging_window=parse_duration(staging_window),
+        grace=parse_duration(grace),
+        lease=parse_duration(lease),
+        poll_seconds=poll,
+        claim_limit=claim_batch,
+    )
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s"
+    )
     for chatty in ("apscheduler", "httpx", "httpcore"):  # a line per job or request
         logging.getLogger(chatty).setLevel(logging.WARNING)
     engine = open_engine(storm)

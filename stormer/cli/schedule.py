@@ -37,7 +37,8 @@ def schedule(as_json: JsonFlag = False, storm_dir: StormDir = Path(".")) -> None
     if storm.at <= now:
         raise StormInPast(
             f"the storm time {iso_utc(storm.at)} is not in the future (now {iso_utc(now)}); "
-            "set [storm] at in config.toml to a future time, or use `stormer rehearse`")
+            "set [storm] at in config.toml to a future time, or use `stormer rehearse`"
+        )
     items = with_payloads(storm, plan(storm))
     engine = open_engine(storm)
     try:
@@ -45,24 +46,37 @@ def schedule(as_json: JsonFlag = False, storm_dir: StormDir = Path(".")) -> None
             result = upsert(items, session=session, storm=storm.slug, now=now)
     finally:
         engine.dispose()
-    summary = {"storm": storm.slug, "fire_at": iso_utc(storm.at), "planned": len(items),
-               "added": result.added, "updated": result.updated,
-               "unchanged": result.unchanged, "cancelled": result.cancelled,
-               "restored": result.restored, "kept_sent": list(result.kept_sent),
-               "too_late": result.too_late}
+    summary = {
+        "storm": storm.slug,
+        "fire_at": iso_utc(storm.at),
+        "planned": len(items),
+        "added": result.added,
+        "updated": result.updated,
+        "unchanged": result.unchanged,
+        "cancelled": result.cancelled,
+        "restored": result.restored,
+        "kept_sent": list(result.kept_sent),
+        "too_late": result.too_late,
+    }
     if as_json:
         print_json(summary)
         return
-    print(f"{storm.name}: {len(items)} item(s) planned for {iso_utc(storm.at)} — "
-          f"{len(result.added)} added, {len(result.updated)} updated, "
-          f"{len(result.unchanged)} unchanged, {len(result.cancelled)} cancelled, "
-          f"{len(result.restored)} restored.")
+    print(
+        f"{storm.name}: {len(items)} item(s) planned for {iso_utc(storm.at)} — "
+        f"{len(result.added)} added, {len(result.updated)} updated, "
+        f"{len(result.unchanged)} unchanged, {len(result.cancelled)} cancelled, "
+        f"{len(result.restored)} restored."
+    )
     if result.too_late:
-        print(f"{len(result.too_late)} new item(s) were not added because their time has "
-              "passed (reminders before a participant joined).")
+        print(
+            f"{len(result.too_late)} new item(s) were not added because their time has "
+            "passed (reminders before a participant joined)."
+        )
     if result.kept_sent:
-        print(f"{len(result.kept_sent)} item(s) already sent or in flight were left as they "
-              "are although the plan changed: " + ", ".join(result.kept_sent[:10]))
+        print(
+            f"{len(result.kept_sent)} item(s) already sent or in flight were left as they "
+            "are although the plan changed: " + ", ".join(result.kept_sent[:10])
+        )
 
 
 @db_app.command("upgrade")

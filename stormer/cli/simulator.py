@@ -9,21 +9,32 @@ import typer
 from stormer.cli import app
 
 simulator_app = typer.Typer(
-    name="simulator", no_args_is_help=True, rich_markup_mode=None,
-    help="The local platform simulator used by tests, benchmarks and rehearsals.")
+    name="simulator",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    help="The local platform simulator used by tests, benchmarks and rehearsals.",
+)
 app.add_typer(simulator_app)
 
 
 @simulator_app.command()
 def serve(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(
-        "--port", "-p", help="Port to listen on (0: any free port).")] = 8787,
-    latency: Annotated[str | None, typer.Option(
-        "--latency", metavar="MS",
-        help="Answer after a random delay in this range, in milliseconds: 50-300.")] = None,
-    seed: Annotated[int, typer.Option(
-        "--seed", help="Seed of the fault and latency randomness (repeatable runs).")] = 0,
+    port: Annotated[
+        int, typer.Option("--port", "-p", help="Port to listen on (0: any free port).")
+    ] = 8787,
+    latency: Annotated[
+        str | None,
+        typer.Option(
+            "--latency",
+            metavar="MS",
+            help="Answer after a random delay in this range, in milliseconds: 50-300.",
+        ),
+    ] = None,
+    seed: Annotated[
+        int,
+        typer.Option("--seed", help="Seed of the fault and latency randomness (repeatable runs)."),
+    ] = 0,
 ) -> None:
     """Serve Mastodon, Bluesky, X, Telegram, Discord and Matrix imitations; print the base URL.
 
@@ -49,14 +60,18 @@ def serve(
         sock.bind((host, port))
     except OSError as e:
         sock.close()
-        raise typer.BadParameter(f"cannot listen on {host}:{port}: {e.strerror}",
-                                 param_hint="--port") from e
+        raise typer.BadParameter(
+            f"cannot listen on {host}:{port}: {e.strerror}", param_hint="--port"
+        ) from e
     sock.listen(4096)  # a storm opens thousands of connections at once
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if family == socket.AF_INET6 else host
     print(f"http://{shown}:{bound}", flush=True)
-    server = uvicorn.Server(uvicorn.Config(create_app(config), log_level="warning",
-                                           lifespan="off", access_log=False, backlog=4096))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(config), log_level="warning", lifespan="off", access_log=False, backlog=4096
+        )
+    )
     try:
         asyncio.run(server.serve(sockets=[sock]))
     finally:

@@ -25,14 +25,21 @@ def _now() -> datetime:
 @app.command()
 def status(
     as_json: JsonFlag = False,
-    watch: Annotated[bool, typer.Option(
-        "--watch", "-w", help="Refresh until Ctrl-C (with --json: one JSON line each time).")
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch", "-w", help="Refresh until Ctrl-C (with --json: one JSON line each time)."
+        ),
     ] = False,
-    interval: Annotated[float, typer.Option(
-        "--interval", min=0.1, metavar="S", help="Seconds between refreshes with --watch.")
+    interval: Annotated[
+        float,
+        typer.Option(
+            "--interval", min=0.1, metavar="S", help="Seconds between refreshes with --watch."
+        ),
     ] = 2.0,
-    count: Annotated[int | None, typer.Option(
-        "--count", min=1, metavar="N", help="With --watch: stop after N refreshes.")
+    count: Annotated[
+        int | None,
+        typer.Option("--count", min=1, metavar="N", help="With --watch: stop after N refreshes."),
     ] = None,
     storm_dir: StormDir = Path("."),
 ) -> None:
@@ -69,11 +76,13 @@ def _show_status(doc: dict[str, Any], as_json: bool) -> None:
     _print_lines(status_lines(doc))
 
 
-def _watch(snapshot: Callable[[], dict[str, Any]], as_json: bool, interval: float,
-           count: int | None) -> None:
+def _watch(
+    snapshot: Callable[[], dict[str, Any]], as_json: bool, interval: float, count: int | None
+) -> None:
     from stormer.ops.report import status_lines
 
     if as_json or not sys.stdout.isatty():
+
         def show(doc: dict[str, Any]) -> None:
             if as_json:
                 print(json.dumps(doc, ensure_ascii=False), flush=True)
@@ -99,8 +108,12 @@ def _watch(snapshot: Callable[[], dict[str, Any]], as_json: bool, interval: floa
         _refresh(snapshot, lambda doc: live.update(render(doc), refresh=True), interval, count)
 
 
-def _refresh(snapshot: Callable[[], dict[str, Any]], show: Callable[[dict[str, Any]], None],
-             interval: float, count: int | None) -> None:
+def _refresh(
+    snapshot: Callable[[], dict[str, Any]],
+    show: Callable[[dict[str, Any]], None],
+    interval: float,
+    count: int | None,
+) -> None:
     shown = 0
     while True:
         show(snapshot())
@@ -113,11 +126,18 @@ def _refresh(snapshot: Callable[[], dict[str, Any]], show: Callable[[dict[str, A
 @app.command()
 def report(
     as_json: JsonFlag = False,
-    as_csv: Annotated[bool, typer.Option(
-        "--csv", help="Print CSV, safe to open in a spreadsheet.")] = False,
-    out: Annotated[Path | None, typer.Option(
-        "--out", "-o", metavar="FILE", dir_okay=False,
-        help="Write to FILE instead of stdout (CSV gets a UTF-8 BOM, for spreadsheets).")
+    as_csv: Annotated[
+        bool, typer.Option("--csv", help="Print CSV, safe to open in a spreadsheet.")
+    ] = False,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            metavar="FILE",
+            dir_okay=False,
+            help="Write to FILE instead of stdout (CSV gets a UTF-8 BOM, for spreadsheets).",
+        ),
     ] = None,
     storm_dir: StormDir = Path("."),
 ) -> None:
@@ -143,8 +163,14 @@ def report(
     if as_csv:
         text = to_csv(rows)
     elif as_json:
-        text = json.dumps({"storm": storm.slug, "now": iso_utc(now), "summary": totals,
-                           "rows": rows}, ensure_ascii=False, indent=2) + "\n"
+        text = (
+            json.dumps(
+                {"storm": storm.slug, "now": iso_utc(now), "summary": totals, "rows": rows},
+                ensure_ascii=False,
+                indent=2,
+            )
+            + "\n"
+        )
     elif out is None:
         _print_lines(report_lines(totals, rows))
         return

@@ -13,25 +13,52 @@ from stormer.cli._common import JsonFlag, StormDir, load, print_json
 
 @app.command()
 def times(
-    at: Annotated[str | None, typer.Option(
-        "--at", metavar="WHEN",
-        help="An instant (2021-03-11T18:00:00Z, 2021-03-11T20:00:00+02:00) or, with --tz, "
-             "a wall time ('2021-03-11 20:00'). Default: the storm time in config.toml.")] = None,
-    tz: Annotated[str | None, typer.Option(
-        "--tz", metavar="ZONE", help="The zone of a wall time given with --at.")] = None,
-    zone: Annotated[list[str] | None, typer.Option(
-        "--zone", "-z", metavar="Z",
-        help="A zone to show (repeatable). Default: the announce zones and every "
-             "participant's zone.")] = None,
-    announce: Annotated[bool, typer.Option(
-        "--announce", help="Print only the announcement line.")] = False,
-    lang: Annotated[str, typer.Option(
-        "--lang", "-l", help="Language of the announcement and table: en, es, fr, it, ar…")] = "en",
+    at: Annotated[
+        str | None,
+        typer.Option(
+            "--at",
+            metavar="WHEN",
+            help="An instant (2021-03-11T18:00:00Z, 2021-03-11T20:00:00+02:00) or, with --tz, "
+            "a wall time ('2021-03-11 20:00'). Default: the storm time in config.toml.",
+        ),
+    ] = None,
+    tz: Annotated[
+        str | None,
+        typer.Option("--tz", metavar="ZONE", help="The zone of a wall time given with --at."),
+    ] = None,
+    zone: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--zone",
+            "-z",
+            metavar="Z",
+            help="A zone to show (repeatable). Default: the announce zones and every "
+            "participant's zone.",
+        ),
+    ] = None,
+    announce: Annotated[
+        bool, typer.Option("--announce", help="Print only the announcement line.")
+    ] = False,
+    lang: Annotated[
+        str,
+        typer.Option(
+            "--lang", "-l", help="Language of the announcement and table: en, es, fr, it, ar…"
+        ),
+    ] = "en",
     as_json: JsonFlag = False,
     storm_dir: StormDir = Path("."),
 ) -> None:
     """Turn the one storm time into every participant's local time."""
-    from stormer.timezones import AnnounceZone, announcement, format_clock, format_day, iso_utc, local_times, parse_when, utc_offset
+    from stormer.timezones import (
+        AnnounceZone,
+        announcement,
+        format_clock,
+        format_day,
+        iso_utc,
+        local_times,
+        parse_when,
+        utc_offset,
+    )
 
     storm = None
     if at is None or not zone or announce:
@@ -56,8 +83,9 @@ def times(
         return
     rows = local_times(instant, zones)
     if as_json:
-        print_json({"at_utc": iso_utc(instant), "times": [r.as_dict() for r in rows],
-                    "announcement": line})
+        print_json(
+            {"at_utc": iso_utc(instant), "times": [r.as_dict() for r in rows], "announcement": line}
+        )
         return
     from rich.table import Table
 
@@ -67,6 +95,11 @@ def times(
     for column in ("zone", "local time", "date", "abbr.", "UTC offset"):
         table.add_column(column)
     for r in rows:
-        table.add_row(r.zone, format_clock(r.local, lang), format_day(r.local, lang),
-                      r.abbreviation, utc_offset(r.local))
+        table.add_row(
+            r.zone,
+            format_clock(r.local, lang),
+            format_day(r.local, lang),
+            r.abbreviation,
+            utc_offset(r.local),
+        )
     console().print(table)

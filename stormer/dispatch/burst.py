@@ -34,8 +34,9 @@ class AiohttpSender:
         self._session = aiohttp.ClientSession(
             # Idle connections are dropped after 3 s: servers commonly close theirs after 5 s,
             # and a request sent on a connection the server just closed fails ambiguously.
-            connector=aiohttp.TCPConnector(limit=self.connections, limit_per_host=0,
-                                           ttl_dns_cache=600, keepalive_timeout=3),
+            connector=aiohttp.TCPConnector(
+                limit=self.connections, limit_per_host=0, ttl_dns_cache=600, keepalive_timeout=3
+            ),
             timeout=aiohttp.ClientTimeout(total=self.timeout),
         )
         return self
@@ -50,16 +51,21 @@ class AiohttpSender:
 
         assert self._session is not None, "use `async with AiohttpSender()`"
         try:
-            async with self._session.request(request.method, request.url,
-                                             headers=dict(request.headers),
-                                             data=request.content or None,
-                                             allow_redirects=False) as r:
+            async with self._session.request(
+                request.method,
+                request.url,
+                headers=dict(request.headers),
+                data=request.content or None,
+                allow_redirects=False,
+            ) as r:
                 body = await r.read()
                 return Response(r.status, {k.lower(): v for k, v in r.headers.items()}, body)
         except aiohttp.ClientConnectorError as e:
-            raise Transient(f"could not reach the server ({type(e).__name__})",
-                            platform=platform) from None
+            raise Transient(
+                f"could not reach the server ({type(e).__name__})", platform=platform
+            ) from None
         except (aiohttp.ClientError, asyncio.TimeoutError) as e:
             cls = OutcomeUnknown if mutating else Transient
-            raise cls(f"no answer from the server ({type(e).__name__})",
-                      platform=platform) from None
+            raise cls(
+                f"no answer from the server ({type(e).__name__})", platform=platform
+            ) from None

@@ -26,8 +26,7 @@ def client(**kwargs: object) -> httpx.AsyncClient:
     """The HTTP client stormer uses unless a test injects its own transport."""
     import httpx
 
-    return httpx.AsyncClient(timeout=TIMEOUT_SECONDS, headers={"User-Agent": USER_AGENT},
-                             **kwargs)  # type: ignore[arg-type]
+    return httpx.AsyncClient(timeout=TIMEOUT_SECONDS, headers={"User-Agent": USER_AGENT}, **kwargs)  # type: ignore[arg-type]
 
 
 def account_named(storm: Storm, name: str) -> Account:
@@ -41,9 +40,9 @@ def account_named(storm: Storm, name: str) -> Account:
 
 
 @asynccontextmanager
-async def connect(storm: Storm, account: Account,
-                  http: httpx.AsyncClient | None = None) -> AsyncIterator[tuple[Platform,
-                                                                                Connection]]:
+async def connect(
+    storm: Storm, account: Account, http: httpx.AsyncClient | None = None
+) -> AsyncIterator[tuple[Platform, Connection]]:
     """The plugin and a Connection for `account`; closes the client it opened."""
     from stormer.channels.base import Connection
 
@@ -52,8 +51,15 @@ async def connect(storm: Storm, account: Account,
     own = http is None
     http = http or client()
     try:
-        yield plugin, Connection(account=account, client=http, credentials=credentials,
-                                 media_root=storm.root / "posts")
+        yield (
+            plugin,
+            Connection(
+                account=account,
+                client=http,
+                credentials=credentials,
+                media_root=storm.root / "posts",
+            ),
+        )
     finally:
         if own:
             await http.aclose()

@@ -49,7 +49,11 @@ log = logging.getLogger("stormer.dispatch")
 # at 10: p99 30 s for 1,666 webhooks), so these are wide; each account's own gate and the
 # platforms' 429s with Retry-After bound the rest.
 DEFAULT_PER_PLATFORM: Mapping[str, int] = {
-    "mastodon": 1000, "bluesky": 1000, "x": 1000, "telegram": 1000, "discord": 1000,
+    "mastodon": 1000,
+    "bluesky": 1000,
+    "x": 1000,
+    "telegram": 1000,
+    "discord": 1000,
     "matrix": 1000,
 }
 
@@ -116,18 +120,36 @@ def cyclic_gc_paused() -> Iterator[None]:
 
 def item_of(c: claims.ClaimedItem) -> QueueItem:
     """The queue item a claimed row stands for (what plugins stage)."""
-    media = tuple(MediaRef(m["path"], m.get("alt", ""), m.get("width"), m.get("height"),
-                           m.get("mime", "image/png")) for m in c.media)
-    return QueueItem(id=c.id, kind=c.kind, fire_at=c.fire_at,  # type: ignore[arg-type]
-                     platform=c.platform, account=c.account, lang=c.lang, text=c.text,
-                     media=media, payload=c.payload)
+    media = tuple(
+        MediaRef(
+            m["path"], m.get("alt", ""), m.get("width"), m.get("height"), m.get("mime", "image/png")
+        )
+        for m in c.media
+    )
+    return QueueItem(
+        id=c.id,
+        kind=c.kind,
+        fire_at=c.fire_at,  # type: ignore[arg-type]
+        platform=c.platform,
+        account=c.account,
+        lang=c.lang,
+        text=c.text,
+        media=media,
+        payload=c.payload,
+    )
 
 
 class Dispatcher:
-    def __init__(self, storm: Storm, engine: Engine, *, settings: Settings | None = None,
-                 worker: str | None = None, http: httpx.AsyncClient | None = None,
-                 credentials: Callable[[Account, tuple[str, ...]], dict[str, Secret]] = resolve,
-                 ) -> None:
+    def __init__(
+        self,
+        storm: Storm,
+        engine: Engine,
+        *,
+        settings: Settings | None = None,
+        worker: str | None = None,
+        http: httpx.AsyncClient | None = None,
+        credentials: Callable[[Account, tuple[str, ...]], dict[str, Secret]] = resolve,
+    ) -> None:
         self.storm = storm
         self.engine = engine
         self.settings = settings or Settings()
@@ -144,7 +166,8 @@ class Dispatcher:
         self._in_flight: set[str] = set()
         self._platform_gates: dict[str, asyncio.Semaphore] = {}
         self._account_gates: dict[str, asyncio.Semaphore] = defaultdict(
-            lambda: asyncio.Semaphore(self.settings.per_account))
+            lambda: asyncio.Semaphore(self.settings.per_account)
+        )
         self._sync_lock = asyncio.Lock()
         self._done = asyncio.Event()
         self._scheduler: Any = None
@@ -153,22 +176,33 @@ class Dispatcher:
 
     # --- life cycle ------------------------------------------------------------------------
 
-    async def run(self, *, until_done: bool = False,
-                  stop: asyncio.Event | None = None) -> None:
+    async def run(self, *, until_done: bool = False, stop: asyncio.Event | None = None) -> None:
         """Work until `stop` is set (or, with `until_done`, until every item is final)."""
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
         from stormer.dispatch.burst import AiohttpSender
         from stormer.dispatch.connect import client
 
-        await self._db(claims.register_worker, storm=self.storm.slug, hostname=socket.gethostname(),
-                       pid=os.getpid(), now=utcnow())
+        await self._db(
+            claims.register_worker,
+            storm=self.storm.slug,
+            hostname=socket.gethostname(),
+            pid=os.getpid(),
+            now=utcnow(),
+        )
         own_http = self._http is None
         self._http = self._http or client()
         self._scheduler = AsyncIOScheduler(timezone=UTC)
-        self._scheduler.add_job(self.sync, "interval", seconds=self.settings.poll_seconds,
-                                next_run_time=utcnow(), id="sync", max_instances=1,
-                                coalesce=True, misfire_grace_time=None)
+        self._scheduler.add_job(
+            self.sync,
+            "interval",
+            seconds=self.settings.poll_seconds,
+            next_run_time=utcnow(),
+            id="sync",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+        )
         try:
             async with AiohttpSender() as sender:
                 self._sender = sender
@@ -204,8 +238,9 @@ class Dispatcher:
             await asyncio.sleep(every)
             if self._held:
                 try:
-                    await self._db(claims.renew, ids=list(self._held), now=utcnow(),
-                                   lease=self.settings.lease)
+                    await self._db(
+                        claims.renew, ids=list(self._held), now=utcnow(), lease=self.settings.lease
+                    )
                 except Exception:  # noqa: BLE001 - try again at the next beat
                     log.exception("renewing leases failed")
 
@@ -230,23 +265,33 @@ class Dispatcher:
         s, slug, now = self.settings, self.storm.slug, utcnow()
         released, unknown = await self._db(claims.recover_expired, storm=slug, now=now)
         if released or unknown:
-            log.warning("recovered %d expired claim(s); %d item(s) with an unknown outcome",
-                        len(released), len(unknown))
+            log.warning(
+                "recovered %d expired claim(s); %d item(s) with an unknown outcome",
+                len(released),
+                len(unknown),
+            )
         missed = await self._db(claims.mark_missed, storm=slug, now=now, grace=s.grace)
         if missed:
-            log.error("%d item(s) MISSED: not sent within %s of their time", len(missed),
-                      s.grace)
-        unknown_items = await self._db(claims.claim_unknown, storm=slug, now=now, limit=1000,
-                                       lease=s.lease)
+            log.error("%d item(s) MISSED: not sent within %s of their time", len(missed), s.grace)
+        unknown_items = await self._db(
+            claims.claim_unknown, storm=slug, now=now, limit=1000, lease=s.lease
+        )
         if unknown_items:
             await asyncio.gather(*(self._reconcile_unknown(c) for c in unknown_items))
-        claimed = await self._db(claims.claim_due, storm=slug, now=now,
-                                 horizon=s.staging_window, limit=s.claim_limit, lease=s.lease)
+        claimed = await self._db(
+            claims.claim_due,
+            storm=slug,
+            now=now,
+            horizon=s.staging_window,
+            limit=s.claim_limit,
+            lease=s.lease,
+        )
         self._held.update(c.id for c in claimed)
         if claimed:
             # Stage all at once, then store what staging produced in one write.
-            results = await asyncio.gather(*(self._stage(c) for c in claimed),
-                                           return_exceptions=True)
+            results = await asyncio.gather(
+                *(self._stage(c) for c in claimed), return_exceptions=True
+            )
             staged = [r for r in results if isinstance(r, tuple)]
             if staged:
                 await self._db(claims.mark_staged_many, staged=staged, now=utcnow())
@@ -269,9 +314,15 @@ class Dispatcher:
         if wake <= utcnow():
             asyncio.get_running_loop().create_task(self.fire(instant))
             return
-        self._scheduler.add_job(self.fire, "date", run_date=wake, args=[instant],
-                                id=f"fire-{instant.isoformat()}", replace_existing=True,
-                                misfire_grace_time=int(self.settings.grace.total_seconds()))
+        self._scheduler.add_job(
+            self.fire,
+            "date",
+            run_date=wake,
+            args=[instant],
+            id=f"fire-{instant.isoformat()}",
+            replace_existing=True,
+            misfire_grace_time=int(self.settings.grace.total_seconds()),
+        )
 
     # --- staging ---------------------------------------------------------------------------
 
@@ -287,9 +338,13 @@ class Dispatcher:
                 raise Rejected(f"account {account_name!r} is no longer in config.toml")
             plugin = registry.get(account.platform)
             assert self._http is not None
-            conn = Connection(account=account, client=self._http,
-                              credentials=self._credentials(account, plugin.credential_fields),
-                              media_root=self.storm.root / "posts", sender=self._sender)
+            conn = Connection(
+                account=account,
+                client=self._http,
+                credentials=self._credentials(account, plugin.credential_fields),
+                media_root=self.storm.root / "posts",
+                sender=self._sender,
+            )
             self._connections[account_name] = (plugin, conn)
         return self._connections[account_name]
 
@@ -298,8 +353,12 @@ class Dispatcher:
             from stormer.notify.sender import ReminderChannel, ReminderConnection, resolve_senders
 
             senders, _missing = resolve_senders(self.storm.reminder_senders)  # check says
-            self._reminders = (ReminderChannel(), ReminderConnection(
-                storm=self.storm, senders=senders, workdir=self.storm.root / ".stormer"))
+            self._reminders = (
+                ReminderChannel(),
+                ReminderConnection(
+                    storm=self.storm, senders=senders, workdir=self.storm.root / ".stormer"
+                ),
+            )
         return self._reminders
 
     def _pacer(self, c: claims.ClaimedItem, plugin: Any) -> Pacer | None:
@@ -317,8 +376,7 @@ class Dispatcher:
             self._platform_gates[platform] = asyncio.Semaphore(n)
         return self._platform_gates[platform]
 
-    async def _stage(self, c: claims.ClaimedItem
-                     ) -> tuple[str, str, dict[str, Any]] | None:
+    async def _stage(self, c: claims.ClaimedItem) -> tuple[str, str, dict[str, Any]] | None:
         """Stage one item; returns what `claims.mark_staged_many` stores, None if it failed."""
         try:
             plugin, conn = self._connection(c)
@@ -331,15 +389,26 @@ class Dispatcher:
             wait = self.settings.retry_after_staging_failure
             if isinstance(e, RateLimited):
                 wait = max(wait, timedelta(seconds=e.retry_after))
-            await self._db(claims.record_outcomes, outcomes=[claims.Outcome(
-                c.id, "failed", utcnow(), error=redact(f"staging: {e}"),
-                next_attempt_at=utcnow() + wait)])
+            await self._db(
+                claims.record_outcomes,
+                outcomes=[
+                    claims.Outcome(
+                        c.id,
+                        "failed",
+                        utcnow(),
+                        error=redact(f"staging: {e}"),
+                        next_attempt_at=utcnow() + wait,
+                    )
+                ],
+            )
             self._held.discard(c.id)
             return None
         except (PlatformError, StormerError) as e:
             log.error("staging %s (%s) failed for good: %s", c.id, c.account, e)
-            await self._db(claims.record_outcomes, outcomes=[claims.Outcome(
-                c.id, "dead", utcnow(), error=redact(f"staging: {e}"))])
+            await self._db(
+                claims.record_outcomes,
+                outcomes=[claims.Outcome(c.id, "dead", utcnow(), error=redact(f"staging: {e}"))],
+            )
             self._held.discard(c.id)
             return None
         self._ready[c.id] = (c, staged)
@@ -349,8 +418,11 @@ class Dispatcher:
 
     async def fire(self, instant: datetime) -> None:
         """The alarm for `instant`: record the attempts, wait for the instant, send."""
-        batch = [(c, st) for c, st in self._ready.values()
-                 if c.fire_at == instant and c.id not in self._in_flight]
+        batch = [
+            (c, st)
+            for c, st in self._ready.values()
+            if c.fire_at == instant and c.id not in self._in_flight
+        ]
         if not batch:
             if not any(c.fire_at == instant for c, _ in self._ready.values()):
                 self._alarms.discard(instant)  # else a burst for it is still in flight
@@ -378,15 +450,18 @@ class Dispatcher:
                 if c_id not in self._ready:
                     self._in_flight.discard(c_id)
 
-    async def _burst(self, instant: datetime,
-                     batch: list[tuple[claims.ClaimedItem, Staged]]) -> None:
+    async def _burst(
+        self, instant: datetime, batch: list[tuple[claims.ClaimedItem, Staged]]
+    ) -> None:
         """Record the attempts, wait for the instant, send `batch`, record the outcomes."""
-        marked = set(await self._db(claims.record_attempt, ids=[c.id for c, _ in batch],
-                                    now=utcnow()))
+        marked = set(
+            await self._db(claims.record_attempt, ids=[c.id for c, _ in batch], now=utcnow())
+        )
         lost = [c.id for c, _ in batch if c.id not in marked]
         if lost:
-            log.error("%d item(s) lost their lease before %s: not sent by this worker",
-                      len(lost), instant)
+            log.error(
+                "%d item(s) lost their lease before %s: not sent by this worker", len(lost), instant
+            )
             for c_id in lost:  # another worker has them now: stop renewing or holding them
                 self._ready.pop(c_id, None)
                 self._held.discard(c_id)
@@ -409,20 +484,32 @@ class Dispatcher:
                 result = await send_staged(plugin, staged, conn, attempts=self.settings.attempts)
             except (RateLimited, Transient) as e:
                 retry_at = utcnow() + timedelta(
-                    seconds=e.retry_after if isinstance(e, RateLimited) else 30)
+                    seconds=e.retry_after if isinstance(e, RateLimited) else 30
+                )
                 if retry_at > c.fire_at + self.settings.grace:
-                    return claims.Outcome(c.id, "dead", utcnow(),
-                                          error=redact(f"gave up within the grace: {e}"))
-                return claims.Outcome(c.id, "failed", utcnow(), error=redact(str(e)),
-                                      next_attempt_at=retry_at)
+                    return claims.Outcome(
+                        c.id, "dead", utcnow(), error=redact(f"gave up within the grace: {e}")
+                    )
+                return claims.Outcome(
+                    c.id, "failed", utcnow(), error=redact(str(e)), next_attempt_at=retry_at
+                )
             except PlatformError as e:  # AuthError, Rejected: final
                 return claims.Outcome(c.id, "dead", utcnow(), error=redact(str(e)))
         if result.outcome == "sent" and result.published is not None:
-            return claims.Outcome(c.id, "sent", left, remote_id=result.published.remote_id,
-                                  permalink=result.published.permalink)
-        return claims.Outcome(c.id, "unconfirmed", utcnow(),
-                              error="no answer, and the platform offers no way to check: "
-                                    f"{_look(c)} before sending it again")
+            return claims.Outcome(
+                c.id,
+                "sent",
+                left,
+                remote_id=result.published.remote_id,
+                permalink=result.published.permalink,
+            )
+        return claims.Outcome(
+            c.id,
+            "unconfirmed",
+            utcnow(),
+            error="no answer, and the platform offers no way to check: "
+            f"{_look(c)} before sending it again",
+        )
 
     # --- unknown outcomes ------------------------------------------------------------------
 
@@ -442,28 +529,46 @@ class Dispatcher:
             plugin, conn = self._connection(c)
             window = getattr(plugin, "idempotency_window", None)
             too_late = now > c.fire_at + self.settings.grace or (
-                window is not None and (now - c.fire_at).total_seconds() > window - 300)
+                window is not None and (now - c.fire_at).total_seconds() > window - 300
+            )
             if too_late:
                 # Asking could mean resending (Mastodon, Matrix, Bluesky): not this late.
-                outcome = claims.Outcome(c.id, "unconfirmed", now, error=(
-                    "the worker stopped while sending and it is too late to resend safely: "
-                    f"{_look(c)}"))
+                outcome = claims.Outcome(
+                    c.id,
+                    "unconfirmed",
+                    now,
+                    error=(
+                        "the worker stopped while sending and it is too late to resend safely: "
+                        f"{_look(c)}"
+                    ),
+                )
             else:
                 staged = await plugin.stage(item_of(c), conn)
                 found = await plugin.reconcile(staged, conn)
                 if isinstance(found, NotPosted):
-                    result = await send_staged(plugin, staged, conn,
-                                               attempts=self.settings.attempts)
+                    result = await send_staged(
+                        plugin, staged, conn, attempts=self.settings.attempts
+                    )
                     found = result.published if result.outcome == "sent" else None
-                outcome = (claims.Outcome(c.id, "sent", now, remote_id=found.remote_id,
-                                          permalink=found.permalink)
-                           if isinstance(found, Published) else
-                           claims.Outcome(c.id, "unconfirmed", now, error=(
-                               "the worker stopped while sending and the platform offers no "
-                               f"way to check: {_look(c)}")))
+                outcome = (
+                    claims.Outcome(
+                        c.id, "sent", now, remote_id=found.remote_id, permalink=found.permalink
+                    )
+                    if isinstance(found, Published)
+                    else claims.Outcome(
+                        c.id,
+                        "unconfirmed",
+                        now,
+                        error=(
+                            "the worker stopped while sending and the platform offers no "
+                            f"way to check: {_look(c)}"
+                        ),
+                    )
+                )
         except PlatformError as e:
-            outcome = claims.Outcome(c.id, "unconfirmed", now,
-                                     error=redact(f"could not reconcile: {e}"))
+            outcome = claims.Outcome(
+                c.id, "unconfirmed", now, error=redact(f"could not reconcile: {e}")
+            )
         await self._db(claims.record_outcomes, outcomes=[outcome])
         log.warning("reconciled %s after a stop: %s", c.id, outcome.state)
 

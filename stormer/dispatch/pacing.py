@@ -21,8 +21,9 @@ class Pacer:
     Safe for concurrent tasks on one event loop: between the check and the count nothing
     awaits."""
 
-    def __init__(self, n: int, period: float, *,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, n: int, period: float, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         if n < 1 or period <= 0:
             raise ValueError("a pace is at least one send in a positive period")
         self.n, self.period, self._clock = n, period, clock

@@ -31,9 +31,14 @@ class SendResult:
     attempts: int
 
 
-async def send_staged(plugin: Platform, staged: Staged, conn: Connection, *,
-                      attempts: int = 3,
-                      sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> SendResult:
+async def send_staged(
+    plugin: Platform,
+    staged: Staged,
+    conn: Connection,
+    *,
+    attempts: int = 3,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> SendResult:
     """Publish `staged`, retrying only what is safe to retry, reconciling what is unknown."""
     tries = 0
     while True:
@@ -57,8 +62,14 @@ async def send_staged(plugin: Platform, staged: Staged, conn: Connection, *,
             return SendResult("unconfirmed", None, tries)
 
 
-async def reconcile(plugin: Platform, staged: Staged, conn: Connection, *, attempts: int,
-                    sleep: Callable[[float], Awaitable[None]]) -> Published | NotPosted | None:
+async def reconcile(
+    plugin: Platform,
+    staged: Staged,
+    conn: Connection,
+    *,
+    attempts: int,
+    sleep: Callable[[float], Awaitable[None]],
+) -> Published | NotPosted | None:
     """Ask the platform whether an unknown send landed; transient failures of the question
     itself are retried (asking is always safe). None: nobody can tell."""
     for attempt in range(1, attempts + 1):

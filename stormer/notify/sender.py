@@ -136,16 +136,19 @@ def failure(said: list[str], address: str) -> tuple[bool, str]:
     for line in mine:
         m = _REFUSED.search(line)
         if m:
-            return True, clean_error(f"the mail server refused the address ({m.group(0)[1:4]} "
-                                     f"{m.group(1)})", contacts=True).replace(address, "")
+            return True, clean_error(
+                f"the mail server refused the address ({m.group(0)[1:4]} {m.group(1)})",
+                contacts=True,
+            ).replace(address, "")
     shown = [line for line in said if not line.startswith("Socket Exception")][-2:]
     why = "; ".join(shown) or "the service did not take it"
-    return False, clean_error(why.replace(address, "<contact>") if address else why,
-                              contacts=True)
+    return False, clean_error(why.replace(address, "<contact>") if address else why, contacts=True)
 
 
-def env_urls(names: Sequence[str], environ: Mapping[str, str] | None = None,
-             ) -> tuple[dict[str, Secret], list[str]]:
+def env_urls(
+    names: Sequence[str],
+    environ: Mapping[str, str] | None = None,
+) -> tuple[dict[str, Secret], list[str]]:
     """The Apprise URLs held by the environment variables `names` (name → URL, as Secrets:
     redacted from logs from now on), and the names that are not set."""
     import os
@@ -162,16 +165,20 @@ def env_urls(names: Sequence[str], environ: Mapping[str, str] | None = None,
     return urls, missing
 
 
-def resolve_senders(names: Mapping[str, str], environ: Mapping[str, str] | None = None,
-                    ) -> tuple[dict[str, Secret], list[str]]:
+def resolve_senders(
+    names: Mapping[str, str],
+    environ: Mapping[str, str] | None = None,
+) -> tuple[dict[str, Secret], list[str]]:
     """The organizer's sender URLs (`[reminders] senders`: sender → environment variable), as
     Secrets, and the variables that are not set."""
     urls, missing = env_urls(list(dict.fromkeys(names.values())), environ)
     return {sender: urls[var] for sender, var in names.items() if var in urls}, missing
 
 
-def sender_problems(storm: Storm, environ: Mapping[str, str] | None = None,
-                    ) -> tuple[dict[str, int], list[str]]:
+def sender_problems(
+    storm: Storm,
+    environ: Mapping[str, str] | None = None,
+) -> tuple[dict[str, int], list[str]]:
     """For `stormer doctor`: how many contacts of each kind the reminders go to, and what
     stops them (a sender not configured, its variable unset, its URL unusable). Sends
     nothing; names variables, never their values."""
@@ -190,8 +197,9 @@ def sender_problems(storm: Storm, environ: Mapping[str, str] | None = None,
             continue  # complete Apprise URLs, checked when loaded
         variable = storm.reminder_senders.get(sender)
         if variable is None:
-            wrong.append(f"{kinds[kind]} {kind} contact(s) but no `{sender}` sender in "
-                         "[reminders] senders")
+            wrong.append(
+                f"{kinds[kind]} {kind} contact(s) but no `{sender}` sender in [reminders] senders"
+            )
         elif sender not in senders:
             wrong.append(f"${variable} (the `{sender}` sender) is not set")
         elif not usable_url(senders[sender].reveal()):
@@ -200,6 +208,7 @@ def sender_problems(storm: Storm, environ: Mapping[str, str] | None = None,
 
 
 # --- reminders through the dispatcher ---------------------------------------------------------
+
 
 @dataclass
 class ReminderConnection:
@@ -232,24 +241,31 @@ class ReminderChannel:
             self._index = contact_index(conn.storm)
         found = self._index.get((item.account, str(item.payload.get("contact"))))
         if found is None:
-            raise Rejected("the participant or this contact is no longer in participants.csv",
-                           platform=self.name)
+            raise Rejected(
+                "the participant or this contact is no longer in participants.csv",
+                platform=self.name,
+            )
         participant, contact = found
         sender = SENDER_FOR[contact.kind] if contact.needs_sender else None
         variable = conn.storm.reminder_senders.get(sender or "")
         if sender and sender not in conn.senders and variable:
             # Fixable before T: staging reports it and tries again.
-            raise MissingCredential(f"the `{sender}` reminder sender is not set: put its "
-                                    f"Apprise URL in the environment variable {variable}",
-                                    platform=self.name)
+            raise MissingCredential(
+                f"the `{sender}` reminder sender is not set: put its "
+                f"Apprise URL in the environment variable {variable}",
+                platform=self.name,
+            )
         try:
             url = apprise_url(contact, {k: v.reveal() for k, v in conn.senders.items()})
         except BadContact as e:
             raise Rejected(str(e), platform=self.name) from None
         secret = Secret(url)  # redacted from every log line from now on
         if not usable_url(url):
-            raise Rejected(f"the {contact.kind} contact of participant row {participant.row} is "
-                           "not a usable Apprise URL", platform=self.name)
+            raise Rejected(
+                f"the {contact.kind} contact of participant row {participant.row} is "
+                "not a usable Apprise URL",
+                platform=self.name,
+            )
         self._to[item.id] = (secret, contact.address)
         data = {"channel": contact.kind}
         if contact.kind == "email":
@@ -290,8 +306,11 @@ class ReminderChannel:
             attach.add(staged.data["ics"])
         with apprise_quiet(), apprise_log() as said:
             ok = await notifier.async_notify(
-                body=body, title=title, attach=attach,
-                body_format=apprise.NotifyFormat.HTML if email else apprise.NotifyFormat.TEXT)
+                body=body,
+                title=title,
+                attach=attach,
+                body_format=apprise.NotifyFormat.HTML if email else apprise.NotifyFormat.TEXT,
+            )
         if not ok:
             permanent, why = failure(said, address)
             if permanent:
@@ -299,7 +318,9 @@ class ReminderChannel:
             raise Transient(f"not delivered: {why}", platform=self.name)
         return Published(remote_id=f"reminder:{item.id}")
 
-    async def reconcile(self, staged: Staged, conn: ReminderConnection,
-                        ) -> Published | NotPosted | None:
+    async def reconcile(
+        self,
+        staged: Staged,
+        conn: ReminderConnection,
+    ) -> Published | NotPosted | None:
         return None  # Apprise cannot ask a mail server or a chat whether a message arrived
-

@@ -37,7 +37,6 @@ from stormer.notify.sender import env_urls as alert_urls  # the URLs named in [a
 from stormer.secrets import Secret, redact
 
 if TYPE_CHECKING:
-
     from sqlalchemy.engine import Engine
 
     from stormer.storm.loader import Storm
@@ -98,8 +97,10 @@ def _secret(url: str | Secret) -> Secret:
 
 # --- is an alert due? ----------------------------------------------------------------------
 
-def due_summary(*, engine: Engine, storm: str, now: datetime,
-                threshold: timedelta) -> dict[str, Any]:
+
+def due_summary(
+    *, engine: Engine, storm: str, now: datetime, threshold: timedelta
+) -> dict[str, Any]:
     """`claims.status_summary` plus `due`: the open items (pending, staged, claimed, failed)
     firing by `now + threshold`, each a dict of id, account, fire_at, state, lease_owner,
     lease_until and error."""
@@ -111,17 +112,25 @@ def due_summary(*, engine: Engine, storm: str, now: datetime,
     summary = status_summary(engine=engine, storm=storm, now=now)
     with engine.begin() as conn:
         rows = conn.execute(
-            select(Outbox.id, Outbox.account, Outbox.fire_at, Outbox.state, Outbox.lease_owner,
-                   Outbox.lease_until, Outbox.error)
-            .where(Outbox.storm == storm, Outbox.state.in_(OPEN),
-                   Outbox.fire_at <= now + threshold)
-            .order_by(Outbox.fire_at, Outbox.id)).all()
+            select(
+                Outbox.id,
+                Outbox.account,
+                Outbox.fire_at,
+                Outbox.state,
+                Outbox.lease_owner,
+                Outbox.lease_until,
+                Outbox.error,
+            )
+            .where(Outbox.storm == storm, Outbox.state.in_(OPEN), Outbox.fire_at <= now + threshold)
+            .order_by(Outbox.fire_at, Outbox.id)
+        ).all()
     summary["due"] = [dict(r._mapping) for r in rows]
     return summary
 
 
-def unstaged_alert_due(summary: Mapping[str, Any], now: datetime,
-                       threshold: timedelta) -> str | None:
+def unstaged_alert_due(
+    summary: Mapping[str, Any], now: datetime, threshold: timedelta
+) -> str | None:
     """The alert message when T − `threshold` has passed and items due at T are not all
     staged or claimed by a live worker; None when all is well.
 
@@ -135,26 +144,34 @@ def unstaged_alert_due(summary: Mapping[str, Any], now: datetime,
     live = {w["worker_id"] for w in summary["workers"]}
     rows = [r for group in waiting.values() for r in group]
     t = min(r["fire_at"] for r in rows)
-    lines = [f"{len(rows)} item(s) of storm {summary['storm']!r} due from {_at(t)} "
-             f"({_when(t, now)}) are not staged by a live worker, and will not be sent:"]
+    lines = [
+        f"{len(rows)} item(s) of storm {summary['storm']!r} due from {_at(t)} "
+        f"({_when(t, now)}) are not staged by a live worker, and will not be sent:"
+    ]
     for why, group in sorted(waiting.items(), key=lambda kv: -len(kv[1])):
         accounts = Counter(r["account"] for r in group)
         shown = ", ".join(sorted(accounts)[:SHOWN]) + (
-            f" and {len(accounts) - SHOWN} more" if len(accounts) > SHOWN else "")
+            f" and {len(accounts) - SHOWN} more" if len(accounts) > SHOWN else ""
+        )
         lines.append(f"  - {len(group)} {why} ({shown})")
     if live:
         lines.append(f"Workers alive: {', '.join(sorted(live))}.")
-        lines.append("Fix: see what the worker logs (credentials, media, rate limits), or run "
-                     "`stormer doctor`.")
+        lines.append(
+            "Fix: see what the worker logs (credentials, media, rate limits), or run "
+            "`stormer doctor`."
+        )
     else:
         lines.append("No worker is alive (no heartbeat in the last minute).")
-        lines.append("Fix: start `stormer run` for this storm now and keep it running through "
-                     "T; `stormer doctor` says what else is wrong.")
+        lines.append(
+            "Fix: start `stormer run` for this storm now and keep it running through "
+            "T; `stormer doctor` says what else is wrong."
+        )
     return redact("\n".join(lines))
 
 
-def _waiting(summary: Mapping[str, Any], now: datetime,
-             threshold: timedelta) -> dict[str, list[Mapping[str, Any]]]:
+def _waiting(
+    summary: Mapping[str, Any], now: datetime, threshold: timedelta
+) -> dict[str, list[Mapping[str, Any]]]:
     """The items due by `now + threshold` that are not ready, by reason."""
     live = {w["worker_id"]: w for w in summary["workers"]}
     waiting: dict[str, list[Mapping[str, Any]]] = {}
@@ -166,8 +183,9 @@ def _waiting(summary: Mapping[str, Any], now: datetime,
     return waiting
 
 
-def _not_ready(row: Mapping[str, Any], live: Mapping[str, Mapping[str, Any]],
-               now: datetime) -> str | None:
+def _not_ready(
+    row: Mapping[str, Any], live: Mapping[str, Mapping[str, Any]], now: datetime
+) -> str | None:
     state = row["state"]
     if state == "claimed":
         owner = live.get(row["lease_owner"] or "")
@@ -186,7 +204,7 @@ def _not_ready(row: Mapping[str, Any], live: Mapping[str, Mapping[str, Any]],
 
 def _first_line(text: str, limit: int = 160) -> str:
     line = text.strip().splitlines()[0] if text.strip() else text
-    return line if len(line) <= limit else line[:limit - 1] + "…"
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def _at(t: datetime) -> str:
@@ -204,6 +222,7 @@ def _when(t: datetime, now: datetime) -> str:
 
 # --- the watchdog ----------------------------------------------------------------------------
 
+
 @dataclass(frozen=True, slots=True)
 class Watch:
     """What one watchdog run found and did. `message` is None when all is well; `instant` is
@@ -215,8 +234,14 @@ class Watch:
     error: str | None = None  # why the alert could not be delivered (no URL in it)
 
 
-def watch(storm: Storm, engine: Engine | None, *, now: datetime,
-          environ: Mapping[str, str] | None = None, state_dir: Path | None = None) -> Watch:
+def watch(
+    storm: Storm,
+    engine: Engine | None,
+    *,
+    now: datetime,
+    environ: Mapping[str, str] | None = None,
+    state_dir: Path | None = None,
+) -> Watch:
     """One watchdog pass over `storm`: alert the organizer once per storm instant when the
     items due by now + `storm.unstaged_before` are not staged by a live worker, when nothing
     is scheduled by then, or when the outbox cannot be read by then.
@@ -228,38 +253,68 @@ def watch(storm: Storm, engine: Engine | None, *, now: datetime,
     threshold = storm.unstaged_before
     near = storm.at is not None and now >= storm.at - threshold
     try:
-        summary = (due_summary(engine=engine, storm=storm.slug, now=now, threshold=threshold)
-                   if engine is not None else {"total": 0, "due": [], "workers": []})
+        summary = (
+            due_summary(engine=engine, storm=storm.slug, now=now, threshold=threshold)
+            if engine is not None
+            else {"total": 0, "due": [], "workers": []}
+        )
     except (SQLAlchemyError, OSError) as e:
         failure = f"cannot read the outbox: {type(e).__name__}: {_first_line(redact(str(e)))}"
         if not near:
             raise StormerError(failure) from None
         assert storm.at is not None
-        return _raise(storm, storm.at, now, environ, state_dir, (
-            f"stormer {failure}\nStorm {storm.slug!r} is due {_at(storm.at)} "
-            f"({_when(storm.at, now)}), and a worker that cannot read it sends nothing.\n"
-            "Fix: check that the database is up and reachable from the worker's machine and "
-            "that the storm is scheduled (`stormer schedule` creates the outbox), then run "
-            "`stormer doctor`."))
+        return _raise(
+            storm,
+            storm.at,
+            now,
+            environ,
+            state_dir,
+            (
+                f"stormer {failure}\nStorm {storm.slug!r} is due {_at(storm.at)} "
+                f"({_when(storm.at, now)}), and a worker that cannot read it sends nothing.\n"
+                "Fix: check that the database is up and reachable from the worker's machine and "
+                "that the storm is scheduled (`stormer schedule` creates the outbox), then run "
+                "`stormer doctor`."
+            ),
+        )
     message = unstaged_alert_due(summary, now, threshold)
     if message is not None:
-        instant = min(r["fire_at"] for group in _waiting(summary, now, threshold).values()
-                      for r in group)
+        instant = min(
+            r["fire_at"] for group in _waiting(summary, now, threshold).values() for r in group
+        )
         return _raise(storm, instant, now, environ, state_dir, message)
     if near and not summary["total"]:
         assert storm.at is not None
-        return _raise(storm, storm.at, now, environ, state_dir, (
-            f"nothing is scheduled for storm {storm.slug!r}, due {_at(storm.at)} "
-            f"({_when(storm.at, now)}): no post will be sent.\n"
-            "Fix: run `stormer schedule`, then `stormer run`, for this storm now."))
+        return _raise(
+            storm,
+            storm.at,
+            now,
+            environ,
+            state_dir,
+            (
+                f"nothing is scheduled for storm {storm.slug!r}, due {_at(storm.at)} "
+                f"({_when(storm.at, now)}): no post will be sent.\n"
+                "Fix: run `stormer schedule`, then `stormer run`, for this storm now."
+            ),
+        )
     return Watch(None)
 
 
-def _raise(storm: Storm, instant: datetime, now: datetime, environ: Mapping[str, str] | None,
-           state_dir: Path | None, message: str) -> Watch:
+def _raise(
+    storm: Storm,
+    instant: datetime,
+    now: datetime,
+    environ: Mapping[str, str] | None,
+    state_dir: Path | None,
+    message: str,
+) -> Watch:
     if not storm.alert_vars:
-        return Watch(message, instant, "not-configured",
-                     "no [alerts] apprise = [...] in config.toml: nobody was told")
+        return Watch(
+            message,
+            instant,
+            "not-configured",
+            "no [alerts] apprise = [...] in config.toml: nobody was told",
+        )
     marker = (state_dir or storm.root / STATE_DIR) / _marker_name(storm.slug, instant)
     if not _claim(marker, now):
         return Watch(message, instant, "already")
@@ -267,8 +322,11 @@ def _raise(storm: Storm, instant: datetime, now: datetime, environ: Mapping[str,
     problems = [f"${name} is not set" for name in missing]
     names = list(urls)
     try:
-        alert(list(urls.values()), f"stormer: storm {storm.name!r} will not go out as planned",
-              message)
+        alert(
+            list(urls.values()),
+            f"stormer: storm {storm.name!r} will not go out as planned",
+            message,
+        )
         delivered = len(urls)
     except AlertFailed as e:
         delivered = e.delivered
@@ -279,8 +337,7 @@ def _raise(storm: Storm, instant: datetime, now: datetime, environ: Mapping[str,
     if not delivered:
         marker.unlink(missing_ok=True)  # nobody was told: the next run tries again
         return Watch(message, instant, "failed", "; ".join(problems) or "no alert URL set")
-    _write(marker, {"claimed_at": now.isoformat(), "delivered": delivered,
-                    "problems": problems})
+    _write(marker, {"claimed_at": now.isoformat(), "delivered": delivered, "problems": problems})
     return Watch(message, instant, "sent", "; ".join(problems) or None)
 
 

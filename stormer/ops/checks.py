@@ -33,10 +33,17 @@ def check(storm: Storm, *, now: datetime | None = None) -> list[Problem]:
     now = now or datetime.now(UTC)
     problems = list(storm.problems)
     if storm.at is not None and storm.at <= now:
-        problems.append(Problem("warning", "storm-in-past", CONFIG_NAME, storm.at_line,
-                                f"the storm time {storm.at:%Y-%m-%d %H:%M} UTC has passed; "
-                                "`stormer schedule` will refuse it (fine for a rehearsal "
-                                "or a look back)"))
+        problems.append(
+            Problem(
+                "warning",
+                "storm-in-past",
+                CONFIG_NAME,
+                storm.at_line,
+                f"the storm time {storm.at:%Y-%m-%d %H:%M} UTC has passed; "
+                "`stormer schedule` will refuse it (fine for a rehearsal "
+                "or a look back)",
+            )
+        )
     problems += _account_problems(storm)
     problems += _post_platform_problems(storm)
     problems += _duplicate_text_problems(storm)
@@ -60,30 +67,51 @@ def _reminder_problems(storm: Storm) -> list[Problem]:
             try:
                 contact = parse_contact(text)
             except BadContact as e:
-                out.append(Problem("error", "bad-contact", file, p.row,
-                                   f"row {p.row} ({p.name}): contact #{n} is {e}; this "
-                                   "participant will not get it"))
+                out.append(
+                    Problem(
+                        "error",
+                        "bad-contact",
+                        file,
+                        p.row,
+                        f"row {p.row} ({p.name}): contact #{n} is {e}; this "
+                        "participant will not get it",
+                    )
+                )
                 continue
             if contact.needs_sender:
                 needed[SENDER_FOR[contact.kind]].append(p.row)
     for sender, rows in sorted(needed.items()):
         if sender not in storm.reminder_senders:
             shown = ", ".join(map(str, rows[:8])) + (" …" if len(rows) > 8 else "")
-            out.append(Problem("error", "missing-sender", CONFIG_NAME, None,
-                               f"{len(rows)} participant contact(s) need the `{sender}` "
-                               f"sender (rows {shown} of {file}): add it to [reminders] "
-                               f"senders = {{ {sender} = \"ENV_VAR\" }}, the variable "
-                               f"holding the organizer's {sender}:// Apprise URL"))
+            out.append(
+                Problem(
+                    "error",
+                    "missing-sender",
+                    CONFIG_NAME,
+                    None,
+                    f"{len(rows)} participant contact(s) need the `{sender}` "
+                    f"sender (rows {shown} of {file}): add it to [reminders] "
+                    f'senders = {{ {sender} = "ENV_VAR" }}, the variable '
+                    f"holding the organizer's {sender}:// Apprise URL",
+                )
+            )
     have = set(template_langs())
     missing: dict[str, int] = defaultdict(int)
     for p in storm.participants:
         if p.contacts and p.lang not in have and p.lang.split("_")[0] not in have:
             missing[p.lang] += 1
     for lang, count in sorted(missing.items()):
-        out.append(Problem("warning", "no-reminder-template", file, None,
-                           f"{count} participant(s) speak {lang!r}, which has no reminder "
-                           f"template: they get the {FALLBACK!r} text (add "
-                           f"stormer/templates/reminders/{lang}.txt.j2)"))
+        out.append(
+            Problem(
+                "warning",
+                "no-reminder-template",
+                file,
+                None,
+                f"{count} participant(s) speak {lang!r}, which has no reminder "
+                f"template: they get the {FALLBACK!r} text (add "
+                f"stormer/templates/reminders/{lang}.txt.j2)",
+            )
+        )
     return out
 
 
@@ -97,25 +125,59 @@ def _account_problems(storm: Storm) -> list[Problem]:
         named = dict(a.credentials)
         for needed in plugin.credential_fields:
             if needed not in named:
-                out.append(Problem(
-                    "error", "missing-credential", CONFIG_NAME, a.line,
-                    f"account {a.name!r} ({plugin.title}) needs credentials.{needed}: the name "
-                    "of the environment variable (or keyring:NAME) that holds it"))
+                out.append(
+                    Problem(
+                        "error",
+                        "missing-credential",
+                        CONFIG_NAME,
+                        a.line,
+                        f"account {a.name!r} ({plugin.title}) needs credentials.{needed}: the name "
+                        "of the environment variable (or keyring:NAME) that holds it",
+                    )
+                )
         if plugin.target_field and not a.target:
-            out.append(Problem("error", "missing-target", CONFIG_NAME, a.line,
-                               f"account {a.name!r} ({plugin.title}) needs target = the "
-                               f"{plugin.target_field} to post to"))
+            out.append(
+                Problem(
+                    "error",
+                    "missing-target",
+                    CONFIG_NAME,
+                    a.line,
+                    f"account {a.name!r} ({plugin.title}) needs target = the "
+                    f"{plugin.target_field} to post to",
+                )
+            )
         if plugin.name == "bluesky" and not a.handle:
-            out.append(Problem("error", "missing-handle", CONFIG_NAME, a.line,
-                               f"account {a.name!r} (Bluesky) needs handle = \"name.bsky.social\""))
+            out.append(
+                Problem(
+                    "error",
+                    "missing-handle",
+                    CONFIG_NAME,
+                    a.line,
+                    f'account {a.name!r} (Bluesky) needs handle = "name.bsky.social"',
+                )
+            )
         if plugin.default_base_url is None and not a.base_url and plugin.name != "discord":
-            out.append(Problem("error", "missing-base-url", CONFIG_NAME, a.line,
-                               f"account {a.name!r} ({plugin.title}) needs base_url = the "
-                               "server's address, e.g. https://mastodon.social"))
+            out.append(
+                Problem(
+                    "error",
+                    "missing-base-url",
+                    CONFIG_NAME,
+                    a.line,
+                    f"account {a.name!r} ({plugin.title}) needs base_url = the "
+                    "server's address, e.g. https://mastodon.social",
+                )
+            )
         if not any(eligible(p, a) for p in storm.posts):
-            out.append(Problem("warning", "account-without-posts", CONFIG_NAME, a.line,
-                               f"no sample post fits account {a.name!r} (languages "
-                               f"{', '.join(a.langs) or 'any'}); it will post nothing"))
+            out.append(
+                Problem(
+                    "warning",
+                    "account-without-posts",
+                    CONFIG_NAME,
+                    a.line,
+                    f"no sample post fits account {a.name!r} (languages "
+                    f"{', '.join(a.langs) or 'any'}); it will post nothing",
+                )
+            )
     return out
 
 
@@ -124,23 +186,37 @@ def _post_platform_problems(storm: Storm) -> list[Problem]:
     known = registry.installed()
     out = []
     for post in storm.posts:
-        platforms = sorted({a.platform for a in storm.accounts
-                            if a.platform in known and eligible(post, a)})
+        platforms = sorted(
+            {a.platform for a in storm.accounts if a.platform in known and eligible(post, a)}
+        )
         media = media_refs(post)
         for name in platforms:
             plugin = registry.get(name)
             length = plugin.length(post.text)
             limit = plugin.limit(with_media=bool(media))
             if length > limit:
-                out.append(Problem("error", "too-long", post.file, post.text_line,
-                                   f"{plugin.title}: {length} > {limit} "
-                                   f"({'caption ' if media and plugin.media_text_limit else ''}"
-                                   f"limit); shorten the post or restrict it with "
-                                   f"platforms = [...]"))
+                out.append(
+                    Problem(
+                        "error",
+                        "too-long",
+                        post.file,
+                        post.text_line,
+                        f"{plugin.title}: {length} > {limit} "
+                        f"({'caption ' if media and plugin.media_text_limit else ''}"
+                        f"limit); shorten the post or restrict it with "
+                        f"platforms = [...]",
+                    )
+                )
             if len(media) > plugin.max_images:
-                out.append(Problem("error", "too-many-images", post.file, None,
-                                   f"{plugin.title}: {len(media)} images, at most "
-                                   f"{plugin.max_images} allowed"))
+                out.append(
+                    Problem(
+                        "error",
+                        "too-many-images",
+                        post.file,
+                        None,
+                        f"{plugin.title}: {len(media)} images, at most {plugin.max_images} allowed",
+                    )
+                )
     return out
 
 
@@ -154,12 +230,23 @@ def _duplicate_text_problems(storm: Storm) -> list[Problem]:
         if len(accounts) < 2:
             continue
         is_x = platform == "x"
-        shown = ", ".join(accounts[:5]) + (f" and {len(accounts) - 5} more"
-                                           if len(accounts) > 5 else "")
-        out.append(Problem(
-            "error" if is_x else "warning", "same-text-many-accounts", items[0].source, None,
-            f"{len(accounts)} {platform} accounts would post the same or nearly the same text "
-            f"({shown})" + ("; X's rules forbid this — write more distinct samples in this "
-                            "language or post from fewer X accounts" if is_x else
-                            "; add more distinct samples so each account posts its own")))
+        shown = ", ".join(accounts[:5]) + (
+            f" and {len(accounts) - 5} more" if len(accounts) > 5 else ""
+        )
+        out.append(
+            Problem(
+                "error" if is_x else "warning",
+                "same-text-many-accounts",
+                items[0].source,
+                None,
+                f"{len(accounts)} {platform} accounts would post the same or nearly the same text "
+                f"({shown})"
+                + (
+                    "; X's rules forbid this — write more distinct samples in this "
+                    "language or post from fewer X accounts"
+                    if is_x
+                    else "; add more distinct samples so each account posts its own"
+                ),
+            )
+        )
     return out

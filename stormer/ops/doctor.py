@@ -82,9 +82,13 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-async def diagnose(storm: Storm, *, http: httpx.AsyncClient | None = None,
-                   now: Callable[[], datetime] = utcnow,
-                   environ: Mapping[str, str] | None = None) -> list[Finding]:
+async def diagnose(
+    storm: Storm,
+    *,
+    http: httpx.AsyncClient | None = None,
+    now: Callable[[], datetime] = utcnow,
+    environ: Mapping[str, str] | None = None,
+) -> list[Finding]:
     """Every check, in a stable order. Network and database checks run concurrently."""
     from stormer.dispatch.connect import client
 
@@ -95,8 +99,10 @@ async def diagnose(storm: Storm, *, http: httpx.AsyncClient | None = None,
     reminders = reminders_finding(storm, environ)
     try:
         credentials, clock, stored = await asyncio.gather(
-            credentials_finding(storm, http), clock_finding(storm, http, now),
-            asyncio.to_thread(database_findings, storm, now()))
+            credentials_finding(storm, http),
+            clock_finding(storm, http, now),
+            asyncio.to_thread(database_findings, storm, now()),
+        )
     finally:
         if own:
             await http.aclose()
@@ -109,18 +115,30 @@ def send_test_alert(storm: Storm, environ: Mapping[str, str] | None = None) -> F
 
     urls, missing = alert_urls(storm.alert_vars, environ)
     if not urls:
-        return _err("test alert", "no alert URL is set, nothing was sent",
-                    "configure [alerts] apprise and set its variables (see the alerts check)")
+        return _err(
+            "test alert",
+            "no alert URL is set, nothing was sent",
+            "configure [alerts] apprise and set its variables (see the alerts check)",
+        )
     names = list(urls)
     try:
-        alert(list(urls.values()), f"stormer: test alert for {storm.name!r}",
-              f"This is a test from `stormer doctor` for storm {storm.slug!r}. If the storm "
-              "is not staged in time, alerts will come here.")
+        alert(
+            list(urls.values()),
+            f"stormer: test alert for {storm.name!r}",
+            f"This is a test from `stormer doctor` for storm {storm.slug!r}. If the storm "
+            "is not staged in time, alerts will come here.",
+        )
     except AlertFailed as e:
-        return _err("test alert", "; ".join(f"${names[i]}: {why}" for i, why in e.failed),
-                    "check the URL (service, credentials, recipient) in that variable")
-    return _ok("test alert", f"delivered through {', '.join(f'${n}' for n in names)}"
-                             + (f" (not set: {', '.join(missing)})" if missing else ""))
+        return _err(
+            "test alert",
+            "; ".join(f"${names[i]}: {why}" for i, why in e.failed),
+            "check the URL (service, credentials, recipient) in that variable",
+        )
+    return _ok(
+        "test alert",
+        f"delivered through {', '.join(f'${n}' for n in names)}"
+        + (f" (not set: {', '.join(missing)})" if missing else ""),
+    )
 
 
 def has_errors(findings: list[Finding]) -> bool:
@@ -128,6 +146,7 @@ def has_errors(findings: list[Finding]) -> bool:
 
 
 # --- config, credentials, media ------------------------------------------------------------
+
 
 def config_finding(storm: Storm, now: datetime) -> Finding:
     from stormer.ops.checks import check
@@ -140,8 +159,9 @@ def config_finding(storm: Storm, now: datetime) -> Finding:
         return _err("config", f"{len(errors)} error(s): {_quote(errors)}", fix)
     if warnings:
         return _warn("config", f"{len(warnings)} warning(s): {_quote(warnings)}", fix)
-    return _ok("config", f"{len(storm.posts)} posts, {len(storm.accounts)} accounts: "
-                            "no problem found")
+    return _ok(
+        "config", f"{len(storm.posts)} posts, {len(storm.accounts)} accounts: no problem found"
+    )
 
 
 def _quote(problems: list[Problem]) -> str:
@@ -153,21 +173,30 @@ async def credentials_finding(storm: Storm, http: httpx.AsyncClient) -> Finding:
     from stormer.ops.online import verify_accounts
 
     if not storm.accounts:
-        return _warn("credentials", "no authorized accounts: the storm posts nothing by API",
-                       "add [[accounts]] to config.toml")
+        return _warn(
+            "credentials",
+            "no authorized accounts: the storm posts nothing by API",
+            "add [[accounts]] to config.toml",
+        )
     problems = await verify_accounts(storm, http=http)
-    fix = ("set each variable named in config.toml (or run `stormer login ACCOUNT`); replace "
-           "revoked or expired credentials; `stormer check --online` checks again")
+    fix = (
+        "set each variable named in config.toml (or run `stormer login ACCOUNT`); replace "
+        "revoked or expired credentials; `stormer check --online` checks again"
+    )
     errors = [p for p in problems if p.severity == "error"]
     if errors:
-        return _err("credentials", f"{len(errors)} of {len(storm.accounts)} account(s): "
-                                    f"{_quote(errors)}", fix)
+        return _err(
+            "credentials",
+            f"{len(errors)} of {len(storm.accounts)} account(s): {_quote(errors)}",
+            fix,
+        )
     if problems:
-        return _warn("credentials", f"{len(problems)} account(s) could not be verified: "
-                                      f"{_quote(problems)}",
-                       "try again; if it persists, check the platform's status and base_url")
-    return _ok("credentials", f"all {len(storm.accounts)} account(s) accepted by their "
-                                 "platforms")
+        return _warn(
+            "credentials",
+            f"{len(problems)} account(s) could not be verified: {_quote(problems)}",
+            "try again; if it persists, check the platform's status and base_url",
+        )
+    return _ok("credentials", f"all {len(storm.accounts)} account(s) accepted by their platforms")
 
 
 def media_finding(storm: Storm) -> Finding:
@@ -190,14 +219,21 @@ def media_finding(storm: Storm) -> Finding:
             for platform in sorted(platforms):
                 limit = IMAGE_BYTES.get(platform)
                 if limit is not None and size > limit:
-                    title = registry.get(platform).title if platform in registry.installed() \
+                    title = (
+                        registry.get(platform).title
+                        if platform in registry.installed()
                         else platform
+                    )
                     problems.append(f"{where} is {_size(size)}, over {title}'s {_size(limit)}")
     if problems:
-        return _err("media", f"{len(problems)} problem(s): " + "; ".join(problems[:SHOWN])
-                     + (f"; and {len(problems) - SHOWN} more" if len(problems) > SHOWN else ""),
-                     "make the file readable, or shrink it (resize, or save as JPEG), or keep "
-                     "the post off that platform with platforms = [...] in its front matter")
+        return _err(
+            "media",
+            f"{len(problems)} problem(s): "
+            + "; ".join(problems[:SHOWN])
+            + (f"; and {len(problems) - SHOWN} more" if len(problems) > SHOWN else ""),
+            "make the file readable, or shrink it (resize, or save as JPEG), or keep "
+            "the post off that platform with platforms = [...] in its front matter",
+        )
     if not count:
         return _ok("media", "no images")
     return _ok("media", f"{count} image(s) readable and within every platform's limit")
@@ -209,6 +245,7 @@ def _size(n: int) -> str:
 
 # --- clock ---------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True, slots=True)
 class Offset:
     origin: str
@@ -216,8 +253,9 @@ class Offset:
     problem: str | None = None
 
 
-async def clock_finding(storm: Storm, http: httpx.AsyncClient,
-                        now: Callable[[], datetime] = utcnow) -> Finding:
+async def clock_finding(
+    storm: Storm, http: httpx.AsyncClient, now: Callable[[], datetime] = utcnow
+) -> Finding:
     """The local clock against the `Date` header of each platform server the storm posts to.
 
     `Date` has one-second resolution (and servers may cache it for a second), so only
@@ -226,24 +264,32 @@ async def clock_finding(storm: Storm, http: httpx.AsyncClient,
     """
     origins = sorted({o for o in (_origin(storm, a) for a in storm.accounts) if o})
     if not origins:
-        return _warn("clock", "no platform server to compare the clock with",
-                       "make sure this machine's clock is synchronised (NTP)")
+        return _warn(
+            "clock",
+            "no platform server to compare the clock with",
+            "make sure this machine's clock is synchronised (NTP)",
+        )
     offsets = await asyncio.gather(*(_offset(http, o, now) for o in origins))
     measured = [o for o in offsets if o.seconds is not None]
-    fix_sync = ("synchronise this machine's clock (e.g. `timedatectl set-ntp true`, or "
-                "chrony), then run `stormer doctor` again")
+    fix_sync = (
+        "synchronise this machine's clock (e.g. `timedatectl set-ntp true`, or "
+        "chrony), then run `stormer doctor` again"
+    )
     if not measured:
         reasons = "; ".join(f"{o.origin}: {o.problem}" for o in offsets)
         return _warn("clock", f"could not measure the clock offset ({reasons})", fix_sync)
     median = statistics.median(o.seconds for o in measured if o.seconds is not None)
-    each = ", ".join(f"{urlsplit(o.origin).netloc} {o.seconds:+.1f} s" for o in measured
-                     if o.seconds is not None)
+    each = ", ".join(
+        f"{urlsplit(o.origin).netloc} {o.seconds:+.1f} s" for o in measured if o.seconds is not None
+    )
     if abs(median) <= CLOCK_WARN.total_seconds():
-        return _ok("clock", f"within {CLOCK_WARN.total_seconds():.0f} s of the platforms "
-                               f"({each})")
-    direction = (f"{median:.1f} s AHEAD of the platforms: posts would go out that much "
-                 "BEFORE the storm's moment" if median > 0 else
-                 f"{-median:.1f} s behind the platforms: posts would go out that much late")
+        return _ok("clock", f"within {CLOCK_WARN.total_seconds():.0f} s of the platforms ({each})")
+    direction = (
+        f"{median:.1f} s AHEAD of the platforms: posts would go out that much "
+        "BEFORE the storm's moment"
+        if median > 0
+        else f"{-median:.1f} s behind the platforms: posts would go out that much late"
+    )
     make = _err if abs(median) > CLOCK_ERROR.total_seconds() else _warn
     return make("clock", f"this machine's clock is {direction} ({each})", fix_sync)
 
@@ -263,8 +309,10 @@ def _origin(storm: Storm, account: Any) -> str | None:
             values = resolve(account, plugin.credential_fields)
         except StormerError:
             return None
-        url = next((v.reveal() for v in values.values()
-                    if v.reveal().startswith(("https://", "http://"))), "")
+        url = next(
+            (v.reveal() for v in values.values() if v.reveal().startswith(("https://", "http://"))),
+            "",
+        )
     parts = urlsplit(url)
     if not parts.scheme or not parts.hostname:
         return None
@@ -296,6 +344,7 @@ async def _offset(http: httpx.AsyncClient, origin: str, now: Callable[[], dateti
 
 
 # --- database, schedule, worker ------------------------------------------------------------
+
 
 def database_findings(storm: Storm, now: datetime) -> list[Finding]:
     """database (reachable, migrated), then schedule and worker, which need it."""
@@ -329,8 +378,12 @@ def read_engine(storm: Storm) -> Engine | None:
     url = make_url(database_url(storm.database_url, storm.root))
     if url.password:
         Secret(str(url.password))  # never in a message: drivers may quote the URL
-    if (url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
-            and not url.database.startswith("file:") and not Path(url.database).is_file()):
+    if (
+        url.get_backend_name() == "sqlite"
+        and url.database not in (None, "", ":memory:")
+        and not url.database.startswith("file:")
+        and not Path(url.database).is_file()
+    ):
         return None
     return make_engine(url.render_as_string(hide_password=False))
 
@@ -346,8 +399,11 @@ def _database(storm: Storm) -> tuple[Engine | None, Finding]:
     except StormerError as e:
         return None, _err("database", str(e), "fix [database] url or STORMER_DATABASE_URL")
     if engine is None:
-        return None, _err("database", "no database yet",
-                          "run `stormer schedule` (it creates the database and fills it)")
+        return None, _err(
+            "database",
+            "no database yet",
+            "run `stormer schedule` (it creates the database and fills it)",
+        )
     where = engine.url.render_as_string(hide_password=True)
     try:
         with engine.connect() as conn:
@@ -356,13 +412,19 @@ def _database(storm: Storm) -> tuple[Engine | None, Finding]:
     except (SQLAlchemyError, OSError, StormerError) as e:
         engine.dispose()
         reason = redact(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
-        return None, _err("database", f"cannot use {where}: {reason}",
-                           "start the database server, or fix [database] url / "
-                           "STORMER_DATABASE_URL (every worker must reach the same one)")
+        return None, _err(
+            "database",
+            f"cannot use {where}: {reason}",
+            "start the database server, or fix [database] url / "
+            "STORMER_DATABASE_URL (every worker must reach the same one)",
+        )
     if not current:
         engine.dispose()
-        return None, _err("database", f"{where} is not at the newest schema",
-                           "run `stormer db upgrade` (or `stormer schedule`, which migrates)")
+        return None, _err(
+            "database",
+            f"{where} is not at the newest schema",
+            "run `stormer db upgrade` (or `stormer schedule`, which migrates)",
+        )
     return engine, _ok("database", f"{where} reachable, schema up to date")
 
 
@@ -371,14 +433,19 @@ def schedule_finding(storm: Storm, summary: Mapping[str, Any]) -> Finding:
 
     counts = summary["counts"]
     if not summary["total"]:
-        return _err("schedule", "nothing is scheduled for this storm: no post will be sent",
-                     "run `stormer schedule` (again after any change to the storm)")
+        return _err(
+            "schedule",
+            "nothing is scheduled for this storm: no post will be sent",
+            "run `stormer schedule` (again after any change to the storm)",
+        )
     waiting = sum(counts[s] for s in WAITING)
     shown = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
     nxt = summary["next_fire_at"]
-    return _ok("schedule", f"{summary['total']} item(s) in the outbox ({shown}); "
-                              f"{waiting} still to send"
-                              + (f", the next at {_iso(nxt)}" if nxt else ""))
+    return _ok(
+        "schedule",
+        f"{summary['total']} item(s) in the outbox ({shown}); "
+        f"{waiting} still to send" + (f", the next at {_iso(nxt)}" if nxt else ""),
+    )
 
 
 def worker_finding(storm: Storm, summary: Mapping[str, Any]) -> Finding:
@@ -387,24 +454,35 @@ def worker_finding(storm: Storm, summary: Mapping[str, Any]) -> Finding:
     now: datetime = summary["now"]
     workers = summary["workers"]
     if workers:
-        names = ", ".join(f"{w['worker_id']} (heartbeat "
-                          f"{duration((now - w['heartbeat_at']).total_seconds())} ago"
-                          + (f", staged through {_iso(w['staged_through'])})"
-                             if w["staged_through"] else ")") for w in workers)
+        names = ", ".join(
+            f"{w['worker_id']} (heartbeat "
+            f"{duration((now - w['heartbeat_at']).total_seconds())} ago"
+            + (f", staged through {_iso(w['staged_through'])})" if w["staged_through"] else ")")
+            for w in workers
+        )
         return _ok("worker", f"{len(workers)} alive: {names}")
     waiting = sum(summary["counts"][s] for s in WAITING)
-    start = ("start `stormer run` for this storm on a machine that stays up through T (and "
-             "check that it keeps running: `stormer status`)")
+    start = (
+        "start `stormer run` for this storm on a machine that stays up through T (and "
+        "check that it keeps running: `stormer status`)"
+    )
     if storm.at is None:
         return _warn("worker", "no worker is alive, and the storm has no usable time", start)
     ahead = storm.at - now
     if ahead > WORKER_BEFORE:
-        return _ok("worker", f"none alive; the storm is in {duration(ahead.total_seconds())}"
-                                ": start `stormer run` within 24 h of it")
+        return _ok(
+            "worker",
+            f"none alive; the storm is in {duration(ahead.total_seconds())}"
+            ": start `stormer run` within 24 h of it",
+        )
     if ahead < timedelta(0) and not waiting:
         return _ok("worker", "none alive, and nothing is left to send")
-    return _err("worker", f"NO WORKER IS ALIVE (no heartbeat in the last minute) and the "
-                           f"storm is {_relative(ahead)}: nothing will be sent", start)
+    return _err(
+        "worker",
+        f"NO WORKER IS ALIVE (no heartbeat in the last minute) and the "
+        f"storm is {_relative(ahead)}: nothing will be sent",
+        start,
+    )
 
 
 def _relative(ahead: timedelta) -> str:
@@ -422,6 +500,7 @@ def _iso(value: datetime) -> str:
 
 # --- alerts ----------------------------------------------------------------------------------
 
+
 def reminders_finding(storm: Storm, environ: Mapping[str, str] | None = None) -> Finding:
     from stormer.notify.sender import sender_problems
 
@@ -429,13 +508,19 @@ def reminders_finding(storm: Storm, environ: Mapping[str, str] | None = None) ->
         return _ok("reminders", "no participants' reminders planned")
     kinds, wrong = sender_problems(storm, environ)
     if wrong:
-        return _err("reminders", "; ".join(wrong),
-                    "set each [reminders] senders variable to the organizer's Apprise URL "
-                    "(mailtos://user:password@smtp.example.org?from=..., tgram://BOT_TOKEN, "
-                    "matrixs://user:password@server) in the worker's environment")
+        return _err(
+            "reminders",
+            "; ".join(wrong),
+            "set each [reminders] senders variable to the organizer's Apprise URL "
+            "(mailtos://user:password@smtp.example.org?from=..., tgram://BOT_TOKEN, "
+            "matrixs://user:password@server) in the worker's environment",
+        )
     shown = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))
-    return _ok("reminders", f"{len(storm.reminder_offsets)} reminder(s) before T to "
-                            f"{shown} contact(s); every sender is set")
+    return _ok(
+        "reminders",
+        f"{len(storm.reminder_offsets)} reminder(s) before T to "
+        f"{shown} contact(s); every sender is set",
+    )
 
 
 def alerts_finding(storm: Storm, environ: Mapping[str, str] | None = None) -> Finding:
@@ -443,27 +528,38 @@ def alerts_finding(storm: Storm, environ: Mapping[str, str] | None = None) -> Fi
 
     cron = "run `stormer watchdog --quiet` every minute from cron on another machine"
     if not storm.alert_vars:
-        return _warn("alerts", "no alerts configured: if no worker stages the storm, nobody "
-                                 "is told",
-                       "add [alerts] apprise = [\"STORMER_ALERT_URL\"] to config.toml, set "
-                       "that variable to an Apprise URL (mailto://, tgram://, ntfy://…), and "
-                       + cron)
+        return _warn(
+            "alerts",
+            "no alerts configured: if no worker stages the storm, nobody is told",
+            'add [alerts] apprise = ["STORMER_ALERT_URL"] to config.toml, set '
+            "that variable to an Apprise URL (mailto://, tgram://, ntfy://…), and " + cron,
+        )
     urls, missing = alert_urls(storm.alert_vars, environ)
     names = list(urls)
     unusable = [names[i] for i, _ in check_urls(list(urls.values()))]
     if missing or unusable:
-        wrong = ([f"${n} is not set" for n in missing]
-                 + [f"${n} is not a usable Apprise URL" for n in unusable])
-        return _err("alerts", "; ".join(wrong),
-                     "set each variable to an Apprise URL (see the Apprise wiki), in the "
-                     "environment of the watchdog")
+        wrong = [f"${n} is not set" for n in missing] + [
+            f"${n} is not a usable Apprise URL" for n in unusable
+        ]
+        return _err(
+            "alerts",
+            "; ".join(wrong),
+            "set each variable to an Apprise URL (see the Apprise wiki), in the "
+            "environment of the watchdog",
+        )
     if storm.unstaged_before >= DEFAULT_STAGING_WINDOW:
-        return _warn("alerts", f"unstaged_before = {storm.unstaged_before} is not shorter "
-                                 "than the worker's default staging window (10 min): the "
-                                 "watchdog would alert before any worker stages",
-                       "set [alerts] unstaged_before below the worker's --staging-window")
-    return _ok("alerts", f"{len(urls)} alert URL(s) set; alerts go out "
-                            f"{storm.unstaged_before} before T if nothing is staged ({cron})")
+        return _warn(
+            "alerts",
+            f"unstaged_before = {storm.unstaged_before} is not shorter "
+            "than the worker's default staging window (10 min): the "
+            "watchdog would alert before any worker stages",
+            "set [alerts] unstaged_before below the worker's --staging-window",
+        )
+    return _ok(
+        "alerts",
+        f"{len(urls)} alert URL(s) set; alerts go out "
+        f"{storm.unstaged_before} before T if nothing is staged ({cron})",
+    )
 
 
 # --- rendering ---------------------------------------------------------------------------------
@@ -480,6 +576,7 @@ def doctor_lines(findings: list[Finding]) -> list[str]:
             lines.append(f"       fix: {f.fix}")
     errors = sum(f.severity == "error" for f in findings)
     warnings = sum(f.severity == "warning" for f in findings)
-    lines.append(f"{errors} error(s), {warnings} warning(s)" if errors or warnings
-                 else "all checks passed")
+    lines.append(
+        f"{errors} error(s), {warnings} warning(s)" if errors or warnings else "all checks passed"
+    )
     return lines

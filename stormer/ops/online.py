@@ -14,8 +14,9 @@ if TYPE_CHECKING:
     from stormer.storm.loader import Account, Storm
 
 
-async def verify_accounts(storm: Storm, *, http: httpx.AsyncClient | None = None,
-                          concurrency: int = 8) -> list[Problem]:
+async def verify_accounts(
+    storm: Storm, *, http: httpx.AsyncClient | None = None, concurrency: int = 8
+) -> list[Problem]:
     """One problem per account whose credentials are missing, rejected or unverifiable."""
     from stormer.dispatch.connect import client, connect
 
@@ -30,14 +31,29 @@ async def verify_accounts(storm: Storm, *, http: httpx.AsyncClient | None = None
                     await plugin.verify(conn)
                 return None
             except MissingCredential as e:
-                return Problem("error", "credentials-missing", CONFIG_NAME, account.line,
-                               str(e).removeprefix(f"{account.platform}: "))
+                return Problem(
+                    "error",
+                    "credentials-missing",
+                    CONFIG_NAME,
+                    account.line,
+                    str(e).removeprefix(f"{account.platform}: "),
+                )
             except AuthError as e:
-                return Problem("error", "credentials-rejected", CONFIG_NAME, account.line,
-                               f"account {account.name!r}: {e}")
+                return Problem(
+                    "error",
+                    "credentials-rejected",
+                    CONFIG_NAME,
+                    account.line,
+                    f"account {account.name!r}: {e}",
+                )
             except PlatformError as e:
-                return Problem("warning", "account-unverified", CONFIG_NAME, account.line,
-                               f"account {account.name!r}: could not verify ({e})")
+                return Problem(
+                    "warning",
+                    "account-unverified",
+                    CONFIG_NAME,
+                    account.line,
+                    f"account {account.name!r}: could not verify ({e})",
+                )
 
     try:
         results = await asyncio.gather(*(one(a) for a in storm.accounts))

@@ -40,10 +40,16 @@ class Rehearsal:
             f"  lateness from the simulator's receive times: p50 {late['p50']:.0f} ms, "
             f"p99 {late['p99']:.0f} ms, max {late['max']:.0f} ms",
             f"  early: {self.early}   duplicates: {self.duplicates}   lost: {self.lost}",
-            *([f"  reminders to {r['participants']} participant(s): {r['planned']} planned, "
-               f"{r['delivered']} delivered to the simulator's inbox (none to the real "
-               f"participants); early: {r['early']}   duplicates: {r['duplicates']}   "
-               f"lost: {r['lost']}"] if (r := self.reminders) else []),
+            *(
+                [
+                    f"  reminders to {r['participants']} participant(s): {r['planned']} planned, "
+                    f"{r['delivered']} delivered to the simulator's inbox (none to the real "
+                    f"participants); early: {r['early']}   duplicates: {r['duplicates']}   "
+                    f"lost: {r['lost']}"
+                ]
+                if (r := self.reminders)
+                else []
+            ),
             "  outbox: " + ", ".join(f"{n} {s}" for s, n in sorted(self.states.items())),
             "  verdict: " + ("OK" if self.ok else "PROBLEMS — see above"),
         ]
@@ -51,8 +57,14 @@ class Rehearsal:
     @property
     def ok(self) -> bool:
         r = self.reminders
-        return not (self.early or self.duplicates or self.lost or r.get("early")
-                    or r.get("duplicates") or r.get("lost"))
+        return not (
+            self.early
+            or self.duplicates
+            or self.lost
+            or r.get("early")
+            or r.get("duplicates")
+            or r.get("lost")
+        )
 
 
 def simulated(storm: Storm, sim: str, at: datetime, delay: timedelta) -> Storm:
@@ -61,20 +73,31 @@ def simulated(storm: Storm, sim: str, at: datetime, delay: timedelta) -> Storm:
     each is counted), with the reminder offsets scaled down to fit before `at`."""
     accounts = [replace(a, base_url=sim) for a in storm.accounts]
     inbox = sim.replace("http://", "json://", 1) + "/_sim/reminders"
-    participants = [replace(p, contacts=(f"{inbox}?+X-Rehearsal-To={p.row}",))
-                    for p in storm.participants if p.contacts]
+    participants = [
+        replace(p, contacts=(f"{inbox}?+X-Rehearsal-To={p.row}",))
+        for p in storm.participants
+        if p.contacts
+    ]
     offsets = storm.reminder_offsets
     if offsets:
         # The earliest reminder goes out after 40% of the delay, the others in proportion.
         scale = 0.6 * delay.total_seconds() / max(o.total_seconds() for o in offsets)
         offsets = [timedelta(seconds=round(o.total_seconds() * scale, 3)) for o in offsets]
-    return replace(storm, at=at, accounts=accounts, participants=participants,
-                   reminder_offsets=offsets, reminder_senders={}, database_url=None,
-                   problems=[])
+    return replace(
+        storm,
+        at=at,
+        accounts=accounts,
+        participants=participants,
+        reminder_offsets=offsets,
+        reminder_senders={},
+        database_url=None,
+        problems=[],
+    )
 
 
 def fake_credentials(sim: str) -> Any:
     """Credentials the simulator accepts: made up per account, never read from anywhere."""
+
     def credentials(account: Account, fields: tuple[str, ...]) -> dict[str, Secret]:
         out = {}
         for n, name in enumerate(fields):
@@ -85,6 +108,7 @@ def fake_credentials(sim: str) -> Any:
                 value = f"{abs(hash(account.name)) % 10**9}:{value}"
             out[name] = Secret(value)
         return out
+
     return credentials
 
 
@@ -113,12 +137,18 @@ def rehearse(storm: Storm, *, delay: timedelta, say: Any = print) -> Rehearsal:
                     # As of the rehearsal's start: planning may take longer than the first
                     # reminder's scaled offset, and a late item is sent late, not dropped.
                     schedule(items, session=session, storm=copy.slug, now=at - delay)
-                say(f"rehearsing {len(items)} item(s) at {at:%H:%M:%S} UTC "
-                    f"(in {delay.total_seconds():.0f} s) against the local simulator…")
-                settings = Settings(staging_window=delay + timedelta(minutes=1),
-                                    grace=timedelta(minutes=2), poll_seconds=1.0)
-                dispatcher = Dispatcher(copy, engine, settings=settings,
-                                        credentials=fake_credentials(server.url))
+                say(
+                    f"rehearsing {len(items)} item(s) at {at:%H:%M:%S} UTC "
+                    f"(in {delay.total_seconds():.0f} s) against the local simulator…"
+                )
+                settings = Settings(
+                    staging_window=delay + timedelta(minutes=1),
+                    grace=timedelta(minutes=2),
+                    poll_seconds=1.0,
+                )
+                dispatcher = Dispatcher(
+                    copy, engine, settings=settings, credentials=fake_credentials(server.url)
+                )
                 asyncio.run(dispatcher.run(until_done=True))
                 states = _states(engine)
             finally:
@@ -128,13 +158,15 @@ def rehearse(storm: Storm, *, delay: timedelta, say: Any = print) -> Rehearsal:
     finally:
         server.stop()
     result = _judge(at, [i for i in items if i.kind == "post"], landed, states)
-    result.reminders = _judge_reminders(copy, [i for i in items if i.kind == "reminder"],
-                                        inbox)
+    result.reminders = _judge_reminders(copy, [i for i in items if i.kind == "reminder"], inbox)
     return result
 
 
-def _judge_reminders(storm: Storm, items: list[Any], inbox: list[dict[str, Any]],
-                     ) -> dict[str, int]:
+def _judge_reminders(
+    storm: Storm,
+    items: list[Any],
+    inbox: list[dict[str, Any]],
+) -> dict[str, int]:
     """Per participant, the reminders planned against those the inbox received, in time
     order: each must arrive once, and not before its own time."""
     if not items:
@@ -154,8 +186,14 @@ def _judge_reminders(storm: Storm, items: list[Any], inbox: list[dict[str, Any]]
         lost += max(len(times) - len(got), 0)
         early += sum(1 for due, at in zip(sorted(times), got, strict=False) if at < due)
     duplicates += sum(len(v) for k, v in received.items() if k not in planned)
-    return {"participants": len(planned), "planned": len(items), "delivered": len(inbox),
-            "early": early, "duplicates": duplicates, "lost": lost}
+    return {
+        "participants": len(planned),
+        "planned": len(items),
+        "delivered": len(inbox),
+        "early": early,
+        "duplicates": duplicates,
+        "lost": lost,
+    }
 
 
 def _states(engine: Any) -> dict[str, int]:
@@ -164,12 +202,12 @@ def _states(engine: Any) -> dict[str, int]:
     from stormer.outbox.models import Outbox
 
     with engine.connect() as conn:
-        return dict(conn.execute(select(Outbox.state, func.count()).group_by(Outbox.state))
-                    .all())
+        return dict(conn.execute(select(Outbox.state, func.count()).group_by(Outbox.state)).all())
 
 
-def _judge(at: datetime, items: list[Any], landed: list[dict[str, Any]],
-           states: dict[str, int]) -> Rehearsal:
+def _judge(
+    at: datetime, items: list[Any], landed: list[dict[str, Any]], states: dict[str, int]
+) -> Rehearsal:
     received = [datetime.fromisoformat(p["received_at"].replace("Z", "+00:00")) for p in landed]
     lateness = sorted((r - at).total_seconds() * 1000 for r in received)
     per_item = Counter((p["platform"], p["text"]) for p in landed)
@@ -182,9 +220,13 @@ def _judge(at: datetime, items: list[Any], landed: list[dict[str, Any]],
     def pct(q: float) -> float:
         return lateness[min(len(lateness) - 1, int(q * len(lateness)))] if lateness else 0.0
 
-    return Rehearsal(at=at, items=len(items), landed=sum(min(per_item[k], n)
-                                                          for k, n in wanted.items()),
-                     early=sum(1 for r in received if r < at), duplicates=duplicates, lost=lost,
-                     lateness_ms={"p50": pct(0.5), "p99": pct(0.99),
-                                  "max": lateness[-1] if lateness else 0.0},
-                     states=states)
+    return Rehearsal(
+        at=at,
+        items=len(items),
+        landed=sum(min(per_item[k], n) for k, n in wanted.items()),
+        early=sum(1 for r in received if r < at),
+        duplicates=duplicates,
+        lost=lost,
+        lateness_ms={"p50": pct(0.5), "p99": pct(0.99), "max": lateness[-1] if lateness else 0.0},
+        states=states,
+    )

@@ -26,8 +26,20 @@ from stormer.secrets import REDACTED, redact
 from stormer.timezones import iso_utc
 
 # The columns of a report row, in CSV order.
-COLUMNS: Final = ("id", "kind", "account", "platform", "state", "fire_at", "sent_at",
-                  "lateness_s", "overdue_s", "permalink", "error", "attempts")
+COLUMNS: Final = (
+    "id",
+    "kind",
+    "account",
+    "platform",
+    "state",
+    "fire_at",
+    "sent_at",
+    "lateness_s",
+    "overdue_s",
+    "permalink",
+    "error",
+    "attempts",
+)
 # Not settled yet: a worker should still send (or reconcile) these.
 WAITING: Final = ("pending", "staged", "claimed", "sending", "failed")
 # How far past its time an unsent item may be before status calls it overdue: a normal burst
@@ -47,8 +59,10 @@ _CREDENTIAL_SHAPES: Final = (
     (re.compile(r"\bbot\d{4,}:[A-Za-z0-9_-]{20,}"), f"bot{REDACTED}"),  # Telegram, in URLs
     (re.compile(r"(/webhooks/\d+/)[A-Za-z0-9_.-]+"), rf"\1{REDACTED}"),  # Discord webhook
     (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+"), rf"\1 {REDACTED}"),
-    (re.compile(r"(?i)((?:access_token|token|password|secret|api_key|key)=)[^&\s\"']+"),
-     rf"\1{REDACTED}"),
+    (
+        re.compile(r"(?i)((?:access_token|token|password|secret|api_key|key)=)[^&\s\"']+"),
+        rf"\1{REDACTED}",
+    ),
     (re.compile(r"(://[^/\s:@]+:)[^@\s/]+@"), rf"\1{REDACTED}@"),  # user:password@host
 )
 # Addresses a reminder's error may echo (participants' contacts are Apprise URLs, e-mail
@@ -83,6 +97,7 @@ class Item(Protocol):
 
 # --- the report ------------------------------------------------------------------------------
 
+
 def report_rows(items: Iterable[Item], now: datetime) -> list[dict[str, Any]]:
     """One JSON-ready dict per item (keys: `COLUMNS`), in the order given.
 
@@ -96,8 +111,11 @@ def report_rows(items: Iterable[Item], now: datetime) -> list[dict[str, Any]]:
 def _row(item: Item, now: datetime) -> dict[str, Any]:
     reminder = item.kind == "reminder"
     lateness = (item.sent_at - item.fire_at).total_seconds() if item.sent_at else None
-    overdue = ((now - item.fire_at).total_seconds()
-               if item.state in WAITING and item.fire_at < now else None)
+    overdue = (
+        (now - item.fire_at).total_seconds()
+        if item.state in WAITING and item.fire_at < now
+        else None
+    )
     error = clean_error(item.error, contacts=reminder) if item.error else None
     return {
         "id": item.id,
@@ -170,8 +188,9 @@ def summary(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "unconfirmed": _ids(rows, "unconfirmed"),
         "dead": [{"id": r["id"], "error": r["error"]} for r in rows if r["state"] == "dead"],
         "missed": _ids(rows, "missed"),
-        "overdue": [r["id"] for r in rows
-                    if r["overdue_s"] is not None and r["overdue_s"] > _OVERDUE_S],
+        "overdue": [
+            r["id"] for r in rows if r["overdue_s"] is not None and r["overdue_s"] > _OVERDUE_S
+        ],
     }
 
 
@@ -220,20 +239,34 @@ def report_lines(summary: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) 
     def problem(title: str, ids: Sequence[str], detail: Any) -> None:
         if ids:
             lines.append(title.format(n=len(ids)))
-            lines.extend(f"    {i}  {_who(by_id[i])}  {detail(by_id[i])}".rstrip()
-                         for i in ids)
+            lines.extend(f"    {i}  {_who(by_id[i])}  {detail(by_id[i])}".rstrip() for i in ids)
 
-    problem(ALERT + "EARLY: {n} item(s) were sent BEFORE their time. This must never happen: "
-            "report it as a bug in stormer (or the platform's clock is behind).",
-            summary["early"], lambda r: f"{duration(-r['lateness_s'])} early")
-    problem(ALERT + "DEAD: {n} item(s) were given up and will not be sent:",
-            [d["id"] for d in summary["dead"]], lambda r: r["error"] or "")
-    problem("UNCONFIRMED: {n} item(s) may or may not have been posted; check them by hand:",
-            summary["unconfirmed"], lambda r: r["error"] or "")
-    problem("MISSED: {n} item(s) were not sent in time and were given up:",
-            summary["missed"], lambda r: f"due {r['fire_at']}")
-    problem("OVERDUE: {n} item(s) are past their time and not sent (is a worker running?):",
-            summary["overdue"], lambda r: f"{r['state']}, {duration(r['overdue_s'])} late")
+    problem(
+        ALERT + "EARLY: {n} item(s) were sent BEFORE their time. This must never happen: "
+        "report it as a bug in stormer (or the platform's clock is behind).",
+        summary["early"],
+        lambda r: f"{duration(-r['lateness_s'])} early",
+    )
+    problem(
+        ALERT + "DEAD: {n} item(s) were given up and will not be sent:",
+        [d["id"] for d in summary["dead"]],
+        lambda r: r["error"] or "",
+    )
+    problem(
+        "UNCONFIRMED: {n} item(s) may or may not have been posted; check them by hand:",
+        summary["unconfirmed"],
+        lambda r: r["error"] or "",
+    )
+    problem(
+        "MISSED: {n} item(s) were not sent in time and were given up:",
+        summary["missed"],
+        lambda r: f"due {r['fire_at']}",
+    )
+    problem(
+        "OVERDUE: {n} item(s) are past their time and not sent (is a worker running?):",
+        summary["overdue"],
+        lambda r: f"{r['state']}, {duration(r['overdue_s'])} late",
+    )
     if not lines:
         lines.append("No problems.")
     lines.append("")
@@ -257,14 +290,22 @@ def _counts_text(counts: Mapping[str, int]) -> str:
 def _table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     header = ("id", "fire at (UTC)", "state", "kind", "platform/account", "lateness", "result")
     cells = [header] + [
-        (r["id"], r["fire_at"], r["state"], r["kind"], _who(r),
-         _signed(r["lateness_s"]) if r["lateness_s"] is not None else "",
-         r["permalink"] or r["error"] or "")
+        (
+            r["id"],
+            r["fire_at"],
+            r["state"],
+            r["kind"],
+            _who(r),
+            _signed(r["lateness_s"]) if r["lateness_s"] is not None else "",
+            r["permalink"] or r["error"] or "",
+        )
         for r in rows
     ]
     widths = [max(len(c[i]) for c in cells) for i in range(len(header) - 1)]
-    return ["  ".join([*(c.ljust(w) for c, w in zip(cell, widths, strict=False)),
-                       cell[-1]]).rstrip() for cell in cells]
+    return [
+        "  ".join([*(c.ljust(w) for c, w in zip(cell, widths, strict=False)), cell[-1]]).rstrip()
+        for cell in cells
+    ]
 
 
 def _percentiles(lateness: Mapping[str, Any]) -> str:
@@ -283,13 +324,18 @@ def duration(seconds: float) -> str:
     whole = round(s)
     if whole < 60:
         return f"{whole} s"
-    parts = [(whole // 86_400, "d"), (whole % 86_400 // 3600, "h"), (whole % 3600 // 60, "min"),
-             (whole % 60, "s")]
+    parts = [
+        (whole // 86_400, "d"),
+        (whole % 86_400 // 3600, "h"),
+        (whole % 3600 // 60, "min"),
+        (whole % 60, "s"),
+    ]
     first = next(i for i, (n, _) in enumerate(parts) if n)
-    return " ".join(f"{n} {unit}" for n, unit in parts[first:first + 2] if n)
+    return " ".join(f"{n} {unit}" for n, unit in parts[first : first + 2] if n)
 
 
 # --- status ----------------------------------------------------------------------------------
+
 
 def status_doc(status: Mapping[str, Any]) -> dict[str, Any]:
     """`stormer.claims.status_summary` made JSON-ready, with `alerts` for what is wrong.
@@ -303,28 +349,61 @@ def status_doc(status: Mapping[str, Any]) -> dict[str, Any]:
     nxt: datetime | None = status["next_fire_at"]
     lateness = dict(status["lateness"])
     workers = [
-        {"worker_id": w["worker_id"], "hostname": w["hostname"], "pid": w["pid"],
-         "started_at": iso_utc(w["started_at"]), "heartbeat_at": iso_utc(w["heartbeat_at"]),
-         "heartbeat_age_s": (now - w["heartbeat_at"]).total_seconds(),
-         "staged_through": _iso(w["staged_through"])}
+        {
+            "worker_id": w["worker_id"],
+            "hostname": w["hostname"],
+            "pid": w["pid"],
+            "started_at": iso_utc(w["started_at"]),
+            "heartbeat_at": iso_utc(w["heartbeat_at"]),
+            "heartbeat_age_s": (now - w["heartbeat_at"]).total_seconds(),
+            "staged_through": _iso(w["staged_through"]),
+        }
         for w in status["workers"]
     ]
     alerts: list[tuple[str, str]] = []
     if waiting and not workers:
-        alerts.append(("no-worker", (f"NO WORKER IS RUNNING: {waiting} item(s) are waiting "
-                                     f"and nothing will send them; {NO_WORKER_HINT}")))
+        alerts.append(
+            (
+                "no-worker",
+                (
+                    f"NO WORKER IS RUNNING: {waiting} item(s) are waiting "
+                    f"and nothing will send them; {NO_WORKER_HINT}"
+                ),
+            )
+        )
     if lateness["early"]:
         early = ", ".join(lateness["early"])
-        alerts.append(("early", (f"{len(lateness['early'])} item(s) were sent BEFORE their "
-                                 f"time: a bug, report it ({early})")))
+        alerts.append(
+            (
+                "early",
+                (
+                    f"{len(lateness['early'])} item(s) were sent BEFORE their "
+                    f"time: a bug, report it ({early})"
+                ),
+            )
+        )
     if nxt is not None and now - nxt > OVERDUE_AFTER:
         alerts.append(("overdue", f"items due since {iso_utc(nxt)} are not sent yet"))
     if status["unknown_outcomes"]:
-        alerts.append(("unknown-outcome", (f"{len(status['unknown_outcomes'])} item(s) may "
-                                           "have been posted: awaiting reconciliation")))
+        alerts.append(
+            (
+                "unknown-outcome",
+                (
+                    f"{len(status['unknown_outcomes'])} item(s) may "
+                    "have been posted: awaiting reconciliation"
+                ),
+            )
+        )
     if status["expired_leases"]:
-        alerts.append(("expired-lease", (f"{status['expired_leases']} lease(s) expired: a "
-                                         "worker died or stalled mid-burst")))
+        alerts.append(
+            (
+                "expired-lease",
+                (
+                    f"{status['expired_leases']} lease(s) expired: a "
+                    "worker died or stalled mid-burst"
+                ),
+            )
+        )
     return {
         "storm": status["storm"],
         "now": iso_utc(now),
@@ -355,10 +434,14 @@ def status_lines(doc: Mapping[str, Any]) -> list[str]:
         lines.append(f"{doc['storm']}: {EMPTY}")
     else:
         kinds = doc.get("kinds") or {}
-        split = (f" ({kinds.get('post', 0)} posts, {kinds.get('reminder', 0)} reminders)"
-                 if kinds.get("reminder") else "")
-        lines.append(f"{doc['storm']}: {doc['total']} item(s){split}: "
-                     f"{_counts_text(doc['counts'])}")
+        split = (
+            f" ({kinds.get('post', 0)} posts, {kinds.get('reminder', 0)} reminders)"
+            if kinds.get("reminder")
+            else ""
+        )
+        lines.append(
+            f"{doc['storm']}: {doc['total']} item(s){split}: {_counts_text(doc['counts'])}"
+        )
     if doc["next_fire_in_s"] is not None:
         ahead = doc["next_fire_in_s"]
         if ahead >= 0:
@@ -376,15 +459,18 @@ def status_lines(doc: Mapping[str, Any]) -> list[str]:
             f"    {w['worker_id']} on {w['hostname']} (pid {w['pid']}), heartbeat "
             f"{duration(w['heartbeat_age_s'])} ago"
             + (f", staged through {w['staged_through']}" if w["staged_through"] else "")
-            for w in doc["workers"])
+            for w in doc["workers"]
+        )
     elif "no-worker" not in alerts:
         lines.append("workers alive: none (nothing is waiting)")
     lateness = doc["lateness"]
     if lateness["sent"]:
         lines.append(f"lateness so far: {lateness['sent']} sent, {_percentiles(lateness)}")
     if doc["unknown_outcomes"]:
-        lines.append(f"unknown outcomes ({len(doc['unknown_outcomes'])}), being reconciled: "
-                     + ", ".join(doc["unknown_outcomes"]))
+        lines.append(
+            f"unknown outcomes ({len(doc['unknown_outcomes'])}), being reconciled: "
+            + ", ".join(doc["unknown_outcomes"])
+        )
     if doc["expired_leases"]:
         lines.append(f"expired leases: {doc['expired_leases']} (a worker died or stalled)")
     return lines

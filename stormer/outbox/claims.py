@@ -68,11 +68,24 @@ CHUNK: Final = 5_000  # ids per statement, far below the bound-parameter limits
 
 _t = cast(Table, Outbox.__table__)
 _w = cast(Table, Worker.__table__)
-_ITEM_COLUMNS = (_t.c.id, _t.c.kind, _t.c.platform, _t.c.account, _t.c.fire_at, _t.c.lang,
-                 _t.c.text,
-                 _t.c.media, _t.c.payload, _t.c.content_hash, _t.c.idempotency_key,
-                 _t.c.attempts, _t.c.claimed_from, _t.c.state, _t.c.staged_data,
-                 _t.c.lease_until)
+_ITEM_COLUMNS = (
+    _t.c.id,
+    _t.c.kind,
+    _t.c.platform,
+    _t.c.account,
+    _t.c.fire_at,
+    _t.c.lang,
+    _t.c.text,
+    _t.c.media,
+    _t.c.payload,
+    _t.c.content_hash,
+    _t.c.idempotency_key,
+    _t.c.attempts,
+    _t.c.claimed_from,
+    _t.c.state,
+    _t.c.staged_data,
+    _t.c.lease_until,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,8 +159,17 @@ class WorkerInfo:
 
 # --- claiming ----------------------------------------------------------------------------------
 
-def claim_due(*, engine: Engine, storm: str, worker: str, now: datetime, horizon: timedelta,
-              limit: int, lease: timedelta) -> list[ClaimedItem]:
+
+def claim_due(
+    *,
+    engine: Engine,
+    storm: str,
+    worker: str,
+    now: datetime,
+    horizon: timedelta,
+    limit: int,
+    lease: timedelta,
+) -> list[ClaimedItem]:
     """Claim up to `limit` sendable items of `storm` firing by `now + horizon`, earliest first.
 
     Sendable: `pending`, `staged`, and `failed` whose `next_attempt_at <= now`. Call
@@ -159,16 +181,21 @@ def claim_due(*, engine: Engine, storm: str, worker: str, now: datetime, horizon
     _aware(now)
     if limit <= 0:
         return []
-    due = (select(_t.c.id)
-           .where(_t.c.storm == storm, _t.c.fire_at <= now + horizon, _sendable(now))
-           .order_by(_t.c.fire_at, _t.c.id).limit(limit)
-           .with_for_update(skip_locked=True))
-    return _take(engine, due, worker=worker, now=now, lease=lease, state="claimed",
-                 claimed_from=_t.c.state)
+    due = (
+        select(_t.c.id)
+        .where(_t.c.storm == storm, _t.c.fire_at <= now + horizon, _sendable(now))
+        .order_by(_t.c.fire_at, _t.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return _take(
+        engine, due, worker=worker, now=now, lease=lease, state="claimed", claimed_from=_t.c.state
+    )
 
 
-def claim_unknown(*, engine: Engine, storm: str, worker: str, now: datetime, limit: int,
-                  lease: timedelta) -> list[ClaimedItem]:
+def claim_unknown(
+    *, engine: Engine, storm: str, worker: str, now: datetime, limit: int, lease: timedelta
+) -> list[ClaimedItem]:
     """Lease `sending` items whose outcome is unknown (see `recover_expired`) to reconcile.
 
     They stay `sending`; `state_before` is `sending`. Record what reconciliation found with
@@ -178,21 +205,47 @@ def claim_unknown(*, engine: Engine, storm: str, worker: str, now: datetime, lim
     _aware(now)
     if limit <= 0:
         return []
-    unknown = (select(_t.c.id)
-               .where(_t.c.storm == storm, _t.c.state == "sending", _t.c.lease_until.is_(None))
-               .order_by(_t.c.fire_at, _t.c.id).limit(limit)
-               .with_for_update(skip_locked=True))
-    return _take(engine, unknown, worker=worker, now=now, lease=lease, state="sending",
-                 claimed_from=_t.c.claimed_from)
+    unknown = (
+        select(_t.c.id)
+        .where(_t.c.storm == storm, _t.c.state == "sending", _t.c.lease_until.is_(None))
+        .order_by(_t.c.fire_at, _t.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return _take(
+        engine,
+        unknown,
+        worker=worker,
+        now=now,
+        lease=lease,
+        state="sending",
+        claimed_from=_t.c.claimed_from,
+    )
 
 
-def _take(engine: Engine, ids: Any, *, worker: str, now: datetime, lease: timedelta,
-          state: str, claimed_from: Any) -> list[ClaimedItem]:
+def _take(
+    engine: Engine,
+    ids: Any,
+    *,
+    worker: str,
+    now: datetime,
+    lease: timedelta,
+    state: str,
+    claimed_from: Any,
+) -> list[ClaimedItem]:
     # In SET, `claimed_from = state` reads the row's state before this update.
-    stmt = (update(_t).where(_t.c.id.in_(ids))
-            .values(state=state, claimed_from=claimed_from, lease_owner=worker,
-                    lease_until=now + lease, updated_at=now)
-            .returning(*_ITEM_COLUMNS))
+    stmt = (
+        update(_t)
+        .where(_t.c.id.in_(ids))
+        .values(
+            state=state,
+            claimed_from=claimed_from,
+            lease_owner=worker,
+            lease_until=now + lease,
+            updated_at=now,
+        )
+        .returning(*_ITEM_COLUMNS)
+    )
     with engine.begin() as conn:
         rows = conn.execute(stmt).all()
     return sorted((_claimed(r) for r in rows), key=lambda c: (c.fire_at, c.id))
@@ -201,35 +254,60 @@ def _take(engine: Engine, ids: Any, *, worker: str, now: datetime, lease: timede
 def _claimed(row: AnyRow) -> ClaimedItem:
     before = row.state if row.state == "sending" else row.claimed_from
     return ClaimedItem(
-        id=row.id, kind=row.kind, platform=row.platform, account=row.account,
-        fire_at=row.fire_at, lang=row.lang, text=row.text, media=row.media, payload=row.payload,
-        content_hash=row.content_hash, idempotency_key=row.idempotency_key,
-        attempts=row.attempts, state_before=before, lease_until=row.lease_until,
+        id=row.id,
+        kind=row.kind,
+        platform=row.platform,
+        account=row.account,
+        fire_at=row.fire_at,
+        lang=row.lang,
+        text=row.text,
+        media=row.media,
+        payload=row.payload,
+        content_hash=row.content_hash,
+        idempotency_key=row.idempotency_key,
+        attempts=row.attempts,
+        state_before=before,
+        lease_until=row.lease_until,
         # `schedule` puts a rewritten item back to pending without clearing staged_data.
         staged_data=None if before == "pending" else row.staged_data,
     )
 
 
 def _sendable(now: datetime) -> Any:
-    return or_(_t.c.state.in_(("pending", "staged")),
-               and_(_t.c.state == "failed", _t.c.next_attempt_at <= now))
+    return or_(
+        _t.c.state.in_(("pending", "staged")),
+        and_(_t.c.state == "failed", _t.c.next_attempt_at <= now),
+    )
 
 
-def renew(*, engine: Engine, ids: Sequence[str], worker: str, now: datetime,
-          lease: timedelta) -> list[str]:
+def renew(
+    *, engine: Engine, ids: Sequence[str], worker: str, now: datetime, lease: timedelta
+) -> list[str]:
     """Extend to `now + lease` the live leases of `worker` on `ids` (claimed or sending);
     returns the ids renewed. An expired lease is not renewed: it may have been recovered."""
     _aware(now)
     with engine.begin() as conn:
         held = _held(conn, ids, worker)
-        ok = [i for i, r in held.items() if r.state in ("claimed", "sending")
-              and r.lease_until is not None and r.lease_until >= now]
+        ok = [
+            i
+            for i, r in held.items()
+            if r.state in ("claimed", "sending")
+            and r.lease_until is not None
+            and r.lease_until >= now
+        ]
         _update_ids(conn, ok, lease_until=now + lease, updated_at=now)
     return _in_order(ids, ok)
 
 
-def mark_staged(*, engine: Engine, id: str, worker: str, content_hash: str,
-                staged_data: dict[str, Any], now: datetime) -> bool:
+def mark_staged(
+    *,
+    engine: Engine,
+    id: str,
+    worker: str,
+    content_hash: str,
+    staged_data: dict[str, Any],
+    now: datetime,
+) -> bool:
     """Store what staging produced for item `id`, if it was staged from `content_hash`.
 
     Returns False and changes nothing when the row's content_hash differs (a concurrent
@@ -238,13 +316,16 @@ def mark_staged(*, engine: Engine, id: str, worker: str, content_hash: str,
     retry time; one claimed by `worker` stays claimed and is released as `staged`.
     `staged_data` is stored as JSON: ids and references only, never secrets.
     """
-    return bool(mark_staged_many(engine=engine, worker=worker, now=now,
-                                 staged=[(id, content_hash, staged_data)]))
+    return bool(
+        mark_staged_many(
+            engine=engine, worker=worker, now=now, staged=[(id, content_hash, staged_data)]
+        )
+    )
 
 
-def mark_staged_many(*, engine: Engine, worker: str,
-                     staged: Sequence[tuple[str, str, dict[str, Any]]],
-                     now: datetime) -> list[str]:
+def mark_staged_many(
+    *, engine: Engine, worker: str, staged: Sequence[tuple[str, str, dict[str, Any]]], now: datetime
+) -> list[str]:
     """`mark_staged` for a batch of `(id, content_hash, staged_data)`, in one transaction;
     returns the ids marked, in the order given. Each row is judged as `mark_staged` judges
     it; if an id comes twice, the last entry counts."""
@@ -256,9 +337,10 @@ def mark_staged_many(*, engine: Engine, worker: str,
         rows = []
         for chunk in _chunks(sorted(wanted)):  # locked in id order (see `_held`)
             for row in conn.execute(
-                select(_t.c.id, _t.c.state, _t.c.lease_owner, _t.c.content_hash,
-                       _t.c.claimed_from)
-                .where(_t.c.id.in_(chunk)).order_by(_t.c.id).with_for_update()
+                select(_t.c.id, _t.c.state, _t.c.lease_owner, _t.c.content_hash, _t.c.claimed_from)
+                .where(_t.c.id.in_(chunk))
+                .order_by(_t.c.id)
+                .with_for_update()
             ):
                 content_hash, staged_data = wanted[row.id]
                 if row.content_hash != content_hash:
@@ -273,8 +355,16 @@ def mark_staged_many(*, engine: Engine, worker: str,
                 else:
                     continue
                 # The row is locked: writing back its own state and claimed_from is a no-op.
-                rows.append({"b_id": row.id, "state": state, "claimed_from": claimed_from,
-                             "staged_data": staged_data, "staged_at": now, "updated_at": now})
+                rows.append(
+                    {
+                        "b_id": row.id,
+                        "state": state,
+                        "claimed_from": claimed_from,
+                        "staged_data": staged_data,
+                        "staged_at": now,
+                        "updated_at": now,
+                    }
+                )
         if rows:
             conn.execute(update(_t).where(_t.c.id == bindparam("b_id")), rows)
     return _in_order([i for i, _, _ in staged], (r["b_id"] for r in rows))
@@ -282,8 +372,8 @@ def mark_staged_many(*, engine: Engine, worker: str,
 
 # --- sending and outcomes ----------------------------------------------------------------------
 
-def record_attempt(*, engine: Engine, ids: Sequence[str], worker: str,
-                   now: datetime) -> list[str]:
+
+def record_attempt(*, engine: Engine, ids: Sequence[str], worker: str, now: datetime) -> list[str]:
     """Mark `sending` (attempts + 1, first_attempt_at set once) the items of `ids` that
     `worker` holds claimed under a live lease; returns those ids, in the order given.
 
@@ -293,11 +383,19 @@ def record_attempt(*, engine: Engine, ids: Sequence[str], worker: str,
     _aware(now)
     with engine.begin() as conn:
         held = _held(conn, ids, worker)
-        ok = [i for i, r in held.items() if r.state == "claimed"
-              and r.lease_until is not None and r.lease_until >= now]
-        _update_ids(conn, ok, state="sending", attempts=_t.c.attempts + 1,
-                    first_attempt_at=func.coalesce(_t.c.first_attempt_at, _at(now)),
-                    updated_at=now)
+        ok = [
+            i
+            for i, r in held.items()
+            if r.state == "claimed" and r.lease_until is not None and r.lease_until >= now
+        ]
+        _update_ids(
+            conn,
+            ok,
+            state="sending",
+            attempts=_t.c.attempts + 1,
+            first_attempt_at=func.coalesce(_t.c.first_attempt_at, _at(now)),
+            updated_at=now,
+        )
     return _in_order(ids, ok)
 
 
@@ -315,8 +413,9 @@ def record_outcomes(*, engine: Engine, outcomes: Sequence[Outcome], worker: str)
             final[o.id] = o
     with engine.begin() as conn:
         held = _held(conn, list(final), worker)
-        rows = [_outcome_values(final[i]) for i, r in held.items()
-                if r.state in ("claimed", "sending")]
+        rows = [
+            _outcome_values(final[i]) for i, r in held.items() if r.state in ("claimed", "sending")
+        ]
         if rows:
             conn.execute(update(_t).where(_t.c.id == bindparam("b_id")), rows)
     return len(rows)
@@ -324,15 +423,23 @@ def record_outcomes(*, engine: Engine, outcomes: Sequence[Outcome], worker: str)
 
 def _outcome_values(o: Outcome) -> dict[str, Any]:
     sent = o.state == "sent"
-    return {"b_id": o.id, "state": o.state, "updated_at": o.at, "lease_until": None,
-            "claimed_from": None,
-            "sent_at": o.at if sent else None, "remote_id": o.remote_id,
-            "permalink": o.permalink, "error": None if sent else o.error,
-            "next_attempt_at": o.next_attempt_at}
+    return {
+        "b_id": o.id,
+        "state": o.state,
+        "updated_at": o.at,
+        "lease_until": None,
+        "claimed_from": None,
+        "sent_at": o.at if sent else None,
+        "remote_id": o.remote_id,
+        "permalink": o.permalink,
+        "error": None if sent else o.error,
+        "next_attempt_at": o.next_attempt_at,
+    }
 
 
-def release(*, engine: Engine, ids: Sequence[str], worker: str,
-            now: datetime | None = None) -> list[str]:
+def release(
+    *, engine: Engine, ids: Sequence[str], worker: str, now: datetime | None = None
+) -> list[str]:
     """Give back items `worker` holds claimed (not sending): each returns to the state it was
     claimed from. For a clean shutdown. Returns the ids released."""
     now = datetime.now(UTC) if now is None else _aware(now)
@@ -344,11 +451,17 @@ def release(*, engine: Engine, ids: Sequence[str], worker: str,
 
 
 def _released(now: datetime) -> dict[str, Any]:
-    return {"state": func.coalesce(_t.c.claimed_from, "pending"), "claimed_from": None,
-            "lease_owner": None, "lease_until": None, "updated_at": now}
+    return {
+        "state": func.coalesce(_t.c.claimed_from, "pending"),
+        "claimed_from": None,
+        "lease_owner": None,
+        "lease_until": None,
+        "updated_at": now,
+    }
 
 
 # --- recovery ----------------------------------------------------------------------------------
+
 
 def expired_leases(*, engine: Engine, storm: str, now: datetime) -> list[ExpiredLease]:
     """Items of `storm` claimed or sending whose lease ended before `now`, earliest first."""
@@ -356,15 +469,17 @@ def expired_leases(*, engine: Engine, storm: str, now: datetime) -> list[Expired
     with engine.begin() as conn:
         rows = conn.execute(
             select(_t.c.id, _t.c.state, _t.c.lease_owner, _t.c.lease_until, _t.c.fire_at)
-            .where(_t.c.storm == storm, _t.c.state.in_(("claimed", "sending")),
-                   _t.c.lease_until < now)
+            .where(
+                _t.c.storm == storm, _t.c.state.in_(("claimed", "sending")), _t.c.lease_until < now
+            )
             .order_by(_t.c.lease_until, _t.c.id)
         ).all()
     return [ExpiredLease(r.id, r.state, r.lease_owner, r.lease_until, r.fire_at) for r in rows]
 
 
-def recover_expired(*, engine: Engine, storm: str, now: datetime,
-                    worker: str) -> tuple[list[str], list[str]]:
+def recover_expired(
+    *, engine: Engine, storm: str, now: datetime, worker: str
+) -> tuple[list[str], list[str]]:
     """Deal with the expired leases of `storm`; returns (released ids, unknown ids).
 
     `claimed` (the request never left): back to the state it was claimed from, sendable.
@@ -376,18 +491,37 @@ def recover_expired(*, engine: Engine, storm: str, now: datetime,
     _aware(now)
 
     def expired(state: str) -> Any:
-        return (select(_t.c.id)
-                .where(_t.c.storm == storm, _t.c.state == state, _t.c.lease_until < now)
-                .with_for_update(skip_locked=True))
+        return (
+            select(_t.c.id)
+            .where(_t.c.storm == storm, _t.c.state == state, _t.c.lease_until < now)
+            .with_for_update(skip_locked=True)
+        )
 
     with engine.begin() as conn:
-        released = conn.execute(update(_t).where(_t.c.id.in_(expired("claimed")))
-                                .values(**_released(now)).returning(_t.c.id)).scalars().all()
-        unknown = conn.execute(
-            update(_t).where(_t.c.id.in_(expired("sending")))
-            .values(lease_until=None, updated_at=now,
-                    error=f"{UNKNOWN_OUTCOME} (noticed by {worker})")
-            .returning(_t.c.id)).scalars().all()
+        released = (
+            conn.execute(
+                update(_t)
+                .where(_t.c.id.in_(expired("claimed")))
+                .values(**_released(now))
+                .returning(_t.c.id)
+            )
+            .scalars()
+            .all()
+        )
+        unknown = (
+            conn.execute(
+                update(_t)
+                .where(_t.c.id.in_(expired("sending")))
+                .values(
+                    lease_until=None,
+                    updated_at=now,
+                    error=f"{UNKNOWN_OUTCOME} (noticed by {worker})",
+                )
+                .returning(_t.c.id)
+            )
+            .scalars()
+            .all()
+        )
     return sorted(released), sorted(unknown)
 
 
@@ -396,65 +530,103 @@ def mark_missed(*, engine: Engine, storm: str, now: datetime, grace: timedelta) 
     `fire_at + grace < now`: after a restart they are not fired hours late. Returns their ids.
     Claimed items are their worker's to judge (it must not fire them past grace either)."""
     _aware(now)
-    late = (select(_t.c.id)
-            .where(_t.c.storm == storm, _t.c.state.in_(CLAIMABLE), _t.c.fire_at < now - grace)
-            .with_for_update(skip_locked=True))
+    late = (
+        select(_t.c.id)
+        .where(_t.c.storm == storm, _t.c.state.in_(CLAIMABLE), _t.c.fire_at < now - grace)
+        .with_for_update(skip_locked=True)
+    )
     with engine.begin() as conn:
-        ids = conn.execute(
-            update(_t).where(_t.c.id.in_(late))
-            .values(state="missed", claimed_from=None, lease_until=None, updated_at=now,
-                    error=f"missed: not sent within {grace} of its time")
-            .returning(_t.c.id)).scalars().all()
+        ids = (
+            conn.execute(
+                update(_t)
+                .where(_t.c.id.in_(late))
+                .values(
+                    state="missed",
+                    claimed_from=None,
+                    lease_until=None,
+                    updated_at=now,
+                    error=f"missed: not sent within {grace} of its time",
+                )
+                .returning(_t.c.id)
+            )
+            .scalars()
+            .all()
+        )
     return sorted(ids)
 
 
 # --- workers -----------------------------------------------------------------------------------
 
-def register_worker(*, engine: Engine, worker: str, storm: str, hostname: str, pid: int,
-                    now: datetime) -> None:
+
+def register_worker(
+    *, engine: Engine, worker: str, storm: str, hostname: str, pid: int, now: datetime
+) -> None:
     """Record that `worker` runs for `storm` (again, if the id was used before)."""
-    values = {"storm": storm, "hostname": hostname, "pid": pid, "started_at": _aware(now),
-              "heartbeat_at": now, "staged_through": None, "stopped_at": None}
+    values = {
+        "storm": storm,
+        "hostname": hostname,
+        "pid": pid,
+        "started_at": _aware(now),
+        "heartbeat_at": now,
+        "staged_through": None,
+        "stopped_at": None,
+    }
     with engine.begin() as conn:
         if not conn.execute(update(_w).where(_w.c.worker_id == worker).values(**values)).rowcount:
             conn.execute(insert(_w).values(worker_id=worker, **values))
 
 
-def heartbeat(*, engine: Engine, worker: str, now: datetime,
-              staged_through: datetime | None = None) -> bool:
+def heartbeat(
+    *, engine: Engine, worker: str, now: datetime, staged_through: datetime | None = None
+) -> bool:
     """Say `worker` is alive (and, if given, has staged every item firing by
     `staged_through`). Returns False if the worker is not registered or was stopped."""
     values: dict[str, Any] = {"heartbeat_at": _aware(now)}
     if staged_through is not None:
         values["staged_through"] = staged_through
     with engine.begin() as conn:
-        return bool(conn.execute(
-            update(_w).where(_w.c.worker_id == worker, _w.c.stopped_at.is_(None))
-            .values(**values)).rowcount)
+        return bool(
+            conn.execute(
+                update(_w)
+                .where(_w.c.worker_id == worker, _w.c.stopped_at.is_(None))
+                .values(**values)
+            ).rowcount
+        )
 
 
 def stop_worker(*, engine: Engine, worker: str, now: datetime) -> None:
     """Record a clean stop: the worker is no longer counted live, whatever its heartbeat."""
     with engine.begin() as conn:
-        conn.execute(update(_w).where(_w.c.worker_id == worker)
-                     .values(stopped_at=_aware(now), heartbeat_at=now))
+        conn.execute(
+            update(_w)
+            .where(_w.c.worker_id == worker)
+            .values(stopped_at=_aware(now), heartbeat_at=now)
+        )
 
 
-def live_workers(*, engine: Engine, storm: str, now: datetime,
-                 stale_after: timedelta = STALE_AFTER) -> list[WorkerInfo]:
+def live_workers(
+    *, engine: Engine, storm: str, now: datetime, stale_after: timedelta = STALE_AFTER
+) -> list[WorkerInfo]:
     """Workers of `storm` not stopped whose heartbeat is at most `stale_after` old."""
     with engine.begin() as conn:
         rows = conn.execute(
-            select(_w).where(_w.c.storm == storm, _w.c.stopped_at.is_(None),
-                             _w.c.heartbeat_at >= _aware(now) - stale_after)
-            .order_by(_w.c.worker_id)).all()
+            select(_w)
+            .where(
+                _w.c.storm == storm,
+                _w.c.stopped_at.is_(None),
+                _w.c.heartbeat_at >= _aware(now) - stale_after,
+            )
+            .order_by(_w.c.worker_id)
+        ).all()
     return [WorkerInfo(**r._mapping) for r in rows]
 
 
 # --- read models -------------------------------------------------------------------------------
 
-def status_summary(*, engine: Engine, storm: str, now: datetime,
-                   stale_after: timedelta = STALE_AFTER) -> dict[str, Any]:
+
+def status_summary(
+    *, engine: Engine, storm: str, now: datetime, stale_after: timedelta = STALE_AFTER
+) -> dict[str, Any]:
     """What `status` and `report` show: counts by state, what fires next, live workers,
     items awaiting reconciliation, and lateness of the sent items.
 
@@ -466,22 +638,35 @@ def status_summary(*, engine: Engine, storm: str, now: datetime,
     with Session(engine) as session, session.begin():
         counts = outbox.counts(session=session, storm=storm)
         conn = session.connection()
-        kinds = {kind: n for kind, n in conn.execute(
-            select(_t.c.kind, func.count()).where(_t.c.storm == storm).group_by(_t.c.kind))}
+        kinds = {
+            kind: n
+            for kind, n in conn.execute(
+                select(_t.c.kind, func.count()).where(_t.c.storm == storm).group_by(_t.c.kind)
+            )
+        }
         todo = conn.execute(
-            select(func.min(_t.c.fire_at))
-            .where(_t.c.storm == storm, _t.c.state.in_(("pending", "staged", "claimed")))
+            select(func.min(_t.c.fire_at)).where(
+                _t.c.storm == storm, _t.c.state.in_(("pending", "staged", "claimed"))
+            )
         ).scalar()
         retry = conn.execute(
-            select(func.min(_t.c.next_attempt_at))
-            .where(_t.c.storm == storm, _t.c.state == "failed")).scalar()
-        unknown = conn.execute(
-            select(_t.c.id).where(_t.c.storm == storm, _t.c.state == "sending",
-                                  _t.c.lease_until.is_(None)).order_by(_t.c.id)
-        ).scalars().all()
+            select(func.min(_t.c.next_attempt_at)).where(
+                _t.c.storm == storm, _t.c.state == "failed"
+            )
+        ).scalar()
+        unknown = (
+            conn.execute(
+                select(_t.c.id)
+                .where(_t.c.storm == storm, _t.c.state == "sending", _t.c.lease_until.is_(None))
+                .order_by(_t.c.id)
+            )
+            .scalars()
+            .all()
+        )
         sent = conn.execute(
-            select(_t.c.id, _t.c.fire_at, _t.c.sent_at)
-            .where(_t.c.storm == storm, _t.c.state == "sent", _t.c.sent_at.is_not(None))
+            select(_t.c.id, _t.c.fire_at, _t.c.sent_at).where(
+                _t.c.storm == storm, _t.c.state == "sent", _t.c.sent_at.is_not(None)
+            )
         ).all()
     return {
         "storm": storm,
@@ -491,8 +676,10 @@ def status_summary(*, engine: Engine, storm: str, now: datetime,
         "kinds": kinds,  # {"post": n, "reminder": n}
         "next_fire_at": todo,  # min() keeps the column's type: aware UTC
         "next_retry_at": retry,
-        "workers": [asdict(w) for w in live_workers(engine=engine, storm=storm, now=now,
-                                                     stale_after=stale_after)],
+        "workers": [
+            asdict(w)
+            for w in live_workers(engine=engine, storm=storm, now=now, stale_after=stale_after)
+        ],
         "expired_leases": len(expired_leases(engine=engine, storm=storm, now=now)),
         "unknown_outcomes": list(unknown),
         "lateness": _lateness(sent),
@@ -502,8 +689,7 @@ def status_summary(*, engine: Engine, storm: str, now: datetime,
 def _lateness(sent: Sequence[AnyRow]) -> dict[str, Any]:
     late = sorted(((r.sent_at - r.fire_at).total_seconds(), r.id) for r in sent)
     if not late:
-        return {"sent": 0, "min_s": None, "p50_s": None, "p99_s": None, "max_s": None,
-                "early": []}
+        return {"sent": 0, "min_s": None, "p50_s": None, "p99_s": None, "max_s": None, "early": []}
     seconds = [s for s, _ in late]
     return {
         "sent": len(late),
@@ -522,6 +708,7 @@ def _rank(ordered: Sequence[float], q: float) -> float:
 
 # --- helpers -----------------------------------------------------------------------------------
 
+
 def _held(conn: Connection, ids: Iterable[str], worker: str) -> dict[str, AnyRow]:
     """Rows of `ids` whose lease_owner is `worker`, locked until the transaction ends.
 
@@ -533,7 +720,8 @@ def _held(conn: Connection, ids: Iterable[str], worker: str) -> dict[str, AnyRow
         for row in conn.execute(
             select(_t.c.id, _t.c.state, _t.c.lease_until)
             .where(_t.c.id.in_(chunk), _t.c.lease_owner == worker)
-            .order_by(_t.c.id).with_for_update()
+            .order_by(_t.c.id)
+            .with_for_update()
         ):
             held[row.id] = row
     return held

@@ -55,8 +55,13 @@ def _normalize(raw: str, origin: str, root: Path | None) -> str:
         raise StormerError(f"the database URL from {origin} cannot be parsed") from None
     if url.drivername in ("postgresql", "postgres"):
         url = url.set(drivername="postgresql+psycopg")
-    if (root is not None and url.get_backend_name() == "sqlite" and url.database
-            and url.database != ":memory:" and not url.database.startswith("file:")):
+    if (
+        root is not None
+        and url.get_backend_name() == "sqlite"
+        and url.database
+        and url.database != ":memory:"
+        and not url.database.startswith("file:")
+    ):
         path = Path(url.database).expanduser()
         if not path.is_absolute():
             url = url.set(database=str((root / path).absolute()))

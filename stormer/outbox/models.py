@@ -18,8 +18,16 @@ from sqlalchemy.types import TypeDecorator
 # Lifecycle order: pending → staged → claimed → sending → sent | failed | dead | unconfirmed |
 # missed; `cancelled` is an item the plan no longer contains (kept, never deleted).
 STATES: Final = (
-    "pending", "staged", "claimed", "sending", "sent",
-    "failed", "dead", "unconfirmed", "missed", "cancelled",
+    "pending",
+    "staged",
+    "claimed",
+    "sending",
+    "sent",
+    "failed",
+    "dead",
+    "unconfirmed",
+    "missed",
+    "cancelled",
 )
 
 # The states a claim can be taken from, and so the states a released claim goes back to.

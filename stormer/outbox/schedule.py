@@ -73,8 +73,9 @@ def schedule(
     existing: dict[str, tuple[str, str]] = {
         row.id: (row.content_hash, row.state)
         for row in session.execute(
-            select(_table.c.id, _table.c.content_hash, _table.c.state)
-            .where(_table.c.storm == storm)
+            select(_table.c.id, _table.c.content_hash, _table.c.state).where(
+                _table.c.storm == storm
+            )
         )
     }
 
@@ -100,12 +101,22 @@ def schedule(
         )
 
     for chunk in _chunks(rewrite):
-        landed = _update_if_state_in(EDITABLE | {"cancelled"}, session, [
-            # Whatever was staged (media ids, blobs) belongs to the old content: drop it.
-            _plan_columns(*planned[i]) | {"b_id": i, "state": "pending", "updated_at": now,
-                                          "staged_data": None, "staged_at": None}
-            for i in chunk
-        ])
+        landed = _update_if_state_in(
+            EDITABLE | {"cancelled"},
+            session,
+            [
+                # Whatever was staged (media ids, blobs) belongs to the old content: drop it.
+                _plan_columns(*planned[i])
+                | {
+                    "b_id": i,
+                    "state": "pending",
+                    "updated_at": now,
+                    "staged_data": None,
+                    "staged_at": None,
+                }
+                for i in chunk
+            ],
+        )
         for i in chunk:
             if landed.get(i) != ("pending", planned[i][1]):
                 result.kept_sent.append(i)  # a dispatcher claimed it meanwhile
@@ -117,12 +128,13 @@ def schedule(
     # Already cancelled rows stay as they are; settled ones are too late to take back.
     result.kept_sent += [i for i in dropped if existing[i][1] not in EDITABLE | {"cancelled"}]
     for chunk in _chunks([i for i in dropped if existing[i][1] in EDITABLE]):
-        landed = _update_if_state_in(EDITABLE, session, [
-            {"b_id": i, "state": "cancelled", "updated_at": now} for i in chunk
-        ])
+        landed = _update_if_state_in(
+            EDITABLE, session, [{"b_id": i, "state": "cancelled", "updated_at": now} for i in chunk]
+        )
         for i in chunk:
-            (result.cancelled if landed.get(i, ("",))[0] == "cancelled"
-             else result.kept_sent).append(i)
+            (
+                result.cancelled if landed.get(i, ("",))[0] == "cancelled" else result.kept_sent
+            ).append(i)
     return result
 
 
@@ -146,8 +158,9 @@ def _update_if_state_in(
     return {
         row.id: (row.state, row.content_hash)
         for row in session.execute(
-            select(_table.c.id, _table.c.state, _table.c.content_hash)
-            .where(_table.c.id.in_([row["b_id"] for row in rows]))
+            select(_table.c.id, _table.c.state, _table.c.content_hash).where(
+                _table.c.id.in_([row["b_id"] for row in rows])
+            )
         )
     }
 
@@ -170,8 +183,12 @@ def _plan_columns(item: QueueItem, content_hash: str) -> dict[str, Any]:
 
 def _new_row(item: QueueItem, content_hash: str, *, storm: str, now: datetime) -> dict[str, Any]:
     return _plan_columns(item, content_hash) | {
-        "id": item.id, "storm": storm, "state": "pending", "attempts": 0,
-        "created_at": now, "updated_at": now,
+        "id": item.id,
+        "storm": storm,
+        "state": "pending",
+        "attempts": 0,
+        "created_at": now,
+        "updated_at": now,
     }
 
 
@@ -184,7 +201,8 @@ def _chunks(seq: Iterable[str]) -> Iterator[list[str]]:
 def counts(*, session: Session, storm: str) -> dict[str, int]:
     """Number of items of `storm` in each state, every state present (in lifecycle order)."""
     found: dict[str, int] = {
-        state: n for state, n in session.execute(
+        state: n
+        for state, n in session.execute(
             select(_table.c.state, func.count())
             .where(_table.c.storm == storm)
             .group_by(_table.c.state)

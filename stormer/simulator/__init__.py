@@ -27,8 +27,14 @@ from .state import Sim
 __all__ = ["Faults", "RateLimit", "SimConfig", "create_app", "parse_latency"]
 
 # Discord's paths live under /api/ too, so it is asked before Mastodon.
-PLATFORMS = [discord.PLATFORM, mastodon.PLATFORM, bluesky.PLATFORM, x.PLATFORM,
-             telegram.PLATFORM, matrix.PLATFORM]
+PLATFORMS = [
+    discord.PLATFORM,
+    mastodon.PLATFORM,
+    bluesky.PLATFORM,
+    x.PLATFORM,
+    telegram.PLATFORM,
+    matrix.PLATFORM,
+]
 
 
 class _QuietDrops(logging.Filter):
@@ -43,8 +49,15 @@ def create_app(config: SimConfig | None = None) -> Starlette:
     config = config or SimConfig()
     sim = Sim(config)
     app = Starlette(
-        routes=[*control.routes, *discord.routes, *mastodon.routes, *bluesky.routes,
-                *x.routes, *telegram.routes, *matrix.routes],
+        routes=[
+            *control.routes,
+            *discord.routes,
+            *mastodon.routes,
+            *bluesky.routes,
+            *x.routes,
+            *telegram.routes,
+            *matrix.routes,
+        ],
         middleware=[Middleware(FaultLayer, sim=sim, platforms=PLATFORMS)],
     )
     app.state.sim = sim
@@ -53,4 +66,3 @@ def create_app(config: SimConfig | None = None) -> Starlette:
     if not any(isinstance(f, _QuietDrops) for f in error_log.filters):
         error_log.addFilter(_QuietDrops())
     return app
-

@@ -26,8 +26,9 @@ MAX_PART_BYTES = 100 * 1024 * 1024
 
 def json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     # orjson: the benchmarks push 10,000 posts through here.
-    return Response(orjson.dumps(data), status_code=status, headers=headers,
-                    media_type="application/json")
+    return Response(
+        orjson.dumps(data), status_code=status, headers=headers, media_type="application/json"
+    )
 
 
 def sim(request: Request) -> Sim:
@@ -66,8 +67,7 @@ async def form(request: Request) -> AsyncIterator[FormData]:
         fields: list[tuple[str, str | UploadFile]] = [*parse_qsl(body, keep_blank_values=True)]
         yield FormData(fields)
         return
-    async with request.form(max_files=100, max_fields=1000,
-                            max_part_size=MAX_PART_BYTES) as data:
+    async with request.form(max_files=100, max_fields=1000, max_part_size=MAX_PART_BYTES) as data:
         yield data
 
 

@@ -45,10 +45,12 @@ def serve_simulator(app: Starlette | None = None) -> SimServer:
     sock.bind(("127.0.0.1", 0))
     sock.listen(4096)
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off",
-                                           access_log=False, backlog=4096))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
-                              name="simulator", daemon=True)
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False, backlog=4096)
+    )
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name="simulator", daemon=True
+    )
     thread.start()
     running = SimServer(url, app, server, thread, sock)
     deadline = time.monotonic() + 15

@@ -87,11 +87,23 @@ def _issue(request: Request, state: State, did: str) -> dict[str, str]:
     state.refresh[jti] = True
     ttl = int(sim(request).config.bluesky_access_ttl_s)
     return {
-        "accessJwt": _jwt(state, "at+jwt", {"scope": "com.atproto.access", "sub": did,
-                                            "aud": aud, "iat": now, "exp": now + ttl}),
-        "refreshJwt": _jwt(state, "refresh+jwt", {"scope": "com.atproto.refresh", "sub": did,
-                                                  "aud": aud, "jti": jti, "iat": now,
-                                                  "exp": now + REFRESH_TTL_S}),
+        "accessJwt": _jwt(
+            state,
+            "at+jwt",
+            {"scope": "com.atproto.access", "sub": did, "aud": aud, "iat": now, "exp": now + ttl},
+        ),
+        "refreshJwt": _jwt(
+            state,
+            "refresh+jwt",
+            {
+                "scope": "com.atproto.refresh",
+                "sub": did,
+                "aud": aud,
+                "jti": jti,
+                "iat": now,
+                "exp": now + REFRESH_TTL_S,
+            },
+        ),
     }
 
 
@@ -121,30 +133,51 @@ def _verify(request: Request, scope: str) -> dict[str, Any] | Response:
 def _did_doc(request: Request, did: str, handle: str) -> dict[str, Any]:
     return {
         "@context": ["https://www.w3.org/ns/did/v1", "https://w3id.org/security/multikey/v1"],
-        "id": did, "alsoKnownAs": [f"at://{handle}"],
-        "verificationMethod": [{"id": f"{did}#atproto", "type": "Multikey", "controller": did,
-                                "publicKeyMultibase": "zQ3shXjHeiBuRCKmM36cuYnm7YEMzhGnCmCyW92s"
-                                                      "RJ9pribSF"}],
-        "service": [{"id": "#atproto_pds", "type": "AtprotoPersonalDataServer",
-                     "serviceEndpoint": str(request.base_url).rstrip("/")}],
+        "id": did,
+        "alsoKnownAs": [f"at://{handle}"],
+        "verificationMethod": [
+            {
+                "id": f"{did}#atproto",
+                "type": "Multikey",
+                "controller": did,
+                "publicKeyMultibase": "zQ3shXjHeiBuRCKmM36cuYnm7YEMzhGnCmCyW92sRJ9pribSF",
+            }
+        ],
+        "service": [
+            {
+                "id": "#atproto_pds",
+                "type": "AtprotoPersonalDataServer",
+                "serviceEndpoint": str(request.base_url).rstrip("/"),
+            }
+        ],
     }
 
 
 def _session_body(request: Request, did: str, handle: str) -> dict[str, Any]:
-    return {"did": did, "handle": handle, "didDoc": _did_doc(request, did, handle),
-            "email": f"{handle.split('.')[0]}@example.test", "emailConfirmed": True,
-            "emailAuthFactor": False, "active": True}
+    return {
+        "did": did,
+        "handle": handle,
+        "didDoc": _did_doc(request, did, handle),
+        "email": f"{handle.split('.')[0]}@example.test",
+        "emailConfirmed": True,
+        "emailAuthFactor": False,
+        "active": True,
+    }
 
 
 def _limit_headers(limit: RateLimit, remaining: int, reset_at: float) -> dict[str, str]:
-    return {"ratelimit-limit": str(limit.limit), "ratelimit-remaining": str(remaining),
-            "ratelimit-reset": str(int(reset_at)),
-            "ratelimit-policy": f"{limit.limit};w={int(limit.window_s)}"}
+    return {
+        "ratelimit-limit": str(limit.limit),
+        "ratelimit-remaining": str(remaining),
+        "ratelimit-reset": str(int(reset_at)),
+        "ratelimit-policy": f"{limit.limit};w={int(limit.window_s)}",
+    }
 
 
 def _rate_limited(limit: RateLimit, reset_at: float) -> Response:
-    return error(429, "RateLimitExceeded", "Rate Limit Exceeded",
-                 _limit_headers(limit, 0, reset_at))
+    return error(
+        429, "RateLimitExceeded", "Rate Limit Exceeded", _limit_headers(limit, 0, reset_at)
+    )
 
 
 async def create_session(request: Request) -> Response:
@@ -164,8 +197,9 @@ async def create_session(request: Request) -> Response:
     if unusable(body["password"]):
         return error(401, "AuthenticationRequired", "Invalid identifier or password", headers)
     state.handles[did] = handle
-    return json({**_issue(request, state, did), **_session_body(request, did, handle)},
-                headers=headers)
+    return json(
+        {**_issue(request, state, did), **_session_body(request, did, handle)}, headers=headers
+    )
 
 
 async def refresh_session(request: Request) -> Response:
@@ -199,9 +233,16 @@ async def delete_session(request: Request) -> Response:
 
 
 async def describe_server(request: Request) -> Response:
-    return json({"did": f"did:web:{request.url.hostname}", "availableUserDomains": [".test"],
-                 "inviteCodeRequired": False, "phoneVerificationRequired": False,
-                 "links": {}, "contact": {}})
+    return json(
+        {
+            "did": f"did:web:{request.url.hostname}",
+            "availableUserDomains": [".test"],
+            "inviteCodeRequired": False,
+            "phoneVerificationRequired": False,
+            "links": {},
+            "contact": {},
+        }
+    )
 
 
 async def health(request: Request) -> Response:
@@ -230,11 +271,21 @@ async def get_profile(request: Request) -> Response:
     state = _state(request)
     did, handle = _resolve(state, actor)
     posts = state.repos.count(did, "app.bsky.feed.post")
-    return json({"did": did, "handle": handle, "displayName": handle.split(".")[0],
-                 "description": "", "followersCount": 0, "followsCount": 0,
-                 "postsCount": posts, "indexedAt": "2024-01-01T00:00:00.000Z",
-                 "createdAt": "2024-01-01T00:00:00.000Z", "labels": [],
-                 "associated": {"lists": 0, "feedgens": 0, "starterPacks": 0, "labeler": False}})
+    return json(
+        {
+            "did": did,
+            "handle": handle,
+            "displayName": handle.split(".")[0],
+            "description": "",
+            "followersCount": 0,
+            "followsCount": 0,
+            "postsCount": posts,
+            "indexedAt": "2024-01-01T00:00:00.000Z",
+            "createdAt": "2024-01-01T00:00:00.000Z",
+            "labels": [],
+            "associated": {"lists": 0, "feedgens": 0, "starterPacks": 0, "labeler": False},
+        }
+    )
 
 
 async def upload_blob(request: Request) -> Response:
@@ -244,10 +295,13 @@ async def upload_blob(request: Request) -> Response:
     data = await request.body()
     limit = sim(request).config.bluesky_blob_limit
     if len(data) > limit:
-        return error(400, "BlobTooLarge", f"This file is too large. It is {len(data)} bytes but "
-                                          f"the maximum size is {limit} bytes.")
-    blob = _state(request).repos.add_blob(payload["sub"], data,
-                                          request.headers.get("content-type"))
+        return error(
+            400,
+            "BlobTooLarge",
+            f"This file is too large. It is {len(data)} bytes but "
+            f"the maximum size is {limit} bytes.",
+        )
+    blob = _state(request).repos.add_blob(payload["sub"], data, request.headers.get("content-type"))
     return json({"blob": blob})
 
 
@@ -289,11 +343,19 @@ async def list_records(request: Request) -> Response:
         return error(400, "InvalidRequest", "limit must be between 1 and 100")
     state = _state(request)
     did, _ = _resolve(state, params["repo"])
-    rows, cursor = state.repos.list(did, params["collection"], limit, params.get("cursor"),
-                                    params.get("reverse") == "true")
-    out: dict[str, Any] = {"records": [{"uri": f"at://{did}/{params['collection']}/{rkey}",
-                                        "cid": entry.cid, "value": entry.value}
-                                       for rkey, entry in rows]}
+    rows, cursor = state.repos.list(
+        did, params["collection"], limit, params.get("cursor"), params.get("reverse") == "true"
+    )
+    out: dict[str, Any] = {
+        "records": [
+            {
+                "uri": f"at://{did}/{params['collection']}/{rkey}",
+                "cid": entry.cid,
+                "value": entry.value,
+            }
+            for rkey, entry in rows
+        ]
+    }
     if cursor:
         out["cursor"] = cursor
     return json(out)
@@ -325,8 +387,11 @@ async def xrpc(request: Request) -> Response:
     if handler is None:
         if method in other:
             expected = "GET" if method in QUERIES else "POST"
-            return error(400, "InvalidRequest",
-                         f"Incorrect HTTP method ({request.method}) expected {expected}")
+            return error(
+                400,
+                "InvalidRequest",
+                f"Incorrect HTTP method ({request.method}) expected {expected}",
+            )
         return error(501, "MethodNotImplemented", "Method Not Implemented")
     return await handler(request)
 
@@ -346,12 +411,23 @@ def _account_of(scope: Scope) -> str | None:
 
 
 PLATFORM = Platform(
-    name="bluesky", owns=lambda path: path.startswith("/xrpc/"),
-    is_post=lambda method, path: method == "POST" and path in (
-        "/xrpc/com.atproto.repo.createRecord", "/xrpc/com.atproto.repo.putRecord"),
+    name="bluesky",
+    owns=lambda path: path.startswith("/xrpc/"),
+    is_post=lambda method, path: (
+        method == "POST"
+        and path in ("/xrpc/com.atproto.repo.createRecord", "/xrpc/com.atproto.repo.putRecord")
+    ),
     account_of=_account_of,
-    error=lambda status: error(status, {500: "InternalServerError", 502: "UpstreamFailure",
-                                        503: "NotEnoughResources", 504: "UpstreamTimeout"}
-                               .get(status, "InternalServerError"), "Simulated failure"),
-    rate_limited=_rate_limited, limit_headers=_limit_headers,
+    error=lambda status: error(
+        status,
+        {
+            500: "InternalServerError",
+            502: "UpstreamFailure",
+            503: "NotEnoughResources",
+            504: "UpstreamTimeout",
+        }.get(status, "InternalServerError"),
+        "Simulated failure",
+    ),
+    rate_limited=_rate_limited,
+    limit_headers=_limit_headers,
 )

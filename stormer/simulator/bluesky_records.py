@@ -81,8 +81,9 @@ class Repos:
     def count(self, did: str, collection: str) -> int:
         return len(self.records.get(did, {}).get(collection, {}))
 
-    def list(self, did: str, collection: str, limit: int, cursor: str | None,
-             reverse: bool) -> tuple[list[tuple[str, Entry]], str | None]:
+    def list(
+        self, did: str, collection: str, limit: int, cursor: str | None, reverse: bool
+    ) -> tuple[list[tuple[str, Entry]], str | None]:
         rows = sorted(self.records.get(did, {}).get(collection, {}).items(), reverse=not reverse)
         if cursor:
             rows = [r for r in rows if (r[0] > cursor if reverse else r[0] < cursor)]
@@ -100,8 +101,7 @@ def _invalid(message: str, name: str = "InvalidRequest") -> Response:
     return json({"error": name, "message": message}, 400)
 
 
-def write(request: Request, repos: Repos, did: str, handle: str, body: Any,
-          put: bool) -> Response:
+def write(request: Request, repos: Repos, did: str, handle: str, body: Any, put: bool) -> Response:
     """createRecord (put=False) or putRecord (put=True) for the authenticated `did`."""
     if not isinstance(body, dict):
         return _invalid("Request body must be a JSON object")
@@ -110,8 +110,7 @@ def write(request: Request, repos: Repos, did: str, handle: str, body: Any,
             return _invalid(f'Input must have the property "{key}"')
     collection, record = body["collection"], body["record"]
     if body["repo"] not in (did, handle):
-        return json({"error": "AuthenticationRequired", "message": "Authentication Required"},
-                    401)
+        return json({"error": "AuthenticationRequired", "message": "Authentication Required"}, 401)
     if not isinstance(collection, str) or not NSID.match(collection):
         return _invalid("Input/collection must be a valid nsid")
     if not isinstance(record, dict):
@@ -138,8 +137,11 @@ def write(request: Request, repos: Repos, did: str, handle: str, body: Any,
 
     new_cid = record_cid(record)
     uri = f"at://{did}/{collection}/{rkey}"
-    answer: dict[str, Any] = {"uri": uri, "cid": new_cid,
-                              "validationStatus": "valid" if validated else "unknown"}
+    answer: dict[str, Any] = {
+        "uri": uri,
+        "cid": new_cid,
+        "validationStatus": "valid" if validated else "unknown",
+    }
     existing = repos.get(did, collection, rkey)
     if existing is not None and not put:
         # What the reference PDS does today ("There is already a value at key").
@@ -148,8 +150,10 @@ def write(request: Request, repos: Repos, did: str, handle: str, body: Any,
         return json(answer)  # an identical write is a no-op
     if put and "swapRecord" in body and (existing.cid if existing else None) != body["swapRecord"]:
         return _invalid(f"Record was at {existing.cid if existing else 'null'}", "InvalidSwap")
-    answer["commit"] = {"cid": record_cid({"commit": uri, "at": time.time_ns()}),
-                        "rev": repos.next_tid()}
+    answer["commit"] = {
+        "cid": record_cid({"commit": uri, "at": time.time_ns()}),
+        "rev": repos.next_tid(),
+    }
     if existing is not None:  # putRecord update
         existing.value, existing.cid = record, new_cid
         if existing.post is not None:
@@ -158,10 +162,17 @@ def write(request: Request, repos: Repos, did: str, handle: str, body: Any,
     entry = Entry(record, new_cid)
     repos.records.setdefault(did, {}).setdefault(collection, {})[rkey] = entry
     if collection == POST:
-        entry.post = sim(request).store.add(Post(
-            platform="bluesky", account=handle, text=str(record.get("text", "")),
-            remote_id=uri, received_at=received_at(request), media=images,
-            url=f"https://bsky.app/profile/{handle}/post/{rkey}"))
+        entry.post = sim(request).store.add(
+            Post(
+                platform="bluesky",
+                account=handle,
+                text=str(record.get("text", "")),
+                remote_id=uri,
+                received_at=received_at(request),
+                media=images,
+                url=f"https://bsky.app/profile/{handle}/post/{rkey}",
+            )
+        )
     return json(answer)
 
 
@@ -229,8 +240,11 @@ def _count(value: Any) -> int | None:
 
 def _check_feature(feature: Any, where: str) -> str | None:
     kind = feature.get("$type") if isinstance(feature, dict) else None
-    needs = {"app.bsky.richtext.facet#link": "uri", "app.bsky.richtext.facet#mention": "did",
-             "app.bsky.richtext.facet#tag": "tag"}.get(kind or "")
+    needs = {
+        "app.bsky.richtext.facet#link": "uri",
+        "app.bsky.richtext.facet#mention": "did",
+        "app.bsky.richtext.facet#tag": "tag",
+    }.get(kind or "")
     if needs and not isinstance(feature.get(needs), str):
         return f'{where} must have the property "{needs}"'
     if needs == "did" and not feature["did"].startswith("did:"):
@@ -266,8 +280,11 @@ def _check_embed(embed: Any) -> str | None:
         if not isinstance(image.get("alt"), str):
             return f'{where} must have the property "alt"'
         blob = image.get("image")
-        if not isinstance(blob, dict) or blob.get("$type") != "blob" \
-                or not isinstance(blob.get("ref", {}).get("$link"), str):
+        if (
+            not isinstance(blob, dict)
+            or blob.get("$type") != "blob"
+            or not isinstance(blob.get("ref", {}).get("$link"), str)
+        ):
             return f"{where}/image should be a blob ref"
         if not str(blob.get("mimeType", "")).startswith("image/"):
             return f"{where}/image mimeType ({blob.get('mimeType')}) does not match accepted types"

@@ -13,9 +13,14 @@ from .faults import SimConfig
 async def posts(request: Request) -> Response:
     """Every accepted post in the order received; `?platform=` and `?account=` filter."""
     wanted = request.query_params
-    return json([post.as_json() for post in sim(request).store.posts
-                 if wanted.get("platform", post.platform) == post.platform
-                 and wanted.get("account", post.account) == post.account])
+    return json(
+        [
+            post.as_json()
+            for post in sim(request).store.posts
+            if wanted.get("platform", post.platform) == post.platform
+            and wanted.get("account", post.account) == post.account
+        ]
+    )
 
 
 async def receive_reminder(request: Request) -> Response:
@@ -28,11 +33,14 @@ async def receive_reminder(request: Request) -> Response:
     body = await body_json(request)
     if not isinstance(body, dict):
         return json({"error": "the body must be a JSON object"}, 400)
-    sim(request).store.reminders.append({
-        "to": request.headers.get("x-rehearsal-to"),
-        "title": body.get("title"), "message": body.get("message"),
-        "received_at": received_at.isoformat(timespec="microseconds").replace("+00:00", "Z"),
-    })
+    sim(request).store.reminders.append(
+        {
+            "to": request.headers.get("x-rehearsal-to"),
+            "title": body.get("title"),
+            "message": body.get("message"),
+            "received_at": received_at.isoformat(timespec="microseconds").replace("+00:00", "Z"),
+        }
+    )
     return json({"ok": True})
 
 

@@ -41,21 +41,35 @@ def _state(request: Request) -> State:
     return sim(request).store.space("discord", State)
 
 
-def _error(status: int, message: str, code: int = 0, headers: dict[str, str] | None = None,
-           **extra: Any) -> Response:
+def _error(
+    status: int, message: str, code: int = 0, headers: dict[str, str] | None = None, **extra: Any
+) -> Response:
     return json({"message": message, "code": code, **extra}, status, headers)
 
 
 def _invalid(field_name: str, code: str, message: str) -> Response:
-    return json({"code": 50035, "errors": {field_name: {"_errors": [
-        {"code": code, "message": message}]}}, "message": "Invalid Form Body"}, 400)
+    return json(
+        {
+            "code": 50035,
+            "errors": {field_name: {"_errors": [{"code": code, "message": message}]}},
+            "message": "Invalid Form Body",
+        },
+        400,
+    )
 
 
 def _webhook(hook_id: str, token: str) -> dict[str, Any]:
     h = digest("discord", hook_id)
-    return {"id": hook_id, "type": 1, "guild_id": str(int(h[:15], 16)),
-            "channel_id": str(int(h[15:30], 16)), "name": "Simulated webhook", "avatar": None,
-            "application_id": None, "token": token}
+    return {
+        "id": hook_id,
+        "type": 1,
+        "guild_id": str(int(h[:15], 16)),
+        "channel_id": str(int(h[15:30], 16)),
+        "name": "Simulated webhook",
+        "avatar": None,
+        "application_id": None,
+        "token": token,
+    }
 
 
 def _auth(request: Request) -> dict[str, Any] | Response:
@@ -111,36 +125,53 @@ async def execute(request: Request) -> Response:
     if not isinstance(content, str):
         return _invalid("content", "STRING_TYPE_CONVERT", "Could not interpret as string.")
     if len(content) > CONTENT_LIMIT:
-        return _invalid("content", "BASE_TYPE_MAX_LENGTH",
-                        f"Must be {CONTENT_LIMIT} or fewer in length.")
+        return _invalid(
+            "content", "BASE_TYPE_MAX_LENGTH", f"Must be {CONTENT_LIMIT} or fewer in length."
+        )
     if not isinstance(embeds, list) or len(embeds) > MAX_EMBEDS:
-        return _invalid("embeds", "BASE_TYPE_MAX_LENGTH",
-                        f"Must be {MAX_EMBEDS} or fewer in length.")
+        return _invalid(
+            "embeds", "BASE_TYPE_MAX_LENGTH", f"Must be {MAX_EMBEDS} or fewer in length."
+        )
     if len(uploads) > MAX_FILES:
         return _invalid("files", "BASE_TYPE_MAX_LENGTH", f"Must be {MAX_FILES} or fewer in length.")
     if any(len(data) > FILE_LIMIT for _, data, _ in uploads):
         return _error(413, "Request entity too large", 40005)
-    if not content.strip() and not embeds and not uploads and not payload.get("components") \
-            and not payload.get("poll"):
+    if (
+        not content.strip()
+        and not embeds
+        and not uploads
+        and not payload.get("components")
+        and not payload.get("poll")
+    ):
         return _error(400, "Cannot send an empty message", 50006)
-    described = {str(a.get("id")): a for a in payload.get("attachments") or []
-                 if isinstance(a, dict)}
+    described = {
+        str(a.get("id")): a for a in payload.get("attachments") or [] if isinstance(a, dict)
+    }
     attachments, media = [], []
     store = sim(request).store
     for index, data, filename in sorted(uploads, key=lambda u: u[0]):
         meta = described.get(str(index), {})
         description = meta.get("description")
-        if description is not None and (not isinstance(description, str)
-                                        or len(description) > DESCRIPTION_LIMIT):
-            return _invalid(f"attachments.{index}.description", "BASE_TYPE_MAX_LENGTH",
-                            f"Must be {DESCRIPTION_LIMIT} or fewer in length.")
+        if description is not None and (
+            not isinstance(description, str) or len(description) > DESCRIPTION_LIMIT
+        ):
+            return _invalid(
+                f"attachments.{index}.description",
+                "BASE_TYPE_MAX_LENGTH",
+                f"Must be {DESCRIPTION_LIMIT} or fewer in length.",
+            )
         mime, width, height = sniffing.sniff(data)
         attachment_id = str(store.snowflake())
         name = meta.get("filename") or filename
-        url = (f"https://cdn.discordapp.com/attachments/{hook['channel_id']}/{attachment_id}/"
-               f"{name}")
-        attachment: dict[str, Any] = {"id": attachment_id, "filename": name, "size": len(data),
-                                      "url": url, "proxy_url": url, "content_type": mime}
+        url = f"https://cdn.discordapp.com/attachments/{hook['channel_id']}/{attachment_id}/{name}"
+        attachment: dict[str, Any] = {
+            "id": attachment_id,
+            "filename": name,
+            "size": len(data),
+            "url": url,
+            "proxy_url": url,
+            "content_type": mime,
+        }
         if description is not None:
             attachment["description"] = description
         if width and height:
@@ -151,20 +182,47 @@ async def execute(request: Request) -> Response:
     message_id = str(store.snowflake())
     arrived = received_at(request)
     message = {
-        "id": message_id, "type": 0, "content": content, "channel_id": hook["channel_id"],
-        "author": {"id": hook["id"], "username": str(payload.get("username") or hook["name"]),
-                   "avatar": None, "discriminator": "0000", "public_flags": 0, "flags": 0,
-                   "bot": True, "global_name": None},
-        "attachments": attachments, "embeds": embeds, "mentions": [], "mention_roles": [],
-        "pinned": False, "mention_everyone": False, "tts": bool(payload.get("tts")),
-        "timestamp": datetime.now(UTC).isoformat(), "edited_timestamp": None, "flags": 0,
-        "components": [], "webhook_id": hook["id"],
+        "id": message_id,
+        "type": 0,
+        "content": content,
+        "channel_id": hook["channel_id"],
+        "author": {
+            "id": hook["id"],
+            "username": str(payload.get("username") or hook["name"]),
+            "avatar": None,
+            "discriminator": "0000",
+            "public_flags": 0,
+            "flags": 0,
+            "bot": True,
+            "global_name": None,
+        },
+        "attachments": attachments,
+        "embeds": embeds,
+        "mentions": [],
+        "mention_roles": [],
+        "pinned": False,
+        "mention_everyone": False,
+        "tts": bool(payload.get("tts")),
+        "timestamp": datetime.now(UTC).isoformat(),
+        "edited_timestamp": None,
+        "flags": 0,
+        "components": [],
+        "webhook_id": hook["id"],
     }
     _state(request).messages[message_id] = (hook["id"], message)
-    store.add(Post(platform="discord", account=hook["id"], target=hook["channel_id"],
-                   text=content, media=media, remote_id=message_id, received_at=arrived,
-                   url=f"https://discord.com/channels/{hook['guild_id']}/{hook['channel_id']}/"
-                       f"{message_id}"))
+    store.add(
+        Post(
+            platform="discord",
+            account=hook["id"],
+            target=hook["channel_id"],
+            text=content,
+            media=media,
+            remote_id=message_id,
+            received_at=arrived,
+            url=f"https://discord.com/channels/{hook['guild_id']}/{hook['channel_id']}/"
+            f"{message_id}",
+        )
+    )
     if request.query_params.get("wait", "").lower() in ("true", "1"):
         return json(message)
     return Response(status_code=204)
@@ -195,18 +253,27 @@ routes = [
 
 
 def _limit_headers(limit: RateLimit, remaining: int, reset_at: float) -> dict[str, str]:
-    return {"X-RateLimit-Limit": str(limit.limit), "X-RateLimit-Remaining": str(remaining),
-            "X-RateLimit-Reset": f"{reset_at:.3f}",
-            "X-RateLimit-Reset-After": f"{max(0.0, reset_at - time.time()):.3f}",
-            "X-RateLimit-Bucket": "simulated-webhook"}
+    return {
+        "X-RateLimit-Limit": str(limit.limit),
+        "X-RateLimit-Remaining": str(remaining),
+        "X-RateLimit-Reset": f"{reset_at:.3f}",
+        "X-RateLimit-Reset-After": f"{max(0.0, reset_at - time.time()):.3f}",
+        "X-RateLimit-Bucket": "simulated-webhook",
+    }
 
 
 def _rate_limited(limit: RateLimit, reset_at: float) -> Response:
     wait = max(0.001, reset_at - time.time())
-    headers = {**_limit_headers(limit, 0, reset_at), "Retry-After": str(retry_after_s(reset_at)),
-               "X-RateLimit-Scope": "shared"}
-    return json({"message": "You are being rate limited.", "retry_after": round(wait, 3),
-                 "global": False}, 429, headers)
+    headers = {
+        **_limit_headers(limit, 0, reset_at),
+        "Retry-After": str(retry_after_s(reset_at)),
+        "X-RateLimit-Scope": "shared",
+    }
+    return json(
+        {"message": "You are being rate limited.", "retry_after": round(wait, 3), "global": False},
+        429,
+        headers,
+    )
 
 
 def _account_of(scope: Scope) -> str | None:
@@ -215,11 +282,18 @@ def _account_of(scope: Scope) -> str | None:
 
 
 PLATFORM = Platform(
-    name="discord", owns=lambda path: WEBHOOK_PATH.match(path) is not None,
-    is_post=lambda method, path: method == "POST" and WEBHOOK_PATH.match(path) is not None
-    and "/messages/" not in path,
+    name="discord",
+    owns=lambda path: WEBHOOK_PATH.match(path) is not None,
+    is_post=lambda method, path: (
+        method == "POST" and WEBHOOK_PATH.match(path) is not None and "/messages/" not in path
+    ),
     account_of=_account_of,
-    error=lambda status: _error(status, {500: "500: Internal Server Error",
-                                         502: "502: Bad Gateway"}.get(status, f"{status}: Error")),
-    rate_limited=_rate_limited, limit_headers=_limit_headers,
+    error=lambda status: _error(
+        status,
+        {500: "500: Internal Server Error", 502: "502: Bad Gateway"}.get(
+            status, f"{status}: Error"
+        ),
+    ),
+    rate_limited=_rate_limited,
+    limit_headers=_limit_headers,
 )

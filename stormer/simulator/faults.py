@@ -139,13 +139,17 @@ class SimConfig:
             if key == "latency_ms":
                 value = _latency(value)
             elif key in ("rate_limit",):
-                value = {name: _rate_limit(rl, f"rate_limit.{name}") for name, rl in
-                         _mapping(value, key).items()}
+                value = {
+                    name: _rate_limit(rl, f"rate_limit.{name}")
+                    for name, rl in _mapping(value, key).items()
+                }
             elif key == "bluesky_login_limit":
                 value = _rate_limit(value, key)
             elif key == "platforms":
-                value = {name: dict(_mapping(v, f"platforms.{name}")) for name, v in
-                         _mapping(value, key).items()}
+                value = {
+                    name: dict(_mapping(v, f"platforms.{name}"))
+                    for name, v in _mapping(value, key).items()
+                }
             elif key in ("seed", "error_status", "bluesky_blob_limit"):
                 value = _number(value, key, int)
             elif key in ("ambiguous_mode", "faults_on"):
@@ -181,7 +185,7 @@ def _rate_limit(value: Any, where: str) -> RateLimit:
         return value
     value = _mapping(value, where)
     if set(value) != {"limit", "window_s"}:
-        raise ValueError(f"{where} must be {{\"limit\": N, \"window_s\": S}}")
+        raise ValueError(f'{where} must be {{"limit": N, "window_s": S}}')
     return RateLimit(_number(value["limit"], where, int), _number(value["window_s"], where, float))
 
 
@@ -283,8 +287,11 @@ class FaultLayer:
 
         is_post = platform.is_post(scope["method"], scope["path"])
         if is_post or faults.faults_on == "all":
-            draw = rng.random() if (faults.error_rate or faults.timeout_rate
-                                    or faults.ambiguous_rate) else 1.0
+            draw = (
+                rng.random()
+                if (faults.error_rate or faults.timeout_rate or faults.ambiguous_rate)
+                else 1.0
+            )
             if draw < faults.error_rate:
                 await platform.error(faults.error_status)(scope, receive, send)
                 return
@@ -297,8 +304,9 @@ class FaultLayer:
                 return
         await self.app(scope, receive, send)
 
-    async def _ambiguous(self, platform: Platform, faults: Faults, scope: Scope,
-                         receive: Receive, send: Send) -> None:
+    async def _ambiguous(
+        self, platform: Platform, faults: Faults, scope: Scope, receive: Receive, send: Send
+    ) -> None:
         """Let the handler create the post, then lose or spoil its answer."""
         answer: list[Message] = []
 
@@ -313,8 +321,9 @@ class FaultLayer:
         if faults.ambiguous_mode == "drop":
             body = b"".join(m.get("body", b"") for m in answer[1:])
             await send(answer[0])
-            await send({"type": "http.response.body", "body": body[: len(body) // 2],
-                        "more_body": True})
+            await send(
+                {"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True}
+            )
             raise SimulatedDrop("ambiguous fault: connection dropped after the post was created")
         if faults.ambiguous_mode == "hang":
             await asyncio.sleep(faults.timeout_s)
@@ -340,4 +349,3 @@ def retry_after_s(reset_at: float, now: float | None = None) -> int:
     """Whole seconds until `reset_at`, at least 1 (what a Retry-After header carries)."""
     now = time.time() if now is None else now
     return max(1, math.ceil(reset_at - now))
-

@@ -43,6 +43,7 @@ from .state import Media, Post, bearer, digest, scope_header, unusable
 if TYPE_CHECKING:
     from starlette.types import Scope
 
+
 @dataclass
 class State:
     media: dict[str, Attachment] = field(default_factory=dict)
@@ -82,27 +83,50 @@ def _base(request: Request) -> str:
 
 async def instance_v1(request: Request) -> Response:
     base = _base(request)
-    return json({
-        "uri": request.url.netloc, "title": "stormer simulator", "short_description": "",
-        "description": "", "email": "", "version": VERSION, "urls": {}, "languages": ["en"],
-        "registrations": False, "approval_required": False, "invites_enabled": False,
-        "stats": {"user_count": 0, "status_count": len(_state(request).statuses),
-                  "domain_count": 0},
-        "thumbnail": f"{base}/thumbnail.png", "contact_account": None, "rules": [],
-        "configuration": configuration(),
-    })
+    return json(
+        {
+            "uri": request.url.netloc,
+            "title": "stormer simulator",
+            "short_description": "",
+            "description": "",
+            "email": "",
+            "version": VERSION,
+            "urls": {},
+            "languages": ["en"],
+            "registrations": False,
+            "approval_required": False,
+            "invites_enabled": False,
+            "stats": {
+                "user_count": 0,
+                "status_count": len(_state(request).statuses),
+                "domain_count": 0,
+            },
+            "thumbnail": f"{base}/thumbnail.png",
+            "contact_account": None,
+            "rules": [],
+            "configuration": configuration(),
+        }
+    )
 
 
 async def instance_v2(request: Request) -> Response:
-    return json({
-        "domain": request.url.netloc, "title": "stormer simulator", "version": VERSION,
-        "source_url": "https://github.com/mastodon/mastodon", "description": "",
-        "usage": {"users": {"active_month": 0}}, "thumbnail": {"url": None},
-        "languages": ["en"], "configuration": {"urls": {}, **configuration()},
-        "registrations": {"enabled": False, "approval_required": False, "message": None},
-        "api_versions": {"mastodon": 2},
-        "contact": {"email": "", "account": None}, "rules": [],
-    })
+    return json(
+        {
+            "domain": request.url.netloc,
+            "title": "stormer simulator",
+            "version": VERSION,
+            "source_url": "https://github.com/mastodon/mastodon",
+            "description": "",
+            "usage": {"users": {"active_month": 0}},
+            "thumbnail": {"url": None},
+            "languages": ["en"],
+            "configuration": {"urls": {}, **configuration()},
+            "registrations": {"enabled": False, "approval_required": False, "message": None},
+            "api_versions": {"mastodon": 2},
+            "contact": {"email": "", "account": None},
+            "rules": [],
+        }
+    )
 
 
 async def verify_credentials(request: Request) -> Response:
@@ -111,8 +135,14 @@ async def verify_credentials(request: Request) -> Response:
         return account
     count = sum(1 for s in _state(request).statuses.values() if s.account.id == account.id)
     body = account_json(_base(request), account, count)
-    body["source"] = {"privacy": "public", "sensitive": False, "language": None, "note": "",
-                      "fields": [], "follow_requests_count": 0}
+    body["source"] = {
+        "privacy": "public",
+        "sensitive": False,
+        "language": None,
+        "note": "",
+        "fields": [],
+        "follow_requests_count": 0,
+    }
     return json(body)
 
 
@@ -136,14 +166,24 @@ async def upload_media(request: Request) -> Response:
     if mime in IMAGE_TYPES and len(content) > IMAGE_LIMIT:
         return _error(422, "Validation failed: File file size must be less than 16 MB")
     if isinstance(description, str) and len(description) > DESCRIPTION_LIMIT:
-        return _error(422, f"Validation failed: Description is too long (maximum is "
-                           f"{DESCRIPTION_LIMIT} characters)")
+        return _error(
+            422,
+            f"Validation failed: Description is too long (maximum is "
+            f"{DESCRIPTION_LIMIT} characters)",
+        )
     store = sim(request).store
     delay = sim(request).config.media_processing_s
     now = time.time()
-    item = Attachment(id=str(store.snowflake()), owner=account.id, size=len(content),
-                      mime=mime, description=description if isinstance(description, str) else None,
-                      ready_at=now + delay, width=width, height=height)
+    item = Attachment(
+        id=str(store.snowflake()),
+        owner=account.id,
+        size=len(content),
+        mime=mime,
+        description=description if isinstance(description, str) else None,
+        ready_at=now + delay,
+        width=width,
+        height=height,
+    )
     _state(request).media[item.id] = item
     # A v2 upload that finished at once answers 200; one still processing answers 202.
     legacy = request.url.path.startswith("/api/v1/")
@@ -232,12 +272,16 @@ async def create_status(request: Request) -> Response:
     for media_id in media_ids:
         item = state.media.get(media_id)
         if item is None or item.owner != account.id or item.status_id is not None:
-            return _error(422, f"Validation failed: Media attachment {media_id} could not be "
-                               "found or is already attached")
+            return _error(
+                422,
+                f"Validation failed: Media attachment {media_id} could not be "
+                "found or is already attached",
+            )
         attached.append(item)
     if any(now < item.ready_at for item in attached):
-        return _error(422, "Cannot attach files that have not finished processing. "
-                           "Try again in a moment!")
+        return _error(
+            422, "Cannot attach files that have not finished processing. Try again in a moment!"
+        )
     if text_length(spoiler + text) > MAX_CHARACTERS:
         return _error(422, f"Validation failed: Text character limit of {MAX_CHARACTERS} exceeded")
     visibility = params.get("visibility") or "public"
@@ -245,20 +289,34 @@ async def create_status(request: Request) -> Response:
         return _error(422, "Validation failed: Visibility is not included in the list")
 
     store = sim(request).store
-    status = Status(id=str(store.snowflake()), account=account, text=text,
-                    spoiler_text=spoiler, visibility=visibility,
-                    language=params.get("language") or None,
-                    sensitive=_truthy(params.get("sensitive")), created_at=arrived,
-                    media=attached)
+    status = Status(
+        id=str(store.snowflake()),
+        account=account,
+        text=text,
+        spoiler_text=spoiler,
+        visibility=visibility,
+        language=params.get("language") or None,
+        sensitive=_truthy(params.get("sensitive")),
+        created_at=arrived,
+        media=attached,
+    )
     for item in attached:
         item.status_id = status.id
     state.statuses[status.id] = status
     if key:
         state.idempotency[(account.id, key)] = (status.id, now)
     body = status_json(_base(request), status)
-    store.add(Post(platform="mastodon", account=account.username, text=text,
-                   remote_id=status.id, received_at=arrived, url=body["url"],
-                   media=[Media(size=m.size, mime=m.mime, alt=m.description) for m in attached]))
+    store.add(
+        Post(
+            platform="mastodon",
+            account=account.username,
+            text=text,
+            remote_id=status.id,
+            received_at=arrived,
+            url=body["url"],
+            media=[Media(size=m.size, mime=m.mime, alt=m.description) for m in attached],
+        )
+    )
     return json(body)
 
 
@@ -327,16 +385,27 @@ def _rate_limited(limit: RateLimit, reset_at: float) -> Response:
 
 def _limit_headers(limit: RateLimit, remaining: int, reset_at: float) -> dict[str, str]:
     reset = datetime.fromtimestamp(reset_at, UTC)
-    return {"X-RateLimit-Limit": str(limit.limit), "X-RateLimit-Remaining": str(remaining),
-            "X-RateLimit-Reset": iso(reset)}
+    return {
+        "X-RateLimit-Limit": str(limit.limit),
+        "X-RateLimit-Remaining": str(remaining),
+        "X-RateLimit-Reset": iso(reset),
+    }
 
 
 PLATFORM = Platform(
-    name="mastodon", owns=_owns,
+    name="mastodon",
+    owns=_owns,
     is_post=lambda method, path: method == "POST" and path.rstrip("/") == "/api/v1/statuses",
     account_of=_account_of,
-    error=lambda status: _error(status, {500: "Internal Server Error", 502: "Bad Gateway",
-                                         503: "Service Unavailable",
-                                         504: "Gateway Timeout"}.get(status, "Error")),
-    rate_limited=_rate_limited, limit_headers=_limit_headers,
+    error=lambda status: _error(
+        status,
+        {
+            500: "Internal Server Error",
+            502: "Bad Gateway",
+            503: "Service Unavailable",
+            504: "Gateway Timeout",
+        }.get(status, "Error"),
+    ),
+    rate_limited=_rate_limited,
+    limit_headers=_limit_headers,
 )

@@ -32,8 +32,20 @@ SERVER = "sim"
 UPLOAD_LIMIT = 50 * 1024 * 1024
 EVENT_LIMIT = 65536
 CLIENT = "/_matrix/client/v3"
-VERSIONS = ["r0.6.1", "v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6", "v1.7", "v1.8", "v1.9",
-            "v1.10", "v1.11"]
+VERSIONS = [
+    "r0.6.1",
+    "v1.1",
+    "v1.2",
+    "v1.3",
+    "v1.4",
+    "v1.5",
+    "v1.6",
+    "v1.7",
+    "v1.8",
+    "v1.9",
+    "v1.10",
+    "v1.11",
+]
 
 
 @dataclass
@@ -56,8 +68,9 @@ def _state(request: Request) -> State:
     return sim(request).store.space("matrix", State)
 
 
-def error(status: int, code: str, message: str, headers: dict[str, str] | None = None,
-          **extra: Any) -> Response:
+def error(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: Any
+) -> Response:
     return json({"errcode": code, "error": message, **extra}, status, headers)
 
 
@@ -110,11 +123,13 @@ async def login(request: Request) -> Response:
         return error(403, "M_FORBIDDEN", "Invalid username or password")
     user_id = _user_id(name)
     device = body.get("device_id") or _random_id(10).upper()
-    token = f"syt_{base64.urlsafe_b64encode(user_id.encode()).decode().rstrip('=')}_" \
-            f"{_random_id(20)}"
+    token = (
+        f"syt_{base64.urlsafe_b64encode(user_id.encode()).decode().rstrip('=')}_{_random_id(20)}"
+    )
     _state(request).tokens[token] = (user_id, str(device))
-    return json({"user_id": user_id, "access_token": token, "device_id": device,
-                 "home_server": SERVER})
+    return json(
+        {"user_id": user_id, "access_token": token, "device_id": device, "home_server": SERVER}
+    )
 
 
 async def logout(request: Request) -> Response:
@@ -137,14 +152,20 @@ async def whoami(request: Request) -> Response:
     return json({"user_id": who[0], "device_id": who[1], "is_guest": False})
 
 
-def _event(room: Room, sender: str, kind: str, content: dict[str, Any],
-           state_key: str | None = None) -> dict[str, Any]:
+def _event(
+    room: Room, sender: str, kind: str, content: dict[str, Any], state_key: str | None = None
+) -> dict[str, Any]:
     seed = f"{room.id}\x00{len(room.events)}\x00{time.time_ns()}".encode()
     event: dict[str, Any] = {
-        "event_id": "$" + base64.urlsafe_b64encode(hashlib.sha256(seed).digest()).decode()
-                                 .rstrip("="),
-        "room_id": room.id, "sender": sender, "type": kind, "content": content,
-        "origin_server_ts": int(time.time() * 1000), "unsigned": {}}
+        "event_id": "$"
+        + base64.urlsafe_b64encode(hashlib.sha256(seed).digest()).decode().rstrip("="),
+        "room_id": room.id,
+        "sender": sender,
+        "type": kind,
+        "content": content,
+        "origin_server_ts": int(time.time() * 1000),
+        "unsigned": {},
+    }
     if state_key is not None:
         event["state_key"] = state_key
     room.events.append(event)
@@ -185,8 +206,9 @@ async def join(request: Request) -> Response:
     target = request.path_params["room"]
     state = _state(request)
     if target.startswith("#") and ":" in target:
-        room_id = state.aliases.setdefault(target, f"!{digest('matrix-alias', target)[:18]}:"
-                                                   f"{SERVER}")
+        room_id = state.aliases.setdefault(
+            target, f"!{digest('matrix-alias', target)[:18]}:{SERVER}"
+        )
     elif target.startswith("!") and ":" in target:
         room_id = target
     else:
@@ -200,8 +222,9 @@ async def joined_rooms(request: Request) -> Response:
     who = _whoami(request)
     if isinstance(who, Response):
         return who
-    return json({"joined_rooms": [r.id for r in _state(request).rooms.values()
-                                  if who[0] in r.members]})
+    return json(
+        {"joined_rooms": [r.id for r in _state(request).rooms.values() if who[0] in r.members]}
+    )
 
 
 async def upload(request: Request) -> Response:
@@ -278,22 +301,37 @@ def _log(request: Request, state: State, user: str, room: Room, event: dict[str,
         info = content.get("info") if isinstance(content.get("info"), dict) else {}
         url = str(content.get("url", ""))
         uploaded = state.uploads.get(url.rsplit("/", 1)[-1]) if url.startswith("mxc://") else None
-        media = [Media(size=len(uploaded[0]) if uploaded else int(info.get("size") or 0),
-                       mime=uploaded[1] if uploaded else str(info.get("mimetype", "")),
-                       alt=None if filename == body else body)]
+        media = [
+            Media(
+                size=len(uploaded[0]) if uploaded else int(info.get("size") or 0),
+                mime=uploaded[1] if uploaded else str(info.get("mimetype", "")),
+                alt=None if filename == body else body,
+            )
+        ]
         text = body if caption else ""
-    sim(request).store.add(Post(
-        platform="matrix", account=user, target=room.id, text=text, media=media,
-        remote_id=event["event_id"], received_at=received_at(request),
-        url=f"https://matrix.to/#/{room.id}/{event['event_id']}?via={SERVER}"))
+    sim(request).store.add(
+        Post(
+            platform="matrix",
+            account=user,
+            target=room.id,
+            text=text,
+            media=media,
+            remote_id=event["event_id"],
+            received_at=received_at(request),
+            url=f"https://matrix.to/#/{room.id}/{event['event_id']}?via={SERVER}",
+        )
+    )
 
 
 def _visible(event: dict[str, Any], who: tuple[str, str], state: State) -> dict[str, Any]:
     """An event as its reader sees it: transaction_id only for the device that sent it."""
     out = {**event, "unsigned": dict(event["unsigned"])}
     txn = out["unsigned"].pop("transaction_id", None)
-    mine = txn is not None and state.txns.get(
-        (who[0], who[1], event["room_id"], event["type"], txn)) == event["event_id"]
+    mine = (
+        txn is not None
+        and state.txns.get((who[0], who[1], event["room_id"], event["type"], txn))
+        == event["event_id"]
+    )
     if mine:
         out["unsigned"]["transaction_id"] = txn
     out["unsigned"]["age"] = int(time.time() * 1000) - event["origin_server_ts"]
@@ -361,18 +399,32 @@ async def sync(request: Request) -> Response:
         return json({"next_batch": batch, "rooms": {"join": {}, "invite": {}, "leave": {}}})
     join = {
         room.id: {
-            "timeline": {"events": [_visible(e, who, state) for e in room.events[-20:]
-                                    if "state_key" not in e],
-                         "limited": len(room.events) > 20, "prev_batch": "t0"},
+            "timeline": {
+                "events": [
+                    _visible(e, who, state) for e in room.events[-20:] if "state_key" not in e
+                ],
+                "limited": len(room.events) > 20,
+                "prev_batch": "t0",
+            },
             "state": {"events": [e for e in room.events if "state_key" in e]},
-            "ephemeral": {"events": []}, "account_data": {"events": []},
+            "ephemeral": {"events": []},
+            "account_data": {"events": []},
             "unread_notifications": {"highlight_count": 0, "notification_count": 0},
             "summary": {"m.joined_member_count": len(room.members)},
-        } for room in rooms}
-    return json({"next_batch": batch, "rooms": {"join": join, "invite": {}, "leave": {}},
-                 "account_data": {"events": []}, "presence": {"events": []},
-                 "to_device": {"events": []}, "device_lists": {"changed": [], "left": []},
-                 "device_one_time_keys_count": {}})
+        }
+        for room in rooms
+    }
+    return json(
+        {
+            "next_batch": batch,
+            "rooms": {"join": join, "invite": {}, "leave": {}},
+            "account_data": {"events": []},
+            "presence": {"events": []},
+            "to_device": {"events": []},
+            "device_lists": {"changed": [], "left": []},
+            "device_one_time_keys_count": {},
+        }
+    )
 
 
 async def unrecognized(request: Request) -> Response:
@@ -409,12 +461,18 @@ def _account_of(scope: Scope) -> str | None:
 
 def _rate_limited(limit: RateLimit, reset_at: float) -> Response:
     wait = retry_after_s(reset_at)
-    return error(429, "M_LIMIT_EXCEEDED", "Too Many Requests", {"Retry-After": str(wait)},
-                 retry_after_ms=int(max(0.0, reset_at - time.time()) * 1000))
+    return error(
+        429,
+        "M_LIMIT_EXCEEDED",
+        "Too Many Requests",
+        {"Retry-After": str(wait)},
+        retry_after_ms=int(max(0.0, reset_at - time.time()) * 1000),
+    )
 
 
 PLATFORM = Platform(
-    name="matrix", owns=lambda path: path.startswith("/_matrix/"),
+    name="matrix",
+    owns=lambda path: path.startswith("/_matrix/"),
     is_post=lambda method, path: method == "PUT" and "/send/" in path,
     account_of=_account_of,
     error=lambda status: error(status, "M_UNKNOWN", "Simulated failure"),

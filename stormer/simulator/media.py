@@ -33,12 +33,12 @@ def _jpeg_size(data: bytes) -> tuple[int | None, int | None]:
             continue
         marker = data[i + 1]
         if marker in JPEG_SOF:
-            height, width = struct.unpack(">HH", data[i + 5:i + 9])
+            height, width = struct.unpack(">HH", data[i + 5 : i + 9])
             return width, height
         if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:
             i += 2 if marker != 0xFF else 1
             continue
-        (length,) = struct.unpack(">H", data[i + 2:i + 4])
+        (length,) = struct.unpack(">H", data[i + 2 : i + 4])
         i += 2 + length
     return None, None
 

@@ -54,8 +54,9 @@ class Post:
             "media": [m.as_json() for m in self.media],
             "remote_id": self.remote_id,
             "url": self.url,
-            "received_at": self.received_at.isoformat(timespec="microseconds")
-                                            .replace("+00:00", "Z"),
+            "received_at": self.received_at.isoformat(timespec="microseconds").replace(
+                "+00:00", "Z"
+            ),
         }
 
 

@@ -123,24 +123,38 @@ def _message(request: Request, chat: dict[str, Any], **content: Any) -> dict[str
     state = _state(request)
     message_id = state.next_message.get(chat["id"], 0) + 1
     state.next_message[chat["id"]] = message_id
-    return {"message_id": message_id, "sender_chat": chat, "chat": chat,
-            "date": int(time.time()), **content}
+    return {
+        "message_id": message_id,
+        "sender_chat": chat,
+        "chat": chat,
+        "date": int(time.time()),
+        **content,
+    }
 
 
-def _log(request: Request, bot: int, chat: dict[str, Any], text: str, media: list[Media],
-         message_id: int) -> None:
+def _log(
+    request: Request, bot: int, chat: dict[str, Any], text: str, media: list[Media], message_id: int
+) -> None:
     username = chat.get("username")
-    sim(request).store.add(Post(
-        platform="telegram", account=str(bot), target=str(username or chat["id"]), text=text,
-        media=media, remote_id=str(message_id), received_at=received_at(request),
-        url=f"https://t.me/{username}/{message_id}" if username else None))
+    sim(request).store.add(
+        Post(
+            platform="telegram",
+            account=str(bot),
+            target=str(username or chat["id"]),
+            text=text,
+            media=media,
+            remote_id=str(message_id),
+            received_at=received_at(request),
+            url=f"https://t.me/{username}/{message_id}" if username else None,
+        )
+    )
 
 
 def _photo(request: Request, value: Any, files: Files) -> tuple[str, File] | str:
     """(file_id, file) of an uploaded part, `attach://name`, a known file_id or a URL."""
     state = _state(request)
     if isinstance(value, str) and value.startswith("attach://"):
-        part = files.get(value[len("attach://"):])
+        part = files.get(value[len("attach://") :])
     elif isinstance(value, str):
         if value in state.files:
             return value, state.files[value]
@@ -167,15 +181,31 @@ def _remember(state: State, file: File) -> tuple[str, File]:
 
 
 def _photo_sizes(file_id: str, file: File) -> list[dict[str, Any]]:
-    return [{"file_id": file_id, "file_unique_id": file_id[4:20], "file_size": file.size,
-             "width": file.width, "height": file.height}]
+    return [
+        {
+            "file_id": file_id,
+            "file_unique_id": file_id[4:20],
+            "file_size": file.size,
+            "width": file.width,
+            "height": file.height,
+        }
+    ]
 
 
 async def get_me(request: Request, bot: int, params: Params, files: Files) -> Response:
-    return ok({"id": bot, "is_bot": True, "first_name": "Simulated bot",
-               "username": f"sim{bot}_bot", "can_join_groups": True,
-               "can_read_all_group_messages": False, "supports_inline_queries": False,
-               "can_connect_to_business": False, "has_main_web_app": False})
+    return ok(
+        {
+            "id": bot,
+            "is_bot": True,
+            "first_name": "Simulated bot",
+            "username": f"sim{bot}_bot",
+            "can_join_groups": True,
+            "can_read_all_group_messages": False,
+            "supports_inline_queries": False,
+            "can_connect_to_business": False,
+            "has_main_web_app": False,
+        }
+    )
 
 
 async def send_message(request: Request, bot: int, params: Params, files: Files) -> Response:
@@ -217,8 +247,9 @@ async def send_photo(request: Request, bot: int, params: Params, files: Files) -
     if caption:
         content["caption"] = caption
     message = _message(request, chat, **content)
-    _log(request, bot, chat, caption, [Media(size=file.size, mime=file.mime)],
-         message["message_id"])
+    _log(
+        request, bot, chat, caption, [Media(size=file.size, mime=file.mime)], message["message_id"]
+    )
     return ok(message)
 
 
@@ -253,14 +284,24 @@ async def send_media_group(request: Request, bot: int, params: Params, files: Fi
             content["caption"] = caption
         messages.append(_message(request, chat, **content))
     text = next((c for c, _, _ in prepared if c), "")
-    _log(request, bot, chat, text, [Media(size=f.size, mime=f.mime) for _, _, f in prepared],
-         messages[0]["message_id"])
+    _log(
+        request,
+        bot,
+        chat,
+        text,
+        [Media(size=f.size, mime=f.mime) for _, _, f in prepared],
+        messages[0]["message_id"],
+    )
     return ok(messages)
 
 
 Handler = Callable[[Request, int, Params, Files], Awaitable[Response]]
-METHODS: dict[str, Handler] = {"getme": get_me, "sendmessage": send_message,
-                               "sendphoto": send_photo, "sendmediagroup": send_media_group}
+METHODS: dict[str, Handler] = {
+    "getme": get_me,
+    "sendmessage": send_message,
+    "sendphoto": send_photo,
+    "sendmediagroup": send_media_group,
+}
 
 
 async def bot_method(request: Request) -> Response:
@@ -288,12 +329,20 @@ def _rate_limited(limit: RateLimit, reset_at: float) -> Response:
 
 
 PLATFORM = Platform(
-    name="telegram", owns=lambda path: BOT_PATH.match(path) is not None,
-    is_post=lambda method, path: bool((m := BOT_PATH.match(path))
-                                      and m.group(2).lower() in POST_METHODS),
+    name="telegram",
+    owns=lambda path: BOT_PATH.match(path) is not None,
+    is_post=lambda method, path: bool(
+        (m := BOT_PATH.match(path)) and m.group(2).lower() in POST_METHODS
+    ),
     account_of=_account_of,
-    error=lambda status: fail(status, {500: "Internal Server Error", 502: "Bad Gateway",
-                                       503: "Service Unavailable",
-                                       504: "Gateway Timeout"}.get(status, "Error")),
+    error=lambda status: fail(
+        status,
+        {
+            500: "Internal Server Error",
+            502: "Bad Gateway",
+            503: "Service Unavailable",
+            504: "Gateway Timeout",
+        }.get(status, "Error"),
+    ),
     rate_limited=_rate_limited,
 )

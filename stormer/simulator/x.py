@@ -37,8 +37,16 @@ URL = regex.compile(r"(?<![\w@/])https?://[^\s<>\"]+", regex.IGNORECASE)
 CLUSTER = regex.compile(r"\X")
 EMOJI_PART = regex.compile(r"[\p{Extended_Pictographic}\p{Regional_Indicator}\u20e3]")
 IMAGE_LIMIT = 5 * 1024 * 1024
-CATEGORIES = ("tweet_image", "tweet_gif", "tweet_video", "dm_image", "dm_gif", "dm_video",
-              "subtitles", "amplify_video")
+CATEGORIES = (
+    "tweet_image",
+    "tweet_gif",
+    "tweet_video",
+    "dm_image",
+    "dm_gif",
+    "dm_video",
+    "subtitles",
+    "amplify_video",
+)
 INVALID = "https://api.twitter.com/2/problems/invalid-request"
 
 
@@ -62,7 +70,7 @@ def weighted_length(text: str) -> int:
     total, position = 0, 0
     for match in URL.finditer(text):
         link = match.group().rstrip(".,:;!?'\")]}")
-        total += _segment_weight(text[position:match.start()]) + 23
+        total += _segment_weight(text[position : match.start()]) + 23
         position = match.start() + len(link)
     return total + _segment_weight(text[position:])
 
@@ -110,17 +118,29 @@ def user_for(token: str) -> User:
     return User(id=str(int(h[:15], 16)), username=f"user{h[:8]}")
 
 
-def _problem(status: int, title: str, detail: str, kind: str = "about:blank",
-             headers: dict[str, str] | None = None, **extra: Any) -> Response:
-    return json({**extra, "title": title, "detail": detail, "type": kind, "status": status},
-                status, headers)
+def _problem(
+    status: int,
+    title: str,
+    detail: str,
+    kind: str = "about:blank",
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> Response:
+    return json(
+        {**extra, "title": title, "detail": detail, "type": kind, "status": status}, status, headers
+    )
 
 
 def _invalid(parameter: str, message: str) -> Response:
-    return json({"errors": [{"parameters": {parameter: []}, "message": message}],
-                 "title": "Invalid Request",
-                 "detail": "One or more parameters to your request was invalid.",
-                 "type": INVALID}, 400)
+    return json(
+        {
+            "errors": [{"parameters": {parameter: []}, "message": message}],
+            "title": "Invalid Request",
+            "detail": "One or more parameters to your request was invalid.",
+            "type": INVALID,
+        },
+        400,
+    )
 
 
 def _credential(authorization: str | None) -> str | None:
@@ -175,16 +195,28 @@ async def upload(request: Request) -> Response:
     if not content:
         return _invalid("media", "The `media` field is required.")
     if category not in CATEGORIES:
-        return _invalid("media_category", "The `media_category` field must be one of "
-                                          + ", ".join(CATEGORIES))
+        return _invalid(
+            "media_category", "The `media_category` field must be one of " + ", ".join(CATEGORIES)
+        )
     mime, width, height = sniffing.sniff(content)
     if category.endswith("image") and (not mime.startswith("image/") or len(content) > IMAGE_LIMIT):
         return _invalid("media", "Unsupported or too large image (images up to 5 MB).")
-    item = Upload(id=str(sim(request).store.snowflake()), owner=user.id, size=len(content),
-                  mime=mime, category=category, width=width, height=height)
+    item = Upload(
+        id=str(sim(request).store.snowflake()),
+        owner=user.id,
+        size=len(content),
+        mime=mime,
+        category=category,
+        width=width,
+        height=height,
+    )
     _state(request).media[item.id] = item
-    data_out: dict[str, Any] = {"id": item.id, "media_key": f"3_{item.id}", "size": item.size,
-                                "expires_after_secs": 86400}
+    data_out: dict[str, Any] = {
+        "id": item.id,
+        "media_key": f"3_{item.id}",
+        "size": item.size,
+        "expires_after_secs": 86400,
+    }
     if width and height:
         data_out["image"] = {"image_type": mime, "w": width, "h": height}
     return json({"data": data_out})
@@ -218,8 +250,7 @@ async def metadata(request: Request) -> Response:
 
 
 def _tweet_json(tweet: Tweet, fields: set[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {"id": tweet.id, "text": tweet.text,
-                           "edit_history_tweet_ids": [tweet.id]}
+    out: dict[str, Any] = {"id": tweet.id, "text": tweet.text, "edit_history_tweet_ids": [tweet.id]}
     if "created_at" in fields:
         out["created_at"] = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(tweet.created_at))
     if "author_id" in fields:
@@ -252,17 +283,30 @@ async def create_tweet(request: Request) -> Response:
     key = (user.id, unicodedata.normalize("NFC", text))
     window = sim(request).config.x_duplicate_window_s
     if text and now - state.recent_texts.get(key, -window) < window:
-        return _problem(403, "Forbidden",
-                        "You are not allowed to create a Tweet with duplicate content.")
-    tweet = Tweet(id=str(sim(request).store.snowflake()), author=user.id, text=text,
-                  created_at=now, media_ids=[str(m) for m in media_ids])
+        return _problem(
+            403, "Forbidden", "You are not allowed to create a Tweet with duplicate content."
+        )
+    tweet = Tweet(
+        id=str(sim(request).store.snowflake()),
+        author=user.id,
+        text=text,
+        created_at=now,
+        media_ids=[str(m) for m in media_ids],
+    )
     state.tweets[tweet.id] = tweet
     if text:
         state.recent_texts[key] = now
-    sim(request).store.add(Post(
-        platform="x", account=user.username, text=text, remote_id=tweet.id,
-        received_at=received_at(request), url=f"https://x.com/{user.username}/status/{tweet.id}",
-        media=[Media(size=i.size, mime=i.mime, alt=i.alt) for i in items if i]))
+    sim(request).store.add(
+        Post(
+            platform="x",
+            account=user.username,
+            text=text,
+            remote_id=tweet.id,
+            received_at=received_at(request),
+            url=f"https://x.com/{user.username}/status/{tweet.id}",
+            media=[Media(size=i.size, mime=i.mime, alt=i.alt) for i in items if i],
+        )
+    )
     return json({"data": _tweet_json(tweet, set())}, 201)
 
 
@@ -280,16 +324,28 @@ async def user_tweets(request: Request) -> Response:
         limit = 0
     if not 5 <= limit <= 100:
         given = request.query_params.get("max_results")
-        return _invalid("max_results", f"The `max_results` query parameter value [{given}] is "
-                                       "not between 5 and 100")
+        return _invalid(
+            "max_results",
+            f"The `max_results` query parameter value [{given}] is not between 5 and 100",
+        )
     author = request.path_params["id"]
-    tweets = sorted((t for t in _state(request).tweets.values() if t.author == author),
-                    key=lambda t: int(t.id), reverse=True)[:limit]
+    tweets = sorted(
+        (t for t in _state(request).tweets.values() if t.author == author),
+        key=lambda t: int(t.id),
+        reverse=True,
+    )[:limit]
     if not tweets:
         return json({"meta": {"result_count": 0}})
-    return json({"data": [_tweet_json(t, _fields(request)) for t in tweets],
-                 "meta": {"result_count": len(tweets), "newest_id": tweets[0].id,
-                          "oldest_id": tweets[-1].id}})
+    return json(
+        {
+            "data": [_tweet_json(t, _fields(request)) for t in tweets],
+            "meta": {
+                "result_count": len(tweets),
+                "newest_id": tweets[0].id,
+                "oldest_id": tweets[-1].id,
+            },
+        }
+    )
 
 
 async def get_tweet(request: Request) -> Response:
@@ -299,11 +355,21 @@ async def get_tweet(request: Request) -> Response:
     tweet_id = request.path_params["id"]
     tweet = _state(request).tweets.get(tweet_id)
     if tweet is None:
-        return json({"errors": [{
-            "value": tweet_id, "detail": f"Could not find tweet with id: [{tweet_id}].",
-            "title": "Not Found Error", "resource_type": "tweet", "parameter": "id",
-            "resource_id": tweet_id,
-            "type": "https://api.twitter.com/2/problems/resource-not-found"}]})
+        return json(
+            {
+                "errors": [
+                    {
+                        "value": tweet_id,
+                        "detail": f"Could not find tweet with id: [{tweet_id}].",
+                        "title": "Not Found Error",
+                        "resource_type": "tweet",
+                        "parameter": "id",
+                        "resource_id": tweet_id,
+                        "type": "https://api.twitter.com/2/problems/resource-not-found",
+                    }
+                ]
+            }
+        )
     return json({"data": _tweet_json(tweet, _fields(request))})
 
 
@@ -323,8 +389,11 @@ routes = [
 
 
 def _limit_headers(limit: RateLimit, remaining: int, reset_at: float) -> dict[str, str]:
-    return {"x-rate-limit-limit": str(limit.limit), "x-rate-limit-remaining": str(remaining),
-            "x-rate-limit-reset": str(int(reset_at))}
+    return {
+        "x-rate-limit-limit": str(limit.limit),
+        "x-rate-limit-remaining": str(remaining),
+        "x-rate-limit-reset": str(int(reset_at)),
+    }
 
 
 def _account_of(scope: Scope) -> str | None:
@@ -333,14 +402,22 @@ def _account_of(scope: Scope) -> str | None:
 
 
 PLATFORM = Platform(
-    name="x", owns=lambda path: path.startswith("/2/"),
+    name="x",
+    owns=lambda path: path.startswith("/2/"),
     is_post=lambda method, path: method == "POST" and path == "/2/tweets",
     account_of=_account_of,
-    error=lambda status: _problem(status, {500: "Internal Server Error", 502: "Bad Gateway",
-                                           503: "Service Unavailable", 504: "Gateway Timeout"}
-                                  .get(status, "Error"), "Simulated failure"),
+    error=lambda status: _problem(
+        status,
+        {
+            500: "Internal Server Error",
+            502: "Bad Gateway",
+            503: "Service Unavailable",
+            504: "Gateway Timeout",
+        }.get(status, "Error"),
+        "Simulated failure",
+    ),
     rate_limited=lambda limit, reset_at: _problem(
-        429, "Too Many Requests", "Too Many Requests",
-        headers=_limit_headers(limit, 0, reset_at)),
+        429, "Too Many Requests", "Too Many Requests", headers=_limit_headers(limit, 0, reset_at)
+    ),
     limit_headers=_limit_headers,
 )

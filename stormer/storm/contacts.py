@@ -34,8 +34,14 @@ _TELEGRAM_CHAT: Final = re.compile(r"^(-?\d{3,20}|@[A-Za-z][A-Za-z0-9_]{3,31})$"
 _TELEGRAM_TOKEN: Final = re.compile(r"^\d{5,12}:[A-Za-z0-9_-]{20,}$")
 _MATRIX_TARGET: Final = re.compile(r"^[@!#][^:\s]+:[^\s]+$")
 # Apprise schemes as the kind a person would call them.
-_KINDS: Final = {"mailto": "email", "mailtos": "email", "tgram": "telegram",
-                 "matrix": "matrix", "matrixs": "matrix", "discord": "discord"}
+_KINDS: Final = {
+    "mailto": "email",
+    "mailtos": "email",
+    "tgram": "telegram",
+    "matrix": "matrix",
+    "matrixs": "matrix",
+    "discord": "discord",
+}
 # The sender (in [reminders] senders) each kind of bare address needs.
 SENDER_FOR: Final = {"email": "mailto", "telegram": "tgram", "matrix": "matrix"}
 
@@ -67,25 +73,31 @@ def parse_contact(text: str) -> Contact:
     if EMAIL.match(raw):
         return _contact("email", raw.lower(), True)
     if lower.startswith("mailto:"):
-        rest = raw[len("mailto:"):].removeprefix("//")
+        rest = raw[len("mailto:") :].removeprefix("//")
         if EMAIL.match(rest):
             return _contact("email", rest.lower(), True)
-        raise BadContact("a mailto: contact must be one e-mail address (mailto:name@example.org);"
-                         " the organizer's SMTP server goes in [reminders] senders")
+        raise BadContact(
+            "a mailto: contact must be one e-mail address (mailto:name@example.org);"
+            " the organizer's SMTP server goes in [reminders] senders"
+        )
     if lower.startswith("matrix:") and not lower.startswith("matrix://"):
-        target = raw[len("matrix:"):]
+        target = raw[len("matrix:") :]
         if _MATRIX_TARGET.match(target):
             return _contact("matrix", target, True)
-        raise BadContact("a matrix: contact is a user, room or alias with its server "
-                         "(matrix:@name:example.org, matrix:!room:example.org)")
+        raise BadContact(
+            "a matrix: contact is a user, room or alias with its server "
+            "(matrix:@name:example.org, matrix:!room:example.org)"
+        )
     if lower.startswith("tgram://"):
-        rest = raw[len("tgram://"):].strip("/")
+        rest = raw[len("tgram://") :].strip("/")
         if _TELEGRAM_CHAT.match(rest):
             return _contact("telegram", rest, True)
         first = rest.split("/", 1)[0]
         if not _TELEGRAM_TOKEN.match(first):
-            raise BadContact("a tgram:// contact is a chat id or @channel (tgram://123456789),"
-                             " or a whole Apprise URL with a bot token")
+            raise BadContact(
+                "a tgram:// contact is a chat id or @channel (tgram://123456789),"
+                " or a whole Apprise URL with a bot token"
+            )
         return _contact("telegram", raw, False)
     if "://" in raw:
         from stormer.notify.sender import usable_url  # imports Apprise: only for a URL contact
@@ -94,11 +106,14 @@ def parse_contact(text: str) -> Contact:
         if not re.fullmatch(r"[a-z][a-z0-9+.-]*", scheme):
             raise BadContact("not a URL scheme")
         if not usable_url(raw):
-            raise BadContact(f"not a usable Apprise URL ({scheme}://…); see "
-                             "https://github.com/caronc/apprise/wiki")
+            raise BadContact(
+                f"not a usable Apprise URL ({scheme}://…); see "
+                "https://github.com/caronc/apprise/wiki"
+            )
         return _contact(_KINDS.get(scheme, scheme), raw, False)
-    raise BadContact("not an e-mail address or an Apprise URL (mailto:…, tgram://…, "
-                     "matrix:@…, discord://…)")
+    raise BadContact(
+        "not an e-mail address or an Apprise URL (mailto:…, tgram://…, matrix:@…, discord://…)"
+    )
 
 
 def _contact(kind: str, address: str, needs_sender: bool) -> Contact:
@@ -116,9 +131,11 @@ def apprise_url(contact: Contact, senders: dict[str, str]) -> str:
     name = SENDER_FOR[contact.kind]
     sender = senders.get(name)
     if not sender:
-        raise BadContact(f"{contact.kind} contacts need the `{name}` sender in [reminders] "
-                         f"senders (the environment variable holding the organizer's "
-                         f"{name}:// Apprise URL)")
+        raise BadContact(
+            f"{contact.kind} contacts need the `{name}` sender in [reminders] "
+            f"senders (the environment variable holding the organizer's "
+            f"{name}:// Apprise URL)"
+        )
     if contact.kind == "email":
         return _with_query(sender, to=contact.address)
     # Telegram chat ids and Matrix targets are path segments after the sender's own part.
@@ -141,7 +158,10 @@ def _with_query(url: str, **params: str) -> str:
     """`url` with `params` set in its query string, replacing any of the same name (a
     sender URL must not carry its own `to`, or the reminder would go there too)."""
     parts = urlsplit(url)
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
-             if k.lower() not in {p.lower() for p in params} | {"cc", "bcc"}]
+    query = [
+        (k, v)
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        if k.lower() not in {p.lower() for p in params} | {"cc", "bcc"}
+    ]
     query += list(params.items())
     return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))

@@ -42,7 +42,7 @@ DURATION = re.compile(r"^\s*(?:(\d+)\s*d)?\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m)?\s*(
 
 
 def parse_duration(text: str) -> timedelta:
-    """"24h", "1h30m", "10m", "90s", "2d" → timedelta; ValueError on anything else."""
+    """ "24h", "1h30m", "10m", "90s", "2d" → timedelta; ValueError on anything else."""
     m = DURATION.match(text)
     if not m or not any(m.groups()):
         raise ValueError(f"{text!r} is not a duration: write e.g. 24h, 1h30m, 10m or 45s")
@@ -51,6 +51,7 @@ def parse_duration(text: str) -> timedelta:
 
 
 # --- config.toml schema -------------------------------------------------------------------
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -118,6 +119,7 @@ class ConfigFile(_Strict):
 
 
 # --- the loaded storm --------------------------------------------------------------------
+
 
 @dataclass(frozen=True, slots=True)
 class Image:
@@ -193,8 +195,9 @@ class Storm:
 
     def zones(self) -> list[str]:
         """Announce zones first, then every participant zone, without repeats."""
-        return list(dict.fromkeys([a.zone for a in self.announce] +
-                                  [p.zone for p in self.participants]))
+        return list(
+            dict.fromkeys([a.zone for a in self.announce] + [p.zone for p in self.participants])
+        )
 
 
 class _Collector:
@@ -239,16 +242,30 @@ def load_storm(path: Path | str = ".", *, known_platforms: set[str] | None = Non
     root = find_root(Path(path))
     config_path = root / CONFIG_NAME
     if not config_path.is_file():
-        raise ConfigError([Problem("error", "no-config", str(config_path), None,
-                                   f"no {CONFIG_NAME} in {root}: run `stormer init {root}` "
-                                   "to start a storm, or pass --storm DIR")])
+        raise ConfigError(
+            [
+                Problem(
+                    "error",
+                    "no-config",
+                    str(config_path),
+                    None,
+                    f"no {CONFIG_NAME} in {root}: run `stormer init {root}` "
+                    "to start a storm, or pass --storm DIR",
+                )
+            ]
+        )
     text = config_path.read_text(encoding="utf-8")
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         line = _toml_error_line(str(e))
-        raise ConfigError([Problem("error", "bad-config", CONFIG_NAME, line,
-                                   f"config.toml is not valid TOML: {e}")]) from None
+        raise ConfigError(
+            [
+                Problem(
+                    "error", "bad-config", CONFIG_NAME, line, f"config.toml is not valid TOML: {e}"
+                )
+            ]
+        ) from None
     c = _Collector()
     lines = tomlpos.key_lines(text)
     _scan_secrets(raw, (), lines, c)
@@ -258,8 +275,13 @@ def load_storm(path: Path | str = ".", *, known_platforms: set[str] | None = Non
         for err in e.errors():
             loc = tuple(err["loc"])
             where = ".".join(str(x) for x in loc)
-            c.add("error", "bad-config", CONFIG_NAME, tomlpos.line_of(lines, loc),
-                  f"{where}: {err['msg']}")
+            c.add(
+                "error",
+                "bad-config",
+                CONFIG_NAME,
+                tomlpos.line_of(lines, loc),
+                f"{where}: {err['msg']}",
+            )
         raise ConfigError(c.redacted()) from None
     storm = _build(root, cfg, lines, c, known_platforms)
     storm.problems = c.redacted()
@@ -280,11 +302,16 @@ def _scan_secrets(node: Any, path: tuple, lines: dict, c: _Collector) -> None:
             if isinstance(value, str) and value and (in_credentials or SECRET_KEYS.match(key)):
                 if not (ENV_NAME.match(value) or KEYRING_REF.match(value)):
                     c.secrets.add(value)
-                    c.add("error", "secret-in-config", CONFIG_NAME, tomlpos.line_of(lines, p),
-                          f"{'.'.join(map(str, p))} holds what looks like a secret; config.toml "
-                          "must only name it: write the name of an environment variable "
-                          "(e.g. MASTODON_TOKEN) or 'keyring:NAME', and revoke the exposed "
-                          "credential")
+                    c.add(
+                        "error",
+                        "secret-in-config",
+                        CONFIG_NAME,
+                        tomlpos.line_of(lines, p),
+                        f"{'.'.join(map(str, p))} holds what looks like a secret; config.toml "
+                        "must only name it: write the name of an environment variable "
+                        "(e.g. MASTODON_TOKEN) or 'keyring:NAME', and revoke the exposed "
+                        "credential",
+                    )
                     continue
             _scan_secrets(value, p, lines, c)
     elif isinstance(node, list):
@@ -294,14 +321,20 @@ def _scan_secrets(node: Any, path: tuple, lines: dict, c: _Collector) -> None:
         for pattern, what in SECRET_VALUES:
             if pattern.search(node):
                 c.secrets.add(node)
-                c.add("error", "secret-in-config", CONFIG_NAME, tomlpos.line_of(lines, path),
-                      f"{'.'.join(map(str, path))} contains {what}; keep it in an environment "
-                      "variable or the keyring, name it in config, and revoke the exposed one")
+                c.add(
+                    "error",
+                    "secret-in-config",
+                    CONFIG_NAME,
+                    tomlpos.line_of(lines, path),
+                    f"{'.'.join(map(str, path))} contains {what}; keep it in an environment "
+                    "variable or the keyring, name it in config, and revoke the exposed one",
+                )
                 break
 
 
-def _build(root: Path, cfg: ConfigFile, lines: dict, c: _Collector,
-           known_platforms: set[str] | None) -> Storm:
+def _build(
+    root: Path, cfg: ConfigFile, lines: dict, c: _Collector, known_platforms: set[str] | None
+) -> Storm:
     s = cfg.storm
     at: datetime | None = None
     try:
@@ -318,8 +351,13 @@ def _build(root: Path, cfg: ConfigFile, lines: dict, c: _Collector,
     try:
         interval = parse_duration(s.post_interval)
     except ValueError as e:
-        c.add("error", "bad-config", CONFIG_NAME,
-              tomlpos.line_of(lines, ("storm", "post_interval")), str(e))
+        c.add(
+            "error",
+            "bad-config",
+            CONFIG_NAME,
+            tomlpos.line_of(lines, ("storm", "post_interval")),
+            str(e),
+        )
         interval = timedelta(0)
 
     offsets = []
@@ -327,23 +365,47 @@ def _build(root: Path, cfg: ConfigFile, lines: dict, c: _Collector,
         try:
             offsets.append(parse_duration(o))
         except ValueError as e:
-            c.add("error", "bad-config", CONFIG_NAME,
-                  tomlpos.line_of(lines, ("reminders", "offsets")), str(e))
+            c.add(
+                "error",
+                "bad-config",
+                CONFIG_NAME,
+                tomlpos.line_of(lines, ("reminders", "offsets")),
+                str(e),
+            )
 
     alert_vars, unstaged_before = _alerts(cfg.alerts, lines, c)
     senders = _senders(cfg.reminders.senders, lines, c)
     accounts = _accounts(cfg, lines, c, known_platforms)
     posts = _load_posts(root, s.hashtag, {a.name for a in accounts}, c, known_platforms)
-    participants = _load_participants(root, cfg.participants.file, s.default_lang, c,
-                                      explicit="file" in cfg.participants.model_fields_set)
+    participants = _load_participants(
+        root,
+        cfg.participants.file,
+        s.default_lang,
+        c,
+        explicit="file" in cfg.participants.model_fields_set,
+    )
     return Storm(
-        root=root, name=s.name, slug=s.slug or slugify(s.name), hashtag=s.hashtag, at=at,
-        default_lang=s.default_lang, announce=announce, accounts=accounts, posts=posts,
-        participants=participants, reminder_offsets=sorted(offsets, reverse=True),
-        posts_per_account=s.posts_per_account, post_interval=interval, kit_url=s.kit_url,
-        database_url=cfg.database.url, at_line=tomlpos.line_of(lines, ("storm", "at")),
-        alert_vars=alert_vars, unstaged_before=unstaged_before, problems=c.problems,
-        reminder_senders=senders, participants_file=cfg.participants.file,
+        root=root,
+        name=s.name,
+        slug=s.slug or slugify(s.name),
+        hashtag=s.hashtag,
+        at=at,
+        default_lang=s.default_lang,
+        announce=announce,
+        accounts=accounts,
+        posts=posts,
+        participants=participants,
+        reminder_offsets=sorted(offsets, reverse=True),
+        posts_per_account=s.posts_per_account,
+        post_interval=interval,
+        kit_url=s.kit_url,
+        database_url=cfg.database.url,
+        at_line=tomlpos.line_of(lines, ("storm", "at")),
+        alert_vars=alert_vars,
+        unstaged_before=unstaged_before,
+        problems=c.problems,
+        reminder_senders=senders,
+        participants_file=cfg.participants.file,
     )
 
 
@@ -355,17 +417,23 @@ def _senders(section: dict[str, str], lines: dict, c: _Collector) -> dict[str, s
     for sender, var in section.items():
         line = tomlpos.line_of(lines, ("reminders", "senders", sender))
         if sender not in known:
-            c.add("error", "bad-config", CONFIG_NAME, line,
-                  f"reminders.senders.{sender}: unknown sender; the senders are "
-                  f"{', '.join(known)} (other channels are complete Apprise URLs in "
-                  "participants.csv)")
+            c.add(
+                "error",
+                "bad-config",
+                CONFIG_NAME,
+                line,
+                f"reminders.senders.{sender}: unknown sender; the senders are "
+                f"{', '.join(known)} (other channels are complete Apprise URLs in "
+                "participants.csv)",
+            )
         elif _names_a_variable(var, f"reminders.senders.{sender}", "STORMER_SMTP_URL", line, c):
             out[sender] = var
     return out
 
 
-def _names_a_variable(value: str, where: str, example: str, line: int | None,
-                      c: _Collector) -> bool:
+def _names_a_variable(
+    value: str, where: str, example: str, line: int | None, c: _Collector
+) -> bool:
     """Whether `value` names an environment variable, as config must for an Apprise URL;
     if not, it is reported once, and never echoed: it is most likely the URL itself."""
     if ENV_NAME.match(value):
@@ -374,25 +442,39 @@ def _names_a_variable(value: str, where: str, example: str, line: int | None,
         return False  # reported already as a secret written into config.toml
     c.secrets.add(value)
     pasted = "://" in value
-    c.add("error", "secret-in-config" if pasted else "bad-config", CONFIG_NAME, line,
-          f"{where} must be the name of an environment variable (e.g. {example}) that holds "
-          "the Apprise URL: the URL carries secrets, keep it out of config.toml"
-          + (" and revoke the exposed one" if pasted else ""))
+    c.add(
+        "error",
+        "secret-in-config" if pasted else "bad-config",
+        CONFIG_NAME,
+        line,
+        f"{where} must be the name of an environment variable (e.g. {example}) that holds "
+        "the Apprise URL: the URL carries secrets, keep it out of config.toml"
+        + (" and revoke the exposed one" if pasted else ""),
+    )
     return False
 
 
-def _alerts(section: AlertsSection, lines: dict,
-            c: _Collector) -> tuple[list[str], timedelta]:
+def _alerts(section: AlertsSection, lines: dict, c: _Collector) -> tuple[list[str], timedelta]:
     names = []
     for i, name in enumerate(section.apprise):
-        if _names_a_variable(name, f"alerts.apprise[{i}]", "STORMER_ALERT_URL",
-                             tomlpos.line_of(lines, ("alerts", "apprise", i)), c):
+        if _names_a_variable(
+            name,
+            f"alerts.apprise[{i}]",
+            "STORMER_ALERT_URL",
+            tomlpos.line_of(lines, ("alerts", "apprise", i)),
+            c,
+        ):
             names.append(name)
     try:
         before = parse_duration(section.unstaged_before)
     except ValueError as e:
-        c.add("error", "bad-config", CONFIG_NAME,
-              tomlpos.line_of(lines, ("alerts", "unstaged_before")), str(e))
+        c.add(
+            "error",
+            "bad-config",
+            CONFIG_NAME,
+            tomlpos.line_of(lines, ("alerts", "unstaged_before")),
+            str(e),
+        )
         before = timedelta(minutes=5)
     return names, before
 
@@ -406,32 +488,50 @@ def _zone_ok(zone: str, c: _Collector, file: str, line: int | None) -> bool:
         return False
 
 
-def _accounts(cfg: ConfigFile, lines: dict, c: _Collector,
-              known_platforms: set[str] | None) -> list[Account]:
+def _accounts(
+    cfg: ConfigFile, lines: dict, c: _Collector, known_platforms: set[str] | None
+) -> list[Account]:
     accounts: list[Account] = []
     seen: set[str] = set()
     for i, a in enumerate(cfg.accounts):
         line = tomlpos.line_of(lines, ("accounts", i))
         if a.name in seen:
-            c.add("error", "duplicate-account", CONFIG_NAME, line,
-                  f"two accounts are named {a.name!r}; account names must be unique")
+            c.add(
+                "error",
+                "duplicate-account",
+                CONFIG_NAME,
+                line,
+                f"two accounts are named {a.name!r}; account names must be unique",
+            )
         seen.add(a.name)
         if known_platforms is not None and a.platform not in known_platforms:
-            c.add("error", "unknown-platform", CONFIG_NAME,
-                  tomlpos.line_of(lines, ("accounts", i, "platform")),
-                  f"account {a.name!r}: unknown platform {a.platform!r}; installed: "
-                  f"{', '.join(sorted(known_platforms))}")
+            c.add(
+                "error",
+                "unknown-platform",
+                CONFIG_NAME,
+                tomlpos.line_of(lines, ("accounts", i, "platform")),
+                f"account {a.name!r}: unknown platform {a.platform!r}; installed: "
+                f"{', '.join(sorted(known_platforms))}",
+            )
         if not a.authorized:
             continue  # kept in config for the record, never posted through
-        accounts.append(Account(
-            name=a.name, platform=a.platform, langs=tuple(a.langs), base_url=a.base_url,
-            target=a.target, handle=a.handle, credentials=tuple(sorted(a.credentials.items())),
-            line=line,
-        ))
+        accounts.append(
+            Account(
+                name=a.name,
+                platform=a.platform,
+                langs=tuple(a.langs),
+                base_url=a.base_url,
+                target=a.target,
+                handle=a.handle,
+                credentials=tuple(sorted(a.credentials.items())),
+                line=line,
+            )
+        )
     return accounts
 
 
 # --- posts ---------------------------------------------------------------------------------
+
 
 class FrontMatter(_Strict):
     lang: str = Field(min_length=2)
@@ -440,12 +540,22 @@ class FrontMatter(_Strict):
     accounts: list[str] | None = None
 
 
-def _load_posts(root: Path, hashtag: str, account_names: set[str], c: _Collector,
-                known_platforms: set[str] | None) -> list[Post]:
+def _load_posts(
+    root: Path,
+    hashtag: str,
+    account_names: set[str],
+    c: _Collector,
+    known_platforms: set[str] | None,
+) -> list[Post]:
     posts_dir = root / "posts"
     if not posts_dir.is_dir():
-        c.add("error", "no-posts", "posts/", None,
-              "no posts/ folder: write sample posts as posts/*.md (see `stormer init`)")
+        c.add(
+            "error",
+            "no-posts",
+            "posts/",
+            None,
+            "no posts/ folder: write sample posts as posts/*.md (see `stormer init`)",
+        )
         return []
     posts = []
     tag = re.compile(re.escape(hashtag) + r"(?!\w)", re.I)
@@ -454,16 +564,22 @@ def _load_posts(root: Path, hashtag: str, account_names: set[str], c: _Collector
         if post is None:
             continue
         if not tag.search(post.text):
-            c.add("warning", "missing-hashtag", post.file, post.text_line,
-                  f"the post does not carry the storm's hashtag {hashtag}")
+            c.add(
+                "warning",
+                "missing-hashtag",
+                post.file,
+                post.text_line,
+                f"the post does not carry the storm's hashtag {hashtag}",
+            )
         posts.append(post)
     if not posts and not c.problems:
         c.add("error", "no-posts", "posts/", None, "posts/ holds no *.md sample posts")
     return posts
 
 
-def _load_post(root: Path, path: Path, c: _Collector, known_platforms: set[str] | None,
-               account_names: set[str]) -> Post | None:
+def _load_post(
+    root: Path, path: Path, c: _Collector, known_platforms: set[str] | None, account_names: set[str]
+) -> Post | None:
     rel = path.relative_to(root).as_posix()
     try:
         source = path.read_text(encoding="utf-8")
@@ -472,9 +588,14 @@ def _load_post(root: Path, path: Path, c: _Collector, known_platforms: set[str] 
         return None
     lines = source.splitlines()
     if not lines or lines[0].strip() != "+++":
-        c.add("error", "bad-front-matter", rel, 1,
-              "a post starts with TOML front matter between two '+++' lines "
-              "(at least: lang = \"en\")")
+        c.add(
+            "error",
+            "bad-front-matter",
+            rel,
+            1,
+            "a post starts with TOML front matter between two '+++' lines "
+            '(at least: lang = "en")',
+        )
         return None
     try:
         end = next(i for i in range(1, len(lines)) if lines[i].strip() == "+++")
@@ -486,8 +607,13 @@ def _load_post(root: Path, path: Path, c: _Collector, known_platforms: set[str] 
         raw = tomllib.loads(fm_text)
     except tomllib.TOMLDecodeError as e:
         line = _toml_error_line(str(e))
-        c.add("error", "bad-front-matter", rel, line + 1 if line else 2,
-              f"front matter is not valid TOML: {e}")
+        c.add(
+            "error",
+            "bad-front-matter",
+            rel,
+            line + 1 if line else 2,
+            f"front matter is not valid TOML: {e}",
+        )
         return None
     fm_lines = {k: v + 1 for k, v in tomlpos.key_lines(fm_text).items()}
     try:
@@ -495,8 +621,13 @@ def _load_post(root: Path, path: Path, c: _Collector, known_platforms: set[str] 
     except ValidationError as e:
         for err in e.errors():
             loc = tuple(err["loc"])
-            c.add("error", "bad-front-matter", rel, tomlpos.line_of(fm_lines, loc) or 2,
-                  f"{'.'.join(map(str, loc))}: {err['msg']}")
+            c.add(
+                "error",
+                "bad-front-matter",
+                rel,
+                tomlpos.line_of(fm_lines, loc) or 2,
+                f"{'.'.join(map(str, loc))}: {err['msg']}",
+            )
         return None
     body_start = end + 1
     while body_start < len(lines) and not lines[body_start].strip():
@@ -507,39 +638,71 @@ def _load_post(root: Path, path: Path, c: _Collector, known_platforms: set[str] 
     if known_platforms is not None:
         for p in fm.platforms or []:
             if p not in known_platforms:
-                c.add("error", "unknown-platform", rel, fm_lines.get(("platforms",), 2),
-                      f"unknown platform {p!r}; installed: {', '.join(sorted(known_platforms))}")
+                c.add(
+                    "error",
+                    "unknown-platform",
+                    rel,
+                    fm_lines.get(("platforms",), 2),
+                    f"unknown platform {p!r}; installed: {', '.join(sorted(known_platforms))}",
+                )
     for a in fm.accounts or []:
         if a not in account_names:
-            c.add("error", "unknown-account", rel, fm_lines.get(("accounts",), 2),
-                  f"no account named {a!r} in config.toml")
+            c.add(
+                "error",
+                "unknown-account",
+                rel,
+                fm_lines.get(("accounts",), 2),
+                f"no account named {a!r} in config.toml",
+            )
     images = tuple(_load_images(root, rel, fm.images, fm_lines, c))
-    return Post(file=rel, lang=fm.lang, text=text, text_line=body_start + 1, images=images,
-                platforms=tuple(fm.platforms) if fm.platforms is not None else None,
-                accounts=tuple(fm.accounts) if fm.accounts is not None else None)
+    return Post(
+        file=rel,
+        lang=fm.lang,
+        text=text,
+        text_line=body_start + 1,
+        images=images,
+        platforms=tuple(fm.platforms) if fm.platforms is not None else None,
+        accounts=tuple(fm.accounts) if fm.accounts is not None else None,
+    )
 
 
-def _load_images(root: Path, rel: str, specs: list[dict[str, str]], fm_lines: dict,
-                 c: _Collector) -> list[Image]:
+def _load_images(
+    root: Path, rel: str, specs: list[dict[str, str]], fm_lines: dict, c: _Collector
+) -> list[Image]:
     posts_dir = (root / "posts").resolve()
     images = []
     for i, spec in enumerate(specs):
         line = tomlpos.line_of(fm_lines, ("images",)) or 2
         unknown = set(spec) - {"path", "alt"}
         if unknown or "path" not in spec:
-            c.add("error", "bad-front-matter", rel, line,
-                  f"images[{i}] must be {{ path = \"...\", alt = \"...\" }}"
-                  + (f"; unknown keys: {', '.join(sorted(unknown))}" if unknown else ""))
+            c.add(
+                "error",
+                "bad-front-matter",
+                rel,
+                line,
+                f'images[{i}] must be {{ path = "...", alt = "..." }}'
+                + (f"; unknown keys: {', '.join(sorted(unknown))}" if unknown else ""),
+            )
             continue
         target = (posts_dir / spec["path"]).resolve()
         if not target.is_relative_to(posts_dir):
-            c.add("error", "image-outside-posts", rel, line,
-                  f"image {spec['path']!r} is outside posts/; keep images inside the posts "
-                  "folder (e.g. posts/images/)")
+            c.add(
+                "error",
+                "image-outside-posts",
+                rel,
+                line,
+                f"image {spec['path']!r} is outside posts/; keep images inside the posts "
+                "folder (e.g. posts/images/)",
+            )
             continue
         if not target.is_file():
-            c.add("error", "missing-image", rel, line,
-                  f"image {spec['path']!r} not found (looked for posts/{spec['path']})")
+            c.add(
+                "error",
+                "missing-image",
+                rel,
+                line,
+                f"image {spec['path']!r} not found (looked for posts/{spec['path']})",
+            )
             continue
         try:
             mime, width, height = image_info(target)
@@ -548,9 +711,14 @@ def _load_images(root: Path, rel: str, specs: list[dict[str, str]], fm_lines: di
             continue
         alt = spec.get("alt", "").strip()
         if not alt:
-            c.add("warning", "missing-alt-text", rel, line,
-                  f"image {spec['path']!r} has no alt text; people using screen readers "
-                  "will not know what it shows")
+            c.add(
+                "warning",
+                "missing-alt-text",
+                rel,
+                line,
+                f"image {spec['path']!r} has no alt text; people using screen readers "
+                "will not know what it shows",
+            )
         images.append(Image(spec["path"], alt, mime, width, height))
     return images
 
@@ -574,20 +742,27 @@ def resolve_zone(value: str) -> str:
         if zones is None:
             raise TimeError(f"unknown time zone or country code {value!r}")
         if len(zones) > 1:
-            raise TimeError(f"country {code} has {len(zones)} time zones; write one of: "
-                            + ", ".join(zones))
+            raise TimeError(
+                f"country {code} has {len(zones)} time zones; write one of: " + ", ".join(zones)
+            )
         return zones[0]
     get_zone(value)
     return value
 
 
-def _load_participants(root: Path, name: str, default_lang: str, c: _Collector,
-                       *, explicit: bool) -> list[Participant]:
+def _load_participants(
+    root: Path, name: str, default_lang: str, c: _Collector, *, explicit: bool
+) -> list[Participant]:
     path = root / name
     if not path.is_file():
         if explicit:
-            c.add("warning", "missing-participants-file", CONFIG_NAME, None,
-                  f"[participants] file = {name!r} does not exist; nobody will be reminded")
+            c.add(
+                "warning",
+                "missing-participants-file",
+                CONFIG_NAME,
+                None,
+                f"[participants] file = {name!r} does not exist; nobody will be reminded",
+            )
         return []
     out: list[Participant] = []
     with path.open(encoding="utf-8-sig", newline="") as f:
@@ -595,9 +770,14 @@ def _load_participants(root: Path, name: str, default_lang: str, c: _Collector,
         header = [h.strip().lower() for h in next(reader, [])]
         missing = [col for col in ("name", "zone") if col not in header]
         if missing:
-            c.add("error", "bad-participant", name, 1,
-                  f"the header must have the columns {', '.join(PARTICIPANT_COLUMNS)}; "
-                  f"missing: {', '.join(missing)}")
+            c.add(
+                "error",
+                "bad-participant",
+                name,
+                1,
+                f"the header must have the columns {', '.join(PARTICIPANT_COLUMNS)}; "
+                f"missing: {', '.join(missing)}",
+            )
             return []
         col = {h: i for i, h in enumerate(header)}
         for row in reader:
@@ -611,8 +791,9 @@ def _load_participants(root: Path, name: str, default_lang: str, c: _Collector,
     return out
 
 
-def _participant(cells: dict[str, str], line: int, file: str, default_lang: str,
-                 c: _Collector) -> Participant | None:
+def _participant(
+    cells: dict[str, str], line: int, file: str, default_lang: str, c: _Collector
+) -> Participant | None:
     who = cells.get("name", "")
     if not who:
         c.add("error", "bad-participant", file, line, f"row {line}: the name is empty")
@@ -623,14 +804,21 @@ def _participant(cells: dict[str, str], line: int, file: str, default_lang: str,
         why = str(e)
         if re.search(r"@|://|\d{5}", cells.get("zone", "")):
             # Columns shifted in a form export: never echo what may be someone's address.
-            why = ("the zone column holds what looks like a contact, not a time zone: check "
-                   "the columns are name, zone, lang, contact")
+            why = (
+                "the zone column holds what looks like a contact, not a time zone: check "
+                "the columns are name, zone, lang, contact"
+            )
         c.add("error", "bad-participant", file, line, f"row {line} ({who}): {why}")
         return None
     lang = cells.get("lang") or default_lang
     if not re.fullmatch(r"[a-z]{2,3}(_[A-Z]{2})?", lang):
-        c.add("error", "bad-participant", file, line,
-              f"row {line} ({who}): {lang!r} is not a language code (e.g. en, es, ar)")
+        c.add(
+            "error",
+            "bad-participant",
+            file,
+            line,
+            f"row {line} ({who}): {lang!r} is not a language code (e.g. en, es, ar)",
+        )
         return None
     contacts = tuple(cells.get("contact", "").split())
     return Participant(row=line, name=who, zone=zone, lang=lang, contacts=contacts)

@@ -28,18 +28,41 @@ from typing import Any, Final
 
 from stormer.storm.contacts import BadContact, parse_contact
 from stormer.errors import ConfigError, Problem, TimeError
-from stormer.storm.loader import PARTICIPANT_COLUMNS, Participant, Storm, _Collector, _participant, resolve_zone
+from stormer.storm.loader import (
+    PARTICIPANT_COLUMNS,
+    Participant,
+    Storm,
+    _Collector,
+    _participant,
+    resolve_zone,
+)
 
 # Header names a form export may use for each column, best first; compared after
 # `_header_key` (case, spacing, "-"/"_", a parenthesised hint and trailing ":?*" ignored).
 SYNONYMS: Final = {
-    "name": ("name", "organization", "organisation", "organization name",
-             "organisation name", "group", "full name", "participant"),
+    "name": (
+        "name",
+        "organization",
+        "organisation",
+        "organization name",
+        "organisation name",
+        "group",
+        "full name",
+        "participant",
+    ),
     "zone": ("zone", "timezone", "time zone", "tz", "country"),
     "lang": ("lang", "language", "locale"),
     # Every contact column is read: a form may ask for an e-mail and a Telegram chat apart.
-    "contact": ("contact", "contacts", "email", "e mail", "email address", "e mail address",
-                "mail", "apprise url"),
+    "contact": (
+        "contact",
+        "contacts",
+        "email",
+        "e mail",
+        "email address",
+        "e mail address",
+        "mail",
+        "apprise url",
+    ),
 }
 _LANG_PARTS: Final = re.compile(r"^([A-Za-z]{2,3})(?:[-_]([A-Za-z]{2}))?$")
 # A value that looks like an address, wherever it sits: never put into a message.
@@ -57,6 +80,7 @@ def participants_path(storm: Storm) -> Path:
 
 
 # --- reading a form export ----------------------------------------------------------------
+
 
 @dataclass(frozen=True, slots=True)
 class Incoming:
@@ -97,15 +121,23 @@ def map_columns(header: list[str], file: str) -> dict[str, list[int]]:
     missing = [c for c in ("name", "zone") if c not in found]
     if missing:
         accepted = "; ".join(f"{c}: {', '.join(SYNONYMS[c])}" for c in missing)
-        raise ConfigError([Problem(
-            "error", "bad-participant", file, 1,
-            f"no {' or '.join(missing)} column in the header; accepted names ({accepted}). "
-            f"Rename the column, or start the file with {','.join(PARTICIPANT_COLUMNS)}")])
+        raise ConfigError(
+            [
+                Problem(
+                    "error",
+                    "bad-participant",
+                    file,
+                    1,
+                    f"no {' or '.join(missing)} column in the header; accepted names ({accepted}). "
+                    f"Rename the column, or start the file with {','.join(PARTICIPANT_COLUMNS)}",
+                )
+            ]
+        )
     return found
 
 
 def normalize_lang(text: str) -> str:
-    """"EN" → "en", "pt-br" → "pt_BR"; anything else unchanged (the loader's rule judges)."""
+    """ "EN" → "en", "pt-br" → "pt_BR"; anything else unchanged (the loader's rule judges)."""
     m = _LANG_PARTS.match(text.strip())
     if not m:
         return text.strip()
@@ -142,12 +174,19 @@ def read_form(text: str, *, file: str, default_lang: str) -> FormRows:
             problems.append(problem)
         elif row:
             rows.append(row)
-    return FormRows(rows, problems,
-                    {c: [header[i].strip() for i in ix] for c, ix in columns.items()})
+    return FormRows(
+        rows, problems, {c: [header[i].strip() for i in ix] for c, ix in columns.items()}
+    )
 
 
-def _read_row(cells: list[str], line: int, columns: dict[str, list[int]], header: list[str],
-              file: str, default_lang: str) -> tuple[Incoming | None, Problem | None]:
+def _read_row(
+    cells: list[str],
+    line: int,
+    columns: dict[str, list[int]],
+    header: list[str],
+    file: str,
+    default_lang: str,
+) -> tuple[Incoming | None, Problem | None]:
     def cell(i: int) -> str:
         return cells[i].strip() if i < len(cells) else ""
 
@@ -161,12 +200,19 @@ def _read_row(cells: list[str], line: int, columns: dict[str, list[int]], header
     def bad(message: str) -> tuple[None, Problem]:
         for value in sorted(secrets, key=len, reverse=True):
             message = message.replace(value, HIDDEN)
-        return None, Problem("error", "bad-participant", file, line,
-                             message.rstrip(".") + "; the row was not imported")
+        return None, Problem(
+            "error",
+            "bad-participant",
+            file,
+            line,
+            message.rstrip(".") + "; the row was not imported",
+        )
 
     if name and not zone:
-        return bad(f"{who}: the time zone is empty: write an IANA zone (Europe/Madrid) or a "
-                   "two-letter country code with a single zone (NP)")
+        return bad(
+            f"{who}: the time zone is empty: write an IANA zone (Europe/Madrid) or a "
+            "two-letter country code with a single zone (NP)"
+        )
     c = _Collector()
     p = _participant({"name": name, "zone": zone, "lang": lang}, line, file, default_lang, c)
     if p is None:
@@ -179,15 +225,21 @@ def _read_row(cells: list[str], line: int, columns: dict[str, list[int]], header
             try:
                 text, ref = normalized_contact(token.rstrip(",;"))
             except BadContact as e:
-                which = (f"the contact in column {i + 1}" if len(tokens) == 1 else
-                         f"contact {n} of {len(tokens)} in column {i + 1}")
-                return bad(f"{who}: {which} ({header[i].strip()!r}) is {e}; correct it in the "
-                           "file, or empty the cell to import the row without it")
+                which = (
+                    f"the contact in column {i + 1}"
+                    if len(tokens) == 1
+                    else f"contact {n} of {len(tokens)} in column {i + 1}"
+                )
+                return bad(
+                    f"{who}: {which} ({header[i].strip()!r}) is {e}; correct it in the "
+                    "file, or empty the cell to import the row without it"
+                )
             written.setdefault(ref, text)
     return Incoming(line, p.name, p.zone, lang, tuple(written.values())), None
 
 
 # --- merging into the participants file ----------------------------------------------------
+
 
 @dataclass
 class Merged:
@@ -214,9 +266,18 @@ def merge(existing: str | None, incoming: list[Incoming], *, file: str) -> Merge
         reader = csv.reader(io.StringIO(existing.lstrip("\ufeff"), newline=""))
         found = [h.strip().lower() for h in next(reader, [])]
         if "name" not in found:
-            raise ConfigError([Problem("error", "bad-participant", file, 1,
-                                       f"the header has no name column: it must start with "
-                                       f"{','.join(PARTICIPANT_COLUMNS)}")])
+            raise ConfigError(
+                [
+                    Problem(
+                        "error",
+                        "bad-participant",
+                        file,
+                        1,
+                        f"the header has no name column: it must start with "
+                        f"{','.join(PARTICIPANT_COLUMNS)}",
+                    )
+                ]
+            )
         header += [h for h in found if h and h not in header]
         for cells in reader:
             if any(c.strip() for c in cells):
@@ -229,8 +290,14 @@ def merge(existing: str | None, incoming: list[Incoming], *, file: str) -> Merge
         at = index.get(name_key(new.name))
         if at is None:
             index[name_key(new.name)] = len(rows)
-            rows.append({"name": new.name, "zone": new.zone, "lang": new.lang,
-                         "contact": " ".join(new.contacts)})
+            rows.append(
+                {
+                    "name": new.name,
+                    "zone": new.zone,
+                    "lang": new.lang,
+                    "contact": " ".join(new.contacts),
+                }
+            )
             out.added.append(new.line)
             continue
         row = rows[at]
@@ -261,6 +328,7 @@ def _resolved(zone: str) -> str | None:
 
 # --- the import, with its files --------------------------------------------------------------
 
+
 @dataclass
 class ImportReport:
     file: str  # the participants file, relative to the storm folder
@@ -277,10 +345,17 @@ class ImportReport:
         return len(self.problems)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"file": self.file, "source": self.source, "added": self.added,
-                "updated": self.updated, "unchanged": self.unchanged, "bad": self.bad,
-                "written": self.written, "columns": self.columns,
-                "problems": [p.as_dict() for p in self.problems]}
+        return {
+            "file": self.file,
+            "source": self.source,
+            "added": self.added,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "bad": self.bad,
+            "written": self.written,
+            "columns": self.columns,
+            "problems": [p.as_dict() for p in self.problems],
+        }
 
 
 def import_file(storm: Storm, source: Path, *, dry_run: bool = False) -> ImportReport:
@@ -291,8 +366,9 @@ def import_file(storm: Storm, source: Path, *, dry_run: bool = False) -> ImportR
         text = source.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as e:
         reason = e.strerror if isinstance(e, OSError) else "not UTF-8 text: save it as CSV UTF-8"
-        raise ConfigError([Problem("error", "bad-participant", shown, None,
-                                   f"cannot read {source}: {reason}")]) from None
+        raise ConfigError(
+            [Problem("error", "bad-participant", shown, None, f"cannot read {source}: {reason}")]
+        ) from None
     form = read_form(text, file=shown, default_lang=storm.default_lang)
     target = participants_path(storm)
     existing = target.read_text(encoding="utf-8-sig") if target.is_file() else None
@@ -302,9 +378,16 @@ def import_file(storm: Storm, source: Path, *, dry_run: bool = False) -> ImportR
         mode = target.stat().st_mode & 0o777 if target.exists() else 0o600
         write_atomic(target, merged.text, mode=mode)
         written = True
-    return ImportReport(storm.participants_file, str(source), len(merged.added),
-                        len(merged.updated), len(merged.unchanged), form.problems,
-                        form.columns, written)
+    return ImportReport(
+        storm.participants_file,
+        str(source),
+        len(merged.added),
+        len(merged.updated),
+        len(merged.unchanged),
+        form.problems,
+        form.columns,
+        written,
+    )
 
 
 def write_atomic(path: Path, text: str, *, mode: int = 0o600) -> None:
@@ -325,6 +408,7 @@ def write_atomic(path: Path, text: str, *, mode: int = 0o600) -> None:
 
 # --- listing and export ----------------------------------------------------------------------
 
+
 def contact_kinds(participant: Participant) -> list[str]:
     """The kind of each of the participant's contacts ("invalid" for one `check` reports)."""
     kinds = []
@@ -338,8 +422,10 @@ def contact_kinds(participant: Participant) -> list[str]:
 
 def listing(storm: Storm) -> list[dict[str, Any]]:
     """Every participant as a listing may show them: no contact, only its kind."""
-    return [{"row": p.row, "name": p.name, "zone": p.zone, "lang": p.lang,
-             "contacts": contact_kinds(p)} for p in storm.participants]
+    return [
+        {"row": p.row, "name": p.name, "zone": p.zone, "lang": p.lang, "contacts": contact_kinds(p)}
+        for p in storm.participants
+    ]
 
 
 def export_text(storm: Storm) -> str:
@@ -347,8 +433,7 @@ def export_text(storm: Storm) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(PARTICIPANT_COLUMNS)
-    writer.writerows((p.name, p.zone, p.lang, " ".join(p.contacts))
-                     for p in storm.participants)
+    writer.writerows((p.name, p.zone, p.lang, " ".join(p.contacts)) for p in storm.participants)
     return buffer.getvalue()
 
 
@@ -366,4 +451,3 @@ def write_private(path: Path, text: str, *, force: bool = False) -> None:
     except BaseException:
         path.unlink(missing_ok=True)
         raise
-

@@ -13,8 +13,15 @@ from stormer.timezones import iso_utc, parse_when
 TEMPLATES = Path(__file__).parent.parent / "templates" / "init"
 
 
-def scaffold(directory: Path, *, name: str | None, hashtag: str, at: str | None,
-             tz: str | None, now: datetime | None = None) -> list[Path]:
+def scaffold(
+    directory: Path,
+    *,
+    name: str | None,
+    hashtag: str,
+    at: str | None,
+    tz: str | None,
+    now: datetime | None = None,
+) -> list[Path]:
     """Write a storm into `directory` (which must not hold one yet); return the files made."""
     if not re.fullmatch(r"#\w+", hashtag):
         raise StormerError(f"{hashtag!r} is not a hashtag: write it like #FreePalestinianStudents")
@@ -28,15 +35,20 @@ def scaffold(directory: Path, *, name: str | None, hashtag: str, at: str | None,
     else:
         parse_when(at, tz)  # refuse gaps, folds and unknown zones now, not at check time
         at_text, tz_line = at, f'tz = "{tz}"' if tz else ""
-    values = {"name": (name or directory.name or "My storm").replace('"', "'"),
-              "hashtag": hashtag, "at": at_text, "tz_line": tz_line}
+    values = {
+        "name": (name or directory.name or "My storm").replace('"', "'"),
+        "hashtag": hashtag,
+        "at": at_text,
+        "tz_line": tz_line,
+    }
     created = []
     for template in sorted(TEMPLATES.rglob("*")):
         if template.is_dir():
             continue
         target = directory / template.relative_to(TEMPLATES)
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(Template(template.read_text(encoding="utf-8")).substitute(values),
-                          encoding="utf-8")
+        target.write_text(
+            Template(template.read_text(encoding="utf-8")).substitute(values), encoding="utf-8"
+        )
         created.append(target)
     return created

@@ -11,13 +11,18 @@ import re
 from collections import defaultdict
 
 _HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(?:#.*)?$")
-_KEY = re.compile(r"""^\s*((?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*'))*)\s*=""")
+_KEY = re.compile(
+    r"""^\s*((?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*'))*)\s*="""
+)
 
 Path = tuple[str | int, ...]
 
 
 def _split_dotted(key: str) -> list[str]:
-    return [part.strip().strip("\"'") for part in re.split(r"\.(?=(?:[^\"']|\"[^\"]*\"|'[^']*')*$)", key)]
+    return [
+        part.strip().strip("\"'")
+        for part in re.split(r"\.(?=(?:[^\"']|\"[^\"]*\"|'[^']*')*$)", key)
+    ]
 
 
 def key_lines(text: str) -> dict[Path, int]:
@@ -44,7 +49,7 @@ def key_lines(text: str) -> dict[Path, int]:
             path = (*prefix, *_split_dotted(key.group(1)))
             lines.setdefault(path, number)
             # Keys of a one-line inline table: `credentials = { token = "..." }`.
-            rest = line[key.end():]
+            rest = line[key.end() :]
             for inner in re.finditer(r"[{,]\s*([A-Za-z0-9_-]+)\s*=", rest):
                 lines.setdefault((*path, inner.group(1)), number)
     return lines

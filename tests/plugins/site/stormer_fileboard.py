@@ -26,17 +26,23 @@ class Fileboard(Platform):
         return len(text)
 
     def build_requests(self, item: Any, account: Any) -> list[dict[str, Any]]:
-        return [{"method": "APPEND", "url": account.base_url,
-                 "headers": {"Board-Key": secret("board_key")},
-                 "json": {"id": item.id, "text": item.text, "lang": item.lang}}]
+        return [
+            {
+                "method": "APPEND",
+                "url": account.base_url,
+                "headers": {"Board-Key": secret("board_key")},
+                "json": {"id": item.id, "text": item.text, "lang": item.lang},
+            }
+        ]
 
     async def verify(self, conn: Connection) -> str:
         return f"board at {conn.account.base_url}"
 
     async def stage(self, item: Any, conn: Connection) -> Staged:
         values = {secret("board_key"): conn.secret("board_key")}
-        return Staged(item, [materialize(s, values)
-                             for s in self.build_requests(item, conn.account)])
+        return Staged(
+            item, [materialize(s, values) for s in self.build_requests(item, conn.account)]
+        )
 
     async def publish(self, staged: Staged, conn: Connection) -> Published:
         board = Path(str(conn.account.base_url).removeprefix("file://"))
