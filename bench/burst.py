@@ -217,7 +217,8 @@ def utcnow() -> datetime:
 
 
 async def sleep_until(instant: datetime) -> None:
-    while (delta := (instant - utcnow()).total_seconds()) > 0:
+    # Polling the wall clock on purpose: an alarm for an instant, not an event to wait for.
+    while (delta := (instant - utcnow()).total_seconds()) > 0:  # noqa: ASYNC110
         await asyncio.sleep(delta if delta > 0.002 else 0.0005)
 
 
@@ -229,10 +230,10 @@ def load(storm_dir: Path) -> Any:
 
 async def stage_with_plugins(storm: Any, concurrency: int = 200) -> list[Any]:
     """The final request of every item, built by stormer's plugins over httpx (floor, naive)."""
-    from stormer.dispatch.connect import client
-    from stormer.plan import plan
     from stormer.channels import registry
     from stormer.channels.base import Connection
+    from stormer.dispatch.connect import client
+    from stormer.plan import plan
     from stormer.secrets import resolve
 
     accounts = {a.name: a for a in storm.accounts}
@@ -368,9 +369,9 @@ def run_stormer(args: argparse.Namespace) -> dict[str, Any]:
 
     from sqlalchemy.orm import Session
 
+    from stormer.dispatch.dispatcher import DEFAULT_PER_PLATFORM, Dispatcher, Settings
     from stormer.outbox import claims
     from stormer.outbox.db import make_engine, upgrade
-    from stormer.dispatch.dispatcher import DEFAULT_PER_PLATFORM, Dispatcher, Settings
     from stormer.outbox.schedule import schedule
     from stormer.plan import plan
     from stormer.preview import with_payloads

@@ -16,8 +16,8 @@ Deterministic: the same arguments always write the same files.
 so the storm has only as many X accounts as can each post texts of their own
 (posts // posts_per_account = 4; --x-accounts changes it); the others are spread evenly
 over Mastodon, Bluesky, Telegram, Discord and Matrix. With 40 sample texts and thousands
-of accounts, those platforms do get `same-text-many-accounts` *warnings* (one per platform and text):
-that is what a real storm of this size would look like too.
+of accounts, those platforms do get `same-text-many-accounts` *warnings* (one per platform
+and text): that is what a real storm of this size would look like too.
 """
 
 from __future__ import annotations

@@ -78,7 +78,7 @@ class Canvas:
                 if (y0 <= sy < y1) or (y1 <= sy < y0):
                     xs.append(x0 + (sy - y0) * (x1 - x0) / (y1 - y0))
             xs.sort()
-            for a, b in zip(xs[0::2], xs[1::2]):
+            for a, b in zip(xs[0::2], xs[1::2], strict=True):
                 self._span(yy, round(a), round(b), color)
 
     def png(self) -> bytes:

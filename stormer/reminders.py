@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote, urlencode
 
-from stormer.storm.contacts import BadContact, Contact, parse_contact
 from stormer.queue import QueueItem, item_ids
+from stormer.storm.contacts import BadContact, Contact, parse_contact
 
 if TYPE_CHECKING:
     from jinja2 import Environment, Template

@@ -221,5 +221,4 @@ def engine(db_url: str) -> Iterator[Engine]:
 
 
 from fixtures_peers import *  # noqa: E402,F403
-
 from fixtures_sim import *  # noqa: E402,F403  (the platform simulator: sim_server, simulator)

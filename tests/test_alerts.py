@@ -19,19 +19,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from example import copy_example
 from sqlalchemy import Engine
+from test_cli_online import point_accounts_at
+from test_dispatch import CREDENTIALS
 from typer.testing import CliRunner, Result
 
-from example import copy_example
-from stormer.outbox import claims
-from stormer.ops.alerts import AlertFailed, alert, unstaged_alert_due, watch
 from stormer.cli import app
 from stormer.dispatch.dispatcher import Dispatcher, Settings
 from stormer.errors import ConfigError
+from stormer.ops.alerts import AlertFailed, alert, unstaged_alert_due, watch
+from stormer.outbox import claims
 from stormer.storm.loader import load_storm
 from stormer.timezones import iso_utc
-from test_cli_online import point_accounts_at
-from test_dispatch import CREDENTIALS
 
 runner = CliRunner()
 T = datetime(2031, 3, 13, 18, 0, tzinfo=UTC)
@@ -67,7 +67,7 @@ def smtp() -> Iterator[SmtpSink]:
         async def handle_DATA(
             self,
             server: Any,
-            session: Any,  # noqa: N802 (aiosmtpd)
+            session: Any,
             envelope: Any,
         ) -> str:
             sink.messages.append(message_from_bytes(envelope.content, policy=policy.default))
@@ -96,7 +96,7 @@ def json_sink() -> Iterator[JsonSink]:
     sink = JsonSink(0)
 
     class Keep(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - the http.server API
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
             sink.received.append((dict(self.headers), json.loads(body)))
             self.send_response(200)

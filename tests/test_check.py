@@ -25,10 +25,10 @@ import pytest
 from typer.testing import CliRunner
 
 from stormer import cli
-from stormer.ops.checks import check, near_duplicate_key
-from stormer.errors import ConfigError, Problem
-from stormer.plan import plan
 from stormer.channels import registry
+from stormer.errors import ConfigError, Problem
+from stormer.ops.checks import check, near_duplicate_key
+from stormer.plan import plan
 from stormer.storm.loader import Storm, load_storm
 
 REPO = Path(__file__).resolve().parents[1]

@@ -16,7 +16,8 @@ from alembic import command
 from sqlalchemy import Engine, inspect, select, text, update
 from sqlalchemy.orm import Session
 
-from stormer.outbox import claims, db, schedule as outbox
+from stormer.outbox import claims, db
+from stormer.outbox import schedule as outbox
 from stormer.outbox.claims import Outcome
 from stormer.outbox.models import Outbox
 from stormer.queue import QueueItem, item_id

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from example import copy_example
 from typer.testing import CliRunner
 
-from example import copy_example
 from stormer.cli import app
 
 runner = CliRunner()

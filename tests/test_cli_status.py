@@ -13,15 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from example import copy_example
 from sqlalchemy import Engine, select, update
 from typer.testing import CliRunner, Result
 
-from example import copy_example
-from stormer.outbox import claims
 from stormer.cli import app
 from stormer.cli import status as status_cli
-from stormer.outbox.models import STATES, Outbox
 from stormer.ops.report import COLUMNS, EMPTY
+from stormer.outbox import claims
+from stormer.outbox.models import STATES, Outbox
 
 runner = CliRunner()
 T = datetime(2031, 3, 13, 18, 0, tzinfo=UTC)

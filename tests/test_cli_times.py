@@ -7,9 +7,9 @@ import subprocess
 import sys
 
 import pytest
+from example import REPO
 from typer.testing import CliRunner
 
-from example import REPO
 from stormer.cli import app
 
 runner = CliRunner()

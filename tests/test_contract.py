@@ -18,14 +18,14 @@ from typing import Any
 
 import httpx
 import pytest
-
 from example import REPO
-from stormer.errors import AuthError, OutcomeUnknown, RateLimited, Rejected
+
 from stormer.channels import registry
 from stormer.channels.base import Connection, Platform, Published
+from stormer.dispatch.sending import reconcile, send_staged
+from stormer.errors import AuthError, OutcomeUnknown, RateLimited, Rejected
 from stormer.queue import MediaRef, QueueItem
 from stormer.secrets import Secret
-from stormer.dispatch.sending import reconcile, send_staged
 from stormer.storm.loader import Account
 
 PLATFORMS = ["mastodon", "bluesky", "x", "telegram", "discord", "matrix"]

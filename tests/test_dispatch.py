@@ -9,19 +9,19 @@ from pathlib import Path
 
 import httpx
 import pytest
+from example import copy_example, set_storm_time
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from test_cli_online import point_accounts_at
 
-from example import copy_example, set_storm_time
-from stormer.outbox.db import make_engine, upgrade
 from stormer.dispatch.dispatcher import Dispatcher, Settings
+from stormer.outbox.db import make_engine, upgrade
 from stormer.outbox.models import Outbox
 from stormer.outbox.schedule import schedule
 from stormer.plan import plan
 from stormer.preview import with_payloads
 from stormer.storm.loader import load_storm
 from stormer.timezones import iso_utc
-from test_cli_online import point_accounts_at
 
 CREDENTIALS = {
     "FPS_MASTODON_TOKEN": "tok-m",

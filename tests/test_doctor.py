@@ -12,12 +12,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import Engine
-from typer.testing import CliRunner, Result
-
 from example import copy_example, set_reminder_offsets
 from fixtures_sim import png_bytes
-from stormer.outbox import claims
+from sqlalchemy import Engine
+from test_alerts import JsonSink, free_port, json_sink  # noqa: F401  (a fixture)
+from test_cli_online import point_accounts_at
+from test_dispatch import CREDENTIALS
+from typer.testing import CliRunner, Result
+
 from stormer.cli import app
 from stormer.ops.doctor import (
     Finding,
@@ -27,12 +29,10 @@ from stormer.ops.doctor import (
     send_test_alert,
     worker_finding,
 )
+from stormer.outbox import claims
 from stormer.outbox.models import STATES
 from stormer.storm.loader import Storm, load_storm
 from stormer.timezones import iso_utc
-from test_alerts import JsonSink, free_port, json_sink  # noqa: F401  (a fixture)
-from test_cli_online import point_accounts_at
-from test_dispatch import CREDENTIALS
 
 runner = CliRunner()
 CHECKS = [

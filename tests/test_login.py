@@ -10,9 +10,9 @@ import keyring
 import pytest
 from keyring.backend import KeyringBackend
 
-from stormer.errors import AuthError, StormerError
 from stormer.channels.mastodon import Mastodon
 from stormer.channels.telegram import Telegram
+from stormer.errors import AuthError, StormerError
 from stormer.secrets import resolve, store
 from stormer.storm.loader import Account
 

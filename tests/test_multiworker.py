@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-
 from test_restart import (
     EXTRA_ACCOUNTS,
     assert_nothing_lost_nothing_twice,

@@ -19,8 +19,9 @@ from sqlalchemy import Engine, event, inspect, select, text, update
 from sqlalchemy.exc import StatementError
 from sqlalchemy.orm import ORMExecuteState, Session
 
-from stormer.outbox import db, schedule as outbox
 from stormer.errors import StormerError
+from stormer.outbox import db
+from stormer.outbox import schedule as outbox
 from stormer.outbox.models import Base, Outbox, UTCDateTime
 from stormer.queue import MediaRef, QueueItem, item_id
 

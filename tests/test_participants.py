@@ -15,14 +15,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from example import copy_example
 from typer.testing import CliRunner
 
-from example import copy_example
 from stormer.cli import app
-from stormer.storm.contacts import parse_contact
 from stormer.errors import ConfigError
-from stormer.storm.roster import import_file, normalized_contact, read_form
+from stormer.storm.contacts import parse_contact
 from stormer.storm.loader import load_storm
+from stormer.storm.roster import import_file, normalized_contact, read_form
 
 runner = CliRunner()
 HEADER = "name,zone,lang,contact"

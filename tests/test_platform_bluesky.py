@@ -18,11 +18,11 @@ from urllib.parse import parse_qs
 
 import httpx
 import pytest
-
 from example import REPO
-from stormer.errors import AuthError, OutcomeUnknown, RateLimited, Rejected, Transient
+
 from stormer.channels.base import Connection
 from stormer.channels.bluesky import Bluesky, record_key
+from stormer.errors import AuthError, OutcomeUnknown, RateLimited, Rejected, Transient
 from stormer.queue import MediaRef, QueueItem
 from stormer.secrets import Secret
 from stormer.storm.loader import Account

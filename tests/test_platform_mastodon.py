@@ -10,14 +10,14 @@ from typing import Any
 
 import httpx
 import pytest
-
 from example import REPO
-from stormer.errors import AuthError, OutcomeUnknown, RateLimited, Rejected
+
 from stormer.channels.base import Connection
 from stormer.channels.mastodon import Mastodon
+from stormer.dispatch.sending import send_staged
+from stormer.errors import AuthError, OutcomeUnknown, RateLimited, Rejected
 from stormer.queue import MediaRef, QueueItem
 from stormer.secrets import Secret
-from stormer.dispatch.sending import send_staged
 from stormer.storm.loader import Account
 
 TOKEN = "tok-SECRET-mastodon-123"

@@ -16,11 +16,11 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-
 from platform_fakes import JPEG, PNG, images, shown  # noqa: F401  (images: a fixture)
-from stormer.errors import AuthError, OutcomeUnknown, RateLimited, Rejected
+
 from stormer.channels.base import Connection
 from stormer.channels.matrix import Matrix
+from stormer.errors import AuthError, OutcomeUnknown, RateLimited, Rejected
 from stormer.queue import MediaRef, QueueItem
 from stormer.secrets import Secret
 from stormer.storm.loader import Account

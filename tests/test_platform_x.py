@@ -21,11 +21,11 @@ from urllib.parse import parse_qs
 
 import httpx
 import pytest
-
 from example import REPO
-from stormer.errors import AuthError, OutcomeUnknown, RateLimited, Rejected
+
 from stormer.channels.base import NOT_POSTED, Connection
 from stormer.channels.x import X
+from stormer.errors import AuthError, OutcomeUnknown, RateLimited, Rejected
 from stormer.queue import MediaRef, QueueItem
 from stormer.secrets import Secret
 from stormer.storm.loader import Account

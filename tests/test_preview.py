@@ -7,11 +7,11 @@ import socket
 from pathlib import Path
 
 import pytest
+from example import add_accounts, copy_example
 from typer.testing import CliRunner
 
-from example import add_accounts, copy_example
-from stormer.cli import app
 from stormer.channels.bluesky import record_key
+from stormer.cli import app
 from stormer.plan import plan
 from stormer.storm.loader import load_storm
 

@@ -16,24 +16,24 @@ from typing import Any
 
 import pytest
 import pytz
+from example import copy_example, set_reminder_offsets, set_storm_time
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
+from test_alerts import SmtpSink, smtp  # noqa: F401  (the real SMTP server fixture)
 from typer.testing import CliRunner
 
-from example import copy_example, set_reminder_offsets, set_storm_time
 from stormer.cli import app
 from stormer.dispatch.dispatcher import Dispatcher, Settings
 from stormer.outbox.models import Outbox
 from stormer.outbox.schedule import schedule
 from stormer.plan import plan
-from stormer.preview import rendered, with_payloads
+from stormer.preview import with_payloads
 from stormer.reminders import ReminderWriter, plan_reminders, storm_calendar, to_html
-from stormer.storm.loader import Participant, load_storm
+from stormer.storm.loader import load_storm
 from stormer.timezones import iso_utc
-from test_alerts import SmtpSink, smtp  # noqa: F401  (the real SMTP server fixture)
 
 runner = CliRunner()
 EXAMPLE_T = datetime(2021, 3, 11, 18, 0, tzinfo=UTC)
@@ -311,7 +311,7 @@ PEOPLE = [
 def test_each_participant_gets_one_message_of_their_own_in_their_language(
     tmp_path: Path,
     smtp: SmtpSink,
-    engine: Engine,  # noqa: F811
+    engine: Engine,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -365,7 +365,7 @@ def test_each_participant_gets_one_message_of_their_own_in_their_language(
 def test_an_unreachable_mail_server_is_retried_not_lost_and_never_sent_twice(
     tmp_path: Path,
     smtp: SmtpSink,
-    engine: Engine,  # noqa: F811
+    engine: Engine,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from test_alerts import free_port
@@ -397,20 +397,19 @@ def test_an_address_the_mail_server_refuses_is_dead_at_once_with_its_reason(
     tmp_path: Path, engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from aiosmtpd.controller import Controller
-
     from test_alerts import free_port
 
     sink = SmtpSink(free_port())
     refused = "nobody@uni.example.org"
 
     class RefuseOne:
-        async def handle_RCPT(self, server, session, envelope, address, options):  # noqa: N802,ANN001,ANN201
+        async def handle_RCPT(self, server, session, envelope, address, options):
             if address == refused:
                 return "550 5.1.1 No such mailbox here"
             envelope.rcpt_tos.append(address)
             return "250 OK"
 
-        async def handle_DATA(self, server, session, envelope):  # noqa: N802,ANN001,ANN201
+        async def handle_DATA(self, server, session, envelope):
             from email import message_from_bytes, policy
 
             sink.messages.append(message_from_bytes(envelope.content, policy=policy.default))
@@ -517,7 +516,7 @@ def test_an_address_in_the_zone_column_is_never_echoed(storm: Path) -> None:
 def test_a_worker_killed_while_sending_a_reminder_leaves_it_unconfirmed_not_resent(
     tmp_path: Path,
     smtp: SmtpSink,
-    engine: Engine,  # noqa: F811
+    engine: Engine,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Apprise cannot ask whether a message arrived: a reminder whose worker died after the
@@ -561,7 +560,7 @@ def test_a_worker_killed_while_sending_a_reminder_leaves_it_unconfirmed_not_rese
 
 def test_the_example_storms_reminders_through_smtp_say_each_local_time(
     tmp_path: Path, smtp: SmtpSink, monkeypatch: pytest.MonkeyPatch
-) -> None:  # noqa: F811
+) -> None:
     """The 2021 storm itself (18:00 UTC): a Madrid participant reads 19:00 in Spanish, Gaza
     20:00 in Arabic, Auckland the next morning, a Friday — delivered through a real SMTP
     server by the channel the dispatcher uses."""

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from stormer.outbox.models import STATES, Outbox
 from stormer.ops.report import (
     ALERT,
     COLUMNS,
@@ -23,6 +22,7 @@ from stormer.ops.report import (
     summary,
     to_csv,
 )
+from stormer.outbox.models import STATES, Outbox
 from stormer.secrets import Secret
 
 T = datetime(2031, 3, 13, 18, 0, tzinfo=UTC)

@@ -14,15 +14,15 @@ from pathlib import Path
 
 import httpx
 import pytest
+from example import add_accounts, copy_example, set_storm_time
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from test_cli_online import point_accounts_at
+from test_dispatch import CREDENTIALS
 
-from example import add_accounts, copy_example, set_storm_time
 from stormer.outbox.db import make_engine
 from stormer.outbox.models import Outbox
 from stormer.timezones import iso_utc
-from test_cli_online import point_accounts_at
-from test_dispatch import CREDENTIALS
 
 EXTRA_ACCOUNTS = 40  # Mastodon accounts added to the example storm, for a real burst
 

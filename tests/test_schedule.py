@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from example import copy_example, set_storm_time
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from example import copy_example, set_storm_time
 from stormer.cli import app
 from stormer.outbox.db import make_engine
 from stormer.outbox.models import Outbox

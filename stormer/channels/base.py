@@ -38,10 +38,10 @@ if TYPE_CHECKING:
 
     import httpx
 
+    from stormer.channels.http import Request, Response
     from stormer.queue import QueueItem
     from stormer.secrets import Secret
     from stormer.storm.loader import Account
-    from stormer.channels.http import Request, Response
 
 Idempotency = Literal["key", "record-key", "transaction-id", "read-back", "none"]
 

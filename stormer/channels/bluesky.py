@@ -33,12 +33,12 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from stormer import lengths
+from stormer.channels.base import Connection, Platform, Published, Staged, secret, staged
+from stormer.channels.http import Request, Response, classify, materialize
 from stormer.errors import AuthError, PlatformError, Rejected, Transient
 from stormer.richtext import bluesky_facets
 from stormer.secrets import Secret, redact
 from stormer.timezones import iso_utc
-from stormer.channels.base import Connection, Platform, Published, Staged, secret, staged
-from stormer.channels.http import Request, Response, classify, materialize
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -14,10 +14,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from stormer import lengths
-from stormer.errors import AuthError, OutcomeUnknown, PlatformError, Rejected
-from stormer.secrets import Secret
 from stormer.channels.base import Connection, Platform, Published, Staged, secret, staged
 from stormer.channels.http import FileTuple, Request, Response, classify, materialize
+from stormer.errors import AuthError, OutcomeUnknown, PlatformError, Rejected
+from stormer.secrets import Secret
 
 if TYPE_CHECKING:
     from stormer.queue import QueueItem

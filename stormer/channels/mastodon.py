@@ -10,9 +10,9 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from stormer import lengths
-from stormer.errors import PlatformError, Rejected
 from stormer.channels.base import Connection, Platform, Published, Staged, secret, staged
 from stormer.channels.http import Request, Response, classify, materialize, send
+from stormer.errors import PlatformError, Rejected
 
 if TYPE_CHECKING:
     from stormer.queue import MediaRef, QueueItem

@@ -19,9 +19,9 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from stormer.errors import AuthError, OutcomeUnknown, PlatformError, RateLimited, Rejected
 from stormer.channels.base import Connection, Platform, Published, Staged, secret, staged
 from stormer.channels.http import Request, Response, classify, materialize, retry_after
+from stormer.errors import AuthError, OutcomeUnknown, PlatformError, RateLimited, Rejected
 
 if TYPE_CHECKING:
     from stormer.queue import MediaRef, QueueItem

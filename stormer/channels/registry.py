@@ -8,8 +8,8 @@ from __future__ import annotations
 import functools
 from importlib.metadata import EntryPoint, entry_points
 
-from stormer.errors import StormerError
 from stormer.channels.base import Platform
+from stormer.errors import StormerError
 
 GROUP = "stormer.platforms"
 

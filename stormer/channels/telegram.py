@@ -15,9 +15,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from stormer import lengths
-from stormer.errors import AuthError, OutcomeUnknown, PlatformError, Rejected
 from stormer.channels.base import Connection, Platform, Published, Staged, secret, staged
 from stormer.channels.http import FileTuple, Request, Response, classify, materialize
+from stormer.errors import AuthError, OutcomeUnknown, PlatformError, Rejected
 
 if TYPE_CHECKING:
     from stormer.queue import QueueItem

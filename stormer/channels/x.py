@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from stormer import lengths
-from stormer.errors import PlatformError, Rejected
 from stormer.channels.base import (
     NOT_POSTED,
     Connection,
@@ -28,6 +27,7 @@ from stormer.channels.base import (
     staged,
 )
 from stormer.channels.http import Request, Response, classify, materialize, until_reset
+from stormer.errors import PlatformError, Rejected
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

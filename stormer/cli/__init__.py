@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from ..errors import ConfigError, StormerError
+from stormer.errors import ConfigError, StormerError
 
 app = typer.Typer(
     name="stormer",
@@ -36,12 +36,12 @@ from . import (  # noqa: E402  (commands register on app)
 )
 
 __all__ = [
-    "app",
-    "main",
     "accounts",
+    "app",
     "check_preview",
     "doctor",
     "init",
+    "main",
     "participants",
     "rehearse",
     "run",

@@ -96,9 +96,9 @@ async def _post(storm, account, source, *, dry_run: bool) -> dict:  # type: igno
     from datetime import UTC, datetime
 
     from stormer.dispatch.connect import connect
+    from stormer.dispatch.sending import post_now
     from stormer.plan import media_refs
     from stormer.queue import QueueItem, item_id
-    from stormer.dispatch.sending import post_now
     from stormer.timezones import iso_utc
 
     now = datetime.now(UTC)
@@ -140,8 +140,8 @@ def login(
     Mastodon: the OAuth code flow. Bluesky: an app password. Others: paste the token."""
     import asyncio
 
-    from stormer.dispatch.connect import account_named, client
     from stormer.channels import registry
+    from stormer.dispatch.connect import account_named, client
     from stormer.secrets import store
 
     storm = load(storm_dir)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -13,7 +13,7 @@ from stormer.cli import app
 from stormer.cli._common import JsonFlag, StormDir, load, note, print_json
 
 
-class ItemKind(str, Enum):
+class ItemKind(StrEnum):
     post = "post"
     reminder = "reminder"
 
@@ -34,8 +34,8 @@ def check(
 
     Exit status 1 when there is any error (warnings alone exit 0).
     """
-    from stormer.ops.checks import check as run_checks
     from stormer.errors import ConfigError
+    from stormer.ops.checks import check as run_checks
 
     try:
         storm = load(storm_dir)

@@ -31,8 +31,8 @@ def doctor(
     worker, alerts — and say what to fix. Exit status 1 when any check fails."""
     import asyncio
 
-    from stormer.ops.doctor import Finding, diagnose, doctor_lines, has_errors, send_test_alert
     from stormer.errors import ConfigError
+    from stormer.ops.doctor import Finding, diagnose, doctor_lines, has_errors, send_test_alert
 
     try:
         storm = load(storm_dir)

@@ -54,10 +54,10 @@ def run(
     import signal
     import sys
 
+    from stormer.cli._common import open_engine
     from stormer.dispatch.dispatcher import Dispatcher, Settings
     from stormer.errors import ConfigError
     from stormer.storm.loader import parse_duration
-    from stormer.cli._common import open_engine
 
     storm = load(storm_dir)
     if storm.errors:

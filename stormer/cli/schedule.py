@@ -21,8 +21,8 @@ def schedule(as_json: JsonFlag = False, storm_dir: StormDir = Path(".")) -> None
 
     from sqlalchemy.orm import Session
 
-    from stormer.ops.checks import check
     from stormer.errors import ConfigError, StormInPast
+    from stormer.ops.checks import check
     from stormer.outbox.schedule import schedule as upsert
     from stormer.plan import plan
     from stormer.preview import with_payloads

@@ -45,8 +45,8 @@ def status(
 ) -> None:
     """How the storm is going: items by state, the next fire time, lateness so far, live
     workers. Says loudly when items are waiting and no worker is running."""
-    from stormer.outbox.claims import status_summary
     from stormer.ops.report import status_doc
+    from stormer.outbox.claims import status_summary
 
     storm = load(storm_dir)
     engine = open_engine(storm)
@@ -147,8 +147,8 @@ def report(
         raise typer.BadParameter("choose --json or --csv, not both", param_hint="--csv")
     from sqlalchemy.orm import Session
 
-    from stormer.outbox.schedule import items
     from stormer.ops.report import EMPTY, report_lines, report_rows, summary, to_csv
+    from stormer.outbox.schedule import items
     from stormer.timezones import iso_utc
 
     storm = load(storm_dir)

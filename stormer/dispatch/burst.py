@@ -8,11 +8,10 @@ never left; anything after that may have reached the platform and is OutcomeUnkn
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING
 
-from stormer.errors import OutcomeUnknown, Transient
 from stormer.channels.http import Response
+from stormer.errors import OutcomeUnknown, Transient
 
 if TYPE_CHECKING:
     import aiohttp
@@ -64,7 +63,7 @@ class AiohttpSender:
             raise Transient(
                 f"could not reach the server ({type(e).__name__})", platform=platform
             ) from None
-        except (aiohttp.ClientError, asyncio.TimeoutError) as e:
+        except (TimeoutError, aiohttp.ClientError) as e:
             cls = OutcomeUnknown if mutating else Transient
             raise cls(
                 f"no answer from the server ({type(e).__name__})", platform=platform

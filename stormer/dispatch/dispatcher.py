@@ -26,14 +26,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from stormer.outbox import claims
-from stormer.errors import AuthError, PlatformError, RateLimited, Rejected, StormerError, Transient
-from stormer.dispatch.pacing import Pacer
 from stormer.channels import registry
 from stormer.channels.base import Connection, NotPosted, Platform, Published, Staged
+from stormer.dispatch.pacing import Pacer
+from stormer.dispatch.sending import send_staged
+from stormer.errors import AuthError, PlatformError, RateLimited, Rejected, StormerError, Transient
+from stormer.outbox import claims
 from stormer.queue import MediaRef, QueueItem
 from stormer.secrets import redact, resolve
-from stormer.dispatch.sending import send_staged
 
 if TYPE_CHECKING:
     import httpx
@@ -241,7 +241,7 @@ class Dispatcher:
                     await self._db(
                         claims.renew, ids=list(self._held), now=utcnow(), lease=self.settings.lease
                     )
-                except Exception:  # noqa: BLE001 - try again at the next beat
+                except Exception:
                     log.exception("renewing leases failed")
 
     async def _db(self, fn: Callable[..., Any], **kwargs: Any) -> Any:
@@ -258,7 +258,7 @@ class Dispatcher:
         async with self._sync_lock:
             try:
                 await self._sync()
-            except Exception:  # noqa: BLE001 - the alarm clock must keep ringing
+            except Exception:
                 log.exception("sync failed; retrying in %.0f s", self.settings.poll_seconds)
 
     async def _sync(self) -> None:

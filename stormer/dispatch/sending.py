@@ -17,8 +17,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from stormer.errors import OutcomeUnknown, PlatformError, RateLimited, Transient
 from stormer.channels.base import Connection, NotPosted, Platform, Published, Staged
+from stormer.errors import OutcomeUnknown, PlatformError, RateLimited, Transient
 
 Outcome = Literal["sent", "unconfirmed"]
 MAX_WAIT = 120.0  # seconds: a longer Retry-After is the caller's to schedule, not to sleep

@@ -33,9 +33,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from stormer.secrets import Secret, install_log_redaction, redact
 
 if TYPE_CHECKING:
-    from stormer.storm.contacts import Contact
     from stormer.channels.base import NotPosted, Published, Staged
     from stormer.queue import QueueItem
+    from stormer.storm.contacts import Contact
     from stormer.storm.loader import Participant, Storm
 
 log = logging.getLogger("stormer.notify")
@@ -182,8 +182,8 @@ def sender_problems(
     """For `stormer doctor`: how many contacts of each kind the reminders go to, and what
     stops them (a sender not configured, its variable unset, its URL unusable). Sends
     nothing; names variables, never their values."""
-    from stormer.storm.contacts import SENDER_FOR
     from stormer.reminders import parsed_contacts
+    from stormer.storm.contacts import SENDER_FOR
 
     kinds: dict[str, int] = {}
     for participant in storm.participants:
@@ -232,10 +232,10 @@ class ReminderChannel:
         self._index: dict[tuple[str, str], tuple[Participant, Contact]] | None = None
 
     async def stage(self, item: QueueItem, conn: ReminderConnection) -> Staged:
-        from stormer.storm.contacts import SENDER_FOR, BadContact, apprise_url
-        from stormer.errors import MissingCredential, Rejected
         from stormer.channels.base import Staged
+        from stormer.errors import MissingCredential, Rejected
         from stormer.reminders import contact_index
+        from stormer.storm.contacts import SENDER_FOR, BadContact, apprise_url
 
         if self._index is None:
             self._index = contact_index(conn.storm)
@@ -285,8 +285,8 @@ class ReminderChannel:
         return path
 
     async def publish(self, staged: Staged, conn: ReminderConnection) -> Published:
-        from stormer.errors import Rejected, Transient
         from stormer.channels.base import Published
+        from stormer.errors import Rejected, Transient
         from stormer.reminders import to_html
 
         item = staged.item

@@ -9,9 +9,9 @@ import unicodedata
 from collections import defaultdict
 from datetime import UTC, datetime
 
+from stormer.channels import registry
 from stormer.errors import Problem
 from stormer.plan import eligible, media_refs, plan_posts
-from stormer.channels import registry
 from stormer.queue import QueueItem
 from stormer.storm.loader import CONFIG_NAME, Storm
 
@@ -54,8 +54,8 @@ def check(storm: Storm, *, now: datetime | None = None) -> list[Problem]:
 def _reminder_problems(storm: Storm) -> list[Problem]:
     """Contacts that cannot be reached, senders not configured, languages without a
     template. A contact is never quoted: the row number says where to look."""
-    from stormer.storm.contacts import SENDER_FOR, BadContact, parse_contact
     from stormer.reminders import FALLBACK, template_langs
+    from stormer.storm.contacts import SENDER_FOR, BadContact, parse_contact
 
     if not storm.reminder_offsets or not storm.participants:
         return []

@@ -200,8 +200,8 @@ async def credentials_finding(storm: Storm, http: httpx.AsyncClient) -> Finding:
 
 
 def media_finding(storm: Storm) -> Finding:
-    from stormer.plan import eligible
     from stormer.channels import registry
+    from stormer.plan import eligible
 
     problems, count = [], 0
     for post in storm.posts:

@@ -117,8 +117,8 @@ def rehearse(storm: Storm, *, delay: timedelta, say: Any = print) -> Rehearsal:
     import httpx
     from sqlalchemy.orm import Session
 
-    from stormer.outbox.db import make_engine, upgrade
     from stormer.dispatch.dispatcher import Dispatcher, Settings
+    from stormer.outbox.db import make_engine, upgrade
     from stormer.outbox.schedule import schedule
     from stormer.plan import plan
     from stormer.preview import with_payloads

@@ -638,12 +638,11 @@ def status_summary(
     with Session(engine) as session, session.begin():
         counts = outbox.counts(session=session, storm=storm)
         conn = session.connection()
-        kinds = {
-            kind: n
-            for kind, n in conn.execute(
+        kinds = dict(
+            conn.execute(
                 select(_t.c.kind, func.count()).where(_t.c.storm == storm).group_by(_t.c.kind)
             )
-        }
+        )
         todo = conn.execute(
             select(func.min(_t.c.fire_at)).where(
                 _t.c.storm == storm, _t.c.state.in_(("pending", "staged", "claimed"))

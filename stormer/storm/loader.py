@@ -17,8 +17,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from stormer.storm import tomlpos
 from stormer.errors import ConfigError, Problem, TimeError
+from stormer.storm import tomlpos
 from stormer.storm.images import UnsupportedImage, image_info
 from stormer.timezones import AnnounceZone, get_zone, parse_when
 

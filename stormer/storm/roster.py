@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from stormer.storm.contacts import BadContact, parse_contact
 from stormer.errors import ConfigError, Problem, TimeError
+from stormer.storm.contacts import BadContact, parse_contact
 from stormer.storm.loader import (
     PARTICIPANT_COLUMNS,
     Participant,

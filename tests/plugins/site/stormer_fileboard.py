@@ -9,9 +9,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from stormer.errors import Rejected
 from stormer.channels.base import Connection, Platform, Published, Staged, secret
 from stormer.channels.http import materialize
+from stormer.errors import Rejected
 
 
 class Fileboard(Platform):
