@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench lock clean peers
+.PHONY: demo test lint bench lock clean peers
 
 $(STAMP): pyproject.toml requirements.lock
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "stormer needs $(PYTHON) on PATH (set PYTHON=...)"; exit 1; }
@@ -80,3 +80,10 @@ $(SYNAPSE_STAMP): tests/peers/synapse-requirements.txt
 	  -r tests/peers/synapse-requirements.txt
 	$(PEERS)/synapse/bin/python -c "import synapse.app.homeserver"
 	touch $@
+
+# Style, types and the import contracts between the layers (docs/architecture.md). Zero findings.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
