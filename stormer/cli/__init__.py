@@ -1,4 +1,8 @@
-"""The `stormer` command line. Thin: parse, call the pieces, render.
+"""The `stormer` command line. Thin: parse, call a service, render; nothing else imports it.
+
+One module per command family, each registering its commands on `app.app` when imported;
+this module imports them all, so `stormer.cli.app` holds every command once `stormer.cli` is
+imported. Errors become one-line messages here, at the edge, and nowhere else.
 
 Heavy packages (pydantic, Babel, SQLAlchemy, httpx, plugins) are imported inside command
 bodies so that `stormer --help` stays fast; tests/test_cli_startup.py holds that line.
@@ -8,20 +12,7 @@ from __future__ import annotations
 
 import sys
 
-import typer
-
-from stormer.errors import ConfigError, StormerError
-
-app = typer.Typer(
-    name="stormer",
-    help="Coordinated social-media storms: one hashtag, one moment, every time zone.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_show_locals=False,  # locals may hold tokens
-    rich_markup_mode=None,
-)
-
-from . import (  # noqa: E402  (commands register on app)
+from stormer.cli import (
     accounts,
     check_preview,
     doctor,
@@ -34,6 +25,8 @@ from . import (  # noqa: E402  (commands register on app)
     status,
     times,
 )
+from stormer.cli.app import app
+from stormer.errors import ConfigError, StormerError
 
 __all__ = [
     "accounts",

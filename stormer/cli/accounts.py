@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from stormer.cli import app
 from stormer.cli._common import JsonFlag, StormDir, load, print_json
+from stormer.cli.app import app
 
 
 @app.command()

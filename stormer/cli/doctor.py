@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from stormer.cli import app
 from stormer.cli._common import JsonFlag, StormDir, load, note, print_json
+from stormer.cli.app import app
 
 
 def _now() -> datetime:  # tests replace it: the clock is theirs to control

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from stormer.cli import app
+from stormer.cli.app import app
 
 
 @app.command()

@@ -11,8 +11,8 @@ from typing import Annotated
 
 import typer
 
-from stormer.cli import app
 from stormer.cli._common import JsonFlag, StormDir, load, note, print_json
+from stormer.cli.app import app
 
 participants_app = typer.Typer(
     name="participants",

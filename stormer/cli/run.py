@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from stormer.cli import app
 from stormer.cli._common import StormDir, load
+from stormer.cli.app import app
 
 
 @app.command()

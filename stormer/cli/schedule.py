@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
-from stormer.cli import app
 from stormer.cli._common import JsonFlag, StormDir, load, open_engine, print_json
+from stormer.cli.app import app
 
 db_app = typer.Typer(help="The outbox database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from stormer.cli import app
+from stormer.cli.app import app
 
 simulator_app = typer.Typer(
     name="simulator",

@@ -12,8 +12,8 @@ from typing import Annotated, Any
 
 import typer
 
-from stormer.cli import app
 from stormer.cli._common import JsonFlag, StormDir, load, note, open_engine, print_json
+from stormer.cli.app import app
 
 _sleep = time.sleep  # tests replace it (and `_now`): the clock is theirs to control
 
