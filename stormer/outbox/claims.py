@@ -638,11 +638,13 @@ def status_summary(
     with Session(engine) as session, session.begin():
         counts = outbox.counts(session=session, storm=storm)
         conn = session.connection()
-        kinds = dict(
-            conn.execute(
+        # Not dict(result): a Result has keys() (its column names), so dict() would index it.
+        kinds = {  # noqa: C416
+            kind: n
+            for kind, n in conn.execute(
                 select(_t.c.kind, func.count()).where(_t.c.storm == storm).group_by(_t.c.kind)
             )
-        )
+        }
         todo = conn.execute(
             select(func.min(_t.c.fire_at)).where(
                 _t.c.storm == storm, _t.c.state.in_(("pending", "staged", "claimed"))

@@ -200,13 +200,15 @@ def _chunks(seq: Iterable[str]) -> Iterator[list[str]]:
 
 def counts(*, session: Session, storm: str) -> dict[str, int]:
     """Number of items of `storm` in each state, every state present (in lifecycle order)."""
-    found: dict[str, int] = dict(
-        session.execute(
+    # Not dict(result): a Result has keys() (its column names), so dict() would index it.
+    found: dict[str, int] = {  # noqa: C416
+        state: n
+        for state, n in session.execute(
             select(_table.c.state, func.count())
             .where(_table.c.storm == storm)
             .group_by(_table.c.state)
         )
-    )
+    }
     return {state: found.get(state, 0) for state in STATES}
 
 
