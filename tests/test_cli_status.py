@@ -21,7 +21,7 @@ from stormer.cli import app
 from stormer.cli import status as status_cli
 from stormer.ops.report import COLUMNS, EMPTY
 from stormer.outbox import claims
-from stormer.outbox.models import STATES, Outbox
+from stormer.outbox.models import Outbox, State
 
 runner = CliRunner()
 T = datetime(2031, 3, 13, 18, 0, tzinfo=UTC)
@@ -128,7 +128,7 @@ def register(engine: Engine, worker: str, *, started: datetime, heartbeat: datet
 
 
 def counts(**n: int) -> dict[str, int]:
-    return dict.fromkeys(STATES, 0) | n
+    return dict.fromkeys(State, 0) | n
 
 
 # --- status ------------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from stormer.dispatch.pacing import Pacer
 from stormer.dispatch.sending import send_staged
 from stormer.errors import AuthError, PlatformError, RateLimited, Rejected, StormerError, Transient
 from stormer.outbox import claims
+from stormer.outbox.models import WAITING, State
 from stormer.queue import MediaRef, QueueItem
 from stormer.secrets import redact, resolve
 
@@ -304,8 +305,7 @@ class Dispatcher:
         await self._db(claims.heartbeat, now=utcnow(), staged_through=staged_through)
         if not self._ready and not self._in_flight:
             summary = await self._db(claims.status_summary, storm=slug, now=utcnow())
-            open_states = ("pending", "staged", "claimed", "sending", "failed")
-            if not any(summary["counts"].get(state, 0) for state in open_states):
+            if not any(summary["counts"].get(state, 0) for state in WAITING):
                 self._done.set()
 
     def _set_alarm(self, instant: datetime) -> None:
@@ -394,7 +394,7 @@ class Dispatcher:
                 outcomes=[
                     claims.Outcome(
                         c.id,
-                        "failed",
+                        State.FAILED,
                         utcnow(),
                         error=redact(f"staging: {e}"),
                         next_attempt_at=utcnow() + wait,
@@ -407,7 +407,9 @@ class Dispatcher:
             log.error("staging %s (%s) failed for good: %s", c.id, c.account, e)
             await self._db(
                 claims.record_outcomes,
-                outcomes=[claims.Outcome(c.id, "dead", utcnow(), error=redact(f"staging: {e}"))],
+                outcomes=[
+                    claims.Outcome(c.id, State.DEAD, utcnow(), error=redact(f"staging: {e}"))
+                ],
             )
             self._held.discard(c.id)
             return None
@@ -488,24 +490,24 @@ class Dispatcher:
                 )
                 if retry_at > c.fire_at + self.settings.grace:
                     return claims.Outcome(
-                        c.id, "dead", utcnow(), error=redact(f"gave up within the grace: {e}")
+                        c.id, State.DEAD, utcnow(), error=redact(f"gave up within the grace: {e}")
                     )
                 return claims.Outcome(
-                    c.id, "failed", utcnow(), error=redact(str(e)), next_attempt_at=retry_at
+                    c.id, State.FAILED, utcnow(), error=redact(str(e)), next_attempt_at=retry_at
                 )
             except PlatformError as e:  # AuthError, Rejected: final
-                return claims.Outcome(c.id, "dead", utcnow(), error=redact(str(e)))
-        if result.outcome == "sent" and result.published is not None:
+                return claims.Outcome(c.id, State.DEAD, utcnow(), error=redact(str(e)))
+        if result.outcome == State.SENT and result.published is not None:
             return claims.Outcome(
                 c.id,
-                "sent",
+                State.SENT,
                 left,
                 remote_id=result.published.remote_id,
                 permalink=result.published.permalink,
             )
         return claims.Outcome(
             c.id,
-            "unconfirmed",
+            State.UNCONFIRMED,
             utcnow(),
             error="no answer, and the platform offers no way to check: "
             f"{_look(c)} before sending it again",
@@ -535,7 +537,7 @@ class Dispatcher:
                 # Asking could mean resending (Mastodon, Matrix, Bluesky): not this late.
                 outcome = claims.Outcome(
                     c.id,
-                    "unconfirmed",
+                    State.UNCONFIRMED,
                     now,
                     error=(
                         "the worker stopped while sending and it is too late to resend safely: "
@@ -549,15 +551,15 @@ class Dispatcher:
                     result = await send_staged(
                         plugin, staged, conn, attempts=self.settings.attempts
                     )
-                    found = result.published if result.outcome == "sent" else None
+                    found = result.published if result.outcome == State.SENT else None
                 outcome = (
                     claims.Outcome(
-                        c.id, "sent", now, remote_id=found.remote_id, permalink=found.permalink
+                        c.id, State.SENT, now, remote_id=found.remote_id, permalink=found.permalink
                     )
                     if isinstance(found, Published)
                     else claims.Outcome(
                         c.id,
-                        "unconfirmed",
+                        State.UNCONFIRMED,
                         now,
                         error=(
                             "the worker stopped while sending and the platform offers no "
@@ -567,7 +569,7 @@ class Dispatcher:
                 )
         except PlatformError as e:
             outcome = claims.Outcome(
-                c.id, "unconfirmed", now, error=redact(f"could not reconcile: {e}")
+                c.id, State.UNCONFIRMED, now, error=redact(f"could not reconcile: {e}")
             )
         await self._db(claims.record_outcomes, outcomes=[outcome])
         log.warning("reconciled %s after a stop: %s", c.id, outcome.state)

@@ -111,7 +111,8 @@ async def diagnose(
 
 def send_test_alert(storm: Storm, environ: Mapping[str, str] | None = None) -> Finding:
     """Send a test alert through every configured URL (`stormer doctor --test-alert`)."""
-    from stormer.ops.alerts import AlertFailed, alert, alert_urls
+    from stormer.notify.sender import env_urls as alert_urls
+    from stormer.ops.alerts import AlertFailed, alert
 
     urls, missing = alert_urls(storm.alert_vars, environ)
     if not urls:
@@ -429,7 +430,7 @@ def _database(storm: Storm) -> tuple[Engine | None, Finding]:
 
 
 def schedule_finding(storm: Storm, summary: Mapping[str, Any]) -> Finding:
-    from stormer.ops.report import WAITING
+    from stormer.outbox.models import WAITING
 
     counts = summary["counts"]
     if not summary["total"]:
@@ -449,7 +450,8 @@ def schedule_finding(storm: Storm, summary: Mapping[str, Any]) -> Finding:
 
 
 def worker_finding(storm: Storm, summary: Mapping[str, Any]) -> Finding:
-    from stormer.ops.report import WAITING, duration
+    from stormer.ops.report import duration
+    from stormer.outbox.models import WAITING
 
     now: datetime = summary["now"]
     workers = summary["workers"]
@@ -524,7 +526,8 @@ def reminders_finding(storm: Storm, environ: Mapping[str, str] | None = None) ->
 
 
 def alerts_finding(storm: Storm, environ: Mapping[str, str] | None = None) -> Finding:
-    from stormer.ops.alerts import alert_urls, check_urls
+    from stormer.notify.sender import env_urls as alert_urls
+    from stormer.ops.alerts import check_urls
 
     cron = "run `stormer watchdog --quiet` every minute from cron on another machine"
     if not storm.alert_vars:

@@ -52,7 +52,8 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
 from stormer.outbox import schedule as outbox
-from stormer.outbox.models import CLAIMABLE, Outbox, UTCDateTime, Worker
+from stormer.outbox.models import CLAIMABLE, HELD, OUTCOMES, Outbox, State, UTCDateTime, Worker
+from stormer.queue import Kind
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -61,7 +62,6 @@ if TYPE_CHECKING:
 
     AnyRow: TypeAlias = Row[*tuple[Any, ...]]
 
-OUTCOMES: Final = frozenset({"sent", "failed", "dead", "unconfirmed", "missed"})
 UNKNOWN_OUTCOME: Final = "lease expired: outcome unknown, reconcile before retry"
 STALE_AFTER: Final = timedelta(seconds=60)  # a worker silent this long is not counted live
 CHUNK: Final = 5_000  # ids per statement, far below the bound-parameter limits
@@ -98,7 +98,7 @@ class ClaimedItem:
     """
 
     id: str
-    kind: str
+    kind: Kind
     platform: str
     account: str
     fire_at: datetime
@@ -121,7 +121,7 @@ class Outcome:
     `failed` needs `next_attempt_at`, when it may be claimed again."""
 
     id: str
-    state: str
+    state: State
     at: datetime
     remote_id: str | None = None
     permalink: str | None = None
@@ -130,8 +130,10 @@ class Outcome:
 
     def __post_init__(self) -> None:
         if self.state not in OUTCOMES:
-            raise ValueError(f"outcome {self.state!r} is not one of {sorted(OUTCOMES)}")
-        if self.state == "failed" and self.next_attempt_at is None:
+            raise ValueError(
+                f"outcome {str(self.state)!r} is not one of {sorted(map(str, OUTCOMES))}"
+            )
+        if self.state == State.FAILED and self.next_attempt_at is None:
             raise ValueError(f"failed outcome of {self.id} needs next_attempt_at")
         _aware(self.at)
 
@@ -189,7 +191,13 @@ def claim_due(
         .with_for_update(skip_locked=True)
     )
     return _take(
-        engine, due, worker=worker, now=now, lease=lease, state="claimed", claimed_from=_t.c.state
+        engine,
+        due,
+        worker=worker,
+        now=now,
+        lease=lease,
+        state=State.CLAIMED,
+        claimed_from=_t.c.state,
     )
 
 
@@ -207,7 +215,7 @@ def claim_unknown(
         return []
     unknown = (
         select(_t.c.id)
-        .where(_t.c.storm == storm, _t.c.state == "sending", _t.c.lease_until.is_(None))
+        .where(_t.c.storm == storm, _t.c.state == State.SENDING, _t.c.lease_until.is_(None))
         .order_by(_t.c.fire_at, _t.c.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -218,7 +226,7 @@ def claim_unknown(
         worker=worker,
         now=now,
         lease=lease,
-        state="sending",
+        state=State.SENDING,
         claimed_from=_t.c.claimed_from,
     )
 
@@ -230,7 +238,7 @@ def _take(
     worker: str,
     now: datetime,
     lease: timedelta,
-    state: str,
+    state: State,
     claimed_from: Any,
 ) -> list[ClaimedItem]:
     # In SET, `claimed_from = state` reads the row's state before this update.
@@ -252,7 +260,7 @@ def _take(
 
 
 def _claimed(row: AnyRow) -> ClaimedItem:
-    before = row.state if row.state == "sending" else row.claimed_from
+    before = row.state if row.state == State.SENDING else row.claimed_from
     return ClaimedItem(
         id=row.id,
         kind=row.kind,
@@ -269,14 +277,14 @@ def _claimed(row: AnyRow) -> ClaimedItem:
         state_before=before,
         lease_until=row.lease_until,
         # `schedule` puts a rewritten item back to pending without clearing staged_data.
-        staged_data=None if before == "pending" else row.staged_data,
+        staged_data=None if before == State.PENDING else row.staged_data,
     )
 
 
 def _sendable(now: datetime) -> Any:
     return or_(
-        _t.c.state.in_(("pending", "staged")),
-        and_(_t.c.state == "failed", _t.c.next_attempt_at <= now),
+        _t.c.state.in_((State.PENDING, State.STAGED)),
+        and_(_t.c.state == State.FAILED, _t.c.next_attempt_at <= now),
     )
 
 
@@ -291,9 +299,7 @@ def renew(
         ok = [
             i
             for i, r in held.items()
-            if r.state in ("claimed", "sending")
-            and r.lease_until is not None
-            and r.lease_until >= now
+            if r.state in HELD and r.lease_until is not None and r.lease_until >= now
         ]
         _update_ids(conn, ok, lease_until=now + lease, updated_at=now)
     return _in_order(ids, ok)
@@ -346,12 +352,12 @@ def mark_staged_many(
                 if row.content_hash != content_hash:
                     continue
                 state, claimed_from = row.state, row.claimed_from
-                if state == "claimed" and row.lease_owner == worker:
-                    if claimed_from == "pending":
-                        claimed_from = "staged"
+                if state == State.CLAIMED and row.lease_owner == worker:
+                    if claimed_from == State.PENDING:
+                        claimed_from = State.STAGED
                 elif state in CLAIMABLE:
-                    if state == "pending":
-                        state = "staged"
+                    if state == State.PENDING:
+                        state = State.STAGED
                 else:
                     continue
                 # The row is locked: writing back its own state and claimed_from is a no-op.
@@ -386,12 +392,12 @@ def record_attempt(*, engine: Engine, ids: Sequence[str], worker: str, now: date
         ok = [
             i
             for i, r in held.items()
-            if r.state == "claimed" and r.lease_until is not None and r.lease_until >= now
+            if r.state == State.CLAIMED and r.lease_until is not None and r.lease_until >= now
         ]
         _update_ids(
             conn,
             ok,
-            state="sending",
+            state=State.SENDING,
             attempts=_t.c.attempts + 1,
             first_attempt_at=func.coalesce(_t.c.first_attempt_at, _at(now)),
             updated_at=now,
@@ -409,20 +415,18 @@ def record_outcomes(*, engine: Engine, outcomes: Sequence[Outcome], worker: str)
     """
     final: dict[str, Outcome] = {}
     for o in outcomes:
-        if o.id not in final or final[o.id].state != "sent":
+        if o.id not in final or final[o.id].state != State.SENT:
             final[o.id] = o
     with engine.begin() as conn:
         held = _held(conn, list(final), worker)
-        rows = [
-            _outcome_values(final[i]) for i, r in held.items() if r.state in ("claimed", "sending")
-        ]
+        rows = [_outcome_values(final[i]) for i, r in held.items() if r.state in HELD]
         if rows:
             conn.execute(update(_t).where(_t.c.id == bindparam("b_id")), rows)
     return len(rows)
 
 
 def _outcome_values(o: Outcome) -> dict[str, Any]:
-    sent = o.state == "sent"
+    sent = o.state == State.SENT
     return {
         "b_id": o.id,
         "state": o.state,
@@ -445,14 +449,14 @@ def release(
     now = datetime.now(UTC) if now is None else _aware(now)
     with engine.begin() as conn:
         held = _held(conn, ids, worker)
-        ok = [i for i, r in held.items() if r.state == "claimed"]
+        ok = [i for i, r in held.items() if r.state == State.CLAIMED]
         _update_ids(conn, ok, **_released(now))
     return _in_order(ids, ok)
 
 
 def _released(now: datetime) -> dict[str, Any]:
     return {
-        "state": func.coalesce(_t.c.claimed_from, "pending"),
+        "state": func.coalesce(_t.c.claimed_from, State.PENDING),
         "claimed_from": None,
         "lease_owner": None,
         "lease_until": None,
@@ -469,9 +473,7 @@ def expired_leases(*, engine: Engine, storm: str, now: datetime) -> list[Expired
     with engine.begin() as conn:
         rows = conn.execute(
             select(_t.c.id, _t.c.state, _t.c.lease_owner, _t.c.lease_until, _t.c.fire_at)
-            .where(
-                _t.c.storm == storm, _t.c.state.in_(("claimed", "sending")), _t.c.lease_until < now
-            )
+            .where(_t.c.storm == storm, _t.c.state.in_(HELD), _t.c.lease_until < now)
             .order_by(_t.c.lease_until, _t.c.id)
         ).all()
     return [ExpiredLease(r.id, r.state, r.lease_owner, r.lease_until, r.fire_at) for r in rows]
@@ -490,7 +492,7 @@ def recover_expired(
     """
     _aware(now)
 
-    def expired(state: str) -> Any:
+    def expired(state: State) -> Any:
         return (
             select(_t.c.id)
             .where(_t.c.storm == storm, _t.c.state == state, _t.c.lease_until < now)
@@ -501,7 +503,7 @@ def recover_expired(
         released = (
             conn.execute(
                 update(_t)
-                .where(_t.c.id.in_(expired("claimed")))
+                .where(_t.c.id.in_(expired(State.CLAIMED)))
                 .values(**_released(now))
                 .returning(_t.c.id)
             )
@@ -511,7 +513,7 @@ def recover_expired(
         unknown = (
             conn.execute(
                 update(_t)
-                .where(_t.c.id.in_(expired("sending")))
+                .where(_t.c.id.in_(expired(State.SENDING)))
                 .values(
                     lease_until=None,
                     updated_at=now,
@@ -541,7 +543,7 @@ def mark_missed(*, engine: Engine, storm: str, now: datetime, grace: timedelta) 
                 update(_t)
                 .where(_t.c.id.in_(late))
                 .values(
-                    state="missed",
+                    state=State.MISSED,
                     claimed_from=None,
                     lease_until=None,
                     updated_at=now,
@@ -647,18 +649,18 @@ def status_summary(
         }
         todo = conn.execute(
             select(func.min(_t.c.fire_at)).where(
-                _t.c.storm == storm, _t.c.state.in_(("pending", "staged", "claimed"))
+                _t.c.storm == storm, _t.c.state.in_((State.PENDING, State.STAGED, State.CLAIMED))
             )
         ).scalar()
         retry = conn.execute(
             select(func.min(_t.c.next_attempt_at)).where(
-                _t.c.storm == storm, _t.c.state == "failed"
+                _t.c.storm == storm, _t.c.state == State.FAILED
             )
         ).scalar()
         unknown = (
             conn.execute(
                 select(_t.c.id)
-                .where(_t.c.storm == storm, _t.c.state == "sending", _t.c.lease_until.is_(None))
+                .where(_t.c.storm == storm, _t.c.state == State.SENDING, _t.c.lease_until.is_(None))
                 .order_by(_t.c.id)
             )
             .scalars()
@@ -666,7 +668,7 @@ def status_summary(
         )
         sent = conn.execute(
             select(_t.c.id, _t.c.fire_at, _t.c.sent_at).where(
-                _t.c.storm == storm, _t.c.state == "sent", _t.c.sent_at.is_not(None)
+                _t.c.storm == storm, _t.c.state == State.SENT, _t.c.sent_at.is_not(None)
             )
         ).all()
     return {
@@ -690,10 +692,17 @@ def status_summary(
 def _lateness(sent: Sequence[AnyRow]) -> dict[str, Any]:
     late = sorted(((r.sent_at - r.fire_at).total_seconds(), r.id) for r in sent)
     if not late:
-        return {"sent": 0, "min_s": None, "p50_s": None, "p99_s": None, "max_s": None, "early": []}
+        return {
+            State.SENT: 0,
+            "min_s": None,
+            "p50_s": None,
+            "p99_s": None,
+            "max_s": None,
+            "early": [],
+        }
     seconds = [s for s, _ in late]
     return {
-        "sent": len(late),
+        State.SENT: len(late),
         "min_s": seconds[0],
         "p50_s": _rank(seconds, 0.50),
         "p99_s": _rank(seconds, 0.99),
