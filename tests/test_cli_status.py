@@ -21,6 +21,7 @@ from stormer.cli import app
 from stormer.cli import status as status_cli
 from stormer.ops.report import COLUMNS, EMPTY
 from stormer.outbox import claims
+from stormer.outbox import workers as worker_registry  # `workers` is a flag below
 from stormer.outbox.models import Outbox, State
 
 runner = CliRunner()
@@ -116,15 +117,15 @@ def in_progress(storm: Path, engine: Engine, *, workers: bool = True) -> dict[st
         started=NOW - timedelta(minutes=1),
         heartbeat=NOW - timedelta(seconds=2),
     )
-    claims.stop_worker(engine=engine, worker="w-stopped", now=NOW - timedelta(seconds=1))
+    worker_registry.stop_worker(engine=engine, worker="w-stopped", now=NOW - timedelta(seconds=1))
     return ids
 
 
 def register(engine: Engine, worker: str, *, started: datetime, heartbeat: datetime) -> None:
-    claims.register_worker(
+    worker_registry.register_worker(
         engine=engine, worker=worker, storm=SLUG, hostname="host-a", pid=101, now=started
     )
-    claims.heartbeat(engine=engine, worker=worker, now=heartbeat, staged_through=T)
+    worker_registry.heartbeat(engine=engine, worker=worker, now=heartbeat, staged_through=T)
 
 
 def counts(**n: int) -> dict[str, int]:

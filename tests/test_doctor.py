@@ -29,7 +29,7 @@ from stormer.ops.doctor import (
     send_test_alert,
     worker_finding,
 )
-from stormer.outbox import claims
+from stormer.outbox import workers
 from stormer.outbox.models import State
 from stormer.storm.loader import Storm, load_storm
 from stormer.timezones import iso_utc
@@ -92,10 +92,10 @@ def schedule(storm: Path) -> None:
 
 def live_worker(engine: Engine, storm: Storm) -> None:
     now = datetime.now(UTC)
-    claims.register_worker(
+    workers.register_worker(
         engine=engine, worker="w-live", storm=storm.slug, hostname="host-a", pid=101, now=now
     )
-    claims.heartbeat(engine=engine, worker="w-live", now=now, staged_through=storm.at)
+    workers.heartbeat(engine=engine, worker="w-live", now=now, staged_through=storm.at)
 
 
 # --- the whole doctor ---------------------------------------------------------------------------

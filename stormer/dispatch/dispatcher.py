@@ -31,8 +31,9 @@ from stormer.channels.base import Connection, NotPosted, Platform, Published, St
 from stormer.dispatch.pacing import Pacer
 from stormer.dispatch.sending import send_staged
 from stormer.errors import AuthError, PlatformError, RateLimited, Rejected, StormerError, Transient
-from stormer.outbox import claims
+from stormer.outbox import claims, workers
 from stormer.outbox.models import WAITING, State
+from stormer.outbox.status import status_summary
 from stormer.queue import MediaRef, QueueItem
 from stormer.secrets import redact, resolve
 
@@ -185,7 +186,7 @@ class Dispatcher:
         from stormer.dispatch.connect import client
 
         await self._db(
-            claims.register_worker,
+            workers.register_worker,
             storm=self.storm.slug,
             hostname=socket.gethostname(),
             pid=os.getpid(),
@@ -227,7 +228,7 @@ class Dispatcher:
             unsent = [i for i in self._ready if i not in self._in_flight]
             if unsent:
                 await self._db(claims.release, ids=unsent, now=utcnow())
-            await self._db(claims.stop_worker, now=utcnow())
+            await self._db(workers.stop_worker, now=utcnow())
             if own_http:
                 await self._http.aclose()
 
@@ -302,9 +303,9 @@ class Dispatcher:
         for instant in sorted({c.fire_at for c, _ in self._ready.values()} - self._alarms):
             self._set_alarm(instant)
         staged_through = max((c.fire_at for c, _ in self._ready.values()), default=None)
-        await self._db(claims.heartbeat, now=utcnow(), staged_through=staged_through)
+        await self._db(workers.heartbeat, now=utcnow(), staged_through=staged_through)
         if not self._ready and not self._in_flight:
-            summary = await self._db(claims.status_summary, storm=slug, now=utcnow())
+            summary = await self._db(status_summary, storm=slug, now=utcnow())
             if not any(summary["counts"].get(state, 0) for state in WAITING):
                 self._done.set()
 

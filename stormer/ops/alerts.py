@@ -109,13 +109,13 @@ def _secret(url: str | Secret) -> Secret:
 def due_summary(
     *, engine: Engine, storm: str, now: datetime, threshold: timedelta
 ) -> dict[str, Any]:
-    """`claims.status_summary` plus `due`: the open items (pending, staged, claimed, failed)
-    firing by `now + threshold`, each a dict of id, account, fire_at, state, lease_owner,
-    lease_until and error."""
+    """`stormer.outbox.status.status_summary` plus `due`: the items still to fire (pending,
+    staged, claimed, failed) by `now + threshold`, each a dict of id, account, fire_at, state,
+    lease_owner, lease_until and error."""
     from sqlalchemy import select
 
-    from stormer.outbox.claims import status_summary
     from stormer.outbox.models import Outbox
+    from stormer.outbox.status import status_summary
 
     summary = status_summary(engine=engine, storm=storm, now=now)
     with engine.begin() as conn:

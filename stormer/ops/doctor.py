@@ -355,7 +355,7 @@ def database_findings(storm: Storm, now: datetime) -> list[Finding]:
         return [finding, _warn("schedule", skipped), _warn("worker", skipped)]
     from sqlalchemy.exc import SQLAlchemyError
 
-    from stormer.outbox.claims import status_summary
+    from stormer.outbox.status import status_summary
 
     try:
         summary = status_summary(engine=engine, storm=storm.slug, now=now)

@@ -199,7 +199,7 @@ def _ids(rows: Sequence[Mapping[str, Any]], state: str) -> list[str]:
 
 
 def _rank(ordered: Sequence[float], q: float) -> float | None:
-    """Nearest-rank percentile (a value that occurred), as `stormer.claims` computes it."""
+    """Nearest-rank percentile (a value that occurred), as `stormer.outbox.status` computes it."""
     if not ordered:
         return None
     return ordered[max(math.ceil(q * len(ordered)) - 1, 0)]
@@ -338,7 +338,7 @@ def duration(seconds: float) -> str:
 
 
 def status_doc(status: Mapping[str, Any]) -> dict[str, Any]:
-    """`stormer.claims.status_summary` made JSON-ready, with `alerts` for what is wrong.
+    """`stormer.outbox.status.status_summary` made JSON-ready, with `alerts` for what is wrong.
 
     Each alert is `{"code", "message"}`; codes: `no-worker` (items wait and no worker is
     alive: nothing will be sent), `early`, `overdue`, `unknown-outcome`, `expired-lease`.

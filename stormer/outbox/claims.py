@@ -40,19 +40,16 @@ state index instead (several times slower).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import islice
 from typing import TYPE_CHECKING, Any, Final, cast
 
-from sqlalchemy import Table, and_, bindparam, func, insert, literal, or_, select, update
+from sqlalchemy import Table, and_, bindparam, func, literal, or_, select, update
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.orm import Session
 
-from stormer.outbox import schedule as outbox
-from stormer.outbox.models import CLAIMABLE, HELD, OUTCOMES, Outbox, State, UTCDateTime, Worker
+from stormer.outbox.models import CLAIMABLE, HELD, OUTCOMES, Outbox, State, UTCDateTime
 from stormer.queue import Kind
 
 if TYPE_CHECKING:
@@ -63,11 +60,9 @@ if TYPE_CHECKING:
     AnyRow: TypeAlias = Row[*tuple[Any, ...]]
 
 UNKNOWN_OUTCOME: Final = "lease expired: outcome unknown, reconcile before retry"
-STALE_AFTER: Final = timedelta(seconds=60)  # a worker silent this long is not counted live
 CHUNK: Final = 5_000  # ids per statement, far below the bound-parameter limits
 
 _t = cast(Table, Outbox.__table__)
-_w = cast(Table, Worker.__table__)
 _ITEM_COLUMNS = (
     _t.c.id,
     _t.c.kind,
@@ -145,18 +140,6 @@ class ExpiredLease:
     lease_owner: str | None
     lease_until: datetime
     fire_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerInfo:
-    worker_id: str
-    storm: str
-    hostname: str
-    pid: int
-    started_at: datetime
-    heartbeat_at: datetime
-    staged_through: datetime | None
-    stopped_at: datetime | None
 
 
 # --- claiming ----------------------------------------------------------------------------------
@@ -555,165 +538,6 @@ def mark_missed(*, engine: Engine, storm: str, now: datetime, grace: timedelta) 
             .all()
         )
     return sorted(ids)
-
-
-# --- workers -----------------------------------------------------------------------------------
-
-
-def register_worker(
-    *, engine: Engine, worker: str, storm: str, hostname: str, pid: int, now: datetime
-) -> None:
-    """Record that `worker` runs for `storm` (again, if the id was used before)."""
-    values = {
-        "storm": storm,
-        "hostname": hostname,
-        "pid": pid,
-        "started_at": _aware(now),
-        "heartbeat_at": now,
-        "staged_through": None,
-        "stopped_at": None,
-    }
-    with engine.begin() as conn:
-        if not conn.execute(update(_w).where(_w.c.worker_id == worker).values(**values)).rowcount:
-            conn.execute(insert(_w).values(worker_id=worker, **values))
-
-
-def heartbeat(
-    *, engine: Engine, worker: str, now: datetime, staged_through: datetime | None = None
-) -> bool:
-    """Say `worker` is alive (and, if given, has staged every item firing by
-    `staged_through`). Returns False if the worker is not registered or was stopped."""
-    values: dict[str, Any] = {"heartbeat_at": _aware(now)}
-    if staged_through is not None:
-        values["staged_through"] = staged_through
-    with engine.begin() as conn:
-        return bool(
-            conn.execute(
-                update(_w)
-                .where(_w.c.worker_id == worker, _w.c.stopped_at.is_(None))
-                .values(**values)
-            ).rowcount
-        )
-
-
-def stop_worker(*, engine: Engine, worker: str, now: datetime) -> None:
-    """Record a clean stop: the worker is no longer counted live, whatever its heartbeat."""
-    with engine.begin() as conn:
-        conn.execute(
-            update(_w)
-            .where(_w.c.worker_id == worker)
-            .values(stopped_at=_aware(now), heartbeat_at=now)
-        )
-
-
-def live_workers(
-    *, engine: Engine, storm: str, now: datetime, stale_after: timedelta = STALE_AFTER
-) -> list[WorkerInfo]:
-    """Workers of `storm` not stopped whose heartbeat is at most `stale_after` old."""
-    with engine.begin() as conn:
-        rows = conn.execute(
-            select(_w)
-            .where(
-                _w.c.storm == storm,
-                _w.c.stopped_at.is_(None),
-                _w.c.heartbeat_at >= _aware(now) - stale_after,
-            )
-            .order_by(_w.c.worker_id)
-        ).all()
-    return [WorkerInfo(**r._mapping) for r in rows]
-
-
-# --- read models -------------------------------------------------------------------------------
-
-
-def status_summary(
-    *, engine: Engine, storm: str, now: datetime, stale_after: timedelta = STALE_AFTER
-) -> dict[str, Any]:
-    """What `status` and `report` show: counts by state, what fires next, live workers,
-    items awaiting reconciliation, and lateness of the sent items.
-
-    Lateness (`sent_at - fire_at`, seconds) must be ≥ 0 for every sent item: an item sent
-    early is a bug, listed in `lateness["early"]` rather than hidden in the statistics.
-    Instants are aware UTC datetimes; durations are seconds.
-    """
-    _aware(now)
-    with Session(engine) as session, session.begin():
-        counts = outbox.counts(session=session, storm=storm)
-        conn = session.connection()
-        # Not dict(result): a Result has keys() (its column names), so dict() would index it.
-        kinds = {  # noqa: C416
-            kind: n
-            for kind, n in conn.execute(
-                select(_t.c.kind, func.count()).where(_t.c.storm == storm).group_by(_t.c.kind)
-            )
-        }
-        todo = conn.execute(
-            select(func.min(_t.c.fire_at)).where(
-                _t.c.storm == storm, _t.c.state.in_((State.PENDING, State.STAGED, State.CLAIMED))
-            )
-        ).scalar()
-        retry = conn.execute(
-            select(func.min(_t.c.next_attempt_at)).where(
-                _t.c.storm == storm, _t.c.state == State.FAILED
-            )
-        ).scalar()
-        unknown = (
-            conn.execute(
-                select(_t.c.id)
-                .where(_t.c.storm == storm, _t.c.state == State.SENDING, _t.c.lease_until.is_(None))
-                .order_by(_t.c.id)
-            )
-            .scalars()
-            .all()
-        )
-        sent = conn.execute(
-            select(_t.c.id, _t.c.fire_at, _t.c.sent_at).where(
-                _t.c.storm == storm, _t.c.state == State.SENT, _t.c.sent_at.is_not(None)
-            )
-        ).all()
-    return {
-        "storm": storm,
-        "now": now,
-        "counts": counts,
-        "total": sum(counts.values()),
-        "kinds": kinds,  # {"post": n, "reminder": n}
-        "next_fire_at": todo,  # min() keeps the column's type: aware UTC
-        "next_retry_at": retry,
-        "workers": [
-            asdict(w)
-            for w in live_workers(engine=engine, storm=storm, now=now, stale_after=stale_after)
-        ],
-        "expired_leases": len(expired_leases(engine=engine, storm=storm, now=now)),
-        "unknown_outcomes": list(unknown),
-        "lateness": _lateness(sent),
-    }
-
-
-def _lateness(sent: Sequence[AnyRow]) -> dict[str, Any]:
-    late = sorted(((r.sent_at - r.fire_at).total_seconds(), r.id) for r in sent)
-    if not late:
-        return {
-            State.SENT: 0,
-            "min_s": None,
-            "p50_s": None,
-            "p99_s": None,
-            "max_s": None,
-            "early": [],
-        }
-    seconds = [s for s, _ in late]
-    return {
-        State.SENT: len(late),
-        "min_s": seconds[0],
-        "p50_s": _rank(seconds, 0.50),
-        "p99_s": _rank(seconds, 0.99),
-        "max_s": seconds[-1],
-        "early": [i for s, i in late if s < 0],
-    }
-
-
-def _rank(ordered: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile: a value that actually occurred."""
-    return ordered[max(math.ceil(q * len(ordered)) - 1, 0)]
 
 
 # --- helpers -----------------------------------------------------------------------------------
