@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final, Protocol
 
 from stormer.outbox.models import WAITING, State
+from stormer.outbox.status import percentile
 from stormer.secrets import REDACTED, redact
 from stormer.timezones import iso_utc
 
@@ -178,8 +178,8 @@ def summary(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "lateness": {
             State.SENT: len(seconds),
             "min_s": seconds[0] if seconds else None,
-            "p50_s": _rank(seconds, 0.50),
-            "p99_s": _rank(seconds, 0.99),
+            "p50_s": percentile(seconds, 0.50),
+            "p99_s": percentile(seconds, 0.99),
             "max_s": seconds[-1] if seconds else None,
         },
         "early": [i for s, i in late if s < 0],
@@ -196,13 +196,6 @@ def summary(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 def _ids(rows: Sequence[Mapping[str, Any]], state: str) -> list[str]:
     return [r["id"] for r in rows if r["state"] == state]
-
-
-def _rank(ordered: Sequence[float], q: float) -> float | None:
-    """Nearest-rank percentile (a value that occurred), as `stormer.outbox.status` computes it."""
-    if not ordered:
-        return None
-    return ordered[max(math.ceil(q * len(ordered)) - 1, 0)]
 
 
 def to_csv(rows: Sequence[Mapping[str, Any]]) -> str:

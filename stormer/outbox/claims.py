@@ -40,16 +40,24 @@ state index instead (several times slower).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from itertools import islice
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from sqlalchemy import Table, and_, bindparam, func, literal, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 
-from stormer.outbox.models import CLAIMABLE, HELD, OUTCOMES, Outbox, State, UTCDateTime
+from stormer.outbox.db import chunks
+from stormer.outbox.models import (
+    CLAIMABLE,
+    HELD,
+    OUTCOMES,
+    Outbox,
+    State,
+    UTCDateTime,
+    require_aware,
+)
 from stormer.queue import Kind
 
 if TYPE_CHECKING:
@@ -60,7 +68,6 @@ if TYPE_CHECKING:
     AnyRow: TypeAlias = Row[*tuple[Any, ...]]
 
 UNKNOWN_OUTCOME: Final = "lease expired: outcome unknown, reconcile before retry"
-CHUNK: Final = 5_000  # ids per statement, far below the bound-parameter limits
 
 _t = cast(Table, Outbox.__table__)
 _ITEM_COLUMNS = (
@@ -130,7 +137,7 @@ class Outcome:
             )
         if self.state == State.FAILED and self.next_attempt_at is None:
             raise ValueError(f"failed outcome of {self.id} needs next_attempt_at")
-        _aware(self.at)
+        require_aware(self.at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +170,7 @@ def claim_due(
     RETURNING ...` — on PostgreSQL concurrent claimers skip each other's rows; on SQLite the
     transaction holds the write lock, so no other process claims meanwhile.
     """
-    _aware(now)
+    require_aware(now)
     if limit <= 0:
         return []
     due = (
@@ -193,7 +200,7 @@ def claim_unknown(
     `record_outcomes`: `sent`, `unconfirmed`, or `failed` with a retry time. Never send them
     with `record_attempt` (it refuses them: they are not `claimed`).
     """
-    _aware(now)
+    require_aware(now)
     if limit <= 0:
         return []
     unknown = (
@@ -276,7 +283,7 @@ def renew(
 ) -> list[str]:
     """Extend to `now + lease` the live leases of `worker` on `ids` (claimed or sending);
     returns the ids renewed. An expired lease is not renewed: it may have been recovered."""
-    _aware(now)
+    require_aware(now)
     with engine.begin() as conn:
         held = _held(conn, ids, worker)
         ok = [
@@ -318,13 +325,13 @@ def mark_staged_many(
     """`mark_staged` for a batch of `(id, content_hash, staged_data)`, in one transaction;
     returns the ids marked, in the order given. Each row is judged as `mark_staged` judges
     it; if an id comes twice, the last entry counts."""
-    _aware(now)
+    require_aware(now)
     wanted = {i: (h, d) for i, h, d in staged}
     if not wanted:
         return []
     with engine.begin() as conn:
         rows = []
-        for chunk in _chunks(sorted(wanted)):  # locked in id order (see `_held`)
+        for chunk in chunks(sorted(wanted)):  # locked in id order (see `_held`)
             for row in conn.execute(
                 select(_t.c.id, _t.c.state, _t.c.lease_owner, _t.c.content_hash, _t.c.claimed_from)
                 .where(_t.c.id.in_(chunk))
@@ -369,7 +376,7 @@ def record_attempt(*, engine: Engine, ids: Sequence[str], worker: str, now: date
     Call it before the requests leave, and send only what it returns: an item whose lease
     expired or was recovered by another worker is not returned and must not be sent.
     """
-    _aware(now)
+    require_aware(now)
     with engine.begin() as conn:
         held = _held(conn, ids, worker)
         ok = [
@@ -429,7 +436,7 @@ def release(
 ) -> list[str]:
     """Give back items `worker` holds claimed (not sending): each returns to the state it was
     claimed from. For a clean shutdown. Returns the ids released."""
-    now = datetime.now(UTC) if now is None else _aware(now)
+    now = datetime.now(UTC) if now is None else require_aware(now)
     with engine.begin() as conn:
         held = _held(conn, ids, worker)
         ok = [i for i, r in held.items() if r.state == State.CLAIMED]
@@ -452,7 +459,7 @@ def _released(now: datetime) -> dict[str, Any]:
 
 def expired_leases(*, engine: Engine, storm: str, now: datetime) -> list[ExpiredLease]:
     """Items of `storm` claimed or sending whose lease ended before `now`, earliest first."""
-    _aware(now)
+    require_aware(now)
     with engine.begin() as conn:
         rows = conn.execute(
             select(_t.c.id, _t.c.state, _t.c.lease_owner, _t.c.lease_until, _t.c.fire_at)
@@ -473,7 +480,7 @@ def recover_expired(
     `UNKNOWN_OUTCOME` plus the recovering `worker`; reconcile it (`claim_unknown`) before
     anything else. Rows another transaction holds locked are skipped until the next call.
     """
-    _aware(now)
+    require_aware(now)
 
     def expired(state: State) -> Any:
         return (
@@ -514,7 +521,7 @@ def mark_missed(*, engine: Engine, storm: str, now: datetime, grace: timedelta) 
     """Make `missed` the unsent items (`pending`, `staged`, `failed`) of `storm` whose
     `fire_at + grace < now`: after a restart they are not fired hours late. Returns their ids.
     Claimed items are their worker's to judge (it must not fire them past grace either)."""
-    _aware(now)
+    require_aware(now)
     late = (
         select(_t.c.id)
         .where(_t.c.storm == storm, _t.c.state.in_(CLAIMABLE), _t.c.fire_at < now - grace)
@@ -550,7 +557,7 @@ def _held(conn: Connection, ids: Iterable[str], worker: str) -> dict[str, AnyRow
     locking overlapping batches cannot deadlock.
     """
     held: dict[str, AnyRow] = {}
-    for chunk in _chunks(sorted(set(ids))):
+    for chunk in chunks(sorted(set(ids))):
         for row in conn.execute(
             select(_t.c.id, _t.c.state, _t.c.lease_until)
             .where(_t.c.id.in_(chunk), _t.c.lease_owner == worker)
@@ -562,7 +569,7 @@ def _held(conn: Connection, ids: Iterable[str], worker: str) -> dict[str, AnyRow
 
 
 def _update_ids(conn: Connection, ids: Sequence[str], **values: Any) -> None:
-    for chunk in _chunks(ids):
+    for chunk in chunks(ids):
         conn.execute(update(_t).where(_t.c.id.in_(chunk)).values(**values))
 
 
@@ -571,18 +578,6 @@ def _in_order(ids: Sequence[str], chosen: Iterable[str]) -> list[str]:
     return [i for i in dict.fromkeys(ids) if i in keep]
 
 
-def _chunks(seq: Iterable[str]) -> Iterator[list[str]]:
-    it = iter(seq)
-    while chunk := list(islice(it, CHUNK)):
-        yield chunk
-
-
 def _at(value: datetime) -> Any:
     """A datetime bound as UTCDateTime where SQLAlchemy cannot infer it (inside functions)."""
     return literal(value, UTCDateTime())
-
-
-def _aware(value: datetime) -> datetime:
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"naive datetime {value.isoformat()} refused: give a tz-aware one")
-    return value

@@ -91,9 +91,7 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise ValueError(f"naive datetime {value.isoformat()} refused: give a tz-aware one")
-        utc = value.astimezone(UTC)
+        utc = require_aware(value).astimezone(UTC)
         return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
@@ -103,6 +101,14 @@ class UTCDateTime(TypeDecorator[datetime]):
             return value.replace(tzinfo=UTC)
         # PostgreSQL answers in the session's TimeZone, whatever it is.
         return value.astimezone(UTC)
+
+
+def require_aware(value: datetime) -> datetime:
+    """`value`, if it is tz-aware. A naive datetime is refused (ValueError) rather than
+    guessed: the outbox compares instants, and a guessed zone fires hours early or late."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"naive datetime {value.isoformat()} refused: give a tz-aware one")
+    return value
 
 
 class Base(DeclarativeBase):

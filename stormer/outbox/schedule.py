@@ -6,21 +6,17 @@ a schedule is applied entirely or not at all.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from itertools import islice
-from typing import Any, Final, cast
+from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from stormer.outbox.db import chunks
 from stormer.outbox.models import EDITABLE, REPLANNABLE, Outbox, State
 from stormer.queue import QueueItem
-
-# Rows per statement: bounds memory, and keeps a read-back's `IN` list far below the bound
-# parameter limits (SQLite 32,766; PostgreSQL 65,535).
-CHUNK: Final = 5_000
 
 _table = cast(Table, Outbox.__table__)  # Core statements: bulk, no per-row ORM objects
 
@@ -91,13 +87,13 @@ def schedule(
             result.kept_sent.append(item_id)
     dropped = [i for i in existing if i not in planned]
 
-    for chunk in _chunks(result.added):
+    for chunk in chunks(result.added):
         session.execute(
             insert(_table),
             [_new_row(*planned[i], storm=storm, now=now) for i in chunk],
         )
 
-    for chunk in _chunks(rewrite):
+    for chunk in chunks(rewrite):
         landed = _update_if_state_in(
             REPLANNABLE,
             session,
@@ -124,7 +120,7 @@ def schedule(
 
     # Already cancelled rows stay as they are; settled ones are too late to take back.
     result.kept_sent += [i for i in dropped if existing[i][1] not in REPLANNABLE]
-    for chunk in _chunks([i for i in dropped if existing[i][1] in EDITABLE]):
+    for chunk in chunks([i for i in dropped if existing[i][1] in EDITABLE]):
         landed = _update_if_state_in(
             EDITABLE,
             session,
@@ -189,12 +185,6 @@ def _new_row(item: QueueItem, content_hash: str, *, storm: str, now: datetime) -
         "created_at": now,
         "updated_at": now,
     }
-
-
-def _chunks(seq: Iterable[str]) -> Iterator[list[str]]:
-    it = iter(seq)
-    while chunk := list(islice(it, CHUNK)):
-        yield chunk
 
 
 def counts(*, session: Session, storm: str) -> dict[str, int]:

@@ -16,8 +16,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from stormer.outbox import schedule as outbox
-from stormer.outbox.claims import _aware, expired_leases
-from stormer.outbox.models import Outbox, State
+from stormer.outbox.claims import expired_leases
+from stormer.outbox.models import Outbox, State, require_aware
 from stormer.outbox.workers import STALE_AFTER, live_workers
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ def status_summary(
     early is a bug, listed in `lateness["early"]` rather than hidden in the statistics.
     Instants are aware UTC datetimes; durations are seconds.
     """
-    _aware(now)
+    require_aware(now)
     with Session(engine) as session, session.begin():
         counts = outbox.counts(session=session, storm=storm)
         conn = session.connection()
@@ -107,13 +107,16 @@ def _lateness(sent: Sequence[AnyRow]) -> dict[str, Any]:
     return {
         State.SENT: len(late),
         "min_s": seconds[0],
-        "p50_s": _rank(seconds, 0.50),
-        "p99_s": _rank(seconds, 0.99),
+        "p50_s": percentile(seconds, 0.50),
+        "p99_s": percentile(seconds, 0.99),
         "max_s": seconds[-1],
         "early": [i for s, i in late if s < 0],
     }
 
 
-def _rank(ordered: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile: a value that actually occurred."""
+def percentile(ordered: Sequence[float], q: float) -> float | None:
+    """Nearest-rank percentile `q` (0–1) of the sorted `ordered`: a value that actually
+    occurred, not an interpolation. None when there is no value."""
+    if not ordered:
+        return None
     return ordered[max(math.ceil(q * len(ordered)) - 1, 0)]

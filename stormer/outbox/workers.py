@@ -14,8 +14,7 @@ from typing import Any, Final, cast
 from sqlalchemy import Table, insert, select, update
 from sqlalchemy.engine import Engine
 
-from stormer.outbox.claims import _aware
-from stormer.outbox.models import Worker
+from stormer.outbox.models import Worker, require_aware
 
 _w = cast(Table, Worker.__table__)
 
@@ -45,7 +44,7 @@ def register_worker(
         "storm": storm,
         "hostname": hostname,
         "pid": pid,
-        "started_at": _aware(now),
+        "started_at": require_aware(now),
         "heartbeat_at": now,
         "staged_through": None,
         "stopped_at": None,
@@ -60,7 +59,7 @@ def heartbeat(
 ) -> bool:
     """Say `worker` is alive (and, if given, has staged every item firing by
     `staged_through`). Returns False if the worker is not registered or was stopped."""
-    values: dict[str, Any] = {"heartbeat_at": _aware(now)}
+    values: dict[str, Any] = {"heartbeat_at": require_aware(now)}
     if staged_through is not None:
         values["staged_through"] = staged_through
     with engine.begin() as conn:
@@ -79,7 +78,7 @@ def stop_worker(*, engine: Engine, worker: str, now: datetime) -> None:
         conn.execute(
             update(_w)
             .where(_w.c.worker_id == worker)
-            .values(stopped_at=_aware(now), heartbeat_at=now)
+            .values(stopped_at=require_aware(now), heartbeat_at=now)
         )
 
 
@@ -93,7 +92,7 @@ def live_workers(
             .where(
                 _w.c.storm == storm,
                 _w.c.stopped_at.is_(None),
-                _w.c.heartbeat_at >= _aware(now) - stale_after,
+                _w.c.heartbeat_at >= require_aware(now) - stale_after,
             )
             .order_by(_w.c.worker_id)
         ).all()
