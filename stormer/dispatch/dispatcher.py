@@ -36,6 +36,7 @@ from stormer.outbox.models import WAITING, State
 from stormer.outbox.status import status_summary
 from stormer.queue import MediaRef, QueueItem
 from stormer.secrets import redact, resolve
+from stormer.settings import CLAIM_BATCH, GRACE, LEASE, POLL_SECONDS, STAGING_WINDOW
 
 if TYPE_CHECKING:
     import httpx
@@ -62,18 +63,15 @@ DEFAULT_PER_PLATFORM: Mapping[str, int] = {
 
 @dataclass(frozen=True)
 class Settings:
-    staging_window: timedelta = timedelta(minutes=10)  # stage this long before T
-    grace: timedelta = timedelta(minutes=10)  # later than this: missed, never fired late
-    # Renewed on every pass while held; short, so that after a crash (kill -9) another worker
-    # or a restart takes the items over within a minute, well inside the grace.
-    lease: timedelta = timedelta(seconds=60)
-    poll_seconds: float = 5.0
+    # Shared with `stormer run`'s options: each value, and why, is in stormer.settings.
+    staging_window: timedelta = STAGING_WINDOW  # stage this long before T
+    grace: timedelta = GRACE  # later than this: missed, never fired late
+    lease: timedelta = LEASE  # renewed on every pass while held
+    poll_seconds: float = POLL_SECONDS
     # Wake this early to record the attempts (one batched write), then wait for T exactly.
     # Short: a crash inside this window leaves items whose sending cannot be ruled out.
     lead_seconds: float = 0.5
-    # Items claimed per pass: several workers on one database interleave their claims, and a
-    # 10,000-item storm is staged in a few passes, well inside the staging window.
-    claim_limit: int = 2_000
+    claim_limit: int = CLAIM_BATCH  # items claimed per pass
     per_platform: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_PER_PLATFORM))
     per_platform_default: int = 100
     per_account: int = 2

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 from stormer.errors import Problem, StormerError
 from stormer.secrets import Secret, redact
+from stormer.settings import STAGING_WINDOW
 
 if TYPE_CHECKING:
     import httpx
@@ -37,7 +38,6 @@ CLOCK_WARN: Final = timedelta(seconds=2)
 CLOCK_ERROR: Final = timedelta(seconds=30)
 WORKER_BEFORE: Final = timedelta(hours=24)  # a worker should be alive this long before T
 CLOCK_TIMEOUT_S: Final = 10.0
-DEFAULT_STAGING_WINDOW: Final = timedelta(minutes=10)  # `stormer run --staging-window`
 SHOWN: Final = 3  # problems quoted in a message; `stormer check` lists them all
 
 # The largest image each platform accepts, in bytes, from its documentation. Matrix servers
@@ -528,6 +528,7 @@ def reminders_finding(storm: Storm, environ: Mapping[str, str] | None = None) ->
 def alerts_finding(storm: Storm, environ: Mapping[str, str] | None = None) -> Finding:
     from stormer.notify.sender import env_urls as alert_urls
     from stormer.ops.alerts import check_urls
+    from stormer.ops.report import duration
 
     cron = "run `stormer watchdog --quiet` every minute from cron on another machine"
     if not storm.alert_vars:
@@ -550,11 +551,12 @@ def alerts_finding(storm: Storm, environ: Mapping[str, str] | None = None) -> Fi
             "set each variable to an Apprise URL (see the Apprise wiki), in the "
             "environment of the watchdog",
         )
-    if storm.unstaged_before >= DEFAULT_STAGING_WINDOW:
+    if storm.unstaged_before >= STAGING_WINDOW:
+        window = duration(STAGING_WINDOW.total_seconds())
         return _warn(
             "alerts",
             f"unstaged_before = {storm.unstaged_before} is not shorter "
-            "than the worker's default staging window (10 min): the "
+            f"than the worker's default staging window ({window}): the "
             "watchdog would alert before any worker stages",
             "set [alerts] unstaged_before below the worker's --staging-window",
         )

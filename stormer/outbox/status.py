@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session
 from stormer.outbox import schedule as outbox
 from stormer.outbox.claims import expired_leases
 from stormer.outbox.models import Outbox, State, require_aware
-from stormer.outbox.workers import STALE_AFTER, live_workers
+from stormer.outbox.workers import live_workers
+from stormer.settings import STALE_AFTER
 
 if TYPE_CHECKING:
     from stormer.outbox.claims import AnyRow

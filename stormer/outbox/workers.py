@@ -9,16 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final, cast
+from typing import Any, cast
 
 from sqlalchemy import Table, insert, select, update
 from sqlalchemy.engine import Engine
 
 from stormer.outbox.models import Worker, require_aware
+from stormer.settings import STALE_AFTER
 
 _w = cast(Table, Worker.__table__)
-
-STALE_AFTER: Final = timedelta(seconds=60)  # a worker silent this long is not counted live
 
 
 @dataclass(frozen=True, slots=True)
