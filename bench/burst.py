@@ -370,9 +370,9 @@ def run_stormer(args: argparse.Namespace) -> dict[str, Any]:
     from sqlalchemy.orm import Session
 
     from stormer.dispatch.dispatcher import DEFAULT_PER_PLATFORM, Dispatcher, Settings
-    from stormer.outbox import claims
     from stormer.outbox.db import make_engine, upgrade
     from stormer.outbox.schedule import schedule
+    from stormer.outbox.status import status_summary
     from stormer.plan import plan
     from stormer.preview import with_payloads
 
@@ -574,7 +574,7 @@ def run_stormer(args: argparse.Namespace) -> dict[str, Any]:
         watcher.cancel()
 
     asyncio.run(main())
-    summary = claims.status_summary(engine=engine, storm=storm.slug, now=utcnow())
+    summary = status_summary(engine=engine, storm=storm.slug, now=utcnow())
     engine.dispose()
     if args.profile:
         import pstats

@@ -29,7 +29,7 @@ from stormer.cli import app
 from stormer.dispatch.dispatcher import Dispatcher, Settings
 from stormer.errors import ConfigError
 from stormer.ops.alerts import AlertFailed, alert, unstaged_alert_due, watch
-from stormer.outbox import claims
+from stormer.outbox import workers
 from stormer.storm.loader import load_storm
 from stormer.timezones import iso_utc
 
@@ -334,7 +334,7 @@ def test_a_live_worker_that_staged_keeps_it_quiet_until_it_stops(
         try:
             for _ in range(200):  # until its heartbeat says it staged through T
                 await asyncio.sleep(0.1)
-                live = claims.live_workers(engine=engine, storm=loaded.slug, now=datetime.now(UTC))
+                live = workers.live_workers(engine=engine, storm=loaded.slug, now=datetime.now(UTC))
                 if live and live[0].staged_through == loaded.at:
                     break
             else:

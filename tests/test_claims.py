@@ -16,7 +16,7 @@ from alembic import command
 from sqlalchemy import Engine, inspect, select, text, update
 from sqlalchemy.orm import Session
 
-from stormer.outbox import claims, db
+from stormer.outbox import claims, db, status, workers
 from stormer.outbox import schedule as outbox
 from stormer.outbox.claims import Outcome
 from stormer.outbox.models import Outbox
@@ -525,25 +525,27 @@ def test_heartbeats_and_live_workers(engine: Engine) -> None:
     def live(now: datetime) -> list[str]:
         return [
             w.worker_id
-            for w in claims.live_workers(
+            for w in workers.live_workers(
                 engine=engine, storm="gaza", now=now, stale_after=timedelta(seconds=30)
             )
         ]
 
     for w, pid in ((W1, 101), (W2, 202)):
-        claims.register_worker(
+        workers.register_worker(
             engine=engine, worker=w, storm="gaza", hostname=w[:6], pid=pid, now=T
         )
-    claims.register_worker(engine=engine, worker="other", storm="paris", hostname="h", pid=1, now=T)
+    workers.register_worker(
+        engine=engine, worker="other", storm="paris", hostname="h", pid=1, now=T
+    )
     assert live(T) == [W1, W2]
-    assert claims.heartbeat(
+    assert workers.heartbeat(
         engine=engine,
         worker=W1,
         now=T + timedelta(seconds=40),
         staged_through=T + timedelta(minutes=5),
     )
     assert live(T + timedelta(seconds=60)) == [W1]  # W2 silent for 60 s
-    (info,) = claims.live_workers(
+    (info,) = workers.live_workers(
         engine=engine,
         storm="gaza",
         now=T + timedelta(seconds=60),
@@ -557,11 +559,11 @@ def test_heartbeats_and_live_workers(engine: Engine) -> None:
         T + timedelta(minutes=5),
     )
 
-    claims.stop_worker(engine=engine, worker=W1, now=T + timedelta(seconds=45))
+    workers.stop_worker(engine=engine, worker=W1, now=T + timedelta(seconds=45))
     assert live(T + timedelta(seconds=45)) == []
-    assert not claims.heartbeat(engine=engine, worker=W1, now=T + timedelta(seconds=50))
-    assert not claims.heartbeat(engine=engine, worker="ghost", now=T)
-    claims.register_worker(
+    assert not workers.heartbeat(engine=engine, worker=W1, now=T + timedelta(seconds=50))
+    assert not workers.heartbeat(engine=engine, worker="ghost", now=T)
+    workers.register_worker(
         engine=engine,
         worker=W1,
         storm="gaza",
@@ -574,8 +576,8 @@ def test_heartbeats_and_live_workers(engine: Engine) -> None:
 
 def test_status_summary(engine: Engine) -> None:
     schedule(engine, [item(i) for i in range(104)] + [item(200, fire_at=T + timedelta(hours=1))])
-    claims.register_worker(engine=engine, worker=W1, storm="gaza", hostname="h", pid=1, now=T)
-    empty = claims.status_summary(engine=engine, storm="gaza", now=BEFORE)
+    workers.register_worker(engine=engine, worker=W1, storm="gaza", hostname="h", pid=1, now=T)
+    empty = status.status_summary(engine=engine, storm="gaza", now=BEFORE)
     assert (empty["next_fire_at"], empty["lateness"]["sent"], empty["lateness"]["max_s"]) == (
         T,
         0,
@@ -593,7 +595,7 @@ def test_status_summary(engine: Engine) -> None:
     claims.record_outcomes(engine=engine, worker=W1, outcomes=outcomes)
     claims.recover_expired(engine=engine, storm="gaza", now=T + LEASE, worker=W1)
 
-    got = claims.status_summary(engine=engine, storm="gaza", now=T + LEASE)
+    got = status.status_summary(engine=engine, storm="gaza", now=T + LEASE)
     counts = got["counts"]
     assert (
         counts["sent"],
@@ -616,7 +618,7 @@ def test_status_summary(engine: Engine) -> None:
         0.099,
     )
     assert late["early"] == [claimed[100].id]
-    fresh = claims.status_summary(engine=engine, storm="gaza", now=T + timedelta(seconds=10))
+    fresh = status.status_summary(engine=engine, storm="gaza", now=T + timedelta(seconds=10))
     assert [w["worker_id"] for w in fresh["workers"]] == [W1]
     assert fresh["expired_leases"] == 0
 

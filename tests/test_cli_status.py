@@ -21,7 +21,8 @@ from stormer.cli import app
 from stormer.cli import status as status_cli
 from stormer.ops.report import COLUMNS, EMPTY
 from stormer.outbox import claims
-from stormer.outbox.models import STATES, Outbox
+from stormer.outbox import workers as worker_registry  # `workers` is a flag below
+from stormer.outbox.models import Outbox, State
 
 runner = CliRunner()
 T = datetime(2031, 3, 13, 18, 0, tzinfo=UTC)
@@ -96,7 +97,8 @@ def in_progress(storm: Path, engine: Engine, *, workers: bool = True) -> dict[st
     scheduled = json.loads(stormer(storm, "schedule", "--json").stdout)
     assert scheduled["storm"] == SLUG and len(scheduled["added"]) == 8
     with engine.begin() as conn:
-        ids = {account: id_ for account, id_ in conn.execute(select(Outbox.account, Outbox.id))}
+        # Not dict(result): a Result has keys() (its column names), so dict() would index it.
+        ids = {account: id_ for account, id_ in conn.execute(select(Outbox.account, Outbox.id))}  # noqa: C416
         for account, values in IN_PROGRESS.items():
             conn.execute(update(Outbox).where(Outbox.id == ids[account]).values(**values))
     if workers:
@@ -116,19 +118,19 @@ def in_progress(storm: Path, engine: Engine, *, workers: bool = True) -> dict[st
         started=NOW - timedelta(minutes=1),
         heartbeat=NOW - timedelta(seconds=2),
     )
-    claims.stop_worker(engine=engine, worker="w-stopped", now=NOW - timedelta(seconds=1))
+    worker_registry.stop_worker(engine=engine, worker="w-stopped", now=NOW - timedelta(seconds=1))
     return ids
 
 
 def register(engine: Engine, worker: str, *, started: datetime, heartbeat: datetime) -> None:
-    claims.register_worker(
+    worker_registry.register_worker(
         engine=engine, worker=worker, storm=SLUG, hostname="host-a", pid=101, now=started
     )
-    claims.heartbeat(engine=engine, worker=worker, now=heartbeat, staged_through=T)
+    worker_registry.heartbeat(engine=engine, worker=worker, now=heartbeat, staged_through=T)
 
 
 def counts(**n: int) -> dict[str, int]:
-    return dict.fromkeys(STATES, 0) | n
+    return dict.fromkeys(State, 0) | n
 
 
 # --- status ------------------------------------------------------------------------------------

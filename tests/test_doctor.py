@@ -29,8 +29,8 @@ from stormer.ops.doctor import (
     send_test_alert,
     worker_finding,
 )
-from stormer.outbox import claims
-from stormer.outbox.models import STATES
+from stormer.outbox import workers
+from stormer.outbox.models import State
 from stormer.storm.loader import Storm, load_storm
 from stormer.timezones import iso_utc
 
@@ -92,10 +92,10 @@ def schedule(storm: Path) -> None:
 
 def live_worker(engine: Engine, storm: Storm) -> None:
     now = datetime.now(UTC)
-    claims.register_worker(
+    workers.register_worker(
         engine=engine, worker="w-live", storm=storm.slug, hostname="host-a", pid=101, now=now
     )
-    claims.heartbeat(engine=engine, worker="w-live", now=now, staged_through=storm.at)
+    workers.heartbeat(engine=engine, worker="w-live", now=now, staged_through=storm.at)
 
 
 # --- the whole doctor ---------------------------------------------------------------------------
@@ -214,7 +214,7 @@ def test_a_worker_must_be_alive_within_24_hours(
     tmp_path: Path, now: datetime, waiting: int, severity: str, says: str
 ) -> None:
     storm = load_storm(copy_example(tmp_path / "storm", at=iso_utc(T)))
-    counts = dict.fromkeys(STATES, 0) | {"pending": waiting, "sent": 8 - waiting}
+    counts = dict.fromkeys(State, 0) | {"pending": waiting, "sent": 8 - waiting}
     found = worker_finding(storm, {"now": now, "workers": [], "counts": counts})
     assert (found.severity, found.ok) == (severity, severity == "info")
     assert says in found.message

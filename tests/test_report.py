@@ -22,7 +22,7 @@ from stormer.ops.report import (
     summary,
     to_csv,
 )
-from stormer.outbox.models import STATES, Outbox
+from stormer.outbox.models import Outbox, State
 from stormer.secrets import Secret
 
 T = datetime(2031, 3, 13, 18, 0, tzinfo=UTC)
@@ -149,8 +149,8 @@ def test_summary_counts_every_state_and_lists_the_problems() -> None:
             item("wait", "pending"),
         )
     )
-    assert list(s["counts"]) == list(STATES)
-    assert s["counts"] == dict.fromkeys(STATES, 0) | {
+    assert list(s["counts"]) == list(State)
+    assert s["counts"] == dict.fromkeys(State, 0) | {
         "sent": 1,
         "dead": 1,
         "unconfirmed": 1,
@@ -187,7 +187,8 @@ def test_errors_are_redacted() -> None:
     ("raw", "clean"),
     [
         (
-            "POST https://api.telegram.org/bot123456:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/sendMessage: 502",
+            "POST https://api.telegram.org/bot123456:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
+            "/sendMessage: 502",
             "POST https://api.telegram.org/bot<redacted>/sendMessage: 502",
         ),
         (
@@ -365,7 +366,7 @@ def test_durations_for_people(seconds: float, text: str) -> None:
 
 
 def raw_status(**kw: Any) -> dict[str, Any]:
-    counts = dict.fromkeys(STATES, 0) | kw.pop("counts", {})
+    counts = dict.fromkeys(State, 0) | kw.pop("counts", {})
     return {
         "storm": "s",
         "now": NOW,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -16,7 +16,7 @@ def platforms(as_json: JsonFlag = False) -> None:
     """List installed platform plugins with their limits and credential fields."""
     from stormer.channels import registry
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name, entry in sorted(registry.installed().items()):
         plugin = registry.get(name)
         rows.append(
@@ -61,6 +61,7 @@ def post(
     import asyncio
 
     from stormer.dispatch.connect import account_named
+    from stormer.outbox.models import State
 
     storm = load(storm_dir)
     acct = account_named(storm, account)
@@ -70,7 +71,7 @@ def post(
     elif dry_run:
         print(f"{acct.name}: credentials accepted ({result['identity']}); would send:")
         print_json(result["payload"])
-    elif result["outcome"] == "sent":
+    elif result["outcome"] == State.SENT:
         print(f"posted: {result['permalink'] or result['remote_id']}")
     else:
         print(
@@ -92,7 +93,7 @@ def _find_post(storm, path: Path):  # type: ignore[no-untyped-def]
     )
 
 
-async def _post(storm, account, source, *, dry_run: bool) -> dict:  # type: ignore[no-untyped-def]
+async def _post(storm, account, source, *, dry_run: bool) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     from datetime import UTC, datetime
 
     from stormer.dispatch.connect import connect
@@ -160,4 +161,4 @@ def login(
 
 
 def _ask(prompt: str, hidden: bool) -> str:
-    return typer.prompt(prompt, hide_input=hidden)
+    return str(typer.prompt(prompt, hide_input=hidden))

@@ -72,7 +72,7 @@ def watchdog(
     machine than the worker's (`* * * * * stormer watchdog -q --storm DIR`). Exit status:
     0 all is well, 1 an alert is due (and was sent, now or before), 2 nobody could be told.
     """
-    from stormer.ops.alerts import watch
+    from stormer.ops.alerts import Alerted, watch
     from stormer.ops.doctor import read_engine
     from stormer.timezones import iso_utc
 
@@ -102,13 +102,13 @@ def watchdog(
                 f"{storm.slug}: ok — everything due within {storm.unstaged_before} is staged "
                 "by a live worker"
             )
-    elif result.alerted != "already" or not quiet:
+    elif result.alerted != Alerted.ALREADY or not quiet:
         print(result.message)
     if result.message is None:
         return
-    if result.alerted == "sent":
+    if result.alerted == Alerted.SENT:
         note("alert sent" + (f" (but {result.error})" if result.error else ""))
-    elif result.alerted == "already":
+    elif result.alerted == Alerted.ALREADY:
         if not quiet:
             note("alert already sent for this storm instant")
     else:

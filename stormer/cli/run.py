@@ -9,6 +9,14 @@ import typer
 
 from stormer.cli._common import StormDir, load
 from stormer.cli.app import app
+from stormer.settings import (
+    CLAIM_BATCH,
+    GRACE,
+    LEASE,
+    POLL_SECONDS,
+    STAGING_WINDOW,
+    duration_text,
+)
 
 
 @app.command()
@@ -21,13 +29,13 @@ def run(
     ] = False,
     staging_window: Annotated[
         str, typer.Option(help="Stage (log in, upload media) this long before each fire time.")
-    ] = "10m",
+    ] = duration_text(STAGING_WINDOW),
     grace: Annotated[
         str,
         typer.Option(
             help="An item not sent within this long after its time is missed, never sent late."
         ),
-    ] = "10m",
+    ] = duration_text(GRACE),
     lease: Annotated[
         str,
         typer.Option(
@@ -35,16 +43,16 @@ def run(
             help="How long a claim lasts without renewal (a dead worker's items are "
             "taken over after it).",
         ),
-    ] = "60s",
+    ] = duration_text(LEASE),
     poll: Annotated[
         float, typer.Option(hidden=True, help="Seconds between passes over the outbox.")
-    ] = 5.0,
+    ] = POLL_SECONDS,
     claim_batch: Annotated[
         int,
         typer.Option(
             hidden=True, help="Items claimed per pass (workers sharing a database interleave)."
         ),
-    ] = 2000,
+    ] = CLAIM_BATCH,
     storm_dir: StormDir = Path("."),
 ) -> None:
     """Run the worker: stage before T, fire at T, record every outcome. Start it well before

@@ -46,7 +46,7 @@ def status(
     """How the storm is going: items by state, the next fire time, lateness so far, live
     workers. Says loudly when items are waiting and no worker is running."""
     from stormer.ops.report import status_doc
-    from stormer.outbox.claims import status_summary
+    from stormer.outbox.status import status_summary
 
     storm = load(storm_dir)
     engine = open_engine(storm)

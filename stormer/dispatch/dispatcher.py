@@ -31,9 +31,12 @@ from stormer.channels.base import Connection, NotPosted, Platform, Published, St
 from stormer.dispatch.pacing import Pacer
 from stormer.dispatch.sending import send_staged
 from stormer.errors import AuthError, PlatformError, RateLimited, Rejected, StormerError, Transient
-from stormer.outbox import claims
+from stormer.outbox import claims, workers
+from stormer.outbox.models import WAITING, State
+from stormer.outbox.status import status_summary
 from stormer.queue import MediaRef, QueueItem
 from stormer.secrets import redact, resolve
+from stormer.settings import CLAIM_BATCH, GRACE, LEASE, POLL_SECONDS, STAGING_WINDOW
 
 if TYPE_CHECKING:
     import httpx
@@ -60,18 +63,15 @@ DEFAULT_PER_PLATFORM: Mapping[str, int] = {
 
 @dataclass(frozen=True)
 class Settings:
-    staging_window: timedelta = timedelta(minutes=10)  # stage this long before T
-    grace: timedelta = timedelta(minutes=10)  # later than this: missed, never fired late
-    # Renewed on every pass while held; short, so that after a crash (kill -9) another worker
-    # or a restart takes the items over within a minute, well inside the grace.
-    lease: timedelta = timedelta(seconds=60)
-    poll_seconds: float = 5.0
+    # Shared with `stormer run`'s options: each value, and why, is in stormer.settings.
+    staging_window: timedelta = STAGING_WINDOW  # stage this long before T
+    grace: timedelta = GRACE  # later than this: missed, never fired late
+    lease: timedelta = LEASE  # renewed on every pass while held
+    poll_seconds: float = POLL_SECONDS
     # Wake this early to record the attempts (one batched write), then wait for T exactly.
     # Short: a crash inside this window leaves items whose sending cannot be ruled out.
     lead_seconds: float = 0.5
-    # Items claimed per pass: several workers on one database interleave their claims, and a
-    # 10,000-item storm is staged in a few passes, well inside the staging window.
-    claim_limit: int = 2_000
+    claim_limit: int = CLAIM_BATCH  # items claimed per pass
     per_platform: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_PER_PLATFORM))
     per_platform_default: int = 100
     per_account: int = 2
@@ -184,7 +184,7 @@ class Dispatcher:
         from stormer.dispatch.connect import client
 
         await self._db(
-            claims.register_worker,
+            workers.register_worker,
             storm=self.storm.slug,
             hostname=socket.gethostname(),
             pid=os.getpid(),
@@ -226,7 +226,7 @@ class Dispatcher:
             unsent = [i for i in self._ready if i not in self._in_flight]
             if unsent:
                 await self._db(claims.release, ids=unsent, now=utcnow())
-            await self._db(claims.stop_worker, now=utcnow())
+            await self._db(workers.stop_worker, now=utcnow())
             if own_http:
                 await self._http.aclose()
 
@@ -301,11 +301,10 @@ class Dispatcher:
         for instant in sorted({c.fire_at for c, _ in self._ready.values()} - self._alarms):
             self._set_alarm(instant)
         staged_through = max((c.fire_at for c, _ in self._ready.values()), default=None)
-        await self._db(claims.heartbeat, now=utcnow(), staged_through=staged_through)
+        await self._db(workers.heartbeat, now=utcnow(), staged_through=staged_through)
         if not self._ready and not self._in_flight:
-            summary = await self._db(claims.status_summary, storm=slug, now=utcnow())
-            open_states = ("pending", "staged", "claimed", "sending", "failed")
-            if not any(summary["counts"].get(state, 0) for state in open_states):
+            summary = await self._db(status_summary, storm=slug, now=utcnow())
+            if not any(summary["counts"].get(state, 0) for state in WAITING):
                 self._done.set()
 
     def _set_alarm(self, instant: datetime) -> None:
@@ -394,7 +393,7 @@ class Dispatcher:
                 outcomes=[
                     claims.Outcome(
                         c.id,
-                        "failed",
+                        State.FAILED,
                         utcnow(),
                         error=redact(f"staging: {e}"),
                         next_attempt_at=utcnow() + wait,
@@ -407,7 +406,9 @@ class Dispatcher:
             log.error("staging %s (%s) failed for good: %s", c.id, c.account, e)
             await self._db(
                 claims.record_outcomes,
-                outcomes=[claims.Outcome(c.id, "dead", utcnow(), error=redact(f"staging: {e}"))],
+                outcomes=[
+                    claims.Outcome(c.id, State.DEAD, utcnow(), error=redact(f"staging: {e}"))
+                ],
             )
             self._held.discard(c.id)
             return None
@@ -488,24 +489,24 @@ class Dispatcher:
                 )
                 if retry_at > c.fire_at + self.settings.grace:
                     return claims.Outcome(
-                        c.id, "dead", utcnow(), error=redact(f"gave up within the grace: {e}")
+                        c.id, State.DEAD, utcnow(), error=redact(f"gave up within the grace: {e}")
                     )
                 return claims.Outcome(
-                    c.id, "failed", utcnow(), error=redact(str(e)), next_attempt_at=retry_at
+                    c.id, State.FAILED, utcnow(), error=redact(str(e)), next_attempt_at=retry_at
                 )
             except PlatformError as e:  # AuthError, Rejected: final
-                return claims.Outcome(c.id, "dead", utcnow(), error=redact(str(e)))
-        if result.outcome == "sent" and result.published is not None:
+                return claims.Outcome(c.id, State.DEAD, utcnow(), error=redact(str(e)))
+        if result.outcome == State.SENT and result.published is not None:
             return claims.Outcome(
                 c.id,
-                "sent",
+                State.SENT,
                 left,
                 remote_id=result.published.remote_id,
                 permalink=result.published.permalink,
             )
         return claims.Outcome(
             c.id,
-            "unconfirmed",
+            State.UNCONFIRMED,
             utcnow(),
             error="no answer, and the platform offers no way to check: "
             f"{_look(c)} before sending it again",
@@ -535,7 +536,7 @@ class Dispatcher:
                 # Asking could mean resending (Mastodon, Matrix, Bluesky): not this late.
                 outcome = claims.Outcome(
                     c.id,
-                    "unconfirmed",
+                    State.UNCONFIRMED,
                     now,
                     error=(
                         "the worker stopped while sending and it is too late to resend safely: "
@@ -549,15 +550,15 @@ class Dispatcher:
                     result = await send_staged(
                         plugin, staged, conn, attempts=self.settings.attempts
                     )
-                    found = result.published if result.outcome == "sent" else None
+                    found = result.published if result.outcome == State.SENT else None
                 outcome = (
                     claims.Outcome(
-                        c.id, "sent", now, remote_id=found.remote_id, permalink=found.permalink
+                        c.id, State.SENT, now, remote_id=found.remote_id, permalink=found.permalink
                     )
                     if isinstance(found, Published)
                     else claims.Outcome(
                         c.id,
-                        "unconfirmed",
+                        State.UNCONFIRMED,
                         now,
                         error=(
                             "the worker stopped while sending and the platform offers no "
@@ -567,7 +568,7 @@ class Dispatcher:
                 )
         except PlatformError as e:
             outcome = claims.Outcome(
-                c.id, "unconfirmed", now, error=redact(f"could not reconcile: {e}")
+                c.id, State.UNCONFIRMED, now, error=redact(f"could not reconcile: {e}")
             )
         await self._db(claims.record_outcomes, outcomes=[outcome])
         log.warning("reconciled %s after a stop: %s", c.id, outcome.state)

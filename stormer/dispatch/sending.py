@@ -19,8 +19,9 @@ from typing import Literal
 
 from stormer.channels.base import Connection, NotPosted, Platform, Published, Staged
 from stormer.errors import OutcomeUnknown, PlatformError, RateLimited, Transient
+from stormer.outbox.models import State
 
-Outcome = Literal["sent", "unconfirmed"]
+Outcome = Literal[State.SENT, State.UNCONFIRMED]
 MAX_WAIT = 120.0  # seconds: a longer Retry-After is the caller's to schedule, not to sleep
 
 
@@ -45,7 +46,7 @@ async def send_staged(
         tries += 1
         try:
             published = await plugin.publish(staged, conn)
-            return SendResult("sent", published, tries)
+            return SendResult(State.SENT, published, tries)
         except (RateLimited, Transient) as e:
             if tries >= attempts:
                 raise
@@ -58,8 +59,8 @@ async def send_staged(
             if isinstance(found, NotPosted) and tries < attempts:
                 continue  # the platform says it never arrived: sending again is safe
             if isinstance(found, Published):
-                return SendResult("sent", found, tries)
-            return SendResult("unconfirmed", None, tries)
+                return SendResult(State.SENT, found, tries)
+            return SendResult(State.UNCONFIRMED, None, tries)
 
 
 async def reconcile(

@@ -28,12 +28,14 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final
 
 from stormer.errors import StormerError
 from stormer.notify.sender import apprise_module, apprise_quiet, usable_url
 from stormer.notify.sender import env_urls as alert_urls  # the URLs named in [alerts]
+from stormer.outbox.models import TO_FIRE, State
 from stormer.secrets import Secret, redact
 
 if TYPE_CHECKING:
@@ -41,11 +43,17 @@ if TYPE_CHECKING:
 
     from stormer.storm.loader import Storm
 
-OPEN: Final = ("pending", "staged", "claimed", "failed")  # not yet sent, nor given up
 STATE_DIR: Final = Path(".stormer") / "alerts"
 SHOWN: Final = 5  # accounts named per reason in a message
 
-Alerted = Literal["sent", "already", "failed", "not-configured"]
+
+class Alerted(StrEnum):
+    """What a watchdog run did about an alert (`alerted` in `stormer watchdog --json`)."""
+
+    SENT = "sent"  # at least one alert URL took it
+    ALREADY = "already"  # sent by an earlier run for this storm instant
+    FAILED = "failed"  # no URL took it: the next run tries again
+    NOT_CONFIGURED = "not-configured"  # no [alerts] apprise URLs: nobody can be told
 
 
 class AlertFailed(StormerError):
@@ -101,13 +109,13 @@ def _secret(url: str | Secret) -> Secret:
 def due_summary(
     *, engine: Engine, storm: str, now: datetime, threshold: timedelta
 ) -> dict[str, Any]:
-    """`claims.status_summary` plus `due`: the open items (pending, staged, claimed, failed)
-    firing by `now + threshold`, each a dict of id, account, fire_at, state, lease_owner,
-    lease_until and error."""
+    """`stormer.outbox.status.status_summary` plus `due`: the items still to fire (pending,
+    staged, claimed, failed) by `now + threshold`, each a dict of id, account, fire_at, state,
+    lease_owner, lease_until and error."""
     from sqlalchemy import select
 
-    from stormer.outbox.claims import status_summary
     from stormer.outbox.models import Outbox
+    from stormer.outbox.status import status_summary
 
     summary = status_summary(engine=engine, storm=storm, now=now)
     with engine.begin() as conn:
@@ -121,7 +129,9 @@ def due_summary(
                 Outbox.lease_until,
                 Outbox.error,
             )
-            .where(Outbox.storm == storm, Outbox.state.in_(OPEN), Outbox.fire_at <= now + threshold)
+            .where(
+                Outbox.storm == storm, Outbox.state.in_(TO_FIRE), Outbox.fire_at <= now + threshold
+            )
             .order_by(Outbox.fire_at, Outbox.id)
         ).all()
     summary["due"] = [dict(r._mapping) for r in rows]
@@ -176,7 +186,7 @@ def _waiting(
     live = {w["worker_id"]: w for w in summary["workers"]}
     waiting: dict[str, list[Mapping[str, Any]]] = {}
     for row in summary["due"]:
-        if row["state"] in OPEN and row["fire_at"] - threshold <= now:
+        if row["state"] in TO_FIRE and row["fire_at"] - threshold <= now:
             why = _not_ready(row, live, now)
             if why is not None:
                 waiting.setdefault(why, []).append(row)
@@ -187,7 +197,7 @@ def _not_ready(
     row: Mapping[str, Any], live: Mapping[str, Mapping[str, Any]], now: datetime
 ) -> str | None:
     state = row["state"]
-    if state == "claimed":
+    if state == State.CLAIMED:
         owner = live.get(row["lease_owner"] or "")
         if owner is None or row["lease_until"] is None or row["lease_until"] < now:
             return "held by a worker that stopped (taken over only if a worker runs)"
@@ -195,9 +205,9 @@ def _not_ready(
         if staged is None or staged < row["fire_at"]:
             return "claimed by a live worker, still not staged"
         return None
-    if state == "staged":
+    if state == State.STAGED:
         return None if live else "staged, but no worker is alive to fire them"
-    if state == "failed":
+    if state == State.FAILED:
         return "failed staging: " + _first_line(row["error"] or "no error recorded")
     return "not claimed by any worker"
 
@@ -312,12 +322,12 @@ def _raise(
         return Watch(
             message,
             instant,
-            "not-configured",
+            Alerted.NOT_CONFIGURED,
             "no [alerts] apprise = [...] in config.toml: nobody was told",
         )
     marker = (state_dir or storm.root / STATE_DIR) / _marker_name(storm.slug, instant)
     if not _claim(marker, now):
-        return Watch(message, instant, "already")
+        return Watch(message, instant, Alerted.ALREADY)
     urls, missing = alert_urls(storm.alert_vars, environ)
     problems = [f"${name} is not set" for name in missing]
     names = list(urls)
@@ -336,9 +346,9 @@ def _raise(
         raise
     if not delivered:
         marker.unlink(missing_ok=True)  # nobody was told: the next run tries again
-        return Watch(message, instant, "failed", "; ".join(problems) or "no alert URL set")
+        return Watch(message, instant, Alerted.FAILED, "; ".join(problems) or "no alert URL set")
     _write(marker, {"claimed_at": now.isoformat(), "delivered": delivered, "problems": problems})
-    return Watch(message, instant, "sent", "; ".join(problems) or None)
+    return Watch(message, instant, Alerted.SENT, "; ".join(problems) or None)
 
 
 def _marker_name(slug: str, instant: datetime) -> str:

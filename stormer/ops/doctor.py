@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 from stormer.errors import Problem, StormerError
 from stormer.secrets import Secret, redact
+from stormer.settings import STAGING_WINDOW
 
 if TYPE_CHECKING:
     import httpx
@@ -37,7 +38,6 @@ CLOCK_WARN: Final = timedelta(seconds=2)
 CLOCK_ERROR: Final = timedelta(seconds=30)
 WORKER_BEFORE: Final = timedelta(hours=24)  # a worker should be alive this long before T
 CLOCK_TIMEOUT_S: Final = 10.0
-DEFAULT_STAGING_WINDOW: Final = timedelta(minutes=10)  # `stormer run --staging-window`
 SHOWN: Final = 3  # problems quoted in a message; `stormer check` lists them all
 
 # The largest image each platform accepts, in bytes, from its documentation. Matrix servers
@@ -111,7 +111,8 @@ async def diagnose(
 
 def send_test_alert(storm: Storm, environ: Mapping[str, str] | None = None) -> Finding:
     """Send a test alert through every configured URL (`stormer doctor --test-alert`)."""
-    from stormer.ops.alerts import AlertFailed, alert, alert_urls
+    from stormer.notify.sender import env_urls as alert_urls
+    from stormer.ops.alerts import AlertFailed, alert
 
     urls, missing = alert_urls(storm.alert_vars, environ)
     if not urls:
@@ -354,7 +355,7 @@ def database_findings(storm: Storm, now: datetime) -> list[Finding]:
         return [finding, _warn("schedule", skipped), _warn("worker", skipped)]
     from sqlalchemy.exc import SQLAlchemyError
 
-    from stormer.outbox.claims import status_summary
+    from stormer.outbox.status import status_summary
 
     try:
         summary = status_summary(engine=engine, storm=storm.slug, now=now)
@@ -429,7 +430,7 @@ def _database(storm: Storm) -> tuple[Engine | None, Finding]:
 
 
 def schedule_finding(storm: Storm, summary: Mapping[str, Any]) -> Finding:
-    from stormer.ops.report import WAITING
+    from stormer.outbox.models import WAITING
 
     counts = summary["counts"]
     if not summary["total"]:
@@ -449,7 +450,8 @@ def schedule_finding(storm: Storm, summary: Mapping[str, Any]) -> Finding:
 
 
 def worker_finding(storm: Storm, summary: Mapping[str, Any]) -> Finding:
-    from stormer.ops.report import WAITING, duration
+    from stormer.ops.report import duration
+    from stormer.outbox.models import WAITING
 
     now: datetime = summary["now"]
     workers = summary["workers"]
@@ -524,7 +526,9 @@ def reminders_finding(storm: Storm, environ: Mapping[str, str] | None = None) ->
 
 
 def alerts_finding(storm: Storm, environ: Mapping[str, str] | None = None) -> Finding:
-    from stormer.ops.alerts import alert_urls, check_urls
+    from stormer.notify.sender import env_urls as alert_urls
+    from stormer.ops.alerts import check_urls
+    from stormer.ops.report import duration
 
     cron = "run `stormer watchdog --quiet` every minute from cron on another machine"
     if not storm.alert_vars:
@@ -547,11 +551,12 @@ def alerts_finding(storm: Storm, environ: Mapping[str, str] | None = None) -> Fi
             "set each variable to an Apprise URL (see the Apprise wiki), in the "
             "environment of the watchdog",
         )
-    if storm.unstaged_before >= DEFAULT_STAGING_WINDOW:
+    if storm.unstaged_before >= STAGING_WINDOW:
+        window = duration(STAGING_WINDOW.total_seconds())
         return _warn(
             "alerts",
             f"unstaged_before = {storm.unstaged_before} is not shorter "
-            "than the worker's default staging window (10 min): the "
+            f"than the worker's default staging window ({window}): the "
             "watchdog would alert before any worker stages",
             "set [alerts] unstaged_before below the worker's --staging-window",
         )

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final, Protocol
 
-from stormer.outbox.models import STATES
+from stormer.outbox.models import WAITING, State
+from stormer.outbox.status import percentile
 from stormer.secrets import REDACTED, redact
 from stormer.timezones import iso_utc
 
@@ -40,8 +40,6 @@ COLUMNS: Final = (
     "error",
     "attempts",
 )
-# Not settled yet: a worker should still send (or reconcile) these.
-WAITING: Final = ("pending", "staged", "claimed", "sending", "failed")
 # How far past its time an unsent item may be before status calls it overdue: a normal burst
 # takes a few seconds, and a worker polls often.
 OVERDUE_AFTER: Final = timedelta(seconds=60)
@@ -168,7 +166,7 @@ def summary(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     statistics. `unconfirmed`: may or may not have been posted, check by hand. `dead` (with
     the reason), `missed`, and `overdue` (still not sent `OVERDUE_AFTER` past their time).
     """
-    counts = dict.fromkeys(STATES, 0)
+    counts = dict.fromkeys(State, 0)
     for row in rows:
         counts[row["state"]] = counts.get(row["state"], 0) + 1
     late = sorted((r["lateness_s"], r["id"]) for r in rows if r["lateness_s"] is not None)
@@ -176,18 +174,20 @@ def summary(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return {
         "total": len(rows),
         "counts": counts,
-        "sent": counts["sent"],
+        State.SENT: counts[State.SENT],
         "lateness": {
-            "sent": len(seconds),
+            State.SENT: len(seconds),
             "min_s": seconds[0] if seconds else None,
-            "p50_s": _rank(seconds, 0.50),
-            "p99_s": _rank(seconds, 0.99),
+            "p50_s": percentile(seconds, 0.50),
+            "p99_s": percentile(seconds, 0.99),
             "max_s": seconds[-1] if seconds else None,
         },
         "early": [i for s, i in late if s < 0],
-        "unconfirmed": _ids(rows, "unconfirmed"),
-        "dead": [{"id": r["id"], "error": r["error"]} for r in rows if r["state"] == "dead"],
-        "missed": _ids(rows, "missed"),
+        State.UNCONFIRMED: _ids(rows, State.UNCONFIRMED),
+        State.DEAD: [
+            {"id": r["id"], "error": r["error"]} for r in rows if r["state"] == State.DEAD
+        ],
+        State.MISSED: _ids(rows, State.MISSED),
         "overdue": [
             r["id"] for r in rows if r["overdue_s"] is not None and r["overdue_s"] > _OVERDUE_S
         ],
@@ -196,13 +196,6 @@ def summary(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 def _ids(rows: Sequence[Mapping[str, Any]], state: str) -> list[str]:
     return [r["id"] for r in rows if r["state"] == state]
-
-
-def _rank(ordered: Sequence[float], q: float) -> float | None:
-    """Nearest-rank percentile (a value that occurred), as `stormer.claims` computes it."""
-    if not ordered:
-        return None
-    return ordered[max(math.ceil(q * len(ordered)) - 1, 0)]
 
 
 def to_csv(rows: Sequence[Mapping[str, Any]]) -> str:
@@ -249,17 +242,17 @@ def report_lines(summary: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) 
     )
     problem(
         ALERT + "DEAD: {n} item(s) were given up and will not be sent:",
-        [d["id"] for d in summary["dead"]],
+        [d["id"] for d in summary[State.DEAD]],
         lambda r: r["error"] or "",
     )
     problem(
         "UNCONFIRMED: {n} item(s) may or may not have been posted; check them by hand:",
-        summary["unconfirmed"],
+        summary[State.UNCONFIRMED],
         lambda r: r["error"] or "",
     )
     problem(
         "MISSED: {n} item(s) were not sent in time and were given up:",
-        summary["missed"],
+        summary[State.MISSED],
         lambda r: f"due {r['fire_at']}",
     )
     problem(
@@ -272,7 +265,7 @@ def report_lines(summary: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) 
     lines.append("")
     lines.append(f"{summary['total']} item(s): {_counts_text(summary['counts'])}")
     lateness = summary["lateness"]
-    if lateness["sent"]:
+    if lateness[State.SENT]:
         lines.append(f"lateness: {_percentiles(lateness)}")
     lines.append("")
     lines.extend(_table(rows))
@@ -338,7 +331,7 @@ def duration(seconds: float) -> str:
 
 
 def status_doc(status: Mapping[str, Any]) -> dict[str, Any]:
-    """`stormer.claims.status_summary` made JSON-ready, with `alerts` for what is wrong.
+    """`stormer.outbox.status.status_summary` made JSON-ready, with `alerts` for what is wrong.
 
     Each alert is `{"code", "message"}`; codes: `no-worker` (items wait and no worker is
     alive: nothing will be sent), `early`, `overdue`, `unknown-outcome`, `expired-lease`.
@@ -464,8 +457,8 @@ def status_lines(doc: Mapping[str, Any]) -> list[str]:
     elif "no-worker" not in alerts:
         lines.append("workers alive: none (nothing is waiting)")
     lateness = doc["lateness"]
-    if lateness["sent"]:
-        lines.append(f"lateness so far: {lateness['sent']} sent, {_percentiles(lateness)}")
+    if lateness[State.SENT]:
+        lines.append(f"lateness so far: {lateness[State.SENT]} sent, {_percentiles(lateness)}")
     if doc["unknown_outcomes"]:
         lines.append(
             f"unknown outcomes ({len(doc['unknown_outcomes'])}), being reconciled: "

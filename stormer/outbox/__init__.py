@@ -2,8 +2,8 @@
 truth; the scheduler is only an alarm clock").
 
 Owns: the tables and the item state machine (`models`), engines and Alembic (`db`), the
-idempotent upsert of planned items (`schedule`), claims, leases, outcomes and the workers'
-heartbeats (`claims`), and the status read model.
+idempotent upsert of planned items (`schedule`), claims, leases and outcomes (`claims`), the
+workers' registry and heartbeats (`workers`), and the status read model (`status`).
 May import: the core (queue, storm), errors, SQLAlchemy, Alembic.
 Never: channels, the dispatcher, Apprise, the CLI.
 """

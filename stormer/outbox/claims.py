@@ -40,19 +40,25 @@ state index instead (several times slower).
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from itertools import islice
 from typing import TYPE_CHECKING, Any, Final, cast
 
-from sqlalchemy import Table, and_, bindparam, func, insert, literal, or_, select, update
+from sqlalchemy import Table, and_, bindparam, func, literal, or_, select, update
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.orm import Session
 
-from stormer.outbox import schedule as outbox
-from stormer.outbox.models import CLAIMABLE, Outbox, UTCDateTime, Worker
+from stormer.outbox.db import chunks
+from stormer.outbox.models import (
+    CLAIMABLE,
+    HELD,
+    OUTCOMES,
+    Outbox,
+    State,
+    UTCDateTime,
+    require_aware,
+)
+from stormer.queue import Kind
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -61,13 +67,9 @@ if TYPE_CHECKING:
 
     AnyRow: TypeAlias = Row[*tuple[Any, ...]]
 
-OUTCOMES: Final = frozenset({"sent", "failed", "dead", "unconfirmed", "missed"})
 UNKNOWN_OUTCOME: Final = "lease expired: outcome unknown, reconcile before retry"
-STALE_AFTER: Final = timedelta(seconds=60)  # a worker silent this long is not counted live
-CHUNK: Final = 5_000  # ids per statement, far below the bound-parameter limits
 
 _t = cast(Table, Outbox.__table__)
-_w = cast(Table, Worker.__table__)
 _ITEM_COLUMNS = (
     _t.c.id,
     _t.c.kind,
@@ -98,7 +100,7 @@ class ClaimedItem:
     """
 
     id: str
-    kind: str
+    kind: Kind
     platform: str
     account: str
     fire_at: datetime
@@ -121,7 +123,7 @@ class Outcome:
     `failed` needs `next_attempt_at`, when it may be claimed again."""
 
     id: str
-    state: str
+    state: State
     at: datetime
     remote_id: str | None = None
     permalink: str | None = None
@@ -130,10 +132,12 @@ class Outcome:
 
     def __post_init__(self) -> None:
         if self.state not in OUTCOMES:
-            raise ValueError(f"outcome {self.state!r} is not one of {sorted(OUTCOMES)}")
-        if self.state == "failed" and self.next_attempt_at is None:
+            raise ValueError(
+                f"outcome {str(self.state)!r} is not one of {sorted(map(str, OUTCOMES))}"
+            )
+        if self.state == State.FAILED and self.next_attempt_at is None:
             raise ValueError(f"failed outcome of {self.id} needs next_attempt_at")
-        _aware(self.at)
+        require_aware(self.at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,18 +147,6 @@ class ExpiredLease:
     lease_owner: str | None
     lease_until: datetime
     fire_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerInfo:
-    worker_id: str
-    storm: str
-    hostname: str
-    pid: int
-    started_at: datetime
-    heartbeat_at: datetime
-    staged_through: datetime | None
-    stopped_at: datetime | None
 
 
 # --- claiming ----------------------------------------------------------------------------------
@@ -178,7 +170,7 @@ def claim_due(
     RETURNING ...` — on PostgreSQL concurrent claimers skip each other's rows; on SQLite the
     transaction holds the write lock, so no other process claims meanwhile.
     """
-    _aware(now)
+    require_aware(now)
     if limit <= 0:
         return []
     due = (
@@ -189,7 +181,13 @@ def claim_due(
         .with_for_update(skip_locked=True)
     )
     return _take(
-        engine, due, worker=worker, now=now, lease=lease, state="claimed", claimed_from=_t.c.state
+        engine,
+        due,
+        worker=worker,
+        now=now,
+        lease=lease,
+        state=State.CLAIMED,
+        claimed_from=_t.c.state,
     )
 
 
@@ -202,12 +200,12 @@ def claim_unknown(
     `record_outcomes`: `sent`, `unconfirmed`, or `failed` with a retry time. Never send them
     with `record_attempt` (it refuses them: they are not `claimed`).
     """
-    _aware(now)
+    require_aware(now)
     if limit <= 0:
         return []
     unknown = (
         select(_t.c.id)
-        .where(_t.c.storm == storm, _t.c.state == "sending", _t.c.lease_until.is_(None))
+        .where(_t.c.storm == storm, _t.c.state == State.SENDING, _t.c.lease_until.is_(None))
         .order_by(_t.c.fire_at, _t.c.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -218,7 +216,7 @@ def claim_unknown(
         worker=worker,
         now=now,
         lease=lease,
-        state="sending",
+        state=State.SENDING,
         claimed_from=_t.c.claimed_from,
     )
 
@@ -230,7 +228,7 @@ def _take(
     worker: str,
     now: datetime,
     lease: timedelta,
-    state: str,
+    state: State,
     claimed_from: Any,
 ) -> list[ClaimedItem]:
     # In SET, `claimed_from = state` reads the row's state before this update.
@@ -252,7 +250,7 @@ def _take(
 
 
 def _claimed(row: AnyRow) -> ClaimedItem:
-    before = row.state if row.state == "sending" else row.claimed_from
+    before = row.state if row.state == State.SENDING else row.claimed_from
     return ClaimedItem(
         id=row.id,
         kind=row.kind,
@@ -269,14 +267,14 @@ def _claimed(row: AnyRow) -> ClaimedItem:
         state_before=before,
         lease_until=row.lease_until,
         # `schedule` puts a rewritten item back to pending without clearing staged_data.
-        staged_data=None if before == "pending" else row.staged_data,
+        staged_data=None if before == State.PENDING else row.staged_data,
     )
 
 
 def _sendable(now: datetime) -> Any:
     return or_(
-        _t.c.state.in_(("pending", "staged")),
-        and_(_t.c.state == "failed", _t.c.next_attempt_at <= now),
+        _t.c.state.in_((State.PENDING, State.STAGED)),
+        and_(_t.c.state == State.FAILED, _t.c.next_attempt_at <= now),
     )
 
 
@@ -285,15 +283,13 @@ def renew(
 ) -> list[str]:
     """Extend to `now + lease` the live leases of `worker` on `ids` (claimed or sending);
     returns the ids renewed. An expired lease is not renewed: it may have been recovered."""
-    _aware(now)
+    require_aware(now)
     with engine.begin() as conn:
         held = _held(conn, ids, worker)
         ok = [
             i
             for i, r in held.items()
-            if r.state in ("claimed", "sending")
-            and r.lease_until is not None
-            and r.lease_until >= now
+            if r.state in HELD and r.lease_until is not None and r.lease_until >= now
         ]
         _update_ids(conn, ok, lease_until=now + lease, updated_at=now)
     return _in_order(ids, ok)
@@ -329,13 +325,13 @@ def mark_staged_many(
     """`mark_staged` for a batch of `(id, content_hash, staged_data)`, in one transaction;
     returns the ids marked, in the order given. Each row is judged as `mark_staged` judges
     it; if an id comes twice, the last entry counts."""
-    _aware(now)
+    require_aware(now)
     wanted = {i: (h, d) for i, h, d in staged}
     if not wanted:
         return []
     with engine.begin() as conn:
         rows = []
-        for chunk in _chunks(sorted(wanted)):  # locked in id order (see `_held`)
+        for chunk in chunks(sorted(wanted)):  # locked in id order (see `_held`)
             for row in conn.execute(
                 select(_t.c.id, _t.c.state, _t.c.lease_owner, _t.c.content_hash, _t.c.claimed_from)
                 .where(_t.c.id.in_(chunk))
@@ -346,12 +342,12 @@ def mark_staged_many(
                 if row.content_hash != content_hash:
                     continue
                 state, claimed_from = row.state, row.claimed_from
-                if state == "claimed" and row.lease_owner == worker:
-                    if claimed_from == "pending":
-                        claimed_from = "staged"
+                if state == State.CLAIMED and row.lease_owner == worker:
+                    if claimed_from == State.PENDING:
+                        claimed_from = State.STAGED
                 elif state in CLAIMABLE:
-                    if state == "pending":
-                        state = "staged"
+                    if state == State.PENDING:
+                        state = State.STAGED
                 else:
                     continue
                 # The row is locked: writing back its own state and claimed_from is a no-op.
@@ -380,18 +376,18 @@ def record_attempt(*, engine: Engine, ids: Sequence[str], worker: str, now: date
     Call it before the requests leave, and send only what it returns: an item whose lease
     expired or was recovered by another worker is not returned and must not be sent.
     """
-    _aware(now)
+    require_aware(now)
     with engine.begin() as conn:
         held = _held(conn, ids, worker)
         ok = [
             i
             for i, r in held.items()
-            if r.state == "claimed" and r.lease_until is not None and r.lease_until >= now
+            if r.state == State.CLAIMED and r.lease_until is not None and r.lease_until >= now
         ]
         _update_ids(
             conn,
             ok,
-            state="sending",
+            state=State.SENDING,
             attempts=_t.c.attempts + 1,
             first_attempt_at=func.coalesce(_t.c.first_attempt_at, _at(now)),
             updated_at=now,
@@ -409,20 +405,18 @@ def record_outcomes(*, engine: Engine, outcomes: Sequence[Outcome], worker: str)
     """
     final: dict[str, Outcome] = {}
     for o in outcomes:
-        if o.id not in final or final[o.id].state != "sent":
+        if o.id not in final or final[o.id].state != State.SENT:
             final[o.id] = o
     with engine.begin() as conn:
         held = _held(conn, list(final), worker)
-        rows = [
-            _outcome_values(final[i]) for i, r in held.items() if r.state in ("claimed", "sending")
-        ]
+        rows = [_outcome_values(final[i]) for i, r in held.items() if r.state in HELD]
         if rows:
             conn.execute(update(_t).where(_t.c.id == bindparam("b_id")), rows)
     return len(rows)
 
 
 def _outcome_values(o: Outcome) -> dict[str, Any]:
-    sent = o.state == "sent"
+    sent = o.state == State.SENT
     return {
         "b_id": o.id,
         "state": o.state,
@@ -442,17 +436,17 @@ def release(
 ) -> list[str]:
     """Give back items `worker` holds claimed (not sending): each returns to the state it was
     claimed from. For a clean shutdown. Returns the ids released."""
-    now = datetime.now(UTC) if now is None else _aware(now)
+    now = datetime.now(UTC) if now is None else require_aware(now)
     with engine.begin() as conn:
         held = _held(conn, ids, worker)
-        ok = [i for i, r in held.items() if r.state == "claimed"]
+        ok = [i for i, r in held.items() if r.state == State.CLAIMED]
         _update_ids(conn, ok, **_released(now))
     return _in_order(ids, ok)
 
 
 def _released(now: datetime) -> dict[str, Any]:
     return {
-        "state": func.coalesce(_t.c.claimed_from, "pending"),
+        "state": func.coalesce(_t.c.claimed_from, State.PENDING),
         "claimed_from": None,
         "lease_owner": None,
         "lease_until": None,
@@ -465,13 +459,11 @@ def _released(now: datetime) -> dict[str, Any]:
 
 def expired_leases(*, engine: Engine, storm: str, now: datetime) -> list[ExpiredLease]:
     """Items of `storm` claimed or sending whose lease ended before `now`, earliest first."""
-    _aware(now)
+    require_aware(now)
     with engine.begin() as conn:
         rows = conn.execute(
             select(_t.c.id, _t.c.state, _t.c.lease_owner, _t.c.lease_until, _t.c.fire_at)
-            .where(
-                _t.c.storm == storm, _t.c.state.in_(("claimed", "sending")), _t.c.lease_until < now
-            )
+            .where(_t.c.storm == storm, _t.c.state.in_(HELD), _t.c.lease_until < now)
             .order_by(_t.c.lease_until, _t.c.id)
         ).all()
     return [ExpiredLease(r.id, r.state, r.lease_owner, r.lease_until, r.fire_at) for r in rows]
@@ -488,9 +480,9 @@ def recover_expired(
     `UNKNOWN_OUTCOME` plus the recovering `worker`; reconcile it (`claim_unknown`) before
     anything else. Rows another transaction holds locked are skipped until the next call.
     """
-    _aware(now)
+    require_aware(now)
 
-    def expired(state: str) -> Any:
+    def expired(state: State) -> Any:
         return (
             select(_t.c.id)
             .where(_t.c.storm == storm, _t.c.state == state, _t.c.lease_until < now)
@@ -501,7 +493,7 @@ def recover_expired(
         released = (
             conn.execute(
                 update(_t)
-                .where(_t.c.id.in_(expired("claimed")))
+                .where(_t.c.id.in_(expired(State.CLAIMED)))
                 .values(**_released(now))
                 .returning(_t.c.id)
             )
@@ -511,7 +503,7 @@ def recover_expired(
         unknown = (
             conn.execute(
                 update(_t)
-                .where(_t.c.id.in_(expired("sending")))
+                .where(_t.c.id.in_(expired(State.SENDING)))
                 .values(
                     lease_until=None,
                     updated_at=now,
@@ -529,7 +521,7 @@ def mark_missed(*, engine: Engine, storm: str, now: datetime, grace: timedelta) 
     """Make `missed` the unsent items (`pending`, `staged`, `failed`) of `storm` whose
     `fire_at + grace < now`: after a restart they are not fired hours late. Returns their ids.
     Claimed items are their worker's to judge (it must not fire them past grace either)."""
-    _aware(now)
+    require_aware(now)
     late = (
         select(_t.c.id)
         .where(_t.c.storm == storm, _t.c.state.in_(CLAIMABLE), _t.c.fire_at < now - grace)
@@ -541,7 +533,7 @@ def mark_missed(*, engine: Engine, storm: str, now: datetime, grace: timedelta) 
                 update(_t)
                 .where(_t.c.id.in_(late))
                 .values(
-                    state="missed",
+                    state=State.MISSED,
                     claimed_from=None,
                     lease_until=None,
                     updated_at=now,
@@ -555,158 +547,6 @@ def mark_missed(*, engine: Engine, storm: str, now: datetime, grace: timedelta) 
     return sorted(ids)
 
 
-# --- workers -----------------------------------------------------------------------------------
-
-
-def register_worker(
-    *, engine: Engine, worker: str, storm: str, hostname: str, pid: int, now: datetime
-) -> None:
-    """Record that `worker` runs for `storm` (again, if the id was used before)."""
-    values = {
-        "storm": storm,
-        "hostname": hostname,
-        "pid": pid,
-        "started_at": _aware(now),
-        "heartbeat_at": now,
-        "staged_through": None,
-        "stopped_at": None,
-    }
-    with engine.begin() as conn:
-        if not conn.execute(update(_w).where(_w.c.worker_id == worker).values(**values)).rowcount:
-            conn.execute(insert(_w).values(worker_id=worker, **values))
-
-
-def heartbeat(
-    *, engine: Engine, worker: str, now: datetime, staged_through: datetime | None = None
-) -> bool:
-    """Say `worker` is alive (and, if given, has staged every item firing by
-    `staged_through`). Returns False if the worker is not registered or was stopped."""
-    values: dict[str, Any] = {"heartbeat_at": _aware(now)}
-    if staged_through is not None:
-        values["staged_through"] = staged_through
-    with engine.begin() as conn:
-        return bool(
-            conn.execute(
-                update(_w)
-                .where(_w.c.worker_id == worker, _w.c.stopped_at.is_(None))
-                .values(**values)
-            ).rowcount
-        )
-
-
-def stop_worker(*, engine: Engine, worker: str, now: datetime) -> None:
-    """Record a clean stop: the worker is no longer counted live, whatever its heartbeat."""
-    with engine.begin() as conn:
-        conn.execute(
-            update(_w)
-            .where(_w.c.worker_id == worker)
-            .values(stopped_at=_aware(now), heartbeat_at=now)
-        )
-
-
-def live_workers(
-    *, engine: Engine, storm: str, now: datetime, stale_after: timedelta = STALE_AFTER
-) -> list[WorkerInfo]:
-    """Workers of `storm` not stopped whose heartbeat is at most `stale_after` old."""
-    with engine.begin() as conn:
-        rows = conn.execute(
-            select(_w)
-            .where(
-                _w.c.storm == storm,
-                _w.c.stopped_at.is_(None),
-                _w.c.heartbeat_at >= _aware(now) - stale_after,
-            )
-            .order_by(_w.c.worker_id)
-        ).all()
-    return [WorkerInfo(**r._mapping) for r in rows]
-
-
-# --- read models -------------------------------------------------------------------------------
-
-
-def status_summary(
-    *, engine: Engine, storm: str, now: datetime, stale_after: timedelta = STALE_AFTER
-) -> dict[str, Any]:
-    """What `status` and `report` show: counts by state, what fires next, live workers,
-    items awaiting reconciliation, and lateness of the sent items.
-
-    Lateness (`sent_at - fire_at`, seconds) must be ≥ 0 for every sent item: an item sent
-    early is a bug, listed in `lateness["early"]` rather than hidden in the statistics.
-    Instants are aware UTC datetimes; durations are seconds.
-    """
-    _aware(now)
-    with Session(engine) as session, session.begin():
-        counts = outbox.counts(session=session, storm=storm)
-        conn = session.connection()
-        # Not dict(result): a Result has keys() (its column names), so dict() would index it.
-        kinds = {  # noqa: C416
-            kind: n
-            for kind, n in conn.execute(
-                select(_t.c.kind, func.count()).where(_t.c.storm == storm).group_by(_t.c.kind)
-            )
-        }
-        todo = conn.execute(
-            select(func.min(_t.c.fire_at)).where(
-                _t.c.storm == storm, _t.c.state.in_(("pending", "staged", "claimed"))
-            )
-        ).scalar()
-        retry = conn.execute(
-            select(func.min(_t.c.next_attempt_at)).where(
-                _t.c.storm == storm, _t.c.state == "failed"
-            )
-        ).scalar()
-        unknown = (
-            conn.execute(
-                select(_t.c.id)
-                .where(_t.c.storm == storm, _t.c.state == "sending", _t.c.lease_until.is_(None))
-                .order_by(_t.c.id)
-            )
-            .scalars()
-            .all()
-        )
-        sent = conn.execute(
-            select(_t.c.id, _t.c.fire_at, _t.c.sent_at).where(
-                _t.c.storm == storm, _t.c.state == "sent", _t.c.sent_at.is_not(None)
-            )
-        ).all()
-    return {
-        "storm": storm,
-        "now": now,
-        "counts": counts,
-        "total": sum(counts.values()),
-        "kinds": kinds,  # {"post": n, "reminder": n}
-        "next_fire_at": todo,  # min() keeps the column's type: aware UTC
-        "next_retry_at": retry,
-        "workers": [
-            asdict(w)
-            for w in live_workers(engine=engine, storm=storm, now=now, stale_after=stale_after)
-        ],
-        "expired_leases": len(expired_leases(engine=engine, storm=storm, now=now)),
-        "unknown_outcomes": list(unknown),
-        "lateness": _lateness(sent),
-    }
-
-
-def _lateness(sent: Sequence[AnyRow]) -> dict[str, Any]:
-    late = sorted(((r.sent_at - r.fire_at).total_seconds(), r.id) for r in sent)
-    if not late:
-        return {"sent": 0, "min_s": None, "p50_s": None, "p99_s": None, "max_s": None, "early": []}
-    seconds = [s for s, _ in late]
-    return {
-        "sent": len(late),
-        "min_s": seconds[0],
-        "p50_s": _rank(seconds, 0.50),
-        "p99_s": _rank(seconds, 0.99),
-        "max_s": seconds[-1],
-        "early": [i for s, i in late if s < 0],
-    }
-
-
-def _rank(ordered: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile: a value that actually occurred."""
-    return ordered[max(math.ceil(q * len(ordered)) - 1, 0)]
-
-
 # --- helpers -----------------------------------------------------------------------------------
 
 
@@ -717,7 +557,7 @@ def _held(conn: Connection, ids: Iterable[str], worker: str) -> dict[str, AnyRow
     locking overlapping batches cannot deadlock.
     """
     held: dict[str, AnyRow] = {}
-    for chunk in _chunks(sorted(set(ids))):
+    for chunk in chunks(sorted(set(ids))):
         for row in conn.execute(
             select(_t.c.id, _t.c.state, _t.c.lease_until)
             .where(_t.c.id.in_(chunk), _t.c.lease_owner == worker)
@@ -729,7 +569,7 @@ def _held(conn: Connection, ids: Iterable[str], worker: str) -> dict[str, AnyRow
 
 
 def _update_ids(conn: Connection, ids: Sequence[str], **values: Any) -> None:
-    for chunk in _chunks(ids):
+    for chunk in chunks(ids):
         conn.execute(update(_t).where(_t.c.id.in_(chunk)).values(**values))
 
 
@@ -738,18 +578,6 @@ def _in_order(ids: Sequence[str], chosen: Iterable[str]) -> list[str]:
     return [i for i in dict.fromkeys(ids) if i in keep]
 
 
-def _chunks(seq: Iterable[str]) -> Iterator[list[str]]:
-    it = iter(seq)
-    while chunk := list(islice(it, CHUNK)):
-        yield chunk
-
-
 def _at(value: datetime) -> Any:
     """A datetime bound as UTCDateTime where SQLAlchemy cannot infer it (inside functions)."""
     return literal(value, UTCDateTime())
-
-
-def _aware(value: datetime) -> datetime:
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"naive datetime {value.isoformat()} refused: give a tz-aware one")
-    return value

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Iterable, Iterator
+from itertools import islice
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Connection, Engine, make_url
@@ -26,6 +28,10 @@ MIGRATIONS_DIR = Path(stormer.__file__).parent.parent / "migrations"
 
 # How long a SQLite connection waits for another process's write lock before giving up.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+# Rows (or ids) per statement: bounds memory, and keeps an `IN` list far below the bound
+# parameter limits (SQLite 32,766; PostgreSQL 65,535).
+CHUNK: Final = 5_000
 
 
 def database_url(config_url: str | None, storm_root: Path) -> str:
@@ -134,3 +140,10 @@ def migrations_current(engine: Engine) -> bool:
     with engine.connect() as conn:
         heads = set(ScriptDirectory.from_config(alembic_config(conn)).get_heads())
         return set(MigrationContext.configure(conn).get_current_heads()) == heads
+
+
+def chunks(ids: Iterable[str]) -> Iterator[list[str]]:
+    """`ids` in lists of at most `CHUNK`, in order: one statement each."""
+    it = iter(ids)
+    while chunk := list(islice(it, CHUNK)):
+        yield chunk

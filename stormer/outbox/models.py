@@ -7,6 +7,7 @@ Alembic (`migrations/`): change these classes only together with a new migration
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any, ClassVar, Final
 
 from sqlalchemy import JSON, CheckConstraint, DateTime, Index, MetaData, String, Text
@@ -15,23 +16,56 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-# Lifecycle order: pending → staged → claimed → sending → sent | failed | dead | unconfirmed |
-# missed; `cancelled` is an item the plan no longer contains (kept, never deleted).
-STATES: Final = (
-    "pending",
-    "staged",
-    "claimed",
-    "sending",
-    "sent",
-    "failed",
-    "dead",
-    "unconfirmed",
-    "missed",
-    "cancelled",
-)
 
-# The states a claim can be taken from, and so the states a released claim goes back to.
-CLAIMABLE: Final = ("pending", "staged", "failed")
+class State(StrEnum):
+    """Where an outbox item is in its life; the value is what the `state` column holds.
+
+    Members are in lifecycle order (`status` and `report` count them in this order):
+    pending → staged → claimed → sending → sent | failed | dead | unconfirmed | missed.
+    `failed` is claimable again at its `next_attempt_at`; `cancelled` is an item the plan no
+    longer contains (kept, never deleted, restored if planned again). Being a `str`, a member
+    equals the text stored in the database and prints (and serializes to JSON) as it.
+    """
+
+    PENDING = "pending"  # planned, nothing done yet
+    STAGED = "staged"  # logged in, media uploaded: ready to fire (not held by any worker)
+    CLAIMED = "claimed"  # held by a worker under a lease, its request not sent yet
+    SENDING = "sending"  # the request may have left: never sent again before reconciling
+    SENT = "sent"  # landed (final; `sent_at` says when)
+    FAILED = "failed"  # did not land; claimable again from `next_attempt_at`
+    DEAD = "dead"  # given up (rejected, auth, retries past the grace): final
+    UNCONFIRMED = "unconfirmed"  # may or may not have landed, nobody can tell: final
+    MISSED = "missed"  # not sent within the grace of its time, so never sent late: final
+    CANCELLED = "cancelled"  # no longer in the plan, never sent
+
+
+# The named groups of states. Each is written here only; in lifecycle order.
+
+# What a claim can be taken from, so what a released claim goes back to (`claimed_from`); also
+# the unsent items that `mark_missed` gives up on.
+CLAIMABLE: Final = (State.PENDING, State.STAGED, State.FAILED)
+
+# What a changed plan may rewrite or cancel (`schedule`): no worker holds them, and nothing of
+# them has reached a platform.
+EDITABLE: Final = (State.PENDING, State.STAGED, State.FAILED)
+
+# What `schedule` may write over: EDITABLE, and CANCELLED (restored when planned again).
+REPLANNABLE: Final = (*EDITABLE, State.CANCELLED)
+
+# Held by a worker under its lease (`lease_owner`, `lease_until`): only that worker writes
+# their outcome, and an expired lease is recovered.
+HELD: Final = (State.CLAIMED, State.SENDING)
+
+# Not settled yet: a worker should still send (or reconcile) them. Every other state is final
+# (or cancelled): `stormer run --until-done` stops when none is left.
+WAITING: Final = (State.PENDING, State.STAGED, State.CLAIMED, State.SENDING, State.FAILED)
+
+# Still to be fired (`failed`: fired again): WAITING but `sending`, whose request has left.
+# The watchdog wants each of them staged by a live worker before T.
+TO_FIRE: Final = (State.PENDING, State.STAGED, State.CLAIMED, State.FAILED)
+
+# What a worker may record as an item's outcome (`claims.Outcome`).
+OUTCOMES: Final = (State.SENT, State.FAILED, State.DEAD, State.UNCONFIRMED, State.MISSED)
 
 # Constraint names must be deterministic so that later migrations (and SQLite batch mode, which
 # recreates tables) can refer to them by name.
@@ -57,9 +91,7 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise ValueError(f"naive datetime {value.isoformat()} refused: give a tz-aware one")
-        utc = value.astimezone(UTC)
+        utc = require_aware(value).astimezone(UTC)
         return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
@@ -69,6 +101,14 @@ class UTCDateTime(TypeDecorator[datetime]):
             return value.replace(tzinfo=UTC)
         # PostgreSQL answers in the session's TimeZone, whatever it is.
         return value.astimezone(UTC)
+
+
+def require_aware(value: datetime) -> datetime:
+    """`value`, if it is tz-aware. A naive datetime is refused (ValueError) rather than
+    guessed: the outbox compares instants, and a guessed zone fires hours early or late."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"naive datetime {value.isoformat()} refused: give a tz-aware one")
+    return value
 
 
 class Base(DeclarativeBase):
@@ -83,7 +123,7 @@ class Outbox(Base):
 
     __tablename__ = "outbox"
     __table_args__ = (
-        CheckConstraint("state IN (" + ", ".join(f"'{s}'" for s in STATES) + ")", name="state"),
+        CheckConstraint("state IN (" + ", ".join(f"'{s}'" for s in State) + ")", name="state"),
         CheckConstraint(
             "claimed_from IN (" + ", ".join(f"'{s}'" for s in CLAIMABLE) + ")",
             name="claimed_from",
@@ -104,7 +144,9 @@ class Outbox(Base):
     media: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     content_hash: Mapped[str] = mapped_column(String(64))
-    state: Mapped[str] = mapped_column(String, default="pending", server_default="pending")
+    state: Mapped[str] = mapped_column(
+        String, default=State.PENDING, server_default=State.PENDING.value
+    )
     attempts: Mapped[int] = mapped_column(default=0, server_default=sql_text("0"))
     idempotency_key: Mapped[str | None] = mapped_column(String)
     lease_owner: Mapped[str | None] = mapped_column(String)

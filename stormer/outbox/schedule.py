@@ -6,24 +6,17 @@ a schedule is applied entirely or not at all.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from itertools import islice
-from typing import Any, Final, cast
+from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from stormer.outbox.models import STATES, Outbox
+from stormer.outbox.db import chunks
+from stormer.outbox.models import EDITABLE, REPLANNABLE, Outbox, State
 from stormer.queue import QueueItem
-
-# A changed plan may still rewrite these: nothing of them has reached a platform.
-EDITABLE: Final = frozenset({"pending", "staged", "failed"})
-
-# Rows per statement: bounds memory, and keeps a read-back's `IN` list far below the bound
-# parameter limits (SQLite 32,766; PostgreSQL 65,535).
-CHUNK: Final = 5_000
 
 _table = cast(Table, Outbox.__table__)  # Core statements: bulk, no per-row ORM objects
 
@@ -86,7 +79,7 @@ def schedule(
             (result.too_late if item.fire_at <= now else result.added).append(item_id)
             continue
         old_hash, state = existing[item_id]
-        if state == "cancelled" or (state in EDITABLE and old_hash != new_hash):
+        if state == State.CANCELLED or (state in EDITABLE and old_hash != new_hash):
             rewrite.append(item_id)
         elif old_hash == new_hash:
             result.unchanged.append(item_id)
@@ -94,22 +87,22 @@ def schedule(
             result.kept_sent.append(item_id)
     dropped = [i for i in existing if i not in planned]
 
-    for chunk in _chunks(result.added):
+    for chunk in chunks(result.added):
         session.execute(
             insert(_table),
             [_new_row(*planned[i], storm=storm, now=now) for i in chunk],
         )
 
-    for chunk in _chunks(rewrite):
+    for chunk in chunks(rewrite):
         landed = _update_if_state_in(
-            EDITABLE | {"cancelled"},
+            REPLANNABLE,
             session,
             [
                 # Whatever was staged (media ids, blobs) belongs to the old content: drop it.
                 _plan_columns(*planned[i])
                 | {
                     "b_id": i,
-                    "state": "pending",
+                    "state": State.PENDING,
                     "updated_at": now,
                     "staged_data": None,
                     "staged_at": None,
@@ -118,28 +111,30 @@ def schedule(
             ],
         )
         for i in chunk:
-            if landed.get(i) != ("pending", planned[i][1]):
+            if landed.get(i) != (State.PENDING, planned[i][1]):
                 result.kept_sent.append(i)  # a dispatcher claimed it meanwhile
-            elif existing[i][1] == "cancelled":
+            elif existing[i][1] == State.CANCELLED:
                 result.restored.append(i)
             else:
                 result.updated.append(i)
 
     # Already cancelled rows stay as they are; settled ones are too late to take back.
-    result.kept_sent += [i for i in dropped if existing[i][1] not in EDITABLE | {"cancelled"}]
-    for chunk in _chunks([i for i in dropped if existing[i][1] in EDITABLE]):
+    result.kept_sent += [i for i in dropped if existing[i][1] not in REPLANNABLE]
+    for chunk in chunks([i for i in dropped if existing[i][1] in EDITABLE]):
         landed = _update_if_state_in(
-            EDITABLE, session, [{"b_id": i, "state": "cancelled", "updated_at": now} for i in chunk]
+            EDITABLE,
+            session,
+            [{"b_id": i, "state": State.CANCELLED, "updated_at": now} for i in chunk],
         )
         for i in chunk:
             (
-                result.cancelled if landed.get(i, ("",))[0] == "cancelled" else result.kept_sent
+                result.cancelled if landed.get(i, ("",))[0] == State.CANCELLED else result.kept_sent
             ).append(i)
     return result
 
 
 def _update_if_state_in(
-    states: frozenset[str], session: Session, rows: Sequence[dict[str, Any]]
+    states: Sequence[State], session: Session, rows: Sequence[dict[str, Any]]
 ) -> dict[str, tuple[str, str]]:
     """Update each row (by `b_id`) if its state is still one of `states`.
 
@@ -151,7 +146,7 @@ def _update_if_state_in(
     # SQLite's planner (no statistics) walks the state index instead, ~5x slower.
     stmt = update(_table).where(
         _table.c.id == bindparam("b_id"),
-        or_(*(_table.c.state == s for s in sorted(states))),  # IN (...) can't executemany
+        or_(*(_table.c.state == s for s in states)),  # IN (...) can't executemany
     )
     session.execute(stmt, rows)
     # Executemany cannot say which rows matched: read back what each one holds now.
@@ -185,17 +180,11 @@ def _new_row(item: QueueItem, content_hash: str, *, storm: str, now: datetime) -
     return _plan_columns(item, content_hash) | {
         "id": item.id,
         "storm": storm,
-        "state": "pending",
+        "state": State.PENDING,
         "attempts": 0,
         "created_at": now,
         "updated_at": now,
     }
-
-
-def _chunks(seq: Iterable[str]) -> Iterator[list[str]]:
-    it = iter(seq)
-    while chunk := list(islice(it, CHUNK)):
-        yield chunk
 
 
 def counts(*, session: Session, storm: str) -> dict[str, int]:
@@ -209,7 +198,7 @@ def counts(*, session: Session, storm: str) -> dict[str, int]:
             .group_by(_table.c.state)
         )
     }
-    return {state: found.get(state, 0) for state in STATES}
+    return {state: found.get(state, 0) for state in State}
 
 
 def items(*, session: Session, storm: str) -> list[Outbox]:
