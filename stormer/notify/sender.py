@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from stormer.channels.base import NotPosted, Published, Staged
     from stormer.queue import QueueItem
     from stormer.storm.contacts import Contact
-    from stormer.storm.loader import Participant, Storm
+    from stormer.storm.model import Participant, Storm
 
 log = logging.getLogger("stormer.notify")
 

@@ -28,14 +28,9 @@ from typing import Any, Final
 
 from stormer.errors import ConfigError, Problem, TimeError
 from stormer.storm.contacts import BadContact, parse_contact
-from stormer.storm.loader import (
-    PARTICIPANT_COLUMNS,
-    Participant,
-    Storm,
-    _Collector,
-    _participant,
-    resolve_zone,
-)
+from stormer.storm.model import Participant, Storm
+from stormer.storm.participants import PARTICIPANT_COLUMNS, _participant, resolve_zone
+from stormer.storm.problems import _Collector
 
 # Header names a form export may use for each column, best first; compared after
 # `_header_key` (case, spacing, "-"/"_", a parenthesised hint and trailing ":?*" ignored).

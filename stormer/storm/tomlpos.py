@@ -63,3 +63,8 @@ def line_of(lines: dict[Path, int], path: Path) -> int | None:
             return lines[p]
         p = p[:-1]
     return None
+
+
+def _toml_error_line(message: str) -> int | None:
+    m = re.search(r"line (\d+)", message)
+    return int(m.group(1)) if m else None
