@@ -39,7 +39,7 @@ from stormer.secrets import Secret, redact
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-    from stormer.storm.loader import Storm
+    from stormer.storm import Storm
 
 OPEN: Final = ("pending", "staged", "claimed", "failed")  # not yet sent, nor given up
 STATE_DIR: Final = Path(".stormer") / "alerts"
