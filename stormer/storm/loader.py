@@ -17,12 +17,12 @@ from pydantic import ValidationError
 from stormer.errors import ConfigError, Problem, TimeError
 from stormer.storm import tomlpos
 from stormer.storm.model import Account, Storm
-from stormer.storm.participants import _load_participants
-from stormer.storm.posts import _load_posts
-from stormer.storm.problems import _Collector
+from stormer.storm.participants import load_participants
+from stormer.storm.posts import load_posts
+from stormer.storm.problems import ProblemCollector
 from stormer.storm.schema import CONFIG_NAME, AlertsSection, ConfigFile
-from stormer.storm.secretscan import _names_a_variable, _scan_secrets
-from stormer.storm.tomlpos import _toml_error_line
+from stormer.storm.secretscan import names_a_variable, scan_secrets
+from stormer.storm.tomlpos import decode_error_line
 from stormer.timezones import AnnounceZone, get_zone, parse_when
 
 DURATION = re.compile(r"^\s*(?:(\d+)\s*d)?\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m)?\s*(?:(\d+)\s*s)?\s*$")
@@ -73,7 +73,7 @@ def load_storm(path: Path | str = ".", *, known_platforms: set[str] | None = Non
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        line = _toml_error_line(str(e))
+        line = decode_error_line(str(e))
         raise ConfigError(
             [
                 Problem(
@@ -81,9 +81,9 @@ def load_storm(path: Path | str = ".", *, known_platforms: set[str] | None = Non
                 )
             ]
         ) from None
-    c = _Collector()
+    c = ProblemCollector()
     lines = tomlpos.key_lines(text)
-    _scan_secrets(raw, (), lines, c)
+    scan_secrets(raw, (), lines, c)
     try:
         cfg = ConfigFile.model_validate(raw)
     except ValidationError as e:
@@ -104,7 +104,7 @@ def load_storm(path: Path | str = ".", *, known_platforms: set[str] | None = Non
 
 
 def _build(
-    root: Path, cfg: ConfigFile, lines: dict, c: _Collector, known_platforms: set[str] | None
+    root: Path, cfg: ConfigFile, lines: dict, c: ProblemCollector, known_platforms: set[str] | None
 ) -> Storm:
     s = cfg.storm
     at: datetime | None = None
@@ -147,8 +147,8 @@ def _build(
     alert_vars, unstaged_before = _alerts(cfg.alerts, lines, c)
     senders = _senders(cfg.reminders.senders, lines, c)
     accounts = _accounts(cfg, lines, c, known_platforms)
-    posts = _load_posts(root, s.hashtag, {a.name for a in accounts}, c, known_platforms)
-    participants = _load_participants(
+    posts = load_posts(root, s.hashtag, {a.name for a in accounts}, c, known_platforms)
+    participants = load_participants(
         root,
         cfg.participants.file,
         s.default_lang,
@@ -180,7 +180,7 @@ def _build(
     )
 
 
-def _senders(section: dict[str, str], lines: dict, c: _Collector) -> dict[str, str]:
+def _senders(section: dict[str, str], lines: dict, c: ProblemCollector) -> dict[str, str]:
     from stormer.storm.contacts import SENDER_FOR
 
     known = sorted(SENDER_FOR.values())
@@ -197,15 +197,17 @@ def _senders(section: dict[str, str], lines: dict, c: _Collector) -> dict[str, s
                 f"{', '.join(known)} (other channels are complete Apprise URLs in "
                 "participants.csv)",
             )
-        elif _names_a_variable(var, f"reminders.senders.{sender}", "STORMER_SMTP_URL", line, c):
+        elif names_a_variable(var, f"reminders.senders.{sender}", "STORMER_SMTP_URL", line, c):
             out[sender] = var
     return out
 
 
-def _alerts(section: AlertsSection, lines: dict, c: _Collector) -> tuple[list[str], timedelta]:
+def _alerts(
+    section: AlertsSection, lines: dict, c: ProblemCollector
+) -> tuple[list[str], timedelta]:
     names = []
     for i, name in enumerate(section.apprise):
-        if _names_a_variable(
+        if names_a_variable(
             name,
             f"alerts.apprise[{i}]",
             "STORMER_ALERT_URL",
@@ -227,7 +229,7 @@ def _alerts(section: AlertsSection, lines: dict, c: _Collector) -> tuple[list[st
     return names, before
 
 
-def _zone_ok(zone: str, c: _Collector, file: str, line: int | None) -> bool:
+def _zone_ok(zone: str, c: ProblemCollector, file: str, line: int | None) -> bool:
     try:
         get_zone(zone)
         return True
@@ -237,7 +239,7 @@ def _zone_ok(zone: str, c: _Collector, file: str, line: int | None) -> bool:
 
 
 def _accounts(
-    cfg: ConfigFile, lines: dict, c: _Collector, known_platforms: set[str] | None
+    cfg: ConfigFile, lines: dict, c: ProblemCollector, known_platforms: set[str] | None
 ) -> list[Account]:
     accounts: list[Account] = []
     seen: set[str] = set()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from stormer.errors import TimeError
 from stormer.storm.model import Participant
-from stormer.storm.problems import _Collector
+from stormer.storm.problems import ProblemCollector
 from stormer.storm.schema import CONFIG_NAME
 from stormer.timezones import get_zone
 
@@ -38,8 +38,8 @@ def resolve_zone(value: str) -> str:
     return value
 
 
-def _load_participants(
-    root: Path, name: str, default_lang: str, c: _Collector, *, explicit: bool
+def load_participants(
+    root: Path, name: str, default_lang: str, c: ProblemCollector, *, explicit: bool
 ) -> list[Participant]:
     path = root / name
     if not path.is_file():
@@ -73,14 +73,14 @@ def _load_participants(
             if not any(cell.strip() for cell in row):
                 continue
             cells = {h: (row[i].strip() if i < len(row) else "") for h, i in col.items()}
-            p = _participant(cells, line, name, default_lang, c)
+            p = participant_from_row(cells, line, name, default_lang, c)
             if p:
                 out.append(p)
     return out
 
 
-def _participant(
-    cells: dict[str, str], line: int, file: str, default_lang: str, c: _Collector
+def participant_from_row(
+    cells: dict[str, str], line: int, file: str, default_lang: str, c: ProblemCollector
 ) -> Participant | None:
     who = cells.get("name", "")
     if not who:

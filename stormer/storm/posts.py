@@ -11,16 +11,16 @@ from pydantic import ValidationError
 from stormer.storm import tomlpos
 from stormer.storm.images import UnsupportedImage, image_info
 from stormer.storm.model import Image, Post
-from stormer.storm.problems import _Collector
+from stormer.storm.problems import ProblemCollector
 from stormer.storm.schema import FrontMatter
-from stormer.storm.tomlpos import _toml_error_line
+from stormer.storm.tomlpos import decode_error_line
 
 
-def _load_posts(
+def load_posts(
     root: Path,
     hashtag: str,
     account_names: set[str],
-    c: _Collector,
+    c: ProblemCollector,
     known_platforms: set[str] | None,
 ) -> list[Post]:
     posts_dir = root / "posts"
@@ -54,7 +54,11 @@ def _load_posts(
 
 
 def _load_post(
-    root: Path, path: Path, c: _Collector, known_platforms: set[str] | None, account_names: set[str]
+    root: Path,
+    path: Path,
+    c: ProblemCollector,
+    known_platforms: set[str] | None,
+    account_names: set[str],
 ) -> Post | None:
     rel = path.relative_to(root).as_posix()
     try:
@@ -82,7 +86,7 @@ def _load_post(
     try:
         raw = tomllib.loads(fm_text)
     except tomllib.TOMLDecodeError as e:
-        line = _toml_error_line(str(e))
+        line = decode_error_line(str(e))
         c.add(
             "error",
             "bad-front-matter",
@@ -143,7 +147,7 @@ def _load_post(
 
 
 def _load_images(
-    root: Path, rel: str, specs: list[dict[str, str]], fm_lines: dict, c: _Collector
+    root: Path, rel: str, specs: list[dict[str, str]], fm_lines: dict, c: ProblemCollector
 ) -> list[Image]:
     posts_dir = (root / "posts").resolve()
     images = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 from stormer.errors import Problem
 
 
-class _Collector:
+class ProblemCollector:
     def __init__(self) -> None:
         self.problems: list[Problem] = []
         self.secrets: set[str] = set()  # values found in config that must never be echoed

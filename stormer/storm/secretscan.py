@@ -10,7 +10,7 @@ import re
 from typing import Any
 
 from stormer.storm import tomlpos
-from stormer.storm.problems import _Collector
+from stormer.storm.problems import ProblemCollector
 from stormer.storm.schema import CONFIG_NAME
 
 ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
@@ -30,7 +30,7 @@ SECRET_VALUES = [
 ]
 
 
-def _scan_secrets(node: Any, path: tuple, lines: dict, c: _Collector) -> None:
+def scan_secrets(node: Any, path: tuple, lines: dict, c: ProblemCollector) -> None:
     """Flag secrets written into config.toml. The value itself is never repeated."""
     if isinstance(node, dict):
         for key, value in node.items():
@@ -50,10 +50,10 @@ def _scan_secrets(node: Any, path: tuple, lines: dict, c: _Collector) -> None:
                         "credential",
                     )
                     continue
-            _scan_secrets(value, p, lines, c)
+            scan_secrets(value, p, lines, c)
     elif isinstance(node, list):
         for i, value in enumerate(node):
-            _scan_secrets(value, (*path, i), lines, c)
+            scan_secrets(value, (*path, i), lines, c)
     elif isinstance(node, str):
         for pattern, what in SECRET_VALUES:
             if pattern.search(node):
@@ -69,8 +69,8 @@ def _scan_secrets(node: Any, path: tuple, lines: dict, c: _Collector) -> None:
                 break
 
 
-def _names_a_variable(
-    value: str, where: str, example: str, line: int | None, c: _Collector
+def names_a_variable(
+    value: str, where: str, example: str, line: int | None, c: ProblemCollector
 ) -> bool:
     """Whether `value` names an environment variable, as config must for an Apprise URL;
     if not, it is reported once, and never echoed: it is most likely the URL itself."""

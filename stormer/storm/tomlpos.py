@@ -65,6 +65,6 @@ def line_of(lines: dict[Path, int], path: Path) -> int | None:
     return None
 
 
-def _toml_error_line(message: str) -> int | None:
+def decode_error_line(message: str) -> int | None:
     m = re.search(r"line (\d+)", message)
     return int(m.group(1)) if m else None
