@@ -3,6 +3,9 @@
 Loading never stops at the first mistake: every problem is collected with its file and line,
 so `stormer check` can report them all at once. Only a storm that cannot be read at all
 (no config.toml, or one that is not TOML) raises ConfigError.
+
+This module reads config.toml (validated by `schema`, scanned by `secretscan`) and builds
+the `Storm`; `posts` and `participants` read their files.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from stormer.storm.posts import load_posts
 from stormer.storm.problems import ProblemCollector
 from stormer.storm.schema import CONFIG_NAME, AlertsSection, ConfigFile
 from stormer.storm.secretscan import names_a_variable, scan_secrets
-from stormer.storm.tomlpos import decode_error_line
+from stormer.storm.tomlpos import KeyPath, decode_error_line
 from stormer.timezones import AnnounceZone, get_zone, parse_when
 
 DURATION = re.compile(r"^\s*(?:(\d+)\s*d)?\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m)?\s*(?:(\d+)\s*s)?\s*$")
@@ -104,7 +107,11 @@ def load_storm(path: Path | str = ".", *, known_platforms: set[str] | None = Non
 
 
 def _build(
-    root: Path, cfg: ConfigFile, lines: dict, c: ProblemCollector, known_platforms: set[str] | None
+    root: Path,
+    cfg: ConfigFile,
+    lines: dict[KeyPath, int],
+    c: ProblemCollector,
+    known_platforms: set[str] | None,
 ) -> Storm:
     s = cfg.storm
     at: datetime | None = None
@@ -180,7 +187,9 @@ def _build(
     )
 
 
-def _senders(section: dict[str, str], lines: dict, c: ProblemCollector) -> dict[str, str]:
+def _senders(
+    section: dict[str, str], lines: dict[KeyPath, int], c: ProblemCollector
+) -> dict[str, str]:
     from stormer.storm.contacts import SENDER_FOR
 
     known = sorted(SENDER_FOR.values())
@@ -203,7 +212,7 @@ def _senders(section: dict[str, str], lines: dict, c: ProblemCollector) -> dict[
 
 
 def _alerts(
-    section: AlertsSection, lines: dict, c: ProblemCollector
+    section: AlertsSection, lines: dict[KeyPath, int], c: ProblemCollector
 ) -> tuple[list[str], timedelta]:
     names = []
     for i, name in enumerate(section.apprise):
@@ -239,7 +248,10 @@ def _zone_ok(zone: str, c: ProblemCollector, file: str, line: int | None) -> boo
 
 
 def _accounts(
-    cfg: ConfigFile, lines: dict, c: ProblemCollector, known_platforms: set[str] | None
+    cfg: ConfigFile,
+    lines: dict[KeyPath, int],
+    c: ProblemCollector,
+    known_platforms: set[str] | None,
 ) -> list[Account]:
     accounts: list[Account] = []
     seen: set[str] = set()

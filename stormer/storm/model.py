@@ -1,6 +1,7 @@
-"""The storm as loaded: plain frozen dataclasses that the rest of stormer reads.
+"""The storm as loaded: the plain dataclasses that the rest of stormer reads.
 
-No pydantic here: these are what a plugin, the planner and the commands receive.
+No pydantic here: these are what a plugin, the planner and the commands receive. All are
+frozen but `Storm`, whose `problems` the loader fills last.
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ from pathlib import Path
 from stormer.errors import Problem
 from stormer.timezones import AnnounceZone
 
-# --- the loaded storm --------------------------------------------------------------------
-
 
 @dataclass(frozen=True, slots=True)
 class Image:
+    """An image a post attaches, with its alt text; type and size read from the file."""
+
     path: str  # as written, relative to posts/
     alt: str
     mime: str = "image/png"
@@ -26,6 +27,8 @@ class Image:
 
 @dataclass(frozen=True, slots=True)
 class Post:
+    """One sample post (posts/*.md): its text, images and optional platform/account limits."""
+
     file: str  # relative to the storm root, e.g. "posts/en-01.md"
     lang: str
     text: str
@@ -37,6 +40,12 @@ class Post:
 
 @dataclass(frozen=True, slots=True)
 class Account:
+    """An account the storm posts through ([[accounts]] in config.toml).
+
+    `credentials` names where each secret is (an environment variable or `keyring:NAME`);
+    it never holds a secret itself.
+    """
+
     name: str
     platform: str
     langs: tuple[str, ...]
@@ -49,6 +58,8 @@ class Account:
 
 @dataclass(frozen=True, slots=True)
 class Participant:
+    """One row of participants.csv: who is reminded, in which zone and language, and how."""
+
     row: int  # line in the CSV file
     name: str
     zone: str
@@ -58,6 +69,8 @@ class Participant:
 
 @dataclass
 class Storm:
+    """A loaded storm; `problems` holds everything wrong with it, errors and warnings."""
+
     root: Path
     name: str
     slug: str

@@ -1,5 +1,5 @@
 """The participants file (participants.csv): who joins the storm, in which zone and language,
-and where to remind them."""
+and where to remind them. `roster.py` imports into it with the same row rules."""
 
 from __future__ import annotations
 
@@ -41,6 +41,8 @@ def resolve_zone(value: str) -> str:
 def load_participants(
     root: Path, name: str, default_lang: str, c: ProblemCollector, *, explicit: bool
 ) -> list[Participant]:
+    """The participants in `root / name`; a missing file is reported only if `explicit`ly
+    configured (the default file is optional)."""
     path = root / name
     if not path.is_file():
         if explicit:
@@ -82,6 +84,8 @@ def load_participants(
 def participant_from_row(
     cells: dict[str, str], line: int, file: str, default_lang: str, c: ProblemCollector
 ) -> Participant | None:
+    """One row (`cells` by column name) validated: the name, the zone (`resolve_zone`), the
+    language code. None if it is bad, with the problem added to `c` at `file`:`line`."""
     who = cells.get("name", "")
     if not who:
         c.add("error", "bad-participant", file, line, f"row {line}: the name is empty")

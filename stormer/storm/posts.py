@@ -13,7 +13,7 @@ from stormer.storm.images import UnsupportedImage, image_info
 from stormer.storm.model import Image, Post
 from stormer.storm.problems import ProblemCollector
 from stormer.storm.schema import FrontMatter
-from stormer.storm.tomlpos import decode_error_line
+from stormer.storm.tomlpos import KeyPath, decode_error_line
 
 
 def load_posts(
@@ -23,6 +23,7 @@ def load_posts(
     c: ProblemCollector,
     known_platforms: set[str] | None,
 ) -> list[Post]:
+    """The posts in posts/*.md, in file-name order; a bad post is reported and left out."""
     posts_dir = root / "posts"
     if not posts_dir.is_dir():
         c.add(
@@ -147,7 +148,11 @@ def _load_post(
 
 
 def _load_images(
-    root: Path, rel: str, specs: list[dict[str, str]], fm_lines: dict, c: ProblemCollector
+    root: Path,
+    rel: str,
+    specs: list[dict[str, str]],
+    fm_lines: dict[KeyPath, int],
+    c: ProblemCollector,
 ) -> list[Image]:
     posts_dir = (root / "posts").resolve()
     images = []

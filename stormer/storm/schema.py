@@ -79,6 +79,9 @@ class ConfigFile(_Strict):
     alerts: AlertsSection = AlertsSection()
 
 
+# --- a post's front matter ---------------------------------------------------------------
+
+
 class FrontMatter(_Strict):
     lang: str = Field(min_length=2)
     images: list[dict[str, str]] = []

@@ -12,6 +12,7 @@ from typing import Any
 from stormer.storm import tomlpos
 from stormer.storm.problems import ProblemCollector
 from stormer.storm.schema import CONFIG_NAME
+from stormer.storm.tomlpos import KeyPath
 
 ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 KEYRING_REF = re.compile(r"^keyring:[^\s]+$")
@@ -30,26 +31,27 @@ SECRET_VALUES = [
 ]
 
 
-def scan_secrets(node: Any, path: tuple, lines: dict, c: ProblemCollector) -> None:
-    """Flag secrets written into config.toml. The value itself is never repeated."""
+def scan_secrets(node: Any, path: KeyPath, lines: dict[KeyPath, int], c: ProblemCollector) -> None:
+    """Flag secrets written into config.toml (`node`, parsed, at `path`). The value itself is
+    never repeated."""
     if isinstance(node, dict):
         for key, value in node.items():
             p = (*path, key)
-            in_credentials = "credentials" in path
-            if isinstance(value, str) and value and (in_credentials or SECRET_KEYS.match(key)):
-                if not (ENV_NAME.match(value) or KEYRING_REF.match(value)):
-                    c.secrets.add(value)
-                    c.add(
-                        "error",
-                        "secret-in-config",
-                        CONFIG_NAME,
-                        tomlpos.line_of(lines, p),
-                        f"{'.'.join(map(str, p))} holds what looks like a secret; config.toml "
-                        "must only name it: write the name of an environment variable "
-                        "(e.g. MASTODON_TOKEN) or 'keyring:NAME', and revoke the exposed "
-                        "credential",
-                    )
-                    continue
+            secret_key = "credentials" in path or SECRET_KEYS.match(key)
+            named = isinstance(value, str) and (ENV_NAME.match(value) or KEYRING_REF.match(value))
+            if isinstance(value, str) and value and secret_key and not named:
+                c.secrets.add(value)
+                c.add(
+                    "error",
+                    "secret-in-config",
+                    CONFIG_NAME,
+                    tomlpos.line_of(lines, p),
+                    f"{'.'.join(map(str, p))} holds what looks like a secret; config.toml "
+                    "must only name it: write the name of an environment variable "
+                    "(e.g. MASTODON_TOKEN) or 'keyring:NAME', and revoke the exposed "
+                    "credential",
+                )
+                continue
             scan_secrets(value, p, lines, c)
     elif isinstance(node, list):
         for i, value in enumerate(node):
