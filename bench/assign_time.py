@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     from burst import write_storm
 
     from stormer.plan import assign
-    from stormer.storm.loader import load_storm
+    from stormer.storm import load_storm
 
     for n in args.accounts:
         with tempfile.TemporaryDirectory(prefix="assign-") as tmp:

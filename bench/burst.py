@@ -199,7 +199,7 @@ def set_credentials(accounts: int, url: str) -> None:
 def expected_keys(storm_dir: Path, url: str) -> dict[tuple[str, str, str], str]:
     """(platform, simulator account, text) → platform, for every planned item."""
     from stormer.plan import plan
-    from stormer.storm.loader import load_storm
+    from stormer.storm import load_storm
 
     storm = load_storm(storm_dir)
     keys: dict[tuple[str, str, str], str] = {}
@@ -223,7 +223,7 @@ async def sleep_until(instant: datetime) -> None:
 
 
 def load(storm_dir: Path) -> Any:
-    from stormer.storm.loader import load_storm
+    from stormer.storm import load_storm
 
     return load_storm(storm_dir)
 

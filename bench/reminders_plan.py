@@ -89,7 +89,7 @@ def measure(root: Path, participants: int, profile: bool, strict: bool) -> int:
     with Stage("import stormer"):
         from stormer.plan import plan
         from stormer.preview import rendered
-        from stormer.storm.loader import load_storm
+        from stormer.storm import load_storm
     with Stage("load_storm") as load:
         storm = load_storm(root)
     with Stage("plan") as planning:

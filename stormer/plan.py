@@ -14,7 +14,7 @@ from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from stormer.queue import MediaRef, QueueItem, item_ids
-from stormer.storm.loader import Account, Post, Storm
+from stormer.storm import Account, Post, Storm
 
 if TYPE_CHECKING:
     from datetime import datetime

@@ -11,7 +11,7 @@ from typing import Any
 from stormer.channels import registry
 from stormer.channels.base import Payload
 from stormer.queue import QueueItem
-from stormer.storm.loader import Storm
+from stormer.storm import Storm
 from stormer.timezones import iso_utc
 
 

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from jinja2 import Environment, Template
 
     from stormer.channels.base import Payload
-    from stormer.storm.loader import Participant, Post, Storm
+    from stormer.storm import Participant, Post, Storm
 
 TEMPLATES: Final = Path(__file__).parent / "templates" / "reminders"
 FALLBACK: Final = "en"

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from stormer.errors import MissingCredential
 
 if TYPE_CHECKING:
-    from stormer.storm.loader import Account
+    from stormer.storm import Account
 
 KEYRING_SERVICE = "stormer"
 REDACTED = "<redacted>"

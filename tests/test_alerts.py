@@ -30,7 +30,7 @@ from stormer.dispatch.dispatcher import Dispatcher, Settings
 from stormer.errors import ConfigError
 from stormer.ops.alerts import AlertFailed, alert, unstaged_alert_due, watch
 from stormer.outbox import workers
-from stormer.storm.loader import load_storm
+from stormer.storm import load_storm
 from stormer.timezones import iso_utc
 
 runner = CliRunner()

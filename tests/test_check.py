@@ -29,7 +29,7 @@ from stormer.channels import registry
 from stormer.errors import ConfigError, Problem
 from stormer.ops.checks import check, near_duplicate_key
 from stormer.plan import plan
-from stormer.storm.loader import Storm, load_storm
+from stormer.storm import Storm, load_storm
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = "config.toml"

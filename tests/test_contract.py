@@ -26,7 +26,7 @@ from stormer.dispatch.sending import reconcile, send_staged
 from stormer.errors import AuthError, OutcomeUnknown, RateLimited, Rejected
 from stormer.queue import MediaRef, QueueItem
 from stormer.secrets import Secret
-from stormer.storm.loader import Account
+from stormer.storm import Account
 
 PLATFORMS = ["mastodon", "bluesky", "x", "telegram", "discord", "matrix"]
 # A text over each platform's limit, as that platform counts it.

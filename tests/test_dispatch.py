@@ -20,7 +20,7 @@ from stormer.outbox.models import Outbox
 from stormer.outbox.schedule import schedule
 from stormer.plan import plan
 from stormer.preview import with_payloads
-from stormer.storm.loader import load_storm
+from stormer.storm import load_storm
 from stormer.timezones import iso_utc
 
 CREDENTIALS = {

@@ -31,7 +31,7 @@ from stormer.ops.doctor import (
 )
 from stormer.outbox import workers
 from stormer.outbox.models import State
-from stormer.storm.loader import Storm, load_storm
+from stormer.storm import Storm, load_storm
 from stormer.timezones import iso_utc
 
 runner = CliRunner()

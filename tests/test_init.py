@@ -9,7 +9,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from stormer.cli import app
-from stormer.storm.loader import load_storm
+from stormer.storm import load_storm
 
 runner = CliRunner()
 

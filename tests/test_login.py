@@ -14,7 +14,7 @@ from stormer.channels.mastodon import Mastodon
 from stormer.channels.telegram import Telegram
 from stormer.errors import AuthError, StormerError
 from stormer.secrets import resolve, store
-from stormer.storm.loader import Account
+from stormer.storm import Account
 
 
 class MemoryKeyring(KeyringBackend):

@@ -20,8 +20,8 @@ from typer.testing import CliRunner
 
 from stormer.cli import app
 from stormer.errors import ConfigError
+from stormer.storm import load_storm
 from stormer.storm.contacts import parse_contact
-from stormer.storm.loader import load_storm
 from stormer.storm.roster import import_file, normalized_contact, read_form
 
 runner = CliRunner()

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from stormer import plan
 from stormer.plan import assign, eligible
-from stormer.storm.loader import Account, Post
+from stormer.storm import Account, Post
 
 PLATFORMS = ("mastodon", "bluesky", "x", "telegram")
 LANGS = ("en", "es", "fr", "ar")

@@ -25,7 +25,7 @@ from stormer.channels.bluesky import Bluesky, record_key
 from stormer.errors import AuthError, OutcomeUnknown, RateLimited, Rejected, Transient
 from stormer.queue import MediaRef, QueueItem
 from stormer.secrets import Secret
-from stormer.storm.loader import Account
+from stormer.storm import Account
 
 PDS = "https://pds.example.org"
 HANDLE = "fps-campaign.example.org"

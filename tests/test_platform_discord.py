@@ -25,7 +25,7 @@ from stormer.channels.discord import Discord
 from stormer.errors import AuthError, OutcomeUnknown, RateLimited, Rejected
 from stormer.queue import MediaRef, QueueItem
 from stormer.secrets import Secret
-from stormer.storm.loader import Account
+from stormer.storm import Account
 
 WEBHOOK = "https://discord.com/api/webhooks/1/SECRET-hook"
 HOOK_PATH = "/api/webhooks/1/SECRET-hook"

@@ -18,7 +18,7 @@ from stormer.dispatch.sending import send_staged
 from stormer.errors import AuthError, OutcomeUnknown, RateLimited, Rejected
 from stormer.queue import MediaRef, QueueItem
 from stormer.secrets import Secret
-from stormer.storm.loader import Account
+from stormer.storm import Account
 
 TOKEN = "tok-SECRET-mastodon-123"
 BASE = "https://social.example.org"

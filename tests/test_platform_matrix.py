@@ -23,7 +23,7 @@ from stormer.channels.matrix import Matrix
 from stormer.errors import AuthError, OutcomeUnknown, RateLimited, Rejected
 from stormer.queue import MediaRef, QueueItem
 from stormer.secrets import Secret
-from stormer.storm.loader import Account
+from stormer.storm import Account
 
 TOKEN = "syt_c3Rvcm0_SECRET_matrix_token"
 WRONG_TOKEN = "syt_c3Rvcm0_WRONG_matrix_token"

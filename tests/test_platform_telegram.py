@@ -24,7 +24,7 @@ from stormer.channels.telegram import Telegram
 from stormer.errors import AuthError, OutcomeUnknown, RateLimited, Rejected
 from stormer.queue import MediaRef, QueueItem
 from stormer.secrets import Secret
-from stormer.storm.loader import Account
+from stormer.storm import Account
 
 TOKEN = "123456:SECRET-token-abc"
 WRONG_TOKEN = "654321:WRONG-token-xyz"

@@ -28,7 +28,7 @@ from stormer.channels.x import X
 from stormer.errors import AuthError, OutcomeUnknown, RateLimited, Rejected
 from stormer.queue import MediaRef, QueueItem
 from stormer.secrets import Secret
-from stormer.storm.loader import Account
+from stormer.storm import Account
 
 API = "https://api.x.example"
 TOKEN = "tok-SECRET-123"

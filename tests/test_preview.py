@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from stormer.channels.bluesky import record_key
 from stormer.cli import app
 from stormer.plan import plan
-from stormer.storm.loader import load_storm
+from stormer.storm import load_storm
 
 runner = CliRunner()
 

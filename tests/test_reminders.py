@@ -32,7 +32,7 @@ from stormer.outbox.schedule import schedule
 from stormer.plan import plan
 from stormer.preview import with_payloads
 from stormer.reminders import ReminderWriter, plan_reminders, storm_calendar, to_html
-from stormer.storm.loader import load_storm
+from stormer.storm import load_storm
 from stormer.timezones import iso_utc
 
 runner = CliRunner()

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from stormer.channels.http import Request, Response
     from stormer.queue import QueueItem
     from stormer.secrets import Secret
-    from stormer.storm.loader import Account
+    from stormer.storm import Account
 
 Idempotency = Literal["key", "record-key", "transaction-id", "read-back", "none"]
 

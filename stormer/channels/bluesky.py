@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from stormer.queue import MediaRef, QueueItem
-    from stormer.storm.loader import Account
+    from stormer.storm import Account
 
 _S32 = "234567abcdefghijklmnopqrstuvwxyz"
 POST_COLLECTION = "app.bsky.feed.post"

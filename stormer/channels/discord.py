@@ -21,7 +21,7 @@ from stormer.secrets import Secret
 
 if TYPE_CHECKING:
     from stormer.queue import QueueItem
-    from stormer.storm.loader import Account
+    from stormer.storm import Account
 
 INVALID_FORM_BODY = 50035
 MAX_FIELD_ERRORS = 5  # in a Rejected message; Discord may list one per attachment

@@ -16,7 +16,7 @@ from stormer.errors import PlatformError, Rejected
 
 if TYPE_CHECKING:
     from stormer.queue import MediaRef, QueueItem
-    from stormer.storm.loader import Account
+    from stormer.storm import Account
 
 OOB = "urn:ietf:wg:oauth:2.0:oob"  # out-of-band: the server shows the code to paste
 SCOPES = "write:statuses write:media read:accounts"

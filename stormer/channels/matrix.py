@@ -25,7 +25,7 @@ from stormer.errors import AuthError, OutcomeUnknown, PlatformError, RateLimited
 
 if TYPE_CHECKING:
     from stormer.queue import MediaRef, QueueItem
-    from stormer.storm.loader import Account
+    from stormer.storm import Account
 
 MAX_EVENT_BYTES = 65536  # the spec's limit for a whole event; the content must leave room
 AUTH_ERRCODES = ("M_UNKNOWN_TOKEN", "M_MISSING_TOKEN")

@@ -21,7 +21,7 @@ from stormer.errors import AuthError, OutcomeUnknown, PlatformError, Rejected
 
 if TYPE_CHECKING:
     from stormer.queue import QueueItem
-    from stormer.storm.loader import Account
+    from stormer.storm import Account
 
 
 class Telegram(Platform):

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from stormer.queue import MediaRef, QueueItem
-    from stormer.storm.loader import Account
+    from stormer.storm import Account
 
 # How far before the item's fire time a read-back looks (a send may leave a little early),
 # and how many pages of 100 posts it reads at most.

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from rich.console import Console
     from sqlalchemy.engine import Engine
 
-    from stormer.storm.loader import Storm
+    from stormer.storm import Storm
 
 StormDir = Annotated[
     Path,
@@ -30,7 +30,7 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for machines.
 
 def load(storm_dir: Path) -> Storm:
     from stormer.channels import registry
-    from stormer.storm.loader import load_storm
+    from stormer.storm import load_storm
 
     return load_storm(storm_dir, known_platforms=set(registry.installed()))
 

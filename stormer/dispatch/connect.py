@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     import httpx
 
     from stormer.channels.base import Connection, Platform
-    from stormer.storm.loader import Account, Storm
+    from stormer.storm import Account, Storm
 
 USER_AGENT = "stormer (+https://example.org/stormer)"
 TIMEOUT_SECONDS = 30.0

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from stormer.secrets import Secret
-    from stormer.storm.loader import Account, Storm
+    from stormer.storm import Account, Storm
 
 log = logging.getLogger("stormer.dispatch")
 

@@ -35,8 +35,8 @@ from stormer.secrets import Secret, install_log_redaction, redact
 if TYPE_CHECKING:
     from stormer.channels.base import NotPosted, Published, Staged
     from stormer.queue import QueueItem
+    from stormer.storm import Participant, Storm
     from stormer.storm.contacts import Contact
-    from stormer.storm.loader import Participant, Storm
 
 log = logging.getLogger("stormer.notify")
 

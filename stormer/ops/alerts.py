@@ -41,7 +41,7 @@ from stormer.secrets import Secret, redact
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-    from stormer.storm.loader import Storm
+    from stormer.storm import Storm
 
 STATE_DIR: Final = Path(".stormer") / "alerts"
 SHOWN: Final = 5  # accounts named per reason in a message

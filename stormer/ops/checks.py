@@ -13,7 +13,7 @@ from stormer.channels import registry
 from stormer.errors import Problem
 from stormer.plan import eligible, media_refs, plan_posts
 from stormer.queue import QueueItem
-from stormer.storm.loader import CONFIG_NAME, Storm
+from stormer.storm import CONFIG_NAME, Storm
 
 _URL = re.compile(r"https?://\S+")
 _NOISE = re.compile(r"[\W_]+", re.UNICODE)

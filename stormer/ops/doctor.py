@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     import httpx
     from sqlalchemy.engine import Engine
 
-    from stormer.storm.loader import Storm
+    from stormer.storm import Storm
 
 Severity = Literal["info", "warning", "error"]
 

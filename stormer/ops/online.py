@@ -6,12 +6,12 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from stormer.errors import AuthError, MissingCredential, PlatformError, Problem
-from stormer.storm.loader import CONFIG_NAME
+from stormer.storm import CONFIG_NAME
 
 if TYPE_CHECKING:
     import httpx
 
-    from stormer.storm.loader import Account, Storm
+    from stormer.storm import Account, Storm
 
 
 async def verify_accounts(

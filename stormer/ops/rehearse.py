@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from stormer.secrets import Secret
-from stormer.storm.loader import Account, Storm
+from stormer.storm import Account, Storm
 
 
 @dataclass

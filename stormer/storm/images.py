@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import struct
 from pathlib import Path
+from typing import BinaryIO
 
 
 class UnsupportedImage(ValueError):
@@ -36,7 +37,7 @@ def _read_header(path: Path) -> tuple[str, int, int]:
     raise UnsupportedImage(f"{path.name} is not a PNG, JPEG or GIF image")
 
 
-def _jpeg_size(f) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+def _jpeg_size(f: BinaryIO) -> tuple[int, int]:
     # Walk the marker segments to the first start-of-frame, which holds the size.
     while True:
         marker = f.read(2)

@@ -8,8 +8,8 @@ shows the *kind* of each contact (email, telegram, matrix…); only `export_text
 CLI calls on an explicit request, holds the addresses, and `write_private` creates its file
 readable by its owner alone.
 
-An import is validated with the storm loader's own rules (`storm._participant`: the name,
-`resolve_zone`, the language code) plus `contacts.parse_contact`, and merged by name (case
+An import is validated with the loader's own rules (`participants.participant_from_row`: the
+name, `resolve_zone`, the language code) plus `contacts.parse_contact`, and merged by name (case
 and spacing ignored): a known name gets the new zone and language and any contact it did not
 have; a new name is appended. Bad rows are reported with their line in the imported file and
 left out; the good ones are kept. The file is rewritten atomically, its rows in their order.
@@ -28,14 +28,9 @@ from typing import Any, Final
 
 from stormer.errors import ConfigError, Problem, TimeError
 from stormer.storm.contacts import BadContact, parse_contact
-from stormer.storm.loader import (
-    PARTICIPANT_COLUMNS,
-    Participant,
-    Storm,
-    _Collector,
-    _participant,
-    resolve_zone,
-)
+from stormer.storm.model import Participant, Storm
+from stormer.storm.participants import PARTICIPANT_COLUMNS, participant_from_row, resolve_zone
+from stormer.storm.problems import ProblemCollector
 
 # Header names a form export may use for each column, best first; compared after
 # `_header_key` (case, spacing, "-"/"_", a parenthesised hint and trailing ":?*" ignored).
@@ -213,8 +208,10 @@ def _read_row(
             f"{who}: the time zone is empty: write an IANA zone (Europe/Madrid) or a "
             "two-letter country code with a single zone (NP)"
         )
-    c = _Collector()
-    p = _participant({"name": name, "zone": zone, "lang": lang}, line, file, default_lang, c)
+    c = ProblemCollector()
+    p = participant_from_row(
+        {"name": name, "zone": zone, "lang": lang}, line, file, default_lang, c
+    )
     if p is None:
         # Its messages quote the name, zone or language as given: mask what looks like an
         # address there (a form export with shifted columns puts e-mails under "time zone").

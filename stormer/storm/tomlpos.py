@@ -15,7 +15,7 @@ _KEY = re.compile(
     r"""^\s*((?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*'))*)\s*="""
 )
 
-Path = tuple[str | int, ...]
+KeyPath = tuple[str | int, ...]  # e.g. ("accounts", 2, "credentials")
 
 
 def _split_dotted(key: str) -> list[str]:
@@ -25,11 +25,11 @@ def _split_dotted(key: str) -> list[str]:
     ]
 
 
-def key_lines(text: str) -> dict[Path, int]:
+def key_lines(text: str) -> dict[KeyPath, int]:
     """Map each key path (table names, array indexes, keys) to its 1-based line number."""
-    lines: dict[Path, int] = {}
+    lines: dict[KeyPath, int] = {}
     counts: dict[tuple[str, ...], int] = defaultdict(int)
-    prefix: Path = ()
+    prefix: KeyPath = ()
     for number, line in enumerate(text.splitlines(), start=1):
         header = _HEADER.match(line)
         if header and not _KEY.match(line):
@@ -55,7 +55,7 @@ def key_lines(text: str) -> dict[Path, int]:
     return lines
 
 
-def line_of(lines: dict[Path, int], path: Path) -> int | None:
+def line_of(lines: dict[KeyPath, int], path: KeyPath) -> int | None:
     """The line of `path`, or of its closest located ancestor."""
     p = tuple(path)
     while p:
@@ -63,3 +63,9 @@ def line_of(lines: dict[Path, int], path: Path) -> int | None:
             return lines[p]
         p = p[:-1]
     return None
+
+
+def decode_error_line(message: str) -> int | None:
+    """The line a `tomllib.TOMLDecodeError` message names (it has no attribute for it)."""
+    m = re.search(r"line (\d+)", message)
+    return int(m.group(1)) if m else None

@@ -1,0 +1,208 @@
+"""The sample posts: posts/*.md, each with TOML front matter, and the images they attach."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from stormer.storm import tomlpos
+from stormer.storm.images import UnsupportedImage, image_info
+from stormer.storm.model import Image, Post
+from stormer.storm.problems import ProblemCollector
+from stormer.storm.schema import FrontMatter
+from stormer.storm.tomlpos import KeyPath, decode_error_line
+
+
+def load_posts(
+    root: Path,
+    hashtag: str,
+    account_names: set[str],
+    c: ProblemCollector,
+    known_platforms: set[str] | None,
+) -> list[Post]:
+    """The posts in posts/*.md, in file-name order; a bad post is reported and left out."""
+    posts_dir = root / "posts"
+    if not posts_dir.is_dir():
+        c.add(
+            "error",
+            "no-posts",
+            "posts/",
+            None,
+            "no posts/ folder: write sample posts as posts/*.md (see `stormer init`)",
+        )
+        return []
+    posts = []
+    tag = re.compile(re.escape(hashtag) + r"(?!\w)", re.I)
+    for path in sorted(posts_dir.glob("*.md")):
+        post = _load_post(root, path, c, known_platforms, account_names)
+        if post is None:
+            continue
+        if not tag.search(post.text):
+            c.add(
+                "warning",
+                "missing-hashtag",
+                post.file,
+                post.text_line,
+                f"the post does not carry the storm's hashtag {hashtag}",
+            )
+        posts.append(post)
+    if not posts and not c.problems:
+        c.add("error", "no-posts", "posts/", None, "posts/ holds no *.md sample posts")
+    return posts
+
+
+def _load_post(
+    root: Path,
+    path: Path,
+    c: ProblemCollector,
+    known_platforms: set[str] | None,
+    account_names: set[str],
+) -> Post | None:
+    rel = path.relative_to(root).as_posix()
+    try:
+        source = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        c.add("error", "bad-post", rel, None, f"not UTF-8 text: {e}")
+        return None
+    lines = source.splitlines()
+    if not lines or lines[0].strip() != "+++":
+        c.add(
+            "error",
+            "bad-front-matter",
+            rel,
+            1,
+            "a post starts with TOML front matter between two '+++' lines "
+            '(at least: lang = "en")',
+        )
+        return None
+    try:
+        end = next(i for i in range(1, len(lines)) if lines[i].strip() == "+++")
+    except StopIteration:
+        c.add("error", "bad-front-matter", rel, 1, "the front matter is not closed by a '+++' line")
+        return None
+    fm_text = "\n".join(lines[1:end])
+    try:
+        raw = tomllib.loads(fm_text)
+    except tomllib.TOMLDecodeError as e:
+        line = decode_error_line(str(e))
+        c.add(
+            "error",
+            "bad-front-matter",
+            rel,
+            line + 1 if line else 2,
+            f"front matter is not valid TOML: {e}",
+        )
+        return None
+    fm_lines = {k: v + 1 for k, v in tomlpos.key_lines(fm_text).items()}
+    try:
+        fm = FrontMatter.model_validate(raw)
+    except ValidationError as e:
+        for err in e.errors():
+            loc = tuple(err["loc"])
+            c.add(
+                "error",
+                "bad-front-matter",
+                rel,
+                tomlpos.line_of(fm_lines, loc) or 2,
+                f"{'.'.join(map(str, loc))}: {err['msg']}",
+            )
+        return None
+    body_start = end + 1
+    while body_start < len(lines) and not lines[body_start].strip():
+        body_start += 1
+    text = "\n".join(lines[body_start:]).strip()
+    if not text and not fm.images:
+        c.add("error", "empty-post", rel, body_start + 1, "the post has neither text nor images")
+    if known_platforms is not None:
+        for p in fm.platforms or []:
+            if p not in known_platforms:
+                c.add(
+                    "error",
+                    "unknown-platform",
+                    rel,
+                    fm_lines.get(("platforms",), 2),
+                    f"unknown platform {p!r}; installed: {', '.join(sorted(known_platforms))}",
+                )
+    for a in fm.accounts or []:
+        if a not in account_names:
+            c.add(
+                "error",
+                "unknown-account",
+                rel,
+                fm_lines.get(("accounts",), 2),
+                f"no account named {a!r} in config.toml",
+            )
+    images = tuple(_load_images(root, rel, fm.images, fm_lines, c))
+    return Post(
+        file=rel,
+        lang=fm.lang,
+        text=text,
+        text_line=body_start + 1,
+        images=images,
+        platforms=tuple(fm.platforms) if fm.platforms is not None else None,
+        accounts=tuple(fm.accounts) if fm.accounts is not None else None,
+    )
+
+
+def _load_images(
+    root: Path,
+    rel: str,
+    specs: list[dict[str, str]],
+    fm_lines: dict[KeyPath, int],
+    c: ProblemCollector,
+) -> list[Image]:
+    posts_dir = (root / "posts").resolve()
+    images = []
+    for i, spec in enumerate(specs):
+        line = tomlpos.line_of(fm_lines, ("images",)) or 2
+        unknown = set(spec) - {"path", "alt"}
+        if unknown or "path" not in spec:
+            c.add(
+                "error",
+                "bad-front-matter",
+                rel,
+                line,
+                f'images[{i}] must be {{ path = "...", alt = "..." }}'
+                + (f"; unknown keys: {', '.join(sorted(unknown))}" if unknown else ""),
+            )
+            continue
+        target = (posts_dir / spec["path"]).resolve()
+        if not target.is_relative_to(posts_dir):
+            c.add(
+                "error",
+                "image-outside-posts",
+                rel,
+                line,
+                f"image {spec['path']!r} is outside posts/; keep images inside the posts "
+                "folder (e.g. posts/images/)",
+            )
+            continue
+        if not target.is_file():
+            c.add(
+                "error",
+                "missing-image",
+                rel,
+                line,
+                f"image {spec['path']!r} not found (looked for posts/{spec['path']})",
+            )
+            continue
+        try:
+            mime, width, height = image_info(target)
+        except UnsupportedImage as e:
+            c.add("error", "bad-image", rel, line, str(e))
+            continue
+        alt = spec.get("alt", "").strip()
+        if not alt:
+            c.add(
+                "warning",
+                "missing-alt-text",
+                rel,
+                line,
+                f"image {spec['path']!r} has no alt text; people using screen readers "
+                "will not know what it shows",
+            )
+        images.append(Image(spec["path"], alt, mime, width, height))
+    return images

@@ -1,0 +1,89 @@
+"""The schema of what people write by hand: config.toml and a post's front matter.
+
+pydantic models, strict (an unknown key is an error) and frozen; `load_storm` turns a
+validated `ConfigFile` into a `Storm`.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+CONFIG_NAME = "config.toml"
+
+
+# --- config.toml schema -------------------------------------------------------------------
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StormSection(_Strict):
+    name: str = Field(min_length=1)
+    hashtag: str = Field(pattern=r"^#\w+$")
+    at: str
+    tz: str | None = None
+    slug: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9-]*$")
+    kit_url: str | None = None
+    posts_per_account: int = Field(default=1, ge=1, le=100)
+    post_interval: str = "0s"
+    default_lang: str = "en"
+
+
+class AnnounceEntry(_Strict):
+    zone: str
+    label: str | None = None
+    labels: dict[str, str] = {}
+
+
+class AccountEntry(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    platform: str
+    langs: list[str] = []
+    base_url: str | None = None
+    target: str | None = None
+    handle: str | None = None
+    credentials: dict[str, str] = {}
+    authorized: bool = True
+
+
+class RemindersSection(_Strict):
+    offsets: list[str] = ["24h", "1h", "10m"]
+    # The organizer's Apprise URLs that reminders go out through, by kind of contact
+    # (mailto = the SMTP server, tgram = the bot, matrix = the account): the NAMES of the
+    # environment variables holding them, since the URLs carry secrets.
+    senders: dict[str, str] = {}
+
+
+class DatabaseSection(_Strict):
+    url: str | None = None
+
+
+class ParticipantsSection(_Strict):
+    file: str = "participants.csv"
+
+
+class AlertsSection(_Strict):
+    # Names of environment variables holding Apprise URLs: the URLs hold secrets.
+    apprise: list[str] = []
+    unstaged_before: str = "5m"
+
+
+class ConfigFile(_Strict):
+    storm: StormSection
+    announce: list[AnnounceEntry] = []
+    accounts: list[AccountEntry] = []
+    reminders: RemindersSection = RemindersSection()
+    database: DatabaseSection = DatabaseSection()
+    participants: ParticipantsSection = ParticipantsSection()
+    alerts: AlertsSection = AlertsSection()
+
+
+# --- a post's front matter ---------------------------------------------------------------
+
+
+class FrontMatter(_Strict):
+    lang: str = Field(min_length=2)
+    images: list[dict[str, str]] = []
+    platforms: list[str] | None = None
+    accounts: list[str] | None = None

@@ -1,0 +1,94 @@
+"""Secrets written into config.toml: found, reported without their value, and remembered so
+that no other problem message repeats them.
+
+config.toml must only *name* a secret (an environment variable, or `keyring:NAME`).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from stormer.storm import tomlpos
+from stormer.storm.problems import ProblemCollector
+from stormer.storm.schema import CONFIG_NAME
+from stormer.storm.tomlpos import KeyPath
+
+ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+KEYRING_REF = re.compile(r"^keyring:[^\s]+$")
+# Keys that hold a secret when they hold a value; the config must only *name* secrets.
+SECRET_KEYS = re.compile(
+    r"^(token|access_token|refresh_token|bot_token|password|app_password|secret|client_secret"
+    r"|api_key|apikey|api_secret|webhook|webhook_url|bearer)$",
+    re.I,
+)
+SECRET_VALUES = [
+    (re.compile(r"discord(?:app)?\.com/api/webhooks/\d+/[\w-]{20,}"), "a Discord webhook URL"),
+    (re.compile(r"\b\d{6,12}:[A-Za-z0-9_-]{30,}\b"), "a Telegram bot token"),
+    (re.compile(r"\beyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\."), "a JWT access token"),
+    (re.compile(r"\bsyt_[A-Za-z0-9_]{10,}"), "a Matrix access token"),
+    (re.compile(r"\b[a-z][a-z0-9+.-]*://[^/\s:@]+:[^@\s/]+@"), "a URL with a password"),
+]
+
+
+def scan_secrets(node: Any, path: KeyPath, lines: dict[KeyPath, int], c: ProblemCollector) -> None:
+    """Flag secrets written into config.toml (`node`, parsed, at `path`). The value itself is
+    never repeated."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            p = (*path, key)
+            secret_key = "credentials" in path or SECRET_KEYS.match(key)
+            named = isinstance(value, str) and (ENV_NAME.match(value) or KEYRING_REF.match(value))
+            if isinstance(value, str) and value and secret_key and not named:
+                c.secrets.add(value)
+                c.add(
+                    "error",
+                    "secret-in-config",
+                    CONFIG_NAME,
+                    tomlpos.line_of(lines, p),
+                    f"{'.'.join(map(str, p))} holds what looks like a secret; config.toml "
+                    "must only name it: write the name of an environment variable "
+                    "(e.g. MASTODON_TOKEN) or 'keyring:NAME', and revoke the exposed "
+                    "credential",
+                )
+                continue
+            scan_secrets(value, p, lines, c)
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            scan_secrets(value, (*path, i), lines, c)
+    elif isinstance(node, str):
+        for pattern, what in SECRET_VALUES:
+            if pattern.search(node):
+                c.secrets.add(node)
+                c.add(
+                    "error",
+                    "secret-in-config",
+                    CONFIG_NAME,
+                    tomlpos.line_of(lines, path),
+                    f"{'.'.join(map(str, path))} contains {what}; keep it in an environment "
+                    "variable or the keyring, name it in config, and revoke the exposed one",
+                )
+                break
+
+
+def names_a_variable(
+    value: str, where: str, example: str, line: int | None, c: ProblemCollector
+) -> bool:
+    """Whether `value` names an environment variable, as config must for an Apprise URL;
+    if not, it is reported once, and never echoed: it is most likely the URL itself."""
+    if ENV_NAME.match(value):
+        return True
+    if value in c.secrets:
+        return False  # reported already as a secret written into config.toml
+    c.secrets.add(value)
+    pasted = "://" in value
+    c.add(
+        "error",
+        "secret-in-config" if pasted else "bad-config",
+        CONFIG_NAME,
+        line,
+        f"{where} must be the name of an environment variable (e.g. {example}) that holds "
+        "the Apprise URL: the URL carries secrets, keep it out of config.toml"
+        + (" and revoke the exposed one" if pasted else ""),
+    )
+    return False
