@@ -197,7 +197,7 @@ def _x_counter() -> Callable[[str], int]:
     from twitter_text.regexp.emoji import emoji, emoji_list, single_codepoint_emoji_ranges
 
     options = config["defaults"]
-    scale = options["scale"]
+    scale: int = options["scale"]  # twitter-text ships no types: the config's own value
     url_weight = options["transformed_url_length"] * scale
     emoji_weight = options["default_weight"]
     weigh = _char_weigher(options["default_weight"], options["ranges"])

@@ -192,7 +192,7 @@ class ReminderWriter:
         self.at: datetime = storm.at
         self._samples = _samples_by_lang(storm)
         self._turn: dict[str, int] = defaultdict(int)  # next sample per language
-        self._texts: dict[tuple, ReminderText] = {}
+        self._texts: dict[tuple[str, str, timedelta, str | None], ReminderText] = {}
 
     def sample_for(self, participant: Participant) -> Post | None:
         """The next sample in the participant's language (else the storm's default
@@ -384,4 +384,5 @@ def storm_calendar(storm: Storm, *, alarm: timedelta = timedelta(minutes=10)) ->
     reminder.add("trigger", -alarm)
     event.add_component(reminder)
     cal.add_component(event)
-    return cal.to_ical()
+    ics: bytes = cal.to_ical()
+    return ics

@@ -10,6 +10,7 @@ without its "#" and may have at most 64 graphemes and 640 bytes.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 from stormer.lengths import find_hashtags, find_urls, graphemes, utf8_bytes
 
@@ -21,7 +22,7 @@ _LINK = "app.bsky.richtext.facet#link"
 _CACHE_SIZE = 65536
 
 
-def bluesky_facets(text: str) -> list[dict]:
+def bluesky_facets(text: str) -> list[dict[str, Any]]:
     """One facet per hashtag and per link, sorted by byteStart."""
     # Fresh dicts on every call (callers may keep or change them); the text scanning
     # behind them is done once per distinct text, since a storm repeats its few texts
