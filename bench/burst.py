@@ -369,7 +369,7 @@ def run_stormer(args: argparse.Namespace) -> dict[str, Any]:
 
     from sqlalchemy.orm import Session
 
-    from stormer.dispatch.dispatcher import DEFAULT_PER_PLATFORM, Dispatcher, Settings
+    from stormer.dispatch.dispatcher import Dispatcher, Settings
     from stormer.outbox import claims
     from stormer.outbox.db import make_engine, upgrade
     from stormer.outbox.schedule import schedule
@@ -407,18 +407,14 @@ def run_stormer(args: argparse.Namespace) -> dict[str, Any]:
     phases["prepare"] = time.perf_counter() - started
     del items
 
-    gates = (
-        dict(DEFAULT_PER_PLATFORM)
-        if args.contender == "stormer"
-        else {p: max(n, 1) for p in PLATFORMS}
-    )
+    # stormer: the plugins' own gates (`Platform.concurrency`); nogates: raised to N.
+    gates = {} if args.contender == "stormer" else {p: max(n, 1) for p in PLATFORMS}
     settings = Settings(
         staging_window=timedelta(seconds=margin + 300),
         poll_seconds=1.0,
         grace=timedelta(minutes=10),
         lead_seconds=0.5,
         per_platform=gates,
-        per_platform_default=max(n, 100),
     )
     dispatcher = Dispatcher(storm, engine, settings=settings)
     if os.environ.get("BURST_KEEPALIVE"):  # experiment: the client's idle-connection timeout

@@ -162,10 +162,25 @@ class Platform(ABC):
         media_text_limit: the limit when the post carries media, if different (Telegram: 1024).
         max_images: images allowed in one post.
         alt_text: whether images carry a description (Telegram's Bot API has none).
+        image_bytes: the largest image the platform accepts, in bytes (`stormer doctor`
+            measures every image against it); None: not known, not checked.
         credential_fields: the secrets an account needs, each named in config by an
             environment variable or keyring entry (`credentials = { access_token = "ENV" }`).
         target_field: what `target` means for an account ("chat", "room"), if it needs one.
+        handle_example: if an account needs `handle` (Bluesky logs in with it), an example
+            value for `check` to show when it is missing.
+        default_base_url: the server when an account names none; None: each account must set
+            `base_url` (a Mastodon instance, a Matrix homeserver)…
+        needs_base_url: …unless the platform needs no server address at all (a Discord
+            webhook URL, a credential, names its server).
+        same_text_forbidden: whether the platform's rules forbid several accounts posting the
+            same or nearly the same text (`check` makes it an error instead of a warning).
         idempotency: how a retried send is kept from posting twice.
+        idempotency_window: how long, in seconds, the platform remembers an idempotency key,
+            if it forgets it: after a crash the dispatcher reconciles (which may mean sending
+            again with the same key) only until 5 minutes before the window ends.
+        concurrency: requests in flight at once across all accounts of the platform (the
+            dispatcher's gate for it).
         pace: (n, seconds): at most n posts per that many seconds from one account, where the
             platform's limit is known but only announced by a 429 (Telegram, Discord).
     """
@@ -176,10 +191,20 @@ class Platform(ABC):
     media_text_limit: ClassVar[int | None] = None
     max_images: ClassVar[int] = 4
     alt_text: ClassVar[bool] = True  # whether the platform carries an image description
+    image_bytes: ClassVar[int | None] = None
     credential_fields: ClassVar[tuple[str, ...]] = ()
     target_field: ClassVar[str | None] = None
-    idempotency: ClassVar[Idempotency] = "none"
+    handle_example: ClassVar[str | None] = None
     default_base_url: ClassVar[str | None] = None
+    needs_base_url: ClassVar[bool] = True
+    same_text_forbidden: ClassVar[bool] = False
+    idempotency: ClassVar[Idempotency] = "none"
+    idempotency_window: ClassVar[float | None] = None
+    # A gate held through the server's latency caps a platform at gate / latency posts per
+    # second across all its accounts (bench/burst.py measured Discord at 10: p99 30 s for
+    # 1,666 webhooks), so the built-ins' are wide (1000); each account's own gate and the
+    # platforms' 429s with Retry-After bound the rest. 100 for a platform that says nothing.
+    concurrency: ClassVar[int] = 100
     pace: ClassVar[tuple[int, float] | None] = None
 
     @abstractmethod

@@ -19,20 +19,19 @@ import logging
 import os
 import socket
 import uuid
-from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from stormer.channels import registry
 from stormer.channels.base import Connection, NotPosted, Platform, Published, Staged
-from stormer.dispatch.pacing import Pacer
+from stormer.dispatch.pacing import Gates
 from stormer.dispatch.sending import send_staged
 from stormer.errors import AuthError, PlatformError, RateLimited, Rejected, StormerError, Transient
 from stormer.outbox import claims
-from stormer.queue import MediaRef, QueueItem
+from stormer.queue import Kind, MediaRef, QueueItem
 from stormer.secrets import redact, resolve
 
 if TYPE_CHECKING:
@@ -43,19 +42,6 @@ if TYPE_CHECKING:
     from stormer.storm.loader import Account, Storm
 
 log = logging.getLogger("stormer.dispatch")
-
-# Requests in flight per platform. A gate held through the server's latency caps a platform
-# at gate / latency posts per second across all its accounts (bench/burst.py measured Discord
-# at 10: p99 30 s for 1,666 webhooks), so these are wide; each account's own gate and the
-# platforms' 429s with Retry-After bound the rest.
-DEFAULT_PER_PLATFORM: Mapping[str, int] = {
-    "mastodon": 1000,
-    "bluesky": 1000,
-    "x": 1000,
-    "telegram": 1000,
-    "discord": 1000,
-    "matrix": 1000,
-}
 
 
 @dataclass(frozen=True)
@@ -72,8 +58,9 @@ class Settings:
     # Items claimed per pass: several workers on one database interleave their claims, and a
     # 10,000-item storm is staged in a few passes, well inside the staging window.
     claim_limit: int = 2_000
-    per_platform: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_PER_PLATFORM))
-    per_platform_default: int = 100
+    # Requests in flight per platform, by name, where a benchmark overrides what the
+    # platform's plugin declares (`Platform.concurrency`).
+    per_platform: Mapping[str, int] = field(default_factory=dict)
     per_account: int = 2
     attempts: int = 4
     retry_after_staging_failure: timedelta = timedelta(seconds=60)
@@ -128,8 +115,8 @@ def item_of(c: claims.ClaimedItem) -> QueueItem:
     )
     return QueueItem(
         id=c.id,
-        kind=c.kind,
-        fire_at=c.fire_at,  # type: ignore[arg-type]
+        kind=cast("Kind", c.kind),  # the outbox stores a QueueItem's kind
+        fire_at=c.fire_at,
         platform=c.platform,
         account=c.account,
         lang=c.lang,
@@ -159,14 +146,12 @@ class Dispatcher:
         self._accounts = {a.name: a for a in storm.accounts}
         self._connections: dict[str, tuple[Platform, Connection]] = {}
         self._reminders: tuple[Any, Any] | None = None  # participants' reminders (Apprise)
-        self._pacers: dict[str, Pacer] = {}  # per account, where the platform has a pace
         self._ready: dict[str, tuple[claims.ClaimedItem, Staged]] = {}
         self._held: set[str] = set()  # claimed by this worker, outcome not yet written
         self._alarms: set[datetime] = set()
         self._in_flight: set[str] = set()
-        self._platform_gates: dict[str, asyncio.Semaphore] = {}
-        self._account_gates: dict[str, asyncio.Semaphore] = defaultdict(
-            lambda: asyncio.Semaphore(self.settings.per_account)
+        self._gates = Gates(
+            per_account=self.settings.per_account, overrides=self.settings.per_platform
         )
         self._sync_lock = asyncio.Lock()
         self._done = asyncio.Event()
@@ -361,26 +346,11 @@ class Dispatcher:
             )
         return self._reminders
 
-    def _pacer(self, c: claims.ClaimedItem, plugin: Any) -> Pacer | None:
-        """The account's pace, for platforms that declare one (`Platform.pace`)."""
-        pace = getattr(plugin, "pace", None)
-        if pace is None:
-            return None
-        if c.account not in self._pacers:
-            self._pacers[c.account] = Pacer(*pace)
-        return self._pacers[c.account]
-
-    def _gate(self, platform: str) -> asyncio.Semaphore:
-        if platform not in self._platform_gates:
-            n = self.settings.per_platform.get(platform, self.settings.per_platform_default)
-            self._platform_gates[platform] = asyncio.Semaphore(n)
-        return self._platform_gates[platform]
-
     async def _stage(self, c: claims.ClaimedItem) -> tuple[str, str, dict[str, Any]] | None:
         """Stage one item; returns what `claims.mark_staged_many` stores, None if it failed."""
         try:
             plugin, conn = self._connection(c)
-            async with self._gate(c.platform):
+            async with self._gates.platform(plugin):
                 staged = await plugin.stage(item_of(c), conn)
         except (AuthError, Transient, RateLimited) as e:
             # Reported now, minutes before T, with time to fix it; tried again shortly — not
@@ -473,9 +443,9 @@ class Dispatcher:
 
     async def _send(self, c: claims.ClaimedItem, staged: Staged) -> claims.Outcome:
         plugin, conn = self._connection(c)
-        async with self._gate(c.platform), self._account_gates[c.account]:
+        async with self._gates.platform(plugin), self._gates.account(c.account):
             await sleep_until(c.fire_at)  # never early, even after waiting for a gate
-            pacer = self._pacer(c, plugin)
+            pacer = self._gates.pacer(c.account, plugin)
             if pacer is not None:
                 await pacer.wait()
             left = utcnow()
@@ -517,60 +487,58 @@ class Dispatcher:
         """A `sending` item whose worker died: ask the platform before anything else."""
         self._held.add(c.id)
         try:
-            async with self._gate(c.platform), self._account_gates[c.account]:
-                await self._reconcile(c)
+            await self._reconcile(c)
         finally:
             self._held.discard(c.id)
 
     async def _reconcile(self, c: claims.ClaimedItem) -> None:
-        now = utcnow()
         outcome: claims.Outcome
         try:
             plugin, conn = self._connection(c)
-            window = getattr(plugin, "idempotency_window", None)
-            too_late = now > c.fire_at + self.settings.grace or (
-                window is not None and (now - c.fire_at).total_seconds() > window - 300
-            )
-            if too_late:
-                # Asking could mean resending (Mastodon, Matrix, Bluesky): not this late.
-                outcome = claims.Outcome(
-                    c.id,
-                    "unconfirmed",
-                    now,
-                    error=(
-                        "the worker stopped while sending and it is too late to resend safely: "
-                        f"{_look(c)}"
-                    ),
-                )
-            else:
-                staged = await plugin.stage(item_of(c), conn)
-                found = await plugin.reconcile(staged, conn)
-                if isinstance(found, NotPosted):
-                    result = await send_staged(
-                        plugin, staged, conn, attempts=self.settings.attempts
-                    )
-                    found = result.published if result.outcome == "sent" else None
-                outcome = (
-                    claims.Outcome(
-                        c.id, "sent", now, remote_id=found.remote_id, permalink=found.permalink
-                    )
-                    if isinstance(found, Published)
-                    else claims.Outcome(
-                        c.id,
-                        "unconfirmed",
-                        now,
-                        error=(
-                            "the worker stopped while sending and the platform offers no "
-                            f"way to check: {_look(c)}"
-                        ),
-                    )
-                )
+            async with self._gates.platform(plugin), self._gates.account(c.account):
+                outcome = await self._reconciled(c, plugin, conn)
         except PlatformError as e:
             outcome = claims.Outcome(
-                c.id, "unconfirmed", now, error=redact(f"could not reconcile: {e}")
+                c.id, "unconfirmed", utcnow(), error=redact(f"could not reconcile: {e}")
             )
         await self._db(claims.record_outcomes, outcomes=[outcome])
         log.warning("reconciled %s after a stop: %s", c.id, outcome.state)
+
+    async def _reconciled(self, c: claims.ClaimedItem, plugin: Any, conn: Any) -> claims.Outcome:
+        now = utcnow()
+        window = plugin.idempotency_window
+        too_late = now > c.fire_at + self.settings.grace or (
+            window is not None and (now - c.fire_at).total_seconds() > window - 300
+        )
+        if too_late:
+            # Asking could mean resending (Mastodon, Matrix, Bluesky): not this late.
+            return claims.Outcome(
+                c.id,
+                "unconfirmed",
+                now,
+                error=(
+                    "the worker stopped while sending and it is too late to resend safely: "
+                    f"{_look(c)}"
+                ),
+            )
+        staged = await plugin.stage(item_of(c), conn)
+        found = await plugin.reconcile(staged, conn)
+        if isinstance(found, NotPosted):
+            result = await send_staged(plugin, staged, conn, attempts=self.settings.attempts)
+            found = result.published if result.outcome == "sent" else None
+        if isinstance(found, Published):
+            return claims.Outcome(
+                c.id, "sent", now, remote_id=found.remote_id, permalink=found.permalink
+            )
+        return claims.Outcome(
+            c.id,
+            "unconfirmed",
+            now,
+            error=(
+                "the worker stopped while sending and the platform offers no "
+                f"way to check: {_look(c)}"
+            ),
+        )
 
 
 def _look(c: claims.ClaimedItem) -> str:
@@ -585,6 +553,7 @@ def _json_safe(data: dict[str, Any]) -> dict[str, Any]:
     import json
 
     try:
-        return json.loads(json.dumps(data, default=str))
+        safe: dict[str, Any] = json.loads(json.dumps(data, default=str))
     except (TypeError, ValueError):
         return {}
+    return safe

@@ -12,7 +12,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from stormer.channels.base import Platform
+    from stormer.notify.sender import ReminderChannel
 
 
 class Pacer:
@@ -45,3 +50,37 @@ class Pacer:
                 self._sent.append(now)
                 return
             await self._sleep(self._sent[0] + self.period - now)
+
+
+class Gates:
+    """How many requests may be in flight at once: per platform, what its plugin declares
+    (`Platform.concurrency`) unless `overrides` (a benchmark's) says otherwise; per account,
+    `per_account`; and each account's pace, where its platform declares one."""
+
+    def __init__(self, *, per_account: int, overrides: Mapping[str, int] | None = None) -> None:
+        self._per_account = per_account
+        self._overrides = dict(overrides or {})
+        self._platforms: dict[str, asyncio.Semaphore] = {}
+        self._accounts: dict[str, asyncio.Semaphore] = {}
+        self._pacers: dict[str, Pacer] = {}
+
+    def platform(self, channel: Platform | ReminderChannel) -> asyncio.Semaphore:
+        """The gate shared by every account of `channel`'s platform."""
+        if channel.name not in self._platforms:
+            n = self._overrides.get(channel.name, channel.concurrency)
+            self._platforms[channel.name] = asyncio.Semaphore(n)
+        return self._platforms[channel.name]
+
+    def account(self, name: str) -> asyncio.Semaphore:
+        """The gate of one account."""
+        if name not in self._accounts:
+            self._accounts[name] = asyncio.Semaphore(self._per_account)
+        return self._accounts[name]
+
+    def pacer(self, account: str, channel: Platform | ReminderChannel) -> Pacer | None:
+        """The account's pace, if its platform declares one (`Platform.pace`)."""
+        if channel.pace is None:
+            return None
+        if account not in self._pacers:
+            self._pacers[account] = Pacer(*channel.pace)
+        return self._pacers[account]

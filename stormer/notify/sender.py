@@ -225,6 +225,8 @@ class ReminderChannel:
 
     name: ClassVar[str] = "reminder"
     idempotency_window: ClassVar[None] = None
+    concurrency: ClassVar[int] = 100  # Apprise's services, a few at a time
+    pace: ClassVar[None] = None
 
     def __init__(self) -> None:
         # item id → (the Apprise URL, a secret; the address, to read Apprise's log by)

@@ -40,17 +40,6 @@ CLOCK_TIMEOUT_S: Final = 10.0
 DEFAULT_STAGING_WINDOW: Final = timedelta(minutes=10)  # `stormer run --staging-window`
 SHOWN: Final = 3  # problems quoted in a message; `stormer check` lists them all
 
-# The largest image each platform accepts, in bytes, from its documentation. Matrix servers
-# set their own (`m.upload.size`); 50 MiB is Synapse's default.
-IMAGE_BYTES: Final[Mapping[str, int]] = {
-    "mastodon": 16 * 1024 * 1024,  # MediaAttachment::IMAGE_LIMIT since Mastodon 4.0
-    "bluesky": 1_000_000,  # app.bsky.embed.images: image blob maxSize
-    "x": 5 * 1024 * 1024,  # media upload: images (GIFs may be 15 MB)
-    "telegram": 10 * 1024 * 1024,  # sendPhoto: "at most 10 MB"
-    "discord": 10 * 1024 * 1024,  # attachments without a boosted server
-    "matrix": 50 * 1024 * 1024,
-}
-
 
 @dataclass(frozen=True, slots=True)
 class Finding:
@@ -111,7 +100,8 @@ async def diagnose(
 
 def send_test_alert(storm: Storm, environ: Mapping[str, str] | None = None) -> Finding:
     """Send a test alert through every configured URL (`stormer doctor --test-alert`)."""
-    from stormer.ops.alerts import AlertFailed, alert, alert_urls
+    from stormer.notify.sender import env_urls as alert_urls
+    from stormer.ops.alerts import AlertFailed, alert
 
     urls, missing = alert_urls(storm.alert_vars, environ)
     if not urls:
@@ -217,14 +207,14 @@ def media_finding(storm: Storm) -> Finding:
                 problems.append(f"{where} cannot be read ({e.strerror or e})")
                 continue
             for platform in sorted(platforms):
-                limit = IMAGE_BYTES.get(platform)
+                if platform not in registry.installed():
+                    continue  # reported by `check` as unknown-platform
+                plugin = registry.get(platform)
+                limit = plugin.image_bytes  # the platform's own, as its plugin declares it
                 if limit is not None and size > limit:
-                    title = (
-                        registry.get(platform).title
-                        if platform in registry.installed()
-                        else platform
+                    problems.append(
+                        f"{where} is {_size(size)}, over {plugin.title}'s {_size(limit)}"
                     )
-                    problems.append(f"{where} is {_size(size)}, over {title}'s {_size(limit)}")
     if problems:
         return _err(
             "media",
@@ -524,7 +514,8 @@ def reminders_finding(storm: Storm, environ: Mapping[str, str] | None = None) ->
 
 
 def alerts_finding(storm: Storm, environ: Mapping[str, str] | None = None) -> Finding:
-    from stormer.ops.alerts import alert_urls, check_urls
+    from stormer.notify.sender import env_urls as alert_urls
+    from stormer.ops.alerts import check_urls
 
     cron = "run `stormer watchdog --quiet` every minute from cron on another machine"
     if not storm.alert_vars:
