@@ -9,13 +9,9 @@ import functools
 from importlib.metadata import EntryPoint, entry_points
 
 from stormer.channels.base import Platform
-from stormer.errors import StormerError
+from stormer.errors import UnknownPlatform
 
 GROUP = "stormer.platforms"
-
-
-class UnknownPlatform(StormerError):
-    pass
 
 
 @functools.cache

@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from stormer.errors import StormerError
+from stormer.errors import AlertFailed, StormerError
 from stormer.notify.sender import apprise_module, apprise_quiet, usable_url
 from stormer.notify.sender import env_urls as alert_urls  # the URLs named in [alerts]
 from stormer.secrets import Secret, redact
@@ -46,16 +46,6 @@ STATE_DIR: Final = Path(".stormer") / "alerts"
 SHOWN: Final = 5  # accounts named per reason in a message
 
 Alerted = Literal["sent", "already", "failed", "not-configured"]
-
-
-class AlertFailed(StormerError):
-    """Some alert URLs did not take the alert. `delivered` is how many did; `failed` holds
-    (position in the list, reason) — never the URL, which carries secrets."""
-
-    def __init__(self, failed: list[tuple[int, str]], delivered: int) -> None:
-        self.failed = failed
-        self.delivered = delivered
-        super().__init__("; ".join(f"alert URL #{i + 1}: {why}" for i, why in failed))
 
 
 def check_urls(urls: Sequence[str | Secret]) -> list[tuple[int, str]]:

@@ -100,8 +100,9 @@ async def diagnose(
 
 def send_test_alert(storm: Storm, environ: Mapping[str, str] | None = None) -> Finding:
     """Send a test alert through every configured URL (`stormer doctor --test-alert`)."""
+    from stormer.errors import AlertFailed
     from stormer.notify.sender import env_urls as alert_urls
-    from stormer.ops.alerts import AlertFailed, alert
+    from stormer.ops.alerts import alert
 
     urls, missing = alert_urls(storm.alert_vars, environ)
     if not urls:
