@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from stormer.secrets import Secret, install_log_redaction, redact
+from stormer.secrets import Secret, clean_error, install_log_redaction, redact
 
 if TYPE_CHECKING:
     from stormer.channels.base import NotPosted, Published, Staged
@@ -79,8 +79,6 @@ class _AppriseLog(logging.Filter):
         self.lock = threading.Lock()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        from stormer.ops.report import clean_error
-
         message = redact(record.getMessage())
         for lines in list(self.captures):
             lines.append(message)
@@ -130,8 +128,6 @@ def failure(said: list[str], address: str) -> tuple[bool, str]:
     """From what Apprise logged, (permanent?, why) for a message to `address`: a 5xx refusal
     of that address is permanent (resending cannot help); anything else may pass later.
     The address itself is never part of `why`."""
-    from stormer.ops.report import clean_error
-
     mine = [line for line in said if address and address in line]
     for line in mine:
         m = _REFUSED.search(line)

@@ -16,13 +16,12 @@ from __future__ import annotations
 import csv
 import io
 import math
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final, Protocol
 
 from stormer.outbox.models import STATES
-from stormer.secrets import REDACTED, redact
+from stormer.secrets import clean_error, scrub_contacts
 from stormer.timezones import iso_utc
 
 # The columns of a report row, in CSV order.
@@ -52,29 +51,6 @@ NO_WORKER_HINT: Final = "start a worker with `stormer run`"
 
 # OWASP "CSV injection": a cell starting with one of these is a formula in spreadsheet apps.
 _FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
-
-# `redact` knows only the secrets resolved in this process (none, in `report`); these are the
-# shapes in which a credential can hide in an error text (a URL, a header).
-_CREDENTIAL_SHAPES: Final = (
-    (re.compile(r"\bbot\d{4,}:[A-Za-z0-9_-]{20,}"), f"bot{REDACTED}"),  # Telegram, in URLs
-    (re.compile(r"(/webhooks/\d+/)[A-Za-z0-9_.-]+"), rf"\1{REDACTED}"),  # Discord webhook
-    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+"), rf"\1 {REDACTED}"),
-    (
-        re.compile(r"(?i)((?:access_token|token|password|secret|api_key|key)=)[^&\s\"']+"),
-        rf"\1{REDACTED}",
-    ),
-    (re.compile(r"(://[^/\s:@]+:)[^@\s/]+@"), rf"\1{REDACTED}@"),  # user:password@host
-)
-# Addresses a reminder's error may echo (participants' contacts are Apprise URLs, e-mail
-# addresses, handles, phone numbers).
-_CONTACT: Final = "<contact>"
-_CONTACT_SHAPES: Final = (
-    re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://\S+"),
-    re.compile(r"[^\s<>()\[\]\"',;:]+@[^\s<>()\[\]\"',;]+"),
-    re.compile(r"(?<![\w@])@[\w.-]+(?::[\w.-]+)?"),
-    re.compile(r"\+?\d[\d ().-]{5,}\d"),
-)
-_DATE: Final = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 class Item(Protocol):
@@ -120,7 +96,7 @@ def _row(item: Item, now: datetime) -> dict[str, Any]:
     return {
         "id": item.id,
         "kind": item.kind,
-        "account": _scrub_contacts(item.account) if reminder else item.account,
+        "account": scrub_contacts(item.account) if reminder else item.account,
         # A reminder's channel kind only ("reminder:email"), never the address.
         "platform": _channel(item) if reminder else item.platform,
         "state": item.state,
@@ -139,26 +115,6 @@ def _channel(item: Item) -> str:
     if channel:
         return f"reminder:{channel}"
     return item.platform.split(":", 1)[0]  # a channel written as an address: its kind only
-
-
-def clean_error(text: str, *, contacts: bool = False) -> str:
-    """`text` without known secrets, credential-shaped strings, and (if `contacts`) addresses."""
-    text = redact(text)
-    for pattern, replacement in _CREDENTIAL_SHAPES:
-        text = pattern.sub(replacement, text)
-    return _scrub_contacts(text) if contacts else text
-
-
-def _scrub_contacts(text: str) -> str:
-    for pattern in _CONTACT_SHAPES[:3]:
-        text = pattern.sub(_CONTACT, text)
-    return _CONTACT_SHAPES[3].sub(lambda m: _CONTACT if _phone_like(m[0]) else m[0], text)
-
-
-def _phone_like(text: str) -> bool:
-    # A phone number has 7 digits or more ("550 5.1.1" and "HTTP 429" fewer), and does not
-    # start with a date ("2031-03-13 18").
-    return sum(c.isdigit() for c in text) >= 7 and not _DATE.match(text)
 
 
 def summary(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
