@@ -3,7 +3,7 @@ language and on the participant's own clock.
 
 Planning is pure, like the posts': every (participant, offset before T, contact) is one queue
 item with a deterministic id, so `schedule` stores each once and `run` sends it through the
-same claim / lease / outcome path as a post (stormer.notify.ReminderChannel).
+same claim / lease / outcome path as a post (stormer.channels.reminder).
 
 Each reminder names the storm and its hashtag, the local weekday, date and time in the
 participant's zone and language (Babel, CLDR), how long until it starts, the kit page, and a

@@ -335,7 +335,8 @@ class Dispatcher:
 
     def _reminder_channel(self) -> tuple[Any, Any]:
         if self._reminders is None:
-            from stormer.notify.sender import ReminderChannel, ReminderConnection, resolve_senders
+            from stormer.channels.reminder import ReminderChannel, ReminderConnection
+            from stormer.notify.sender import resolve_senders
 
             senders, _missing = resolve_senders(self.storm.reminder_senders)  # check says
             self._reminders = (

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from stormer.channels.base import Platform
-    from stormer.notify.sender import ReminderChannel
+    from stormer.channels.reminder import ReminderChannel
 
 
 class Pacer:
