@@ -72,11 +72,7 @@ def preview_lines(
         if payload.length > payload.limit:
             length += " TOO LONG"
         media = f"{len(item.media)} img" if item.media else ""
-        where = (
-            f"reminder:{item.payload.get('channel', '?')}"
-            if item.kind == "reminder"
-            else item.platform
-        )
+        where = registry.channel_class(item.kind).label(item.platform, item.payload)
         rows.append(
             (
                 item.fire_at,

@@ -18,15 +18,16 @@ the same claim / lease / outcome path as posts: never sent twice, never lost.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any
 
+from stormer.channels.base import Channel, Published, Staged
 from stormer.notify.sender import apprise_log, apprise_module, apprise_quiet, failure, usable_url
 from stormer.secrets import Secret
 
 if TYPE_CHECKING:
-    from stormer.channels.base import NotPosted, Published, Staged
     from stormer.queue import QueueItem
     from stormer.storm.contacts import Contact
     from stormer.storm.loader import Participant, Storm
@@ -42,13 +43,23 @@ class ReminderConnection:
     workdir: Path | None = None  # where calendar attachments are written
 
 
-class ReminderChannel:
+class ReminderChannel(Channel[ReminderConnection]):
     """Sends one reminder to one participant through Apprise; see the module docstring."""
 
-    name: ClassVar[str] = "reminder"
-    idempotency_window: ClassVar[None] = None
-    concurrency: ClassVar[int] = 100  # Apprise's services, a few at a time
-    pace: ClassVar[None] = None
+    name = "reminder"
+    title = "Reminder"
+    # Apprise cannot ask a mail server or a chat whether a message arrived: `reconcile`
+    # answers None (Channel's), and the organizer asks the participant.
+    where_to_look = "the participant may have it already; ask them"
+    private = True  # participants: their addresses are never shown
+
+    @classmethod
+    def label(cls, platform: str, payload: Mapping[str, Any] | None) -> str:
+        """The kind of contact only ("reminder:email"), never the address."""
+        channel = (payload or {}).get("channel")
+        if channel:
+            return f"reminder:{channel}"
+        return platform.split(":", 1)[0]  # a channel written as an address: its kind only
 
     def __init__(self) -> None:
         # item id → (the Apprise URL, a secret; the address, to read Apprise's log by)
@@ -56,7 +67,6 @@ class ReminderChannel:
         self._index: dict[tuple[str, str], tuple[Participant, Contact]] | None = None
 
     async def stage(self, item: QueueItem, conn: ReminderConnection) -> Staged:
-        from stormer.channels.base import Staged
         from stormer.errors import MissingCredential, Rejected
         from stormer.reminders import contact_index
         from stormer.storm.contacts import SENDER_FOR, BadContact, apprise_url
@@ -109,7 +119,6 @@ class ReminderChannel:
         return path
 
     async def publish(self, staged: Staged, conn: ReminderConnection) -> Published:
-        from stormer.channels.base import Published
         from stormer.errors import Rejected, Transient
         from stormer.reminders import to_html
 
@@ -141,10 +150,3 @@ class ReminderChannel:
                 raise Rejected(f"not delivered: {why}", platform=self.name)
             raise Transient(f"not delivered: {why}", platform=self.name)
         return Published(remote_id=f"reminder:{item.id}")
-
-    async def reconcile(
-        self,
-        staged: Staged,
-        conn: ReminderConnection,
-    ) -> Published | NotPosted | None:
-        return None  # Apprise cannot ask a mail server or a chat whether a message arrived

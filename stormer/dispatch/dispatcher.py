@@ -25,11 +25,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
-from stormer.channels import registry
-from stormer.channels.base import Connection, NotPosted, Platform, Published, Staged
+from stormer.channels.base import NotPosted, Published, Staged
+from stormer.dispatch.connect import AnyRoute, Credentials, Routes
 from stormer.dispatch.pacing import Gates
-from stormer.dispatch.sending import send_staged
-from stormer.errors import AuthError, PlatformError, RateLimited, Rejected, StormerError, Transient
+from stormer.errors import AuthError, PlatformError, RateLimited, StormerError, Transient
 from stormer.outbox import claims
 from stormer.queue import Kind, MediaRef, QueueItem
 from stormer.secrets import redact, resolve
@@ -38,8 +37,7 @@ if TYPE_CHECKING:
     import httpx
     from sqlalchemy import Engine
 
-    from stormer.secrets import Secret
-    from stormer.storm.loader import Account, Storm
+    from stormer.storm.loader import Storm
 
 log = logging.getLogger("stormer.dispatch")
 
@@ -59,7 +57,7 @@ class Settings:
     # 10,000-item storm is staged in a few passes, well inside the staging window.
     claim_limit: int = 2_000
     # Requests in flight per platform, by name, where a benchmark overrides what the
-    # platform's plugin declares (`Platform.concurrency`).
+    # platform's plugin declares (`Channel.concurrency`).
     per_platform: Mapping[str, int] = field(default_factory=dict)
     per_account: int = 2
     attempts: int = 4
@@ -135,7 +133,7 @@ class Dispatcher:
         settings: Settings | None = None,
         worker: str | None = None,
         http: httpx.AsyncClient | None = None,
-        credentials: Callable[[Account, tuple[str, ...]], dict[str, Secret]] = resolve,
+        credentials: Credentials = resolve,
     ) -> None:
         self.storm = storm
         self.engine = engine
@@ -143,9 +141,7 @@ class Dispatcher:
         self.worker = worker or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._http = http
         self._credentials = credentials  # a rehearsal hands in the simulator's
-        self._accounts = {a.name: a for a in storm.accounts}
-        self._connections: dict[str, tuple[Platform, Connection]] = {}
-        self._reminders: tuple[Any, Any] | None = None  # participants' reminders (Apprise)
+        self._routes: Routes | None = None  # opened by `run`: they need its HTTP client and sender
         self._ready: dict[str, tuple[claims.ClaimedItem, Staged]] = {}
         self._held: set[str] = set()  # claimed by this worker, outcome not yet written
         self._alarms: set[datetime] = set()
@@ -156,7 +152,6 @@ class Dispatcher:
         self._sync_lock = asyncio.Lock()
         self._done = asyncio.Event()
         self._scheduler: Any = None
-        self._sender: Any = None
         self.fired: list[str] = []  # ids whose requests left, in order (for tests and reports)
 
     # --- life cycle ------------------------------------------------------------------------
@@ -190,7 +185,9 @@ class Dispatcher:
         )
         try:
             async with AiohttpSender() as sender:
-                self._sender = sender
+                self._routes = Routes(
+                    self.storm, http=self._http, sender=sender, credentials=self._credentials
+                )
                 self._scheduler.start()
                 renewer = asyncio.create_task(self._renew_leases())
                 waiters = [asyncio.create_task(self._done.wait())] if until_done else []
@@ -311,48 +308,17 @@ class Dispatcher:
 
     # --- staging ---------------------------------------------------------------------------
 
-    def _connection(self, c: claims.ClaimedItem) -> tuple[Any, Any]:
-        """The plugin and connection that send `c`: its account's platform for a post, the
-        Apprise reminder channel for a participant's reminder."""
-        if c.kind == "reminder":
-            return self._reminder_channel()
-        account_name = c.account
-        if account_name not in self._connections:
-            account = self._accounts.get(account_name)
-            if account is None:
-                raise Rejected(f"account {account_name!r} is no longer in config.toml")
-            plugin = registry.get(account.platform)
-            assert self._http is not None
-            conn = Connection(
-                account=account,
-                client=self._http,
-                credentials=self._credentials(account, plugin.credential_fields),
-                media_root=self.storm.root / "posts",
-                sender=self._sender,
-            )
-            self._connections[account_name] = (plugin, conn)
-        return self._connections[account_name]
-
-    def _reminder_channel(self) -> tuple[Any, Any]:
-        if self._reminders is None:
-            from stormer.channels.reminder import ReminderChannel, ReminderConnection
-            from stormer.notify.sender import resolve_senders
-
-            senders, _missing = resolve_senders(self.storm.reminder_senders)  # check says
-            self._reminders = (
-                ReminderChannel(),
-                ReminderConnection(
-                    storm=self.storm, senders=senders, workdir=self.storm.root / ".stormer"
-                ),
-            )
-        return self._reminders
+    def _route(self, c: claims.ClaimedItem) -> AnyRoute:
+        """The channel and connection that send `c` (see `Routes.of`)."""
+        assert self._routes is not None, "run() opens the routes before any pass"
+        return self._routes.of(c.kind, c.account)
 
     async def _stage(self, c: claims.ClaimedItem) -> tuple[str, str, dict[str, Any]] | None:
         """Stage one item; returns what `claims.mark_staged_many` stores, None if it failed."""
         try:
-            plugin, conn = self._connection(c)
-            async with self._gates.platform(plugin):
-                staged = await plugin.stage(item_of(c), conn)
+            route = self._route(c)
+            async with self._gates.platform(route.channel):
+                staged = await route.stage(item_of(c))
         except (AuthError, Transient, RateLimited) as e:
             # Reported now, minutes before T, with time to fix it; tried again shortly — not
             # before the platform's own Retry-After (a Bluesky login window is 5 minutes).
@@ -443,16 +409,16 @@ class Dispatcher:
         await self._db(claims.record_outcomes, outcomes=list(outcomes))
 
     async def _send(self, c: claims.ClaimedItem, staged: Staged) -> claims.Outcome:
-        plugin, conn = self._connection(c)
-        async with self._gates.platform(plugin), self._gates.account(c.account):
+        route = self._route(c)
+        async with self._gates.platform(route.channel), self._gates.account(c.account):
             await sleep_until(c.fire_at)  # never early, even after waiting for a gate
-            pacer = self._gates.pacer(c.account, plugin)
+            pacer = self._gates.pacer(c.account, route.channel)
             if pacer is not None:
                 await pacer.wait()
             left = utcnow()
             self.fired.append(c.id)
             try:
-                result = await send_staged(plugin, staged, conn, attempts=self.settings.attempts)
+                result = await route.send(staged, attempts=self.settings.attempts)
             except (RateLimited, Transient) as e:
                 retry_at = utcnow() + timedelta(
                     seconds=e.retry_after if isinstance(e, RateLimited) else 30
@@ -479,7 +445,7 @@ class Dispatcher:
             "unconfirmed",
             utcnow(),
             error="no answer, and the platform offers no way to check: "
-            f"{_look(c)} before sending it again",
+            f"{route.channel.where_to_look} before sending it again",
         )
 
     # --- unknown outcomes ------------------------------------------------------------------
@@ -495,9 +461,9 @@ class Dispatcher:
     async def _reconcile(self, c: claims.ClaimedItem) -> None:
         outcome: claims.Outcome
         try:
-            plugin, conn = self._connection(c)
-            async with self._gates.platform(plugin), self._gates.account(c.account):
-                outcome = await self._reconciled(c, plugin, conn)
+            route = self._route(c)
+            async with self._gates.platform(route.channel), self._gates.account(c.account):
+                outcome = await self._reconciled(c, route)
         except PlatformError as e:
             outcome = claims.Outcome(
                 c.id, "unconfirmed", utcnow(), error=redact(f"could not reconcile: {e}")
@@ -505,9 +471,10 @@ class Dispatcher:
         await self._db(claims.record_outcomes, outcomes=[outcome])
         log.warning("reconciled %s after a stop: %s", c.id, outcome.state)
 
-    async def _reconciled(self, c: claims.ClaimedItem, plugin: Any, conn: Any) -> claims.Outcome:
+    async def _reconciled(self, c: claims.ClaimedItem, route: AnyRoute) -> claims.Outcome:
         now = utcnow()
-        window = plugin.idempotency_window
+        look = route.channel.where_to_look
+        window = route.channel.idempotency_window
         too_late = now > c.fire_at + self.settings.grace or (
             window is not None and (now - c.fire_at).total_seconds() > window - 300
         )
@@ -518,14 +485,13 @@ class Dispatcher:
                 "unconfirmed",
                 now,
                 error=(
-                    "the worker stopped while sending and it is too late to resend safely: "
-                    f"{_look(c)}"
+                    f"the worker stopped while sending and it is too late to resend safely: {look}"
                 ),
             )
-        staged = await plugin.stage(item_of(c), conn)
-        found = await plugin.reconcile(staged, conn)
+        staged = await route.stage(item_of(c))
+        found = await route.reconcile(staged)
         if isinstance(found, NotPosted):
-            result = await send_staged(plugin, staged, conn, attempts=self.settings.attempts)
+            result = await route.send(staged, attempts=self.settings.attempts)
             found = result.published if result.outcome == "sent" else None
         if isinstance(found, Published):
             return claims.Outcome(
@@ -536,17 +502,9 @@ class Dispatcher:
             "unconfirmed",
             now,
             error=(
-                "the worker stopped while sending and the platform offers no "
-                f"way to check: {_look(c)}"
+                f"the worker stopped while sending and the platform offers no way to check: {look}"
             ),
         )
-
-
-def _look(c: claims.ClaimedItem) -> str:
-    """Where the organizer can see whether an item of unknown outcome arrived."""
-    if c.kind == "reminder":
-        return "the participant may have it already; ask them"
-    return "look at the account"
 
 
 def _json_safe(data: dict[str, Any]) -> dict[str, Any]:

@@ -13,11 +13,10 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from stormer.channels.base import Platform
-    from stormer.channels.reminder import ReminderChannel
+    from stormer.channels.base import Channel
 
 
 class Pacer:
@@ -53,9 +52,10 @@ class Pacer:
 
 
 class Gates:
-    """How many requests may be in flight at once: per platform, what its plugin declares
-    (`Platform.concurrency`) unless `overrides` (a benchmark's) says otherwise; per account,
-    `per_account`; and each account's pace, where its platform declares one."""
+    """How many requests may be in flight at once: per channel, what it declares
+    (`Channel.concurrency`) unless `overrides` (a benchmark's) says otherwise; per account,
+    `per_account`; and each account's pace, where its channel declares one. (A channel's
+    connection type does not matter here: only its class data is read.)"""
 
     def __init__(self, *, per_account: int, overrides: Mapping[str, int] | None = None) -> None:
         self._per_account = per_account
@@ -64,8 +64,8 @@ class Gates:
         self._accounts: dict[str, asyncio.Semaphore] = {}
         self._pacers: dict[str, Pacer] = {}
 
-    def platform(self, channel: Platform | ReminderChannel) -> asyncio.Semaphore:
-        """The gate shared by every account of `channel`'s platform."""
+    def platform(self, channel: Channel[Any]) -> asyncio.Semaphore:
+        """The gate shared by every account of `channel`."""
         if channel.name not in self._platforms:
             n = self._overrides.get(channel.name, channel.concurrency)
             self._platforms[channel.name] = asyncio.Semaphore(n)
@@ -77,8 +77,8 @@ class Gates:
             self._accounts[name] = asyncio.Semaphore(self._per_account)
         return self._accounts[name]
 
-    def pacer(self, account: str, channel: Platform | ReminderChannel) -> Pacer | None:
-        """The account's pace, if its platform declares one (`Platform.pace`)."""
+    def pacer(self, account: str, channel: Channel[Any]) -> Pacer | None:
+        """The account's pace, if its channel declares one (`Channel.pace`)."""
         if channel.pace is None:
             return None
         if account not in self._pacers:

@@ -6,9 +6,10 @@ them. `status_doc` and `status_lines` do the same for `stormer status` (the live
 
 What may never be shown: secrets (error texts go through `stormer.secrets.redact`, and the
 usual credential shapes are masked as well, because `redact` only knows the secrets resolved
-in this process) and participants' contacts. A reminder (`kind == "reminder"`) shows the
-participant's name (`account`) and channel kind (`platform`) only: no permalink, and any
-address in its error text is masked.
+in this process) and participants' contacts. An item whose channel is private (a reminder:
+`Channel.private`) shows the participant's name (`account`) and what its channel allows as
+`platform` (`Channel.label`: the kind of contact only), no permalink, and any address in its
+error text is masked.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final, Protocol
 
+from stormer.channels.registry import channel_class
 from stormer.outbox.models import STATES
 from stormer.secrets import clean_error, scrub_contacts
 from stormer.timezones import iso_utc
@@ -85,36 +87,29 @@ def report_rows(items: Iterable[Item], now: datetime) -> list[dict[str, Any]]:
 
 
 def _row(item: Item, now: datetime) -> dict[str, Any]:
-    reminder = item.kind == "reminder"
+    channel = channel_class(item.kind)
+    private = channel.private  # a participant's reminder: no address, no permalink
     lateness = (item.sent_at - item.fire_at).total_seconds() if item.sent_at else None
     overdue = (
         (now - item.fire_at).total_seconds()
         if item.state in WAITING and item.fire_at < now
         else None
     )
-    error = clean_error(item.error, contacts=reminder) if item.error else None
+    error = clean_error(item.error, contacts=private) if item.error else None
     return {
         "id": item.id,
         "kind": item.kind,
-        "account": scrub_contacts(item.account) if reminder else item.account,
-        # A reminder's channel kind only ("reminder:email"), never the address.
-        "platform": _channel(item) if reminder else item.platform,
+        "account": scrub_contacts(item.account) if private else item.account,
+        "platform": channel.label(item.platform, item.payload),
         "state": item.state,
         "fire_at": iso_utc(item.fire_at),
         "sent_at": iso_utc(item.sent_at) if item.sent_at else None,
         "lateness_s": lateness,
         "overdue_s": overdue,
-        "permalink": None if reminder else item.permalink,
+        "permalink": None if private else item.permalink,
         "error": error,
         "attempts": item.attempts,
     }
-
-
-def _channel(item: Item) -> str:
-    channel = (item.payload or {}).get("channel")
-    if channel:
-        return f"reminder:{channel}"
-    return item.platform.split(":", 1)[0]  # a channel written as an address: its kind only
 
 
 def summary(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
