@@ -9,8 +9,7 @@ from dataclasses import replace
 from typing import Any
 
 from stormer.channels import registry
-from stormer.channels.base import Payload
-from stormer.queue import QueueItem
+from stormer.queue import Payload, QueueItem
 from stormer.storm.loader import Storm
 from stormer.timezones import iso_utc
 

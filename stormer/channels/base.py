@@ -45,6 +45,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
+from stormer.queue import Payload
+
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
@@ -72,16 +74,6 @@ def secret(name: str) -> str:
 def staged(kind: str, path: str) -> str:
     """Placeholder for what staging returns for a media file (an id, a blob, an mxc URI)."""
     return f"<staged:{kind}:{path}>"
-
-
-@dataclass(frozen=True, slots=True)
-class Payload:
-    """The exact request(s) a platform would receive at T for one queue item."""
-
-    requests: list[dict[str, Any]]
-    length: int
-    limit: int
-    problems: list[str] = field(default_factory=list)
 
 
 @dataclass
