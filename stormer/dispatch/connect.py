@@ -106,23 +106,19 @@ class Routes:
     """The route of each item, made the first time it is needed and kept: an account's
     plugin with its connection (credentials resolved then), the reminder channel with the
     organizer's senders. `credentials` resolves an account's (a rehearsal hands in the
-    simulator's); `sender` is the dispatcher's burst engine."""
+    simulator's). Routes are made once `open` has handed in the HTTP client and the sender
+    (the dispatcher's burst engine) they send through."""
 
-    def __init__(
-        self,
-        storm: Storm,
-        *,
-        http: httpx.AsyncClient,
-        sender: Sender | None,
-        credentials: Credentials = resolve,
-    ) -> None:
+    def __init__(self, storm: Storm, *, credentials: Credentials = resolve) -> None:
         self._storm = storm
-        self._http = http
-        self._sender = sender
         self._credentials = credentials
         self._accounts = {a.name: a for a in storm.accounts}
+        self._through: tuple[httpx.AsyncClient, Sender | None] | None = None
         self._routes: dict[str, Route[Connection]] = {}
         self._reminders: Route[ReminderConnection] | None = None
+
+    def open(self, http: httpx.AsyncClient, sender: Sender | None) -> None:
+        self._through = (http, sender)
 
     def of(self, kind: str, account: str) -> AnyRoute:
         """The route of an item of `kind` from (or, for a reminder, to) `account`.
@@ -135,14 +131,12 @@ class Routes:
             found = self._accounts.get(account)
             if found is None:
                 raise Rejected(f"account {account!r} is no longer in config.toml")
+            if self._through is None:
+                raise RuntimeError("Routes.open comes before the first route")
             plugin = registry.get(found.platform)
-            conn = _connection(
-                self._storm,
-                found,
-                self._http,
-                self._credentials(found, plugin.credential_fields),
-                self._sender,
-            )
+            http, sender = self._through
+            credentials = self._credentials(found, plugin.credential_fields)
+            conn = _connection(self._storm, found, http, credentials, sender)
             self._routes[account] = Route(plugin, conn)
         return self._routes[account]
 

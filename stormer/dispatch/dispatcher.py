@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, cast
 from stormer.channels.base import NotPosted, Published, Staged
 from stormer.dispatch.connect import AnyRoute, Credentials, Routes
 from stormer.dispatch.pacing import Gates
+from stormer.dispatch.tracker import Ready, Tracker
 from stormer.errors import AuthError, PlatformError, RateLimited, StormerError, Transient
 from stormer.outbox import claims
 from stormer.queue import Kind, MediaRef, QueueItem
@@ -140,12 +141,8 @@ class Dispatcher:
         self.settings = settings or Settings()
         self.worker = worker or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._http = http
-        self._credentials = credentials  # a rehearsal hands in the simulator's
-        self._routes: Routes | None = None  # opened by `run`: they need its HTTP client and sender
-        self._ready: dict[str, tuple[claims.ClaimedItem, Staged]] = {}
-        self._held: set[str] = set()  # claimed by this worker, outcome not yet written
-        self._alarms: set[datetime] = set()
-        self._in_flight: set[str] = set()
+        self._routes = Routes(storm, credentials=credentials)  # opened by `run`
+        self.items = Tracker()  # this worker's items: held, ready, in flight
         self._gates = Gates(
             per_account=self.settings.per_account, overrides=self.settings.per_platform
         )
@@ -163,8 +160,10 @@ class Dispatcher:
         from stormer.dispatch.burst import AiohttpSender
         from stormer.dispatch.connect import client
 
-        await self._db(
+        await asyncio.to_thread(
             claims.register_worker,
+            engine=self.engine,
+            worker=self.worker,
             storm=self.storm.slug,
             hostname=socket.gethostname(),
             pid=os.getpid(),
@@ -185,9 +184,7 @@ class Dispatcher:
         )
         try:
             async with AiohttpSender() as sender:
-                self._routes = Routes(
-                    self.storm, http=self._http, sender=sender, credentials=self._credentials
-                )
+                self._routes.open(self._http, sender)
                 self._scheduler.start()
                 renewer = asyncio.create_task(self._renew_leases())
                 waiters = [asyncio.create_task(self._done.wait())] if until_done else []
@@ -199,16 +196,19 @@ class Dispatcher:
                 for task in pending:
                     task.cancel()
                 self._scheduler.shutdown(wait=False)
-                while self._in_flight:  # let a burst in progress finish and be recorded
-                    await asyncio.sleep(0.05)
+                await self.items.idle()  # let a burst in progress finish and be recorded
                 renewer.cancel()
         finally:
             if self._scheduler.running:
                 self._scheduler.shutdown(wait=False)
-            unsent = [i for i in self._ready if i not in self._in_flight]
+            unsent = self.items.unsent()
             if unsent:
-                await self._db(claims.release, ids=unsent, now=utcnow())
-            await self._db(claims.stop_worker, now=utcnow())
+                await asyncio.to_thread(
+                    claims.release, engine=self.engine, worker=self.worker, ids=unsent, now=utcnow()
+                )
+            await asyncio.to_thread(
+                claims.stop_worker, engine=self.engine, worker=self.worker, now=utcnow()
+            )
             if own_http:
                 await self._http.aclose()
 
@@ -218,19 +218,19 @@ class Dispatcher:
         every = max(self.settings.lease.total_seconds() / 3, 0.1)
         while True:
             await asyncio.sleep(every)
-            if self._held:
+            held = self.items.held
+            if held:
                 try:
-                    await self._db(
-                        claims.renew, ids=list(self._held), now=utcnow(), lease=self.settings.lease
+                    await asyncio.to_thread(
+                        claims.renew,
+                        engine=self.engine,
+                        worker=self.worker,
+                        ids=list(held),
+                        now=utcnow(),
+                        lease=self.settings.lease,
                     )
                 except Exception:
                     log.exception("renewing leases failed")
-
-    async def _db(self, fn: Callable[..., Any], **kwargs: Any) -> Any:
-        """Database calls run in a thread: the event loop (and a burst) never waits on them."""
-        if "worker" in fn.__code__.co_varnames:
-            kwargs.setdefault("worker", self.worker)
-        return await asyncio.to_thread(fn, engine=self.engine, **kwargs)
 
     # --- the periodic pass over the outbox -------------------------------------------------
 
@@ -245,30 +245,43 @@ class Dispatcher:
 
     async def _sync(self) -> None:
         s, slug, now = self.settings, self.storm.slug, utcnow()
-        released, unknown = await self._db(claims.recover_expired, storm=slug, now=now)
+        engine, worker = self.engine, self.worker
+        released, unknown = await asyncio.to_thread(
+            claims.recover_expired, engine=engine, worker=worker, storm=slug, now=now
+        )
         if released or unknown:
             log.warning(
                 "recovered %d expired claim(s); %d item(s) with an unknown outcome",
                 len(released),
                 len(unknown),
             )
-        missed = await self._db(claims.mark_missed, storm=slug, now=now, grace=s.grace)
+        missed = await asyncio.to_thread(
+            claims.mark_missed, engine=engine, storm=slug, now=now, grace=s.grace
+        )
         if missed:
             log.error("%d item(s) MISSED: not sent within %s of their time", len(missed), s.grace)
-        unknown_items = await self._db(
-            claims.claim_unknown, storm=slug, now=now, limit=1000, lease=s.lease
+        unknown_items = await asyncio.to_thread(
+            claims.claim_unknown,
+            engine=engine,
+            worker=worker,
+            storm=slug,
+            now=now,
+            limit=1000,
+            lease=s.lease,
         )
         if unknown_items:
             await asyncio.gather(*(self._reconcile_unknown(c) for c in unknown_items))
-        claimed = await self._db(
+        claimed = await asyncio.to_thread(
             claims.claim_due,
+            engine=engine,
+            worker=worker,
             storm=slug,
             now=now,
             horizon=s.staging_window,
             limit=s.claim_limit,
             lease=s.lease,
         )
-        self._held.update(c.id for c in claimed)
+        self.items.hold(c.id for c in claimed)
         if claimed:
             # Stage all at once, then store what staging produced in one write.
             results = await asyncio.gather(
@@ -276,22 +289,34 @@ class Dispatcher:
             )
             staged = [r for r in results if isinstance(r, tuple)]
             if staged:
-                await self._db(claims.mark_staged_many, staged=staged, now=utcnow())
+                await asyncio.to_thread(
+                    claims.mark_staged_many,
+                    engine=engine,
+                    worker=worker,
+                    staged=staged,
+                    now=utcnow(),
+                )
             for r in results:
                 if isinstance(r, BaseException):
                     raise r
-        for instant in sorted({c.fire_at for c, _ in self._ready.values()} - self._alarms):
+        for instant in self.items.arm():
             self._set_alarm(instant)
-        staged_through = max((c.fire_at for c, _ in self._ready.values()), default=None)
-        await self._db(claims.heartbeat, now=utcnow(), staged_through=staged_through)
-        if not self._ready and not self._in_flight:
-            summary = await self._db(claims.status_summary, storm=slug, now=utcnow())
+        await asyncio.to_thread(
+            claims.heartbeat,
+            engine=engine,
+            worker=worker,
+            now=utcnow(),
+            staged_through=self.items.staged_through(),
+        )
+        if not self.items.ready:  # (nothing ready: nothing in flight either)
+            summary = await asyncio.to_thread(
+                claims.status_summary, engine=engine, storm=slug, now=utcnow()
+            )
             open_states = ("pending", "staged", "claimed", "sending", "failed")
             if not any(summary["counts"].get(state, 0) for state in open_states):
                 self._done.set()
 
     def _set_alarm(self, instant: datetime) -> None:
-        self._alarms.add(instant)
         wake = instant - timedelta(seconds=self.settings.lead_seconds)
         if wake <= utcnow():
             asyncio.get_running_loop().create_task(self.fire(instant))
@@ -310,8 +335,12 @@ class Dispatcher:
 
     def _route(self, c: claims.ClaimedItem) -> AnyRoute:
         """The channel and connection that send `c` (see `Routes.of`)."""
-        assert self._routes is not None, "run() opens the routes before any pass"
         return self._routes.of(c.kind, c.account)
+
+    async def _record(self, outcomes: list[claims.Outcome]) -> None:
+        await asyncio.to_thread(
+            claims.record_outcomes, engine=self.engine, worker=self.worker, outcomes=outcomes
+        )
 
     async def _stage(self, c: claims.ClaimedItem) -> tuple[str, str, dict[str, Any]] | None:
         """Stage one item; returns what `claims.mark_staged_many` stores, None if it failed."""
@@ -326,87 +355,74 @@ class Dispatcher:
             wait = self.settings.retry_after_staging_failure
             if isinstance(e, RateLimited):
                 wait = max(wait, timedelta(seconds=e.retry_after))
-            await self._db(
-                claims.record_outcomes,
-                outcomes=[
-                    claims.Outcome(
-                        c.id,
-                        "failed",
-                        utcnow(),
-                        error=redact(f"staging: {e}"),
-                        next_attempt_at=utcnow() + wait,
-                    )
-                ],
+            failed = claims.Outcome(
+                c.id,
+                "failed",
+                utcnow(),
+                error=redact(f"staging: {e}"),
+                next_attempt_at=utcnow() + wait,
             )
-            self._held.discard(c.id)
+            await self._record([failed])
+            self.items.forget([c.id])
             return None
         except (PlatformError, StormerError) as e:
             log.error("staging %s (%s) failed for good: %s", c.id, c.account, e)
-            await self._db(
-                claims.record_outcomes,
-                outcomes=[claims.Outcome(c.id, "dead", utcnow(), error=redact(f"staging: {e}"))],
+            await self._record(
+                [claims.Outcome(c.id, "dead", utcnow(), error=redact(f"staging: {e}"))]
             )
-            self._held.discard(c.id)
+            self.items.forget([c.id])
             return None
-        self._ready[c.id] = (c, staged)
+        self.items.staged(c, staged)
         return (c.id, c.content_hash, _json_safe(staged.data))
 
     # --- firing ----------------------------------------------------------------------------
 
     async def fire(self, instant: datetime) -> None:
         """The alarm for `instant`: record the attempts, wait for the instant, send."""
-        batch = [
-            (c, st)
-            for c, st in self._ready.values()
-            if c.fire_at == instant and c.id not in self._in_flight
-        ]
+        batch = self.items.due(instant)
         if not batch:
-            if not any(c.fire_at == instant for c, _ in self._ready.values()):
-                self._alarms.discard(instant)  # else a burst for it is still in flight
+            if not self.items.waiting_for(instant):
+                self.items.disarm(instant)  # else a burst for it is still in flight
             return
+        ids = [c.id for c, _ in batch]
         now = utcnow()
         if now > instant + self.settings.grace:
             log.error("%d item(s) for %s not sent: past their grace", len(batch), instant)
-            for c, _ in batch:
-                self._ready.pop(c.id, None)
-                self._held.discard(c.id)
-            await self._db(claims.release, ids=[c.id for c, _ in batch], now=now)
-            self._alarms.discard(instant)
+            self.items.forget(ids)
+            await asyncio.to_thread(
+                claims.release, engine=self.engine, worker=self.worker, ids=ids, now=now
+            )
+            self.items.disarm(instant)
             return
-        self._in_flight.update(c.id for c, _ in batch)
+        self.items.launch(ids)
         try:
             with cyclic_gc_paused():
                 await self._burst(instant, batch)
         finally:
-            for c, _ in batch:
-                self._ready.pop(c.id, None)
-                self._held.discard(c.id)
-            self._in_flight.difference_update(c.id for c, _ in batch)
-            self._alarms.discard(instant)  # only now: a pass must not re-arm a firing instant
-            for c_id in list(self._in_flight):
-                if c_id not in self._ready:
-                    self._in_flight.discard(c_id)
+            self.items.forget(ids)
+            self.items.disarm(instant)  # only now: a pass must not re-arm a firing instant
 
-    async def _burst(
-        self, instant: datetime, batch: list[tuple[claims.ClaimedItem, Staged]]
-    ) -> None:
+    async def _burst(self, instant: datetime, batch: list[Ready]) -> None:
         """Record the attempts, wait for the instant, send `batch`, record the outcomes."""
         marked = set(
-            await self._db(claims.record_attempt, ids=[c.id for c, _ in batch], now=utcnow())
+            await asyncio.to_thread(
+                claims.record_attempt,
+                engine=self.engine,
+                worker=self.worker,
+                ids=[c.id for c, _ in batch],
+                now=utcnow(),
+            )
         )
         lost = [c.id for c, _ in batch if c.id not in marked]
         if lost:
             log.error(
                 "%d item(s) lost their lease before %s: not sent by this worker", len(lost), instant
             )
-            for c_id in lost:  # another worker has them now: stop renewing or holding them
-                self._ready.pop(c_id, None)
-                self._held.discard(c_id)
-                self._in_flight.discard(c_id)
+            self.items.forget(lost)  # another worker has them now: stop renewing or holding them
         sending = [(c, st) for c, st in batch if c.id in marked]
         await sleep_until(instant)
         outcomes = await asyncio.gather(*(self._send(c, st) for c, st in sending))
-        await self._db(claims.record_outcomes, outcomes=list(outcomes))
+        await self._record(outcomes)
 
     async def _send(self, c: claims.ClaimedItem, staged: Staged) -> claims.Outcome:
         route = self._route(c)
@@ -452,11 +468,11 @@ class Dispatcher:
 
     async def _reconcile_unknown(self, c: claims.ClaimedItem) -> None:
         """A `sending` item whose worker died: ask the platform before anything else."""
-        self._held.add(c.id)
+        self.items.hold([c.id])
         try:
             await self._reconcile(c)
         finally:
-            self._held.discard(c.id)
+            self.items.forget([c.id])
 
     async def _reconcile(self, c: claims.ClaimedItem) -> None:
         outcome: claims.Outcome
@@ -468,7 +484,7 @@ class Dispatcher:
             outcome = claims.Outcome(
                 c.id, "unconfirmed", utcnow(), error=redact(f"could not reconcile: {e}")
             )
-        await self._db(claims.record_outcomes, outcomes=[outcome])
+        await self._record([outcome])
         log.warning("reconciled %s after a stop: %s", c.id, outcome.state)
 
     async def _reconciled(self, c: claims.ClaimedItem, route: AnyRoute) -> claims.Outcome:
