@@ -9,30 +9,32 @@ aiohttp engine with per-platform and per-account limits; outcomes are written in
 
 A crash at any point loses nothing and sends nothing twice: claims expire and are released,
 and an item that was `sending` is reconciled with its platform before anything else.
+
+Here: the life cycle and the periodic pass. The work on items is in staging.py (before T,
+and reconciling after a crash) and firing.py (the burst at T); tracker.py keeps what this
+worker holds, item by item; connect.py gives each item its channel and connection.
 """
 
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import os
 import socket
 import uuid
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
-from stormer.channels.base import NotPosted, Published, Staged
-from stormer.dispatch.connect import AnyRoute, Credentials, Routes
+from stormer.dispatch.clock import utcnow
+from stormer.dispatch.connect import Credentials, Routes
+from stormer.dispatch.firing import Firing
 from stormer.dispatch.pacing import Gates
-from stormer.dispatch.tracker import Ready, Tracker
-from stormer.errors import AuthError, PlatformError, RateLimited, StormerError, Transient
+from stormer.dispatch.staging import Staging
+from stormer.dispatch.tracker import Tracker
 from stormer.outbox import claims
-from stormer.queue import Kind, MediaRef, QueueItem
-from stormer.secrets import redact, resolve
+from stormer.secrets import resolve
 
 if TYPE_CHECKING:
     import httpx
@@ -65,67 +67,10 @@ class Settings:
     retry_after_staging_failure: timedelta = timedelta(seconds=60)
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-async def sleep_until(instant: datetime, now: Callable[[], datetime] = utcnow) -> None:
-    """Return at `instant` or just after — never before, whatever the timer's resolution."""
-    while True:
-        delta = (instant - now()).total_seconds()
-        if delta <= 0:
-            return
-        await asyncio.sleep(delta if delta > 0.002 else 0.0005)
-
-
-_gc_pauses = 0  # bursts in progress that paused the cyclic garbage collector
-
-
-@contextmanager
-def cyclic_gc_paused() -> Iterator[None]:
-    """No cyclic garbage collection while a burst is in flight.
-
-    The burst is CPU-bound, and a 10,000-item burst set off five full (generation 2)
-    collections of the worker's whole heap: 1.8–1.9 s of a 5.6 s p99. Paused, the p99 was
-    3.6 s (bench/README.md). Reference counting still frees almost everything at once;
-    cycles wait the few seconds until the outcomes are written. Overlapping bursts
-    (two instants close together) resume collection when the last one ends."""
-    global _gc_pauses
-    if _gc_pauses == 0 and not gc.isenabled():
-        yield  # someone else turned it off: not ours to turn back on
-        return
-    _gc_pauses += 1
-    gc.disable()
-    try:
-        yield
-    finally:
-        _gc_pauses -= 1
-        if _gc_pauses == 0:
-            gc.enable()
-
-
-def item_of(c: claims.ClaimedItem) -> QueueItem:
-    """The queue item a claimed row stands for (what plugins stage)."""
-    media = tuple(
-        MediaRef(
-            m["path"], m.get("alt", ""), m.get("width"), m.get("height"), m.get("mime", "image/png")
-        )
-        for m in c.media
-    )
-    return QueueItem(
-        id=c.id,
-        kind=cast("Kind", c.kind),  # the outbox stores a QueueItem's kind
-        fire_at=c.fire_at,
-        platform=c.platform,
-        account=c.account,
-        lang=c.lang,
-        text=c.text,
-        media=media,
-        payload=c.payload,
-    )
-
-
 class Dispatcher:
+    """One worker of `stormer run` for `storm` (see the module docstring); `run` works until
+    stopped or, with `until_done`, until every item is final."""
+
     def __init__(
         self,
         storm: Storm,
@@ -143,13 +88,32 @@ class Dispatcher:
         self._http = http
         self._routes = Routes(storm, credentials=credentials)  # opened by `run`
         self.items = Tracker()  # this worker's items: held, ready, in flight
-        self._gates = Gates(
-            per_account=self.settings.per_account, overrides=self.settings.per_platform
+        self.fired: list[str] = []  # ids whose requests left, in order (for tests and reports)
+        s = self.settings
+        gates = Gates(per_account=s.per_account, overrides=s.per_platform)
+        self._staging = Staging(
+            engine,
+            worker=self.worker,
+            routes=self._routes,
+            gates=gates,
+            items=self.items,
+            grace=s.grace,
+            attempts=s.attempts,
+            retry_after=s.retry_after_staging_failure,
+        )
+        self._firing = Firing(
+            engine,
+            worker=self.worker,
+            routes=self._routes,
+            gates=gates,
+            items=self.items,
+            grace=s.grace,
+            attempts=s.attempts,
+            fired=self.fired,
         )
         self._sync_lock = asyncio.Lock()
         self._done = asyncio.Event()
         self._scheduler: Any = None
-        self.fired: list[str] = []  # ids whose requests left, in order (for tests and reports)
 
     # --- life cycle ------------------------------------------------------------------------
 
@@ -270,7 +234,7 @@ class Dispatcher:
             lease=s.lease,
         )
         if unknown_items:
-            await asyncio.gather(*(self._reconcile_unknown(c) for c in unknown_items))
+            await asyncio.gather(*(self._staging.reconcile(c) for c in unknown_items))
         claimed = await asyncio.to_thread(
             claims.claim_due,
             engine=engine,
@@ -283,22 +247,7 @@ class Dispatcher:
         )
         self.items.hold(c.id for c in claimed)
         if claimed:
-            # Stage all at once, then store what staging produced in one write.
-            results = await asyncio.gather(
-                *(self._stage(c) for c in claimed), return_exceptions=True
-            )
-            staged = [r for r in results if isinstance(r, tuple)]
-            if staged:
-                await asyncio.to_thread(
-                    claims.mark_staged_many,
-                    engine=engine,
-                    worker=worker,
-                    staged=staged,
-                    now=utcnow(),
-                )
-            for r in results:
-                if isinstance(r, BaseException):
-                    raise r
+            await self._staging.stage(claimed)
         for instant in self.items.arm():
             self._set_alarm(instant)
         await asyncio.to_thread(
@@ -331,204 +280,6 @@ class Dispatcher:
             misfire_grace_time=int(self.settings.grace.total_seconds()),
         )
 
-    # --- staging ---------------------------------------------------------------------------
-
-    def _route(self, c: claims.ClaimedItem) -> AnyRoute:
-        """The channel and connection that send `c` (see `Routes.of`)."""
-        return self._routes.of(c.kind, c.account)
-
-    async def _record(self, outcomes: list[claims.Outcome]) -> None:
-        await asyncio.to_thread(
-            claims.record_outcomes, engine=self.engine, worker=self.worker, outcomes=outcomes
-        )
-
-    async def _stage(self, c: claims.ClaimedItem) -> tuple[str, str, dict[str, Any]] | None:
-        """Stage one item; returns what `claims.mark_staged_many` stores, None if it failed."""
-        try:
-            route = self._route(c)
-            async with self._gates.platform(route.channel):
-                staged = await route.stage(item_of(c))
-        except (AuthError, Transient, RateLimited) as e:
-            # Reported now, minutes before T, with time to fix it; tried again shortly — not
-            # before the platform's own Retry-After (a Bluesky login window is 5 minutes).
-            log.error("staging %s (%s) failed: %s", c.id, c.account, e)
-            wait = self.settings.retry_after_staging_failure
-            if isinstance(e, RateLimited):
-                wait = max(wait, timedelta(seconds=e.retry_after))
-            failed = claims.Outcome(
-                c.id,
-                "failed",
-                utcnow(),
-                error=redact(f"staging: {e}"),
-                next_attempt_at=utcnow() + wait,
-            )
-            await self._record([failed])
-            self.items.forget([c.id])
-            return None
-        except (PlatformError, StormerError) as e:
-            log.error("staging %s (%s) failed for good: %s", c.id, c.account, e)
-            await self._record(
-                [claims.Outcome(c.id, "dead", utcnow(), error=redact(f"staging: {e}"))]
-            )
-            self.items.forget([c.id])
-            return None
-        self.items.staged(c, staged)
-        return (c.id, c.content_hash, _json_safe(staged.data))
-
-    # --- firing ----------------------------------------------------------------------------
-
     async def fire(self, instant: datetime) -> None:
-        """The alarm for `instant`: record the attempts, wait for the instant, send."""
-        batch = self.items.due(instant)
-        if not batch:
-            if not self.items.waiting_for(instant):
-                self.items.disarm(instant)  # else a burst for it is still in flight
-            return
-        ids = [c.id for c, _ in batch]
-        now = utcnow()
-        if now > instant + self.settings.grace:
-            log.error("%d item(s) for %s not sent: past their grace", len(batch), instant)
-            self.items.forget(ids)
-            await asyncio.to_thread(
-                claims.release, engine=self.engine, worker=self.worker, ids=ids, now=now
-            )
-            self.items.disarm(instant)
-            return
-        self.items.launch(ids)
-        try:
-            with cyclic_gc_paused():
-                await self._burst(instant, batch)
-        finally:
-            self.items.forget(ids)
-            self.items.disarm(instant)  # only now: a pass must not re-arm a firing instant
-
-    async def _burst(self, instant: datetime, batch: list[Ready]) -> None:
-        """Record the attempts, wait for the instant, send `batch`, record the outcomes."""
-        marked = set(
-            await asyncio.to_thread(
-                claims.record_attempt,
-                engine=self.engine,
-                worker=self.worker,
-                ids=[c.id for c, _ in batch],
-                now=utcnow(),
-            )
-        )
-        lost = [c.id for c, _ in batch if c.id not in marked]
-        if lost:
-            log.error(
-                "%d item(s) lost their lease before %s: not sent by this worker", len(lost), instant
-            )
-            self.items.forget(lost)  # another worker has them now: stop renewing or holding them
-        sending = [(c, st) for c, st in batch if c.id in marked]
-        await sleep_until(instant)
-        outcomes = await asyncio.gather(*(self._send(c, st) for c, st in sending))
-        await self._record(outcomes)
-
-    async def _send(self, c: claims.ClaimedItem, staged: Staged) -> claims.Outcome:
-        route = self._route(c)
-        async with self._gates.platform(route.channel), self._gates.account(c.account):
-            await sleep_until(c.fire_at)  # never early, even after waiting for a gate
-            pacer = self._gates.pacer(c.account, route.channel)
-            if pacer is not None:
-                await pacer.wait()
-            left = utcnow()
-            self.fired.append(c.id)
-            try:
-                result = await route.send(staged, attempts=self.settings.attempts)
-            except (RateLimited, Transient) as e:
-                retry_at = utcnow() + timedelta(
-                    seconds=e.retry_after if isinstance(e, RateLimited) else 30
-                )
-                if retry_at > c.fire_at + self.settings.grace:
-                    return claims.Outcome(
-                        c.id, "dead", utcnow(), error=redact(f"gave up within the grace: {e}")
-                    )
-                return claims.Outcome(
-                    c.id, "failed", utcnow(), error=redact(str(e)), next_attempt_at=retry_at
-                )
-            except PlatformError as e:  # AuthError, Rejected: final
-                return claims.Outcome(c.id, "dead", utcnow(), error=redact(str(e)))
-        if result.outcome == "sent" and result.published is not None:
-            return claims.Outcome(
-                c.id,
-                "sent",
-                left,
-                remote_id=result.published.remote_id,
-                permalink=result.published.permalink,
-            )
-        return claims.Outcome(
-            c.id,
-            "unconfirmed",
-            utcnow(),
-            error="no answer, and the platform offers no way to check: "
-            f"{route.channel.where_to_look} before sending it again",
-        )
-
-    # --- unknown outcomes ------------------------------------------------------------------
-
-    async def _reconcile_unknown(self, c: claims.ClaimedItem) -> None:
-        """A `sending` item whose worker died: ask the platform before anything else."""
-        self.items.hold([c.id])
-        try:
-            await self._reconcile(c)
-        finally:
-            self.items.forget([c.id])
-
-    async def _reconcile(self, c: claims.ClaimedItem) -> None:
-        outcome: claims.Outcome
-        try:
-            route = self._route(c)
-            async with self._gates.platform(route.channel), self._gates.account(c.account):
-                outcome = await self._reconciled(c, route)
-        except PlatformError as e:
-            outcome = claims.Outcome(
-                c.id, "unconfirmed", utcnow(), error=redact(f"could not reconcile: {e}")
-            )
-        await self._record([outcome])
-        log.warning("reconciled %s after a stop: %s", c.id, outcome.state)
-
-    async def _reconciled(self, c: claims.ClaimedItem, route: AnyRoute) -> claims.Outcome:
-        now = utcnow()
-        look = route.channel.where_to_look
-        window = route.channel.idempotency_window
-        too_late = now > c.fire_at + self.settings.grace or (
-            window is not None and (now - c.fire_at).total_seconds() > window - 300
-        )
-        if too_late:
-            # Asking could mean resending (Mastodon, Matrix, Bluesky): not this late.
-            return claims.Outcome(
-                c.id,
-                "unconfirmed",
-                now,
-                error=(
-                    f"the worker stopped while sending and it is too late to resend safely: {look}"
-                ),
-            )
-        staged = await route.stage(item_of(c))
-        found = await route.reconcile(staged)
-        if isinstance(found, NotPosted):
-            result = await route.send(staged, attempts=self.settings.attempts)
-            found = result.published if result.outcome == "sent" else None
-        if isinstance(found, Published):
-            return claims.Outcome(
-                c.id, "sent", now, remote_id=found.remote_id, permalink=found.permalink
-            )
-        return claims.Outcome(
-            c.id,
-            "unconfirmed",
-            now,
-            error=(
-                f"the worker stopped while sending and the platform offers no way to check: {look}"
-            ),
-        )
-
-
-def _json_safe(data: dict[str, Any]) -> dict[str, Any]:
-    """What staging returned, minus anything that is not plain JSON (no secrets are kept)."""
-    import json
-
-    try:
-        safe: dict[str, Any] = json.loads(json.dumps(data, default=str))
-    except (TypeError, ValueError):
-        return {}
-    return safe
+        """The alarm for `instant` (see `Firing.fire`)."""
+        await self._firing.fire(instant)
