@@ -369,7 +369,8 @@ def run_stormer(args: argparse.Namespace) -> dict[str, Any]:
 
     from sqlalchemy.orm import Session
 
-    from stormer.dispatch.dispatcher import DEFAULT_PER_PLATFORM, Dispatcher, Settings
+    from stormer.dispatch.dispatcher import Dispatcher, Settings
+    from stormer.outbox import claims
     from stormer.outbox.db import make_engine, upgrade
     from stormer.outbox.schedule import schedule
     from stormer.outbox.status import status_summary
@@ -407,18 +408,14 @@ def run_stormer(args: argparse.Namespace) -> dict[str, Any]:
     phases["prepare"] = time.perf_counter() - started
     del items
 
-    gates = (
-        dict(DEFAULT_PER_PLATFORM)
-        if args.contender == "stormer"
-        else {p: max(n, 1) for p in PLATFORMS}
-    )
+    # stormer: the plugins' own gates (`Platform.concurrency`); nogates: raised to N.
+    gates = {} if args.contender == "stormer" else {p: max(n, 1) for p in PLATFORMS}
     settings = Settings(
         staging_window=timedelta(seconds=margin + 300),
         poll_seconds=1.0,
         grace=timedelta(minutes=10),
         lead_seconds=0.5,
         per_platform=gates,
-        per_platform_default=max(n, 100),
     )
     dispatcher = Dispatcher(storm, engine, settings=settings)
     if os.environ.get("BURST_KEEPALIVE"):  # experiment: the client's idle-connection timeout
@@ -433,20 +430,28 @@ def run_stormer(args: argparse.Namespace) -> dict[str, Any]:
         aiohttp.TCPConnector.__init__ = init  # type: ignore[method-assign]
 
     db_calls: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0.0])
-    original_db = dispatcher._db
 
-    async def timed_db(fn: Any, **kwargs: Any) -> Any:
-        t = time.perf_counter()
-        try:
-            return await original_db(fn, **kwargs)
-        finally:
-            spent = time.perf_counter() - t
-            entry = db_calls[fn.__name__]
-            entry[0] += 1
-            entry[1] += spent
-            entry[2] = max(entry[2], spent)
+    def timed_db(fn: Any) -> Any:
+        def timed(**kwargs: Any) -> Any:  # runs in the dispatcher's database thread
+            t = time.perf_counter()
+            try:
+                return fn(**kwargs)
+            finally:
+                spent = time.perf_counter() - t
+                entry = db_calls[fn.__name__]
+                entry[0] += 1
+                entry[1] += spent
+                entry[2] = max(entry[2], spent)
 
-    dispatcher._db = timed_db  # type: ignore[method-assign]
+        return timed
+
+    # The dispatcher calls the outbox as `claims.<function>`: time each one it uses.
+    for name in (
+        "recover_expired", "mark_missed", "claim_unknown", "claim_due", "mark_staged_many",
+        "record_attempt", "record_outcomes", "renew", "release", "heartbeat", "status_summary",
+        "register_worker", "stop_worker",
+    ):  # fmt: skip
+        setattr(claims, name, timed_db(getattr(claims, name)))
     events: dict[str, float] = {}
     profiles: dict[str, cProfile.Profile] = {}
     original_fire = dispatcher.fire
@@ -457,7 +462,7 @@ def run_stormer(args: argparse.Namespace) -> dict[str, Any]:
             await original_fire(instant)
             return
         events["fire_called"] = (utcnow() - at).total_seconds()
-        events["ready_at_fire"] = len(dispatcher._ready)
+        events["ready_at_fire"] = len(dispatcher.items.ready)
         profile = None
         if args.profile:
             profile = profiles["burst"] = cProfile.Profile()
@@ -512,7 +517,7 @@ def run_stormer(args: argparse.Namespace) -> dict[str, Any]:
             finally:
                 print(
                     f"  [debug] _sync T{t:+.2f} → T{(utcnow() - at).total_seconds():+.2f}, "
-                    f"ready {len(dispatcher._ready)}",
+                    f"ready {len(dispatcher.items.ready)}",
                     file=sys.stderr,
                 )
 
@@ -549,17 +554,17 @@ def run_stormer(args: argparse.Namespace) -> dict[str, Any]:
         99 % and all of the items ready (staged in memory, waiting for T)."""
         begun = time.perf_counter()
         while (
-            len(dispatcher._ready) < n or not dispatcher._alarms
+            len(dispatcher.items.ready) < n or not dispatcher.items.armed
         ) and "fire_called" not in events:
-            if dispatcher._alarms and "first_alarm" not in events:
+            if dispatcher.items.armed and "first_alarm" not in events:
                 events["first_alarm"] = time.perf_counter() - begun
-            if len(dispatcher._ready) >= 0.99 * n and "staged_99" not in events:
+            if len(dispatcher.items.ready) >= 0.99 * n and "staged_99" not in events:
                 events["staged_99"] = time.perf_counter() - begun
             await asyncio.sleep(0.05)
         events.setdefault("staged_99", time.perf_counter() - begun)
-        if dispatcher._alarms:
+        if dispatcher.items.armed:
             events.setdefault("first_alarm", time.perf_counter() - begun)
-        if len(dispatcher._ready) >= n:
+        if len(dispatcher.items.ready) >= n:
             events["staged"] = time.perf_counter() - begun
             events["staged_at"] = (utcnow() - at).total_seconds()
         if "staging" in profiles:

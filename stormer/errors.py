@@ -7,6 +7,8 @@
     │   ├── NonexistentTime  a wall time inside a DST gap
     │   └── AmbiguousTime    a wall time inside a DST fold
     ├── StormInPast          scheduling a storm whose moment has passed
+    ├── UnknownPlatform      no installed plugin by that name (or it is not a Platform)
+    ├── AlertFailed          some of the organizer's alert URLs did not take an alert
     └── PlatformError        a platform refused, failed or could not be reached
         ├── AuthError        bad or expired credentials: stop this account, tell the organizer
         │   └── MissingCredential   none set at all
@@ -14,8 +16,12 @@
         ├── Transient        never reached the platform (or it said so): retry, same key
         ├── OutcomeUnknown   the request may have landed: reconcile before anything else
         └── Rejected         permanent: too long, duplicate, forbidden — do not retry
+            └── (channels.x.DuplicateText   X's "duplicate content": a plugin's own)
 
 Library code raises these; only the CLI turns them into one-line messages and exit codes.
+Two ValueErrors stay with the parsers that raise them, for their callers to turn into
+Problems: storm.contacts.BadContact (a participant's contact) and storm.images.
+UnsupportedImage (an image file).
 """
 
 from __future__ import annotations
@@ -96,6 +102,21 @@ class AmbiguousTime(TimeError):
 
 class StormInPast(StormerError):
     """Refused: the storm's moment is not in the future."""
+
+
+class UnknownPlatform(StormerError):
+    """No platform plugin is installed under that name, or what is installed under it is
+    not a `stormer.channels.base.Platform`."""
+
+
+class AlertFailed(StormerError):
+    """Some alert URLs did not take the alert. `delivered` is how many did; `failed` holds
+    (position in the list, reason) — never the URL, which carries secrets."""
+
+    def __init__(self, failed: list[tuple[int, str]], delivered: int) -> None:
+        self.failed = failed
+        self.delivered = delivered
+        super().__init__("; ".join(f"alert URL #{i + 1}: {why}" for i, why in failed))
 
 
 class PlatformError(StormerError):

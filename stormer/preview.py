@@ -9,8 +9,7 @@ from dataclasses import replace
 from typing import Any
 
 from stormer.channels import registry
-from stormer.channels.base import Payload
-from stormer.queue import QueueItem
+from stormer.queue import Payload, QueueItem
 from stormer.storm import Storm
 from stormer.timezones import iso_utc
 
@@ -72,11 +71,7 @@ def preview_lines(
         if payload.length > payload.limit:
             length += " TOO LONG"
         media = f"{len(item.media)} img" if item.media else ""
-        where = (
-            f"reminder:{item.payload.get('channel', '?')}"
-            if item.kind == "reminder"
-            else item.platform
-        )
+        where = registry.channel_class(item.kind).label(item.platform, item.payload)
         rows.append(
             (
                 item.fire_at,

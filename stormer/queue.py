@@ -89,3 +89,13 @@ def item_ids(storm_slug: str, kind: str) -> Callable[..., str]:
         return h.hexdigest()[:16]
 
     return make
+
+
+@dataclass(frozen=True, slots=True)
+class Payload:
+    """The exact request(s) a platform would receive at T for one queue item."""
+
+    requests: list[dict[str, Any]]
+    length: int
+    limit: int
+    problems: list[str] = field(default_factory=list)

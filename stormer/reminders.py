@@ -3,7 +3,7 @@ language and on the participant's own clock.
 
 Planning is pure, like the posts': every (participant, offset before T, contact) is one queue
 item with a deterministic id, so `schedule` stores each once and `run` sends it through the
-same claim / lease / outcome path as a post (stormer.notify.ReminderChannel).
+same claim / lease / outcome path as a post (stormer.channels.reminder).
 
 Each reminder names the storm and its hashtag, the local weekday, date and time in the
 participant's zone and language (Babel, CLDR), how long until it starts, the kit page, and a
@@ -34,13 +34,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote, urlencode
 
-from stormer.queue import QueueItem, item_ids
+from stormer.queue import Payload, QueueItem, item_ids
 from stormer.storm.contacts import BadContact, Contact, parse_contact
 
 if TYPE_CHECKING:
     from jinja2 import Environment, Template
 
-    from stormer.channels.base import Payload
     from stormer.storm import Participant, Post, Storm
 
 TEMPLATES: Final = Path(__file__).parent / "templates" / "reminders"
@@ -126,8 +125,6 @@ def render_reminder(
     """The dry run of one reminder: the message as its one recipient gets it. The recipient
     is `<email contact of NAME>` unless `contacts` (a `contact_index`) is given to show the
     address itself."""
-    from stormer.channels.base import Payload
-
     channel = str(item.payload.get("channel", "?"))
     to = f"<{channel} contact of {item.account}>"
     if contacts is not None:

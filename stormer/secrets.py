@@ -5,15 +5,20 @@ and resolved at run time from the system keyring (where `stormer login` stores i
 the environment variable named there. It is held as a `Secret`, which never prints itself,
 and every value ever resolved is redacted from log records of stormer and of the HTTP
 libraries (httpx logs request URLs, and a Telegram bot token is part of the URL).
+
+Error texts shown to people (reports, Apprise's log) go through `clean_error`, which also
+masks credential-shaped strings nobody resolved here and, for reminders, participants'
+addresses.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from stormer.errors import MissingCredential
 
@@ -158,3 +163,50 @@ def store(account: str, values: dict[str, str]) -> None:
             f"no usable system keyring here ({type(e).__name__}): keep the credential in the "
             "environment variable named in config.toml instead"
         ) from None
+
+
+# --- error texts shown to people ---------------------------------------------------------
+
+# `redact` knows only the secrets resolved in this process (none, in `report`); these are the
+# shapes in which a credential can hide in an error text (a URL, a header).
+_CREDENTIAL_SHAPES: Final = (
+    (re.compile(r"\bbot\d{4,}:[A-Za-z0-9_-]{20,}"), f"bot{REDACTED}"),  # Telegram, in URLs
+    (re.compile(r"(/webhooks/\d+/)[A-Za-z0-9_.-]+"), rf"\1{REDACTED}"),  # Discord webhook
+    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+"), rf"\1 {REDACTED}"),
+    (
+        re.compile(r"(?i)((?:access_token|token|password|secret|api_key|key)=)[^&\s\"']+"),
+        rf"\1{REDACTED}",
+    ),
+    (re.compile(r"(://[^/\s:@]+:)[^@\s/]+@"), rf"\1{REDACTED}@"),  # user:password@host
+)
+# Addresses a reminder's error may echo (participants' contacts are Apprise URLs, e-mail
+# addresses, handles, phone numbers).
+_CONTACT: Final = "<contact>"
+_CONTACT_SHAPES: Final = (
+    re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://\S+"),
+    re.compile(r"[^\s<>()\[\]\"',;:]+@[^\s<>()\[\]\"',;]+"),
+    re.compile(r"(?<![\w@])@[\w.-]+(?::[\w.-]+)?"),
+    re.compile(r"\+?\d[\d ().-]{5,}\d"),
+)
+_DATE: Final = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def clean_error(text: str, *, contacts: bool = False) -> str:
+    """`text` without known secrets, credential-shaped strings, and (if `contacts`) addresses."""
+    text = redact(text)
+    for pattern, replacement in _CREDENTIAL_SHAPES:
+        text = pattern.sub(replacement, text)
+    return scrub_contacts(text) if contacts else text
+
+
+def scrub_contacts(text: str) -> str:
+    """`text` with whatever looks like a participant's address masked as `<contact>`."""
+    for pattern in _CONTACT_SHAPES[:3]:
+        text = pattern.sub(_CONTACT, text)
+    return _CONTACT_SHAPES[3].sub(lambda m: _CONTACT if _phone_like(m[0]) else m[0], text)
+
+
+def _phone_like(text: str) -> bool:
+    # A phone number has 7 digits or more ("550 5.1.1" and "HTTP 429" fewer), and does not
+    # start with a date ("2031-03-13 18").
+    return sum(c.isdigit() for c in text) >= 7 and not _DATE.match(text)

@@ -27,8 +27,8 @@ from typer.testing import CliRunner, Result
 
 from stormer.cli import app
 from stormer.dispatch.dispatcher import Dispatcher, Settings
-from stormer.errors import ConfigError
-from stormer.ops.alerts import AlertFailed, alert, unstaged_alert_due, watch
+from stormer.errors import AlertFailed, ConfigError
+from stormer.ops.alerts import alert, unstaged_alert_due, watch
 from stormer.outbox import workers
 from stormer.storm import load_storm
 from stormer.timezones import iso_utc

@@ -186,7 +186,7 @@ def test_an_account_with_several_posts_at_once_is_paced(
 def test_the_cyclic_collector_is_paused_for_a_burst_and_back_after() -> None:
     import gc
 
-    from stormer.dispatch.dispatcher import cyclic_gc_paused
+    from stormer.dispatch.firing import cyclic_gc_paused
 
     assert gc.isenabled()
     with cyclic_gc_paused():

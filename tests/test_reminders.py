@@ -564,7 +564,8 @@ def test_the_example_storms_reminders_through_smtp_say_each_local_time(
     """The 2021 storm itself (18:00 UTC): a Madrid participant reads 19:00 in Spanish, Gaza
     20:00 in Arabic, Auckland the next morning, a Friday — delivered through a real SMTP
     server by the channel the dispatcher uses."""
-    from stormer.notify.sender import ReminderChannel, ReminderConnection, resolve_senders
+    from stormer.channels.reminder import ReminderChannel, ReminderConnection
+    from stormer.notify.sender import resolve_senders
 
     root = tmp_path / "storm"
     smtp_storm(root, smtp, EXAMPLE_T, [",".join(p) for p in PEOPLE[:3]], monkeypatch)

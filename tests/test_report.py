@@ -13,7 +13,6 @@ from stormer.ops.report import (
     ALERT,
     COLUMNS,
     EMPTY,
-    clean_error,
     duration,
     report_lines,
     report_rows,
@@ -23,7 +22,7 @@ from stormer.ops.report import (
     to_csv,
 )
 from stormer.outbox.models import Outbox, State
-from stormer.secrets import Secret
+from stormer.secrets import Secret, clean_error
 
 T = datetime(2031, 3, 13, 18, 0, tzinfo=UTC)
 NOW = T + timedelta(minutes=5)

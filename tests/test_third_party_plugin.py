@@ -1,15 +1,26 @@
 """A platform plugin from another package is found through the entry-point group and used by
-`platforms`, `check`, `preview` and `post` without any change to stormer."""
+`platforms`, `check`, `preview`, `doctor`, `post` and `run` without any change to stormer, with
+what it declares about itself (limits, rules, gate and pace) honoured everywhere."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from example import add_accounts, copy_example
+import pytest
+from example import add_accounts, copy_example, set_storm_time
+from fixtures_sim import png_bytes
+
+from stormer.channels import registry
+from stormer.channels.base import Platform
+from stormer.timezones import iso_utc
 
 PLUGIN_SITE = Path(__file__).parent / "plugins" / "site"  # holds the plugin's dist-info
 
@@ -114,3 +125,142 @@ def test_plugin_is_fired_by_run(tmp_path: Path) -> None:
     assert ran.returncode == 0, ran.stdout + ran.stderr
     (line,) = board.read_text().splitlines()
     assert "#FreeThem" in json.loads(line)["text"]
+
+
+# --- what the plugin declares, honoured in this process -------------------------------------
+
+
+@pytest.fixture
+def fileboard(monkeypatch: pytest.MonkeyPatch) -> Iterator[Platform]:
+    """The plugin installed in this process (its dist-info on sys.path), as `registry` finds
+    it; uninstalled again afterwards."""
+    monkeypatch.syspath_prepend(str(PLUGIN_SITE))
+    registry.installed.cache_clear()
+    registry.get.cache_clear()
+    yield registry.get("fileboard")
+    registry.installed.cache_clear()
+    registry.get.cache_clear()
+
+
+def board_storm(root: Path, accounts: str, at: str | None = None) -> Path:
+    """The example storm with only the fileboard `accounts` (their TOML) in it."""
+    storm = copy_example(root, at=at)
+    config = storm / "config.toml"
+    text = config.read_text(encoding="utf-8")
+    config.write_text(
+        re.sub(r"(?ms)^\[\[accounts\]\].*?(?=^\[reminders\])", "", text), encoding="utf-8"
+    )
+    add_accounts(storm, accounts)
+    return storm
+
+
+def board_account(name: str, lang: str, board: Path | None) -> str:
+    base_url = f'base_url = "file://{board}"\n' if board else ""
+    return (
+        f'[[accounts]]\nname = "{name}"\nplatform = "fileboard"\n{base_url}'
+        f'langs = ["{lang}"]\ncredentials = {{ board_key = "BOARD_KEY" }}\n'
+    )
+
+
+def test_check_applies_the_plugins_rules(fileboard: Platform, tmp_path: Path) -> None:
+    from stormer.ops.checks import check
+    from stormer.storm import load_storm
+
+    # Three Italian boards share two Italian samples: some post the same text.
+    accounts = [board_account(f"board-{n}", "it", tmp_path / f"{n}.jsonl") for n in "abc"]
+    storm = board_storm(
+        tmp_path / "storm", "\n".join([*accounts, board_account("nowhere", "it", None)])
+    )
+    problems = check(load_storm(storm, known_platforms=set(registry.installed())))
+
+    same = [p for p in problems if p.code == "same-text-many-accounts"]
+    assert fileboard.same_text_forbidden
+    assert same and all(p.severity == "error" for p in same)  # a warning on Mastodon
+    assert all("Fileboard's rules forbid this" in p.message for p in same)
+    (no_url,) = [p for p in problems if p.code == "missing-base-url"]
+    assert no_url.message.startswith("account 'nowhere' (Fileboard) needs base_url")
+    too_long = [p for p in problems if p.code == "too-long"]
+    assert too_long and all(p.message.startswith("Fileboard: ") for p in too_long)
+    assert all(f"> {fileboard.text_limit} " in p.message for p in too_long)
+
+
+def test_doctor_measures_images_against_the_plugins_limit(
+    fileboard: Platform, tmp_path: Path
+) -> None:
+    from stormer.ops.doctor import media_finding
+    from stormer.storm import load_storm
+
+    storm = board_storm(tmp_path / "storm", board_account("board", "en", tmp_path / "b.jsonl"))
+    # en-01 carries flag-book.png: under every built-in's limit, over the board's 0.3 MB.
+    (storm / "posts" / "images" / "flag-book.png").write_bytes(png_bytes(padding=400_000))
+    assert fileboard.image_bytes == 300_000
+    found = media_finding(load_storm(storm))
+    assert found.severity == "error"
+    assert "images/flag-book.png is 0.4 MB, over Fileboard's 0.3 MB" in found.message
+
+
+def test_dispatch_gates_the_plugin_as_it_declares(fileboard: Platform) -> None:
+    from stormer.channels.mastodon import Mastodon
+    from stormer.dispatch.pacing import Gates
+
+    async def gates() -> None:
+        limits = Gates(per_account=2)
+        board = limits.platform(fileboard)
+        for _ in range(fileboard.concurrency):  # one writer at a time
+            await board.acquire()
+        assert board.locked()
+        wide = limits.platform(Mastodon())
+        for _ in range(fileboard.concurrency):
+            await wide.acquire()
+        assert not wide.locked()  # Mastodon's gate is its own, and wider
+        pacer = limits.pacer("board", fileboard)
+        assert pacer is not None and (pacer.n, pacer.period) == fileboard.pace
+        assert limits.pacer("campaign-mastodon", Mastodon()) is None
+
+    asyncio.run(gates())
+
+
+def test_run_paces_the_plugins_posts(fileboard: Platform, tmp_path: Path) -> None:
+    """Three posts from one board at one instant: two at T, the third when the board's pace
+    (two a second) lets it — never before T."""
+    from sqlalchemy.orm import Session
+
+    from stormer.dispatch.dispatcher import Dispatcher, Settings
+    from stormer.outbox.db import make_engine, upgrade
+    from stormer.outbox.schedule import schedule
+    from stormer.plan import plan
+    from stormer.preview import with_payloads
+    from stormer.secrets import Secret
+    from stormer.storm import load_storm
+
+    board = tmp_path / "board.jsonl"
+    storm_dir = board_storm(tmp_path / "storm", board_account("board", "en", board))
+    config = storm_dir / "config.toml"
+    config.write_text(config.read_text().replace("posts_per_account = 1", "posts_per_account = 3"))
+    at = (datetime.now(UTC) + timedelta(seconds=3)).replace(microsecond=0)
+    set_storm_time(storm_dir, iso_utc(at))
+    storm = load_storm(storm_dir)
+    engine = make_engine(f"sqlite:///{tmp_path / 's.db'}")
+    upgrade(engine)
+    try:
+        with Session(engine) as session, session.begin():
+            schedule(
+                with_payloads(storm, plan(storm)),
+                session=session,
+                storm=storm.slug,
+                now=datetime.now(UTC),
+            )
+        settings = Settings(staging_window=timedelta(minutes=5), poll_seconds=0.5)
+        dispatcher = Dispatcher(
+            storm,
+            engine,
+            settings=settings,
+            credentials=lambda account, fields: {"board_key": Secret("k-1")},
+        )
+        asyncio.run(asyncio.wait_for(dispatcher.run(until_done=True), 60))
+    finally:
+        engine.dispose()
+    written = sorted(json.loads(line)["at"] for line in board.read_text().splitlines())
+    assert len(written) == 3 and written[0] >= at.timestamp()
+    n, period = fileboard.pace or (0, 0.0)
+    assert n == 2 and written[2] - written[0] >= period - 0.05  # the third waited its turn

@@ -1,4 +1,24 @@
-"""The platform plugin interface.
+"""The channel interface: what every channel an item goes through implements, and the
+platform plugin interface built on it.
+
+A `Channel` is where the dispatcher sends an item: a platform, for a post (`Platform`, one
+plugin per platform), or the reminder channel, for a participant's reminder
+(stormer.channels.reminder). The dispatcher knows channels through this interface only:
+
+- class data: what the channel *is* — its name, its idempotency, how many requests may be in
+  flight at once (`concurrency`), its pace per account, where the organizer looks when an
+  outcome is unknown, and what previews and reports may show of its items;
+- `stage(item, conn) -> Staged`: before T, do everything that can be done early (log in,
+  upload media, look up the recipient), so that at T only the final request(s) remain;
+- `publish(staged, conn) -> Published`: at T, send, and say where the item landed;
+- `reconcile(staged, conn) -> Published | NOT_POSTED | None`: after OutcomeUnknown, find out
+  whether the item landed, using the channel's own idempotency or a read-back — never by
+  resending a request that could post twice. NOT_POSTED: it is not there (safe to send
+  again); None: cannot know (the item becomes unconfirmed);
+- `confirm(published, conn) -> Published`: optional read-back, fills in the permalink.
+
+Each channel has its own connection type (`conn`): a platform gets a `Connection` per
+account, the reminder channel a `ReminderConnection` per storm.
 
 A platform plugin is a subclass of `Platform` registered under the entry-point group
 `stormer.platforms` (the built-ins are registered the same way, in stormer's pyproject.toml):
@@ -6,19 +26,11 @@ A platform plugin is a subclass of `Platform` registered under the entry-point g
     [project.entry-points."stormer.platforms"]
     myplatform = "my_package.module:MyPlatform"
 
-What a platform *is* — its limits, credential fields, idempotency — is class-level data;
-its behaviour is `length` and `render` (pure, used by check and preview) and, for sending:
-
-- `verify(conn)`: are the credentials good? (used by `check --online` and staging)
-- `stage(item, conn) -> Staged`: before T, upload media, open the session, and build the
-  final request(s), so that at T one request per item remains;
-- `parse(staged, index, response) -> Published`: read the platform's answer (sans-I/O);
-- `publish(staged, conn) -> Published`: send the final request(s) and parse the answer;
-- `reconcile(staged, conn) -> Published | NOT_POSTED | None`: after OutcomeUnknown, find out
-  whether the post landed, using the platform's own idempotency or a read-back — never by
-  resending a request that could post twice. NOT_POSTED: the platform says it is not there
-  (safe to send again); None: cannot know (the item becomes unconfirmed);
-- `confirm(published, conn) -> Published`: optional read-back, fills in the permalink.
+What a platform *is* — its limits, credential fields, idempotency, gate and pace — is
+class-level data; its behaviour is `length` and `render` (pure, used by check and preview)
+and, besides the channel methods, `verify(conn)` (are the credentials good? used by
+`check --online` and staging) and `parse(staged, index, response) -> Published` (read the
+platform's answer, sans-I/O; the default `publish` sends each request and parses it).
 
 Plugins receive everything through `Connection` (an injected httpx.AsyncClient, the account,
 its credentials as Secrets, and session state the caller keeps) and raise the errors of
@@ -29,8 +41,11 @@ terminal, no database and no dispatcher.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, Protocol, TypeVar
+
+from stormer.queue import Payload
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -59,16 +74,6 @@ def secret(name: str) -> str:
 def staged(kind: str, path: str) -> str:
     """Placeholder for what staging returns for a media file (an id, a blob, an mxc URI)."""
     return f"<staged:{kind}:{path}>"
-
-
-@dataclass(frozen=True, slots=True)
-class Payload:
-    """The exact request(s) a platform would receive at T for one queue item."""
-
-    requests: list[dict[str, Any]]
-    length: int
-    limit: int
-    problems: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -152,7 +157,81 @@ class Published:
     raw: dict[str, Any] = field(default_factory=dict)
 
 
-class Platform(ABC):
+ConnT = TypeVar("ConnT")
+
+
+class Channel(ABC, Generic[ConnT]):
+    """Where the dispatcher sends an item, through the connection type `ConnT`.
+
+    Class attributes (defaults here; a channel sets what differs):
+        name: the identifier items carry (`platform = "mastodon"` in config.toml).
+        title: the channel's name for people.
+        idempotency: how a retried send is kept from posting twice.
+        idempotency_window: how long, in seconds, the channel remembers an idempotency key,
+            if it forgets it: after a crash the dispatcher reconciles (which may mean sending
+            again with the same key) only until 5 minutes before the window ends.
+        concurrency: requests in flight at once across all accounts of the channel (the
+            dispatcher's gate for it).
+        pace: (n, seconds): at most n items per that many seconds from one account, where the
+            channel's limit is known but only announced by a 429 (Telegram, Discord).
+        where_to_look: where the organizer can see whether an item whose outcome is unknown
+            arrived (ends the error of an `unconfirmed` item).
+        private: whether items go to private people (participants): reports then mask
+            anything shaped like an address in the item's name and error, and show no
+            permalink.
+
+    Methods raise the errors of stormer.errors: AuthError (MissingCredential) when the
+    credentials are wrong or missing, RateLimited (wait, then the same request again),
+    Transient (did not take effect: retry), OutcomeUnknown (may have landed: reconcile
+    first), Rejected (never: the item is dead).
+    """
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    idempotency: ClassVar[Idempotency] = "none"
+    idempotency_window: ClassVar[float | None] = None
+    # A gate held through the server's latency caps a platform at gate / latency posts per
+    # second across all its accounts (bench/burst.py measured Discord at 10: p99 30 s for
+    # 1,666 webhooks), so the built-ins' are wide (1000); each account's own gate and the
+    # platforms' 429s with Retry-After bound the rest. 100 for a channel that says nothing.
+    concurrency: ClassVar[int] = 100
+    pace: ClassVar[tuple[int, float] | None] = None
+    where_to_look: ClassVar[str] = "look at the account"
+    private: ClassVar[bool] = False
+
+    @classmethod
+    def label(cls, platform: str, payload: Mapping[str, Any] | None) -> str:
+        """What previews and reports show as the "platform" of an item of this channel, from
+        the item's `platform` and `payload` (never an address)."""
+        return platform
+
+    @abstractmethod
+    async def stage(self, item: QueueItem, conn: ConnT) -> Staged:
+        """Before T: everything that can be done early for `item` (log in, upload media and
+        wait for their processing, find the recipient), ending with the final request(s).
+
+        Raises AuthError, RateLimited or Transient when it may work later (staging is tried
+        again before T), Rejected when it never will."""
+
+    @abstractmethod
+    async def publish(self, staged: Staged, conn: ConnT) -> Published:
+        """At T: send what `stage` prepared; return where the item landed.
+
+        Raises RateLimited or Transient (safe to send again), OutcomeUnknown (it may have
+        landed: `reconcile` before anything else), AuthError or Rejected (final)."""
+
+    async def reconcile(self, staged: Staged, conn: ConnT) -> Published | NotPosted | None:
+        """After OutcomeUnknown: did the item land? Return it; NOT_POSTED if the channel
+        says it is not there; None if the channel offers no way to know (the organizer
+        decides). Must never post twice. By default: None."""
+        return None
+
+    async def confirm(self, published: Published, conn: ConnT) -> Published:
+        """Read the item back and fill in its permalink; by default trust the answer."""
+        return published
+
+
+class Platform(Channel[Connection]):
     """Base class of every platform plugin. Subclasses set the class-level data and `length`.
 
     Class attributes:
@@ -162,25 +241,34 @@ class Platform(ABC):
         media_text_limit: the limit when the post carries media, if different (Telegram: 1024).
         max_images: images allowed in one post.
         alt_text: whether images carry a description (Telegram's Bot API has none).
+        image_bytes: the largest image the platform accepts, in bytes (`stormer doctor`
+            measures every image against it); None: not known, not checked.
         credential_fields: the secrets an account needs, each named in config by an
             environment variable or keyring entry (`credentials = { access_token = "ENV" }`).
         target_field: what `target` means for an account ("chat", "room"), if it needs one.
-        idempotency: how a retried send is kept from posting twice.
-        pace: (n, seconds): at most n posts per that many seconds from one account, where the
-            platform's limit is known but only announced by a 429 (Telegram, Discord).
+        handle_example: if an account needs `handle` (Bluesky logs in with it), an example
+            value for `check` to show when it is missing.
+        default_base_url: the server when an account names none; None: each account must set
+            `base_url` (a Mastodon instance, a Matrix homeserver)…
+        needs_base_url: …unless the platform needs no server address at all (a Discord
+            webhook URL, a credential, names its server).
+        same_text_forbidden: whether the platform's rules forbid several accounts posting the
+            same or nearly the same text (`check` makes it an error instead of a warning).
+        and those of every channel (`Channel`): idempotency, idempotency_window,
+        concurrency, pace.
     """
 
-    name: ClassVar[str]
-    title: ClassVar[str]
     text_limit: ClassVar[int]
     media_text_limit: ClassVar[int | None] = None
     max_images: ClassVar[int] = 4
     alt_text: ClassVar[bool] = True  # whether the platform carries an image description
+    image_bytes: ClassVar[int | None] = None
     credential_fields: ClassVar[tuple[str, ...]] = ()
     target_field: ClassVar[str | None] = None
-    idempotency: ClassVar[Idempotency] = "none"
+    handle_example: ClassVar[str | None] = None
     default_base_url: ClassVar[str | None] = None
-    pace: ClassVar[tuple[int, float] | None] = None
+    needs_base_url: ClassVar[bool] = True
+    same_text_forbidden: ClassVar[bool] = False
 
     @abstractmethod
     def length(self, text: str) -> int:
@@ -245,8 +333,9 @@ class Platform(ABC):
         raise NotImplementedError(f"{self.title}: verify is not implemented")
 
     async def stage(self, item: QueueItem, conn: Connection) -> Staged:
-        """Before T: log in if needed, upload media (waiting for processing), and build the
-        final request(s). Raises AuthError, Rejected, RateLimited or Transient."""
+        """See `Channel.stage`: log in if needed, upload media (waiting for processing), and
+        build the final request(s). A plugin that only renders (check, preview) may leave
+        it out."""
         raise NotImplementedError(f"{self.title}: stage is not implemented")
 
     def parse(self, staged: Staged, index: int, response: Response) -> Published:
@@ -265,13 +354,3 @@ class Platform(ABC):
             first = first or published
         assert first is not None, "a staged item has at least one request"
         return first
-
-    async def reconcile(self, staged: Staged, conn: Connection) -> Published | NotPosted | None:
-        """After OutcomeUnknown: did the post land? Return it; NOT_POSTED if the platform
-        says it is not there; None if the platform offers no way to know (the organizer
-        decides). Must never post twice."""
-        return None
-
-    async def confirm(self, published: Published, conn: Connection) -> Published:
-        """Read the post back and fill in its permalink; by default trust the answer."""
-        return published

@@ -119,9 +119,12 @@ class Bluesky(Platform):
     title = "Bluesky"
     text_limit = lengths.BLUESKY_LIMIT
     max_images = 4
+    image_bytes = 1_000_000  # app.bsky.embed.images: image blob maxSize
     credential_fields = ("app_password",)
+    handle_example = '"name.bsky.social"'  # the login, with the app password
     idempotency = "record-key"
     default_base_url = "https://bsky.social"
+    concurrency = 1000  # wide: see Platform.concurrency
 
     def length(self, text: str) -> int:
         return lengths.bluesky_length(text)

@@ -32,9 +32,12 @@ class Discord(Platform):
     title = "Discord"
     text_limit = lengths.DISCORD_LIMIT
     max_images = 10
+    image_bytes = 10 * 1024 * 1024  # attachments without a boosted server
     credential_fields = ("webhook_url",)
+    needs_base_url = False  # the webhook URL (a credential) names the server
     idempotency = "none"
     pace = (5, 2.0)  # a webhook's bucket, seen only in 429s (discord-api-docs#6753)
+    concurrency = 1000  # wide: see Platform.concurrency
 
     def length(self, text: str) -> int:
         return lengths.discord_length(text)

@@ -29,9 +29,11 @@ class Mastodon(Platform):
     title = "Mastodon"
     text_limit = lengths.MASTODON_LIMIT  # instance default; read per instance when sending
     max_images = 4
+    image_bytes = 16 * 1024 * 1024  # MediaAttachment::IMAGE_LIMIT since Mastodon 4.0
     credential_fields = ("access_token",)
     idempotency = "key"
     idempotency_window = 3600.0  # Mastodon keeps Idempotency-Keys for one hour
+    concurrency = 1000  # wide: see Platform.concurrency
 
     def length(self, text: str) -> int:
         return lengths.mastodon_length(text)

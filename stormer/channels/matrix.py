@@ -47,9 +47,12 @@ class Matrix(Platform):
     title = "Matrix"
     text_limit = MAX_EVENT_BYTES - 1536  # room for the event envelope around the content
     max_images = 10  # one m.image event each, after the text event
+    # Servers set their own (`m.upload.size`); 50 MiB is Synapse's default.
+    image_bytes = 50 * 1024 * 1024
     credential_fields = ("access_token",)
     target_field = "room"
     idempotency = "transaction-id"
+    concurrency = 1000  # wide: see Platform.concurrency
 
     def length(self, text: str) -> int:
         return _content_bytes(text)

@@ -1,4 +1,5 @@
-"""Finding platform plugins through the `stormer.platforms` entry-point group.
+"""Finding platform plugins through the `stormer.platforms` entry-point group, and the kind of
+channel an item goes through.
 
 Listing reads names only; a plugin's module is imported the first time it is used.
 """
@@ -7,15 +8,15 @@ from __future__ import annotations
 
 import functools
 from importlib.metadata import EntryPoint, entry_points
+from typing import TYPE_CHECKING
 
 from stormer.channels.base import Platform
-from stormer.errors import StormerError
+from stormer.errors import UnknownPlatform
+
+if TYPE_CHECKING:
+    from stormer.channels.reminder import ReminderChannel
 
 GROUP = "stormer.platforms"
-
-
-class UnknownPlatform(StormerError):
-    pass
 
 
 @functools.cache
@@ -36,3 +37,12 @@ def get(name: str) -> Platform:
             f"the plugin {name!r} ({eps[name].value}) is not a stormer.platforms.base.Platform"
         )
     return cls()
+
+
+def channel_class(kind: str) -> type[Platform] | type[ReminderChannel]:
+    """The class of channel an item of `kind` ("post", "reminder") goes through, for what it
+    says about its items without a plugin loaded (`Channel.label`, `Channel.private`): the
+    reminder channel for a reminder; for a post, a platform (`item.platform` names which)."""
+    from stormer.channels.reminder import ReminderChannel
+
+    return ReminderChannel if kind == "reminder" else Platform

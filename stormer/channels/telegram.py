@@ -31,11 +31,13 @@ class Telegram(Platform):
     media_text_limit = lengths.TELEGRAM_CAPTION_LIMIT
     max_images = 10
     alt_text = False  # the Bot API has no image description; the caption is the text
+    image_bytes = 10 * 1024 * 1024  # sendPhoto: "at most 10 MB"
     credential_fields = ("bot_token",)
     target_field = "chat"
     idempotency = "none"
     default_base_url = "https://api.telegram.org"
     pace = (20, 60.0)  # "no more than 20 messages per minute to the same group" (Bots FAQ)
+    concurrency = 1000  # wide: see Platform.concurrency
 
     def length(self, text: str) -> int:
         return lengths.telegram_length(text)

@@ -90,9 +90,13 @@ class X(Platform):
     title = "X"
     text_limit = lengths.X_LIMIT
     max_images = 4
+    image_bytes = 5 * 1024 * 1024  # media upload: images (GIFs may be 15 MB)
     credential_fields = ("access_token",)
     idempotency = "read-back"
     default_base_url = "https://api.x.com"
+    # X's automation rules forbid coordinated identical posts from several accounts.
+    same_text_forbidden = True
+    concurrency = 1000  # wide: see Platform.concurrency
 
     def length(self, text: str) -> int:
         return lengths.x_length(text)
@@ -149,7 +153,7 @@ class X(Platform):
         data = (await self._get(conn, "/2/users/me")).get("data") or {}
         conn.state.update(user_id=str(data["id"]), username=str(data["username"]))
         conn.state_changed()
-        return "@" + conn.state["username"]
+        return f"@{conn.state['username']}"
 
     async def stage(self, item: QueueItem, conn: Connection) -> Staged:
         if "user_id" not in conn.state:  # also checks the token before any upload

@@ -1,21 +1,29 @@
-"""Opening a connection for one account: plugin, credentials, HTTP client, session state.
+"""Opening a connection for one account: plugin, credentials, HTTP client, session state;
+and the dispatcher's `Routes`: the channel and connection each item goes through.
 
 Session state (a Bluesky session, an X user id) lives in memory for the life of the process;
 it holds tokens, so it is never written to the database."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Generic, TypeAlias
 
 from stormer.channels import registry
+from stormer.channels.base import Channel, Connection, ConnT, NotPosted, Published, Staged
+from stormer.dispatch.sending import SendResult, send_staged
+from stormer.errors import Rejected
 from stormer.secrets import resolve
 
 if TYPE_CHECKING:
     import httpx
 
-    from stormer.channels.base import Connection, Platform
+    from stormer.channels.base import Platform, Sender
+    from stormer.channels.reminder import ReminderConnection
+    from stormer.queue import QueueItem
+    from stormer.secrets import Secret
     from stormer.storm import Account, Storm
 
 USER_AGENT = "stormer (+https://example.org/stormer)"
@@ -44,22 +52,102 @@ async def connect(
     storm: Storm, account: Account, http: httpx.AsyncClient | None = None
 ) -> AsyncIterator[tuple[Platform, Connection]]:
     """The plugin and a Connection for `account`; closes the client it opened."""
-    from stormer.channels.base import Connection
-
     plugin = registry.get(account.platform)
     credentials = resolve(account, plugin.credential_fields)
     own = http is None
     http = http or client()
     try:
-        yield (
-            plugin,
-            Connection(
-                account=account,
-                client=http,
-                credentials=credentials,
-                media_root=storm.root / "posts",
-            ),
-        )
+        yield plugin, _connection(storm, account, http, credentials)
     finally:
         if own:
             await http.aclose()
+
+
+def _connection(
+    storm: Storm,
+    account: Account,
+    http: httpx.AsyncClient,
+    credentials: dict[str, Secret],
+    sender: Sender | None = None,
+) -> Connection:
+    return Connection(
+        account=account,
+        client=http,
+        credentials=credentials,
+        media_root=storm.root / "posts",
+        sender=sender,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Route(Generic[ConnT]):
+    """A channel with the connection it sends through: an account's platform, or the
+    participants' reminders. What the dispatcher does to an item, it does through its route."""
+
+    channel: Channel[ConnT]
+    conn: ConnT
+
+    async def stage(self, item: QueueItem) -> Staged:
+        return await self.channel.stage(item, self.conn)
+
+    async def reconcile(self, staged: Staged) -> Published | NotPosted | None:
+        return await self.channel.reconcile(staged, self.conn)
+
+    async def send(self, staged: Staged, *, attempts: int) -> SendResult:
+        """Publish, retrying what is safe to retry and reconciling what is unknown."""
+        return await send_staged(self.channel, staged, self.conn, attempts=attempts)
+
+
+AnyRoute: TypeAlias = "Route[Connection] | Route[ReminderConnection]"  # one per kind of channel
+Credentials: TypeAlias = "Callable[[Account, tuple[str, ...]], dict[str, Secret]]"
+
+
+class Routes:
+    """The route of each item, made the first time it is needed and kept: an account's
+    plugin with its connection (credentials resolved then), the reminder channel with the
+    organizer's senders. `credentials` resolves an account's (a rehearsal hands in the
+    simulator's). Routes are made once `open` has handed in the HTTP client and the sender
+    (the dispatcher's burst engine) they send through."""
+
+    def __init__(self, storm: Storm, *, credentials: Credentials = resolve) -> None:
+        self._storm = storm
+        self._credentials = credentials
+        self._accounts = {a.name: a for a in storm.accounts}
+        self._through: tuple[httpx.AsyncClient, Sender | None] | None = None
+        self._routes: dict[str, Route[Connection]] = {}
+        self._reminders: Route[ReminderConnection] | None = None
+
+    def open(self, http: httpx.AsyncClient, sender: Sender | None) -> None:
+        self._through = (http, sender)
+
+    def of(self, kind: str, account: str) -> AnyRoute:
+        """The route of an item of `kind` from (or, for a reminder, to) `account`.
+
+        Raises Rejected when the account is no longer in config.toml, MissingCredential
+        when its credentials are not set, UnknownPlatform when its plugin is gone."""
+        if kind == "reminder":
+            return self._reminder_route()
+        if account not in self._routes:
+            found = self._accounts.get(account)
+            if found is None:
+                raise Rejected(f"account {account!r} is no longer in config.toml")
+            if self._through is None:
+                raise RuntimeError("Routes.open comes before the first route")
+            plugin = registry.get(found.platform)
+            http, sender = self._through
+            credentials = self._credentials(found, plugin.credential_fields)
+            conn = _connection(self._storm, found, http, credentials, sender)
+            self._routes[account] = Route(plugin, conn)
+        return self._routes[account]
+
+    def _reminder_route(self) -> Route[ReminderConnection]:
+        if self._reminders is None:
+            from stormer.channels.reminder import ReminderChannel, ReminderConnection
+            from stormer.notify.sender import resolve_senders
+
+            senders, _missing = resolve_senders(self._storm.reminder_senders)  # check says
+            conn = ReminderConnection(
+                storm=self._storm, senders=senders, workdir=self._storm.root / ".stormer"
+            )
+            self._reminders = Route(ReminderChannel(), conn)
+        return self._reminders

@@ -9,56 +9,43 @@ aiohttp engine with per-platform and per-account limits; outcomes are written in
 
 A crash at any point loses nothing and sends nothing twice: claims expire and are released,
 and an item that was `sending` is reconciled with its platform before anything else.
+
+Here: the life cycle and the periodic pass. The work on items is in staging.py (before T,
+and reconciling after a crash) and firing.py (the burst at T); tracker.py keeps what this
+worker holds, item by item; connect.py gives each item its channel and connection.
 """
 
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import os
 import socket
 import uuid
-from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from stormer.channels import registry
-from stormer.channels.base import Connection, NotPosted, Platform, Published, Staged
-from stormer.dispatch.pacing import Pacer
-from stormer.dispatch.sending import send_staged
-from stormer.errors import AuthError, PlatformError, RateLimited, Rejected, StormerError, Transient
+from stormer.dispatch.clock import utcnow
+from stormer.dispatch.connect import Credentials, Routes
+from stormer.dispatch.firing import Firing
+from stormer.dispatch.pacing import Gates
+from stormer.dispatch.staging import Staging
+from stormer.dispatch.tracker import Tracker
 from stormer.outbox import claims, workers
-from stormer.outbox.models import WAITING, State
+from stormer.outbox.models import WAITING
 from stormer.outbox.status import status_summary
-from stormer.queue import MediaRef, QueueItem
-from stormer.secrets import redact, resolve
+from stormer.secrets import resolve
 from stormer.settings import CLAIM_BATCH, GRACE, LEASE, POLL_SECONDS, STAGING_WINDOW
 
 if TYPE_CHECKING:
     import httpx
     from sqlalchemy import Engine
 
-    from stormer.secrets import Secret
-    from stormer.storm import Account, Storm
+    from stormer.storm import Storm
 
 log = logging.getLogger("stormer.dispatch")
-
-# Requests in flight per platform. A gate held through the server's latency caps a platform
-# at gate / latency posts per second across all its accounts (bench/burst.py measured Discord
-# at 10: p99 30 s for 1,666 webhooks), so these are wide; each account's own gate and the
-# platforms' 429s with Retry-After bound the rest.
-DEFAULT_PER_PLATFORM: Mapping[str, int] = {
-    "mastodon": 1000,
-    "bluesky": 1000,
-    "x": 1000,
-    "telegram": 1000,
-    "discord": 1000,
-    "matrix": 1000,
-}
 
 
 @dataclass(frozen=True)
@@ -72,74 +59,18 @@ class Settings:
     # Short: a crash inside this window leaves items whose sending cannot be ruled out.
     lead_seconds: float = 0.5
     claim_limit: int = CLAIM_BATCH  # items claimed per pass
-    per_platform: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_PER_PLATFORM))
-    per_platform_default: int = 100
+    # Requests in flight per platform, by name, where a benchmark overrides what the
+    # platform's plugin declares (`Channel.concurrency`).
+    per_platform: Mapping[str, int] = field(default_factory=dict)
     per_account: int = 2
     attempts: int = 4
     retry_after_staging_failure: timedelta = timedelta(seconds=60)
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-async def sleep_until(instant: datetime, now: Callable[[], datetime] = utcnow) -> None:
-    """Return at `instant` or just after — never before, whatever the timer's resolution."""
-    while True:
-        delta = (instant - now()).total_seconds()
-        if delta <= 0:
-            return
-        await asyncio.sleep(delta if delta > 0.002 else 0.0005)
-
-
-_gc_pauses = 0  # bursts in progress that paused the cyclic garbage collector
-
-
-@contextmanager
-def cyclic_gc_paused() -> Iterator[None]:
-    """No cyclic garbage collection while a burst is in flight.
-
-    The burst is CPU-bound, and a 10,000-item burst set off five full (generation 2)
-    collections of the worker's whole heap: 1.8–1.9 s of a 5.6 s p99. Paused, the p99 was
-    3.6 s (bench/README.md). Reference counting still frees almost everything at once;
-    cycles wait the few seconds until the outcomes are written. Overlapping bursts
-    (two instants close together) resume collection when the last one ends."""
-    global _gc_pauses
-    if _gc_pauses == 0 and not gc.isenabled():
-        yield  # someone else turned it off: not ours to turn back on
-        return
-    _gc_pauses += 1
-    gc.disable()
-    try:
-        yield
-    finally:
-        _gc_pauses -= 1
-        if _gc_pauses == 0:
-            gc.enable()
-
-
-def item_of(c: claims.ClaimedItem) -> QueueItem:
-    """The queue item a claimed row stands for (what plugins stage)."""
-    media = tuple(
-        MediaRef(
-            m["path"], m.get("alt", ""), m.get("width"), m.get("height"), m.get("mime", "image/png")
-        )
-        for m in c.media
-    )
-    return QueueItem(
-        id=c.id,
-        kind=c.kind,
-        fire_at=c.fire_at,  # type: ignore[arg-type]
-        platform=c.platform,
-        account=c.account,
-        lang=c.lang,
-        text=c.text,
-        media=media,
-        payload=c.payload,
-    )
-
-
 class Dispatcher:
+    """One worker of `stormer run` for `storm` (see the module docstring); `run` works until
+    stopped or, with `until_done`, until every item is final."""
+
     def __init__(
         self,
         storm: Storm,
@@ -148,31 +79,41 @@ class Dispatcher:
         settings: Settings | None = None,
         worker: str | None = None,
         http: httpx.AsyncClient | None = None,
-        credentials: Callable[[Account, tuple[str, ...]], dict[str, Secret]] = resolve,
+        credentials: Credentials = resolve,
     ) -> None:
         self.storm = storm
         self.engine = engine
         self.settings = settings or Settings()
         self.worker = worker or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._http = http
-        self._credentials = credentials  # a rehearsal hands in the simulator's
-        self._accounts = {a.name: a for a in storm.accounts}
-        self._connections: dict[str, tuple[Platform, Connection]] = {}
-        self._reminders: tuple[Any, Any] | None = None  # participants' reminders (Apprise)
-        self._pacers: dict[str, Pacer] = {}  # per account, where the platform has a pace
-        self._ready: dict[str, tuple[claims.ClaimedItem, Staged]] = {}
-        self._held: set[str] = set()  # claimed by this worker, outcome not yet written
-        self._alarms: set[datetime] = set()
-        self._in_flight: set[str] = set()
-        self._platform_gates: dict[str, asyncio.Semaphore] = {}
-        self._account_gates: dict[str, asyncio.Semaphore] = defaultdict(
-            lambda: asyncio.Semaphore(self.settings.per_account)
+        self._routes = Routes(storm, credentials=credentials)  # opened by `run`
+        self.items = Tracker()  # this worker's items: held, ready, in flight
+        self.fired: list[str] = []  # ids whose requests left, in order (for tests and reports)
+        s = self.settings
+        gates = Gates(per_account=s.per_account, overrides=s.per_platform)
+        self._staging = Staging(
+            engine,
+            worker=self.worker,
+            routes=self._routes,
+            gates=gates,
+            items=self.items,
+            grace=s.grace,
+            attempts=s.attempts,
+            retry_after=s.retry_after_staging_failure,
+        )
+        self._firing = Firing(
+            engine,
+            worker=self.worker,
+            routes=self._routes,
+            gates=gates,
+            items=self.items,
+            grace=s.grace,
+            attempts=s.attempts,
+            fired=self.fired,
         )
         self._sync_lock = asyncio.Lock()
         self._done = asyncio.Event()
         self._scheduler: Any = None
-        self._sender: Any = None
-        self.fired: list[str] = []  # ids whose requests left, in order (for tests and reports)
 
     # --- life cycle ------------------------------------------------------------------------
 
@@ -183,8 +124,10 @@ class Dispatcher:
         from stormer.dispatch.burst import AiohttpSender
         from stormer.dispatch.connect import client
 
-        await self._db(
+        await asyncio.to_thread(
             workers.register_worker,
+            engine=self.engine,
+            worker=self.worker,
             storm=self.storm.slug,
             hostname=socket.gethostname(),
             pid=os.getpid(),
@@ -205,7 +148,7 @@ class Dispatcher:
         )
         try:
             async with AiohttpSender() as sender:
-                self._sender = sender
+                self._routes.open(self._http, sender)
                 self._scheduler.start()
                 renewer = asyncio.create_task(self._renew_leases())
                 waiters = [asyncio.create_task(self._done.wait())] if until_done else []
@@ -217,16 +160,19 @@ class Dispatcher:
                 for task in pending:
                     task.cancel()
                 self._scheduler.shutdown(wait=False)
-                while self._in_flight:  # let a burst in progress finish and be recorded
-                    await asyncio.sleep(0.05)
+                await self.items.idle()  # let a burst in progress finish and be recorded
                 renewer.cancel()
         finally:
             if self._scheduler.running:
                 self._scheduler.shutdown(wait=False)
-            unsent = [i for i in self._ready if i not in self._in_flight]
+            unsent = self.items.unsent()
             if unsent:
-                await self._db(claims.release, ids=unsent, now=utcnow())
-            await self._db(workers.stop_worker, now=utcnow())
+                await asyncio.to_thread(
+                    claims.release, engine=self.engine, worker=self.worker, ids=unsent, now=utcnow()
+                )
+            await asyncio.to_thread(
+                workers.stop_worker, engine=self.engine, worker=self.worker, now=utcnow()
+            )
             if own_http:
                 await self._http.aclose()
 
@@ -236,19 +182,19 @@ class Dispatcher:
         every = max(self.settings.lease.total_seconds() / 3, 0.1)
         while True:
             await asyncio.sleep(every)
-            if self._held:
+            held = self.items.held
+            if held:
                 try:
-                    await self._db(
-                        claims.renew, ids=list(self._held), now=utcnow(), lease=self.settings.lease
+                    await asyncio.to_thread(
+                        claims.renew,
+                        engine=self.engine,
+                        worker=self.worker,
+                        ids=list(held),
+                        now=utcnow(),
+                        lease=self.settings.lease,
                     )
                 except Exception:
                     log.exception("renewing leases failed")
-
-    async def _db(self, fn: Callable[..., Any], **kwargs: Any) -> Any:
-        """Database calls run in a thread: the event loop (and a burst) never waits on them."""
-        if "worker" in fn.__code__.co_varnames:
-            kwargs.setdefault("worker", self.worker)
-        return await asyncio.to_thread(fn, engine=self.engine, **kwargs)
 
     # --- the periodic pass over the outbox -------------------------------------------------
 
@@ -263,52 +209,62 @@ class Dispatcher:
 
     async def _sync(self) -> None:
         s, slug, now = self.settings, self.storm.slug, utcnow()
-        released, unknown = await self._db(claims.recover_expired, storm=slug, now=now)
+        engine, worker = self.engine, self.worker
+        released, unknown = await asyncio.to_thread(
+            claims.recover_expired, engine=engine, worker=worker, storm=slug, now=now
+        )
         if released or unknown:
             log.warning(
                 "recovered %d expired claim(s); %d item(s) with an unknown outcome",
                 len(released),
                 len(unknown),
             )
-        missed = await self._db(claims.mark_missed, storm=slug, now=now, grace=s.grace)
+        missed = await asyncio.to_thread(
+            claims.mark_missed, engine=engine, storm=slug, now=now, grace=s.grace
+        )
         if missed:
             log.error("%d item(s) MISSED: not sent within %s of their time", len(missed), s.grace)
-        unknown_items = await self._db(
-            claims.claim_unknown, storm=slug, now=now, limit=1000, lease=s.lease
+        unknown_items = await asyncio.to_thread(
+            claims.claim_unknown,
+            engine=engine,
+            worker=worker,
+            storm=slug,
+            now=now,
+            limit=1000,
+            lease=s.lease,
         )
         if unknown_items:
-            await asyncio.gather(*(self._reconcile_unknown(c) for c in unknown_items))
-        claimed = await self._db(
+            await asyncio.gather(*(self._staging.reconcile(c) for c in unknown_items))
+        claimed = await asyncio.to_thread(
             claims.claim_due,
+            engine=engine,
+            worker=worker,
             storm=slug,
             now=now,
             horizon=s.staging_window,
             limit=s.claim_limit,
             lease=s.lease,
         )
-        self._held.update(c.id for c in claimed)
+        self.items.hold(c.id for c in claimed)
         if claimed:
-            # Stage all at once, then store what staging produced in one write.
-            results = await asyncio.gather(
-                *(self._stage(c) for c in claimed), return_exceptions=True
-            )
-            staged = [r for r in results if isinstance(r, tuple)]
-            if staged:
-                await self._db(claims.mark_staged_many, staged=staged, now=utcnow())
-            for r in results:
-                if isinstance(r, BaseException):
-                    raise r
-        for instant in sorted({c.fire_at for c, _ in self._ready.values()} - self._alarms):
+            await self._staging.stage(claimed)
+        for instant in self.items.arm():
             self._set_alarm(instant)
-        staged_through = max((c.fire_at for c, _ in self._ready.values()), default=None)
-        await self._db(workers.heartbeat, now=utcnow(), staged_through=staged_through)
-        if not self._ready and not self._in_flight:
-            summary = await self._db(status_summary, storm=slug, now=utcnow())
+        await asyncio.to_thread(
+            workers.heartbeat,
+            engine=engine,
+            worker=worker,
+            now=utcnow(),
+            staged_through=self.items.staged_through(),
+        )
+        if not self.items.ready:  # (nothing ready: nothing in flight either)
+            summary = await asyncio.to_thread(
+                status_summary, engine=engine, storm=slug, now=utcnow()
+            )
             if not any(summary["counts"].get(state, 0) for state in WAITING):
                 self._done.set()
 
     def _set_alarm(self, instant: datetime) -> None:
-        self._alarms.add(instant)
         wake = instant - timedelta(seconds=self.settings.lead_seconds)
         if wake <= utcnow():
             asyncio.get_running_loop().create_task(self.fire(instant))
@@ -323,269 +279,6 @@ class Dispatcher:
             misfire_grace_time=int(self.settings.grace.total_seconds()),
         )
 
-    # --- staging ---------------------------------------------------------------------------
-
-    def _connection(self, c: claims.ClaimedItem) -> tuple[Any, Any]:
-        """The plugin and connection that send `c`: its account's platform for a post, the
-        Apprise reminder channel for a participant's reminder."""
-        if c.kind == "reminder":
-            return self._reminder_channel()
-        account_name = c.account
-        if account_name not in self._connections:
-            account = self._accounts.get(account_name)
-            if account is None:
-                raise Rejected(f"account {account_name!r} is no longer in config.toml")
-            plugin = registry.get(account.platform)
-            assert self._http is not None
-            conn = Connection(
-                account=account,
-                client=self._http,
-                credentials=self._credentials(account, plugin.credential_fields),
-                media_root=self.storm.root / "posts",
-                sender=self._sender,
-            )
-            self._connections[account_name] = (plugin, conn)
-        return self._connections[account_name]
-
-    def _reminder_channel(self) -> tuple[Any, Any]:
-        if self._reminders is None:
-            from stormer.notify.sender import ReminderChannel, ReminderConnection, resolve_senders
-
-            senders, _missing = resolve_senders(self.storm.reminder_senders)  # check says
-            self._reminders = (
-                ReminderChannel(),
-                ReminderConnection(
-                    storm=self.storm, senders=senders, workdir=self.storm.root / ".stormer"
-                ),
-            )
-        return self._reminders
-
-    def _pacer(self, c: claims.ClaimedItem, plugin: Any) -> Pacer | None:
-        """The account's pace, for platforms that declare one (`Platform.pace`)."""
-        pace = getattr(plugin, "pace", None)
-        if pace is None:
-            return None
-        if c.account not in self._pacers:
-            self._pacers[c.account] = Pacer(*pace)
-        return self._pacers[c.account]
-
-    def _gate(self, platform: str) -> asyncio.Semaphore:
-        if platform not in self._platform_gates:
-            n = self.settings.per_platform.get(platform, self.settings.per_platform_default)
-            self._platform_gates[platform] = asyncio.Semaphore(n)
-        return self._platform_gates[platform]
-
-    async def _stage(self, c: claims.ClaimedItem) -> tuple[str, str, dict[str, Any]] | None:
-        """Stage one item; returns what `claims.mark_staged_many` stores, None if it failed."""
-        try:
-            plugin, conn = self._connection(c)
-            async with self._gate(c.platform):
-                staged = await plugin.stage(item_of(c), conn)
-        except (AuthError, Transient, RateLimited) as e:
-            # Reported now, minutes before T, with time to fix it; tried again shortly — not
-            # before the platform's own Retry-After (a Bluesky login window is 5 minutes).
-            log.error("staging %s (%s) failed: %s", c.id, c.account, e)
-            wait = self.settings.retry_after_staging_failure
-            if isinstance(e, RateLimited):
-                wait = max(wait, timedelta(seconds=e.retry_after))
-            await self._db(
-                claims.record_outcomes,
-                outcomes=[
-                    claims.Outcome(
-                        c.id,
-                        State.FAILED,
-                        utcnow(),
-                        error=redact(f"staging: {e}"),
-                        next_attempt_at=utcnow() + wait,
-                    )
-                ],
-            )
-            self._held.discard(c.id)
-            return None
-        except (PlatformError, StormerError) as e:
-            log.error("staging %s (%s) failed for good: %s", c.id, c.account, e)
-            await self._db(
-                claims.record_outcomes,
-                outcomes=[
-                    claims.Outcome(c.id, State.DEAD, utcnow(), error=redact(f"staging: {e}"))
-                ],
-            )
-            self._held.discard(c.id)
-            return None
-        self._ready[c.id] = (c, staged)
-        return (c.id, c.content_hash, _json_safe(staged.data))
-
-    # --- firing ----------------------------------------------------------------------------
-
     async def fire(self, instant: datetime) -> None:
-        """The alarm for `instant`: record the attempts, wait for the instant, send."""
-        batch = [
-            (c, st)
-            for c, st in self._ready.values()
-            if c.fire_at == instant and c.id not in self._in_flight
-        ]
-        if not batch:
-            if not any(c.fire_at == instant for c, _ in self._ready.values()):
-                self._alarms.discard(instant)  # else a burst for it is still in flight
-            return
-        now = utcnow()
-        if now > instant + self.settings.grace:
-            log.error("%d item(s) for %s not sent: past their grace", len(batch), instant)
-            for c, _ in batch:
-                self._ready.pop(c.id, None)
-                self._held.discard(c.id)
-            await self._db(claims.release, ids=[c.id for c, _ in batch], now=now)
-            self._alarms.discard(instant)
-            return
-        self._in_flight.update(c.id for c, _ in batch)
-        try:
-            with cyclic_gc_paused():
-                await self._burst(instant, batch)
-        finally:
-            for c, _ in batch:
-                self._ready.pop(c.id, None)
-                self._held.discard(c.id)
-            self._in_flight.difference_update(c.id for c, _ in batch)
-            self._alarms.discard(instant)  # only now: a pass must not re-arm a firing instant
-            for c_id in list(self._in_flight):
-                if c_id not in self._ready:
-                    self._in_flight.discard(c_id)
-
-    async def _burst(
-        self, instant: datetime, batch: list[tuple[claims.ClaimedItem, Staged]]
-    ) -> None:
-        """Record the attempts, wait for the instant, send `batch`, record the outcomes."""
-        marked = set(
-            await self._db(claims.record_attempt, ids=[c.id for c, _ in batch], now=utcnow())
-        )
-        lost = [c.id for c, _ in batch if c.id not in marked]
-        if lost:
-            log.error(
-                "%d item(s) lost their lease before %s: not sent by this worker", len(lost), instant
-            )
-            for c_id in lost:  # another worker has them now: stop renewing or holding them
-                self._ready.pop(c_id, None)
-                self._held.discard(c_id)
-                self._in_flight.discard(c_id)
-        sending = [(c, st) for c, st in batch if c.id in marked]
-        await sleep_until(instant)
-        outcomes = await asyncio.gather(*(self._send(c, st) for c, st in sending))
-        await self._db(claims.record_outcomes, outcomes=list(outcomes))
-
-    async def _send(self, c: claims.ClaimedItem, staged: Staged) -> claims.Outcome:
-        plugin, conn = self._connection(c)
-        async with self._gate(c.platform), self._account_gates[c.account]:
-            await sleep_until(c.fire_at)  # never early, even after waiting for a gate
-            pacer = self._pacer(c, plugin)
-            if pacer is not None:
-                await pacer.wait()
-            left = utcnow()
-            self.fired.append(c.id)
-            try:
-                result = await send_staged(plugin, staged, conn, attempts=self.settings.attempts)
-            except (RateLimited, Transient) as e:
-                retry_at = utcnow() + timedelta(
-                    seconds=e.retry_after if isinstance(e, RateLimited) else 30
-                )
-                if retry_at > c.fire_at + self.settings.grace:
-                    return claims.Outcome(
-                        c.id, State.DEAD, utcnow(), error=redact(f"gave up within the grace: {e}")
-                    )
-                return claims.Outcome(
-                    c.id, State.FAILED, utcnow(), error=redact(str(e)), next_attempt_at=retry_at
-                )
-            except PlatformError as e:  # AuthError, Rejected: final
-                return claims.Outcome(c.id, State.DEAD, utcnow(), error=redact(str(e)))
-        if result.outcome == State.SENT and result.published is not None:
-            return claims.Outcome(
-                c.id,
-                State.SENT,
-                left,
-                remote_id=result.published.remote_id,
-                permalink=result.published.permalink,
-            )
-        return claims.Outcome(
-            c.id,
-            State.UNCONFIRMED,
-            utcnow(),
-            error="no answer, and the platform offers no way to check: "
-            f"{_look(c)} before sending it again",
-        )
-
-    # --- unknown outcomes ------------------------------------------------------------------
-
-    async def _reconcile_unknown(self, c: claims.ClaimedItem) -> None:
-        """A `sending` item whose worker died: ask the platform before anything else."""
-        self._held.add(c.id)
-        try:
-            async with self._gate(c.platform), self._account_gates[c.account]:
-                await self._reconcile(c)
-        finally:
-            self._held.discard(c.id)
-
-    async def _reconcile(self, c: claims.ClaimedItem) -> None:
-        now = utcnow()
-        outcome: claims.Outcome
-        try:
-            plugin, conn = self._connection(c)
-            window = getattr(plugin, "idempotency_window", None)
-            too_late = now > c.fire_at + self.settings.grace or (
-                window is not None and (now - c.fire_at).total_seconds() > window - 300
-            )
-            if too_late:
-                # Asking could mean resending (Mastodon, Matrix, Bluesky): not this late.
-                outcome = claims.Outcome(
-                    c.id,
-                    State.UNCONFIRMED,
-                    now,
-                    error=(
-                        "the worker stopped while sending and it is too late to resend safely: "
-                        f"{_look(c)}"
-                    ),
-                )
-            else:
-                staged = await plugin.stage(item_of(c), conn)
-                found = await plugin.reconcile(staged, conn)
-                if isinstance(found, NotPosted):
-                    result = await send_staged(
-                        plugin, staged, conn, attempts=self.settings.attempts
-                    )
-                    found = result.published if result.outcome == State.SENT else None
-                outcome = (
-                    claims.Outcome(
-                        c.id, State.SENT, now, remote_id=found.remote_id, permalink=found.permalink
-                    )
-                    if isinstance(found, Published)
-                    else claims.Outcome(
-                        c.id,
-                        State.UNCONFIRMED,
-                        now,
-                        error=(
-                            "the worker stopped while sending and the platform offers no "
-                            f"way to check: {_look(c)}"
-                        ),
-                    )
-                )
-        except PlatformError as e:
-            outcome = claims.Outcome(
-                c.id, State.UNCONFIRMED, now, error=redact(f"could not reconcile: {e}")
-            )
-        await self._db(claims.record_outcomes, outcomes=[outcome])
-        log.warning("reconciled %s after a stop: %s", c.id, outcome.state)
-
-
-def _look(c: claims.ClaimedItem) -> str:
-    """Where the organizer can see whether an item of unknown outcome arrived."""
-    if c.kind == "reminder":
-        return "the participant may have it already; ask them"
-    return "look at the account"
-
-
-def _json_safe(data: dict[str, Any]) -> dict[str, Any]:
-    """What staging returned, minus anything that is not plain JSON (no secrets are kept)."""
-    import json
-
-    try:
-        return json.loads(json.dumps(data, default=str))
-    except (TypeError, ValueError):
-        return {}
+        """The alarm for `instant` (see `Firing.fire`)."""
+        await self._firing.fire(instant)

@@ -12,7 +12,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from stormer.channels.base import Channel
 
 
 class Pacer:
@@ -22,11 +26,16 @@ class Pacer:
     awaits."""
 
     def __init__(
-        self, n: int, period: float, *, clock: Callable[[], float] = time.monotonic
+        self,
+        n: int,
+        period: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         if n < 1 or period <= 0:
             raise ValueError("a pace is at least one send in a positive period")
-        self.n, self.period, self._clock = n, period, clock
+        self.n, self.period, self._clock, self._sleep = n, period, clock, sleep
         self._sent: deque[float] = deque()
 
     async def wait(self) -> None:
@@ -39,4 +48,39 @@ class Pacer:
             if len(self._sent) < self.n:
                 self._sent.append(now)
                 return
-            await asyncio.sleep(self._sent[0] + self.period - now)
+            await self._sleep(self._sent[0] + self.period - now)
+
+
+class Gates:
+    """How many requests may be in flight at once: per channel, what it declares
+    (`Channel.concurrency`) unless `overrides` (a benchmark's) says otherwise; per account,
+    `per_account`; and each account's pace, where its channel declares one. (A channel's
+    connection type does not matter here: only its class data is read.)"""
+
+    def __init__(self, *, per_account: int, overrides: Mapping[str, int] | None = None) -> None:
+        self._per_account = per_account
+        self._overrides = dict(overrides or {})
+        self._platforms: dict[str, asyncio.Semaphore] = {}
+        self._accounts: dict[str, asyncio.Semaphore] = {}
+        self._pacers: dict[str, Pacer] = {}
+
+    def platform(self, channel: Channel[Any]) -> asyncio.Semaphore:
+        """The gate shared by every account of `channel`."""
+        if channel.name not in self._platforms:
+            n = self._overrides.get(channel.name, channel.concurrency)
+            self._platforms[channel.name] = asyncio.Semaphore(n)
+        return self._platforms[channel.name]
+
+    def account(self, name: str) -> asyncio.Semaphore:
+        """The gate of one account."""
+        if name not in self._accounts:
+            self._accounts[name] = asyncio.Semaphore(self._per_account)
+        return self._accounts[name]
+
+    def pacer(self, account: str, channel: Channel[Any]) -> Pacer | None:
+        """The account's pace, if its channel declares one (`Channel.pace`)."""
+        if channel.pace is None:
+            return None
+        if account not in self._pacers:
+            self._pacers[account] = Pacer(*channel.pace)
+        return self._pacers[account]

@@ -1,5 +1,5 @@
-"""Sending one item through a platform plugin: stage, publish, confirm — with the rules that
-keep a post from being lost or posted twice.
+"""Sending one item through its channel (a platform plugin, the reminder channel): publish,
+reconcile, confirm — with the rules that keep an item from being lost or posted twice.
 
 - RateLimited and Transient mean the request did not take effect: wait (Retry-After) and
   send the same request again, up to `attempts`.
@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from stormer.channels.base import Connection, NotPosted, Platform, Published, Staged
+from stormer.channels.base import Channel, Connection, ConnT, NotPosted, Platform, Published, Staged
 from stormer.errors import OutcomeUnknown, PlatformError, RateLimited, Transient
 from stormer.outbox.models import State
 
@@ -33,9 +33,9 @@ class SendResult:
 
 
 async def send_staged(
-    plugin: Platform,
+    plugin: Channel[ConnT],
     staged: Staged,
-    conn: Connection,
+    conn: ConnT,
     *,
     attempts: int = 3,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -64,9 +64,9 @@ async def send_staged(
 
 
 async def reconcile(
-    plugin: Platform,
+    plugin: Channel[ConnT],
     staged: Staged,
-    conn: Connection,
+    conn: ConnT,
     *,
     attempts: int,
     sleep: Callable[[float], Awaitable[None]],

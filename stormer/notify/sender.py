@@ -2,41 +2,26 @@
 reminders. (Apprise maintains 100+ services; stormer writes no SMTP, Telegram or Matrix
 notification code of its own.)
 
-`ReminderChannel` is what the dispatcher sends a reminder through, with the same shape as a
-platform plugin (stage before T, publish at T, reconcile after a crash), so reminders take
-the same claim / lease / outcome path as posts: never sent twice, never lost.
-
-- Staging finds the participant's contact in participants.csv (the outbox keeps only a hash
-  of it), builds the Apprise URL that reaches that participant alone, and writes the
-  calendar attachment. A contact that is gone, unusable or lacks its sender is `Rejected`
-  (the item becomes `dead`, its reason in the report).
-- Publishing sends one message to one recipient. Apprise answers only yes or no; a "no" is
-  retried like a post (`Transient`) until the retry deadline, then `dead` with the reason
-  Apprise logged, contacts scrubbed.
-- Apprise offers no way to ask whether a message arrived, so `reconcile` answers None: an
-  item whose worker died while sending becomes `unconfirmed`, never resent blindly.
+Here: Apprise loaded with its log kept free of secrets and contacts, whether a URL is usable,
+why a message was not delivered (from what Apprise logged), and the organizer's senders
+resolved from the environment. The reminder channel that sends through it is
+stormer.channels.reminder.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-import tempfile
 import threading
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
-from stormer.secrets import Secret, install_log_redaction, redact
+from stormer.secrets import Secret, clean_error, install_log_redaction, redact
 
 if TYPE_CHECKING:
-    from stormer.channels.base import NotPosted, Published, Staged
-    from stormer.queue import QueueItem
-    from stormer.storm import Participant, Storm
-    from stormer.storm.contacts import Contact
+    from stormer.storm import Storm
 
 log = logging.getLogger("stormer.notify")
 
@@ -79,8 +64,6 @@ class _AppriseLog(logging.Filter):
         self.lock = threading.Lock()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        from stormer.ops.report import clean_error
-
         message = redact(record.getMessage())
         for lines in list(self.captures):
             lines.append(message)
@@ -130,8 +113,6 @@ def failure(said: list[str], address: str) -> tuple[bool, str]:
     """From what Apprise logged, (permanent?, why) for a message to `address`: a 5xx refusal
     of that address is permanent (resending cannot help); anything else may pass later.
     The address itself is never part of `why`."""
-    from stormer.ops.report import clean_error
-
     mine = [line for line in said if address and address in line]
     for line in mine:
         m = _REFUSED.search(line)
@@ -205,122 +186,3 @@ def sender_problems(
         elif not usable_url(senders[sender].reveal()):
             wrong.append(f"${variable} is not a usable Apprise URL")
     return kinds, wrong
-
-
-# --- reminders through the dispatcher ---------------------------------------------------------
-
-
-@dataclass
-class ReminderConnection:
-    """What the dispatcher hands `ReminderChannel` for one reminder (the `Connection` of a
-    platform plugin, minus the HTTP client: Apprise owns its transports)."""
-
-    storm: Storm
-    senders: dict[str, Secret] = field(repr=False)
-    workdir: Path | None = None  # where calendar attachments are written
-
-
-class ReminderChannel:
-    """Sends one reminder to one participant through Apprise; see the module docstring."""
-
-    name: ClassVar[str] = "reminder"
-    idempotency_window: ClassVar[None] = None
-
-    def __init__(self) -> None:
-        # item id → (the Apprise URL, a secret; the address, to read Apprise's log by)
-        self._to: dict[str, tuple[Secret, str]] = {}
-        self._index: dict[tuple[str, str], tuple[Participant, Contact]] | None = None
-
-    async def stage(self, item: QueueItem, conn: ReminderConnection) -> Staged:
-        from stormer.channels.base import Staged
-        from stormer.errors import MissingCredential, Rejected
-        from stormer.reminders import contact_index
-        from stormer.storm.contacts import SENDER_FOR, BadContact, apprise_url
-
-        if self._index is None:
-            self._index = contact_index(conn.storm)
-        found = self._index.get((item.account, str(item.payload.get("contact"))))
-        if found is None:
-            raise Rejected(
-                "the participant or this contact is no longer in participants.csv",
-                platform=self.name,
-            )
-        participant, contact = found
-        sender = SENDER_FOR[contact.kind] if contact.needs_sender else None
-        variable = conn.storm.reminder_senders.get(sender or "")
-        if sender and sender not in conn.senders and variable:
-            # Fixable before T: staging reports it and tries again.
-            raise MissingCredential(
-                f"the `{sender}` reminder sender is not set: put its "
-                f"Apprise URL in the environment variable {variable}",
-                platform=self.name,
-            )
-        try:
-            url = apprise_url(contact, {k: v.reveal() for k, v in conn.senders.items()})
-        except BadContact as e:
-            raise Rejected(str(e), platform=self.name) from None
-        secret = Secret(url)  # redacted from every log line from now on
-        if not usable_url(url):
-            raise Rejected(
-                f"the {contact.kind} contact of participant row {participant.row} is "
-                "not a usable Apprise URL",
-                platform=self.name,
-            )
-        self._to[item.id] = (secret, contact.address)
-        data = {"channel": contact.kind}
-        if contact.kind == "email":
-            data["ics"] = str(self._calendar(conn))
-        return Staged(item=item, requests=[], data=data)
-
-    def _calendar(self, conn: ReminderConnection) -> Path:
-        from stormer.reminders import storm_calendar
-
-        folder = conn.workdir or Path(tempfile.gettempdir())
-        path = folder / f"{conn.storm.slug}.ics"
-        if not path.exists():
-            folder.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".ics.tmp")
-            tmp.write_bytes(storm_calendar(conn.storm))
-            tmp.replace(path)
-        return path
-
-    async def publish(self, staged: Staged, conn: ReminderConnection) -> Published:
-        from stormer.channels.base import Published
-        from stormer.errors import Rejected, Transient
-        from stormer.reminders import to_html
-
-        item = staged.item
-        if item.id not in self._to:
-            raise Rejected("reminder not staged", platform=self.name)
-        secret, address = self._to[item.id]
-        apprise = apprise_module()
-        notifier = apprise.Apprise()
-        with apprise_quiet():
-            notifier.add(secret.reveal())
-        email = staged.data.get("channel") == "email"
-        title = str(item.payload.get("subject", ""))
-        body = to_html(item.text, item.lang, title) if email else item.text
-        attach = None
-        if email and staged.data.get("ics"):
-            attach = apprise.AppriseAttachment()
-            attach.add(staged.data["ics"])
-        with apprise_quiet(), apprise_log() as said:
-            ok = await notifier.async_notify(
-                body=body,
-                title=title,
-                attach=attach,
-                body_format=apprise.NotifyFormat.HTML if email else apprise.NotifyFormat.TEXT,
-            )
-        if not ok:
-            permanent, why = failure(said, address)
-            if permanent:
-                raise Rejected(f"not delivered: {why}", platform=self.name)
-            raise Transient(f"not delivered: {why}", platform=self.name)
-        return Published(remote_id=f"reminder:{item.id}")
-
-    async def reconcile(
-        self,
-        staged: Staged,
-        conn: ReminderConnection,
-    ) -> Published | NotPosted | None:
-        return None  # Apprise cannot ask a mail server or a chat whether a message arrived

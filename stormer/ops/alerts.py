@@ -32,7 +32,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from stormer.errors import StormerError
+from stormer.errors import AlertFailed, StormerError
 from stormer.notify.sender import apprise_module, apprise_quiet, usable_url
 from stormer.notify.sender import env_urls as alert_urls  # the URLs named in [alerts]
 from stormer.outbox.models import TO_FIRE, State
@@ -54,16 +54,6 @@ class Alerted(StrEnum):
     ALREADY = "already"  # sent by an earlier run for this storm instant
     FAILED = "failed"  # no URL took it: the next run tries again
     NOT_CONFIGURED = "not-configured"  # no [alerts] apprise URLs: nobody can be told
-
-
-class AlertFailed(StormerError):
-    """Some alert URLs did not take the alert. `delivered` is how many did; `failed` holds
-    (position in the list, reason) — never the URL, which carries secrets."""
-
-    def __init__(self, failed: list[tuple[int, str]], delivered: int) -> None:
-        self.failed = failed
-        self.delivered = delivered
-        super().__init__("; ".join(f"alert URL #{i + 1}: {why}" for i, why in failed))
 
 
 def check_urls(urls: Sequence[str | Secret]) -> list[tuple[int, str]]:

@@ -10,7 +10,7 @@ from collections import defaultdict
 from datetime import UTC, datetime
 
 from stormer.channels import registry
-from stormer.errors import Problem
+from stormer.errors import Problem, Severity
 from stormer.plan import eligible, media_refs, plan_posts
 from stormer.queue import QueueItem
 from stormer.storm import CONFIG_NAME, Storm
@@ -146,17 +146,17 @@ def _account_problems(storm: Storm) -> list[Problem]:
                     f"{plugin.target_field} to post to",
                 )
             )
-        if plugin.name == "bluesky" and not a.handle:
+        if plugin.handle_example and not a.handle:
             out.append(
                 Problem(
                     "error",
                     "missing-handle",
                     CONFIG_NAME,
                     a.line,
-                    f'account {a.name!r} (Bluesky) needs handle = "name.bsky.social"',
+                    f"account {a.name!r} ({plugin.title}) needs handle = {plugin.handle_example}",
                 )
             )
-        if plugin.default_base_url is None and not a.base_url and plugin.name != "discord":
+        if plugin.needs_base_url and plugin.default_base_url is None and not a.base_url:
             out.append(
                 Problem(
                     "error",
@@ -229,24 +229,27 @@ def _duplicate_text_problems(storm: Storm) -> list[Problem]:
         accounts = sorted({i.account for i in items})
         if len(accounts) < 2:
             continue
-        is_x = platform == "x"
+        # An unknown platform is reported by loading; only a known one can forbid this.
+        plugin = registry.get(platform) if platform in registry.installed() else None
+        severity: Severity = "warning"
+        advice = "; add more distinct samples so each account posts its own"
+        if plugin is not None and plugin.same_text_forbidden:
+            severity = "error"
+            advice = (
+                f"; {plugin.title}'s rules forbid this — write more distinct samples in this "
+                f"language or post from fewer {plugin.title} accounts"
+            )
         shown = ", ".join(accounts[:5]) + (
             f" and {len(accounts) - 5} more" if len(accounts) > 5 else ""
         )
         out.append(
             Problem(
-                "error" if is_x else "warning",
+                severity,
                 "same-text-many-accounts",
                 items[0].source,
                 None,
                 f"{len(accounts)} {platform} accounts would post the same or nearly the same text "
-                f"({shown})"
-                + (
-                    "; X's rules forbid this — write more distinct samples in this "
-                    "language or post from fewer X accounts"
-                    if is_x
-                    else "; add more distinct samples so each account posts its own"
-                ),
+                f"({shown}){advice}",
             )
         )
     return out

@@ -40,17 +40,6 @@ WORKER_BEFORE: Final = timedelta(hours=24)  # a worker should be alive this long
 CLOCK_TIMEOUT_S: Final = 10.0
 SHOWN: Final = 3  # problems quoted in a message; `stormer check` lists them all
 
-# The largest image each platform accepts, in bytes, from its documentation. Matrix servers
-# set their own (`m.upload.size`); 50 MiB is Synapse's default.
-IMAGE_BYTES: Final[Mapping[str, int]] = {
-    "mastodon": 16 * 1024 * 1024,  # MediaAttachment::IMAGE_LIMIT since Mastodon 4.0
-    "bluesky": 1_000_000,  # app.bsky.embed.images: image blob maxSize
-    "x": 5 * 1024 * 1024,  # media upload: images (GIFs may be 15 MB)
-    "telegram": 10 * 1024 * 1024,  # sendPhoto: "at most 10 MB"
-    "discord": 10 * 1024 * 1024,  # attachments without a boosted server
-    "matrix": 50 * 1024 * 1024,
-}
-
 
 @dataclass(frozen=True, slots=True)
 class Finding:
@@ -111,8 +100,9 @@ async def diagnose(
 
 def send_test_alert(storm: Storm, environ: Mapping[str, str] | None = None) -> Finding:
     """Send a test alert through every configured URL (`stormer doctor --test-alert`)."""
+    from stormer.errors import AlertFailed
     from stormer.notify.sender import env_urls as alert_urls
-    from stormer.ops.alerts import AlertFailed, alert
+    from stormer.ops.alerts import alert
 
     urls, missing = alert_urls(storm.alert_vars, environ)
     if not urls:
@@ -218,14 +208,14 @@ def media_finding(storm: Storm) -> Finding:
                 problems.append(f"{where} cannot be read ({e.strerror or e})")
                 continue
             for platform in sorted(platforms):
-                limit = IMAGE_BYTES.get(platform)
+                if platform not in registry.installed():
+                    continue  # reported by `check` as unknown-platform
+                plugin = registry.get(platform)
+                limit = plugin.image_bytes  # the platform's own, as its plugin declares it
                 if limit is not None and size > limit:
-                    title = (
-                        registry.get(platform).title
-                        if platform in registry.installed()
-                        else platform
+                    problems.append(
+                        f"{where} is {_size(size)}, over {plugin.title}'s {_size(limit)}"
                     )
-                    problems.append(f"{where} is {_size(size)}, over {title}'s {_size(limit)}")
     if problems:
         return _err(
             "media",

@@ -6,23 +6,24 @@ them. `status_doc` and `status_lines` do the same for `stormer status` (the live
 
 What may never be shown: secrets (error texts go through `stormer.secrets.redact`, and the
 usual credential shapes are masked as well, because `redact` only knows the secrets resolved
-in this process) and participants' contacts. A reminder (`kind == "reminder"`) shows the
-participant's name (`account`) and channel kind (`platform`) only: no permalink, and any
-address in its error text is masked.
+in this process) and participants' contacts. An item whose channel is private (a reminder:
+`Channel.private`) shows the participant's name (`account`) and what its channel allows as
+`platform` (`Channel.label`: the kind of contact only), no permalink, and any address in its
+error text is masked.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final, Protocol
 
+from stormer.channels.registry import channel_class
 from stormer.outbox.models import WAITING, State
 from stormer.outbox.status import percentile
-from stormer.secrets import REDACTED, redact
+from stormer.secrets import clean_error, scrub_contacts
 from stormer.timezones import iso_utc
 
 # The columns of a report row, in CSV order.
@@ -50,29 +51,6 @@ NO_WORKER_HINT: Final = "start a worker with `stormer run`"
 
 # OWASP "CSV injection": a cell starting with one of these is a formula in spreadsheet apps.
 _FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
-
-# `redact` knows only the secrets resolved in this process (none, in `report`); these are the
-# shapes in which a credential can hide in an error text (a URL, a header).
-_CREDENTIAL_SHAPES: Final = (
-    (re.compile(r"\bbot\d{4,}:[A-Za-z0-9_-]{20,}"), f"bot{REDACTED}"),  # Telegram, in URLs
-    (re.compile(r"(/webhooks/\d+/)[A-Za-z0-9_.-]+"), rf"\1{REDACTED}"),  # Discord webhook
-    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+"), rf"\1 {REDACTED}"),
-    (
-        re.compile(r"(?i)((?:access_token|token|password|secret|api_key|key)=)[^&\s\"']+"),
-        rf"\1{REDACTED}",
-    ),
-    (re.compile(r"(://[^/\s:@]+:)[^@\s/]+@"), rf"\1{REDACTED}@"),  # user:password@host
-)
-# Addresses a reminder's error may echo (participants' contacts are Apprise URLs, e-mail
-# addresses, handles, phone numbers).
-_CONTACT: Final = "<contact>"
-_CONTACT_SHAPES: Final = (
-    re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://\S+"),
-    re.compile(r"[^\s<>()\[\]\"',;:]+@[^\s<>()\[\]\"',;]+"),
-    re.compile(r"(?<![\w@])@[\w.-]+(?::[\w.-]+)?"),
-    re.compile(r"\+?\d[\d ().-]{5,}\d"),
-)
-_DATE: Final = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 class Item(Protocol):
@@ -107,56 +85,29 @@ def report_rows(items: Iterable[Item], now: datetime) -> list[dict[str, Any]]:
 
 
 def _row(item: Item, now: datetime) -> dict[str, Any]:
-    reminder = item.kind == "reminder"
+    channel = channel_class(item.kind)
+    private = channel.private  # a participant's reminder: no address, no permalink
     lateness = (item.sent_at - item.fire_at).total_seconds() if item.sent_at else None
     overdue = (
         (now - item.fire_at).total_seconds()
         if item.state in WAITING and item.fire_at < now
         else None
     )
-    error = clean_error(item.error, contacts=reminder) if item.error else None
+    error = clean_error(item.error, contacts=private) if item.error else None
     return {
         "id": item.id,
         "kind": item.kind,
-        "account": _scrub_contacts(item.account) if reminder else item.account,
-        # A reminder's channel kind only ("reminder:email"), never the address.
-        "platform": _channel(item) if reminder else item.platform,
+        "account": scrub_contacts(item.account) if private else item.account,
+        "platform": channel.label(item.platform, item.payload),
         "state": item.state,
         "fire_at": iso_utc(item.fire_at),
         "sent_at": iso_utc(item.sent_at) if item.sent_at else None,
         "lateness_s": lateness,
         "overdue_s": overdue,
-        "permalink": None if reminder else item.permalink,
+        "permalink": None if private else item.permalink,
         "error": error,
         "attempts": item.attempts,
     }
-
-
-def _channel(item: Item) -> str:
-    channel = (item.payload or {}).get("channel")
-    if channel:
-        return f"reminder:{channel}"
-    return item.platform.split(":", 1)[0]  # a channel written as an address: its kind only
-
-
-def clean_error(text: str, *, contacts: bool = False) -> str:
-    """`text` without known secrets, credential-shaped strings, and (if `contacts`) addresses."""
-    text = redact(text)
-    for pattern, replacement in _CREDENTIAL_SHAPES:
-        text = pattern.sub(replacement, text)
-    return _scrub_contacts(text) if contacts else text
-
-
-def _scrub_contacts(text: str) -> str:
-    for pattern in _CONTACT_SHAPES[:3]:
-        text = pattern.sub(_CONTACT, text)
-    return _CONTACT_SHAPES[3].sub(lambda m: _CONTACT if _phone_like(m[0]) else m[0], text)
-
-
-def _phone_like(text: str) -> bool:
-    # A phone number has 7 digits or more ("550 5.1.1" and "HTTP 429" fewer), and does not
-    # start with a date ("2031-03-13 18").
-    return sum(c.isdigit() for c in text) >= 7 and not _DATE.match(text)
 
 
 def summary(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

@@ -42,7 +42,9 @@ _KINDS: Final = {
     "matrixs": "matrix",
     "discord": "discord",
 }
-# The sender (in [reminders] senders) each kind of bare address needs.
+# The sender (in [reminders] senders) each kind of bare address needs. Part of what a contact
+# means, so it lives here rather than on the reminder channel: loading a storm checks the
+# names in [reminders] senders against it, and the storm layer imports no channel.
 SENDER_FOR: Final = {"email": "mailto", "telegram": "tgram", "matrix": "matrix"}
 
 
