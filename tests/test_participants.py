@@ -22,7 +22,7 @@ from stormer.cli import app
 from stormer.errors import ConfigError
 from stormer.storm import load_storm
 from stormer.storm.contacts import parse_contact
-from stormer.storm.roster import import_file, normalized_contact, read_form
+from stormer.ops.roster import import_file, normalized_contact, read_form
 
 runner = CliRunner()
 HEADER = "name,zone,lang,contact"

@@ -43,7 +43,7 @@ def import_(
 ) -> None:
     """Merge a sign-up form's CSV into the participants file: known names are updated, new
     ones appended, bad rows reported by line (exit 1) and left out."""
-    from stormer.storm.roster import import_file
+    from stormer.ops.roster import import_file
 
     storm = load(storm_dir)
     report = import_file(storm, file, dry_run=dry_run)
@@ -70,7 +70,7 @@ def import_(
 def list_(as_json: JsonFlag = False, storm_dir: StormDir = Path(".")) -> None:
     """Every participant: name, zone, language and the kinds of their contacts (never the
     addresses)."""
-    from stormer.storm.roster import listing
+    from stormer.ops.roster import listing
 
     rows = listing(load(storm_dir))
     if as_json:
@@ -97,7 +97,7 @@ def export(
     storm_dir: StormDir = Path("."),
 ) -> None:
     """Write every participant WITH their contacts to FILE, readable by you alone (0600)."""
-    from stormer.storm.roster import export_text, write_private
+    from stormer.ops.roster import export_text, write_private
 
     storm = load(storm_dir)
     try:
