@@ -7,6 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from stormer.notify.sender import checked_contact
 from stormer.storm.contacts import BadContact, apprise_url, parse_contact
 
 SENDERS = {
@@ -68,7 +69,7 @@ def test_contacts_are_read_by_their_shape(
 )
 def test_a_bad_contact_is_refused_without_being_quoted(text: str) -> None:
     with pytest.raises(BadContact) as e:
-        parse_contact(text)
+        checked_contact(text)  # parse_contact, and Apprise's verdict on a URL
     if text:
         assert text not in str(e.value)
 

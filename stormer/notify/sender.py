@@ -22,6 +22,7 @@ from stormer.secrets import Secret, clean_error, install_log_redaction, redact
 
 if TYPE_CHECKING:
     from stormer.storm import Storm
+    from stormer.storm.contacts import Contact
 
 log = logging.getLogger("stormer.notify")
 
@@ -40,6 +41,23 @@ def usable_url(url: str) -> bool:
     apprise = apprise_module()
     with apprise_quiet():
         return apprise.Apprise.instantiate(url) is not None
+
+
+def checked_contact(text: str) -> Contact:
+    """`parse_contact`, plus Apprise's verdict on a contact that is a whole Apprise URL.
+
+    Raises:
+        BadContact: the contact cannot be parsed, or Apprise cannot send to it.
+    """
+    from stormer.storm.contacts import BadContact, parse_contact
+
+    contact = parse_contact(text)
+    if "://" in contact.address and not usable_url(contact.address):
+        scheme = contact.address.split("://", 1)[0].lower()
+        raise BadContact(
+            f"not a usable Apprise URL ({scheme}://…); see https://github.com/caronc/apprise/wiki"
+        )
+    return contact
 
 
 @contextmanager

@@ -54,8 +54,9 @@ def check(storm: Storm, *, now: datetime | None = None) -> list[Problem]:
 def _reminder_problems(storm: Storm) -> list[Problem]:
     """Contacts that cannot be reached, senders not configured, languages without a
     template. A contact is never quoted: the row number says where to look."""
+    from stormer.notify.sender import checked_contact
     from stormer.reminders import FALLBACK, template_langs
-    from stormer.storm.contacts import SENDER_FOR, BadContact, parse_contact
+    from stormer.storm.contacts import SENDER_FOR, BadContact
 
     if not storm.reminder_offsets or not storm.participants:
         return []
@@ -65,7 +66,7 @@ def _reminder_problems(storm: Storm) -> list[Problem]:
     for p in storm.participants:
         for n, text in enumerate(p.contacts, 1):
             try:
-                contact = parse_contact(text)
+                contact = checked_contact(text)
             except BadContact as e:
                 out.append(
                     Problem(

@@ -9,7 +9,8 @@ CLI calls on an explicit request, holds the addresses, and `write_private` creat
 readable by its owner alone.
 
 An import is validated with the loader's own rules (`participants.participant_from_row`: the
-name, `resolve_zone`, the language code) plus `contacts.parse_contact`, and merged by name (case
+name, `resolve_zone`, the language code) plus `notify.sender.checked_contact` (Apprise judges a
+URL contact), and merged by name (case
 and spacing ignored): a known name gets the new zone and language and any contact it did not
 have; a new name is appended. Bad rows are reported with their line in the imported file and
 left out; the good ones are kept. The file is rewritten atomically, its rows in their order.
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from stormer.errors import ConfigError, Problem, TimeError
+from stormer.notify.sender import checked_contact
 from stormer.storm.contacts import BadContact, parse_contact
 from stormer.storm.model import Participant, Storm
 from stormer.storm.participants import PARTICIPANT_COLUMNS, participant_from_row, resolve_zone
@@ -141,7 +143,7 @@ def normalize_lang(text: str) -> str:
 
 def normalized_contact(text: str) -> tuple[str, str]:
     """(the contact as participants.csv should hold it, its hash). Raises BadContact."""
-    contact = parse_contact(text)
+    contact = checked_contact(text)
     if contact.needs_sender and contact.kind == "telegram":
         written = f"tgram://{contact.address}"
     elif contact.needs_sender and contact.kind == "matrix":
