@@ -12,7 +12,10 @@ from stormer.dispatch.pacing import Pacer
 
 
 class Clock:
-    """A clock that asyncio.sleep advances: the pacer is tested without waiting."""
+    """A clock that only its own `sleep` advances: the pacer is tested without waiting.
+
+    Passed to the pacer rather than patched into asyncio, so that no other event loop in the
+    process (a simulator thread started by another test's fixture) can move it."""
 
     def __init__(self) -> None:
         self.now = 0.0
@@ -20,25 +23,19 @@ class Clock:
     def __call__(self) -> float:
         return self.now
 
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        await asyncio.sleep(0)
+
 
 def run_with(clock: Clock, n: int, period: float, sends: int) -> list[float]:
     times: list[float] = []
 
     async def main() -> None:
-        pacer = Pacer(n, period, clock=clock)
-        real_sleep = asyncio.sleep
-
-        async def fake_sleep(seconds: float) -> None:
-            clock.now += seconds
-            await real_sleep(0)
-
-        asyncio.sleep = fake_sleep  # type: ignore[assignment]
-        try:
-            for _ in range(sends):
-                await pacer.wait()
-                times.append(clock.now)
-        finally:
-            asyncio.sleep = real_sleep  # type: ignore[assignment]
+        pacer = Pacer(n, period, clock=clock, sleep=clock.sleep)
+        for _ in range(sends):
+            await pacer.wait()
+            times.append(clock.now)
 
     asyncio.run(main())
     return times
