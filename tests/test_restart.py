@@ -9,22 +9,31 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 from example import add_accounts, copy_example, set_storm_time
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from test_cli_online import point_accounts_at
 from test_dispatch import CREDENTIALS
+from timing import far_ahead, move_storm, wait_until
 
+from stormer.dispatch.dispatcher import Settings
 from stormer.outbox.db import make_engine
-from stormer.outbox.models import Outbox
+from stormer.outbox.models import Outbox, Worker
 from stormer.timezones import iso_utc
 
 EXTRA_ACCOUNTS = 40  # Mastodon accounts added to the example storm, for a real burst
+ITEMS = 8 + EXTRA_ACCOUNTS  # one post per account
+# How long before T a worker records the attempts of its burst (`sending`).
+LEAD = timedelta(seconds=Settings().lead_seconds)
+# T is set this far ahead once the workers are up: staging the storm takes a few seconds on a
+# loaded 2-core machine, and must be over a second before the first alarm (`set_t`).
+STAGING_TIME = timedelta(seconds=10)
 
 
 @pytest.fixture
@@ -105,6 +114,133 @@ def outbox(env: dict[str, str]) -> list[Outbox]:
         engine.dispose()
 
 
+def count_states(env: dict[str, str]) -> Counter[str]:
+    engine = make_engine(env["STORMER_DATABASE_URL"])
+    try:
+        with Session(engine) as session:
+            rows = session.execute(select(Outbox.state, func.count()).group_by(Outbox.state))
+            return Counter(dict(rows.all()))
+    finally:
+        engine.dispose()
+
+
+def count_staged(env: dict[str, str]) -> int:
+    """Items staged and not attempted yet: held by a worker (`claimed`, with what staging
+    produced) or released as `staged`."""
+    engine = make_engine(env["STORMER_DATABASE_URL"])
+    try:
+        with Session(engine) as session:
+            staged = (
+                select(func.count())
+                .select_from(Outbox)
+                .where(
+                    Outbox.state.in_(("claimed", "staged")),
+                    Outbox.staged_at.is_not(None),
+                    Outbox.attempts == 0,
+                )
+            )
+            return session.scalar(staged) or 0
+    finally:
+        engine.dispose()
+
+
+def registered_workers(env: dict[str, str]) -> int:
+    engine = make_engine(env["STORMER_DATABASE_URL"])
+    try:
+        with Session(engine) as session:
+            running = select(func.count()).select_from(Worker).where(Worker.stopped_at.is_(None))
+            return session.scalar(running) or 0
+    finally:
+        engine.dispose()
+
+
+def wait_for(
+    env: dict[str, str],
+    what: str,
+    reached: Callable[[], bool],
+    workers: list[subprocess.Popen[str]],
+    *,
+    by: datetime | None = None,
+) -> None:
+    """`wait_until`, failing at once if a worker exits; on failure the workers are killed:
+    none outlives its test."""
+
+    def check() -> bool:
+        for proc in workers:
+            if proc.poll() is not None:
+                out, _ = proc.communicate()
+                raise AssertionError(f"a worker exited while waiting for {what}:\n{out[-3000:]}")
+        return reached()
+
+    try:
+        wait_until(what, check, by=by, seen=lambda: f"the outbox: {dict(count_states(env))}")
+    except BaseException:
+        for proc in workers:
+            if proc.poll() is None:
+                kill_hard(proc)
+        raise
+
+
+def start_workers(
+    env: dict[str, str], root: Path, count: int, *extra: str
+) -> tuple[datetime, list[subprocess.Popen[str]]]:
+    """Schedule the storm far ahead and start `count` workers on it; return once each has
+    registered. Their start-up takes seconds on a loaded machine: T is set after it (`set_t`).
+    Returns the far time and the workers."""
+    start = far_ahead()
+    schedule(env, root, start)
+    workers = [worker(env, root, *extra) for _ in range(count)]
+    wait_for(env, f"{count} worker(s) to start", lambda: registered_workers(env) == count, workers)
+    return start, workers
+
+
+def set_t(
+    env: dict[str, str], root: Path, start: datetime, workers: list[subprocess.Popen[str]]
+) -> datetime:
+    """Move the storm, scheduled for `start` far ahead, to T = now + STAGING_TIME, and wait
+    until the workers have staged every item for it, with a second to spare before they
+    record the attempts: the whole storm goes in one burst at T, and a test may still act
+    before it. (`stormer schedule` would first spend seconds checking and planning the
+    storm, out of the margin: `move_storm` writes T into the rows.)"""
+    at = (datetime.now(UTC) + STAGING_TIME).replace(microsecond=0)
+    engine = make_engine(env["STORMER_DATABASE_URL"])
+    try:
+        assert move_storm(engine, root, start, at) == ITEMS
+    finally:
+        engine.dispose()
+    wait_for(
+        env,
+        "every item to be staged a second before its attempt is recorded",
+        lambda: count_staged(env) == ITEMS,
+        workers,
+        by=at - LEAD - timedelta(seconds=1),
+    )
+    return at
+
+
+def slow_answers(simulator: str) -> None:
+    """Every answer takes 1.5 to 2.5 s from now on, and outcomes are written after the whole
+    burst: for more than a second after T, every request is in flight and no outcome
+    written, however late a loaded machine lets the test look."""
+    config = {"latency_ms": [1500, 2500]}
+    httpx.post(f"{simulator}/_sim/config", json=config).raise_for_status()
+
+
+def wait_for_the_burst(
+    env: dict[str, str], at: datetime, workers: list[subprocess.Popen[str]]
+) -> None:
+    """Wait until T is a moment past and every attempt is recorded, before any outcome."""
+
+    def all_sending() -> bool:
+        found = count_states(env)
+        assert not found.keys() - {"claimed", "sending"}, f"an outcome came first: {found}"
+        return found == Counter({"sending": ITEMS})
+
+    while datetime.now(UTC) < at + timedelta(milliseconds=400):
+        time.sleep(0.02)
+    wait_for(env, "every attempt to be recorded", all_sending, workers)
+
+
 def kill_hard(proc: subprocess.Popen[str]) -> None:
     proc.send_signal(signal.SIGKILL)
     proc.wait(10)
@@ -164,12 +300,11 @@ def landed_account(row: Outbox, landed: list[dict]) -> str:  # type: ignore[type
 
 def test_kill_before_t_then_restart(storm, simulator: str) -> None:  # type: ignore[no-untyped-def]
     root, env = storm
-    at = (datetime.now(UTC) + timedelta(seconds=9)).replace(microsecond=0)
-    schedule(env, root, at)
-    first = worker(env, root)
-    while datetime.now(UTC) < at - timedelta(seconds=3):  # staged; attempts not yet recorded
-        time.sleep(0.05)
-    kill_hard(first)
+    start, first = start_workers(env, root, 1)
+    at = set_t(env, root, start, first)
+    kill_hard(first[0])
+    # Killed when everything was staged and no attempt recorded yet.
+    assert count_staged(env) == ITEMS
     assert not httpx.get(f"{simulator}/_sim/posts").json()
     finish(env, root)
     states = assert_nothing_lost_nothing_twice(simulator, env, at)
@@ -179,15 +314,12 @@ def test_kill_before_t_then_restart(storm, simulator: str) -> None:  # type: ign
 
 def test_kill_during_the_burst_then_restart(storm, simulator: str) -> None:  # type: ignore[no-untyped-def]
     root, env = storm
-    httpx.post(f"{simulator}/_sim/config", json={"latency_ms": [300, 900]}).raise_for_status()
-    at = (datetime.now(UTC) + timedelta(seconds=12)).replace(microsecond=0)  # staging is slow
-    schedule(env, root, at)
-    first = worker(env, root)
-    while datetime.now(UTC) < at + timedelta(milliseconds=400):
-        time.sleep(0.02)
-    kill_hard(first)
-    # Killed mid-burst: every attempt recorded, requests in flight, no outcome written yet
-    # (each answer takes at least 300 ms, and outcomes are written after the burst).
+    start, first = start_workers(env, root, 1)
+    at = set_t(env, root, start, first)
+    slow_answers(simulator)
+    wait_for_the_burst(env, at, first)
+    kill_hard(first[0])
+    # Killed mid-burst: every attempt recorded, requests in flight, no outcome written yet.
     assert Counter(r.state for r in outbox(env)) == Counter({"sending": 8 + EXTRA_ACCOUNTS})
     finish(env, root)
     states = assert_nothing_lost_nothing_twice(simulator, env, at)
