@@ -10,10 +10,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from example import copy_example, set_storm_time
+from example import CREDENTIALS, copy_example, point_accounts_at, set_storm_time
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from test_cli_online import point_accounts_at
 from timing import far_ahead, move_storm, run_worker_until
 
 from stormer.dispatch.dispatcher import Dispatcher, Settings
@@ -25,15 +24,6 @@ from stormer.preview import with_payloads
 from stormer.storm.loader import load_storm
 from stormer.timezones import iso_utc
 
-CREDENTIALS = {
-    "FPS_MASTODON_TOKEN": "tok-m",
-    "FPS_MASTODON_FR_TOKEN": "tok-fr",
-    "FPS_BLUESKY_APP_PASSWORD": "pw-b",
-    "FPS_BLUESKY_ES_APP_PASSWORD": "pw-es",
-    "FPS_X_TOKEN": "tok-x",
-    "FPS_TELEGRAM_BOT_TOKEN": "12345:tok-t",
-    "FPS_MATRIX_TOKEN": "tok-mx",
-}
 FAST = Settings(
     staging_window=timedelta(minutes=5),
     grace=timedelta(minutes=2),

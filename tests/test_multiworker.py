@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from test_restart import (
+from fixtures_workers import (
     EXTRA_ACCOUNTS,
     assert_nothing_lost_nothing_twice,
     kill_hard,
@@ -14,11 +14,8 @@ from test_restart import (
     set_t,
     slow_answers,
     start_workers,
-    storm,
     wait_for_the_burst,
 )
-
-__all__ = ["storm"]  # the fixture, shared with test_restart
 
 
 @pytest.mark.postgres

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-from platform_fakes import JPEG, PNG, images, shown  # noqa: F401  (images: a fixture)
+from platform_fakes import JPEG, PNG, shown
 
 from stormer.channels.base import Connection
 from stormer.channels.telegram import Telegram

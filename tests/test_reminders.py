@@ -17,12 +17,12 @@ from typing import Any
 import pytest
 import pytz
 from example import copy_example, set_reminder_offsets, set_storm_time
+from fixtures_sinks import SmtpSink
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
-from test_alerts import SmtpSink, smtp  # noqa: F401  (the real SMTP server fixture)
 from timing import run_worker_until
 from typer.testing import CliRunner
 
@@ -378,7 +378,7 @@ def test_an_unreachable_mail_server_is_retried_not_lost_and_never_sent_twice(
     engine: Engine,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from test_alerts import free_port
+    from fixtures_sinks import free_port
 
     at = (datetime.now(UTC) + timedelta(seconds=5)).replace(microsecond=0)
     root = tmp_path / "storm"
@@ -414,7 +414,7 @@ def test_an_address_the_mail_server_refuses_is_dead_at_once_with_its_reason(
     tmp_path: Path, engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from aiosmtpd.controller import Controller
-    from test_alerts import free_port
+    from fixtures_sinks import free_port
 
     sink = SmtpSink(free_port())
     refused = "nobody@uni.example.org"
