@@ -13,7 +13,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 import pytest
+from ports import free_port
 
 if TYPE_CHECKING:
     # Imported inside the fixtures: tests that need no database don't pay for SQLAlchemy.
@@ -120,12 +120,6 @@ def _unavailable(reason: str) -> NoReturn:
     pytest.skip(message)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PgServer]:
     """Start a PostgreSQL server for this test session (this xdist worker) and stop it after."""
@@ -167,7 +161,7 @@ def pg_server() -> Iterator[PgServer]:
         if init.returncode != 0:
             pytest.fail(f"initdb failed:\n{init.stdout}\n{init.stderr}", pytrace=False)
         # Another process may take the free port before the server binds it: try a few.
-        port = next((p for p in (_free_port() for _ in range(3)) if cluster.start(p)), None)
+        port = next((p for p in (free_port() for _ in range(3)) if cluster.start(p)), None)
         if port is None:
             pytest.fail(f"pg_ctl start failed:\n{cluster.log()}", pytrace=False)
         from sqlalchemy import create_engine, pool

@@ -35,7 +35,9 @@ STAGING_TIME = timedelta(seconds=10)
 
 
 @pytest.fixture
-def storm(tmp_path: Path, simulator: str) -> tuple[Path, dict[str, str]]:
+def burst_storm(tmp_path: Path, simulator: str) -> tuple[Path, dict[str, str]]:
+    """The example storm plus EXTRA_ACCOUNTS Mastodon accounts against the simulator, and the
+    environment its workers run in (credentials, a SQLite database)."""
     root = copy_example(tmp_path / "storm")
     point_accounts_at(root, simulator)
     extra = "".join(

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 from example import CREDENTIALS, copy_example, point_accounts_at
-from fixtures_sinks import JsonSink, SmtpSink, free_port
+from fixtures_sinks import JsonSink, SmtpSink
+from ports import free_port
 from sqlalchemy import Engine
 from timing import PATIENCE
 from typer.testing import CliRunner, Result

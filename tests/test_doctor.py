@@ -14,7 +14,8 @@ import httpx
 import pytest
 from example import CREDENTIALS, copy_example, point_accounts_at, set_reminder_offsets
 from fixtures_sim import png_bytes
-from fixtures_sinks import JsonSink, free_port
+from fixtures_sinks import JsonSink
+from ports import free_port
 from sqlalchemy import Engine
 from typer.testing import CliRunner, Result
 

@@ -4,6 +4,7 @@ survivors take its items over: 0 duplicates, 0 lost, counted on the simulator.""
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from fixtures_workers import (
@@ -20,11 +21,11 @@ from fixtures_workers import (
 
 @pytest.mark.postgres
 def test_three_workers_one_killed_mid_burst(
-    storm,
-    simulator: str,  # type: ignore[no-untyped-def]
+    burst_storm: tuple[Path, dict[str, str]],
+    simulator: str,
     pg_database: str,
 ) -> None:
-    root, env = storm
+    root, env = burst_storm
     env = {**env, "STORMER_DATABASE_URL": pg_database}
     start, workers = start_workers(env, root, 3, "--claim-batch", "8")
     try:

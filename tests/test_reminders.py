@@ -378,7 +378,7 @@ def test_an_unreachable_mail_server_is_retried_not_lost_and_never_sent_twice(
     engine: Engine,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from fixtures_sinks import free_port
+    from ports import free_port
 
     at = (datetime.now(UTC) + timedelta(seconds=5)).replace(microsecond=0)
     root = tmp_path / "storm"
@@ -414,7 +414,7 @@ def test_an_address_the_mail_server_refuses_is_dead_at_once_with_its_reason(
     tmp_path: Path, engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from aiosmtpd.controller import Controller
-    from fixtures_sinks import free_port
+    from ports import free_port
 
     sink = SmtpSink(free_port())
     refused = "nobody@uni.example.org"

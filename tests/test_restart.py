@@ -4,6 +4,7 @@ on the simulator's side."""
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import httpx
 from fixtures_workers import (
@@ -21,8 +22,10 @@ from fixtures_workers import (
 )
 
 
-def test_kill_before_t_then_restart(storm, simulator: str) -> None:  # type: ignore[no-untyped-def]
-    root, env = storm
+def test_kill_before_t_then_restart(
+    burst_storm: tuple[Path, dict[str, str]], simulator: str
+) -> None:
+    root, env = burst_storm
     start, first = start_workers(env, root, 1)
     at = set_t(env, root, start, first)
     kill_hard(first[0])
@@ -35,8 +38,10 @@ def test_kill_before_t_then_restart(storm, simulator: str) -> None:  # type: ign
     assert all(r.attempts == 1 for r in outbox(env))
 
 
-def test_kill_during_the_burst_then_restart(storm, simulator: str) -> None:  # type: ignore[no-untyped-def]
-    root, env = storm
+def test_kill_during_the_burst_then_restart(
+    burst_storm: tuple[Path, dict[str, str]], simulator: str
+) -> None:
+    root, env = burst_storm
     start, first = start_workers(env, root, 1)
     at = set_t(env, root, start, first)
     slow_answers(simulator)
