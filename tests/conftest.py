@@ -7,6 +7,7 @@ A test module asks for a fixture by name and imports nothing to get it; plain he
 pytest_plugins = [
     "fixtures_db",  # a throwaway PostgreSQL server; `db_url` and `engine` over both backends
     "fixtures_sim",  # the platform simulator: `sim_server`, `simulator`
+    "fixtures_storm",  # `storm`: a copy of the example storm (modules may have their own)
     "fixtures_peers",  # real servers: a Bluesky PDS, a Matrix Synapse
     "fixtures_sinks",  # local SMTP and JSON servers that keep what they receive
     "fixtures_platforms",  # two images on disk, for the per-platform client tests
