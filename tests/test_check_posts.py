@@ -67,7 +67,8 @@ def test_missing_hashtag_points_at_the_text_after_blank_lines(storm: Path) -> No
         ("", 1, "starts with TOML front matter"),
         ('+++\nlang = "en"\n#FreePalestinianStudents\n', 1, "not closed by a '+++' line"),
         (
-            '+++\nlang = "en"\nplatforms = ["x"]\noops no equals sign\n+++\n#FreePalestinianStudents\n',
+            '+++\nlang = "en"\nplatforms = ["x"]\noops no equals sign\n+++\n'
+            "#FreePalestinianStudents\n",
             4,
             "front matter is not valid TOML",
         ),

@@ -119,7 +119,7 @@ def test_problems_print_as_file_line_severity_code(
     storm: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     row = append(storm / PARTICIPANTS, "US Solidarity,US,en,")
-    code, out, err = run_main(monkeypatch, capsys, "check", "--storm", str(storm))
+    code, out, _ = run_main(monkeypatch, capsys, "check", "--storm", str(storm))
     assert code == 1
     assert re.search(rf"^participants\.csv:{row}: error\[bad-participant\]: row {row} ", out, re.M)
     assert out.rstrip().endswith("— 1 error(s), 1 warning(s)")

@@ -61,7 +61,7 @@ def test_post_sends_one_post_and_prints_its_permalink(storm: Path, simulator: st
     assert result.exit_code == 0, result.output
     (landed,) = httpx.get(f"{simulator}/_sim/posts").json()
     assert landed["platform"] == "mastodon" and "Article 26" in landed["text"]
-    assert [m["alt"] for m in landed["media"]][0].startswith("Black, white and green")
+    assert landed["media"][0]["alt"].startswith("Black, white and green")
     assert result.stdout.startswith("posted: ") and landed["remote_id"] in result.stdout
 
 

@@ -96,7 +96,7 @@ def in_progress(storm: Path, engine: Engine, *, workers: bool = True) -> dict[st
     scheduled = json.loads(stormer(storm, "schedule", "--json").stdout)
     assert scheduled["storm"] == SLUG and len(scheduled["added"]) == 8
     with engine.begin() as conn:
-        ids = {account: id_ for account, id_ in conn.execute(select(Outbox.account, Outbox.id))}
+        ids = dict(conn.execute(select(Outbox.account, Outbox.id)).all())
         for account, values in IN_PROGRESS.items():
             conn.execute(update(Outbox).where(Outbox.id == ids[account]).values(**values))
     if workers:

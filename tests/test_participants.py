@@ -225,7 +225,7 @@ def test_bom_synonyms_and_extra_columns(storm: Path, tmp_path: Path) -> None:
         ),
         bom=True,
     )
-    code, report, stderr = run_import(storm, source)
+    code, report, _ = run_import(storm, source)
     assert code == 0, report
     assert report["columns"] == {
         "name": ["Organisation"],

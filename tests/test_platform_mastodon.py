@@ -208,7 +208,7 @@ def test_bad_token_and_too_long(caplog: pytest.LogCaptureFixture) -> None:
 
     message, staged_repr, creds = run(server, long)
     assert "character limit" in message
-    assert TOKEN not in creds
+    assert TOKEN not in creds and TOKEN not in staged_repr
     assert all(
         TOKEN not in r.getMessage() and "SECRET" not in r.getMessage() for r in caplog.records
     )

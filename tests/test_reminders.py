@@ -11,6 +11,7 @@ from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -134,7 +135,7 @@ def test_samples_rotate_so_participants_of_one_language_get_different_texts(stor
         r.source for r in plan_reminders(loaded) if r.fire_at == EXAMPLE_T - timedelta(hours=24)
     ]
     assert Counter(samples) == {p.file: 2 for p in english}
-    assert all(a != b for a, b in zip(samples, samples[1:], strict=False))
+    assert all(a != b for a, b in pairwise(samples))
     # Each participant keeps one sample across the three reminders.
     by_person = {}
     for r in plan_reminders(loaded):
@@ -262,7 +263,7 @@ def test_a_late_joiner_gets_only_the_reminders_still_ahead(storm: Path, engine: 
     assert len(early) == 3 and {r.state for r in early} == {"pending"}
 
 
-# --- delivery through a real SMTP server -----------------------------------------------------------
+# --- delivery through a real SMTP server ----------------------------------------------------
 
 
 def smtp_storm(

@@ -187,7 +187,8 @@ def test_errors_are_redacted() -> None:
     ("raw", "clean"),
     [
         (
-            "POST https://api.telegram.org/bot123456:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/sendMessage: 502",
+            "POST https://api.telegram.org/bot123456:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
+            "/sendMessage: 502",
             "POST https://api.telegram.org/bot<redacted>/sendMessage: 502",
         ),
         (
