@@ -46,3 +46,26 @@ def add_accounts(storm: Path, block: str) -> None:
     config = storm / "config.toml"
     text = config.read_text(encoding="utf-8")
     config.write_text(text.replace("[reminders]", f"{block}\n[reminders]", 1), encoding="utf-8")
+
+
+CREDENTIALS = {
+    "FPS_MASTODON_TOKEN": "tok-m",
+    "FPS_MASTODON_FR_TOKEN": "tok-fr",
+    "FPS_BLUESKY_APP_PASSWORD": "pw-b",
+    "FPS_BLUESKY_ES_APP_PASSWORD": "pw-es",
+    "FPS_X_TOKEN": "tok-x",
+    "FPS_TELEGRAM_BOT_TOKEN": "12345:tok-t",
+    "FPS_MATRIX_TOKEN": "tok-mx",
+}
+
+
+def point_accounts_at(storm: Path, sim: str) -> None:
+    """Every account of the example storm talks to the simulator instead of the world."""
+    config = storm / "config.toml"
+    text = config.read_text(encoding="utf-8")
+    text = re.sub(r'base_url = "[^"]*"', f'base_url = "{sim}"', text)
+    for platform in ("bluesky", "x", "telegram"):
+        text = text.replace(
+            f'platform = "{platform}"\n', f'platform = "{platform}"\nbase_url = "{sim}"\n'
+        )
+    config.write_text(text, encoding="utf-8")

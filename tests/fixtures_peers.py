@@ -18,7 +18,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import string
 import subprocess
 import tempfile
@@ -30,6 +29,7 @@ from typing import Any, NoReturn
 
 import httpx
 import pytest
+from ports import free_ports
 
 __all__ = ["BlueskyPds", "Synapse", "bluesky_pds", "bluesky_pds_rate_limited", "synapse"]
 
@@ -60,18 +60,6 @@ def _require_installed(peer: str, home: Path, *files: Path) -> None:
             f"not installed ({', '.join(map(str, missing))} missing); "
             "run `make peers` and read its output",
         )
-
-
-def _free_ports(count: int) -> list[int]:
-    """`count` distinct free ports (all held at once, so the kernel can't repeat one)."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [int(s.getsockname()[1]) for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def _tail(path: Path, lines: int = 40) -> str:
@@ -137,7 +125,7 @@ def _start(
 ) -> tuple[_Server, list[int]]:
     """Start on two fresh free ports, retrying when another process took one in between."""
     for _ in range(PORT_TRIES):
-        ports = _free_ports(2)
+        ports = free_ports(2)
         server: _Server = make_server(ports)
         if server.wait_ready(health_url(ports)):
             return server, ports

@@ -3,29 +3,16 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import httpx
 import pytest
-from example import copy_example
+from example import copy_example, point_accounts_at
 from typer.testing import CliRunner
 
 from stormer.cli import app
 
 runner = CliRunner()
-
-
-def point_accounts_at(storm: Path, sim: str) -> None:
-    """Every account of the example storm talks to the simulator instead of the world."""
-    config = storm / "config.toml"
-    text = config.read_text(encoding="utf-8")
-    text = re.sub(r'base_url = "[^"]*"', f'base_url = "{sim}"', text)
-    for platform in ("bluesky", "x", "telegram"):
-        text = text.replace(
-            f'platform = "{platform}"\n', f'platform = "{platform}"\nbase_url = "{sim}"\n'
-        )
-    config.write_text(text, encoding="utf-8")
 
 
 @pytest.fixture
@@ -74,7 +61,7 @@ def test_post_sends_one_post_and_prints_its_permalink(storm: Path, simulator: st
     assert result.exit_code == 0, result.output
     (landed,) = httpx.get(f"{simulator}/_sim/posts").json()
     assert landed["platform"] == "mastodon" and "Article 26" in landed["text"]
-    assert [m["alt"] for m in landed["media"]][0].startswith("Black, white and green")
+    assert landed["media"][0]["alt"].startswith("Black, white and green")
     assert result.stdout.startswith("posted: ") and landed["remote_id"] in result.stdout
 
 

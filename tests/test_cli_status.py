@@ -97,8 +97,7 @@ def in_progress(storm: Path, engine: Engine, *, workers: bool = True) -> dict[st
     scheduled = json.loads(stormer(storm, "schedule", "--json").stdout)
     assert scheduled["storm"] == SLUG and len(scheduled["added"]) == 8
     with engine.begin() as conn:
-        # Not dict(result): a Result has keys() (its column names), so dict() would index it.
-        ids = {account: id_ for account, id_ in conn.execute(select(Outbox.account, Outbox.id))}  # noqa: C416
+        ids = dict(conn.execute(select(Outbox.account, Outbox.id)).all())
         for account, values in IN_PROGRESS.items():
             conn.execute(update(Outbox).where(Outbox.id == ids[account]).values(**values))
     if workers:

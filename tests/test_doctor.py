@@ -12,12 +12,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from example import copy_example, set_reminder_offsets
+from example import CREDENTIALS, copy_example, point_accounts_at, set_reminder_offsets
 from fixtures_sim import png_bytes
+from fixtures_sinks import JsonSink
+from ports import free_port
 from sqlalchemy import Engine
-from test_alerts import JsonSink, free_port, json_sink  # noqa: F401  (a fixture)
-from test_cli_online import point_accounts_at
-from test_dispatch import CREDENTIALS
 from typer.testing import CliRunner, Result
 
 from stormer.cli import app
@@ -52,7 +51,7 @@ CHECKS = [
 def storm_files(
     tmp_path: Path,
     simulator: str,
-    json_sink: JsonSink,  # noqa: F811
+    json_sink: JsonSink,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Path:
     """The example storm an hour from now, against the simulator, with alerts configured; its
@@ -336,7 +335,7 @@ def test_alerts_must_be_configured_set_and_usable(
     assert found.severity == "warning" and "stormer watchdog" in found.fix  # type: ignore[operator]
 
 
-def test_a_test_alert_is_delivered(storm: Path, engine: Engine, json_sink: JsonSink) -> None:  # noqa: F811
+def test_a_test_alert_is_delivered(storm: Path, engine: Engine, json_sink: JsonSink) -> None:
     schedule(storm)
     live_worker(engine, load_storm(storm))
     result, found = doctor(storm, "--test-alert")

@@ -129,7 +129,7 @@ def test_pasted_token_is_verified_before_it_is_kept(memory_keyring: MemoryKeyrin
             401, json={"ok": False, "error_code": 401, "description": "Unauthorized"}
         )
 
-    values, said, asked = login(Telegram(), account, fake_telegram, ["123:good"])
+    values, _, asked = login(Telegram(), account, fake_telegram, ["123:good"])
     assert values == {"bot_token": "123:good"} and "bot token" in asked[0]
     with pytest.raises(AuthError) as info:
         login(Telegram(), account, fake_telegram, ["123:SECRET-bad"])

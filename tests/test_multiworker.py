@@ -3,40 +3,35 @@ survivors take its items over: 0 duplicates, 0 lost, counted on the simulator.""
 
 from __future__ import annotations
 
-import time
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-import httpx
 import pytest
-from test_restart import (
+from fixtures_workers import (
     EXTRA_ACCOUNTS,
     assert_nothing_lost_nothing_twice,
     kill_hard,
     outbox,
-    schedule,
-    storm,
-    worker,
+    set_t,
+    slow_answers,
+    start_workers,
+    wait_for_the_burst,
 )
-
-__all__ = ["storm"]  # the fixture, shared with test_restart
 
 
 @pytest.mark.postgres
 def test_three_workers_one_killed_mid_burst(
-    storm,
-    simulator: str,  # type: ignore[no-untyped-def]
+    burst_storm: tuple[Path, dict[str, str]],
+    simulator: str,
     pg_database: str,
 ) -> None:
-    root, env = storm
+    root, env = burst_storm
     env = {**env, "STORMER_DATABASE_URL": pg_database}
-    httpx.post(f"{simulator}/_sim/config", json={"latency_ms": [300, 900]}).raise_for_status()
-    at = (datetime.now(UTC) + timedelta(seconds=12)).replace(microsecond=0)
-    schedule(env, root, at)
-    workers = [worker(env, root, "--claim-batch", "8") for _ in range(3)]
+    start, workers = start_workers(env, root, 3, "--claim-batch", "8")
     try:
-        while datetime.now(UTC) < at + timedelta(milliseconds=400):
-            time.sleep(0.02)
+        at = set_t(env, root, start, workers)
+        slow_answers(simulator)
+        wait_for_the_burst(env, at, workers)
         in_flight = Counter(r.lease_owner for r in outbox(env) if r.state == "sending")
         kill_hard(workers[0])
         for w in workers[1:]:

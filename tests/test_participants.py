@@ -20,9 +20,9 @@ from typer.testing import CliRunner
 
 from stormer.cli import app
 from stormer.errors import ConfigError
+from stormer.ops.roster import import_file, normalized_contact, read_form
 from stormer.storm import load_storm
 from stormer.storm.contacts import parse_contact
-from stormer.ops.roster import import_file, normalized_contact, read_form
 
 runner = CliRunner()
 HEADER = "name,zone,lang,contact"
@@ -225,7 +225,7 @@ def test_bom_synonyms_and_extra_columns(storm: Path, tmp_path: Path) -> None:
         ),
         bom=True,
     )
-    code, report, stderr = run_import(storm, source)
+    code, report, _ = run_import(storm, source)
     assert code == 0, report
     assert report["columns"] == {
         "name": ["Organisation"],

@@ -19,12 +19,11 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 from example import REPO
+from platform_fakes import assert_nowhere, run_against
 
-from stormer.channels.base import Connection
 from stormer.channels.bluesky import Bluesky, record_key
 from stormer.errors import AuthError, OutcomeUnknown, RateLimited, Rejected, Transient
 from stormer.queue import MediaRef, QueueItem
-from stormer.secrets import Secret
 from stormer.storm import Account
 
 PDS = "https://pds.example.org"
@@ -209,20 +208,15 @@ def run(
     state: dict[str, Any] | None = None,
 ):
     """Run `flow(plugin, conn)`; every save of the session state is logged as `saved <refresh>`."""
-
-    async def main():  # type: ignore[no-untyped-def]
-        async with httpx.AsyncClient(transport=httpx.MockTransport(server)) as client:
-            conn = Connection(
-                account=ACCOUNT,
-                client=client,
-                credentials={"app_password": Secret(password)},
-                state=dict(state or {}),
-                media_root=REPO / "posts",
-                on_state_change=lambda s: server.log.append(f"saved {s['refreshJwt']}"),
-            )
-            return await flow(Bluesky(), conn)
-
-    return asyncio.run(main())
+    return run_against(
+        server,
+        lambda conn: flow(Bluesky(), conn),
+        ACCOUNT,
+        {"app_password": password},
+        state=dict(state or {}),
+        media_root=REPO / "posts",
+        on_state_change=lambda s: server.log.append(f"saved {s['refreshJwt']}"),
+    )
 
 
 def test_publish_with_images_alt_text_facets_and_langs() -> None:
@@ -504,4 +498,4 @@ def test_no_password_or_token_in_errors_reprs_or_logs(caplog: pytest.LogCaptureF
     seen.append(f"{info.value} {info.value!r}")
     seen.extend(r.getMessage() for r in caplog.records)
     assert any("putRecord" in line for line in seen)  # httpx did log the requests
-    assert not [line for line in seen if "SECRET" in line]
+    assert_nowhere(["SECRET"], seen, caplog)

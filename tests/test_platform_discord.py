@@ -6,25 +6,31 @@ created message."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from email import policy
-from email.parser import BytesParser
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 import pytest
-from platform_fakes import JPEG, PNG, images, shown  # noqa: F401  (images: a fixture)
+from platform_fakes import (
+    JPEG,
+    PNG,
+    assert_nowhere,
+    form,
+    lost_then_reconciled,
+    publish,
+    run_against,
+    shown,
+    what_sending_shows,
+)
 
 from stormer.channels.base import Connection
 from stormer.channels.discord import Discord
 from stormer.errors import AuthError, OutcomeUnknown, RateLimited, Rejected
 from stormer.queue import MediaRef, QueueItem
-from stormer.secrets import Secret
 from stormer.storm import Account
 
 WEBHOOK = "https://discord.com/api/webhooks/1/SECRET-hook"
@@ -55,24 +61,6 @@ TOO_LONG = {
     },
 }
 T = TypeVar("T")
-
-
-def form(request: httpx.Request) -> dict[str, Any]:
-    """A JSON or multipart body as fields: text as str, files as (filename, bytes, mime)."""
-    ctype = request.headers["content-type"]
-    if ctype.startswith("application/json"):
-        return dict(json.loads(request.content))
-    message = BytesParser(policy=policy.HTTP).parsebytes(
-        f"Content-Type: {ctype}\r\n\r\n".encode() + request.content
-    )
-    assert message.is_multipart(), ctype
-    fields: dict[str, Any] = {}
-    for part in message.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        data = part.get_payload(decode=True)
-        filename = part.get_filename()
-        fields[name] = (filename, data, part.get_content_type()) if filename else data.decode()
-    return fields
 
 
 class FakeWebhook:
@@ -157,23 +145,12 @@ def run(
     state: dict[str, Any] | None = None,
     media_root: Path | None = None,
 ) -> T:
-    async def main() -> T:
-        async with httpx.AsyncClient(transport=httpx.MockTransport(server)) as client:
-            conn = Connection(
-                account(),
-                client,
-                {"webhook_url": Secret(webhook)},
-                state=state if state is not None else {},
-                media_root=media_root,
-            )
-            return await scenario(conn)
-
-    return asyncio.run(main())
+    credentials = {"webhook_url": webhook}
+    return run_against(server, scenario, account(), credentials, state=state, media_root=media_root)
 
 
 async def stage_and_publish(conn: Connection, queued: QueueItem | None = None) -> Any:
-    plugin = Discord()
-    return await plugin.publish(await plugin.stage(queued or item(), conn), conn)
+    return await publish(Discord(), queued or item(), conn)
 
 
 def test_verify_names_the_webhook_and_keeps_its_guild_but_not_its_token() -> None:
@@ -312,14 +289,8 @@ def test_a_timeout_after_sending_is_unknown_and_never_resent() -> None:
     server = FakeWebhook()
     server.timeout_after_send = True
 
-    async def scenario(conn: Connection) -> object:
-        plugin = Discord()
-        staged = await plugin.stage(item(), conn)
-        with pytest.raises(OutcomeUnknown):
-            await plugin.publish(staged, conn)
-        return await plugin.reconcile(staged, conn)
-
-    assert run(server, scenario) is None  # webhooks cannot tell: the organizer decides
+    # Webhooks cannot tell: the organizer decides.
+    assert run(server, lost_then_reconciled(Discord(), item())) is None
     assert len(server.received) == 1  # the message landed once; reconcile sent nothing
 
 
@@ -327,24 +298,10 @@ def test_the_webhook_url_appears_in_no_error_repr_or_log(
     caplog: pytest.LogCaptureFixture, images: tuple[MediaRef, MediaRef], tmp_path: Path
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    texts: list[str] = []
     server = FakeWebhook()
-
-    async def scenario(conn: Connection) -> None:
-        plugin = Discord()
-        texts.append(await plugin.verify(conn))
-        staged = await plugin.stage(item(*images), conn)
-        texts.extend([repr(staged), repr(conn)])
-        texts.append(repr(await plugin.publish(staged, conn)))
-        server.timeout_after_send = True
-        with pytest.raises(OutcomeUnknown) as timed_out:
-            await plugin.publish(staged, conn)
-        server.answer = httpx.Response(500, json={"message": "Internal Server Error"})
-        with pytest.raises(OutcomeUnknown) as server_error:
-            await plugin.publish(staged, conn)
-        texts.extend(shown(timed_out.value) + shown(server_error.value))
-
-    run(server, scenario, media_root=tmp_path)
+    error = httpx.Response(500, json={"message": "Internal Server Error"})
+    scenario = what_sending_shows(Discord(), item(*images), server, server_error=error)
+    texts = run(server, scenario, media_root=tmp_path)
     with pytest.raises(AuthError) as deleted:
         run(FakeWebhook(), stage_and_publish, webhook=DELETED)
     texts.extend(shown(deleted.value))
@@ -352,5 +309,4 @@ def test_the_webhook_url_appears_in_no_error_repr_or_log(
     logged = [r.getMessage() for r in caplog.records]
     assert any("HTTP Request: POST <redacted>?wait=true" in m for m in logged), logged
     assert "Request(POST <redacted>)" in texts[1]
-    for text in texts + logged + [caplog.text]:
-        assert "SECRET" not in text and "webhooks/" not in text, text
+    assert_nowhere(["SECRET", "webhooks/"], texts, caplog)

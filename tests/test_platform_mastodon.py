@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from datetime import UTC, datetime
@@ -11,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 from example import REPO
+from platform_fakes import form, run_against
 
-from stormer.channels.base import Connection
 from stormer.channels.mastodon import Mastodon
 from stormer.dispatch.sending import send_staged
 from stormer.errors import AuthError, OutcomeUnknown, RateLimited, Rejected
@@ -47,7 +46,7 @@ class FakeMastodon:
             self.media[media_id] = {
                 "id": media_id,
                 "ready": False,
-                "description": _form_field(body, "description"),
+                "description": form(request)["description"],
                 "size": len(body),
             }
             return httpx.Response(202, json={"id": media_id, "url": None})
@@ -91,12 +90,6 @@ class FakeMastodon:
         return httpx.Response(404, json={"error": "Record not found"})
 
 
-def _form_field(body: bytes, name: str) -> str:
-    marker = f'name="{name}"\r\n\r\n'.encode()
-    start = body.index(marker) + len(marker)
-    return body[start : body.index(b"\r\n", start)].decode()
-
-
 ACCOUNT = Account(
     name="campaign-mastodon",
     platform="mastodon",
@@ -126,17 +119,13 @@ def item(text: str = "Free them all #FreePalestinianStudents", media: bool = Tru
 
 
 def run(server: FakeMastodon, coro_factory, token: str = TOKEN):  # type: ignore[no-untyped-def]
-    async def main():  # type: ignore[no-untyped-def]
-        async with httpx.AsyncClient(transport=httpx.MockTransport(server)) as client:
-            conn = Connection(
-                account=ACCOUNT,
-                client=client,
-                credentials={"access_token": Secret(token)},
-                media_root=REPO / "posts",
-            )
-            return await coro_factory(Mastodon(), conn)
-
-    return asyncio.run(main())
+    return run_against(
+        server,
+        lambda conn: coro_factory(Mastodon(), conn),
+        ACCOUNT,
+        {"access_token": token},
+        media_root=REPO / "posts",
+    )
 
 
 def test_publish_with_image_alt_text_and_idempotency_key() -> None:
@@ -219,7 +208,7 @@ def test_bad_token_and_too_long(caplog: pytest.LogCaptureFixture) -> None:
 
     message, staged_repr, creds = run(server, long)
     assert "character limit" in message
-    assert TOKEN not in creds
+    assert TOKEN not in creds and TOKEN not in staged_repr
     assert all(
         TOKEN not in r.getMessage() and "SECRET" not in r.getMessage() for r in caplog.records
     )

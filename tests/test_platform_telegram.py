@@ -5,25 +5,31 @@ description, parameters}`, with the bot token in the URL path."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from email import policy
-from email.parser import BytesParser
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 import pytest
-from platform_fakes import JPEG, PNG, images, shown  # noqa: F401  (images: a fixture)
+from platform_fakes import (
+    JPEG,
+    PNG,
+    assert_nowhere,
+    form,
+    lost_then_reconciled,
+    publish,
+    run_against,
+    shown,
+    what_sending_shows,
+)
 
 from stormer.channels.base import Connection
 from stormer.channels.telegram import Telegram
 from stormer.errors import AuthError, OutcomeUnknown, RateLimited, Rejected
 from stormer.queue import MediaRef, QueueItem
-from stormer.secrets import Secret
 from stormer.storm import Account
 
 TOKEN = "123456:SECRET-token-abc"
@@ -31,24 +37,6 @@ WRONG_TOKEN = "654321:WRONG-token-xyz"
 CHANNEL = "@storm_channel"
 TEXT = "Education is a right, not a privilege. #FreePalestinianStudents"
 T = TypeVar("T")
-
-
-def form(request: httpx.Request) -> dict[str, Any]:
-    """A JSON or multipart body as fields: text as str, files as (filename, bytes, mime)."""
-    ctype = request.headers["content-type"]
-    if ctype.startswith("application/json"):
-        return dict(json.loads(request.content))
-    message = BytesParser(policy=policy.HTTP).parsebytes(
-        f"Content-Type: {ctype}\r\n\r\n".encode() + request.content
-    )
-    assert message.is_multipart(), ctype
-    fields: dict[str, Any] = {}
-    for part in message.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        data = part.get_payload(decode=True)
-        filename = part.get_filename()
-        fields[name] = (filename, data, part.get_content_type()) if filename else data.decode()
-    return fields
 
 
 def failure(code: int, description: str, **parameters: Any) -> httpx.Response:
@@ -155,19 +143,13 @@ def run(
     target: str = CHANNEL,
     media_root: Path | None = None,
 ) -> T:
-    async def main() -> T:
-        async with httpx.AsyncClient(transport=httpx.MockTransport(server)) as client:
-            conn = Connection(
-                account(target), client, {"bot_token": Secret(token)}, media_root=media_root
-            )
-            return await scenario(conn)
-
-    return asyncio.run(main())
+    return run_against(
+        server, scenario, account(target), {"bot_token": token}, media_root=media_root
+    )
 
 
 async def stage_and_publish(conn: Connection, queued: QueueItem | None = None) -> Any:
-    plugin = Telegram()
-    return await plugin.publish(await plugin.stage(queued or item(), conn), conn)
+    return await publish(Telegram(), queued or item(), conn)
 
 
 def test_verify_names_the_bot() -> None:
@@ -278,14 +260,8 @@ def test_a_timeout_after_sending_is_unknown_and_never_resent() -> None:
     server = FakeBotApi()
     server.timeout_after_send = True
 
-    async def scenario(conn: Connection) -> object:
-        plugin = Telegram()
-        staged = await plugin.stage(item(), conn)
-        with pytest.raises(OutcomeUnknown):
-            await plugin.publish(staged, conn)
-        return await plugin.reconcile(staged, conn)
-
-    assert run(server, scenario) is None  # Telegram cannot tell: the organizer decides
+    # Telegram cannot tell: the organizer decides.
+    assert run(server, lost_then_reconciled(Telegram(), item())) is None
     assert len(server.sent) == 1  # the post landed once; reconcile sent nothing
 
 
@@ -293,24 +269,10 @@ def test_the_bot_token_appears_in_no_error_repr_or_log(
     caplog: pytest.LogCaptureFixture, images: tuple[MediaRef, MediaRef], tmp_path: Path
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    texts: list[str] = []
     server = FakeBotApi()
-
-    async def scenario(conn: Connection) -> None:
-        plugin = Telegram()
-        texts.append(await plugin.verify(conn))
-        staged = await plugin.stage(item(*images), conn)
-        texts.extend([repr(staged), repr(conn)])
-        texts.append(repr(await plugin.publish(staged, conn)))
-        server.timeout_after_send = True
-        with pytest.raises(OutcomeUnknown) as timed_out:
-            await plugin.publish(staged, conn)
-        server.answer = failure(500, "Internal Server Error")
-        with pytest.raises(OutcomeUnknown) as server_error:
-            await plugin.publish(staged, conn)
-        texts.extend(shown(timed_out.value) + shown(server_error.value))
-
-    run(server, scenario, media_root=tmp_path)
+    error = failure(500, "Internal Server Error")
+    scenario = what_sending_shows(Telegram(), item(*images), server, server_error=error)
+    texts = run(server, scenario, media_root=tmp_path)
     with pytest.raises(AuthError) as rejected:
         run(FakeBotApi(), stage_and_publish, token=WRONG_TOKEN)
     texts.extend(shown(rejected.value))
@@ -318,5 +280,4 @@ def test_the_bot_token_appears_in_no_error_repr_or_log(
     logged = [r.getMessage() for r in caplog.records]
     assert any("HTTP Request: POST" in m and "<redacted>" in m for m in logged), logged
     assert "Request(POST https://api.telegram.org/bot<redacted>/sendMediaGroup)" in texts[1]
-    for text in texts + logged + [caplog.text]:
-        assert "SECRET-token" not in text and "WRONG-token" not in text, text
+    assert_nowhere(["SECRET-token", "WRONG-token"], texts, caplog)

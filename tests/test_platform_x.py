@@ -7,9 +7,6 @@ rate limits signalled only by x-rate-limit-* headers.
 
 from __future__ import annotations
 
-import asyncio
-import email.parser
-import email.policy
 import html
 import json
 import logging
@@ -22,12 +19,12 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 from example import REPO
+from platform_fakes import assert_nowhere, form, run_against
 
-from stormer.channels.base import NOT_POSTED, Connection
+from stormer.channels.base import NOT_POSTED
 from stormer.channels.x import X
 from stormer.errors import AuthError, OutcomeUnknown, RateLimited, Rejected
 from stormer.queue import MediaRef, QueueItem
-from stormer.secrets import Secret
 from stormer.storm import Account
 
 API = "https://api.x.example"
@@ -80,12 +77,13 @@ class FakeX:
         if path == "/2/users/me":
             return httpx.Response(200, json={"data": USER})
         if path == "/2/media/upload":
-            fields = _multipart(request)
+            fields = form(request)
             media_id = str(1880000000000000000 + len(self.media))
+            _, data, mime = fields["media"]
             self.media[media_id] = {
-                "category": fields["media_category"][0].decode(),
-                "bytes": fields["media"][0],
-                "type": fields["media"][1],
+                "category": fields["media_category"],
+                "bytes": data,
+                "type": mime,
                 "alt": None,
             }
             return httpx.Response(
@@ -94,7 +92,7 @@ class FakeX:
                     "data": {
                         "id": media_id,
                         "media_key": f"3_{media_id}",
-                        "size": len(fields["media"][0]),
+                        "size": len(data),
                         "expires_after_secs": 86400,
                         "image": {"image_type": "image/png"},
                     }
@@ -183,18 +181,6 @@ def _as_x_shows(text: str) -> str:
     return html.escape(re.sub(r"https://(?!t\.co)\S+", "https://t.co/abc123", text), quote=False)
 
 
-def _multipart(request: httpx.Request) -> dict[str, tuple[bytes, str]]:
-    head = f"Content-Type: {request.headers['Content-Type']}\r\n\r\n".encode()
-    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + request.content)
-    return {
-        part.get_param("name", header="content-disposition"): (
-            part.get_payload(decode=True),
-            part.get_content_type(),
-        )
-        for part in message.iter_parts()
-    }
-
-
 ACCOUNT = Account(
     name="campaign-x",
     platform="x",
@@ -221,17 +207,13 @@ def item(text: str = TEXT, media: tuple[MediaRef, ...] = ()) -> QueueItem:
 
 
 def run(server: FakeX, flow, token: str = TOKEN):  # type: ignore[no-untyped-def]
-    async def main():  # type: ignore[no-untyped-def]
-        async with httpx.AsyncClient(transport=httpx.MockTransport(server)) as client:
-            conn = Connection(
-                account=ACCOUNT,
-                client=client,
-                credentials={"access_token": Secret(token)},
-                media_root=REPO / "posts",
-            )
-            return await flow(X(), conn)
-
-    return asyncio.run(main())
+    return run_against(
+        server,
+        lambda conn: flow(X(), conn),
+        ACCOUNT,
+        {"access_token": token},
+        media_root=REPO / "posts",
+    )
 
 
 def test_publish_with_images_and_alt_text() -> None:
@@ -429,7 +411,7 @@ def test_no_token_in_errors_reprs_or_logs(caplog: pytest.LogCaptureFixture) -> N
     seen.append(f"{info.value} {info.value!r}")
     seen.extend(r.getMessage() for r in caplog.records)
     assert len(seen) > 6 and any("/2/tweets" in line for line in seen)
-    assert not [line for line in seen if "SECRET" in line]
+    assert_nowhere(["SECRET"], seen, caplog)
 
 
 def test_a_send_lost_before_reaching_x_is_sent_again_once() -> None:

@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 from fixtures_sim import png_bytes
+from timing import wait_until
 
 
 def posts(simulator: str) -> list[dict]:
@@ -35,10 +35,7 @@ def test_mastodon_py_posts_with_media_and_alt_text(mastodon_client, simulator: s
         png_bytes(), mime_type="image/png", description="a red square"
     )
     assert media["url"] is None  # still processing: the v2 upload answered 202
-    deadline = time.monotonic() + 5
-    while mastodon_client.media(media)["url"] is None:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_until("the media to be processed", lambda: mastodon_client.media(media)["url"] is not None)
     status = mastodon_client.status_post(
         "Hello #storm", media_ids=[media], idempotency_key="post-1"
     )
