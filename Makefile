@@ -24,7 +24,8 @@ demo: $(STAMP)
 	$(BIN)/stormer preview --kind reminder --limit 6
 	$(BIN)/stormer rehearse --in 10s
 
-test: $(STAMP) peers
+# Lint first: a style, type or layering finding fails the suite before any test runs.
+test: lint peers
 	$(BIN)/python -m pytest -n 2 -q
 
 bench: $(STAMP)
