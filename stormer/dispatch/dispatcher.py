@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from stormer.dispatch.clock import utcnow
 from stormer.dispatch.connect import Credentials, Routes
+from stormer.dispatch.crew import Crew
 from stormer.dispatch.firing import Firing
 from stormer.dispatch.pacing import Gates
 from stormer.dispatch.staging import Staging
@@ -91,7 +92,7 @@ class Dispatcher:
         self.fired: list[str] = []  # ids whose requests left, in order (for tests and reports)
         s = self.settings
         gates = Gates(per_account=s.per_account, overrides=s.per_platform)
-        self._staging = Staging(
+        crew = Crew(
             engine,
             worker=self.worker,
             routes=self._routes,
@@ -99,18 +100,9 @@ class Dispatcher:
             items=self.items,
             grace=s.grace,
             attempts=s.attempts,
-            retry_after=s.retry_after_staging_failure,
         )
-        self._firing = Firing(
-            engine,
-            worker=self.worker,
-            routes=self._routes,
-            gates=gates,
-            items=self.items,
-            grace=s.grace,
-            attempts=s.attempts,
-            fired=self.fired,
-        )
+        self._staging = Staging(crew, retry_after=s.retry_after_staging_failure)
+        self._firing = Firing(crew, fired=self.fired)
         self._sync_lock = asyncio.Lock()
         self._done = asyncio.Event()
         self._scheduler: Any = None

@@ -24,11 +24,8 @@ from stormer.outbox.models import State
 from stormer.secrets import redact
 
 if TYPE_CHECKING:
-    from sqlalchemy import Engine
-
-    from stormer.dispatch.connect import Routes
-    from stormer.dispatch.pacing import Gates
-    from stormer.dispatch.tracker import Ready, Tracker
+    from stormer.dispatch.crew import Crew
+    from stormer.dispatch.tracker import Ready
 
 log = logging.getLogger("stormer.dispatch")
 
@@ -37,59 +34,42 @@ class Firing:
     """Fires the bursts of the worker named `worker`; `fired` lists the ids whose requests
     left, in order (for tests and reports)."""
 
-    def __init__(
-        self,
-        engine: Engine,
-        *,
-        worker: str,
-        routes: Routes,
-        gates: Gates,
-        items: Tracker,
-        grace: timedelta,
-        attempts: int,
-        fired: list[str],
-    ) -> None:
-        self._engine = engine
-        self._worker = worker
-        self._routes = routes
-        self._gates = gates
-        self._items = items
-        self._grace = grace  # later than this after T: not sent, never late
-        self._attempts = attempts  # sends of one item, retries included
+    def __init__(self, crew: Crew, *, fired: list[str]) -> None:
+        self._crew = crew
         self.fired = fired
 
     async def fire(self, instant: datetime) -> None:
         """The alarm for `instant`: record the attempts, wait for the instant, send."""
-        batch = self._items.due(instant)
+        batch = self._crew.items.due(instant)
         if not batch:
-            if not self._items.waiting_for(instant):
-                self._items.disarm(instant)  # else a burst for it is still in flight
+            if not self._crew.items.waiting_for(instant):
+                self._crew.items.disarm(instant)  # else a burst for it is still in flight
             return
         ids = [c.id for c, _ in batch]
         now = utcnow()
-        if now > instant + self._grace:
+        if now > instant + self._crew.grace:
             log.error("%d item(s) for %s not sent: past their grace", len(batch), instant)
-            self._items.forget(ids)
+            self._crew.items.forget(ids)
             await asyncio.to_thread(
-                claims.release, engine=self._engine, worker=self._worker, ids=ids, now=now
+                claims.release, engine=self._crew.engine, worker=self._crew.worker, ids=ids, now=now
             )
-            self._items.disarm(instant)
+            self._crew.items.disarm(instant)
             return
-        self._items.launch(ids)
+        self._crew.items.launch(ids)
         try:
             with cyclic_gc_paused():
                 await self._burst(instant, batch)
         finally:
-            self._items.forget(ids)
-            self._items.disarm(instant)  # only now: a pass must not re-arm a firing instant
+            self._crew.items.forget(ids)
+            self._crew.items.disarm(instant)  # only now: a pass must not re-arm a firing instant
 
     async def _burst(self, instant: datetime, batch: list[Ready]) -> None:
         """Record the attempts, wait for the instant, send `batch`, record the outcomes."""
         marked = set(
             await asyncio.to_thread(
                 claims.record_attempt,
-                engine=self._engine,
-                worker=self._worker,
+                engine=self._crew.engine,
+                worker=self._crew.worker,
                 ids=[c.id for c, _ in batch],
                 now=utcnow(),
             )
@@ -99,30 +79,34 @@ class Firing:
             log.error(
                 "%d item(s) lost their lease before %s: not sent by this worker", len(lost), instant
             )
-            self._items.forget(lost)  # another worker has them now: stop renewing or holding them
+            # Another worker has them now: stop renewing or holding them.
+            self._crew.items.forget(lost)
         sending = [(c, st) for c, st in batch if c.id in marked]
         await sleep_until(instant)
         outcomes = await asyncio.gather(*(self._send(c, st) for c, st in sending))
         await asyncio.to_thread(
-            claims.record_outcomes, engine=self._engine, worker=self._worker, outcomes=outcomes
+            claims.record_outcomes,
+            engine=self._crew.engine,
+            worker=self._crew.worker,
+            outcomes=outcomes,
         )
 
     async def _send(self, c: claims.ClaimedItem, staged: Staged) -> claims.Outcome:
-        route = self._routes.of(c.kind, c.account)
-        async with self._gates.platform(route.channel), self._gates.account(c.account):
+        route = self._crew.routes.of(c.kind, c.account)
+        async with self._crew.gates.platform(route.channel), self._crew.gates.account(c.account):
             await sleep_until(c.fire_at)  # never early, even after waiting for a gate
-            pacer = self._gates.pacer(c.account, route.channel)
+            pacer = self._crew.gates.pacer(c.account, route.channel)
             if pacer is not None:
                 await pacer.wait()
             left = utcnow()
             self.fired.append(c.id)
             try:
-                result = await route.send(staged, attempts=self._attempts)
+                result = await route.send(staged, attempts=self._crew.attempts)
             except (RateLimited, Transient) as e:
                 retry_at = utcnow() + timedelta(
                     seconds=e.retry_after if isinstance(e, RateLimited) else 30
                 )
-                if retry_at > c.fire_at + self._grace:
+                if retry_at > c.fire_at + self._crew.grace:
                     return claims.Outcome(
                         c.id, State.DEAD, utcnow(), error=redact(f"gave up within the grace: {e}")
                     )

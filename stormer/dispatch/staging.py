@@ -25,11 +25,8 @@ from stormer.queue import MediaRef, QueueItem
 from stormer.secrets import redact
 
 if TYPE_CHECKING:
-    from sqlalchemy import Engine
-
-    from stormer.dispatch.connect import AnyRoute, Routes
-    from stormer.dispatch.pacing import Gates
-    from stormer.dispatch.tracker import Tracker
+    from stormer.dispatch.connect import AnyRoute
+    from stormer.dispatch.crew import Crew
 
 log = logging.getLogger("stormer.dispatch")
 
@@ -37,25 +34,8 @@ log = logging.getLogger("stormer.dispatch")
 class Staging:
     """Stages claimed items and reconciles unknown ones for the worker named `worker`."""
 
-    def __init__(
-        self,
-        engine: Engine,
-        *,
-        worker: str,
-        routes: Routes,
-        gates: Gates,
-        items: Tracker,
-        grace: timedelta,
-        attempts: int,
-        retry_after: timedelta,
-    ) -> None:
-        self._engine = engine
-        self._worker = worker
-        self._routes = routes
-        self._gates = gates
-        self._items = items
-        self._grace = grace  # later than this after T: too late to resend
-        self._attempts = attempts  # sends of one item, retries included
+    def __init__(self, crew: Crew, *, retry_after: timedelta) -> None:
+        self._crew = crew
         self._retry_after = retry_after  # after a staging failure that may pass
 
     async def stage(self, claimed: list[claims.ClaimedItem]) -> None:
@@ -66,8 +46,8 @@ class Staging:
         if staged:
             await asyncio.to_thread(
                 claims.mark_staged_many,
-                engine=self._engine,
-                worker=self._worker,
+                engine=self._crew.engine,
+                worker=self._crew.worker,
                 staged=staged,
                 now=utcnow(),
             )
@@ -77,14 +57,17 @@ class Staging:
 
     async def _record(self, outcomes: list[claims.Outcome]) -> None:
         await asyncio.to_thread(
-            claims.record_outcomes, engine=self._engine, worker=self._worker, outcomes=outcomes
+            claims.record_outcomes,
+            engine=self._crew.engine,
+            worker=self._crew.worker,
+            outcomes=outcomes,
         )
 
     async def _stage(self, c: claims.ClaimedItem) -> tuple[str, str, dict[str, Any]] | None:
         """Stage one item; returns what `claims.mark_staged_many` stores, None if it failed."""
         try:
-            route = self._routes.of(c.kind, c.account)
-            async with self._gates.platform(route.channel):
+            route = self._crew.routes.of(c.kind, c.account)
+            async with self._crew.gates.platform(route.channel):
                 staged = await route.stage(item_of(c))
         except (AuthError, Transient, RateLimited) as e:
             # Reported now, minutes before T, with time to fix it; tried again shortly — not
@@ -101,31 +84,34 @@ class Staging:
                 next_attempt_at=utcnow() + wait,
             )
             await self._record([failed])
-            self._items.forget([c.id])
+            self._crew.items.forget([c.id])
             return None
         except (PlatformError, StormerError) as e:
             log.error("staging %s (%s) failed for good: %s", c.id, c.account, e)
             await self._record(
                 [claims.Outcome(c.id, State.DEAD, utcnow(), error=redact(f"staging: {e}"))]
             )
-            self._items.forget([c.id])
+            self._crew.items.forget([c.id])
             return None
-        self._items.staged(c, staged)
+        self._crew.items.staged(c, staged)
         return (c.id, c.content_hash, _json_safe(staged.data))
 
     async def reconcile(self, c: claims.ClaimedItem) -> None:
         """A `sending` item whose worker died: ask the platform before anything else."""
-        self._items.hold([c.id])
+        self._crew.items.hold([c.id])
         try:
             await self._reconcile(c)
         finally:
-            self._items.forget([c.id])
+            self._crew.items.forget([c.id])
 
     async def _reconcile(self, c: claims.ClaimedItem) -> None:
         outcome: claims.Outcome
         try:
-            route = self._routes.of(c.kind, c.account)
-            async with self._gates.platform(route.channel), self._gates.account(c.account):
+            route = self._crew.routes.of(c.kind, c.account)
+            async with (
+                self._crew.gates.platform(route.channel),
+                self._crew.gates.account(c.account),
+            ):
                 outcome = await self._reconciled(c, route)
         except PlatformError as e:
             outcome = claims.Outcome(
@@ -138,7 +124,7 @@ class Staging:
         now = utcnow()
         look = route.channel.where_to_look
         window = route.channel.idempotency_window
-        too_late = now > c.fire_at + self._grace or (
+        too_late = now > c.fire_at + self._crew.grace or (
             window is not None and (now - c.fire_at).total_seconds() > window - 300
         )
         if too_late:
@@ -154,7 +140,7 @@ class Staging:
         staged = await route.stage(item_of(c))
         found = await route.reconcile(staged)
         if isinstance(found, NotPosted):
-            result = await route.send(staged, attempts=self._attempts)
+            result = await route.send(staged, attempts=self._crew.attempts)
             found = result.published if result.outcome == State.SENT else None
         if isinstance(found, Published):
             return claims.Outcome(
