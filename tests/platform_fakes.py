@@ -8,6 +8,7 @@ import asyncio
 import json
 import traceback
 from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
@@ -18,13 +19,60 @@ import pytest
 
 from stormer.channels.base import Connection, Platform, Published, Staged
 from stormer.errors import OutcomeUnknown
-from stormer.queue import QueueItem
+from stormer.queue import MediaRef, QueueItem
 from stormer.secrets import Secret
 from stormer.storm import Account
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"first image"
 JPEG = b"\xff\xd8\xff\xe0" + b"second image"
 T = TypeVar("T")
+STORM_AT = datetime(2021, 3, 11, 18, tzinfo=UTC)  # the 2021 storm's instant
+ITEM_ID = "0123456789abcdef"
+
+
+def account_for(
+    platform: str,
+    credential: tuple[str, str],
+    *,
+    base_url: str | None = None,
+    target: str | None = None,
+) -> Account:
+    """The campaign's account on `platform`, as config.toml would load it (English posts,
+    one credential named by its environment variable)."""
+    return Account(
+        name=f"campaign-{platform}",
+        platform=platform,
+        langs=("en",),
+        base_url=base_url,
+        target=target,
+        handle=None,
+        credentials=(credential,),
+        line=None,
+    )
+
+
+def post_item(
+    platform: str,
+    text: str,
+    media: Iterable[MediaRef] = (),
+    *,
+    account: str | None = None,
+    item_id: str = ITEM_ID,
+    lang: str = "en",
+    fire_at: datetime = STORM_AT,
+) -> QueueItem:
+    """One post as planning hands it to the plugin (the account `campaign-PLATFORM` unless
+    named)."""
+    return QueueItem(
+        id=item_id,
+        kind="post",
+        fire_at=fire_at,
+        platform=platform,
+        account=account or f"campaign-{platform}",
+        lang=lang,
+        text=text,
+        media=tuple(media),
+    )
 
 
 def form(request: httpx.Request) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 from example import REPO
-from platform_fakes import assert_nowhere, run_against
+from platform_fakes import assert_nowhere, post_item, run_against
 
 from stormer.channels.bluesky import Bluesky, record_key
 from stormer.errors import AuthError, OutcomeUnknown, RateLimited, Rejected, Transient
@@ -188,15 +188,14 @@ ACCOUNT = Account(
 
 
 def item(n: int = 0, text: str = TEXT, media: tuple[MediaRef, ...] = IMAGES) -> QueueItem:
-    return QueueItem(
-        id=f"{n:016x}",
-        kind="post",
-        fire_at=datetime(2031, 3, 13, 18, tzinfo=UTC),
-        platform="bluesky",
+    return post_item(
+        "bluesky",
+        text,
+        media,
         account=ACCOUNT.name,
+        item_id=f"{n:016x}",
         lang="ar",
-        text=text,
-        media=media,
+        fire_at=datetime(2031, 3, 13, 18, tzinfo=UTC),
     )
 
 

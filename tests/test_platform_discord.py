@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -18,9 +17,11 @@ import pytest
 from platform_fakes import (
     JPEG,
     PNG,
+    account_for,
     assert_nowhere,
     form,
     lost_then_reconciled,
+    post_item,
     publish,
     run_against,
     shown,
@@ -112,29 +113,11 @@ class FakeWebhook:
 
 
 def account() -> Account:
-    return Account(
-        name="campaign-discord",
-        platform="discord",
-        langs=("en",),
-        base_url=None,
-        target=None,
-        handle=None,
-        credentials=(("webhook_url", "FPS_DISCORD_WEBHOOK_URL"),),
-        line=None,
-    )
+    return account_for("discord", ("webhook_url", "FPS_DISCORD_WEBHOOK_URL"))
 
 
 def item(*media: MediaRef) -> QueueItem:
-    return QueueItem(
-        id="0123456789abcdef",
-        kind="post",
-        fire_at=datetime(2021, 3, 11, 18, tzinfo=UTC),
-        platform="discord",
-        account="campaign-discord",
-        lang="en",
-        text=TEXT,
-        media=media,
-    )
+    return post_item("discord", TEXT, media)
 
 
 def run(

@@ -10,7 +10,6 @@ import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -19,8 +18,10 @@ import pytest
 from platform_fakes import (
     JPEG,
     PNG,
+    account_for,
     assert_nowhere,
     lost_then_reconciled,
+    post_item,
     publish,
     run_against,
     shown,
@@ -103,29 +104,16 @@ class FakeHomeserver:
 
 
 def account(room: str = ROOM) -> Account:
-    return Account(
-        name="campaign-matrix",
-        platform="matrix",
-        langs=("en",),
+    return account_for(
+        "matrix",
+        ("access_token", "FPS_MATRIX_TOKEN"),
         base_url="https://matrix.example.org",
         target=room,
-        handle=None,
-        credentials=(("access_token", "FPS_MATRIX_TOKEN"),),
-        line=None,
     )
 
 
 def item(*media: MediaRef) -> QueueItem:
-    return QueueItem(
-        id=ITEM_ID,
-        kind="post",
-        fire_at=datetime(2021, 3, 11, 18, tzinfo=UTC),
-        platform="matrix",
-        account="campaign-matrix",
-        lang="en",
-        text=TEXT,
-        media=media,
-    )
+    return post_item("matrix", TEXT, media, item_id=ITEM_ID)
 
 
 def run(

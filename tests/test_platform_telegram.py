@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -17,9 +16,11 @@ import pytest
 from platform_fakes import (
     JPEG,
     PNG,
+    account_for,
     assert_nowhere,
     form,
     lost_then_reconciled,
+    post_item,
     publish,
     run_against,
     shown,
@@ -110,29 +111,11 @@ class FakeBotApi:
 
 
 def account(target: str = CHANNEL) -> Account:
-    return Account(
-        name="campaign-telegram",
-        platform="telegram",
-        langs=("en",),
-        base_url=None,
-        target=target,
-        handle=None,
-        credentials=(("bot_token", "FPS_TELEGRAM_BOT_TOKEN"),),
-        line=None,
-    )
+    return account_for("telegram", ("bot_token", "FPS_TELEGRAM_BOT_TOKEN"), target=target)
 
 
 def item(*media: MediaRef) -> QueueItem:
-    return QueueItem(
-        id="0123456789abcdef",
-        kind="post",
-        fire_at=datetime(2021, 3, 11, 18, tzinfo=UTC),
-        platform="telegram",
-        account="campaign-telegram",
-        lang="en",
-        text=TEXT,
-        media=media,
-    )
+    return post_item("telegram", TEXT, media)
 
 
 def run(

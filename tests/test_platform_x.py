@@ -19,7 +19,7 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 from example import REPO
-from platform_fakes import assert_nowhere, form, run_against
+from platform_fakes import assert_nowhere, form, post_item, run_against
 
 from stormer.channels.base import NOT_POSTED
 from stormer.channels.x import X
@@ -194,16 +194,7 @@ ACCOUNT = Account(
 
 
 def item(text: str = TEXT, media: tuple[MediaRef, ...] = ()) -> QueueItem:
-    return QueueItem(
-        id="0123456789abcdef",
-        kind="post",
-        fire_at=FIRE_AT,
-        platform="x",
-        account=ACCOUNT.name,
-        lang="en",
-        text=text,
-        media=media,
-    )
+    return post_item("x", text, media, account=ACCOUNT.name, fire_at=FIRE_AT)
 
 
 def run(server: FakeX, flow, token: str = TOKEN):  # type: ignore[no-untyped-def]
