@@ -288,3 +288,15 @@ def announcement(at: datetime, zones: list[AnnounceZone], lang: str = "en") -> s
         parts.append(part)
     comma = "، " if lang.split("_")[0] in _RTL_COMMA else ", "
     return f"{format_day(first_day, lang)}{comma}{' / '.join(parts)}"
+
+
+DURATION = re.compile(r"^\s*(?:(\d+)\s*d)?\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m)?\s*(?:(\d+)\s*s)?\s*$")
+
+
+def parse_duration(text: str) -> timedelta:
+    """ "24h", "1h30m", "10m", "90s", "2d" → timedelta; ValueError on anything else."""
+    m = DURATION.match(text)
+    if not m or not any(m.groups()):
+        raise ValueError(f"{text!r} is not a duration: write e.g. 24h, 1h30m, 10m or 45s")
+    d, h, mi, s = (int(g or 0) for g in m.groups())
+    return timedelta(days=d, hours=h, minutes=mi, seconds=s)

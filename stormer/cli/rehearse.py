@@ -27,7 +27,7 @@ def rehearse(
 
     from stormer.errors import ConfigError
     from stormer.ops.rehearse import rehearse as run_rehearsal
-    from stormer.storm import parse_duration
+    from stormer.timezones import parse_duration
 
     storm = load(storm_dir)
     if storm.errors:

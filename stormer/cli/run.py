@@ -65,7 +65,7 @@ def run(
     from stormer.cli._common import open_engine
     from stormer.dispatch.dispatcher import Dispatcher, Settings
     from stormer.errors import ConfigError
-    from stormer.storm import parse_duration
+    from stormer.timezones import parse_duration
 
     storm = load(storm_dir)
     if storm.errors:

@@ -15,7 +15,7 @@ Importing this package imports pydantic: `stormer --help` must not, so the comma
 import it inside their functions (or under TYPE_CHECKING).
 """
 
-from stormer.storm.loader import load_storm, parse_duration
+from stormer.storm.loader import load_storm
 from stormer.storm.model import Account, Image, Participant, Post, Storm
 from stormer.storm.schema import CONFIG_NAME
 
@@ -27,5 +27,4 @@ __all__ = [
     "Post",
     "Storm",
     "load_storm",
-    "parse_duration",
 ]

@@ -26,18 +26,7 @@ from stormer.storm.problems import ProblemCollector
 from stormer.storm.schema import CONFIG_NAME, AlertsSection, ConfigFile
 from stormer.storm.secretscan import names_a_variable, scan_secrets
 from stormer.storm.tomlpos import KeyPath, decode_error_line
-from stormer.timezones import AnnounceZone, get_zone, parse_when
-
-DURATION = re.compile(r"^\s*(?:(\d+)\s*d)?\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m)?\s*(?:(\d+)\s*s)?\s*$")
-
-
-def parse_duration(text: str) -> timedelta:
-    """ "24h", "1h30m", "10m", "90s", "2d" → timedelta; ValueError on anything else."""
-    m = DURATION.match(text)
-    if not m or not any(m.groups()):
-        raise ValueError(f"{text!r} is not a duration: write e.g. 24h, 1h30m, 10m or 45s")
-    d, h, mi, s = (int(g or 0) for g in m.groups())
-    return timedelta(days=d, hours=h, minutes=mi, seconds=s)
+from stormer.timezones import AnnounceZone, get_zone, parse_duration, parse_when
 
 
 def slugify(text: str) -> str:
