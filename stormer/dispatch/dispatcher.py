@@ -134,7 +134,10 @@ class Dispatcher:
             seconds=self.settings.poll_seconds,
             next_run_time=utcnow(),
             id="sync",
-            max_instances=1,
+            # A pass may outlast the interval (the first one loads Apprise's plugins to stage
+            # reminders). `sync` itself returns at once while a pass runs, so the scheduler
+            # may start it: with max_instances=1 it would log a "skipped" warning instead.
+            max_instances=2,
             coalesce=True,
             misfire_grace_time=None,
         )
