@@ -90,3 +90,37 @@ def test_post_with_an_unknown_account_is_a_clear_error(storm: Path) -> None:
         app, ["post", "--account", "nobody", "--post", "posts/x.md", "--storm", str(storm)]
     )
     assert result.exit_code != 0 and "no authorized account named 'nobody'" in str(result.exception)
+
+
+def test_post_refuses_a_post_its_platforms_keep_from_the_account(
+    storm: Path, simulator: str
+) -> None:
+    """en-04 is for Mastodon, Telegram, Discord and Matrix only: X never gets it, not even
+    as a smoke test (X once answered it with its own "too long")."""
+    post = storm / "posts" / "en-04-four-demands-long.md"
+    result = runner.invoke(
+        app, ["post", "--account", "campaign-x", "--post", str(post), "--storm", str(storm)]
+    )
+    assert result.exit_code != 0
+    message = str(result.exception)
+    assert "only for mastodon, telegram, discord, matrix" in message and "campaign-x" in message
+    assert httpx.get(f"{simulator}/_sim/posts").json() == []
+
+
+def test_post_refuses_a_post_over_the_platform_limit_before_any_request(
+    storm: Path, simulator: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No password: had the command connected before checking, it would fail on that instead.
+    monkeypatch.delenv("FPS_BLUESKY_APP_PASSWORD")
+    post = storm / "posts" / "en-99-too-long.md"
+    post.write_text(
+        '+++\nlang = "en"\n+++\n'
+        + "Students are not criminals. " * 12
+        + "#FreePalestinianStudents\n"
+    )
+    result = runner.invoke(
+        app, ["post", "--account", "campaign-bluesky", "--post", str(post), "--storm", str(storm)]
+    )
+    assert result.exit_code != 0
+    assert "cannot go to campaign-bluesky: 360 > 300 (Bluesky limit)" in str(result.exception)
+    assert httpx.get(f"{simulator}/_sim/posts").json() == []

@@ -93,14 +93,35 @@ def _find_post(storm, path: Path):  # type: ignore[no-untyped-def]
     )
 
 
+def _refuse_unless_planned_so(source, account) -> None:  # type: ignore[no-untyped-def]
+    """The smoke test sends only what the storm itself could send from `account`: a post its
+    `platforms` or `accounts` keep from that account is refused before any request."""
+    from stormer.errors import StormerError
+
+    if source.platforms is not None and account.platform not in source.platforms:
+        raise StormerError(
+            f"{source.file} is only for {', '.join(source.platforms)} (its `platforms`), not "
+            f"{account.name} on {account.platform}: choose one of its platforms' accounts"
+        )
+    if source.accounts is not None and account.name not in source.accounts:
+        raise StormerError(
+            f"{source.file} is only for {', '.join(source.accounts)} (its `accounts`), "
+            f"not {account.name}"
+        )
+
+
 async def _post(storm, account, source, *, dry_run: bool) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     from datetime import UTC, datetime
 
+    from stormer.channels import registry
     from stormer.dispatch.connect import connect
     from stormer.dispatch.sending import post_now
+    from stormer.errors import StormerError
     from stormer.plan import media_refs
     from stormer.queue import QueueItem, item_id
     from stormer.timezones import iso_utc
+
+    _refuse_unless_planned_so(source, account)
 
     now = datetime.now(UTC)
     # A smoke test is a deliberate new post each time: the id includes the moment.
@@ -115,6 +136,12 @@ async def _post(storm, account, source, *, dry_run: bool) -> dict[str, Any]:  # 
         media=media_refs(source),
         source=source.file,
     )
+    # The platform's own length rule, locally, as `check` applies it: not the platform's
+    # refusal after the request has left.
+    payload = registry.get(account.platform).render(item, account)
+    if payload.problems:
+        problems = "; ".join(payload.problems)
+        raise StormerError(f"{source.file} cannot go to {account.name}: {problems}")
     async with connect(storm, account) as (plugin, conn):
         identity = await plugin.verify(conn)
         if dry_run:
