@@ -65,6 +65,7 @@ class FakeHomeserver:
         self.upload_answer: httpx.Response | None = None
         self.timeout_after: set[int] = set()
         self.joins: list[str] = []  # rooms joined (staging joins before T)
+        self.aliases: dict[str, str] = {}  # "#alias:server" → the room id it names
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         token = request.headers.get("authorization", "").removeprefix("Bearer ")
@@ -77,7 +78,9 @@ class FakeHomeserver:
             )
         if path.startswith("/_matrix/client/v3/join/"):
             self.joins.append(path.removeprefix("/_matrix/client/v3/join/"))
-            return httpx.Response(200, json={"room_id": self.joins[-1]})
+            return httpx.Response(
+                200, json={"room_id": self.aliases.get(self.joins[-1], self.joins[-1])}
+            )
         if path == "/_matrix/media/v3/upload":
             if self.upload_answer is not None:
                 return self.upload_answer
@@ -274,3 +277,14 @@ def test_the_access_token_appears_in_no_error_repr_or_log(
     assert any("HTTP Request: PUT" in m for m in logged), logged
     assert "Request(PUT https://matrix.example.org/_matrix/client/v3/rooms/" in texts[1]
     assert_nowhere(["_SECRET_matrix", "_WRONG_matrix"], texts, caplog)
+
+
+def test_a_room_given_by_its_alias_is_joined_and_sent_to_by_its_room_id() -> None:
+    """Events go to a room id: the join answers with the id an alias names, and the sends
+    (and the permalink) use it. Sent to the alias, they would be refused."""
+    server = FakeHomeserver()
+    server.aliases = {"#free-students:example.org": ROOM}
+    published = run(server, stage_and_publish, room="#free-students:example.org")
+    assert server.joins == ["#free-students:example.org"]
+    assert [txn for _, txn, _ in server.events] == [f"stormer-{ITEM_ID}-0"]
+    assert published.permalink == f"https://matrix.to/#/{ROOM}/$event1?via=example.org"

@@ -15,6 +15,7 @@ between an attempt and its reconciliation; a re-login in between breaks it.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -171,9 +172,9 @@ class Matrix(Platform):
         if not room:
             raise Rejected(f"account {conn.account.name!r} has no target room", platform=self.name)
         me = await self._whoami(conn)
-        await self._join(room, conn)
+        room = await self._join(room, conn)  # an alias becomes the room id it names
         values: dict[str, Any] = {secret("access_token"): conn.secret("access_token")}
-        specs = self.build_requests(item, conn.account)
+        specs = self.build_requests(item, replace(conn.account, target=room))
         for media, spec in zip(item.media, specs[1:], strict=True):
             content = conn.media_bytes(media.path)
             values[staged("mxc", media.path)] = await self._upload(media, content, conn)
@@ -189,18 +190,26 @@ class Matrix(Platform):
             },
         )
 
-    async def _join(self, room: str, conn: Connection) -> None:
+    async def _join(self, room: str, conn: Connection) -> str:
         """Join the room before T (a no-op when already in it), so that an invite-only room
-        the account cannot enter is reported at staging, not when the storm fires."""
-        if conn.state.get("joined") == room:
-            return
+        the account cannot enter is reported at staging, not when the storm fires. Returns
+        the room id: events are sent to a room id, never to an alias (`#room:server`), and
+        the join answers with the id (spec: POST /_matrix/client/v3/join/{roomIdOrAlias})."""
+        joined = conn.state.get("joined")
+        if isinstance(joined, tuple) and joined[0] == room:
+            return str(joined[1])
         url = f"{self.base_url(conn.account)}/_matrix/client/v3/join/{quote(room, safe='')}"
         r = await conn.send(
             Request.json("POST", url, {}, self._auth(conn)), platform=self.name, mutating=False
         )
         if r.status != 200:
             raise self._error(r, mutating=False)
-        conn.state["joined"] = room
+        body = r.json()
+        room_id = body.get("room_id") if isinstance(body, dict) else None
+        if not isinstance(room_id, str) or not room_id.startswith("!"):
+            raise Rejected(f"joining {room} named no room id", platform=self.name)
+        conn.state["joined"] = (room, room_id)
+        return room_id
 
     async def _upload(self, media: MediaRef, content: bytes, conn: Connection) -> str:
         filename = media.path.rsplit("/", 1)[-1]
