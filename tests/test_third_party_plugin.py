@@ -86,22 +86,23 @@ def test_plugin_is_used_by_check_preview_and_post(tmp_path: Path) -> None:
     assert item["limit"] == 120 and item["payload"][0]["method"] == "APPEND"
     assert item["payload"][0]["headers"] == {"Board-Key": "<secret:board_key>"}
 
-    post_file = storm / item["source"]
-    sent = stormer(
-        "post",
-        "--account",
-        "our-board",
-        "--post",
-        str(post_file),
-        "--json",
-        "--storm",
-        str(storm),
-        env={"BOARD_KEY": "k-123"},
-    )
+    # `post` applies the plugin's limit too: the planned Italian post is too long to send...
+    def post(path: Path) -> subprocess.CompletedProcess[str]:
+        args = ["post", "--account", "our-board", "--post", str(path), "--json"]
+        return stormer(*args, "--storm", str(storm), env={"BOARD_KEY": "k-123"})
+
+    refused = post(storm / item["source"])
+    assert refused.returncode != 0 and "> 120 (Fileboard limit)" in refused.stderr
+    assert not board.exists()
+    # ...and one that fits goes out through the plugin.
+    short = storm / "posts" / "it-99-short.md"
+    text = "Liberate gli studenti palestinesi. #FreePalestinianStudents"
+    short.write_text(f'+++\nlang = "it"\nplatforms = ["fileboard"]\n+++\n{text}\n')
+    sent = post(short)
     assert sent.returncode == 0, sent.stderr
     assert json.loads(sent.stdout)["outcome"] == "sent"
     (line,) = board.read_text().splitlines()
-    assert json.loads(line)["text"] == item["text"]
+    assert json.loads(line)["text"] == text
 
 
 def test_plugin_is_fired_by_run(tmp_path: Path) -> None:
