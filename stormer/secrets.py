@@ -118,14 +118,19 @@ def _from_keyring(name: str) -> str | None:
 
 
 def resolve(
-    account: Account, fields: tuple[str, ...], environ: Mapping[str, str] | None = None
+    account: Account,
+    fields: tuple[str, ...],
+    environ: Mapping[str, str] | None = None,
+    *,
+    optional: tuple[str, ...] = (),
 ) -> dict[str, Secret]:
-    """The credentials `fields` of `account`: keyring first (`stormer login`), then the
-    environment variable named in config. Raises AuthError naming what to set."""
+    """The credentials `fields` of `account`, and those of `optional` that are set:
+    keyring first (`stormer login`), then the environment variable named in config.
+    Raises AuthError naming what to set."""
     env = os.environ if environ is None else environ
     named = dict(account.credentials)
     out: dict[str, Secret] = {}
-    for field in fields:
+    for field in (*fields, *optional):
         ref = named.get(field)
         value = _from_keyring(keyring_name(account.name, field))
         if not value and ref:
@@ -133,6 +138,8 @@ def resolve(
                 value = _from_keyring(ref.removeprefix("keyring:"))
             else:
                 value = env.get(ref)
+        if not value and field in optional:
+            continue
         if not value:
             where = (
                 f"the environment variable {ref}"

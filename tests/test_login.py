@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Mapping
+from typing import ClassVar
 
 import httpx
 import keyring
@@ -148,3 +150,57 @@ def test_no_keyring_means_a_clear_message(monkeypatch: pytest.MonkeyPatch) -> No
         assert resolve(MASTODON, ("access_token",))["access_token"].reveal() == "tok-env"
     finally:
         keyring.set_keyring(previous)
+
+
+# --- credentials a platform rotates, and alternative ways to log in ------------------------
+
+
+class TwoWays(Mastodon):
+    """A platform with a default token, an alternative login and a kept refresh token."""
+
+    alternative_auth: ClassVar[Mapping[str, tuple[str, ...]]] = {
+        "password": ("username", "password")
+    }
+    kept_credentials = ("refresh_token",)
+
+
+def test_an_account_uses_the_alternative_whose_fields_it_names() -> None:
+    from dataclasses import replace
+
+    plugin = TwoWays()
+    assert plugin.credential_fields_for(MASTODON) == ("access_token",)
+    by_password = replace(MASTODON, credentials=(("username", "U"), ("password", "P")))
+    assert plugin.auth_of(by_password) == "password"
+    assert plugin.credential_fields_for(by_password) == ("username", "password")
+    partly = replace(MASTODON, credentials=(("password", "P"), ("access_token", "T")))
+    assert plugin.credential_fields_for(partly) == ("access_token",)  # not all of "password"
+
+
+def test_a_kept_credential_is_resolved_when_set_and_never_required(
+    memory_keyring: MemoryKeyring, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FPS_MASTODON_TOKEN", "tok")
+    found = resolve(MASTODON, ("access_token",), optional=("refresh_token",))
+    assert set(found) == {"access_token"}
+    store(MASTODON.name, {"refresh_token": "r-1"})
+    found = resolve(MASTODON, ("access_token",), optional=("refresh_token",))
+    assert found["refresh_token"].reveal() == "r-1"
+    monkeypatch.delenv("FPS_MASTODON_TOKEN")
+    with pytest.raises(AuthError, match="FPS_MASTODON_TOKEN"):
+        resolve(MASTODON, ("access_token",), optional=("refresh_token",))
+
+
+def test_a_rotated_credential_is_used_and_saved_at_once(memory_keyring: MemoryKeyring) -> None:
+    from stormer.channels.base import Connection
+    from stormer.secrets import Secret
+
+    conn = Connection(
+        account=MASTODON,
+        client=httpx.AsyncClient(),
+        credentials={"refresh_token": Secret("r-1")},
+        save_credentials=lambda values: store(MASTODON.name, values),
+    )
+    conn.rotate({"refresh_token": "r-2", "access_token": "a-2"})
+    assert conn.secret("refresh_token") == "r-2" and conn.secret("access_token") == "a-2"
+    assert memory_keyring.items[("stormer", "campaign-mastodon/refresh_token")] == "r-2"
+    assert "a-2" not in repr(conn)

@@ -265,7 +265,7 @@ def test_run_paces_the_plugins_posts(fileboard: Platform, tmp_path: Path) -> Non
             storm,
             engine,
             settings=settings,
-            credentials=lambda account, fields: {"board_key": Secret("k-1")},
+            credentials=lambda account, fields, optional=(): {"board_key": Secret("k-1")},
         )
         asyncio.run(asyncio.wait_for(dispatcher.run(until_done=True), 60))
     finally:

@@ -43,12 +43,15 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
 from stormer.queue import Payload
+from stormer.settings import GRACE
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from datetime import datetime
     from pathlib import Path
 
     import httpx
@@ -81,8 +84,15 @@ class Connection:
     """What a plugin gets to talk to one account, handed in by the caller.
 
     `state` is per-account session data the caller keeps between calls (a Bluesky session,
-    an X user id); a plugin that changes it calls `state_changed()` at once, so that a
-    rotated token is saved before anything else can fail."""
+    an X user id), in memory only; a plugin that changes it calls `state_changed()` at once.
+
+    A credential the platform rotates (X's and Matrix's refresh tokens: the old one stops
+    working the moment a new one is issued) goes through `rotate`, which saves it where
+    `save_credentials` says (the keyring) before anything else can fail: a rotated token
+    lost with the process would lock the account out of the next run.
+
+    `grace` is how late an item may still be sent: what staging prepares for an item (an
+    access token above all) must hold until `holds_until(item)`."""
 
     account: Account
     client: httpx.AsyncClient
@@ -93,6 +103,8 @@ class Connection:
     # How requests go out. By default through `client` (httpx); the dispatcher swaps in its
     # own engine for the burst. Plugins always send through `send`, never through `client`.
     sender: Sender | None = field(default=None, repr=False)
+    save_credentials: Callable[[dict[str, str]], None] | None = field(default=None, repr=False)
+    grace: timedelta = GRACE
 
     async def send(self, request: Request, *, platform: str, mutating: bool) -> Response:
         """Send `request`; failures become Transient (never arrived) or OutcomeUnknown."""
@@ -119,6 +131,21 @@ class Connection:
     def state_changed(self) -> None:
         if self.on_state_change is not None:
             self.on_state_change(self.state)
+
+    def rotate(self, values: dict[str, str]) -> None:
+        """The platform issued new credentials (by field name): use them from now on, and
+        save them at once (`save_credentials`), before anything else can fail."""
+        from stormer.secrets import Secret
+
+        for name, value in values.items():
+            self.credentials[name] = Secret(value)
+        if self.save_credentials is not None:
+            self.save_credentials(values)
+
+    def holds_until(self, item: QueueItem) -> datetime:
+        """The instant until which what is staged for `item` must stay valid: its fire time
+        plus the grace in which it may still be sent."""
+        return item.fire_at + self.grace
 
 
 @dataclass
@@ -245,6 +272,11 @@ class Platform(Channel[Connection]):
             measures every image against it); None: not known, not checked.
         credential_fields: the secrets an account needs, each named in config by an
             environment variable or keyring entry (`credentials = { access_token = "ENV" }`).
+        alternative_auth: other ways to authenticate, by name, each with the secrets it
+            needs instead (X: OAuth 1.0a user context); an account that names all the
+            fields of one uses it (`credential_fields_for`).
+        kept_credentials: secrets used when present and never required (a refresh token,
+            which `stormer login` stores and the plugin rotates through `Connection.rotate`).
         target_field: what `target` means for an account ("chat", "room"), if it needs one.
         handle_example: if an account needs `handle` (Bluesky logs in with it), an example
             value for `check` to show when it is missing.
@@ -264,6 +296,8 @@ class Platform(Channel[Connection]):
     alt_text: ClassVar[bool] = True  # whether the platform carries an image description
     image_bytes: ClassVar[int | None] = None
     credential_fields: ClassVar[tuple[str, ...]] = ()
+    alternative_auth: ClassVar[Mapping[str, tuple[str, ...]]] = {}
+    kept_credentials: ClassVar[tuple[str, ...]] = ()
     target_field: ClassVar[str | None] = None
     handle_example: ClassVar[str | None] = None
     default_base_url: ClassVar[str | None] = None
@@ -282,6 +316,20 @@ class Platform(Channel[Connection]):
 
     def base_url(self, account: Account) -> str:
         return (account.base_url or self.default_base_url or "").rstrip("/")
+
+    def auth_of(self, account: Account) -> str | None:
+        """The name of the alternative authentication `account` uses (all its fields are
+        named in config.toml), or None for the platform's default (`credential_fields`)."""
+        named = {name for name, _ in account.credentials}
+        for method, fields in self.alternative_auth.items():
+            if set(fields) <= named:
+                return method
+        return None
+
+    def credential_fields_for(self, account: Account) -> tuple[str, ...]:
+        """The secrets `account` needs, by the way it authenticates (`auth_of`)."""
+        method = self.auth_of(account)
+        return self.credential_fields if method is None else self.alternative_auth[method]
 
     @abstractmethod
     def build_requests(self, item: QueueItem, account: Account) -> list[dict[str, Any]]:
@@ -316,7 +364,7 @@ class Platform(Channel[Connection]):
 
         values = {
             f: ask(f"{f.replace('_', ' ')} for {account.name}", True).strip()
-            for f in self.credential_fields
+            for f in self.credential_fields_for(account)
         }
         conn = Connection(
             account=account,

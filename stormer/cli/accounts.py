@@ -28,6 +28,7 @@ def platforms(as_json: JsonFlag = False) -> None:
                 "media_text_limit": plugin.media_text_limit,
                 "max_images": plugin.max_images,
                 "credentials": list(plugin.credential_fields),
+                "alternative_auth": {k: list(v) for k, v in plugin.alternative_auth.items()},
                 "target": plugin.target_field,
                 "idempotency": plugin.idempotency,
             }
@@ -42,6 +43,10 @@ def platforms(as_json: JsonFlag = False) -> None:
         print(
             f"{r['name']:<10} {r['title']:<10} limit {limit:<22} images {r['max_images']:<3} "
             f"credentials: {', '.join(r['credentials']) or '-'}"
+            + "".join(
+                f" (or, for {method}: {', '.join(fields)})"
+                for method, fields in r["alternative_auth"].items()
+            )
             + (f"; target: {r['target']}" if r["target"] else "")
         )
 

@@ -9,13 +9,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Generic, TypeAlias
+from datetime import timedelta
+from functools import partial
+from typing import TYPE_CHECKING, Generic, Protocol, TypeAlias
 
 from stormer.channels import registry
 from stormer.channels.base import Channel, Connection, ConnT, NotPosted, Published, Staged
 from stormer.dispatch.sending import SendResult, send_staged
 from stormer.errors import Rejected
-from stormer.secrets import resolve
+from stormer.secrets import resolve, store
+from stormer.settings import GRACE
 
 if TYPE_CHECKING:
     import httpx
@@ -53,11 +56,13 @@ async def connect(
 ) -> AsyncIterator[tuple[Platform, Connection]]:
     """The plugin and a Connection for `account`; closes the client it opened."""
     plugin = registry.get(account.platform)
-    credentials = resolve(account, plugin.credential_fields)
+    credentials = resolve(
+        account, plugin.credential_fields_for(account), optional=plugin.kept_credentials
+    )
     own = http is None
     http = http or client()
     try:
-        yield plugin, _connection(storm, account, http, credentials)
+        yield plugin, _connection(storm, account, http, credentials, save=store)
     finally:
         if own:
             await http.aclose()
@@ -69,6 +74,9 @@ def _connection(
     http: httpx.AsyncClient,
     credentials: dict[str, Secret],
     sender: Sender | None = None,
+    *,
+    save: Save,
+    grace: timedelta = GRACE,
 ) -> Connection:
     return Connection(
         account=account,
@@ -76,6 +84,8 @@ def _connection(
         credentials=credentials,
         media_root=storm.root / "posts",
         sender=sender,
+        save_credentials=partial(save, account.name),
+        grace=grace,
     )
 
 
@@ -99,19 +109,41 @@ class Route(Generic[ConnT]):
 
 
 AnyRoute: TypeAlias = "Route[Connection] | Route[ReminderConnection]"  # one per kind of channel
-Credentials: TypeAlias = "Callable[[Account, tuple[str, ...]], dict[str, Secret]]"
+
+
+class Credentials(Protocol):
+    """Where an account's credentials come from (`stormer.secrets.resolve`, or a
+    rehearsal's made-up ones)."""
+
+    def __call__(
+        self, account: Account, fields: tuple[str, ...], *, optional: tuple[str, ...] = ()
+    ) -> dict[str, Secret]: ...
+
+
+# Where an account's rotated credentials go (`stormer.secrets.store`: the keyring).
+Save: TypeAlias = "Callable[[str, dict[str, str]], None]"
 
 
 class Routes:
     """The route of each item, made the first time it is needed and kept: an account's
     plugin with its connection (credentials resolved then), the reminder channel with the
     organizer's senders. `credentials` resolves an account's (a rehearsal hands in the
-    simulator's). Routes are made once `open` has handed in the HTTP client and the sender
+    simulator's), `save` keeps those the platform rotates, `grace` is how late an item may
+    still be sent. Routes are made once `open` has handed in the HTTP client and the sender
     (the dispatcher's burst engine) they send through."""
 
-    def __init__(self, storm: Storm, *, credentials: Credentials = resolve) -> None:
+    def __init__(
+        self,
+        storm: Storm,
+        *,
+        credentials: Credentials = resolve,
+        save: Save = store,
+        grace: timedelta = GRACE,
+    ) -> None:
         self._storm = storm
         self._credentials = credentials
+        self._save = save
+        self._grace = grace
         self._accounts = {a.name: a for a in storm.accounts}
         self._through: tuple[httpx.AsyncClient, Sender | None] | None = None
         self._routes: dict[str, Route[Connection]] = {}
@@ -135,8 +167,12 @@ class Routes:
                 raise RuntimeError("Routes.open comes before the first route")
             plugin = registry.get(found.platform)
             http, sender = self._through
-            credentials = self._credentials(found, plugin.credential_fields)
-            conn = _connection(self._storm, found, http, credentials, sender)
+            credentials = self._credentials(
+                found, plugin.credential_fields_for(found), optional=plugin.kept_credentials
+            )
+            conn = _connection(
+                self._storm, found, http, credentials, sender, save=self._save, grace=self._grace
+            )
             self._routes[account] = Route(plugin, conn)
         return self._routes[account]
 

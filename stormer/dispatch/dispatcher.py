@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from stormer.dispatch.clock import utcnow
-from stormer.dispatch.connect import Credentials, Routes
+from stormer.dispatch.connect import Credentials, Routes, Save
 from stormer.dispatch.crew import Crew
 from stormer.dispatch.firing import Firing
 from stormer.dispatch.pacing import Gates
@@ -37,7 +37,7 @@ from stormer.dispatch.tracker import Tracker
 from stormer.outbox import claims, workers
 from stormer.outbox.models import WAITING
 from stormer.outbox.status import status_summary
-from stormer.secrets import resolve
+from stormer.secrets import resolve, store
 from stormer.settings import CLAIM_BATCH, GRACE, LEASE, POLL_SECONDS, STAGING_WINDOW
 
 if TYPE_CHECKING:
@@ -81,13 +81,15 @@ class Dispatcher:
         worker: str | None = None,
         http: httpx.AsyncClient | None = None,
         credentials: Credentials = resolve,
+        save: Save = store,
     ) -> None:
         self.storm = storm
         self.engine = engine
         self.settings = settings or Settings()
         self.worker = worker or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._http = http
-        self._routes = Routes(storm, credentials=credentials)  # opened by `run`
+        # Opened by `run`.
+        self._routes = Routes(storm, credentials=credentials, save=save, grace=self.settings.grace)
         self.items = Tracker()  # this worker's items: held, ready, in flight
         self.fired: list[str] = []  # ids whose requests left, in order (for tests and reports)
         s = self.settings

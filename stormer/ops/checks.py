@@ -124,7 +124,7 @@ def _account_problems(storm: Storm) -> list[Problem]:
             continue  # reported by loading as unknown-platform
         plugin = registry.get(a.platform)
         named = dict(a.credentials)
-        for needed in plugin.credential_fields:
+        for needed in plugin.credential_fields_for(a):
             if needed not in named:
                 out.append(
                     Problem(

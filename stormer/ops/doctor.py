@@ -297,7 +297,7 @@ def _origin(storm: Storm, account: Any) -> str | None:
     url = plugin.base_url(account)
     if not url:
         try:
-            values = resolve(account, plugin.credential_fields)
+            values = resolve(account, plugin.credential_fields_for(account))
         except StormerError:
             return None
         url = next(

@@ -98,9 +98,11 @@ def simulated(storm: Storm, sim: str, at: datetime, delay: timedelta) -> Storm:
 def fake_credentials(sim: str) -> Any:
     """Credentials the simulator accepts: made up per account, never read from anywhere."""
 
-    def credentials(account: Account, fields: tuple[str, ...]) -> dict[str, Secret]:
+    def credentials(
+        account: Account, fields: tuple[str, ...], *, optional: tuple[str, ...] = ()
+    ) -> dict[str, Secret]:
         out = {}
-        for n, name in enumerate(fields):
+        for n, name in enumerate(fields):  # no optional ones: a rehearsal logs in afresh
             value = f"rehearsal-{account.name}-{n}"
             if name == "webhook_url":
                 value = f"{sim}/api/webhooks/{abs(hash(account.name)) % 10**9}/{value}"
@@ -147,7 +149,13 @@ def rehearse(storm: Storm, *, delay: timedelta, say: Any = print) -> Rehearsal:
                     poll_seconds=1.0,
                 )
                 dispatcher = Dispatcher(
-                    copy, engine, settings=settings, credentials=fake_credentials(server.url)
+                    copy,
+                    engine,
+                    settings=settings,
+                    credentials=fake_credentials(server.url),
+                    # Made-up credentials the simulator rotates stay in memory: a
+                    # rehearsal never writes to the organizer's keyring.
+                    save=lambda account, values: None,
                 )
                 asyncio.run(dispatcher.run(until_done=True))
                 states = _states(engine)
