@@ -176,6 +176,19 @@ NOT_POSTED = NotPosted()
 
 
 @dataclass(frozen=True, slots=True)
+class LiveLimits:
+    """Limits a server publishes about itself (a Mastodon instance's configuration, a Matrix
+    homeserver's media config), read by `Platform.read_limits`. None: the server says
+    nothing about it, and the plugin's class data stands."""
+
+    source: str  # where they were read (a URL): previews and checks name it
+    text_limit: int | None = None
+    url_length: int | None = None  # what one link counts for in the text
+    image_bytes: int | None = None
+    alt_text_limit: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Published:
     """Where a post landed."""
 
@@ -373,6 +386,11 @@ class Platform(Channel[Connection]):
         )
         say(f"accepted: {await self.verify(conn)}")
         return values
+
+    async def read_limits(self, conn: Connection) -> LiveLimits | None:
+        """The limits the account's server publishes, if the platform has such a thing;
+        None (the default): the class data are the limits."""
+        return None
 
     async def verify(self, conn: Connection) -> str:
         """Check the credentials without posting; return who they belong to (a handle).
