@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -10,7 +11,10 @@ import pytest
 from example import copy_example, point_accounts_at
 from typer.testing import CliRunner
 
+from stormer.channels.base import CredentialStatus
 from stormer.cli import app
+from stormer.ops.online import AccountCredential, expiry_problem
+from stormer.storm import Account
 
 runner = CliRunner()
 
@@ -51,6 +55,49 @@ def test_check_online_verifies_every_account(
     assert "FPS_MATRIX_TOKEN" in problems["credentials-missing"]["message"]
     assert "SECRET" not in result.stdout
     assert httpx.get(f"{simulator}/_sim/posts").json() == []  # nothing was posted
+
+
+def test_check_online_says_how_long_each_credential_lasts(storm: Path) -> None:
+    result = runner.invoke(app, ["check", "--online", "--storm", str(storm)])
+    lines = [line for line in result.stdout.splitlines() if line.startswith("campaign-")]
+    assert any(
+        line.startswith("campaign-mastodon (Mastodon, @") and "does not expire" in line
+        for line in lines
+    ), result.stdout
+    assert len([line for line in result.stdout.splitlines() if ": not verified" in line]) == 0
+
+
+T = datetime(2021, 3, 11, 18, 0, tzinfo=UTC)
+ACCOUNT = Account("acct", "x", (), None, None, None, (), 7)
+
+
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [
+        (CredentialStatus("token"), None),  # does not expire
+        (CredentialStatus("token", expires_at=T + timedelta(hours=1)), None),
+        (CredentialStatus("token", expires_at=T + timedelta(minutes=5)), "credentials-expire"),
+        (
+            CredentialStatus("token", expires_at=T - timedelta(hours=1), renewal="refresh token"),
+            None,
+        ),
+        (
+            CredentialStatus("token", lifetime_unknown=True, lifetime="2 h"),
+            "credentials-may-expire",
+        ),
+    ],
+)
+def test_a_credential_must_hold_until_the_last_post_plus_grace(
+    status: CredentialStatus, code: str | None
+) -> None:
+    deadline = T + timedelta(minutes=10)
+    problem = expiry_problem(ACCOUNT, status, deadline)
+    assert (problem and problem.code) == code
+    if problem is not None:
+        assert "stormer login acct" in problem.message and problem.line == 7
+    line = AccountCredential(ACCOUNT, "X", deadline, "@a", status, problem).line()
+    assert line.startswith("acct (X, @a): token; ")
+    assert ("does NOT hold" in line) == (code == "credentials-expire")
 
 
 def test_post_sends_one_post_and_prints_its_permalink(storm: Path, simulator: str) -> None:

@@ -107,7 +107,9 @@ def test_a_ready_storm_passes_every_check(storm: Path, engine: Engine) -> None:
     assert result.exit_code == 0, result.output
     assert list(found) == CHECKS
     assert all(f.ok and f.severity == "info" and f.fix is None for f in found.values()), found
-    assert found["credentials"].message == "all 8 account(s) accepted by their platforms"
+    assert found["credentials"].message.startswith(
+        "all 8 account(s) accepted by their platforms, none expiring before T + grace"
+    )
     assert found["worker"].message.startswith("1 alive: w-live (heartbeat ")
     assert "8 item(s) in the outbox (8 pending)" in found["schedule"].message
     # For people: one line per check, and the verdict.

@@ -176,6 +176,24 @@ NOT_POSTED = NotPosted()
 
 
 @dataclass(frozen=True, slots=True)
+class CredentialStatus:
+    """What an account's credential is and how long it lasts, as `check --online` and
+    `doctor` show it (`Platform.credential_status`, after `verify`).
+
+    A credential holds until T + grace when it does not expire, expires after that, or when
+    stormer renews it on its own before T (`renewal` says how: a refresh token, a new session
+    from an app password)."""
+
+    kind: str  # for people: "OAuth 2.0 user token", "app password"
+    expires_at: datetime | None = None  # when the credential in hand stops working, if known
+    renewal: str | None = None  # how stormer renews it before T; None: it cannot
+    # It expires, but when is not known (a pasted X OAuth 2.0 token: two hours from its
+    # issue, which stormer did not see). `lifetime` says what the platform documents.
+    lifetime_unknown: bool = False
+    lifetime: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class LiveLimits:
     """Limits a server publishes about itself (a Mastodon instance's configuration, a Matrix
     homeserver's media config), read by `Platform.read_limits`. None: the server says
@@ -391,6 +409,12 @@ class Platform(Channel[Connection]):
         """The limits the account's server publishes, if the platform has such a thing;
         None (the default): the class data are the limits."""
         return None
+
+    def credential_status(self, conn: Connection) -> CredentialStatus:
+        """What `conn`'s credential is and how long it lasts, once `verify` accepted it. By
+        default: the credential fields, which do not expire unless revoked. A platform whose
+        tokens expire or are refreshed says so."""
+        return CredentialStatus(kind=" + ".join(self.credential_fields_for(conn.account)))
 
     async def verify(self, conn: Connection) -> str:
         """Check the credentials without posting; return who they belong to (a handle).

@@ -45,18 +45,22 @@ def check(
         print_json([p.as_dict() for p in e.problems])  # unreadable storm: still JSON
         raise typer.Exit(1) from None
     problems = run_checks(storm)
+    credentials = []
     if online:
         import asyncio
 
-        from stormer.ops.online import verify_accounts
+        from stormer.ops.online import check_credentials
 
-        problems += asyncio.run(verify_accounts(storm))
+        credentials = asyncio.run(check_credentials(storm))
+        problems += [c.problem for c in credentials if c.problem is not None]
     errors = sum(p.severity == "error" for p in problems)
     if as_json:
         print_json([p.as_dict() for p in problems])
     else:
         for p in problems:
             print(p)
+        for c in credentials:
+            print(c.line())
         warnings = len(problems) - errors
         summary = (
             f"{storm.name}: {len(storm.posts)} posts, {len(storm.accounts)} accounts, "

@@ -161,7 +161,7 @@ def _quote(problems: list[Problem]) -> str:
 
 
 async def credentials_finding(storm: Storm, http: httpx.AsyncClient) -> Finding:
-    from stormer.ops.online import verify_accounts
+    from stormer.ops.online import check_credentials
 
     if not storm.accounts:
         return _warn(
@@ -169,7 +169,8 @@ async def credentials_finding(storm: Storm, http: httpx.AsyncClient) -> Finding:
             "no authorized accounts: the storm posts nothing by API",
             "add [[accounts]] to config.toml",
         )
-    problems = await verify_accounts(storm, http=http)
+    checked = await check_credentials(storm, http=http)
+    problems = [c.problem for c in checked if c.problem is not None]
     fix = (
         "set each variable named in config.toml (or run `stormer login ACCOUNT`); replace "
         "revoked or expired credentials; `stormer check --online` checks again"
@@ -187,7 +188,13 @@ async def credentials_finding(storm: Storm, http: httpx.AsyncClient) -> Finding:
             f"{len(problems)} account(s) could not be verified: {_quote(problems)}",
             "try again; if it persists, check the platform's status and base_url",
         )
-    return _ok("credentials", f"all {len(storm.accounts)} account(s) accepted by their platforms")
+    renewed = sum(c.status is not None and c.status.renewal is not None for c in checked)
+    lasting = f"; {renewed} renewed by stormer before T" if renewed else ""
+    return _ok(
+        "credentials",
+        f"all {len(storm.accounts)} account(s) accepted by their platforms, none expiring "
+        f"before T + grace{lasting} (`stormer check --online` shows each)",
+    )
 
 
 def media_finding(storm: Storm) -> Finding:
