@@ -14,6 +14,7 @@ import re
 import zoneinfo
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
+from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from stormer.errors import AmbiguousTime, NonexistentTime, TimeError, UnknownZone
@@ -232,6 +233,10 @@ class AnnounceZone:
         return self.label if base == "en" else None
 
 
+# A language as config.toml, participants.csv and --lang write it: "en", "es", "pt_BR".
+LANG_CODE: Final = re.compile(r"[a-z]{2,3}(_[A-Z]{2})?")
+
+
 def babel_locale(lang: str) -> str:
     return BABEL_LOCALES.get(lang, lang)
 
@@ -293,10 +298,21 @@ def announcement(at: datetime, zones: list[AnnounceZone], lang: str = "en") -> s
 DURATION = re.compile(r"^\s*(?:(\d+)\s*d)?\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m)?\s*(?:(\d+)\s*s)?\s*$")
 
 
+# No storm needs a reminder, a staging window or a grace of more than a year, and a longer
+# one overflows the datetimes it is added to (year 9999).
+MAX_DURATION: Final = timedelta(days=366)
+
+
 def parse_duration(text: str) -> timedelta:
     """ "24h", "1h30m", "10m", "90s", "2d" → timedelta; ValueError on anything else."""
     m = DURATION.match(text)
     if not m or not any(m.groups()):
         raise ValueError(f"{text!r} is not a duration: write e.g. 24h, 1h30m, 10m or 45s")
     d, h, mi, s = (int(g or 0) for g in m.groups())
-    return timedelta(days=d, hours=h, minutes=mi, seconds=s)
+    try:
+        value = timedelta(days=d, hours=h, minutes=mi, seconds=s)
+    except OverflowError:
+        value = MAX_DURATION * 2
+    if value > MAX_DURATION:
+        raise ValueError(f"{text!r} is too long: at most {MAX_DURATION.days}d")
+    return value

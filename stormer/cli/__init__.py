@@ -10,6 +10,7 @@ bodies so that `stormer --help` stays fast; tests/test_cli_startup.py holds that
 
 from __future__ import annotations
 
+import os
 import sys
 
 from stormer.cli import (
@@ -46,9 +47,10 @@ __all__ = [
 
 
 def main() -> None:
-    """Entry point: library errors become one-line messages and a non-zero exit code."""
+    """Entry point: errors become one-line messages and a non-zero exit code, never a
+    traceback (STORMER_DEBUG=1 shows the traceback of an unexpected one)."""
     try:
-        app()
+        app(standalone_mode=True)
     except ConfigError as e:
         for problem in e.problems:
             print(f"stormer: {problem}", file=sys.stderr)
@@ -56,3 +58,40 @@ def main() -> None:
     except StormerError as e:
         print(f"stormer: error: {e}", file=sys.stderr)
         sys.exit(2)
+    except Exception as e:  # the edge: whatever escaped becomes a message
+        if os.environ.get("STORMER_DEBUG"):
+            raise
+        print(f"stormer: error: {unexpected(e)}", file=sys.stderr)
+        sys.exit(_INTERNAL if _is_bug(e) else 2)
+
+
+_INTERNAL = 70  # EX_SOFTWARE: a defect of stormer's, not of the input
+
+
+def _is_bug(e: Exception) -> bool:
+    return not isinstance(e, OSError | UnicodeError) and not _is_database_error(e)
+
+
+def _is_database_error(e: Exception) -> bool:
+    return type(e).__module__.startswith("sqlalchemy")
+
+
+def unexpected(e: Exception) -> str:
+    """A message for an error no command turned into one: what, where, how to fix it."""
+    from stormer.secrets import clean_error
+
+    if _is_database_error(e):
+        reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
+        return clean_error(
+            f"the database cannot be used: {reason} — check STORMER_DATABASE_URL or "
+            "[database] url in config.toml, and that its server is running"
+        )
+    if isinstance(e, UnicodeDecodeError):
+        return f"a file is not UTF-8 text ({e.reason} at byte {e.start}): save it as UTF-8"
+    if isinstance(e, OSError):
+        where = f"{e.filename}: " if e.filename else ""
+        return f"{where}{e.strerror or e}"
+    return clean_error(
+        f"unexpected {type(e).__name__}: {e} — this is a bug in stormer; please report it "
+        "with the output of the same command run with STORMER_DEBUG=1"
+    )

@@ -28,6 +28,35 @@ StormDir = Annotated[
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
 
 
+def valid_duration(value: str) -> str:
+    """Typer callback for a duration option ("10m"): a bad one is a usage error naming the
+    option, before the command starts."""
+    from stormer.timezones import parse_duration
+
+    try:
+        parse_duration(value)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+    return value
+
+
+def valid_lang(value: str) -> str:
+    """Typer callback for --lang: a language code Babel knows, or a usage error."""
+    from babel import Locale, UnknownLocaleError
+
+    from stormer.timezones import LANG_CODE, babel_locale
+
+    try:
+        if not LANG_CODE.fullmatch(value):
+            raise ValueError
+        Locale.parse(babel_locale(value))
+    except (ValueError, UnknownLocaleError):
+        raise typer.BadParameter(
+            f"{value!r} is not a language code: write e.g. en, es, fr, it, ar or pt_BR"
+        ) from None
+    return value
+
+
 def load(storm_dir: Path) -> Storm:
     from stormer.channels import registry
     from stormer.storm import load_storm

@@ -7,14 +7,19 @@ from typing import Annotated
 
 import typer
 
-from stormer.cli._common import JsonFlag, StormDir, load, print_json
+from stormer.cli._common import JsonFlag, StormDir, load, print_json, valid_duration
 from stormer.cli.app import app
 
 
 @app.command()
 def rehearse(
     in_: Annotated[
-        str, typer.Option("--in", help="Fire the rehearsal this long from now (e.g. 20s).")
+        str,
+        typer.Option(
+            "--in",
+            help="Fire the rehearsal this long from now (e.g. 20s).",
+            callback=valid_duration,
+        ),
     ] = "15s",
     as_json: JsonFlag = False,
     storm_dir: StormDir = Path("."),

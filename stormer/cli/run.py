@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from stormer.cli._common import StormDir, load
+from stormer.cli._common import StormDir, load, valid_duration
 from stormer.cli.app import app
 from stormer.settings import (
     CLAIM_BATCH,
@@ -28,12 +28,17 @@ def run(
         ),
     ] = False,
     staging_window: Annotated[
-        str, typer.Option(help="Stage (log in, upload media) this long before each fire time.")
+        str,
+        typer.Option(
+            help="Stage (log in, upload media) this long before each fire time.",
+            callback=valid_duration,
+        ),
     ] = duration_text(STAGING_WINDOW),
     grace: Annotated[
         str,
         typer.Option(
-            help="An item not sent within this long after its time is missed, never sent late."
+            help="An item not sent within this long after its time is missed, never sent late.",
+            callback=valid_duration,
         ),
     ] = duration_text(GRACE),
     lease: Annotated[
@@ -42,6 +47,7 @@ def run(
             hidden=True,
             help="How long a claim lasts without renewal (a dead worker's items are "
             "taken over after it).",
+            callback=valid_duration,
         ),
     ] = duration_text(LEASE),
     poll: Annotated[

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from stormer.cli._common import JsonFlag, StormDir, load, print_json
+from stormer.cli._common import JsonFlag, StormDir, load, print_json, valid_lang
 from stormer.cli.app import app
 
 
@@ -42,7 +42,10 @@ def times(
     lang: Annotated[
         str,
         typer.Option(
-            "--lang", "-l", help="Language of the announcement and table: en, es, fr, it, ar…"
+            "--lang",
+            "-l",
+            help="Language of the announcement and table: en, es, fr, it, ar…",
+            callback=valid_lang,
         ),
     ] = "en",
     as_json: JsonFlag = False,

@@ -11,7 +11,7 @@ from stormer.errors import TimeError
 from stormer.storm.model import Participant
 from stormer.storm.problems import ProblemCollector
 from stormer.storm.schema import CONFIG_NAME
-from stormer.timezones import get_zone
+from stormer.timezones import LANG_CODE, get_zone
 
 PARTICIPANT_COLUMNS = ("name", "zone", "lang", "contact")
 
@@ -103,7 +103,7 @@ def participant_from_row(
         c.add("error", "bad-participant", file, line, f"row {line} ({who}): {why}")
         return None
     lang = cells.get("lang") or default_lang
-    if not re.fullmatch(r"[a-z]{2,3}(_[A-Z]{2})?", lang):
+    if not LANG_CODE.fullmatch(lang):
         c.add(
             "error",
             "bad-participant",
