@@ -469,3 +469,36 @@ def test_importing_stormer_does_not_import_the_database_layer() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_the_sqlite_outbox_and_its_wal_files_are_owner_only(tmp_path: Path) -> None:
+    import stat
+
+    from sqlalchemy import text
+
+    from stormer.outbox.db import make_engine, upgrade
+
+    database = tmp_path / "stormer.db"
+    engine = make_engine(f"sqlite:///{database}")
+    try:
+        upgrade(engine)
+        with engine.begin() as conn:
+            conn.execute(text("SELECT 1"))
+            files = sorted(tmp_path.glob("stormer.db*"))
+            assert {f.name for f in files} >= {"stormer.db", "stormer.db-wal", "stormer.db-shm"}
+            modes = {f.name: oct(stat.S_IMODE(f.stat().st_mode)) for f in files}
+            assert set(modes.values()) == {"0o600"}, modes
+    finally:
+        engine.dispose()
+
+
+def test_a_wider_existing_outbox_is_tightened(tmp_path: Path) -> None:
+    import stat
+
+    from stormer.outbox.db import make_engine
+
+    database = tmp_path / "stormer.db"
+    database.touch(mode=0o644)
+    database.chmod(0o644)
+    make_engine(f"sqlite:///{database}").dispose()
+    assert stat.S_IMODE(database.stat().st_mode) == 0o600

@@ -112,10 +112,10 @@ class ReminderChannel(Channel[ReminderConnection]):
         folder = conn.workdir or Path(tempfile.gettempdir())
         path = folder / f"{conn.storm.slug}.ics"
         if not path.exists():
-            folder.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".ics.tmp")
-            tmp.write_bytes(storm_calendar(conn.storm))
-            tmp.replace(path)
+            from stormer.private import private_folder, write_private
+
+            private_folder(folder)
+            write_private(path, storm_calendar(conn.storm))
         return path
 
     async def publish(self, staged: Staged, conn: ReminderConnection) -> Published:

@@ -36,6 +36,7 @@ from stormer.errors import AlertFailed, StormerError
 from stormer.notify.sender import apprise_module, apprise_quiet, usable_url
 from stormer.notify.sender import env_urls as alert_urls  # the URLs named in [alerts]
 from stormer.outbox.models import TO_FIRE, State
+from stormer.private import private_folder, write_private
 from stormer.secrets import Secret, redact
 
 if TYPE_CHECKING:
@@ -349,7 +350,7 @@ def _marker_name(slug: str, instant: datetime) -> str:
 
 def _claim(marker: Path, now: datetime) -> bool:
     """Create `marker` if it does not exist (atomically); False if it did."""
-    marker.parent.mkdir(parents=True, exist_ok=True)
+    private_folder(marker.parent)
     try:
         fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
@@ -360,6 +361,4 @@ def _claim(marker: Path, now: datetime) -> bool:
 
 
 def _write(marker: Path, data: dict[str, Any]) -> None:
-    tmp = marker.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data), encoding="utf-8")
-    os.replace(tmp, marker)
+    write_private(marker, json.dumps(data).encode())

@@ -19,6 +19,7 @@ from sqlalchemy.exc import ArgumentError
 
 import stormer
 from stormer.errors import StormerError
+from stormer.private import private_file
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -75,7 +76,17 @@ def _normalize(raw: str, origin: str, root: Path | None) -> str:
 
 
 def make_engine(url: str) -> Engine:
-    """An engine for `url`; SQLite gets WAL, a busy timeout, foreign keys and real transactions."""
+    """An engine for `url`; SQLite gets WAL, a busy timeout, foreign keys and real transactions,
+    and its file is created owner-only (SQLite gives its -wal and -shm files the same mode):
+    the outbox holds participants' contacts."""
+    parsed = make_url(url)
+    if (
+        parsed.get_backend_name() == "sqlite"
+        and parsed.database
+        and parsed.database != ":memory:"
+        and not parsed.database.startswith("file:")
+    ):
+        private_file(Path(parsed.database))
     engine = create_engine(url)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_on_connect)

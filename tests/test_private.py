@@ -1,0 +1,34 @@
+"""Owner-only folders and files: what holds participants' data is readable by no one else."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+from stormer.private import private_file, private_folder, write_private
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_a_private_folder_and_its_missing_parents_are_0700(tmp_path: Path) -> None:
+    folder = private_folder(tmp_path / ".stormer" / "alerts")
+    assert mode(folder) == 0o700 and mode(folder.parent) == 0o700
+    (tmp_path / "open").mkdir(mode=0o755)
+    (tmp_path / "open").chmod(0o755)
+    assert mode(private_folder(tmp_path / "open")) == 0o700  # tightened
+
+
+def test_private_files_are_0600_whatever_the_umask(tmp_path: Path) -> None:
+    import os
+
+    old = os.umask(0)
+    try:
+        created = private_file(tmp_path / "db")
+        write_private(tmp_path / "cache.json", b"{}")
+    finally:
+        os.umask(old)
+    assert mode(created) == 0o600 and mode(tmp_path / "cache.json") == 0o600
+    assert (tmp_path / "cache.json").read_bytes() == b"{}"
+    assert not list(tmp_path.glob(".*.tmp"))
