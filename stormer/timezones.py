@@ -88,6 +88,9 @@ def iso_utc(instant: datetime) -> str:
     return instant.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+FIRST_YEAR, LAST_YEAR = 1970, 2999
+
+
 def parse_when(when: str, tz: str | None = None) -> datetime:
     """Parse WHEN: an instant with offset (`...Z`, `...+02:00`) or a wall time with `tz`.
 
@@ -103,6 +106,12 @@ def parse_when(when: str, tz: str | None = None) -> datetime:
         wall = datetime.fromisoformat(f"{m['date']}T{m['time']}")
     except ValueError as e:
         raise TimeError(f"{m['date']} {m['time']} is not a valid date and time: {e}") from None
+    if not FIRST_YEAR <= wall.year <= LAST_YEAR:
+        # Year 1 or 9999 is a typo, and overflows as soon as a reminder offset or the grace
+        # is added to it.
+        raise TimeError(
+            f"{wall.year} is not a storm's year: write one from {FIRST_YEAR} to {LAST_YEAR}"
+        )
     offset = m["offset"]
     if offset:
         if tz:

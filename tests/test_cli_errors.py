@@ -73,3 +73,48 @@ def test_a_duration_too_long_for_a_date_is_refused_not_overflowed() -> None:
     for text in ("367d", "99999999999d", "9999999999999h"):
         with pytest.raises(ValueError, match="too long"):
             parse_duration(text)
+
+
+def check(storm: Path) -> subprocess.CompletedProcess[str]:
+    return stormer("check", cwd=storm)
+
+
+def test_a_config_that_is_not_utf8_is_a_message_naming_it(storm: Path) -> None:
+    (storm / "config.toml").write_bytes((storm / "config.toml").read_bytes() + b"\xff\xfe")
+    result = check(storm)
+    assert result.returncode == 1
+    assert_message(result, "config.toml: error[bad-config]: not UTF-8 text", "save it as UTF-8")
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"name,zone\n\xff\xfe bad\n", "not UTF-8 text"),
+        (b"name,zone,lang,contact\n" + b"a" * 200_000 + b",UTC,en,\n", "cannot be read as CSV"),
+    ],
+)
+def test_a_participants_file_that_cannot_be_read_is_a_problem(
+    storm: Path, content: bytes, expected: str
+) -> None:
+    (storm / "participants.csv").write_bytes(content)
+    result = check(storm)
+    assert result.returncode == 1
+    assert_message(result, f"participants.csv: error[bad-participant]: {expected}")
+    assert "aaaa" not in result.stdout  # a refused field is never quoted
+
+
+def test_a_folder_named_like_a_post_is_reported_and_ignored(storm: Path) -> None:
+    (storm / "posts" / "draft.md").mkdir()
+    result = check(storm)
+    assert "posts/draft.md: warning[not-a-post]" in result.stdout, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("at", ["9999-12-31T23:59:59Z", "0001-01-01T00:00:00Z"])
+def test_a_storm_year_out_of_range_is_refused_by_every_command(storm: Path, at: str) -> None:
+    from example import set_storm_time
+
+    set_storm_time(storm, at)
+    for command in ("check", "times"):
+        result = stormer(command, cwd=storm)
+        assert result.returncode == 1
+        assert_message(result, "is not a storm's year: write one from 1970 to 2999")

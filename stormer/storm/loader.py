@@ -22,7 +22,7 @@ from stormer.storm import tomlpos
 from stormer.storm.model import Account, Storm
 from stormer.storm.participants import load_participants
 from stormer.storm.posts import load_posts
-from stormer.storm.problems import ProblemCollector
+from stormer.storm.problems import ProblemCollector, not_utf8
 from stormer.storm.schema import CONFIG_NAME, AlertsSection, ConfigFile
 from stormer.storm.secretscan import names_a_variable, scan_secrets
 from stormer.storm.tomlpos import KeyPath, decode_error_line
@@ -61,7 +61,13 @@ def load_storm(path: Path | str = ".", *, known_platforms: set[str] | None = Non
                 )
             ]
         )
-    text = config_path.read_text(encoding="utf-8")
+    try:
+        text = config_path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        problem = Problem(
+            "error", "bad-config", CONFIG_NAME, None, f"not UTF-8 text ({not_utf8(e)})"
+        )
+        raise ConfigError([problem]) from None
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:

@@ -6,10 +6,11 @@ from __future__ import annotations
 import csv
 import re
 from pathlib import Path
+from typing import Any
 
 from stormer.errors import TimeError
 from stormer.storm.model import Participant
-from stormer.storm.problems import ProblemCollector
+from stormer.storm.problems import ProblemCollector, not_utf8
 from stormer.storm.schema import CONFIG_NAME
 from stormer.timezones import LANG_CODE, get_zone
 
@@ -55,30 +56,44 @@ def load_participants(
             )
         return []
     out: list[Participant] = []
-    with path.open(encoding="utf-8-sig", newline="") as f:
-        reader = csv.reader(f)
-        header = [h.strip().lower() for h in next(reader, [])]
-        missing = [col for col in ("name", "zone") if col not in header]
-        if missing:
-            c.add(
-                "error",
-                "bad-participant",
-                name,
-                1,
-                f"the header must have the columns {', '.join(PARTICIPANT_COLUMNS)}; "
-                f"missing: {', '.join(missing)}",
-            )
-            return []
-        col = {h: i for i, h in enumerate(header)}
-        for row in reader:
-            line = reader.line_num
-            if not any(cell.strip() for cell in row):
-                continue
-            cells = {h: (row[i].strip() if i < len(row) else "") for h, i in col.items()}
-            p = participant_from_row(cells, line, name, default_lang, c)
-            if p:
-                out.append(p)
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as f:
+            _read_rows(csv.reader(f), name, default_lang, c, out)
+    except UnicodeDecodeError as e:
+        c.add("error", "bad-participant", name, None, f"not UTF-8 text ({not_utf8(e)})")
+        return []
+    except csv.Error as e:
+        # The reader's line is where it stopped; a field it refuses is never quoted (it may
+        # hold someone's address).
+        c.add("error", "bad-participant", name, None, f"cannot be read as CSV: {e}")
+        return []
     return out
+
+
+def _read_rows(
+    reader: Any, name: str, default_lang: str, c: ProblemCollector, out: list[Participant]
+) -> None:
+    header = [h.strip().lower() for h in next(reader, [])]
+    missing = [col for col in ("name", "zone") if col not in header]
+    if missing:
+        c.add(
+            "error",
+            "bad-participant",
+            name,
+            1,
+            f"the header must have the columns {', '.join(PARTICIPANT_COLUMNS)}; "
+            f"missing: {', '.join(missing)}",
+        )
+        return
+    col = {h: i for i, h in enumerate(header)}
+    for row in reader:
+        line = reader.line_num
+        if not any(cell.strip() for cell in row):
+            continue
+        cells = {h: (row[i].strip() if i < len(row) else "") for h, i in col.items()}
+        p = participant_from_row(cells, line, name, default_lang, c)
+        if p:
+            out.append(p)
 
 
 def participant_from_row(

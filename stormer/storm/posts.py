@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from stormer.storm import tomlpos
 from stormer.storm.images import UnsupportedImage, image_info
 from stormer.storm.model import Image, Post
-from stormer.storm.problems import ProblemCollector
+from stormer.storm.problems import ProblemCollector, not_utf8
 from stormer.storm.schema import FrontMatter
 from stormer.storm.tomlpos import KeyPath, decode_error_line
 
@@ -37,6 +37,10 @@ def load_posts(
     posts = []
     tag = re.compile(re.escape(hashtag) + r"(?!\w)", re.I)
     for path in sorted(posts_dir.glob("*.md")):
+        if not path.is_file():
+            rel = path.relative_to(root).as_posix()
+            c.add("warning", "not-a-post", rel, None, "a folder, not a post file: ignored")
+            continue
         post = _load_post(root, path, c, known_platforms, account_names)
         if post is None:
             continue
@@ -65,7 +69,7 @@ def _load_post(
     try:
         source = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
-        c.add("error", "bad-post", rel, None, f"not UTF-8 text: {e}")
+        c.add("error", "bad-post", rel, None, f"not UTF-8 text ({not_utf8(e)})")
         return None
     lines = source.splitlines()
     if not lines or lines[0].strip() != "+++":

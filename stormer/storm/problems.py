@@ -33,3 +33,8 @@ class ProblemCollector:
                 message = message.replace(value, "<redacted>")
             out.append(Problem(p.severity, p.code, p.file, p.line, message))
         return out
+
+
+def not_utf8(e: UnicodeDecodeError) -> str:
+    """Where a file stops being UTF-8, for a message that says how to fix it."""
+    return f"{e.reason} at byte {e.start}; save it as UTF-8"
