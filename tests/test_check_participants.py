@@ -47,6 +47,7 @@ GOOD_ROW = "Late Joiners Collective,Europe/Lisbon,en,late@example.org"
         ("   ,Europe/Madrid,es,", ["the name is empty"]),
         ("French Org,Europe/Paris,french,", ["(French Org): 'french' is not a language code"]),
         ("Arabic Org,Asia/Gaza,AR,", ["'AR' is not a language code"]),
+        ("Nul\x00Org,Asia/Gaza,ar,", ["the name contains control characters"]),
     ],
     ids=[
         "unknown-zone",
@@ -57,6 +58,7 @@ GOOD_ROW = "Late Joiners Collective,Europe/Lisbon,en,late@example.org"
         "blank-name",
         "bad-lang",
         "uppercase-lang",
+        "nul-in-name",
     ],
 )
 def test_bad_participant(storm: Path, row: str, fragments: list[str]) -> None:

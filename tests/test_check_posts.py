@@ -240,3 +240,32 @@ def test_near_duplicate_texts(storm: Path, variant: Callable[[str], str], same: 
     found = with_code(report(storm), "same-text-many-accounts")
     assert [(p.severity, p.line) for p in found] == ([("error", None)] if same else [])
     assert (near_duplicate_key(original.text) == near_duplicate_key(variant(original.text))) == same
+
+
+@pytest.mark.parametrize(
+    ("body", "severity", "needle"),
+    [
+        ("Hello\x00 #FreePalestinianStudents", "error", "control characters (U+0000)"),
+        ("Free \u202eseulav #FreePalestinianStudents", "error", "U+202E RIGHT-TO-LEFT OVERRIDE"),
+        ("حرية \u2067#FreePalestinianStudents\u2069", "warning", "U+2067 RIGHT-TO-LEFT ISOLATE"),
+    ],
+)
+def test_hidden_characters_in_a_post_are_reported(
+    tmp_path: Path, body: str, severity: str, needle: str
+) -> None:
+    from example import copy_example
+
+    from stormer.storm import load_storm
+
+    root = copy_example(tmp_path / "storm")
+    post = root / "posts" / "zz-hidden.md"
+    post.write_text(f'+++\nlang = "en"\n+++\n{body}\n', encoding="utf-8")
+    found = [p for p in load_storm(root).problems if p.file == "posts/zz-hidden.md"]
+    assert [(p.severity, p.code, p.line) for p in found] == [(severity, "bad-text", 4)]
+    assert needle in found[0].message
+
+
+def test_clean_text_with_direction_marks_is_fine() -> None:
+    from stormer.storm.posts import text_problems
+
+    assert text_problems("حرية للطلاب\u200f #FreePalestinianStudents\nline two\ttab") == []

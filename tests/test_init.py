@@ -1,4 +1,4 @@
-"""`stormer init` scaffolds a storm that passes `stormer check` straight away."""
+"""`stormer init` scaffolds a storm whose only problems are the sample texts left to write."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from stormer.storm import load_storm
 runner = CliRunner()
 
 
-def test_scaffold_passes_check(tmp_path: Path) -> None:
+def test_scaffold_passes_check_once_the_posts_are_written(tmp_path: Path) -> None:
     target = tmp_path / "new-storm"
     result = runner.invoke(
         app, ["init", str(target), "--name", "Free Them All", "--hashtag", "#FreeThemAll"]
@@ -27,6 +27,16 @@ def test_scaffold_passes_check(tmp_path: Path) -> None:
         "fr-01.md",
         "it-01.md",
     ]
+    checked = runner.invoke(app, ["check", "--json", "--storm", str(target)])
+    assert checked.exit_code == 1, checked.output
+    problems = json.loads(checked.stdout)
+    # An unedited sample would be queued and handed to participants as theirs.
+    assert {(p["code"], p["file"]) for p in problems} == {
+        ("placeholder-post", f"posts/{lang}-01.md") for lang in ("ar", "en", "es", "fr", "it")
+    }
+    for n, post in enumerate(sorted((target / "posts").glob("*.md"))):
+        head = post.read_text(encoding="utf-8").rpartition("+++")[0]
+        post.write_text(f"{head}+++\nOur own words, number {n}. #FreeThemAll\n", encoding="utf-8")
     checked = runner.invoke(app, ["check", "--json", "--storm", str(target)])
     assert checked.exit_code == 0, checked.output
     assert json.loads(checked.stdout) == []

@@ -33,6 +33,7 @@ def init(
     for path in created:
         print(f"created {path}")
     print(
-        f"Next: edit {directory / 'config.toml'} and posts/, then run "
+        f"Next: write the sample posts in posts/ in your own words (check refuses the "
+        f"placeholders), edit {directory / 'config.toml'}, then run "
         f"`stormer check --storm {directory}`."
     )

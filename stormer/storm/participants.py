@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import re
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +105,15 @@ def participant_from_row(
     who = cells.get("name", "")
     if not who:
         c.add("error", "bad-participant", file, line, f"row {line}: the name is empty")
+        return None
+    if any(unicodedata.category(ch) == "Cc" and ch not in "\t\r\n" for ch in who):
+        c.add(
+            "error",
+            "bad-participant",
+            file,
+            line,
+            f"row {line}: the name contains control characters (a NUL?): remove them",
+        )
         return None
     try:
         zone = resolve_zone(cells.get("zone", ""))

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import re
 import tomllib
+import unicodedata
 from pathlib import Path
 
 from pydantic import ValidationError
 
+from stormer.errors import Severity
 from stormer.storm import tomlpos
 from stormer.storm.images import UnsupportedImage, image_info
 from stormer.storm.model import Image, Post
 from stormer.storm.problems import ProblemCollector, not_utf8
+from stormer.storm.scaffold import is_placeholder
 from stormer.storm.schema import FrontMatter
 from stormer.storm.tomlpos import KeyPath, decode_error_line
 
@@ -56,6 +59,37 @@ def load_posts(
     if not posts and not c.problems:
         c.add("error", "no-posts", "posts/", None, "posts/ holds no *.md sample posts")
     return posts
+
+
+# Characters that make text display in another order than it is stored (Trojan Source,
+# CVE-2021-42574): a post could read one way in a preview and another on the platform.
+# Overrides and embeddings are refused; isolates have honest uses in mixed Arabic/Latin
+# text, so they are a warning. LRM/RLM (U+200E/U+200F), the usual marks, are fine.
+_BIDI_REFUSED = {"\u202a", "\u202b", "\u202c", "\u202d", "\u202e"}
+_BIDI_WARNED = {"\u2066", "\u2067", "\u2068", "\u2069"}
+
+
+def text_problems(text: str) -> list[tuple[Severity, str]]:
+    """What is wrong with a post's text as characters: NUL and other control characters,
+    bidirectional overrides. Each names the first offending character by code point."""
+    out: list[tuple[Severity, str]] = []
+    controls = sorted({ch for ch in text if unicodedata.category(ch) == "Cc"} - {"\n", "\t"})
+    if controls:
+        shown = ", ".join(f"U+{ord(ch):04X}" for ch in controls)
+        out.append(("error", f"the text contains control characters ({shown}): remove them"))
+    levels: list[tuple[set[str], Severity]] = [(_BIDI_REFUSED, "error"), (_BIDI_WARNED, "warning")]
+    for chars, severity in levels:
+        found = sorted(set(text) & chars)
+        if found:
+            shown = ", ".join(f"U+{ord(ch):04X} {unicodedata.name(ch)}" for ch in found)
+            out.append(
+                (
+                    severity,
+                    f"the text contains bidirectional formatting ({shown}), which can make it "
+                    "read differently from what it is: remove it (U+200E/U+200F marks are fine)",
+                )
+            )
+    return out
 
 
 def _load_post(
@@ -118,6 +152,17 @@ def _load_post(
     while body_start < len(lines) and not lines[body_start].strip():
         body_start += 1
     text = "\n".join(lines[body_start:]).strip()
+    for severity, message in text_problems(text):
+        c.add(severity, "bad-text", rel, body_start + 1, message)
+    if is_placeholder(text):
+        c.add(
+            "error",
+            "placeholder-post",
+            rel,
+            body_start + 1,
+            "still the sample text `stormer init` wrote: write the post in your own words "
+            "(or delete the file)",
+        )
     if not text and not fm.images:
         c.add("error", "empty-post", rel, body_start + 1, "the post has neither text nor images")
     if known_platforms is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -52,3 +53,23 @@ def scaffold(
         )
         created.append(target)
     return created
+
+
+def _words(text: str) -> str:
+    """`text` without hashtags, `${…}` placeholders and spacing: what an edit would change."""
+    return " ".join(re.sub(r"\$\{\w+\}|#\w+", " ", text).split()).casefold()
+
+
+@functools.cache
+def _placeholders() -> frozenset[str]:
+    bodies = set()
+    for template in (TEMPLATES / "posts").glob("*.md"):
+        body = template.read_text(encoding="utf-8").rsplit("+++", 1)[-1]
+        bodies.add(_words(body))
+    return frozenset(bodies)
+
+
+def is_placeholder(text: str) -> bool:
+    """Whether a post's text is still one that `stormer init` wrote ("Write your sample post
+    here…"), whatever hashtag it carries: such a post must not be queued or handed out."""
+    return _words(text) in _placeholders()
