@@ -255,3 +255,20 @@ def test_missing_config_in_a_real_process(tmp_path: Path) -> None:
     assert_clean_failure(done.returncode, done.stdout, done.stderr)
     assert done.returncode == 1
     assert "error[no-config]: no config.toml in ." in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "refused"),
+    [
+        ("notadb://user:pw-SECRET@host/x", True),
+        ("sqlite:///stormer.db", False),
+        ("postgresql://organizer@127.0.0.1/storm", False),
+    ],
+)
+def test_a_database_url_stormer_cannot_use_is_an_error(
+    storm: Path, url: str, refused: bool
+) -> None:
+    edit_config(storm, "[database]\n", f'[database]\nurl = "{url}"\n')
+    problems = [p for p in report(storm) if p.code == "bad-database-url"]
+    assert bool(problems) == refused
+    assert all("SECRET" not in p.message and p.severity == "error" for p in problems)

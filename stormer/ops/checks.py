@@ -48,7 +48,33 @@ def check(storm: Storm, *, now: datetime | None = None) -> list[Problem]:
     problems += _post_platform_problems(storm)
     problems += _duplicate_text_problems(storm)
     problems += _reminder_problems(storm)
+    problems += _database_problems(storm)
     return problems
+
+
+def _database_problems(storm: Storm) -> list[Problem]:
+    """A [database] url SQLAlchemy cannot use (`notadb://…`) fails every command that opens
+    the outbox: say so now. The URL is never echoed (it may hold a password)."""
+    if not storm.database_url:
+        return []
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        make_url(storm.database_url).get_dialect()
+    except (ArgumentError, NoSuchModuleError, ValueError):
+        return [
+            Problem(
+                "error",
+                "bad-database-url",
+                CONFIG_NAME,
+                None,
+                "[database] url is not a database URL stormer can use: write "
+                "sqlite:///stormer.db or postgresql://USER@HOST/NAME (password in "
+                "STORMER_DATABASE_URL, not in config.toml)",
+            )
+        ]
+    return []
 
 
 def _reminder_problems(storm: Storm) -> list[Problem]:
