@@ -118,3 +118,17 @@ def test_a_storm_year_out_of_range_is_refused_by_every_command(storm: Path, at: 
         result = stormer(command, cwd=storm)
         assert result.returncode == 1
         assert_message(result, "is not a storm's year: write one from 1970 to 2999")
+
+
+@pytest.mark.parametrize("command", [["times"], ["preview", "--json"], ["preview"]])
+def test_a_command_that_reads_a_rejected_storm_says_so_and_fails(
+    storm: Path, command: list[str]
+) -> None:
+    (storm / "posts" / "zz-long.md").write_text(
+        '+++\nlang = "en"\n+++\n' + "word " * 400 + "#FreePalestinianStudents\n", encoding="utf-8"
+    )
+    result = stormer(*command, cwd=storm)
+    assert result.returncode == 1
+    assert result.stdout.strip()  # the output itself is still there
+    assert "error[too-long]" in result.stderr
+    assert "`stormer check` rejects this storm" in result.stderr

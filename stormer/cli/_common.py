@@ -80,6 +80,22 @@ def open_engine(storm: Storm) -> Engine:
     return engine
 
 
+def exit_if_check_fails(storm: Storm) -> None:
+    """For a command that reads the storm but is not `check` (preview, times): after its
+    output, say plainly on stderr that `check` rejects the storm, with its first errors, and
+    exit 1 — a storm that cannot be scheduled must not look fine here."""
+    from stormer.ops.checks import check
+
+    errors = [p for p in check(storm) if p.severity == "error"]
+    if not errors:
+        return
+    for problem in errors[:3]:
+        note(f"stormer: {problem}")
+    more = f" ({len(errors) - 3} more)" if len(errors) > 3 else ""
+    note(f"stormer: `stormer check` rejects this storm: {len(errors)} error(s){more}")
+    raise typer.Exit(1)
+
+
 def print_json(data: Any) -> None:
     json.dump(data, sys.stdout, ensure_ascii=False, indent=2)
     sys.stdout.write("\n")

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from stormer.cli._common import JsonFlag, StormDir, load, note, print_json
+from stormer.cli._common import JsonFlag, StormDir, exit_if_check_fails, load, print_json
 from stormer.cli.app import app
 
 
@@ -105,21 +105,19 @@ def preview(
     storm = load(storm_dir)
     if storm.at is None:
         raise ConfigError(storm.errors)
-    if storm.errors:
-        note(f"stormer: {len(storm.errors)} error(s) in this storm; run `stormer check`")
     items = plan(storm)
     if kind is not None:
         items = [i for i in items if i.kind == kind.value]
     shown = islice(rendered(storm, items, show_contacts=show_contacts), limit)
     if as_json:
         _stream_json(item_record(item, payload) for item, payload in shown)
-        return
-    import shutil
+    else:
+        import shutil
 
-    for line in preview_lines(
-        storm.name, len(items), shown, width=shutil.get_terminal_size((100, 24)).columns
-    ):
-        print(line)
+        width = shutil.get_terminal_size((100, 24)).columns
+        for line in preview_lines(storm.name, len(items), shown, width=width):
+            print(line)
+    exit_if_check_fails(storm)
 
 
 def _stream_json(records) -> None:  # type: ignore[no-untyped-def]

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from stormer.cli._common import JsonFlag, StormDir, load, print_json, valid_lang
+from stormer.cli._common import (
+    JsonFlag,
+    StormDir,
+    exit_if_check_fails,
+    load,
+    print_json,
+    valid_lang,
+)
 from stormer.cli.app import app
+
+if TYPE_CHECKING:
+    from stormer.timezones import LocalTime
 
 
 @app.command()
@@ -52,16 +62,7 @@ def times(
     storm_dir: StormDir = Path("."),
 ) -> None:
     """Turn the one storm time into every participant's local time."""
-    from stormer.timezones import (
-        AnnounceZone,
-        announcement,
-        format_clock,
-        format_day,
-        iso_utc,
-        local_times,
-        parse_when,
-        utc_offset,
-    )
+    from stormer.timezones import AnnounceZone, announcement, iso_utc, local_times, parse_when
 
     storm = None
     if at is None or not zone or announce:
@@ -83,16 +84,22 @@ def times(
     line = announcement(instant, announce_zones, lang)
     if announce and not as_json:
         print(line)
-        return
-    rows = local_times(instant, zones)
-    if as_json:
+    elif as_json:
+        rows = local_times(instant, zones)
         print_json(
             {"at_utc": iso_utc(instant), "times": [r.as_dict() for r in rows], "announcement": line}
         )
-        return
+    else:
+        _print_table(line, local_times(instant, zones), lang)
+    if storm is not None:
+        exit_if_check_fails(storm)
+
+
+def _print_table(line: str, rows: list[LocalTime], lang: str) -> None:
     from rich.table import Table
 
     from stormer.cli._common import console
+    from stormer.timezones import format_clock, format_day, utc_offset
 
     table = Table(title=line, title_justify="left")
     for column in ("zone", "local time", "date", "abbr.", "UTC offset"):
