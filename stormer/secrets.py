@@ -18,7 +18,7 @@ import os
 import re
 import threading
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from stormer.errors import MissingCredential
 
@@ -59,46 +59,93 @@ class Secret:
         return hash(self._value)
 
 
-def redact(text: str) -> str:
-    """`text` with every known secret value replaced by <redacted>."""
-    with _known_lock:
-        values = sorted(_known, key=len, reverse=True)
-    for value in values:
-        if value in text:
-            text = text.replace(value, REDACTED)
+def redact(text: str, *, contacts: bool = True) -> str:
+    """`text` with every known secret value replaced by <redacted>, and (unless told not to,
+    to read a library's log by address) every known participant's contact and its host by
+    <contact>."""
+    secrets_pattern, contacts_pattern = _patterns()
+    if secrets_pattern is not None:
+        text = secrets_pattern.sub(REDACTED, text)
+    if contacts and contacts_pattern is not None:
+        text = contacts_pattern.sub(_CONTACT, text)
     return text
 
 
-class _RedactingFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        cleaned = redact(message)
-        if cleaned != message:
-            record.msg, record.args = cleaned, None
-        return True
-
-
-_filter = _RedactingFilter()
-# Loggers that may see a URL or header with a credential in it.
-_LOGGERS = (
-    "stormer",
-    "httpx",
-    "httpcore",
-    "httpcore.connection",
-    "httpcore.http11",
-    "httpcore.http2",
-    "httpcore.proxy",
-    "aiohttp.client",
-    "uvicorn.access",
-    "apprise",
+_contacts: set[str] = set()
+# One alternation per kind, longest first, rebuilt when a value is added: a worker logs a
+# line per item, and thousands of participants' contacts are known by then.
+_compiled: tuple[tuple[int, int], re.Pattern[str] | None, re.Pattern[str] | None] = (
+    (-1, -1),
+    None,
+    None,
 )
 
 
+def _patterns() -> tuple[re.Pattern[str] | None, re.Pattern[str] | None]:
+    global _compiled
+    with _known_lock:
+        size = (len(_known), len(_contacts))  # both only grow
+        if _compiled[0] != size:
+            _compiled = (size, _alternation(_known), _alternation(_contacts))
+        return _compiled[1], _compiled[2]
+
+
+def _alternation(values: set[str]) -> re.Pattern[str] | None:
+    if not values:
+        return None
+    return re.compile("|".join(re.escape(v) for v in sorted(values, key=len, reverse=True)))
+
+
+def private_contact(address: str) -> None:
+    """A participant's contact (an e-mail address, a handle, an Apprise URL): from now on it,
+    and the host it names, are masked as <contact> in every log line and cleaned error. A
+    host alone can point at a person (their own server, their webhook's domain), and
+    libraries log it ("sending JSON notification to hooks.example.net")."""
+    from urllib.parse import urlsplit
+
+    parts = {address}
+    if "://" in address:
+        host = urlsplit(address).hostname
+    else:  # alice@example.org, @alice:matrix.example.org
+        host = address.rpartition("@")[2].rpartition(":")[2] if "@" in address else None
+    if host and "." in host and len(host) >= 4:
+        parts.add(host)
+    with _known_lock:
+        _contacts.update(p for p in parts if p)
+    install_log_redaction()
+
+
+# Loggers whose records keep participants' addresses when made: stormer.notify.sender reads
+# Apprise's log by address (which address the mail server refused), then masks them itself
+# (its filter is installed by `apprise_module`, the only way stormer reaches Apprise).
+_READ_BY_ADDRESS = ("apprise",)
+_installed = False
+
+
 def install_log_redaction() -> None:
-    for name in _LOGGERS:
-        logger = logging.getLogger(name)
-        if _filter not in logger.filters:
-            logger.addFilter(_filter)
+    """Redact every log record when it is made, whatever logger makes it. A filter on the
+    `stormer` logger would not do: a logger's filters see only records logged on that very
+    logger, not those of its children (`stormer.dispatch`) passing through."""
+    global _installed
+    with _known_lock:
+        if _installed:
+            return
+        _installed = True
+    make_record = logging.getLogRecordFactory()
+
+    def redacting_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = make_record(*args, **kwargs)
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            return record  # a malformed call: logging reports it itself
+        keep = record.name.startswith(_READ_BY_ADDRESS)
+        cleaned = redact(message, contacts=not keep)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return record
+
+    logging.setLogRecordFactory(redacting_record)
 
 
 def keyring_name(account: str, field: str) -> str:

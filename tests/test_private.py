@@ -5,6 +5,8 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
+import pytest
+
 from stormer.private import private_file, private_folder, write_private
 
 
@@ -32,3 +34,27 @@ def test_private_files_are_0600_whatever_the_umask(tmp_path: Path) -> None:
     assert mode(created) == 0o600 and mode(tmp_path / "cache.json") == 0o600
     assert (tmp_path / "cache.json").read_bytes() == b"{}"
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_participants_contact_and_its_host_are_masked_in_every_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+
+    from stormer.notify.sender import apprise_module
+    from stormer.secrets import clean_error, private_contact, redact
+
+    apprise_module()  # how stormer reaches Apprise: its log is masked from then on
+
+    private_contact("json://hooks.privacy-test.example.net/hook/abc")
+    private_contact("@ana:home.privacy-test.example.org")
+    with caplog.at_level(logging.INFO):
+        logging.getLogger("apprise").info(
+            "Sending JSON notification to hooks.privacy-test.example.net"
+        )
+        logging.getLogger("stormer.dispatch").info("to @ana:home.privacy-test.example.org: sent")
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "privacy-test" not in logged and logged.count("<contact>") == 2, logged
+    assert "privacy-test" not in clean_error("refused by home.privacy-test.example.org")
+    # The capture that reads Apprise's log by address asks for them to be kept.
+    assert redact("hooks.privacy-test.example.net", contacts=False).startswith("hooks.")

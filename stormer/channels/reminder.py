@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from stormer.channels.base import Channel, Published, Staged
 from stormer.notify.sender import apprise_log, apprise_module, apprise_quiet, failure, usable_url
-from stormer.secrets import Secret
+from stormer.secrets import Secret, private_contact
 
 if TYPE_CHECKING:
     from stormer.queue import QueueItem
@@ -94,6 +94,7 @@ class ReminderChannel(Channel[ReminderConnection]):
         except BadContact as e:
             raise Rejected(str(e), platform=self.name) from None
         secret = Secret(url)  # redacted from every log line from now on
+        private_contact(contact.address)
         if not usable_url(url):
             raise Rejected(
                 f"the {contact.kind} contact of participant row {participant.row} is "

@@ -31,7 +31,7 @@ def apprise_module() -> Any:
     """The apprise module, its log lines redacted (it logs a URL it cannot parse, whole)."""
     import apprise
 
-    install_log_redaction()  # the "apprise" logger is among those secrets.py filters
+    install_log_redaction()  # secrets redacted in every log record, Apprise's included
     _install_log_filter()  # and participants' addresses are masked in what it logs
     return apprise
 
@@ -82,7 +82,7 @@ class _AppriseLog(logging.Filter):
         self.lock = threading.Lock()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = redact(record.getMessage())
+        message = redact(record.getMessage(), contacts=False)  # captures read by address
         for lines in list(self.captures):
             lines.append(message)
         if record.levelno < self.level:
@@ -98,7 +98,9 @@ def _install_log_filter() -> None:
     logger = logging.getLogger("apprise")
     if _log_filter not in logger.filters:
         _log_filter.level = logger.getEffectiveLevel()
-        logger.addFilter(_log_filter)
+        # First, before the redaction every stormer logger has (stormer.secrets), which masks
+        # participants' addresses: the capture reads Apprise's lines by address.
+        logger.filters.insert(0, _log_filter)
 
 
 @contextmanager
