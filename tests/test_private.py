@@ -49,7 +49,7 @@ def test_a_participants_contact_and_its_host_are_masked_in_every_log(
     private_contact("json://hooks.privacy-test.example.net/hook/abc")
     private_contact("@ana:home.privacy-test.example.org")
     with caplog.at_level(logging.INFO):
-        logging.getLogger("apprise").info(
+        logging.getLogger("apprise").warning(
             "Sending JSON notification to hooks.privacy-test.example.net"
         )
         logging.getLogger("stormer.dispatch").info("to @ana:home.privacy-test.example.org: sent")
