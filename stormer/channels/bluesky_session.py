@@ -48,8 +48,10 @@ SESSION_KEYS = ("accessJwt", "refreshJwt", "did", "handle")
 PDS_KEY = "pds"  # conn.state: the PDS named by the account's DID document
 # did:plc documents are served by the PLC directory (https://web.plc.directory/spec/v0.1/did-plc).
 PLC_DIRECTORY = "https://plc.directory"
-# A token issued this recently is as fresh as a refresh could make it: refreshing it again
-# (for each of many items staged one after the other) would only burn refresh tokens.
+# A token this process obtained so recently is as fresh as a refresh could make it: where
+# even a new token would not last until an item's T + grace (a server with short tokens, or
+# staging long before T), refreshing again for each item staged after it would only spend
+# refresh tokens. Publishing still refreshes a token the PDS says has expired.
 FRESH_S = 60.0
 # XRPC error names that mean "these credentials will not do", whatever the HTTP status.
 _AUTH_ERRORS = frozenset(
@@ -65,6 +67,9 @@ _AUTH_ERRORS = frozenset(
 # One lock per account (and per event loop: an asyncio.Lock belongs to one loop).
 _session_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]]
 _session_locks = weakref.WeakKeyDictionary()
+# The access token each account last obtained in this event loop, and when (monotonic).
+_obtained: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, tuple[str, float]]]
+_obtained = weakref.WeakKeyDictionary()
 
 
 def xrpc_error(response: Response) -> tuple[str, str]:
@@ -117,8 +122,8 @@ def error_for(response: Response, *, mutating: bool) -> PlatformError:
 
 
 def token_claims(token: str) -> dict[str, Any]:
-    """The claims of a JWT, unverified ({} for an opaque token): only `exp` and `iat` are
-    read, to know when to refresh."""
+    """The claims of a JWT, unverified ({} for an opaque token): only `exp` is read, to
+    know when to refresh."""
     try:
         part = token.split(".")[1]
         claims = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
@@ -165,9 +170,13 @@ def _remember_tokens(session: dict[str, Any]) -> None:
             Secret(session[key])
 
 
+def _key(conn: Connection) -> str:
+    return f"{conn.account.platform}:{conn.account.name}"
+
+
 def _lock(conn: Connection) -> asyncio.Lock:
     locks = _session_locks.setdefault(asyncio.get_running_loop(), {})
-    return locks.setdefault(f"{conn.account.platform}:{conn.account.name}", asyncio.Lock())
+    return locks.setdefault(_key(conn), asyncio.Lock())
 
 
 def pds_url(conn: Connection, entryway: str) -> str:
@@ -185,6 +194,8 @@ async def _store(conn: Connection, body: Any) -> None:
         raise Transient("the PDS answered without a session", platform=PLATFORM)
     _remember_tokens(body)
     conn.state.update({key: body[key] for key in SESSION_KEYS})
+    obtained = _obtained.setdefault(asyncio.get_running_loop(), {})
+    obtained[_key(conn)] = (body["accessJwt"], time.monotonic())
     pds = pds_of(body.get("didDoc"))
     if pds is None and not conn.state.get(PDS_KEY):
         pds = await _resolve_pds(conn, body["did"])
@@ -265,15 +276,14 @@ async def refresh(conn: Connection, entryway: str, stale: str | None) -> None:
 async def fresh_until(conn: Connection, entryway: str, until: datetime) -> None:
     """Refresh the access token if it would expire before `until` (an item's T + grace).
 
-    Not when it was issued within the last minute: a refresh could not do better, and many
-    items staged one after the other would each spend a refresh token. Not for a token
-    whose expiry cannot be read: publishing refreshes it if the PDS says it has expired."""
+    Not when this event loop obtained it within the last minute (`FRESH_S`), nor when its
+    expiry cannot be read: publishing refreshes it if the PDS says it has expired."""
     token = conn.state.get("accessJwt")
-    claims = token_claims(token or "")
-    exp, iat = claims.get("exp"), claims.get("iat")
+    exp = token_claims(token or "").get("exp")
     if not isinstance(exp, (int, float)) or exp >= until.timestamp():
         return
-    if isinstance(iat, (int, float)) and time.time() - iat < FRESH_S:
+    obtained = _obtained.get(asyncio.get_running_loop(), {}).get(_key(conn))
+    if obtained and obtained[0] == token and time.monotonic() - obtained[1] < FRESH_S:
         return
     await refresh(conn, entryway, token)
 
