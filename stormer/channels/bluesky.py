@@ -225,8 +225,7 @@ class Bluesky(Platform):
     async def _upload(self, media: MediaRef, conn: Connection) -> dict[str, Any]:
         data = conn.media_bytes(media.path)
         # Not `mutating`: a repeated upload only leaves an unreferenced blob, which the PDS
-        # deletes. The URL is built per attempt: a refresh may not change the PDS, but reads
-        # it again all the same.
+        # deletes. The URL is built per attempt, from the PDS of the session it is sent with.
         r = await self._call(
             conn,
             lambda token: Request(
