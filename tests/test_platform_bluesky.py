@@ -8,11 +8,12 @@ InvalidSwap for a different one; refreshSession revokes the refresh token it was
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import logging
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -21,9 +22,11 @@ import pytest
 from example import REPO
 from platform_fakes import assert_nowhere, post_item, run_against
 
+from stormer.channels.base import Connection
 from stormer.channels.bluesky import Bluesky, record_key
 from stormer.errors import AuthError, OutcomeUnknown, RateLimited, Rejected, Transient
 from stormer.queue import MediaRef, QueueItem
+from stormer.secrets import Secret
 from stormer.storm import Account
 
 PDS = "https://pds.example.org"
@@ -60,7 +63,7 @@ class FakePDS:
         self.expired |= self.access
         self.access.clear()
 
-    def _session(self) -> dict[str, str]:
+    def _session(self) -> dict[str, Any]:
         self.issued += 1
         access, refresh = f"acc-SECRET-{self.issued}", f"ref-SECRET-{self.issued}"
         self.access.add(access)
@@ -70,6 +73,7 @@ class FakePDS:
             "refreshJwt": refresh,
             "handle": HANDLE,
             "did": DID,
+            "didDoc": did_doc(DID, PDS),
             "active": True,
         }
 
@@ -165,6 +169,17 @@ class FakePDS:
         return httpx.Response(
             200, json={"uri": _uri(body["rkey"]), "cid": cid, "validationStatus": "valid"}
         )
+
+
+def did_doc(did: str, pds: str) -> dict[str, Any]:
+    """A DID document whose `#atproto_pds` service is `pds` (https://atproto.com/specs/did)."""
+    return {
+        "id": did,
+        "alsoKnownAs": [f"at://{HANDLE}"],
+        "service": [
+            {"id": "#atproto_pds", "type": "AtprotoPersonalDataServer", "serviceEndpoint": pds}
+        ],
+    }
 
 
 def _err(status: int, error: str, message: str) -> httpx.Response:
@@ -498,3 +513,232 @@ def test_no_password_or_token_in_errors_reprs_or_logs(caplog: pytest.LogCaptureF
     seen.extend(r.getMessage() for r in caplog.records)
     assert any("putRecord" in line for line in seen)  # httpx did log the requests
     assert_nowhere(["SECRET"], seen, caplog)
+
+
+# --- the PDS named by the DID document ------------------------------------------------------
+
+
+def test_without_a_did_document_the_pds_comes_from_the_plc_directory() -> None:
+    """A createSession answer without `didDoc`: the DID's document is fetched from the PLC
+    directory, and the writes go to the PDS it names, not to the server logged in at."""
+    server = FakePDS()
+    entryway = "https://entryway.example.org"
+    seen: list[str] = []
+
+    async def route(request: httpx.Request) -> httpx.Response:
+        seen.append(f"{request.url.host}{request.url.path}")
+        if request.url.host == "plc.directory":
+            assert request.url.path == f"/{DID}"
+            return httpx.Response(200, json=did_doc(DID, PDS))
+        if request.url.host == "entryway.example.org":
+            answer = await server(request)
+            body = json.loads(answer.content)
+            body.pop("didDoc", None)
+            return httpx.Response(answer.status_code, json=body)
+        return await server(request)
+
+    account = dataclasses.replace(ACCOUNT, base_url=entryway)
+
+    async def flow(conn):  # type: ignore[no-untyped-def]
+        plugin = Bluesky()
+        return await plugin.publish(await plugin.stage(item(media=IMAGES[:1]), conn), conn)
+
+    state: dict[str, Any] = {}
+    run_against(
+        route, flow, account, {"app_password": APP_PASSWORD}, state=state, media_root=REPO / "posts"
+    )
+    assert seen == [
+        "entryway.example.org/xrpc/com.atproto.server.createSession",
+        f"plc.directory/{DID}",
+        "pds.example.org/xrpc/com.atproto.repo.uploadBlob",
+        "pds.example.org/xrpc/com.atproto.repo.putRecord",
+    ]
+    assert state["pds"] == PDS and server.commits == 1
+
+
+def test_record_keys_differ_for_many_items_of_one_account_at_one_instant() -> None:
+    """An account with posts_per_account = 100 and post_interval 0: 100 items at T."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from stormer.queue import item_ids
+
+    at = datetime(2031, 3, 13, 18, tzinfo=UTC)
+
+    @settings(max_examples=200, deadline=None)
+    @given(
+        slug=st.text(min_size=1, max_size=20),
+        account=st.text(min_size=1, max_size=20),
+        count=st.integers(2, 100),
+        micros=st.integers(0, 999_999),
+    )
+    def distinct(slug: str, account: str, count: int, micros: int) -> None:
+        when = at.replace(microsecond=micros)
+        ids = [item_ids(slug, "post")(account, seq) for seq in range(count)]
+        keys = [record_key(i, when) for i in ids]
+        assert len(set(keys)) == count
+        assert keys == [record_key(i, when) for i in ids]  # a retry draws the same keys
+
+    distinct()
+
+
+def test_a_restaged_item_keeps_its_record_key_and_is_not_posted_twice() -> None:
+    server = FakePDS()
+
+    async def flow(plugin, conn):  # type: ignore[no-untyped-def]
+        first = await plugin.stage(item(media=()), conn)
+        await plugin.publish(first, conn)
+        again = await plugin.stage(item(media=()), conn)  # a retry after a restart
+        return first, again, await plugin.publish(again, conn)
+
+    first, again, published = run(server, flow)
+    assert first.data["rkey"] == again.data["rkey"] == record_key(item().id, item().fire_at)
+    assert published.remote_id == _uri(first.data["rkey"])
+    assert len(server.puts) == 2 and server.commits == 1 and len(server.records) == 1
+
+
+# --- against the simulator: an entryway and a second PDS ------------------------------------
+
+ENTRYWAY = "https://bsky.social"  # the simulator plays it: no base_url is set
+CAROL = Account(
+    name="carol",
+    platform="bluesky",
+    langs=("fr",),
+    base_url=None,
+    target=None,
+    handle="carol.pds2.test",  # hosted on the simulator's second PDS
+    credentials=(("app_password", "CAROL_APP_PASSWORD"),),
+    line=None,
+)
+
+
+def on_simulator(app: Any, flow, *, state: dict[str, Any] | None = None):  # type: ignore[no-untyped-def]
+    """Run `flow(plugin, conn)` for CAROL against the simulator `app` (in process, as
+    https://bsky.social); returns its result and every request sent ("METHOD url")."""
+    sent: list[str] = []
+
+    async def log(request: httpx.Request) -> None:
+        sent.append(f"{request.method} {request.url.copy_with(query=None)}")
+
+    async def main():  # type: ignore[no-untyped-def]
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), event_hooks={"request": [log]}
+        ) as client:
+            conn = Connection(
+                CAROL,
+                client,
+                {"app_password": Secret("app-pass")},
+                state=state if state is not None else {},
+                media_root=REPO / "posts",
+            )
+            return await flow(Bluesky(), conn)
+
+    return asyncio.run(main()), sent
+
+
+def sim_posts(app: Any) -> list[Any]:
+    return list(app.state.sim.store.posts)
+
+
+def test_an_account_on_another_pds_posts_there_with_mentions_and_no_base_url() -> None:
+    from stormer.simulator import create_app
+    from stormer.simulator.bluesky import did_for
+
+    app = create_app()
+    text = "Merci à @alice.test — 👨‍👩‍👧‍👦 et @nobody.example.org #تضامن"
+    queued = item(text=text, media=IMAGES[:1])
+    pds = f"{ENTRYWAY}/pds2"
+
+    async def flow(plugin, conn):  # type: ignore[no-untyped-def]
+        staged = await plugin.stage(queued, conn)
+        published = await plugin.publish(staged, conn)
+        # The same putRecord at the entryway is refused: it does not host this account.
+        wrong = dataclasses.replace(
+            staged.requests[0], url=f"{ENTRYWAY}/xrpc/com.atproto.repo.putRecord"
+        )
+        refused = await conn.send(wrong, platform="bluesky", mutating=True)
+        return staged, published, refused, dict(conn.state)
+
+    (staged, published, refused, state), sent = on_simulator(app, flow)
+    assert sent[:5] == [
+        f"POST {ENTRYWAY}/xrpc/com.atproto.server.createSession",
+        f"POST {pds}/xrpc/com.atproto.repo.uploadBlob",
+        f"GET {pds}/xrpc/com.atproto.identity.resolveHandle",
+        f"GET {pds}/xrpc/com.atproto.identity.resolveHandle",
+        f"POST {pds}/xrpc/com.atproto.repo.putRecord",
+    ]
+    assert state["pds"] == pds
+    assert refused.status == 400 and refused.json()["message"] == "Token audience is out of date"
+    (post,) = sim_posts(app)
+    assert post.account == "carol.pds2.test" and post.remote_id == published.remote_id
+
+    record = json.loads(staged.requests[0].content)["record"]
+    raw = text.encode()
+    spans = [
+        (raw[f["index"]["byteStart"] : f["index"]["byteEnd"]].decode(), f["features"][0])
+        for f in record["facets"]
+    ]
+    # "nobody.example.org" does not resolve: plain text, no facet, no failure.
+    assert spans == [
+        ("@alice.test", {"$type": "app.bsky.richtext.facet#mention", "did": did_for("alice.test")}),
+        ("#تضامن", {"$type": "app.bsky.richtext.facet#tag", "tag": "تضامن"}),
+    ]
+    # "Merci à " is 9 bytes: "à" takes two.
+    assert record["facets"][0]["index"] == {"byteStart": 9, "byteEnd": 20}
+
+
+def test_staging_refreshes_a_stored_token_that_would_expire_before_t_plus_grace_once() -> None:
+    """A session kept from an earlier run whose access token will be dead at T: staging
+    text-only items (nothing else to send) refreshes it, once for all of them."""
+    from stormer.channels.bluesky_session import token_claims
+    from stormer.simulator import SimConfig, create_app
+
+    app = create_app(SimConfig(bluesky_access_ttl_s=60))  # the earlier run's tokens: 1 min
+    state: dict[str, Any] = {}
+    on_simulator(app, lambda plugin, conn: plugin.verify(conn), state=state)
+    stored = dict(state)
+    app.state.sim.configure(SimConfig())  # tokens issued from now on live 120 minutes
+    soon = datetime.now(UTC) + timedelta(minutes=10)
+    items = [item(n, text=f"post {n}", media=()) for n in range(5)]
+    items = [dataclasses.replace(i, fire_at=soon) for i in items]
+
+    async def flow(plugin, conn):  # type: ignore[no-untyped-def]
+        staged = await asyncio.gather(*(plugin.stage(i, conn) for i in items))
+        return staged, [await plugin.publish(s, conn) for s in staged]
+
+    (staged, published), sent = on_simulator(app, flow, state=state)
+    assert sent[0] == f"POST {ENTRYWAY}/xrpc/com.atproto.server.refreshSession"
+    assert [s.split()[1].rsplit("/", 1)[1] for s in sent].count(
+        "com.atproto.server.refreshSession"
+    ) == 1
+    assert not any("createSession" in s for s in sent)
+    assert state["accessJwt"] != stored["accessJwt"]
+    assert state["refreshJwt"] != stored["refreshJwt"]  # rotated, and kept
+    holds_until = (soon + timedelta(minutes=10)).timestamp()
+    for s in staged:
+        token = s.requests[0].headers["Authorization"].removeprefix("Bearer ")
+        assert token == state["accessJwt"] and token_claims(token)["exp"] >= holds_until
+    assert len(published) == len(sim_posts(app)) == 5
+
+    # With a token that holds, staging a text-only item sends nothing at all.
+    _, quiet = on_simulator(app, lambda plugin, conn: plugin.stage(items[0], conn), state=state)
+    assert quiet == []
+
+
+def test_a_lost_answer_on_the_second_pds_is_reconciled_there_without_a_second_post() -> None:
+    from stormer.simulator import SimConfig, create_app
+
+    app = create_app(SimConfig(platforms={"bluesky": {"ambiguous_rate": 1.0}}))
+
+    async def flow(plugin, conn):  # type: ignore[no-untyped-def]
+        staged = await plugin.stage(item(media=IMAGES[:1]), conn)
+        with pytest.raises(OutcomeUnknown):
+            await plugin.publish(staged, conn)  # created, then the answer failed
+        app.state.sim.configure(SimConfig())
+        restaged = await plugin.stage(item(media=IMAGES[:1]), conn)  # after a restart
+        return await plugin.reconcile(restaged, conn)
+
+    found, sent = on_simulator(app, flow)
+    (post,) = sim_posts(app)
+    assert found.remote_id == post.remote_id
+    assert sent[-1] == f"GET {ENTRYWAY}/pds2/xrpc/com.atproto.repo.getRecord"

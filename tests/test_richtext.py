@@ -136,3 +136,28 @@ def test_facets_slice_back_to_hashtags_and_urls(text: str) -> None:
     links = [f for f in facets if f["features"][0]["$type"] == LINK]
     assert len(links) == len(find_urls(text))
     assert len(facets) - len(links) <= len(find_hashtags(text))
+
+
+def test_mentions_get_a_facet_only_when_resolved_with_byte_offsets() -> None:
+    from stormer.richtext import find_mentions
+
+    text = "Ça va @Alice.Example.org? (@bob.test) mail a@b.org https://x.org/@c.test @nope."
+    assert [handle for _, _, handle in find_mentions(text)] == ["alice.example.org", "bob.test"]
+    facets = bluesky_facets(text, {"alice.example.org": "did:plc:alice"})
+    raw = text.encode()
+    spans = [
+        (raw[f["index"]["byteStart"] : f["index"]["byteEnd"]].decode(), f["features"][0])
+        for f in facets
+    ]
+    assert spans == [
+        (
+            "@Alice.Example.org",
+            {"$type": "app.bsky.richtext.facet#mention", "did": "did:plc:alice"},
+        ),
+        (
+            "https://x.org/@c.test",
+            {"$type": "app.bsky.richtext.facet#link", "uri": "https://x.org/@c.test"},
+        ),
+    ]
+    assert facets[0]["index"]["byteStart"] == len("Ça va ".encode()) == 7
+    assert not any("mention" in str(f) for f in bluesky_facets(text))  # none resolved

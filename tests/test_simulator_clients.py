@@ -129,6 +129,51 @@ def test_atproto_sdk_refreshes_and_the_old_token_is_revoked(simulator: str) -> N
     assert [p["text"] for p in posts(simulator)] == ["refreshed before posting"]
 
 
+@pytest.mark.filterwarnings(ATPROTO_UPLOAD)
+def test_atproto_sdk_logs_in_on_the_entryway_and_posts_through_the_second_pds(
+    simulator: str,
+) -> None:
+    """The SDK reads the PDS from the session's didDoc and sends everything there; its
+    refresh (before each call: tokens expire within its 15-minute margin) goes there too
+    and is forwarded to the entryway."""
+    from atproto import Client
+
+    httpx.post(f"{simulator}/_sim/config", json={"bluesky_access_ttl_s": 60}).raise_for_status()
+    client = Client(base_url=simulator)
+    refreshes: list[str] = []
+    client.on_session_change(lambda event, session: refreshes.append(event.value))
+    try:
+        profile = client.login("carol.pds2.test", "app-password")
+        assert client._base_url == f"{simulator}/pds2/xrpc"  # from the didDoc, not ours
+        sent = client.send_image("Hello from the second PDS", png_bytes(), "a red square")
+        access = client._session.access_jwt  # type: ignore[union-attr]
+    finally:
+        client.request.close()
+    assert refreshes.count("refresh") >= 2
+    (post,) = posts(simulator)
+    assert post["account"] == "carol.pds2.test" and post["remote_id"] == sent.uri
+    assert sent.uri.startswith(f"at://{profile.did}/")
+    assert post["media"] == [{"alt": "a red square", "size": 73, "mime": "image/png"}]
+    # The entryway refuses writes for an account it does not host, as the reference PDS does.
+    refused = httpx.post(
+        f"{simulator}/xrpc/com.atproto.repo.uploadBlob",
+        headers={"Authorization": f"Bearer {access}", "Content-Type": "image/png"},
+        content=png_bytes(),
+    )
+    assert refused.json() == {"error": "ExpiredToken", "message": "Token audience is out of date"}
+    # …and the second PDS refuses a token for an account the entryway hosts.
+    other = httpx.post(
+        f"{simulator}/xrpc/com.atproto.server.createSession",
+        json={"identifier": "dave.test", "password": "pw"},
+    ).json()
+    wrong = httpx.post(
+        f"{simulator}/pds2/xrpc/com.atproto.repo.uploadBlob",
+        headers={"Authorization": f"Bearer {other['accessJwt']}", "Content-Type": "image/png"},
+        content=png_bytes(),
+    )
+    assert wrong.status_code == 401 and wrong.json()["message"] == "Bad token audience"
+
+
 # --- python-telegram-bot (async, httpx) ---------------------------------------------------------
 
 

@@ -1,13 +1,16 @@
 """Bluesky / AT Protocol: putRecord with a deterministic TID record key and swapRecord null,
 so that a retry of the same item can never create a second post (create-if-absent).
 
-Sessions. `com.atproto.server.createSession` (handle + app password) is called once per
-account and the session is kept in `conn.state` ("accessJwt", "refreshJwt", "did",
-"handle"): the PDS allows only 30 logins per 5 minutes (300 a day) per account. An expired
-access token (`ExpiredToken`) is renewed with `refreshSession`, which *revokes* the old
-refresh token — so the new pair is stored and `conn.state_changed()` called before anything
-else; only when the refresh itself is refused is a new session created. Logins and refreshes
-of one account are serialized, so that concurrent staging logs in once.
+Sessions (stormer.channels.bluesky_session). `com.atproto.server.createSession` (handle +
+app password) is called once per account, on the entryway (`base_url`), and the session is
+kept in `conn.state` ("accessJwt", "refreshJwt", "did", "handle", and "pds": the PDS its DID
+document names, where every repo call then goes): the entryway allows only 30 logins per 5
+minutes (300 a day) per account. Staging refreshes an access token that would expire before
+the item's T + grace; an `ExpiredToken` at T is still refreshed and the post sent again.
+
+Mentions. `@handle` in the text becomes a mention facet with the DID that
+`com.atproto.identity.resolveHandle` gives at staging; a handle that does not resolve stays
+plain text. The preview shows `<staged:mention:HANDLE>` where the DID will be.
 
 Images. `uploadBlob` runs at staging, ~10 minutes before T. The PDS deletes a blob that no
 record references within "a time window (eg, minutes)" (lexicon uploadBlob; the reference PDS
@@ -24,24 +27,20 @@ sending the same request again (see `Bluesky.reconcile`).
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import hashlib
 import json
-import weakref
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode
 
 from stormer import lengths
+from stormer.channels import bluesky_session as session
 from stormer.channels.base import Connection, Platform, Published, Staged, secret, staged
-from stormer.channels.http import Request, Response, classify, materialize
-from stormer.errors import AuthError, PlatformError, Rejected, Transient
-from stormer.richtext import bluesky_facets
-from stormer.secrets import Secret, redact
+from stormer.channels.http import Request, Response, materialize
+from stormer.richtext import bluesky_facets, find_mentions
 from stormer.timezones import iso_utc
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
     from datetime import datetime
 
     from stormer.queue import MediaRef, QueueItem
@@ -49,28 +48,24 @@ if TYPE_CHECKING:
 
 _S32 = "234567abcdefghijklmnopqrstuvwxyz"
 POST_COLLECTION = "app.bsky.feed.post"
-SESSION_KEYS = ("accessJwt", "refreshJwt", "did", "handle")
-# XRPC error names that mean "these credentials will not do", whatever the HTTP status.
-_AUTH_ERRORS = frozenset(
-    {
-        "AuthenticationRequired",
-        "InvalidToken",
-        "AccountTakedown",
-        "AuthFactorTokenRequired",
-        "AccountDeactivated",
-    }
-)
-
-# One lock per account (and per event loop: an asyncio.Lock belongs to one loop).
-_session_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]]
-_session_locks = weakref.WeakKeyDictionary()
+PUT_RECORD = "com.atproto.repo.putRecord"
+# How far before T a record key's timestamp may lie: 2**26 µs, about 67 s. TIDs are meant to
+# be roughly chronological (https://atproto.com/specs/record-key); a minute early keeps them
+# so, and never in the future when the post lands.
+_SPREAD_BITS = 26
 
 
 def record_key(item_id: str, at: datetime) -> str:
-    """A TID (https://atproto.com/specs/tid) fixed by the item: microseconds of its fire time
-    and a 10-bit clock id hashed from the item id. Same item → same key, on every retry."""
-    micros = int(at.timestamp()) * 1_000_000 + at.microsecond
-    clock_id = int.from_bytes(hashlib.sha256(item_id.encode()).digest()[:2], "big") & 0x3FF
+    """A TID (https://atproto.com/specs/tid: 53 bits of microseconds since the epoch, then
+    a 10-bit clock id) fixed by the item, so that every retry uses the same key.
+
+    The microseconds are the fire time minus up to 2**26 µs, and the clock id 10 bits more,
+    all drawn from the item id: 36 bits that differ between two items of one account firing
+    at the same instant (posts_per_account with post_interval 0), where a clock id alone
+    (10 bits) made 1 in 1,024 pairs collide."""
+    drawn = int.from_bytes(hashlib.sha256(item_id.encode()).digest()[:8], "big")
+    offset, clock_id = drawn >> (64 - _SPREAD_BITS), drawn & 0x3FF
+    micros = int(at.timestamp()) * 1_000_000 + at.microsecond - offset
     value = (micros << 10) | clock_id
     chars = []
     for _ in range(13):
@@ -84,34 +79,15 @@ def permalink(handle_or_did: str, uri: str) -> str:
     return f"https://bsky.app/profile/{handle_or_did}/post/{uri.rsplit('/', 1)[-1]}"
 
 
-def _xrpc_error(response: Response) -> tuple[str, str]:
-    """The XRPC error name and message of a failed response ("" when absent)."""
-    body = response.json()
-    if not isinstance(body, dict):
-        return "", ""
-    return str(body.get("error") or ""), str(body.get("message") or "")
-
-
-def _expired(response: Response) -> bool:
-    return response.status in (400, 401) and _xrpc_error(response)[0] == "ExpiredToken"
-
-
 def _bearer(request: Request, token: str) -> Request:
     return dataclasses.replace(
         request, headers={**request.headers, "Authorization": f"Bearer {token}"}
     )
 
 
-def _remember_tokens(session: dict[str, Any]) -> None:
-    """Make the session's tokens known to the redaction of logs and messages."""
-    for key in ("accessJwt", "refreshJwt"):
-        if session.get(key):
-            Secret(session[key])
-
-
-def _session_lock(conn: Connection) -> asyncio.Lock:
-    locks = _session_locks.setdefault(asyncio.get_running_loop(), {})
-    return locks.setdefault(f"{conn.account.platform}:{conn.account.name}", asyncio.Lock())
+def _server_of(url: str) -> str:
+    """The server of an XRPC URL: everything before /xrpc/."""
+    return url.split("/xrpc/", 1)[0]
 
 
 class Bluesky(Platform):
@@ -123,7 +99,7 @@ class Bluesky(Platform):
     credential_fields = ("app_password",)
     handle_example = '"name.bsky.social"'  # the login, with the app password
     idempotency = "record-key"
-    default_base_url = "https://bsky.social"
+    default_base_url = "https://bsky.social"  # the entryway: the account's PDS is looked up
     concurrency = 1000  # wide: see Platform.concurrency
 
     def length(self, text: str) -> int:
@@ -141,14 +117,25 @@ class Bluesky(Platform):
         # The repo is the account's DID, known once logged in; the handle names it meanwhile.
         return staged("did", account.handle or account.name)
 
+    def _pds(self, account: Account) -> str:
+        # The PDS is the one the account's DID document names, known once logged in.
+        return staged("pds", self.base_url(account))
+
     def build_requests(self, item: QueueItem, account: Account) -> list[dict[str, Any]]:
+        # Until staging resolves them, a mention's DID is a placeholder.
+        mentions = {handle: staged("mention", handle) for _, _, handle in find_mentions(item.text)}
+        return [self._put_record(item, account, mentions)]
+
+    def _put_record(
+        self, item: QueueItem, account: Account, mentions: Mapping[str, str]
+    ) -> dict[str, Any]:
         record: dict[str, Any] = {
             "$type": POST_COLLECTION,
             "text": item.text,
             "createdAt": iso_utc(item.fire_at),
             "langs": [item.lang],
         }
-        facets = bluesky_facets(item.text)
+        facets = bluesky_facets(item.text, mentions)
         if facets:
             record["facets"] = facets
         if item.media:
@@ -159,181 +146,97 @@ class Bluesky(Platform):
                     image["aspectRatio"] = {"width": m.width, "height": m.height}
                 images.append(image)
             record["embed"] = {"$type": "app.bsky.embed.images", "images": images}
-        return [
-            {
-                "method": "POST",
-                "url": f"{self.base_url(account)}/xrpc/com.atproto.repo.putRecord",
-                "headers": {"Authorization": f"Bearer {secret('session')}"},
-                "json": {
-                    "repo": self._repo(account),
-                    "collection": POST_COLLECTION,
-                    "rkey": record_key(item.id, item.fire_at),
-                    "swapRecord": None,
-                    "record": record,
-                },
-            }
-        ]
-
-    # --- errors ----------------------------------------------------------------------------
-
-    def _error(self, response: Response, *, mutating: bool) -> PlatformError:
-        error, message = _xrpc_error(response)
-        text = ": ".join(part for part in (error, message) if part) or f"HTTP {response.status}"
-        if error in _AUTH_ERRORS:
-            return AuthError(
-                redact(f"{text} — check this account's handle and app password"),
-                platform=self.name,
-                status=response.status,
-            )
-        if error == "ExpiredToken":
-            return Transient(
-                "the session expired before the post was sent (nothing was "
-                "posted): refresh the session and send again",
-                platform=self.name,
-                status=response.status,
-            )
-        if error == "InvalidSwap":
-            return Rejected(
-                "a different post already exists at this record key",
-                platform=self.name,
-                status=response.status,
-            )
-        lowered = message.lower()
-        if response.status == 400 and (
-            error == "BlobNotFound"
-            or ("blob" in lowered and ("not find" in lowered or "not found" in lowered))
-        ):
-            return Rejected(
-                "an image uploaded at staging is gone (the PDS deletes blobs no "
-                "post uses after a while): stage this item again, then publish",
-                platform=self.name,
-                status=response.status,
-            )
-        return classify(response, platform=self.name, mutating=mutating, message=text)
-
-    # --- session ---------------------------------------------------------------------------
-
-    def _url(self, conn: Connection, nsid: str, **params: str) -> str:
-        query = f"?{urlencode(params)}" if params else ""
-        return f"{self.base_url(conn.account)}/xrpc/{nsid}{query}"
-
-    def _store_session(self, conn: Connection, body: Any) -> None:
-        if not isinstance(body, dict) or not all(
-            isinstance(body.get(k), str) for k in SESSION_KEYS
-        ):
-            raise Transient("the PDS answered without a session", platform=self.name)
-        _remember_tokens(body)
-        conn.state.update({key: body[key] for key in SESSION_KEYS})
-        # A refresh revoked the previous refresh token: save the new one before anything else.
-        conn.state_changed()
-        if body.get("active") is False:
-            raise AuthError(
-                f"the account is {body.get('status') or 'not active'}", platform=self.name
-            )
-
-    async def _login(self, conn: Connection) -> None:
-        """createSession: costs one of the account's 30 logins per 5 minutes."""
-        handle = conn.account.handle
-        if not handle:
-            raise AuthError(
-                f"account {conn.account.name!r} has no handle: set `handle` in config.toml",
-                platform=self.name,
-            )
-        request = Request.json(
-            "POST",
-            self._url(conn, "com.atproto.server.createSession"),
-            {"identifier": handle, "password": conn.secret("app_password")},
-        )
-        r = await conn.send(request, platform=self.name, mutating=False)
-        if r.status != 200:
-            raise self._error(r, mutating=False)
-        self._store_session(conn, r.json())
-
-    async def _ensure_session(self, conn: Connection) -> None:
-        if conn.state.get("accessJwt"):
-            _remember_tokens(conn.state)  # a session saved by an earlier run
-            return
-        async with _session_lock(conn):
-            if not conn.state.get("accessJwt"):  # another task may have logged in meanwhile
-                await self._login(conn)
-
-    async def _refresh(self, conn: Connection, stale: str | None) -> None:
-        """Replace the expired access token `stale`: refreshSession, else a new login."""
-        async with _session_lock(conn):
-            if conn.state.get("accessJwt") != stale:
-                return  # another task refreshed it meanwhile
-            refresh = conn.state.get("refreshJwt")
-            if refresh:
-                request = Request(
-                    "POST",
-                    self._url(conn, "com.atproto.server.refreshSession"),
-                    {"Authorization": f"Bearer {refresh}"},
-                )
-                r = await conn.send(request, platform=self.name, mutating=False)
-                if r.status == 200:
-                    self._store_session(conn, r.json())
-                    return
-                if r.status not in (400, 401):
-                    raise self._error(r, mutating=False)
-            # The refresh token is expired or revoked: only a new login helps.
-            for key in SESSION_KEYS:
-                conn.state.pop(key, None)
-            await self._login(conn)
-
-    async def _call(self, conn: Connection, build: Callable[[str], Request]) -> Response:
-        """A read or upload with the session's access token, refreshed once if expired."""
-        await self._ensure_session(conn)
-        token = conn.state["accessJwt"]
-        r = await conn.send(build(token), platform=self.name, mutating=False)
-        if _expired(r):
-            await self._refresh(conn, token)
-            r = await conn.send(build(conn.state["accessJwt"]), platform=self.name, mutating=False)
-        return r
+        return {
+            "method": "POST",
+            "url": session.xrpc_url(self._pds(account), PUT_RECORD),
+            "headers": {"Authorization": f"Bearer {secret('session')}"},
+            "json": {
+                "repo": self._repo(account),
+                "collection": POST_COLLECTION,
+                "rkey": record_key(item.id, item.fire_at),
+                "swapRecord": None,
+                "record": record,
+            },
+        }
 
     # --- sending ---------------------------------------------------------------------------
 
+    def _entryway(self, conn: Connection) -> str:
+        return self.base_url(conn.account)
+
+    def _url(self, conn: Connection, nsid: str, **params: str) -> str:
+        """An XRPC call to the account's PDS."""
+        return session.xrpc_url(session.pds_url(conn, self._entryway(conn)), nsid, **params)
+
+    async def _call(self, conn: Connection, build: Callable[[str], Request]) -> Response:
+        return await session.call(conn, self._entryway(conn), build)
+
     async def verify(self, conn: Connection) -> str:
+        await session.ensure(conn, self._entryway(conn))
         url = self._url(conn, "com.atproto.server.getSession")
         r = await self._call(
             conn, lambda token: Request("GET", url, {"Authorization": f"Bearer {token}"})
         )
         if r.status != 200:
-            raise self._error(r, mutating=False)
+            raise session.error_for(r, mutating=False)
         return "@" + str(r.json().get("handle") or conn.state.get("handle"))
 
     async def stage(self, item: QueueItem, conn: Connection) -> Staged:
-        await self._ensure_session(conn)
+        entryway = self._entryway(conn)
+        await session.ensure(conn, entryway)
+        # The token sent at T must still be good at T + grace: refresh it now if not.
+        await session.fresh_until(conn, entryway, conn.holds_until(item))
         values: dict[str, Any] = {}
         for media in item.media:
             values[staged("blob", media.path)] = await self._upload(media, conn)
+        mentions = await self._resolve_mentions(item.text, conn)
         # Read after the uploads, which may have refreshed the session.
         values[secret("session")] = conn.state["accessJwt"]
         values[self._repo(conn.account)] = conn.state["did"]
-        requests = [materialize(spec, values) for spec in self.build_requests(item, conn.account)]
+        values[self._pds(conn.account)] = session.pds_url(conn, entryway)
+        spec = self._put_record(item, conn.account, mentions)
         return Staged(
             item,
-            requests,
+            [materialize(spec, values)],
             {
                 "did": conn.state["did"],
                 "handle": conn.state["handle"],
+                "pds": values[self._pds(conn.account)],
                 "rkey": record_key(item.id, item.fire_at),
                 "blobs": [values[staged("blob", m.path)] for m in item.media],
+                "mentions": mentions,
             },
         )
 
+    async def _resolve_mentions(self, text: str, conn: Connection) -> dict[str, str]:
+        """handle → DID for each `@handle` of `text` that resolves; one that does not (400:
+        no such handle) stays plain text rather than failing the post."""
+        resolved: dict[str, str] = {}
+        for handle in dict.fromkeys(h for _, _, h in find_mentions(text)):
+            url = self._url(conn, "com.atproto.identity.resolveHandle", handle=handle)
+            r = await conn.send(Request("GET", url), platform=self.name, mutating=False)
+            did = r.json().get("did") if r.status == 200 and isinstance(r.json(), dict) else None
+            if isinstance(did, str) and did.startswith("did:"):
+                resolved[handle] = did
+            elif r.status not in (200, 400, 404):
+                raise session.error_for(r, mutating=False)
+        return resolved
+
     async def _upload(self, media: MediaRef, conn: Connection) -> dict[str, Any]:
-        url = self._url(conn, "com.atproto.repo.uploadBlob")
         data = conn.media_bytes(media.path)
         # Not `mutating`: a repeated upload only leaves an unreferenced blob, which the PDS
-        # deletes.
+        # deletes. The URL is built per attempt, from the PDS of the session it is sent with.
         r = await self._call(
             conn,
             lambda token: Request(
-                "POST", url, {"Authorization": f"Bearer {token}", "Content-Type": media.mime}, data
+                "POST",
+                self._url(conn, "com.atproto.repo.uploadBlob"),
+                {"Authorization": f"Bearer {token}", "Content-Type": media.mime},
+                data,
             ),
         )
         if r.status != 200:
-            raise self._error(r, mutating=False)
+            raise session.error_for(r, mutating=False)
         blob: dict[str, Any] = r.json()["blob"]
         return blob
 
@@ -343,7 +246,7 @@ class Bluesky(Platform):
             uri = str(body["uri"])
             who = staged.data.get("handle") or staged.data.get("did") or uri.split("/")[2]
             return Published(uri, permalink(who, uri), body)
-        raise self._error(response, mutating=True)
+        raise session.error_for(response, mutating=True)
 
     async def publish(self, staged: Staged, conn: Connection) -> Published:
         """putRecord; an expired session is refreshed and the request sent once more (an
@@ -353,8 +256,8 @@ class Bluesky(Platform):
         if current:  # another item may have refreshed the session since this one was staged
             request = _bearer(request, current)
         r = await conn.send(request, platform=self.name, mutating=True)
-        if _expired(r):
-            await self._refresh(conn, current)
+        if session.expired(r):
+            await session.refresh(conn, self._entryway(conn), current)
             request = _bearer(request, conn.state["accessJwt"])
             r = await conn.send(request, platform=self.name, mutating=True)
         staged.requests[0] = request
@@ -366,10 +269,11 @@ class Bluesky(Platform):
         different CIDs would make a resend fail with InvalidSwap. Only if it is not there is
         the same putRecord sent again; with `swapRecord: null` that is create-if-absent, so
         it never posts twice and never answers None. (The post may then land late: a caller
-        that no longer wants it must not reconcile past its grace.)"""
+        that no longer wants it must not reconcile past its grace.) The lookup goes to the
+        PDS the putRecord was for."""
         body = json.loads(staged.requests[0].content)
-        url = self._url(
-            conn,
+        url = session.xrpc_url(
+            _server_of(staged.requests[0].url),
             "com.atproto.repo.getRecord",
             repo=body["repo"],
             collection=body["collection"],
@@ -381,7 +285,7 @@ class Bluesky(Platform):
             who = conn.state.get("handle") or conn.account.handle or body["repo"]
             return Published(uri, permalink(who, uri), r.json())
         if (r.json() or {}).get("error") != "RecordNotFound":
-            raise self._error(r, mutating=False)
+            raise session.error_for(r, mutating=False)
         return await self.publish(staged, conn)
 
     async def confirm(self, published: Published, conn: Connection) -> Published:
@@ -391,6 +295,6 @@ class Bluesky(Platform):
         )
         r = await conn.send(Request("GET", url), platform=self.name, mutating=False)
         if r.status != 200:
-            raise self._error(r, mutating=False)
+            raise session.error_for(r, mutating=False)
         who = conn.state.get("handle") or conn.account.handle or did
         return Published(published.remote_id, permalink(who, published.remote_id), r.json())

@@ -6,7 +6,7 @@ It shares no code with stormer's platform clients, on purpose: its rules are wri
 from each platform's documentation, so a mistake in a client cannot pass because the
 simulator makes the same one.
 
-    Mastodon   /api/v1/…, /api/v2/…        Bluesky   /xrpc/…
+    Mastodon   /api/v1/…, /api/v2/…        Bluesky   /xrpc/… (a second PDS: /pds2/xrpc/…)
     X          /2/…                        Telegram  /bot<token>/<method>
     Discord    /api/webhooks/…, /api/v10/webhooks/…
     Matrix     /_matrix/…                  control   /_sim/posts, /_sim/reset, /_sim/config,

@@ -6,6 +6,14 @@ an HS256 access JWT and a refresh JWT; refreshSession revokes the refresh token 
 repo; createRecord on an existing rkey fails with a bare 500 and putRecord with
 `"swapRecord": null` is create-if-absent — both observed on a real PDS. Record checks are in
 `bluesky_records.py`.
+
+Two servers, as behind bsky.social (https://docs.bsky.app/docs/advanced-guides/entryway):
+`/xrpc/…` is the entryway, which also hosts every account whose handle does not end in
+`.pds2.test`; `/pds2/xrpc/…` is a second PDS hosting the `*.pds2.test` accounts. Logins and
+sessions are the entryway's (the second PDS forwards them to it, as a PDS behind an entryway
+does); the DID document in a session names the account's own PDS; each PDS refuses repo
+writes for accounts it does not host (the reference PDS's `ensureThisPds`,
+bluesky-social/atproto packages/pds/src/api/proxy.ts).
 """
 
 from __future__ import annotations
@@ -31,7 +39,11 @@ from .state import bearer, digest, scope_header, unusable
 if TYPE_CHECKING:
     from starlette.types import Scope
 
+# The reference PDS's refresh token lifetime: 90 days (packages/pds/src/account-manager/
+# helpers/auth.ts); the access token's, 120 minutes, is SimConfig.bluesky_access_ttl_s.
 REFRESH_TTL_S = 90 * 86400
+PDS2 = "pds2"  # the second PDS: its path prefix, and the handle domain it hosts
+ENTRYWAY = "entryway"
 
 
 @dataclass
@@ -74,6 +86,29 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+def hosted_on(handle: str) -> str:
+    """Which server holds the repo of `handle`: the second PDS for `*.pds2.test`."""
+    return PDS2 if handle.endswith(f".{PDS2}.test") else ENTRYWAY
+
+
+def _server(request: Request) -> str:
+    """Which server this request was sent to."""
+    return PDS2 if request.url.path.startswith(f"/{PDS2}/") else ENTRYWAY
+
+
+def _server_did(request: Request, server: str) -> str:
+    # did:web names a host; a path is written with ":" (https://w3c-ccg.github.io/did-method-web/).
+    return f"did:web:{request.url.hostname}" + (f":{PDS2}" if server == PDS2 else "")
+
+
+def _endpoint(request: Request, server: str) -> str:
+    return str(request.base_url).rstrip("/") + (f"/{PDS2}" if server == PDS2 else "")
+
+
+def _handle_of(state: State, did: str) -> str:
+    return state.handles.get(did) or handle_for(did)
+
+
 def _jwt(state: State, typ: str, payload: dict[str, Any]) -> str:
     head = _b64(orjson.dumps({"typ": typ, "alg": "HS256"})) + "." + _b64(orjson.dumps(payload))
     signature = hmac.new(state.secret, head.encode(), hashlib.sha256).digest()
@@ -82,7 +117,9 @@ def _jwt(state: State, typ: str, payload: dict[str, Any]) -> str:
 
 def _issue(request: Request, state: State, did: str) -> dict[str, str]:
     now = int(time.time())
-    aud = f"did:web:{request.url.hostname}"
+    # An access token is for the PDS that hosts the account (its `aud`), wherever it was
+    # issued: the entryway issues tokens for the PDSes behind it.
+    aud = _server_did(request, hosted_on(_handle_of(state, did)))
     jti = _b64(os.urandom(24))
     state.refresh[jti] = True
     ttl = int(sim(request).config.bluesky_access_ttl_s)
@@ -98,7 +135,7 @@ def _issue(request: Request, state: State, did: str) -> dict[str, str]:
             {
                 "scope": "com.atproto.refresh",
                 "sub": did,
-                "aud": aud,
+                "aud": _server_did(request, ENTRYWAY),
                 "jti": jti,
                 "iat": now,
                 "exp": now + REFRESH_TTL_S,
@@ -123,11 +160,31 @@ def _verify(request: Request, scope: str) -> dict[str, Any] | Response:
         payload = None
     if not isinstance(payload, dict):
         return error(400, "InvalidToken", "Token could not be verified")
+    # An expired token: 400 ExpiredToken, after which a client refreshes
+    # (https://docs.bsky.app/docs/api/com-atproto-server-refresh-session; errors ExpiredToken,
+    # InvalidToken in lexicons/com/atproto/server/refreshSession.json).
     if payload.get("exp", 0) <= time.time():
         return error(400, "ExpiredToken", "Token has expired")
     if payload.get("scope") != scope:
         return error(400, "InvalidToken", "Bad token scope")
+    # A PDS that is not the entryway checks that an access token is for it
+    # (bluesky-social/atproto packages/pds/src/api/proxy.ts, ensureThisPds).
+    if (
+        scope == "com.atproto.access"
+        and _server(request) == PDS2
+        and payload.get("aud") != _server_did(request, PDS2)
+    ):
+        return error(401, "AuthenticationRequired", "Bad token audience")
     return payload
+
+
+def _ensure_this_pds(request: Request, payload: dict[str, Any]) -> Response | None:
+    """The entryway's answer to a repo write for an account another PDS hosts: "instruct
+    client to refresh token during potential account migration" (ensureThisPds,
+    bluesky-social/atproto packages/pds/src/api/proxy.ts)."""
+    if _server(request) == ENTRYWAY and payload.get("aud") != _server_did(request, ENTRYWAY):
+        return error(400, "ExpiredToken", "Token audience is out of date")
+    return None
 
 
 def _did_doc(request: Request, did: str, handle: str) -> dict[str, Any]:
@@ -147,7 +204,9 @@ def _did_doc(request: Request, did: str, handle: str) -> dict[str, Any]:
             {
                 "id": "#atproto_pds",
                 "type": "AtprotoPersonalDataServer",
-                "serviceEndpoint": str(request.base_url).rstrip("/"),
+                # The PDS that holds the repo: where clients send its writes
+                # (https://atproto.com/specs/did, "#atproto_pds").
+                "serviceEndpoint": _endpoint(request, hosted_on(handle)),
             }
         ],
     }
@@ -189,6 +248,8 @@ async def create_session(request: Request) -> Response:
     state = _state(request)
     handle = handle_for(body["identifier"])
     did = did_for(handle)
+    # createSession: 30 per 5 minutes per account, then 429 with ratelimit-* headers
+    # (https://docs.bsky.app/docs/advanced-guides/rate-limits).
     limit = sim(request).config.bluesky_login_limit
     allowed, remaining, reset_at = state.logins.hit(did, limit)
     headers = _limit_headers(limit, remaining, reset_at)
@@ -203,11 +264,18 @@ async def create_session(request: Request) -> Response:
 
 
 async def refresh_session(request: Request) -> Response:
+    # Sent to the second PDS, it is forwarded to the entryway: "their PDS will take care of
+    # forwarding that request on to the Entryway" (docs.bsky.app/docs/advanced-guides/
+    # entryway), which here shares the entryway's state.
     payload = _verify(request, "com.atproto.refresh")
     if isinstance(payload, Response):
         return payload
     state = _state(request)
     jti = str(payload.get("jti"))
+    # Rotation: a refresh token works once; refreshSession returns a new pair and revokes
+    # the old one, whose reuse answers "Token has been revoked"
+    # (https://docs.bsky.app/docs/api/com-atproto-server-refresh-session; the reference
+    # PDS's account-manager rotateRefreshToken; MarshalX/atproto#158 shows the answer).
     if not state.refresh.get(jti):
         return error(400, "ExpiredToken", "Token has been revoked")
     state.refresh[jti] = False
@@ -235,7 +303,7 @@ async def delete_session(request: Request) -> Response:
 async def describe_server(request: Request) -> Response:
     return json(
         {
-            "did": f"did:web:{request.url.hostname}",
+            "did": _server_did(request, _server(request)),
             "availableUserDomains": [".test"],
             "inviteCodeRequired": False,
             "phoneVerificationRequired": False,
@@ -261,7 +329,15 @@ async def resolve_handle(request: Request) -> Response:
     handle = request.query_params.get("handle")
     if not handle:
         return error(400, "InvalidRequest", 'Params must have the property "handle"')
-    return json({"did": _resolve(_state(request), handle)[0]})
+    state = _state(request)
+    did, resolved = _resolve(state, handle)
+    # Offline, only the handles this server hosts (availableUserDomains: ".test") or has
+    # seen log in resolve; any other answers 400 HandleNotFound, "the handle does not
+    # resolve to any DID" (lexicons/com/atproto/identity/resolveHandle.json,
+    # https://docs.bsky.app/docs/api/com-atproto-identity-resolve-handle).
+    if not resolved.endswith(".test") and state.handles.get(did) != resolved:
+        return error(400, "HandleNotFound", "Unable to resolve handle")
+    return json({"did": did})
 
 
 async def get_profile(request: Request) -> Response:
@@ -292,7 +368,12 @@ async def upload_blob(request: Request) -> Response:
     payload = _verify(request, "com.atproto.access")
     if isinstance(payload, Response):
         return payload
+    if refused := _ensure_this_pds(request, payload):
+        return refused
     data = await request.body()
+    # A blob over the server's limit: 400 BlobTooLarge (lexicons/com/atproto/repo/
+    # uploadBlob.json, https://docs.bsky.app/docs/api/com-atproto-repo-upload-blob; seen as
+    # ~1 MB on Bluesky's PDSes: bluesky-social/atproto#1737).
     limit = sim(request).config.bluesky_blob_limit
     if len(data) > limit:
         return error(
@@ -309,6 +390,8 @@ async def write_record(request: Request) -> Response:
     payload = _verify(request, "com.atproto.access")
     if isinstance(payload, Response):
         return payload
+    if refused := _ensure_this_pds(request, payload):
+        return refused
     body = await body_json(request)
     state = _state(request)
     did = payload["sub"]
@@ -396,7 +479,10 @@ async def xrpc(request: Request) -> Response:
     return await handler(request)
 
 
-routes = [Route("/xrpc/{method}", xrpc, methods=["GET", "POST"])]
+routes = [
+    Route("/xrpc/{method}", xrpc, methods=["GET", "POST"]),
+    Route(f"/{PDS2}/xrpc/{{method}}", xrpc, methods=["GET", "POST"]),
+]
 
 
 def _account_of(scope: Scope) -> str | None:
@@ -412,10 +498,11 @@ def _account_of(scope: Scope) -> str | None:
 
 PLATFORM = Platform(
     name="bluesky",
-    owns=lambda path: path.startswith("/xrpc/"),
+    owns=lambda path: path.startswith(("/xrpc/", f"/{PDS2}/xrpc/")),
     is_post=lambda method, path: (
         method == "POST"
-        and path in ("/xrpc/com.atproto.repo.createRecord", "/xrpc/com.atproto.repo.putRecord")
+        and path.removeprefix(f"/{PDS2}")
+        in ("/xrpc/com.atproto.repo.createRecord", "/xrpc/com.atproto.repo.putRecord")
     ),
     account_of=_account_of,
     error=lambda status: error(
