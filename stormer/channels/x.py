@@ -261,7 +261,15 @@ class X(Platform):
             return await super().login(account, client, ask, say)
         from stormer.channels.x_login import login_pkce
 
-        return await login_pkce(self, account, client, ask, say)
+        return await login_pkce(
+            self,
+            account,
+            client,
+            ask,
+            say,
+            port=self.loopback_port,
+            consent_page=self.authorize_base(account),
+        )
 
     def authorize_base(self, account: Account) -> str:
         """X's consent page; a server named in `base_url` (a simulator) serves its own."""

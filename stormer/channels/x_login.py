@@ -31,16 +31,19 @@ if TYPE_CHECKING:
 
     import httpx
 
-    from stormer.channels.x import X
+    from stormer.channels.base import Platform
     from stormer.storm import Account
 
 
 async def login_pkce(
-    plugin: X,
+    plugin: Platform,
     account: Account,
     client: httpx.AsyncClient,
     ask: Callable[[str, bool], str],
     say: Callable[[str], None],
+    *,
+    port: int,
+    consent_page: str,
 ) -> dict[str, str]:
     """The organizer authorizes stormer in a browser; the code comes back to the loopback
     listener, or is pasted. Returns the tokens (and the app's client id and secret, when they
@@ -62,7 +65,7 @@ async def login_pkce(
         app.update(asked)
     verifier, challenge = pkce_pair()
     state = random_tokens.token_urlsafe(24)
-    listener = Loopback(plugin.loopback_port)
+    listener = Loopback(port)
     try:
         await listener.__aenter__()
         listening = True
@@ -73,7 +76,7 @@ async def login_pkce(
             "Open this address in a browser, log in as the account's owner and authorize "
             "stormer:\n"
             + authorize_url(
-                plugin.authorize_base(account),
+                consent_page,
                 client_id=app["client_id"],
                 redirect_uri=listener.redirect_uri,
                 state=state,
