@@ -430,3 +430,31 @@ def test_a_send_lost_before_reaching_x_is_sent_again_once() -> None:
     result = run(server, flow)  # type: ignore[arg-type]
     assert result.outcome == "sent" and result.published.remote_id == "99"
     assert calls["tweets"] == 2
+
+
+def test_read_back_that_reaches_its_page_bound_cannot_say() -> None:
+    """More posts since T than the bound lets it read: unconfirmed (None), not NOT_POSTED —
+    reading on could spend the Project's monthly Post cap."""
+    server = FakeX()
+    server.page_size = 1
+    for n in range(X.read_back_pages + 1):
+        server.add_post(f"someone else's post {n}", FIRE_AT + timedelta(minutes=n))
+
+    async def flow(plugin, conn):  # type: ignore[no-untyped-def]
+        return await plugin.reconcile(await plugin.stage(item(), conn), conn)
+
+    assert run(server, flow) is None
+    assert len(server.timeline_queries) == X.read_back_pages
+
+
+def test_read_backs_per_account_are_bounded() -> None:
+    server = FakeX()
+
+    async def flow(plugin, conn):  # type: ignore[no-untyped-def]
+        staged = await plugin.stage(item(), conn)
+        return [await plugin.reconcile(staged, conn) for _ in range(X.read_backs_per_account + 2)]
+
+    answers = run(server, flow)
+    assert answers == [NOT_POSTED] * X.read_backs_per_account + [None, None]
+    assert len(server.timeline_queries) == X.read_backs_per_account
+    assert server.posts == []  # reconciling never posts

@@ -499,8 +499,14 @@ def test_x_auth_and_identity(http: httpx.Client) -> None:
         assert answer.status_code == 401 and answer.json() == X_UNAUTHORIZED
     me = http.get("/2/users/me", headers=masto("a")).json()["data"]
     assert set(me) == {"id", "username", "name"}
-    oauth1 = {"Authorization": 'OAuth oauth_consumer_key="c", oauth_token="a", oauth_signature="s"'}
-    assert http.get("/2/users/me", headers=oauth1).json()["data"]["id"] == me["id"]
+    # OAuth 1.0a: the same user as the token's; the signature is checked (secrets: x_auth).
+    from oauthlib.oauth1 import Client
+
+    url = f"{http.base_url}/2/users/me".replace("//2/", "/2/")
+    _, signed, _ = Client("c", "c-secret", "a", "a-secret").sign(url, "GET")
+    assert http.get("/2/users/me", headers=signed).json()["data"]["id"] == me["id"]
+    _, forged, _ = Client("c", "wrong", "a", "a-secret").sign(url, "GET")
+    assert http.get("/2/users/me", headers=forged).json() == X_UNAUTHORIZED
     assert http.get("/2/users/me", headers=masto("b")).json()["data"]["id"] != me["id"]
 
 

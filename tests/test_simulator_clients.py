@@ -280,3 +280,161 @@ def test_matrix_nio_logs_in_uploads_and_sends_once_per_txn(simulator: str) -> No
     assert [(p["text"], p["target"]) for p in sent] == [("Hello Matrix", room), ("", room)]
     assert sent[0]["remote_id"] == event_id and sent[0]["account"] == "@storm:sim"
     assert sent[1]["media"] == [{"alt": "a red square", "size": 73, "mime": "image/png"}]
+
+
+# --- tweepy (synchronous, requests) -------------------------------------------------------------
+# tweepy 4.17 calls https://api.twitter.com and https://twitter.com, written into tweepy.client
+# and tweepy.auth; an adapter on its requests session sends those requests to the simulator
+# instead, leaving tweepy itself unchanged. OAuth 1.0a signatures keep naming api.twitter.com,
+# which the simulator accepts as the host it stands in for. tweepy 4.17 has no v2 media upload
+# (its `API.media_upload` is v1.1, which the simulator does not serve), so the image goes up
+# through POST /2/media/upload signed by tweepy's own OAuth 1.0a handler; the post itself is
+# tweepy's `Client.create_tweet`.
+
+
+def _to_simulator(session, simulator: str) -> None:  # type: ignore[no-untyped-def]
+    from urllib.parse import urlsplit
+
+    from requests.adapters import HTTPAdapter
+
+    class ToSimulator(HTTPAdapter):
+        def send(self, request, **kwargs):  # type: ignore[no-untyped-def]
+            parts = urlsplit(request.url)
+            request.url = simulator + parts.path + (f"?{parts.query}" if parts.query else "")
+            return super().send(request, **kwargs)
+
+    session.mount("https://", ToSimulator())
+
+
+TWEEPY_OAUTH1 = {  # the simulator's test convention: each secret is its key + "-secret"
+    "consumer_key": "tweepy-ck",
+    "consumer_secret": "tweepy-ck-secret",
+    "access_token": "tweepy-at",
+    "access_token_secret": "tweepy-at-secret",
+}
+
+
+def test_tweepy_posts_text_and_an_image_with_oauth1(simulator: str) -> None:
+    import tweepy
+
+    client = tweepy.Client(**TWEEPY_OAUTH1)
+    _to_simulator(client.session, simulator)
+    signer = tweepy.OAuth1UserHandler(**TWEEPY_OAUTH1).apply_auth()
+    upload = client.session.post(
+        "https://api.twitter.com/2/media/upload",
+        data={"media_category": "tweet_image"},
+        files={"media": ("square.png", png_bytes(), "image/png")},
+        auth=signer,
+    )
+    media_id = upload.json()["data"]["id"]
+    client.session.post(
+        "https://api.twitter.com/2/media/metadata",
+        json={"id": media_id, "metadata": {"alt_text": {"text": "a red square"}}},
+        auth=signer,
+    ).raise_for_status()
+    text = client.create_tweet(text="tweepy, OAuth 1.0a").data
+    image = client.create_tweet(text="tweepy with an image", media_ids=[media_id]).data
+    landed = {p["remote_id"]: p for p in posts(simulator)}
+    assert landed[text["id"]]["text"] == "tweepy, OAuth 1.0a"
+    assert landed[image["id"]]["media"] == [
+        {"alt": "a red square", "size": len(png_bytes()), "mime": "image/png"}
+    ]
+    forged = tweepy.Client(**{**TWEEPY_OAUTH1, "consumer_secret": "wrong"})
+    _to_simulator(forged.session, simulator)
+    with pytest.raises(tweepy.Unauthorized):
+        forged.create_tweet(text="never posted")
+    assert len(posts(simulator)) == 2
+
+
+def test_tweepy_pkce_login_post_and_refresh_with_rotation(
+    simulator: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tweepy
+
+    # oauthlib refuses an http:// redirect unless told; X allows http://127.0.0.1 callbacks.
+    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
+    handler = tweepy.OAuth2UserHandler(
+        client_id="tweepy-app",
+        redirect_uri="http://127.0.0.1:1/callback",
+        scope=["tweet.read", "tweet.write", "users.read", "media.write", "offline.access"],
+    )
+    _to_simulator(handler, simulator)
+    consent = handler.get_authorization_url()  # https://twitter.com/i/oauth2/authorize?…
+    query = consent.split("?", 1)[1]
+    redirected = httpx.get(f"{simulator}/i/oauth2/authorize?{query}", timeout=10)
+    token = handler.fetch_token(redirected.headers["location"])
+    assert token["expires_in"] == 7200 and token["refresh_token"]
+
+    client = tweepy.Client(token["access_token"])  # an OAuth 2.0 user token
+    _to_simulator(client.session, simulator)
+    me = client.get_me(user_auth=False).data
+    client.create_tweet(text="tweepy, OAuth 2.0", user_auth=False)
+
+    renewed = handler.refresh_token(
+        "https://api.twitter.com/2/oauth2/token",
+        refresh_token=token["refresh_token"],
+        client_id="tweepy-app",
+    )
+    assert renewed["refresh_token"] != token["refresh_token"]
+    client = tweepy.Client(renewed["access_token"])
+    _to_simulator(client.session, simulator)
+    client.create_tweet(text="tweepy, after a refresh", user_auth=False)
+    assert client.get_me(user_auth=False).data.id == me.id
+    from oauthlib.oauth2.rfc6749.errors import OAuth2Error
+
+    with pytest.raises(OAuth2Error) as refused:  # X rotated it: the old one is spent
+        handler.refresh_token(
+            "https://api.twitter.com/2/oauth2/token",
+            refresh_token=token["refresh_token"],
+            client_id="tweepy-app",
+        )
+    assert refused.value.error == "invalid_request"
+    assert [p["text"] for p in posts(simulator)] == ["tweepy, OAuth 2.0", "tweepy, after a refresh"]
+    assert {p["account"] for p in posts(simulator)} == {me.username}
+
+
+def test_tweepy_sees_an_expired_token_and_a_missing_scope(simulator: str) -> None:
+    import tweepy
+
+    httpx.post(f"{simulator}/_sim/config", json={"x_access_ttl_s": 0}).raise_for_status()
+    expired = _oauth2_token(simulator, "tweet.read tweet.write users.read")
+    client = tweepy.Client(expired)
+    _to_simulator(client.session, simulator)
+    with pytest.raises(tweepy.Unauthorized):
+        client.create_tweet(text="too late", user_auth=False)
+    httpx.post(f"{simulator}/_sim/config", json={"x_access_ttl_s": 7200}).raise_for_status()
+    read_only = tweepy.Client(_oauth2_token(simulator, "tweet.read users.read"))
+    _to_simulator(read_only.session, simulator)
+    with pytest.raises(tweepy.Forbidden):
+        read_only.create_tweet(text="no tweet.write", user_auth=False)
+    assert posts(simulator) == []
+
+
+def _oauth2_token(simulator: str, scope: str) -> str:
+    """A user token for `scope`, obtained as a browser and an app would (plain PKCE)."""
+    with httpx.Client(base_url=simulator, timeout=10) as http:
+        redirect = http.get(
+            "/i/oauth2/authorize",
+            params={
+                "response_type": "code",
+                "client_id": "app",
+                "redirect_uri": "http://127.0.0.1:1/cb",
+                "scope": scope,
+                "state": "s",
+                "code_challenge": "verifier-of-at-least-43-characters-for-plain-pkce",
+                "code_challenge_method": "plain",
+            },
+        ).headers["location"]
+        code = redirect.split("code=", 1)[1]
+        return str(
+            http.post(
+                "/2/oauth2/token",
+                data={
+                    "grant_type": "authorization_code",
+                    "code": code,
+                    "client_id": "app",
+                    "redirect_uri": "http://127.0.0.1:1/cb",
+                    "code_verifier": "verifier-of-at-least-43-characters-for-plain-pkce",
+                },
+            ).json()["access_token"]
+        )

@@ -1,4 +1,14 @@
-"""X (Twitter) API v2: POST /2/tweets with an OAuth 2.0 user token.
+"""X (Twitter) API v2: POST /2/tweets with an OAuth 2.0 user token (logged in with PKCE,
+refreshed at staging) or OAuth 1.0a user context (stormer.channels.x_auth).
+
+Credentials that hold until T. An OAuth 2.0 access token lives two hours; `stormer login`
+keeps the refresh token and the token's expiry (`access_token_expires_at`) in the keyring
+with it. Staging refreshes whenever the token would expire before `conn.holds_until(item)`
+(or when its expiry is unknown), once per account however many items are staged at once, and
+saves the rotated pair at once (`Connection.rotate`). A token that only X can judge (pasted,
+no expiry known) is checked with GET /2/users/me at every staging, so an expired one is
+found minutes before T, not at T. OAuth 1.0a tokens do not expire; their requests are signed
+when they leave.
 
 X has no server-side idempotency; an ambiguous send is reconciled by reading back the
 account's recent posts (`X.reconcile`). Images go up at staging through the v2 one-shot
@@ -8,11 +18,13 @@ upload (`POST /2/media/upload`, `media_category=tweet_image`), their alt text th
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import re
 import unicodedata
-from datetime import UTC, timedelta
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlencode
 
 from stormer import lengths
@@ -27,18 +39,31 @@ from stormer.channels.base import (
     staged,
 )
 from stormer.channels.http import Request, Response, classify, materialize, until_reset
-from stormer.errors import PlatformError, Rejected
+from stormer.channels.x_auth import (
+    AUTHORIZE_URL,
+    EXPIRES_AT,
+    OAUTH1_FIELDS,
+    SCOPES,
+    TOKEN_PATH,
+    oauth1_signed,
+    oauth_error,
+    parse_instant,
+    refresh_lock,
+    token_request,
+    tokens_from,
+)
+from stormer.errors import AuthError, PlatformError, Rejected
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable
+
+    import httpx
 
     from stormer.queue import MediaRef, QueueItem
     from stormer.storm import Account
 
-# How far before the item's fire time a read-back looks (a send may leave a little early),
-# and how many pages of 100 posts it reads at most.
+# How far before the item's fire time a read-back looks (a send may leave a little early).
 READ_BACK_MARGIN = timedelta(minutes=15)
-READ_BACK_PAGES = 3
 
 # Links and bare domains: X rewrites them to t.co (and appends one for attached media), so
 # text is compared without them.
@@ -92,6 +117,23 @@ class X(Platform):
     max_images = 4
     image_bytes = 5 * 1024 * 1024  # media upload: images (GIFs may be 15 MB)
     credential_fields = ("access_token",)
+    alternative_auth: ClassVar[Mapping[str, tuple[str, ...]]] = {"oauth1": OAUTH1_FIELDS}
+    # What `stormer login` keeps beside the access token, and refreshing needs: the refresh
+    # token (rotated by every refresh), the token's expiry, and the X app's OAuth 2.0 client
+    # id (and secret, for a confidential client), named in config.toml or asked at login.
+    kept_credentials = ("refresh_token", EXPIRES_AT, "client_id", "client_secret")
+    # X matches the redirect URI exactly against the callback URIs registered for the app
+    # (https://docs.x.com/fundamentals/authentication/oauth-2-0/authorization-code), so the
+    # loopback listener has a fixed port: register http://127.0.0.1:8765/callback.
+    loopback_port: ClassVar[int] = 8765
+    # Read-backs count toward the Project's monthly Post cap (Free 1,500, Basic 10,000 Posts;
+    # the same Post read twice in one day counts once:
+    # https://docs.x.com/x-api/fundamentals/post-cap). Reconciling reads at most
+    # `read_back_pages` pages of 100 Posts per item (posts since the fire time only) and
+    # `read_backs_per_account` read-backs per account in one run: at most 900 Posts, and in
+    # practice a handful. Past the bound the item is left unconfirmed for the organizer.
+    read_back_pages: ClassVar[int] = 3
+    read_backs_per_account: ClassVar[int] = 3
     idempotency = "read-back"
     default_base_url = "https://api.x.com"
     # X's automation rules forbid coordinated identical posts from several accounts.
@@ -109,15 +151,133 @@ class X(Platform):
             {
                 "method": "POST",
                 "url": f"{self.base_url(account)}/2/tweets",
-                "headers": {"Authorization": f"Bearer {secret('access_token')}"},
+                "headers": {"Authorization": self._auth_placeholder(account)},
                 "json": body,
             }
         ]
 
-    # --- sending ---------------------------------------------------------------------------
+    # --- authentication --------------------------------------------------------------------
 
-    def _auth(self, conn: Connection) -> dict[str, str]:
-        return {"Authorization": f"Bearer {conn.secret('access_token')}"}
+    def _auth_placeholder(self, account: Account) -> str:
+        if self.auth_of(account) == "oauth1":
+            return f"OAuth {secret('oauth1_signature')}"  # signed as the request leaves
+        return f"Bearer {secret('access_token')}"
+
+    def _authorized(self, request: Request, conn: Connection) -> Request:
+        """`request` with the account's credentials as they are now: the current access
+        token (another item's staging may have refreshed it), or a fresh OAuth 1.0a
+        signature (its timestamp and nonce are the moment it leaves)."""
+        if self.auth_of(conn.account) == "oauth1":
+            return oauth1_signed(request, conn)
+        token = f"Bearer {conn.secret('access_token')}"
+        return dataclasses.replace(request, headers={**request.headers, "Authorization": token})
+
+    @staticmethod
+    def _kept(conn: Connection, name: str) -> str | None:
+        found = conn.credentials.get(name)
+        return found.reveal() if found is not None else None
+
+    def _refreshable(self, conn: Connection) -> bool:
+        return self.auth_of(conn.account) is None and "refresh_token" in conn.credentials
+
+    async def _refresh(self, conn: Connection, stale: str | None) -> None:
+        """Replace the access token `stale` (grant_type=refresh_token) and save the new pair
+        at once: X has revoked the old refresh token the moment it answers."""
+        name = conn.account.name
+        async with refresh_lock(conn):
+            if self._kept(conn, "access_token") != stale:
+                return  # another item's staging refreshed it meanwhile
+            if "refresh_token" not in conn.credentials:
+                raise AuthError(
+                    f"the access token of {name!r} expires before the post is sent and there "
+                    f"is no refresh token to renew it: run `stormer login {name}`",
+                    platform=self.name,
+                )
+            client_id = self._kept(conn, "client_id")
+            if not client_id:
+                raise AuthError(
+                    f"account {name!r} has no client_id, which renewing its access token "
+                    'needs: name it in config.toml (credentials = { client_id = "ENV" }) or '
+                    f"run `stormer login {name}`",
+                    platform=self.name,
+                )
+            request = token_request(
+                f"{self.base_url(conn.account)}{TOKEN_PATH}",
+                {"refresh_token": conn.secret("refresh_token"), "grant_type": "refresh_token"},
+                client_id,
+                self._kept(conn, "client_secret"),
+            )
+            r = await conn.send(request, platform=self.name, mutating=False)
+            if r.status in (400, 401):
+                raise AuthError(
+                    f"X refused to renew the access token of {name!r} ({oauth_error(r)}); "
+                    f"the refresh token is spent or revoked: run `stormer login {name}`",
+                    platform=self.name,
+                    status=r.status,
+                )
+            if r.status != 200:
+                raise self._error(r, mutating=False)
+            conn.rotate(tokens_from(r, self.name))
+
+    async def _ensure_token(self, conn: Connection, until: datetime) -> None:
+        """Make sure the credentials hold until `until`, refreshing if they would not; fills
+        in the user id and username (for read-backs) on the way."""
+        if self.auth_of(conn.account) == "oauth1":  # OAuth 1.0a tokens do not expire
+            if "user_id" not in conn.state:
+                await self.verify(conn)
+            return
+        expiry = parse_instant(self._kept(conn, EXPIRES_AT))
+        if expiry is None or expiry < until:
+            if self._refreshable(conn):
+                await self._refresh(conn, self._kept(conn, "access_token"))
+            elif expiry is not None:
+                name = conn.account.name
+                raise AuthError(
+                    f"the access token of {name!r} expires at {expiry:%Y-%m-%d %H:%M} UTC, "
+                    f"before the post is sent, and there is no refresh token to renew it: "
+                    f"run `stormer login {name}`",
+                    platform=self.name,
+                )
+        if "user_id" in conn.state and parse_instant(self._kept(conn, EXPIRES_AT)):
+            return  # known to hold: no need to ask X
+        stale = self._kept(conn, "access_token")
+        try:
+            await self.verify(conn)
+        except AuthError as e:
+            if e.status != 401 or not self._refreshable(conn):
+                raise
+            await self._refresh(conn, stale)
+            await self.verify(conn)
+
+    async def login(
+        self,
+        account: Account,
+        client: httpx.AsyncClient,
+        ask: Callable[[str, bool], str],
+        say: Callable[[str], None],
+    ) -> dict[str, str]:
+        """OAuth 2.0 Authorization Code with PKCE (OAuth 1.0a: the four keys are pasted)."""
+        if self.auth_of(account) == "oauth1":
+            return await super().login(account, client, ask, say)
+        from stormer.channels.x_login import login_pkce
+
+        return await login_pkce(
+            self,
+            account,
+            client,
+            ask,
+            say,
+            port=self.loopback_port,
+            consent_page=self.authorize_base(account),
+        )
+
+    def authorize_base(self, account: Account) -> str:
+        """X's consent page; a server named in `base_url` (a simulator) serves its own."""
+        if not account.base_url:
+            return AUTHORIZE_URL
+        return f"{self.base_url(account)}/i/oauth2/authorize"
+
+    # --- sending ---------------------------------------------------------------------------
 
     def _error(self, response: Response, *, mutating: bool) -> PlatformError:
         message = _message(response)
@@ -138,11 +298,20 @@ class X(Platform):
             )
         if response.status == 403 and ("too long" in lowered or "longer than" in lowered):
             return Rejected(message, platform=self.name, status=response.status)
+        if response.status == 403 and lowered == "forbidden":
+            return AuthError(
+                f"{message}: the token lacks a permission stormer needs ({' '.join(SCOPES)}); "
+                "log the account in again with `stormer login <account>`",
+                platform=self.name,
+                status=response.status,
+            )
         return classify(response, platform=self.name, mutating=mutating, message=message)
 
     async def _get(self, conn: Connection, path: str, **params: str) -> Any:
         query = f"?{urlencode(params)}" if params else ""
-        request = Request("GET", f"{self.base_url(conn.account)}{path}{query}", self._auth(conn))
+        request = self._authorized(
+            Request("GET", f"{self.base_url(conn.account)}{path}{query}"), conn
+        )
         r = await conn.send(request, platform=self.name, mutating=False)
         if r.status != 200:
             raise self._error(r, mutating=False)
@@ -151,17 +320,21 @@ class X(Platform):
     async def verify(self, conn: Connection) -> str:
         """GET /2/users/me; keeps the user id and username in `conn.state` for read-backs."""
         data = (await self._get(conn, "/2/users/me")).get("data") or {}
-        conn.state.update(user_id=str(data["id"]), username=str(data["username"]))
-        conn.state_changed()
+        found = {"user_id": str(data["id"]), "username": str(data["username"])}
+        if any(conn.state.get(k) != v for k, v in found.items()):
+            conn.state.update(found)
+            conn.state_changed()
         return f"@{conn.state['username']}"
 
     async def stage(self, item: QueueItem, conn: Connection) -> Staged:
-        if "user_id" not in conn.state:  # also checks the token before any upload
-            await self.verify(conn)
-        values: dict[str, Any] = {secret("access_token"): conn.secret("access_token")}
+        await self._ensure_token(conn, conn.holds_until(item))  # before any upload
+        values: dict[str, Any] = {secret("access_token"): "", secret("oauth1_signature"): ""}
         for media in item.media:
             values[staged("media_id", media.path)] = await self._upload(media, conn)
-        requests = [materialize(spec, values) for spec in self.build_requests(item, conn.account)]
+        requests = [
+            self._authorized(materialize(spec, values), conn)
+            for spec in self.build_requests(item, conn.account)
+        ]
         return Staged(
             item,
             requests,
@@ -181,10 +354,9 @@ class X(Platform):
             files={
                 "media": (media.path.rsplit("/", 1)[-1], conn.media_bytes(media.path), media.mime)
             },
-            headers=self._auth(conn),
         )
         # Not `mutating`: a repeated upload only leaves an unused media id, which expires.
-        r = await conn.send(request, platform=self.name, mutating=False)
+        r = await conn.send(self._authorized(request, conn), platform=self.name, mutating=False)
         if r.status not in (200, 201):
             raise self._error(r, mutating=False)
         media_id = str((r.json().get("data") or {})["id"])
@@ -193,9 +365,8 @@ class X(Platform):
                 "POST",
                 f"{base}/2/media/metadata",
                 {"id": media_id, "metadata": {"alt_text": {"text": media.alt}}},
-                self._auth(conn),
             )
-            r = await conn.send(alt, platform=self.name, mutating=False)
+            r = await conn.send(self._authorized(alt, conn), platform=self.name, mutating=False)
             if r.status not in (200, 201):
                 raise self._error(r, mutating=False)
         return media_id
@@ -211,7 +382,7 @@ class X(Platform):
         """POST /2/tweets. A duplicate refusal may answer our own earlier attempt whose
         answer was lost: then the post is looked up, and returned if it is there."""
         try:
-            return await super().publish(staged, conn)
+            return await self._post(staged, conn)
         except DuplicateText:
             try:
                 found = await self.reconcile(staged, conn)
@@ -221,16 +392,34 @@ class X(Platform):
                 raise
             return found
 
+    async def _post(self, staged: Staged, conn: Connection) -> Published:
+        """Send with the credentials as they are now. A 401 means X refused before acting —
+        nothing was posted — so after a refresh the same post may go once more."""
+        sent_with = self._kept(conn, "access_token")
+        request = self._authorized(staged.requests[0], conn)
+        r = await conn.send(request, platform=self.name, mutating=True)
+        if r.status == 401 and self._refreshable(conn):
+            await self._refresh(conn, sent_with)
+            request = self._authorized(staged.requests[0], conn)
+            r = await conn.send(request, platform=self.name, mutating=True)
+        staged.requests[0] = request
+        return self.parse(staged, 0, r)
+
     async def reconcile(self, staged: Staged, conn: Connection) -> Published | NotPosted | None:
         """Read back the account's posts since the item's fire time (minus
-        READ_BACK_MARGIN), up to READ_BACK_PAGES × 100, and return the one with the item's
+        READ_BACK_MARGIN), up to `read_back_pages` × 100, and return the one with the item's
         text (compared with `comparable`; X escapes & < > in `text` and rewrites links).
 
         NOT_POSTED means precisely: X answered the read-back and no post of this account in
         that window has this text — the post did not land, and the caller may send it again
         (should it have landed after all, X answers the resend with a duplicate refusal,
-        which `publish` resolves by reading back once more). A failed read-back raises
-        (RateLimited, Transient, AuthError) rather than answer None."""
+        which `publish` resolves by reading back once more). None: the read-back bound was
+        reached (pages left unread, or `read_backs_per_account` spent) — the organizer looks.
+        A failed read-back raises (RateLimited, Transient, AuthError) rather than answer."""
+        spent = int(conn.state.get("read_backs", 0))
+        if spent >= self.read_backs_per_account:
+            return None
+        conn.state["read_backs"] = spent + 1
         user_id = staged.data.get("user_id") or conn.state.get("user_id")
         if not user_id:
             await self.verify(conn)
@@ -245,7 +434,7 @@ class X(Platform):
             "exclude": "retweets,replies",
             "tweet.fields": "created_at",
         }
-        for _ in range(READ_BACK_PAGES):
+        for _ in range(self.read_back_pages):
             body = await self._get(conn, f"/2/users/{user_id}/tweets", **params)
             for post in body.get("data") or []:
                 if comparable(html.unescape(str(post.get("text", "")))) == wanted:
@@ -254,6 +443,6 @@ class X(Platform):
                     return Published(post_id, permalink(username, post_id), post)
             next_token = (body.get("meta") or {}).get("next_token")
             if not next_token:
-                break
+                return NOT_POSTED
             params["pagination_token"] = str(next_token)
-        return NOT_POSTED
+        return None  # more posts than the bound lets us read: cannot say

@@ -170,7 +170,9 @@ def login(
 ) -> None:
     """Obtain an account's credentials and keep them in the system keyring.
 
-    Mastodon: the OAuth code flow. Bluesky: an app password. Others: paste the token."""
+    Mastodon: the OAuth code flow. X: OAuth 2.0 with PKCE in a browser (it comes back to
+    127.0.0.1:8765, or you paste the address it shows), or, for an account with OAuth 1.0a
+    keys in config.toml, the four keys. Bluesky: an app password. Others: paste the token."""
     import asyncio
 
     from stormer.channels import registry

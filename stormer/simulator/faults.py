@@ -74,6 +74,7 @@ class SimConfig:
     bluesky_login_limit: RateLimit = RateLimit(30, 300.0)  # createSession per account
     bluesky_access_ttl_s: float = 7200.0  # accessJwt lifetime (the PDS default: 120 min)
     x_duplicate_window_s: float = 86400.0  # same text again from one account → 403
+    x_access_ttl_s: float = 7200.0  # OAuth 2.0 access tokens the simulator issues (X: 2 h)
 
     def __post_init__(self) -> None:
         for name in PLATFORMS:

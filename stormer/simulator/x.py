@@ -16,7 +16,6 @@ import time
 import unicodedata
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote
 
 import regex
 from starlette.requests import Request
@@ -26,7 +25,9 @@ from starlette.routing import Route
 from . import media as sniffing
 from ._web import body_json, file_bytes, form, is_form, json, received_at, sim
 from .faults import Platform, RateLimit
-from .state import Media, Post, digest, scope_header, unusable
+from .state import Media, Post, scope_header
+from .x_auth import User, caller, token_of, user_for
+from .x_auth import routes as auth_routes
 
 if TYPE_CHECKING:
     from starlette.types import Scope
@@ -36,6 +37,8 @@ LIGHT = ((0, 4351), (8192, 8205), (8208, 8223), (8242, 8247))
 URL = regex.compile(r"(?<![\w@/])https?://[^\s<>\"]+", regex.IGNORECASE)
 CLUSTER = regex.compile(r"\X")
 EMOJI_PART = regex.compile(r"[\p{Extended_Pictographic}\p{Regional_Indicator}\u20e3]")
+# https://docs.x.com/x-api/media/quickstart/media-upload-chunked ("Media constraints"): images
+# up to 5 MB (GIFs 15 MB, videos 512 MB); a larger image is refused as an invalid request.
 IMAGE_LIMIT = 5 * 1024 * 1024
 CATEGORIES = (
     "tweet_image",
@@ -76,12 +79,6 @@ def weighted_length(text: str) -> int:
 
 
 @dataclass
-class User:
-    id: str
-    username: str
-
-
-@dataclass
 class Upload:
     id: str
     owner: str
@@ -113,11 +110,6 @@ def _state(request: Request) -> State:
     return sim(request).store.space("x", State)
 
 
-def user_for(token: str) -> User:
-    h = digest("x", token)
-    return User(id=str(int(h[:15], 16)), username=f"user{h[:8]}")
-
-
 def _problem(
     status: int,
     title: str,
@@ -143,38 +135,35 @@ def _invalid(parameter: str, message: str) -> Response:
     )
 
 
-def _credential(authorization: str | None) -> str | None:
-    """A user token: `Bearer <OAuth 2.0 user token>` or OAuth 1.0a's `oauth_token`."""
-    if not authorization:
-        return None
-    scheme, _, rest = authorization.partition(" ")
-    if scheme.lower() == "bearer":
-        return rest.strip() or None
-    if scheme.lower() == "oauth":
-        for part in rest.split(","):
-            key, _, value = part.strip().partition("=")
-            if key == "oauth_token":
-                return unquote(value.strip('"')) or None
-    return None
+# The scopes each endpoint requires (each endpoint's reference page on docs.x.com, e.g.
+# https://docs.x.com/x-api/posts/create-post: tweet.read tweet.write users.read;
+# https://docs.x.com/x-api/media/media-upload: media.write).
+READ = frozenset({"tweet.read", "users.read"})
+WRITE = READ | {"tweet.write"}
+MEDIA = frozenset({"media.write"})
 
 
-def _auth(request: Request) -> User | Response:
-    token = _credential(request.headers.get("authorization"))
-    if unusable(token):
+async def _auth(request: Request, needs: frozenset[str] = READ) -> User | Response:
+    """The caller (x_auth), or X's 401; a token without the endpoint's scopes gets X's 403
+    (https://docs.x.com/x-api/fundamentals/response-codes-and-errors: 403, "the request is
+    understood, but it has been refused or access is not allowed")."""
+    found = await caller(request)
+    if found is None:
         return _problem(401, "Unauthorized", "Unauthorized")
-    assert token is not None
-    return user_for(token)
+    if not needs <= found.scopes:
+        return _problem(403, "Forbidden", "Forbidden")
+    return found.user
 
 
 async def me(request: Request) -> Response:
-    user = _auth(request)
+    user = await _auth(request)
     if isinstance(user, Response):
         return user
     return json({"data": {"id": user.id, "name": user.username, "username": user.username}})
 
 
 async def upload(request: Request) -> Response:
-    user = _auth(request)
+    user = await _auth(request, MEDIA)
     if isinstance(user, Response):
         return user
     content: bytes | None = None
@@ -232,7 +221,7 @@ def _b64(value: Any) -> bytes | None:
 
 
 async def metadata(request: Request) -> Response:
-    user = _auth(request)
+    user = await _auth(request, MEDIA)
     if isinstance(user, Response):
         return user
     body = await body_json(request)
@@ -261,7 +250,7 @@ def _tweet_json(tweet: Tweet, fields: set[str]) -> dict[str, Any]:
 
 
 async def create_tweet(request: Request) -> Response:
-    user = _auth(request)
+    user = await _auth(request, WRITE)
     if isinstance(user, Response):
         return user
     body = await body_json(request)
@@ -315,7 +304,7 @@ def _fields(request: Request) -> set[str]:
 
 
 async def user_tweets(request: Request) -> Response:
-    user = _auth(request)
+    user = await _auth(request)
     if isinstance(user, Response):
         return user
     try:
@@ -349,7 +338,7 @@ async def user_tweets(request: Request) -> Response:
 
 
 async def get_tweet(request: Request) -> Response:
-    user = _auth(request)
+    user = await _auth(request)
     if isinstance(user, Response):
         return user
     tweet_id = request.path_params["id"]
@@ -378,6 +367,7 @@ async def not_found(request: Request) -> Response:
 
 
 routes = [
+    *auth_routes,  # before the catch-all below
     Route("/2/users/me", me),
     Route("/2/users/{id}/tweets", user_tweets),
     Route("/2/media/upload", upload, methods=["POST"]),
@@ -397,7 +387,7 @@ def _limit_headers(limit: RateLimit, remaining: int, reset_at: float) -> dict[st
 
 
 def _account_of(scope: Scope) -> str | None:
-    token = _credential(scope_header(scope, b"authorization"))
+    token = token_of(scope_header(scope, b"authorization"))
     return user_for(token).id if token else None
 
 
