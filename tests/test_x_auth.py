@@ -349,3 +349,43 @@ def test_oauth1_with_a_wrong_secret_is_refused(simulator: str) -> None:
 
     with pytest.raises(AuthError, match="Unauthorized"):
         asyncio.run(main())
+
+
+def test_check_online_says_how_each_x_credential_lasts(
+    simulator: str, memory_keyring: MemoryKeyring, app_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a PKCE login: refreshed by stormer. A pasted token: X documents two hours, and
+    stormer cannot know when it was issued. OAuth 1.0a: never expires."""
+    from stormer.ops.online import AccountCredential, expiry_problem
+
+    account = account_on(simulator)
+    values, _ = login(account, "paste")
+    deadline = datetime.now(UTC) + timedelta(hours=5)
+
+    def status_of(acct: Account) -> AccountCredential:
+        async def main() -> AccountCredential:
+            conn = connect(acct, [])
+            async with conn.client:
+                identity = await X().verify(conn)
+                status = X().credential_status(conn)
+            return AccountCredential(
+                acct, "X", deadline, identity, status, expiry_problem(acct, status, deadline)
+            )
+
+        return asyncio.run(main())
+
+    store(account.name, values)
+    logged_in = status_of(account)
+    assert logged_in.problem is None and "stormer renews it before T" in logged_in.line()
+    assert logged_in.status is not None and logged_in.status.expires_at is not None
+
+    memory_keyring.items.clear()
+    monkeypatch.setenv("X_TOKEN", values["access_token"])
+    pasted = status_of(account)
+    assert pasted.problem is not None and pasted.problem.code == "credentials-may-expire"
+    assert "stormer login campaign-x" in pasted.problem.message
+
+    store(account.name, {EXPIRES_AT: "2000-01-01T00:00:00Z"})
+    expired = status_of(account)
+    assert expired.problem is not None and expired.problem.code == "credentials-expire"
+    assert "does NOT hold until T + grace" in expired.line()

@@ -303,6 +303,8 @@ class Platform(Channel[Connection]):
             measures every image against it); None: not known, not checked.
         credential_fields: the secrets an account needs, each named in config by an
             environment variable or keyring entry (`credentials = { access_token = "ENV" }`).
+        credential_kind: what the default credential is, for people ("bot token"), as
+            `check --online` shows it.
         alternative_auth: other ways to authenticate, by name, each with the secrets it
             needs instead (X: OAuth 1.0a user context); an account that names all the
             fields of one uses it (`credential_fields_for`).
@@ -327,6 +329,7 @@ class Platform(Channel[Connection]):
     alt_text: ClassVar[bool] = True  # whether the platform carries an image description
     image_bytes: ClassVar[int | None] = None
     credential_fields: ClassVar[tuple[str, ...]] = ()
+    credential_kind: ClassVar[str | None] = None  # what they are, for people ("bot token")
     alternative_auth: ClassVar[Mapping[str, tuple[str, ...]]] = {}
     kept_credentials: ClassVar[tuple[str, ...]] = ()
     target_field: ClassVar[str | None] = None
@@ -414,6 +417,8 @@ class Platform(Channel[Connection]):
         """What `conn`'s credential is and how long it lasts, once `verify` accepted it. By
         default: the credential fields, which do not expire unless revoked. A platform whose
         tokens expire or are refreshed says so."""
+        if self.auth_of(conn.account) is None and self.credential_kind:
+            return CredentialStatus(kind=self.credential_kind)
         return CredentialStatus(kind=" + ".join(self.credential_fields_for(conn.account)))
 
     async def verify(self, conn: Connection) -> str:

@@ -97,6 +97,9 @@ class Bluesky(Platform):
     max_images = 4
     image_bytes = 1_000_000  # app.bsky.embed.images: image blob maxSize
     credential_fields = ("app_password",)
+    # An app password does not expire; the sessions it opens (two hours) are renewed at
+    # staging until T + grace, so `credential_status` says it lasts.
+    credential_kind = "app password"
     handle_example = '"name.bsky.social"'  # the login, with the app password
     idempotency = "record-key"
     default_base_url = "https://bsky.social"  # the entryway: the account's PDS is looked up

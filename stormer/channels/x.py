@@ -31,6 +31,7 @@ from stormer import lengths
 from stormer.channels.base import (
     NOT_POSTED,
     Connection,
+    CredentialStatus,
     NotPosted,
     Platform,
     Published,
@@ -176,6 +177,22 @@ class X(Platform):
     def _kept(conn: Connection, name: str) -> str | None:
         found = conn.credentials.get(name)
         return found.reveal() if found is not None else None
+
+    def credential_status(self, conn: Connection) -> CredentialStatus:
+        if self.auth_of(conn.account) == "oauth1":
+            return CredentialStatus(kind="OAuth 1.0a user token")  # never expires
+        kind = "OAuth 2.0 user token"
+        expiry = parse_instant(self._kept(conn, EXPIRES_AT))
+        if self._refreshable(conn):
+            renewal = "refreshed at staging with the refresh token kept in the keyring"
+            return CredentialStatus(kind=kind, expires_at=expiry, renewal=renewal)
+        if expiry is None:
+            return CredentialStatus(
+                kind=kind,
+                lifetime_unknown=True,
+                lifetime="X's OAuth 2.0 tokens live two hours without offline.access",
+            )
+        return CredentialStatus(kind=kind, expires_at=expiry)
 
     def _refreshable(self, conn: Connection) -> bool:
         return self.auth_of(conn.account) is None and "refresh_token" in conn.credentials
