@@ -66,3 +66,29 @@ def test_every_command_has_help() -> None:
         )
         assert result.returncode == 0, result.stderr
         assert "Usage:" in result.stdout
+
+
+def test_help_lists_commands_in_the_order_an_organizer_works() -> None:
+    from typer.testing import CliRunner
+
+    from stormer.cli import app
+    from stormer.cli.app import SECTIONS
+
+    output = CliRunner().invoke(app, ["--help"]).stdout
+    headings = [line.rstrip(":") for line in output.splitlines() if line.endswith(":")]
+    assert headings[-len(SECTIONS) :] == [title for title, _ in SECTIONS]
+    listed = [line.split()[0] for line in output.splitlines() if line.startswith("  ")]
+    order = [name for _, names in SECTIONS for name in names]
+    assert [n for n in listed if n in order] == order  # every command, in work order
+    assert not set(listed) - set(order) - {"--version", "--help", "Coordinated"}, "not placed"
+
+
+def test_version() -> None:
+    from importlib.metadata import version
+
+    from typer.testing import CliRunner
+
+    from stormer.cli import app
+
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.stdout == f"stormer {version('stormer')}\n"
