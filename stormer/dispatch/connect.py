@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Generic, Protocol, TypeAlias
 
 from stormer.channels import registry
 from stormer.channels.base import Channel, Connection, ConnT, NotPosted, Published, Staged
+from stormer.channels.limits import LimitsCache
 from stormer.dispatch.sending import SendResult, send_staged
 from stormer.errors import Rejected
 from stormer.secrets import resolve, store
@@ -148,6 +149,8 @@ class Routes:
         self._through: tuple[httpx.AsyncClient, Sender | None] | None = None
         self._routes: dict[str, Route[Connection]] = {}
         self._reminders: Route[ReminderConnection] | None = None
+        # The limits each account's server publishes, read once per server (staging).
+        self.limits = LimitsCache(storm.root / ".stormer")
 
     def open(self, http: httpx.AsyncClient, sender: Sender | None) -> None:
         self._through = (http, sender)
