@@ -221,14 +221,18 @@ def status_json(base: str, status: Status) -> dict[str, Any]:
 
 
 def human_size(size: int) -> str:
-    """Rails' number_to_human_size (base 1024, three significant digits), which Paperclip's
-    size validation message shows: 16777216 → "16 MB"."""
+    """Rails' number_to_human_size (base 1024, three significant digits, insignificant zeros
+    dropped), which Paperclip's size validation message shows: 16777216 → "16 MB"."""
+    if size < 1024:
+        return f"{size} Bytes"
     value, unit = float(size), "Bytes"
     for name in ("KB", "MB", "GB"):
         if value < 1024:
             break
         value, unit = value / 1024, name
-    return f"{value:.3g} {unit}"
+    decimals = max(0, 3 - len(str(int(value))))
+    shown = f"{value:.{decimals}f}"
+    return f"{shown.rstrip('0').rstrip('.') if '.' in shown else shown} {unit}"
 
 
 def configuration(config: SimConfig) -> dict[str, Any]:
