@@ -4,11 +4,12 @@ Pure: no network, no database, no files written."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
 from typing import Any
 
 from stormer.channels import registry
+from stormer.channels.base import LiveLimits, Platform
 from stormer.queue import Payload, QueueItem
 from stormer.storm import Storm
 from stormer.timezones import iso_utc
@@ -19,18 +20,26 @@ def rendered(
     items: Iterable[QueueItem],
     *,
     show_contacts: bool = False,
+    limits: Mapping[str, LiveLimits] | None = None,
 ) -> Iterator[tuple[QueueItem, Payload]]:
-    """Each item with its rendered Payload (requests, length, limit, problems). A reminder's
-    recipient is shown by its channel kind only, unless `show_contacts`."""
+    """Each item with its rendered Payload (requests, length, limit and where it comes from,
+    problems). `limits`: by account name, those its server published, as kept by `check
+    --online` (the caller reads them: nothing here opens a file). A reminder's recipient is
+    shown by its channel kind only, unless `show_contacts`."""
     from stormer.reminders import contact_index, render_reminder
 
     accounts = {a.name: a for a in storm.accounts}
     contacts = contact_index(storm) if show_contacts else None
+    plugins: dict[str, Platform] = {}  # by account: its platform, measuring by its limits
     for item in items:
         if item.kind == "reminder":
             yield item, render_reminder(storm, item, contacts=contacts)
-        else:
-            yield item, registry.get(item.platform).render(item, accounts[item.account])
+            continue
+        plugin = plugins.get(item.account)
+        if plugin is None:
+            live = (limits or {}).get(item.account)
+            plugin = plugins[item.account] = registry.get(item.platform).with_limits(live)
+        yield item, plugin.render(item, accounts[item.account])
 
 
 def with_payloads(storm: Storm, items: Iterable[QueueItem]) -> list[QueueItem]:
@@ -54,6 +63,7 @@ def item_record(item: QueueItem, payload: Payload) -> dict[str, Any]:
         "text": item.text,
         "length": payload.length,
         "limit": payload.limit,
+        "limit_source": payload.limit_source,
         "media": [{"path": m.path, "alt": m.alt} for m in item.media],
         "source": item.source,
         "problems": payload.problems,
@@ -66,7 +76,10 @@ def preview_lines(
 ) -> list[str]:
     """The dry run for people: one aligned line per item, the text cut to fit `width`."""
     rows = []
+    sources: dict[tuple[str, int, str], None] = {}  # each limit used, and where it came from
     for item, payload in shown:
+        if payload.limit_source is not None:
+            sources[(registry.get(item.platform).title, payload.limit, payload.limit_source)] = None
         length = f"{payload.length}/{payload.limit}"
         if payload.length > payload.limit:
             length += " TOO LONG"
@@ -91,6 +104,7 @@ def preview_lines(
     cells = [[f"{r[0]:{when}}", *r[1:6]] for r in rows]
     widths = [max(len(c[i]) for c in cells) for i in range(6)] if cells else []
     lines = [title]
+    lines += [f"  {platform}: limit {limit} ({source})" for platform, limit, source in sources]
     for c, r in zip(cells, rows, strict=True):
         head = "  ".join(cell.ljust(w) for cell, w in zip(c, widths, strict=True))
         room = max(width - len(head) - 2, 12)

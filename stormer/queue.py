@@ -99,3 +99,4 @@ class Payload:
     length: int
     limit: int
     problems: list[str] = field(default_factory=list)
+    limit_source: str | None = None  # where `limit` comes from, for people (limit_origin)

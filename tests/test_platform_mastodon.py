@@ -229,3 +229,48 @@ def test_credentials_from_environment_or_a_clear_error(monkeypatch: pytest.Monke
     monkeypatch.delenv("FPS_MASTODON_TOKEN")
     with pytest.raises(AuthError, match="FPS_MASTODON_TOKEN"):
         resolve(ACCOUNT, ("access_token",))
+
+
+# --- the instance's own limits ---------------------------------------------------------------
+
+
+def _limits(answers: dict[str, httpx.Response]):  # type: ignore[no-untyped-def]
+    import asyncio
+
+    from stormer.channels.base import Connection
+
+    asked: list[str] = []
+
+    def server(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.path)
+        assert "Authorization" not in request.headers  # public: no token goes out
+        return answers.get(request.url.path, httpx.Response(404, text="<html>Not Found</html>"))
+
+    async def main():  # type: ignore[no-untyped-def]
+        async with httpx.AsyncClient(transport=httpx.MockTransport(server)) as client:
+            conn = Connection(account=ACCOUNT, client=client, credentials={})
+            return await Mastodon().read_limits(conn)
+
+    return asyncio.run(main()), asked
+
+
+def test_read_limits_from_the_v2_instance_then_v1_then_none() -> None:
+    config = {
+        "statuses": {"max_characters": 1000, "characters_reserved_per_url": 30},
+        "media_attachments": {"image_size_limit": 8_000_000, "description_limit": 2000},
+    }
+    limits, asked = _limits(
+        {"/api/v2/instance": httpx.Response(200, json={"configuration": config})}
+    )
+    assert asked == ["/api/v2/instance"]
+    assert (limits.text_limit, limits.url_length) == (1000, 30)
+    assert (limits.image_bytes, limits.alt_text_limit) == (8_000_000, 2000)
+    assert limits.source == f"{BASE}/api/v2/instance"
+
+    old = {"statuses": {"max_characters": 700}}  # a 3.5 server: no v2, no description_limit
+    limits, asked = _limits({"/api/v1/instance": httpx.Response(200, json={"configuration": old})})
+    assert asked == ["/api/v2/instance", "/api/v1/instance"]
+    assert limits.text_limit == 700 and limits.url_length is None and limits.alt_text_limit is None
+    assert limits.source == f"{BASE}/api/v1/instance"
+
+    assert _limits({})[0] is None  # older still: the class data stand

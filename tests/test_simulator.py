@@ -165,13 +165,13 @@ def test_ambiguous_faults_do_not_hide_a_refusal(http: httpx.Client) -> None:
 
 def test_mastodon_instance_reports_its_limits(http: httpx.Client) -> None:
     v2 = http.get("/api/v2/instance").json()
-    assert v2["version"] == "4.3.0"
+    assert v2["version"] == "4.4.0"
     assert v2["configuration"]["statuses"] == {
         "max_characters": 500,
         "max_media_attachments": 4,
         "characters_reserved_per_url": 23,
     }
-    assert http.get("/api/v1/instance/").json()["version"] == "4.3.0"
+    assert http.get("/api/v1/instance/").json()["version"] == "4.4.0"
 
 
 def test_mastodon_auth(http: httpx.Client) -> None:

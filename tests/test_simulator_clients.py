@@ -65,6 +65,93 @@ def test_mastodon_py_sees_the_errors(mastodon_client, simulator: str) -> None:
         refused.session.close()
 
 
+def _authorized_code(address: str) -> str:
+    """The test as the organizer's browser: open the address, read the code shown."""
+    import re
+
+    page = httpx.get(address, timeout=10)
+    assert page.status_code == 200, page.text
+    found = re.search(r"<code>([^<]+)</code>", page.text)
+    assert found, page.text
+    return found.group(1)
+
+
+def test_mastodon_py_registers_an_app_and_logs_in_with_a_code(simulator: str) -> None:
+    from mastodon import Mastodon
+
+    client_id, client_secret = Mastodon.create_app(
+        "conformance", scopes=["read", "write:statuses", "write:media"], api_base_url=simulator
+    )
+    client = Mastodon(client_id=client_id, client_secret=client_secret, api_base_url=simulator)
+    try:
+        scopes = ["read", "write:statuses", "write:media"]
+        # allow_http: Mastodon.py's switch for OAuth endpoints that are not https (tests).
+        address = client.auth_request_url(scopes=scopes, allow_http=True)
+        code = _authorized_code(address)
+        token = client.log_in(code=code, scopes=scopes, allow_http=True)
+        assert token and client.account_verify_credentials()["acct"]
+        media = client.media_post(png_bytes(), mime_type="image/png", description="alt")
+        wait_until("the media to be processed", lambda: client.media(media)["url"] is not None)
+        client.status_post("logged in #storm", media_ids=[media])
+        assert [p["text"] for p in posts(simulator)] == ["logged in #storm"]
+        with pytest.raises(Exception, match="invalid_grant"):  # a code works once
+            client.log_in(code=code, scopes=scopes, allow_http=True)
+    finally:
+        client.session.close()
+
+
+def test_mastodon_py_token_without_a_scope_is_refused(simulator: str) -> None:
+    from mastodon import Mastodon, MastodonAPIError
+
+    client_id, client_secret = Mastodon.create_app(
+        "read-only", scopes=["read"], api_base_url=simulator
+    )
+    client = Mastodon(client_id=client_id, client_secret=client_secret, api_base_url=simulator)
+    try:
+        address = client.auth_request_url(scopes=["read"], allow_http=True)
+        client.log_in(code=_authorized_code(address), scopes=["read"], allow_http=True)
+        assert client.account_verify_credentials()["acct"]  # read:accounts: granted by read
+        with pytest.raises(MastodonAPIError) as refused:
+            client.status_post("not allowed")
+        assert refused.value.args[1] == 403
+        assert refused.value.args[3] == "This action is outside the authorized scopes"
+        with pytest.raises(MastodonAPIError) as no_upload:
+            client.media_post(png_bytes(), mime_type="image/png")
+        assert no_upload.value.args[1] == 403
+        assert posts(simulator) == []
+    finally:
+        client.session.close()
+
+
+def test_mastodon_py_meets_the_instance_limits(mastodon_client, simulator: str) -> None:
+    from mastodon import MastodonAPIError
+
+    httpx.post(
+        f"{simulator}/_sim/config",
+        json={
+            "mastodon_max_characters": 1000,
+            "mastodon_image_size_limit": 1000,
+            "mastodon_description_limit": 10,
+        },
+        timeout=10,
+    ).raise_for_status()
+    config = mastodon_client.instance_v2()["configuration"]
+    assert config["statuses"]["max_characters"] == 1000
+    assert config["media_attachments"]["image_size_limit"] == 1000
+    assert config["media_attachments"]["description_limit"] == 10
+    mastodon_client.status_post("x" * 1000)  # more than 500: this instance allows it
+    with pytest.raises(MastodonAPIError) as too_long:
+        mastodon_client.status_post("x" * 1001)
+    assert "character limit of 1000" in too_long.value.args[3]
+    with pytest.raises(MastodonAPIError) as too_big:
+        mastodon_client.media_post(png_bytes(padding=2000), mime_type="image/png")
+    assert too_big.value.args[1] == 422
+    assert too_big.value.args[3] == "Validation failed: File file size must be less than 1000 Bytes"
+    with pytest.raises(MastodonAPIError) as long_alt:
+        mastodon_client.media_post(png_bytes(), mime_type="image/png", description="x" * 11)
+    assert "Description is too long (maximum is 10 characters)" in long_alt.value.args[3]
+
+
 # --- atproto (synchronous, httpx) ---------------------------------------------------------------
 
 # The SDK itself passes raw bytes as `data=` to httpx in uploadBlob, which httpx deprecates;

@@ -43,15 +43,14 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, Protocol, TypeVar
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, Protocol, Self, TypeVar
 
 from stormer.queue import Payload
 from stormer.settings import GRACE
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from datetime import datetime
     from pathlib import Path
 
     import httpx
@@ -204,6 +203,16 @@ class LiveLimits:
     url_length: int | None = None  # what one link counts for in the text
     image_bytes: int | None = None
     alt_text_limit: int | None = None
+    read_at: datetime | None = None  # when (stormer.channels.limits stamps it)
+
+    def origin(self) -> str:
+        """Where these limits come from, for people: the URL, and when they were read."""
+        when = f" on {self.read_at:%Y-%m-%d %H:%M} UTC" if self.read_at else ""
+        return f"read from {self.source}{when}"
+
+
+# The limits a server may publish, named as the Platform class data they replace.
+LIVE_FIELDS = ("text_limit", "url_length", "image_bytes", "alt_text_limit")
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,6 +346,28 @@ class Platform(Channel[Connection]):
     default_base_url: ClassVar[str | None] = None
     needs_base_url: ClassVar[bool] = True
     same_text_forbidden: ClassVar[bool] = False
+    # The limits this plugin's server published, in place of the class data (`with_limits`).
+    live: LiveLimits | None = None
+
+    def with_limits(self, limits: LiveLimits | None) -> Self:
+        """This plugin measuring against the limits its server published (`read_limits`)
+        where it named them, and its class data elsewhere; itself when there are none."""
+        if limits is None:
+            return self
+        import copy
+
+        measured = copy.copy(self)
+        measured.live = limits
+        for name in LIVE_FIELDS:
+            if getattr(limits, name) is not None:
+                setattr(measured, name, getattr(limits, name))
+        return measured
+
+    def limit_origin(self) -> str:
+        """Where the text limit comes from, for people: the server, or the class data."""
+        if self.live is not None and self.live.text_limit is not None:
+            return self.live.origin()
+        return f"{self.title}'s default"
 
     @abstractmethod
     def length(self, text: str) -> int:
@@ -376,10 +407,15 @@ class Platform(Channel[Connection]):
         limit = self.limit(with_media=bool(item.media))
         problems = []
         if length > limit:
-            problems.append(f"{length} > {limit} ({self.title} limit)")
+            whose = f"{self.title} limit"
+            if self.live is not None and self.live.text_limit is not None:
+                whose = f"this server's limit, {self.live.origin()}"
+            problems.append(f"{length} > {limit} ({whose})")
         if len(item.media) > self.max_images:
             problems.append(f"{len(item.media)} images > {self.max_images} allowed on {self.title}")
-        return Payload(self.build_requests(item, account), length, limit, problems)
+        return Payload(
+            self.build_requests(item, account), length, limit, problems, self.limit_origin()
+        )
 
     # --- sending: implemented by each platform client --------------------------------------
 

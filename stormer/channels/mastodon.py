@@ -2,6 +2,8 @@
 
 Media go up before T through POST /api/v2/media with the alt text as `description`; a 202
 means the server is still processing it, and GET /api/v1/media/:id answers 206 until done.
+Each instance publishes its own limits (`read_limits`: GET /api/v2/instance); the class data
+are Mastodon's defaults, used where an instance says nothing.
 """
 
 from __future__ import annotations
@@ -10,9 +12,17 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from stormer import lengths
-from stormer.channels.base import Connection, Platform, Published, Staged, secret, staged
+from stormer.channels.base import (
+    Connection,
+    LiveLimits,
+    Platform,
+    Published,
+    Staged,
+    secret,
+    staged,
+)
 from stormer.channels.http import Request, Response, classify, materialize, send
-from stormer.errors import PlatformError, Rejected
+from stormer.errors import AuthError, PlatformError, Rejected
 
 if TYPE_CHECKING:
     from stormer.queue import MediaRef, QueueItem
@@ -27,7 +37,10 @@ MEDIA_PROCESSING_LIMIT = 120.0  # seconds; staging runs minutes before T
 class Mastodon(Platform):
     name = "mastodon"
     title = "Mastodon"
-    text_limit = lengths.MASTODON_LIMIT  # instance default; read per instance when sending
+    # Defaults; each instance publishes its own (read_limits). max_characters 500 and
+    # characters_reserved_per_url 23: https://docs.joinmastodon.org/entities/Instance/#statuses
+    text_limit = lengths.MASTODON_LIMIT
+    url_length = 23
     max_images = 4
     image_bytes = 16 * 1024 * 1024  # MediaAttachment::IMAGE_LIMIT since Mastodon 4.0
     credential_fields = ("access_token",)
@@ -36,7 +49,7 @@ class Mastodon(Platform):
     concurrency = 1000  # wide: see Platform.concurrency
 
     def length(self, text: str) -> int:
-        return lengths.mastodon_length(text)
+        return lengths.mastodon_length(text, url_length=self.url_length)
 
     def build_requests(self, item: QueueItem, account: Account) -> list[dict[str, Any]]:
         body: dict[str, Any] = {"status": item.text, "visibility": "public", "language": item.lang}
@@ -69,26 +82,42 @@ class Mastodon(Platform):
             message=message or f"HTTP {response.status}",
         )
 
+    def _step_failed(self, step: str, url: str, response: Response) -> PlatformError:
+        """A login step the server refused, naming the step and the URL it went to."""
+        body = response.json()
+        said = ""
+        if isinstance(body, dict):
+            said = " ".join(
+                str(body[k]) for k in ("error", "error_description") if isinstance(body.get(k), str)
+            )
+        return classify(
+            response,
+            platform=self.name,
+            mutating=False,
+            message=f"{step} at {url} failed: HTTP {response.status} {said}".rstrip(),
+        )
+
     async def login(self, account, client, ask, say):  # type: ignore[no-untyped-def]
         """OAuth out-of-band code flow (https://docs.joinmastodon.org/client/token/):
-        register an app, the organizer authorizes it in the browser and pastes the code."""
+        register an app (https://docs.joinmastodon.org/methods/apps/#create), the organizer
+        authorizes it in the browser and pastes the code shown, which is exchanged for a
+        token (https://docs.joinmastodon.org/methods/oauth/#token)."""
         from urllib.parse import urlencode
 
         from stormer.secrets import Secret
 
         base = self.base_url(account)
+        apps_url = f"{base}/api/v1/apps"
         app = await send(
             client,
             Request.json(
-                "POST",
-                f"{base}/api/v1/apps",
-                {"client_name": "stormer", "redirect_uris": OOB, "scopes": SCOPES},
+                "POST", apps_url, {"client_name": "stormer", "redirect_uris": OOB, "scopes": SCOPES}
             ),
             platform=self.name,
             mutating=False,
         )
         if app.status != 200:
-            raise self._error(app, mutating=False)
+            raise self._step_failed("registering the app", apps_url, app)
         client_id, client_secret = app.json()["client_id"], app.json()["client_secret"]
         say(
             "Open this address, log in as the account's owner and authorize stormer:\n"
@@ -103,11 +132,12 @@ class Mastodon(Platform):
             )
         )
         code = ask("the authorization code shown after you authorize", True).strip()
+        token_url = f"{base}/oauth/token"
         token = await send(
             client,
             Request.json(
                 "POST",
-                f"{base}/oauth/token",
+                token_url,
                 {
                     "grant_type": "authorization_code",
                     "code": code,
@@ -121,13 +151,52 @@ class Mastodon(Platform):
             mutating=False,
         )
         if token.status != 200:
-            raise self._error(token, mutating=False)
+            raise self._step_failed("exchanging the authorization code", token_url, token)
         access = token.json()["access_token"]
+        granted = set(str(token.json().get("scope") or SCOPES).split())
+        missing = [s for s in SCOPES.split() if s not in granted and _parent(s) not in granted]
+        if missing:
+            raise AuthError(
+                f"the token from {token_url} lacks the scope(s) {', '.join(missing)}; "
+                "authorize again and grant them all",
+                platform=self.name,
+            )
         conn = Connection(
             account=account, client=client, credentials={"access_token": Secret(access)}
         )
         say(f"accepted: {await self.verify(conn)}")
         return {"access_token": access}
+
+    async def read_limits(self, conn: Connection) -> LiveLimits | None:
+        """The instance's own limits, from its configuration: GET /api/v2/instance
+        (https://docs.joinmastodon.org/methods/instance/#v2, Mastodon 4.0+); a server older
+        than 4.0 answers 404 there and publishes the same `configuration` at /api/v1/instance
+        (3.4.2+, https://docs.joinmastodon.org/entities/V1_Instance/#configuration); one older
+        still publishes none, and the class data stand. Public: no token is sent."""
+        base = self.base_url(conn.account)
+        for path in ("/api/v2/instance", "/api/v1/instance"):
+            url = base + path
+            r = await conn.send(Request("GET", url), platform=self.name, mutating=False)
+            if r.status == 404:
+                continue
+            if r.status != 200:
+                raise self._error(r, mutating=False)
+            body = r.json()
+            config = body.get("configuration") if isinstance(body, dict) else None
+            if not isinstance(config, dict):
+                return None
+            statuses = _section(config, "statuses")
+            media = _section(config, "media_attachments")
+            # Field names: https://docs.joinmastodon.org/entities/Instance/#configuration
+            # (description_limit since 4.4.0: https://docs.joinmastodon.org/entities/Instance/#description_limit)
+            return LiveLimits(
+                source=url,
+                text_limit=_positive(statuses.get("max_characters")),
+                url_length=_positive(statuses.get("characters_reserved_per_url")),
+                image_bytes=_positive(media.get("image_size_limit")),
+                alt_text_limit=_positive(media.get("description_limit")),
+            )
+        return None
 
     async def verify(self, conn: Connection) -> str:
         url = f"{self.base_url(conn.account)}/api/v1/accounts/verify_credentials"
@@ -208,3 +277,21 @@ class Mastodon(Platform):
             raise self._error(r, mutating=False)
         body = r.json()
         return Published(published.remote_id, body.get("url") or published.permalink, body)
+
+
+def _parent(scope: str) -> str:
+    """The high-level scope that includes a granular one (`write` includes `write:media`:
+    https://docs.joinmastodon.org/api/oauth-scopes/#granular-scopes)."""
+    return scope.partition(":")[0]
+
+
+def _section(config: dict[str, Any], name: str) -> dict[str, Any]:
+    value = config.get(name)
+    return value if isinstance(value, dict) else {}
+
+
+def _positive(value: Any) -> int | None:
+    """A published limit, if it is one (a whole number above 0); None: not said."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        return None
+    return value

@@ -52,7 +52,7 @@ def check(
         from stormer.ops.online import check_credentials
 
         credentials = asyncio.run(check_credentials(storm))
-        problems += [c.problem for c in credentials if c.problem is not None]
+        problems += [p for c in credentials for p in c.problems]
     errors = sum(p.severity == "error" for p in problems)
     if as_json:
         print_json([p.as_dict() for p in problems])
@@ -94,10 +94,12 @@ def preview(
     """Dry run: every queued item (posts and participants' reminders) in firing order, with
     its exact platform payload or message.
 
-    Opens no network connection and writes nothing.
+    Opens no network connection and writes nothing. Where `check --online` read a server's
+    own limits, posts are measured against them (each limit used is named with its source).
     """
     from itertools import islice
 
+    from stormer.channels.limits import LimitsCache
     from stormer.errors import ConfigError
     from stormer.plan import plan
     from stormer.preview import item_record, preview_lines, rendered
@@ -108,7 +110,8 @@ def preview(
     items = plan(storm)
     if kind is not None:
         items = [i for i in items if i.kind == kind.value]
-    shown = islice(rendered(storm, items, show_contacts=show_contacts), limit)
+    limits = LimitsCache(storm.root / ".stormer").for_accounts(list(storm.accounts))
+    shown = islice(rendered(storm, items, show_contacts=show_contacts, limits=limits), limit)
     if as_json:
         _stream_json(item_record(item, payload) for item, payload in shown)
     else:

@@ -15,12 +15,15 @@ from typing import TYPE_CHECKING, Generic, Protocol, TypeAlias
 
 from stormer.channels import registry
 from stormer.channels.base import Channel, Connection, ConnT, NotPosted, Published, Staged
+from stormer.channels.limits import LimitsCache
 from stormer.dispatch.sending import SendResult, send_staged
 from stormer.errors import Rejected
 from stormer.secrets import resolve, store
 from stormer.settings import GRACE
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import httpx
 
     from stormer.channels.base import Platform, Sender
@@ -139,6 +142,7 @@ class Routes:
         credentials: Credentials = resolve,
         save: Save = store,
         grace: timedelta = GRACE,
+        limits_folder: Path | None = None,
     ) -> None:
         self._storm = storm
         self._credentials = credentials
@@ -148,6 +152,9 @@ class Routes:
         self._through: tuple[httpx.AsyncClient, Sender | None] | None = None
         self._routes: dict[str, Route[Connection]] = {}
         self._reminders: Route[ReminderConnection] | None = None
+        # The limits each account's server publishes, read once per server (staging); kept in
+        # the storm's .stormer/ unless told elsewhere (a rehearsal's are the simulator's).
+        self.limits = LimitsCache(limits_folder or storm.root / ".stormer")
 
     def open(self, http: httpx.AsyncClient, sender: Sender | None) -> None:
         self._through = (http, sender)

@@ -41,6 +41,8 @@ from stormer.secrets import resolve, store
 from stormer.settings import CLAIM_BATCH, GRACE, LEASE, POLL_SECONDS, STAGING_WINDOW
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import httpx
     from sqlalchemy import Engine
 
@@ -82,6 +84,7 @@ class Dispatcher:
         http: httpx.AsyncClient | None = None,
         credentials: Credentials = resolve,
         save: Save = store,
+        limits_folder: Path | None = None,
     ) -> None:
         self.storm = storm
         self.engine = engine
@@ -89,7 +92,13 @@ class Dispatcher:
         self.worker = worker or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._http = http
         # Opened by `run`.
-        self._routes = Routes(storm, credentials=credentials, save=save, grace=self.settings.grace)
+        self._routes = Routes(
+            storm,
+            credentials=credentials,
+            save=save,
+            grace=self.settings.grace,
+            limits_folder=limits_folder,
+        )
         self.items = Tracker()  # this worker's items: held, ready, in flight
         self.fired: list[str] = []  # ids whose requests left, in order (for tests and reports)
         s = self.settings

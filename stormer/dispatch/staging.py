@@ -16,9 +16,16 @@ import logging
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from stormer.channels.base import NotPosted, Published
+from stormer.channels.base import Connection, NotPosted, Platform, Published
 from stormer.dispatch.clock import utcnow
-from stormer.errors import AuthError, PlatformError, RateLimited, StormerError, Transient
+from stormer.errors import (
+    AuthError,
+    PlatformError,
+    RateLimited,
+    Rejected,
+    StormerError,
+    Transient,
+)
 from stormer.outbox import claims
 from stormer.outbox.models import State
 from stormer.queue import MediaRef, QueueItem
@@ -68,7 +75,9 @@ class Staging:
         try:
             route = self._crew.routes.of(c.kind, c.account)
             async with self._crew.gates.platform(route.channel):
-                staged = await route.stage(item_of(c))
+                item = item_of(c)
+                await self._within_live_limits(route, item)
+                staged = await route.stage(item)
         except (AuthError, Transient, RateLimited) as e:
             # Reported now, minutes before T, with time to fix it; tried again shortly — not
             # before the platform's own Retry-After (a Bluesky login window is 5 minutes).
@@ -95,6 +104,29 @@ class Staging:
             return None
         self._crew.items.staged(c, staged)
         return (c.id, c.content_hash, _json_safe(staged.data))
+
+    async def _within_live_limits(self, route: AnyRoute, item: QueueItem) -> None:
+        """Rejected, before T, when `item` is over the limits its server publishes (read
+        once per server, or kept from `check --online`). Only a server's own limits refuse
+        here: where it publishes none, the class data are a default it may not share."""
+        from stormer.channels.limits import live_problems
+
+        plugin, conn = route.channel, route.conn
+        if not isinstance(plugin, Platform) or not isinstance(conn, Connection):
+            return
+        cache = self._crew.routes.limits
+        try:
+            limits = await cache.read(plugin, conn)
+        except PlatformError as e:
+            log.warning("could not read the limits of %s: %s", plugin.base_url(conn.account), e)
+            limits = cache.cached(plugin, conn.account, fresh_for=None)
+        if limits is None:
+            return
+        root = conn.media_root
+        size_of = (lambda path: (root / path).stat().st_size) if root is not None else None
+        problems = live_problems(plugin.with_limits(limits), item, conn.account, size_of)
+        if problems:
+            raise Rejected("; ".join(problems), platform=plugin.name)
 
     async def reconcile(self, c: claims.ClaimedItem) -> None:
         """A `sending` item whose worker died: ask the platform before anything else."""

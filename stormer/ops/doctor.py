@@ -170,7 +170,7 @@ async def credentials_finding(storm: Storm, http: httpx.AsyncClient) -> Finding:
             "add [[accounts]] to config.toml",
         )
     checked = await check_credentials(storm, http=http)
-    problems = [c.problem for c in checked if c.problem is not None]
+    problems = [p for c in checked for p in c.problems]
     fix = (
         "set each variable named in config.toml (or run `stormer login ACCOUNT`); replace "
         "revoked or expired credentials; `stormer check --online` checks again"

@@ -1,5 +1,7 @@
 """`stormer check --online` and `doctor`: verify every account's credentials with its
-platform (nothing is posted), and say whether each will still hold at T + grace."""
+platform (nothing is posted), say whether each will still hold at T + grace, and measure
+every post against the limits its server publishes (read now, and kept for staging and
+preview: stormer.channels.limits)."""
 
 from __future__ import annotations
 
@@ -13,9 +15,12 @@ from stormer.settings import GRACE
 from stormer.storm import CONFIG_NAME
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import httpx
 
-    from stormer.channels.base import CredentialStatus
+    from stormer.channels.base import Connection, CredentialStatus, Platform
+    from stormer.channels.limits import LimitsCache
     from stormer.storm import Account, Storm
 
 
@@ -31,6 +36,12 @@ class AccountCredential:
     identity: str | None = None
     status: CredentialStatus | None = None
     problem: Problem | None = None
+    # Posts over the limits the account's server publishes (once per server).
+    over_limits: tuple[Problem, ...] = ()
+
+    @property
+    def problems(self) -> list[Problem]:
+        return ([self.problem] if self.problem else []) + list(self.over_limits)
 
     def line(self) -> str:
         """One line for people: the account, its credential, and whether it lasts."""
@@ -100,14 +111,18 @@ def expiry_problem(
 async def check_credentials(
     storm: Storm, *, http: httpx.AsyncClient | None = None, concurrency: int = 8
 ) -> list[AccountCredential]:
-    """Every account's credential, verified with its platform, in config order."""
+    """Every account's credential, verified with its platform, in config order, with its
+    posts measured against the limits its server publishes."""
     from stormer.channels import registry
+    from stormer.channels.limits import LimitsCache
     from stormer.dispatch.connect import client, connect
 
     gate = asyncio.Semaphore(concurrency)
     own = http is None
     http = http or client()
     deadline = deadline_of(storm)
+    cache = LimitsCache(storm.root / ".stormer")
+    measured: set[str] = set()  # servers whose limits were measured against already
 
     async def one(account: Account) -> AccountCredential:
         title = registry.get(account.platform).title
@@ -117,6 +132,7 @@ async def check_credentials(
                 async with connect(storm, account, http) as (plugin, conn):
                     identity = await plugin.verify(conn)
                     status = plugin.credential_status(conn)
+                    over = await _within_live_limits(storm, plugin, conn, cache, measured)
             except MissingCredential as e:
                 return _with(checked, "error", "credentials-missing", str(e), prefix=False)
             except AuthError as e:
@@ -124,7 +140,9 @@ async def check_credentials(
             except PlatformError as e:
                 return _with(checked, "warning", "account-unverified", f"could not verify ({e})")
         problem = expiry_problem(account, status, deadline)
-        return AccountCredential(account, title, deadline, identity, status, problem)
+        return AccountCredential(
+            account, title, deadline, identity, status, problem, tuple(over)
+        )
 
     try:
         return list(await asyncio.gather(*(one(a) for a in storm.accounts)))
@@ -150,6 +168,74 @@ async def verify_accounts(
     storm: Storm, *, http: httpx.AsyncClient | None = None, concurrency: int = 8
 ) -> list[Problem]:
     """One problem per account whose credentials are missing, rejected, unverifiable, or
-    will not hold until its last post's time + grace."""
+    will not hold until its last post's time + grace, and one per post over the limits its
+    server published."""
     checked = await check_credentials(storm, http=http, concurrency=concurrency)
-    return [c.problem for c in checked if c.problem is not None]
+    return [p for c in checked for p in c.problems]
+
+
+async def _within_live_limits(
+    storm: Storm, plugin: Platform, conn: Connection, cache: LimitsCache, measured: set[str]
+) -> list[Problem]:
+    """Every post `conn.account` may carry against its server's published limits, read now
+    (and kept); nothing if the server publishes none or was measured for another account."""
+    from stormer.channels.limits import live_problems
+    from stormer.plan import eligible, media_refs
+    from stormer.queue import QueueItem
+
+    account = conn.account
+    key = cache.key(plugin, account)
+    if key in measured:
+        return []
+    measured.add(key)
+    try:
+        limits = await cache.read(plugin, conn, refresh=True)
+    except PlatformError as e:
+        return [
+            Problem(
+                "warning",
+                "limits-unread",
+                CONFIG_NAME,
+                account.line,
+                f"account {account.name!r}: could not read the server's limits ({e}); "
+                f"posts are measured against {plugin.title}'s defaults",
+            )
+        ]
+    if limits is None:
+        return []
+    live = plugin.with_limits(limits)
+    media_root = storm.root / "posts"
+    problems = []
+    for post in storm.posts:
+        if not eligible(post, account) or storm.at is None:
+            continue
+        item = QueueItem(
+            id=f"check-{post.file}",
+            kind="post",
+            fire_at=storm.at,
+            platform=account.platform,
+            account=account.name,
+            lang=post.lang,
+            text=post.text,
+            media=media_refs(post),
+            source=post.file,
+        )
+        for problem in live_problems(live, item, account, lambda p: _size(media_root, p)):
+            problems.append(
+                Problem(
+                    "error",
+                    "over-server-limit",
+                    post.file,
+                    post.text_line,
+                    f"{plugin.title} at {plugin.base_url(account)} (account {account.name!r}): "
+                    f"{problem}; shorten the post or restrict it with platforms = [...]",
+                )
+            )
+    return problems
+
+
+def _size(media_root: Path, path: str) -> int:
+    try:
+        return (media_root / path).stat().st_size
+    except OSError:
+        return 0  # a missing image is check's own error already

@@ -156,6 +156,8 @@ def rehearse(storm: Storm, *, delay: timedelta, say: Any = print) -> Rehearsal:
                     # Made-up credentials the simulator rotates stay in memory: a
                     # rehearsal never writes to the organizer's keyring.
                     save=lambda account, values: None,
+                    # The simulator's limits are no instance's: kept with the rehearsal.
+                    limits_folder=Path(tmp),
                 )
                 asyncio.run(dispatcher.run(until_done=True))
                 states = _states(engine)

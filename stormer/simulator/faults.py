@@ -49,6 +49,12 @@ class RateLimit:
 
 
 FAULT_FIELDS = tuple(f.name for f in fields(Faults))
+MASTODON_LIMITS = (
+    "mastodon_max_characters",
+    "mastodon_characters_reserved_per_url",
+    "mastodon_image_size_limit",
+    "mastodon_description_limit",
+)
 
 
 @dataclass(frozen=True)
@@ -70,6 +76,12 @@ class SimConfig:
     rate_limit: Mapping[str, RateLimit] = field(default_factory=dict)
     media_processing_s: float = 0.2  # Mastodon: 202 + url null until this has passed
     mastodon_idempotency_s: float = 3600.0  # Idempotency-Key kept one hour
+    # The instance's limits, served at /api/v2/instance and enforced; Mastodon's defaults
+    # (https://docs.joinmastodon.org/entities/Instance/#configuration).
+    mastodon_max_characters: int = 500
+    mastodon_characters_reserved_per_url: int = 23
+    mastodon_image_size_limit: int = 16 * 1024 * 1024  # 16 MB, as the docs' example shows
+    mastodon_description_limit: int = 1500
     bluesky_blob_limit: int = 1_000_000  # bytes; larger → 400 BlobTooLarge
     bluesky_login_limit: RateLimit = RateLimit(30, 300.0)  # createSession per account
     bluesky_access_ttl_s: float = 7200.0  # accessJwt lifetime (the PDS default: 120 min)
@@ -86,6 +98,9 @@ class SimConfig:
         for name, rl in self.rate_limit.items():
             if rl.limit < 0 or rl.window_s <= 0:
                 raise ValueError(f"rate_limit.{name}: limit ≥ 0 and window_s > 0 needed")
+        for name in MASTODON_LIMITS:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be ≥ 1")
 
     def global_faults(self) -> Faults:
         return Faults(**{name: getattr(self, name) for name in FAULT_FIELDS})
@@ -151,7 +166,7 @@ class SimConfig:
                     name: dict(_mapping(v, f"platforms.{name}"))
                     for name, v in _mapping(value, key).items()
                 }
-            elif key in ("seed", "error_status", "bluesky_blob_limit"):
+            elif key in ("seed", "error_status", "bluesky_blob_limit") or key in MASTODON_LIMITS:
                 value = _number(value, key, int)
             elif key in ("ambiguous_mode", "faults_on"):
                 value = str(value)

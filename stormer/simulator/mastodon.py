@@ -1,8 +1,11 @@
-"""Mastodon 4.3 REST API, the part a poster uses (https://docs.joinmastodon.org/methods/).
+"""Mastodon 4.4 REST API, the part a poster uses (https://docs.joinmastodon.org/methods/).
 
 Media answer 202 with `url: null` until processed (GET 206, then 200) and cannot be attached
 before; an `Idempotency-Key` seen from the same account within the hour returns the first
-status instead of creating another. Rules and entities are in `mastodon_entities.py`.
+status instead of creating another. Each endpoint needs the OAuth scope its documentation
+names; the limits are the instance's (`SimConfig.mastodon_*`, served at /api/v2/instance).
+Rules and entities are in `mastodon_entities.py`; apps, OAuth and scopes in
+`mastodon_oauth.py`.
 """
 
 from __future__ import annotations
@@ -16,23 +19,22 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from . import mastodon_oauth as oauth
 from . import media as sniffing
 from ._web import body_json, file_bytes, form, form_list, is_form, json, received_at, sim
 from .faults import Platform, RateLimit
 from .mastodon_entities import (
-    DESCRIPTION_LIMIT,
-    IMAGE_LIMIT,
     IMAGE_TYPES,
-    MAX_CHARACTERS,
     MAX_MEDIA,
     OTHER_TYPES,
-    VERSION,
     VISIBILITIES,
     Account,
     Attachment,
     Status,
     account_json,
-    configuration,
+    human_size,
+    instance_v1_json,
+    instance_v2_json,
     iso,
     media_json,
     status_json,
@@ -68,12 +70,19 @@ def _token(request: Request) -> str | None:
     return bearer(request.headers) or request.query_params.get("access_token")
 
 
-def _auth(request: Request) -> Account | Response:
+def _auth(request: Request, *scopes: str) -> Account | Response:
+    """The account of the request's token, if it holds one of `scopes` (any, if none given)."""
     token = _token(request)
     if token is None:
+        # https://docs.joinmastodon.org/methods/accounts/#verify_credentials (401)
         return _error(401, "This method requires an authenticated user")
     if unusable(token):
+        # https://docs.joinmastodon.org/methods/statuses/#create (401)
         return _error(401, "The access token is invalid")
+    if scopes and not oauth.allows(oauth.granted_scopes(request, token), *scopes):
+        # A token without the scope an endpoint names is refused with 403:
+        # https://docs.joinmastodon.org/methods/oauth/#userinfo (403) shows the body.
+        return _error(403, "This action is outside the authorized scopes")
     return account_for(token)
 
 
@@ -82,55 +91,20 @@ def _base(request: Request) -> str:
 
 
 async def instance_v1(request: Request) -> Response:
-    base = _base(request)
-    return json(
-        {
-            "uri": request.url.netloc,
-            "title": "stormer simulator",
-            "short_description": "",
-            "description": "",
-            "email": "",
-            "version": VERSION,
-            "urls": {},
-            "languages": ["en"],
-            "registrations": False,
-            "approval_required": False,
-            "invites_enabled": False,
-            "stats": {
-                "user_count": 0,
-                "status_count": len(_state(request).statuses),
-                "domain_count": 0,
-            },
-            "thumbnail": f"{base}/thumbnail.png",
-            "contact_account": None,
-            "rules": [],
-            "configuration": configuration(),
-        }
-    )
+    """GET /api/v1/instance (deprecated since 4.0; https://docs.joinmastodon.org/entities/V1_Instance/)."""
+    statuses = len(_state(request).statuses)
+    return json(instance_v1_json(_base(request), request.url.netloc, sim(request).config, statuses))
 
 
 async def instance_v2(request: Request) -> Response:
-    return json(
-        {
-            "domain": request.url.netloc,
-            "title": "stormer simulator",
-            "version": VERSION,
-            "source_url": "https://github.com/mastodon/mastodon",
-            "description": "",
-            "usage": {"users": {"active_month": 0}},
-            "thumbnail": {"url": None},
-            "languages": ["en"],
-            "configuration": {"urls": {}, **configuration()},
-            "registrations": {"enabled": False, "approval_required": False, "message": None},
-            "api_versions": {"mastodon": 2},
-            "contact": {"email": "", "account": None},
-            "rules": [],
-        }
-    )
+    """GET /api/v2/instance, public (https://docs.joinmastodon.org/methods/instance/#v2)."""
+    return json(instance_v2_json(request.url.netloc, sim(request).config))
 
 
 async def verify_credentials(request: Request) -> Response:
-    account = _auth(request)
+    # "User token + `profile` or `read:accounts`":
+    # https://docs.joinmastodon.org/methods/accounts/#verify_credentials
+    account = _auth(request, "profile", "read:accounts")
     if isinstance(account, Response):
         return account
     count = sum(1 for s in _state(request).statuses.values() if s.account.id == account.id)
@@ -147,9 +121,11 @@ async def verify_credentials(request: Request) -> Response:
 
 
 async def upload_media(request: Request) -> Response:
-    account = _auth(request)
+    # "User token + `write:media`": https://docs.joinmastodon.org/methods/media/#v2
+    account = _auth(request, "write:media")
     if isinstance(account, Response):
         return account
+    config = sim(request).config
     if not is_form(request):
         return _error(422, "Validation failed: File can't be blank")
     async with form(request) as data:
@@ -162,17 +138,28 @@ async def upload_media(request: Request) -> Response:
     if mime == "application/octet-stream" and declared in OTHER_TYPES:
         mime = declared
     if mime not in IMAGE_TYPES and mime not in OTHER_TYPES:
+        # https://docs.joinmastodon.org/methods/media/#422-unprocessable-entity
         return _error(422, "Validation failed: File content type is invalid, File is invalid")
-    if mime in IMAGE_TYPES and len(content) > IMAGE_LIMIT:
-        return _error(422, "Validation failed: File file size must be less than 16 MB")
-    if isinstance(description, str) and len(description) > DESCRIPTION_LIMIT:
+    limit = config.mastodon_image_size_limit
+    if mime in IMAGE_TYPES and len(content) > limit:
+        # The instance's image_size_limit ("the maximum size of any uploaded image, in
+        # bytes": https://docs.joinmastodon.org/entities/Instance/#image_size_limit); the
+        # text is Paperclip's size validation on MediaAttachment#file (validates_attachment_size
+        # in app/models/media_attachment.rb) with Rails' number_to_human_size.
+        return _error(
+            422, f"Validation failed: File file size must be less than {human_size(limit)}"
+        )
+    alt_limit = config.mastodon_description_limit
+    if isinstance(description, str) and len(description) > alt_limit:
+        # description_limit, "the maximum size of a description, in characters"
+        # (https://docs.joinmastodon.org/entities/Instance/#description_limit); the text is
+        # Rails' length validation on MediaAttachment#description.
         return _error(
             422,
-            f"Validation failed: Description is too long (maximum is "
-            f"{DESCRIPTION_LIMIT} characters)",
+            f"Validation failed: Description is too long (maximum is {alt_limit} characters)",
         )
     store = sim(request).store
-    delay = sim(request).config.media_processing_s
+    delay = config.media_processing_s
     now = time.time()
     item = Attachment(
         id=str(store.snowflake()),
@@ -185,7 +172,8 @@ async def upload_media(request: Request) -> Response:
         height=height,
     )
     _state(request).media[item.id] = item
-    # A v2 upload that finished at once answers 200; one still processing answers 202.
+    # A v2 upload that finished at once answers 200; one still processing answers 202
+    # (https://docs.joinmastodon.org/methods/media/#v2); v1 always waits (deprecated).
     legacy = request.url.path.startswith("/api/v1/")
     if legacy:
         item.ready_at = now
@@ -195,12 +183,15 @@ async def upload_media(request: Request) -> Response:
 def _own_media(request: Request, account: Account) -> Attachment | Response:
     item = _state(request).media.get(request.path_params["id"])
     if item is None or item.owner != account.id:
+        # https://docs.joinmastodon.org/methods/media/#get (404: "Record not found")
         return _error(404, "Record not found")
     return item
 
 
 async def get_media(request: Request) -> Response:
-    account = _auth(request)
+    # "User token + `write:media`"; 206 while processing, 200 once done:
+    # https://docs.joinmastodon.org/methods/media/#get
+    account = _auth(request, "write:media")
     if isinstance(account, Response):
         return account
     item = _own_media(request, account)
@@ -211,7 +202,8 @@ async def get_media(request: Request) -> Response:
 
 
 async def update_media(request: Request) -> Response:
-    account = _auth(request)
+    # "User token + `write:media`": https://docs.joinmastodon.org/methods/media/#update
+    account = _auth(request, "write:media")
     if isinstance(account, Response):
         return account
     item = _own_media(request, account)
@@ -241,7 +233,8 @@ def _truthy(value: Any) -> bool:
 
 
 async def create_status(request: Request) -> Response:
-    account = _auth(request)
+    # "User token + `write:statuses`": https://docs.joinmastodon.org/methods/statuses/#create
+    account = _auth(request, "write:statuses")
     if isinstance(account, Response):
         return account
     arrived = received_at(request)
@@ -250,13 +243,15 @@ async def create_status(request: Request) -> Response:
     config = sim(request).config
     now = time.time()
 
+    # "Idempotency-Key: … Keys expire after 1 hour":
+    # https://docs.joinmastodon.org/methods/statuses/#headers (and /api/guidelines/#idempotency)
     key = request.headers.get("idempotency-key")
     if key:
         known = state.idempotency.get((account.id, key))
         if known and now - known[1] < config.mastodon_idempotency_s:
             return json(status_json(_base(request), state.statuses[known[0]]))
 
-    if params.get("scheduled_at"):
+    if params.get("scheduled_at"):  # a ScheduledStatus: not simulated, said so plainly
         return _error(422, "Validation failed: the simulator does not schedule statuses")
     text = params.get("status") or ""
     spoiler = params.get("spoiler_text") or ""
@@ -265,6 +260,8 @@ async def create_status(request: Request) -> Response:
         return _error(422, "Validation failed: invalid parameters")
     media_ids = [str(m) for m in media_ids]
     if not text.strip() and not media_ids:
+        # `status` is required unless media_ids is given; the 422 body the docs show:
+        # https://docs.joinmastodon.org/methods/statuses/#create
         return _error(422, "Validation failed: Text can't be blank")
     if len(media_ids) > MAX_MEDIA:
         return _error(422, f"Validation failed: Cannot attach more than {MAX_MEDIA} files")
@@ -279,11 +276,16 @@ async def create_status(request: Request) -> Response:
             )
         attached.append(item)
     if any(now < item.ready_at for item in attached):
+        # Media still processing cannot be attached (the 422 Mastodon answers then:
+        # tuskyapp/Tusky#2442; https://docs.joinmastodon.org/methods/media/#v2 says to wait).
         return _error(
             422, "Cannot attach files that have not finished processing. Try again in a moment!"
         )
-    if text_length(spoiler + text) > MAX_CHARACTERS:
-        return _error(422, f"Validation failed: Text character limit of {MAX_CHARACTERS} exceeded")
+    # The instance's max_characters (https://docs.joinmastodon.org/entities/Instance/#max_characters)
+    # counts the content warning with the text (StatusLengthValidator).
+    most = config.mastodon_max_characters
+    if text_length(spoiler + text, config.mastodon_characters_reserved_per_url) > most:
+        return _error(422, f"Validation failed: Text character limit of {most} exceeded")
     visibility = params.get("visibility") or "public"
     if visibility not in VISIBILITIES:
         return _error(422, "Validation failed: Visibility is not included in the list")
@@ -321,6 +323,8 @@ async def create_status(request: Request) -> Response:
 
 
 async def get_status(request: Request) -> Response:
+    # A public status; the token needs no particular scope for it:
+    # https://docs.joinmastodon.org/methods/statuses/#get
     account = _auth(request)
     if isinstance(account, Response):
         return account
@@ -331,6 +335,8 @@ async def get_status(request: Request) -> Response:
 
 
 async def account_statuses(request: Request) -> Response:
+    # Public statuses; limit: default 20, max 40:
+    # https://docs.joinmastodon.org/methods/accounts/#statuses
     account = _auth(request)
     if isinstance(account, Response):
         return account
@@ -355,6 +361,7 @@ def _both(path: str, endpoint: Any, methods: list[str] | None = None) -> list[Ro
 
 ANY = ["GET", "POST", "PUT", "DELETE", "PATCH"]
 routes = [
+    *oauth.routes,
     *_both("/api/v1/instance", instance_v1),
     *_both("/api/v2/instance", instance_v2),
     *_both("/api/v1/accounts/verify_credentials", verify_credentials),

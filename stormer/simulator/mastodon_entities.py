@@ -1,8 +1,9 @@
 """Mastodon's rules and entities, as the simulator applies and renders them.
 
 Written from the docs (https://docs.joinmastodon.org/entities/), independently of stormer's
-client: the length counts grapheme clusters with every http(s) URL as 23 characters and a
-remote mention `@user@domain` as `@user`.
+client: the length counts grapheme clusters with every http(s) URL as
+`characters_reserved_per_url` (23 by default) and a remote mention `@user@domain` as `@user`.
+The instance's limits come from the simulator's config (`SimConfig.mastodon_*`).
 """
 
 from __future__ import annotations
@@ -11,16 +12,20 @@ import html
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import regex
 
-VERSION = "4.3.0"
-MAX_CHARACTERS = 500
-URL_WEIGHT = 23
+if TYPE_CHECKING:
+    from .faults import SimConfig
+
+# 4.4.0: the first version whose configuration has `description_limit`
+# (https://docs.joinmastodon.org/entities/Instance/#description_limit).
+VERSION = "4.4.0"
+# "At most 4 images per post" (https://docs.joinmastodon.org/user/posting/#attachments);
+# `max_media_attachments` 4 in https://docs.joinmastodon.org/entities/Instance/#statuses.
 MAX_MEDIA = 4
-IMAGE_LIMIT = 16 * 1024 * 1024
-DESCRIPTION_LIMIT = 1500
+# supported_mime_types, as the example in https://docs.joinmastodon.org/entities/Instance/
 IMAGE_TYPES = (
     "image/jpeg",
     "image/png",
@@ -43,8 +48,13 @@ OTHER_TYPES = (
     "audio/ogg",
     "audio/flac",
 )
+# https://docs.joinmastodon.org/methods/statuses/#form-data-parameters (visibility)
 VISIBILITIES = ("public", "unlisted", "private", "direct")
 
+# "All links are counted as 23 characters, no matter how long" (the instance's
+# characters_reserved_per_url), links starting with http:// or https://; a remote mention counts
+# only its @user (https://docs.joinmastodon.org/user/posting/#text), in grapheme clusters
+# (Mastodon's StatusLengthValidator counts `each_grapheme_cluster`).
 URL = regex.compile(r"(?<![\w@/])https?://[^\s<>\"]+", regex.IGNORECASE)
 REMOTE_MENTION = regex.compile(
     r"(?<![=/\w])@([a-z0-9_]+(?:[a-z0-9_.-]+[a-z0-9_]+)?)@[\w-]+(?:\.[\w-]+)+", regex.IGNORECASE
@@ -53,12 +63,13 @@ HASHTAG = regex.compile(r"(?<![\w/#])#(\w*[^\W\d_]\w*)")
 GRAPHEME = regex.compile(r"\X")
 
 
-def text_length(text: str) -> int:
-    """Mastodon's counter: URLs weigh 23, remote mentions count only `@user`, in graphemes."""
+def text_length(text: str, url_weight: int) -> int:
+    """Mastodon's counter: URLs weigh `url_weight`, remote mentions count only `@user`, in
+    graphemes."""
 
     def url(m: regex.Match[str]) -> str:
         _, tail = _trim_url(m.group())
-        return "x" * URL_WEIGHT + tail
+        return "x" * url_weight + tail
 
     counted = REMOTE_MENTION.sub(lambda m: "@" + m.group(1), URL.sub(url, text))
     return len(GRAPHEME.findall(counted))
@@ -209,18 +220,35 @@ def status_json(base: str, status: Status) -> dict[str, Any]:
     }
 
 
-def configuration() -> dict[str, Any]:
+def human_size(size: int) -> str:
+    """Rails' number_to_human_size (base 1024, three significant digits, insignificant zeros
+    dropped), which Paperclip's size validation message shows: 16777216 → "16 MB"."""
+    if size < 1024:
+        return f"{size} Bytes"
+    value, unit = float(size), "Bytes"
+    for name in ("KB", "MB", "GB"):
+        if value < 1024:
+            break
+        value, unit = value / 1024, name
+    decimals = max(0, 3 - len(str(int(value))))
+    shown = f"{value:.{decimals}f}"
+    return f"{shown.rstrip('0').rstrip('.') if '.' in shown else shown} {unit}"
+
+
+def configuration(config: SimConfig) -> dict[str, Any]:
+    """The instance's configuration (https://docs.joinmastodon.org/entities/Instance/#configuration),
+    with the limits the simulator was told to have."""
     return {
         "accounts": {"max_featured_tags": 10, "max_pinned_statuses": 5},
         "statuses": {
-            "max_characters": MAX_CHARACTERS,
+            "max_characters": config.mastodon_max_characters,
             "max_media_attachments": MAX_MEDIA,
-            "characters_reserved_per_url": URL_WEIGHT,
+            "characters_reserved_per_url": config.mastodon_characters_reserved_per_url,
         },
         "media_attachments": {
             "supported_mime_types": [*IMAGE_TYPES, *OTHER_TYPES],
-            "description_limit": DESCRIPTION_LIMIT,
-            "image_size_limit": IMAGE_LIMIT,
+            "description_limit": config.mastodon_description_limit,
+            "image_size_limit": config.mastodon_image_size_limit,
             "image_matrix_limit": 33177600,
             "video_size_limit": 103809024,
             "video_frame_rate_limit": 120,
@@ -233,4 +261,45 @@ def configuration() -> dict[str, Any]:
             "max_expiration": 2629746,
         },
         "translation": {"enabled": False},
+    }
+
+
+def instance_v1_json(base: str, domain: str, config: SimConfig, statuses: int) -> dict[str, Any]:
+    """A V1::Instance (https://docs.joinmastodon.org/entities/V1_Instance/)."""
+    return {
+        "uri": domain,
+        "title": "stormer simulator",
+        "short_description": "",
+        "description": "",
+        "email": "",
+        "version": VERSION,
+        "urls": {},
+        "languages": ["en"],
+        "registrations": False,
+        "approval_required": False,
+        "invites_enabled": False,
+        "stats": {"user_count": 0, "status_count": statuses, "domain_count": 0},
+        "thumbnail": f"{base}/thumbnail.png",
+        "contact_account": None,
+        "rules": [],
+        "configuration": configuration(config),
+    }
+
+
+def instance_v2_json(domain: str, config: SimConfig) -> dict[str, Any]:
+    """An Instance (https://docs.joinmastodon.org/entities/Instance/)."""
+    return {
+        "domain": domain,
+        "title": "stormer simulator",
+        "version": VERSION,
+        "source_url": "https://github.com/mastodon/mastodon",
+        "description": "",
+        "usage": {"users": {"active_month": 0}},
+        "thumbnail": {"url": None},
+        "languages": ["en"],
+        "configuration": {"urls": {}, **configuration(config)},
+        "registrations": {"enabled": False, "approval_required": False, "message": None},
+        "api_versions": {"mastodon": 2},
+        "contact": {"email": "", "account": None},
+        "rules": [],
     }
