@@ -140,9 +140,7 @@ async def check_credentials(
             except PlatformError as e:
                 return _with(checked, "warning", "account-unverified", f"could not verify ({e})")
         problem = expiry_problem(account, status, deadline)
-        return AccountCredential(
-            account, title, deadline, identity, status, problem, tuple(over)
-        )
+        return AccountCredential(account, title, deadline, identity, status, problem, tuple(over))
 
     try:
         return list(await asyncio.gather(*(one(a) for a in storm.accounts)))
