@@ -1,8 +1,9 @@
 """Discord webhook sending, against a fake webhook endpoint behind httpx.MockTransport.
 
-The webhook URL is the credential: the fake accepts only WEBHOOK, answers GET with the
-webhook object (which, like Discord's, repeats the token) and POST ?wait=true with the
-created message."""
+The webhook URL is the credential: the fake accepts only WEBHOOK's webhook, on any API
+version or none, as Discord does (https://discord.com/developers/docs/reference#api-versioning),
+answers GET with the webhook object (which, like Discord's, repeats the token) and POST
+?wait=true with the created message."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
+import regex
 from platform_fakes import (
     JPEG,
     PNG,
@@ -35,7 +37,7 @@ from stormer.queue import MediaRef, QueueItem
 from stormer.storm import Account
 
 WEBHOOK = "https://discord.com/api/webhooks/1/SECRET-hook"
-HOOK_PATH = "/api/webhooks/1/SECRET-hook"
+HOOK_PATH = regex.compile(r"/api(?:/v\d+)?/webhooks/1/SECRET-hook")
 DELETED = "https://discord.com/api/webhooks/2/SECRET-gone"
 TEXT = "Education is a right, not a privilege. #FreePalestinianStudents"
 TOO_LONG = {
@@ -74,11 +76,13 @@ class FakeWebhook:
         self.guild_id = guild_id
         self.received: list[tuple[dict[str, str], dict[str, Any]]] = []
         self.gets = 0
+        self.urls: list[str] = []  # every request's URL, without its query
         self.answer: httpx.Response | None = None
         self.timeout_after_send = False
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
-        if request.url.host != "discord.com" or request.url.path != HOOK_PATH:
+        self.urls.append(str(request.url.copy_with(query=None)))
+        if request.url.host != "discord.com" or not HOOK_PATH.fullmatch(request.url.path):
             return httpx.Response(404, json={"message": "Unknown Webhook", "code": 10015})
         if request.method == "GET":
             self.gets += 1
@@ -293,3 +297,38 @@ def test_the_webhook_url_appears_in_no_error_repr_or_log(
     assert any("HTTP Request: POST <redacted>?wait=true" in m for m in logged), logged
     assert "Request(POST <redacted>)" in texts[1]
     assert_nowhere(["SECRET", "webhooks/"], texts, caplog)
+
+
+@pytest.mark.parametrize(
+    "pasted",
+    [
+        WEBHOOK,
+        "https://discordapp.com/api/webhooks/1/SECRET-hook",
+        "https://ptb.discord.com/api/webhooks/1/SECRET-hook",
+        "https://canary.discordapp.com/api/v9/webhooks/1/SECRET-hook/",
+        "https://discord.com/api/v10/webhooks/1/SECRET-hook",
+    ],
+)
+def test_every_form_of_a_webhook_url_is_sent_to_the_current_api_version(pasted: str) -> None:
+    server = FakeWebhook()
+    run(server, stage_and_publish, webhook=pasted)
+    assert set(server.urls) == {"https://discord.com/api/v10/webhooks/1/SECRET-hook"}
+    assert server.gets == 1 and len(server.received) == 1
+
+
+def test_a_webhook_on_another_server_keeps_its_server_and_gets_the_version() -> None:
+    seen: list[str] = []
+
+    def elsewhere(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        request.url = request.url.copy_with(scheme="https", host="discord.com", port=None)
+        return FakeWebhook()(request)
+
+    run(elsewhere, stage_and_publish, webhook="http://127.0.0.1:8080/api/webhooks/1/SECRET-hook")
+    assert seen[-1] == "http://127.0.0.1:8080/api/v10/webhooks/1/SECRET-hook?wait=true"
+
+
+def test_a_url_that_is_no_webhook_is_an_auth_error() -> None:
+    with pytest.raises(AuthError, match="not a URL of the form") as caught:
+        run(FakeWebhook(), stage_and_publish, webhook="https://discord.com/channels/1/SECRET")
+    assert "SECRET" not in str(caught.value)

@@ -753,6 +753,21 @@ def test_discord_rate_limit(http: httpx.Client) -> None:
     assert http.post("/api/webhooks/8/t", json={"content": "x"}).status_code == 204
 
 
+@pytest.mark.parametrize("prefix", ["/api", "/api/v10"])
+def test_discord_faults_hit_the_versioned_route_too(http: httpx.Client, prefix: str) -> None:
+    """Injected faults, rate limits and ambiguous answers apply to /api/v10/webhooks as to
+    the unversioned route (https://discord.com/developers/docs/reference#api-versioning)."""
+    configure(http, platforms={"discord": {"error_rate": 1, "error_status": 502}})
+    failed = http.post(f"{prefix}/webhooks/7/t", params={"wait": "true"}, json={"content": "a"})
+    assert failed.status_code == 502 and posts(http) == []
+    configure(http, platforms={"discord": {"ambiguous_rate": 1}})
+    lost = http.post(f"{prefix}/webhooks/7/t", params={"wait": "true"}, json={"content": "b"})
+    assert lost.status_code == 500 and [p["text"] for p in posts(http)] == ["b"]
+    configure(http, rate_limit={"discord": {"limit": 1, "window_s": 30}})
+    assert http.post(f"{prefix}/webhooks/7/t", json={"content": "c"}).status_code == 204
+    assert http.post(f"{prefix}/webhooks/7/t", json={"content": "d"}).status_code == 429
+
+
 # --- Matrix -------------------------------------------------------------------------------------
 
 

@@ -4,6 +4,10 @@ https://discord.com/developers/docs/resources/webhook#execute-webhook — the bo
 multipart with the JSON in `payload_json` and the images as `files[i]`, each described (alt
 text) by the matching entry of `attachments`.
 
+A webhook URL is sent to as `https://discord.com/api/v10/webhooks/ID/TOKEN` whatever form was
+pasted (discordapp.com, ptb./canary. hosts, no version): an unversioned URL gets Discord's
+deprecated default version (https://discord.com/developers/docs/reference#api-versioning).
+
 The webhook URL is itself the credential: it never appears in a preview, message or log line.
 Webhooks have no idempotency (`nonce` exists only for bot Create Message), so an unknown
 outcome cannot be reconciled: the item is left unconfirmed for the organizer.
@@ -12,6 +16,9 @@ outcome cannot be reconciled: the item is left unconfirmed for the organizer.
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+import regex
 
 from stormer import lengths
 from stormer.channels.base import Connection, Platform, Published, Staged, secret, staged
@@ -24,6 +31,14 @@ if TYPE_CHECKING:
     from stormer.storm import Account
 
 INVALID_FORM_BODY = 50035
+# https://discord.com/developers/docs/reference#api-versioning: v10 is the current version;
+# a request without one gets the default, which is deprecated.
+API_VERSION = 10
+# The hosts Discord's clients hand out webhook URLs on (the app, its PTB and Canary builds,
+# and the old discordapp.com domain), all the same API: https://discord.com/developers/docs/
+# reference#api-reference-base-url names https://discord.com/api as the base.
+DISCORD_HOSTS = regex.compile(r"(?:(?:ptb|canary)\.)?discord(?:app)?\.com")
+WEBHOOK_PATH = regex.compile(r"/api(?:/v\d+)?(/webhooks/[^/]+/[^/]+)/?")
 MAX_FIELD_ERRORS = 5  # in a Rejected message; Discord may list one per attachment
 
 
@@ -61,18 +76,31 @@ class Discord(Platform):
     # --- sending ---------------------------------------------------------------------------
 
     def _webhook_url(self, conn: Connection) -> str:
-        url = conn.secret("webhook_url")
-        if not url.startswith(("https://", "http://")):
+        """The account's webhook URL on the current API version (see the module's doc)."""
+        pasted = conn.secret("webhook_url")
+        parts = urlsplit(pasted)
+        path = WEBHOOK_PATH.fullmatch(parts.path)
+        if parts.scheme not in ("https", "http") or not parts.hostname or path is None:
             raise AuthError(
-                f"account {conn.account.name!r}: webhook_url is not a URL (copy "
-                "it from the channel's Integrations → Webhooks)",
+                f"account {conn.account.name!r}: webhook_url is not a URL of the form "
+                "https://discord.com/api/webhooks/ID/TOKEN (copy it from the channel's "
+                "Integrations → Webhooks)",
                 platform=self.name,
             )
-        # The token is the URL's last path segment. Registered as a secret of its own, it is
+        official = DISCORD_HOSTS.fullmatch(parts.hostname) is not None
+        url = urlunsplit(
+            (
+                "https" if official else parts.scheme,
+                "discord.com" if official else parts.netloc,
+                f"/api/v{API_VERSION}{path.group(1)}",
+                parts.query,
+                "",
+            )
+        )
+        # The URL sent is a secret like the one pasted; so is the token (its last segment),
         # redacted even where the URL shows up rewritten (another host alias, encoded).
-        token = url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
-        if token:
-            Secret(token)
+        Secret(url)
+        Secret(path.group(1).rsplit("/", 1)[-1])
         return url
 
     def _error(self, response: Response, *, mutating: bool) -> PlatformError:
