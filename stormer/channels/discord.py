@@ -11,10 +11,18 @@ deprecated default version (https://discord.com/developers/docs/reference#api-ve
 The webhook URL is itself the credential: it never appears in a preview, message or log line.
 Webhooks have no idempotency (`nonce` exists only for bot Create Message), so an unknown
 outcome cannot be reconciled: the item is left unconfirmed for the organizer.
+
+Rate limits (https://discord.com/developers/docs/topics/rate-limits): every answer says how
+many requests the webhook's bucket has left (`X-RateLimit-Remaining`) and when it refills
+(`X-RateLimit-Reset-After`). `publish` keeps that in the connection's state and, while the
+bucket is empty, raises RateLimited with the wait *before sending* — the request never
+left, so the dispatcher waits and sends it then (or, past the grace, reports it), and the
+429 that would count towards Discord's invalid-request ban is never drawn.
 """
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -22,8 +30,15 @@ import regex
 
 from stormer import lengths
 from stormer.channels.base import Connection, Platform, Published, Staged, secret, staged
-from stormer.channels.http import FileTuple, Request, Response, classify, materialize
-from stormer.errors import AuthError, OutcomeUnknown, PlatformError, Rejected
+from stormer.channels.http import (
+    FileTuple,
+    Request,
+    Response,
+    classify,
+    materialize,
+    retry_after,
+)
+from stormer.errors import AuthError, OutcomeUnknown, PlatformError, RateLimited, Rejected
 from stormer.secrets import Secret
 
 if TYPE_CHECKING:
@@ -39,6 +54,10 @@ API_VERSION = 10
 # reference#api-reference-base-url names https://discord.com/api as the base.
 DISCORD_HOSTS = regex.compile(r"(?:(?:ptb|canary)\.)?discord(?:app)?\.com")
 WEBHOOK_PATH = regex.compile(r"/api(?:/v\d+)?(/webhooks/[^/]+/[^/]+)/?")
+BUCKET = "rate_limit"  # in Connection.state: {"remaining": n, "reset_at": time.monotonic()}
+# Answers of one bucket window give the same reset, give or take their latency; a reset
+# later than that is the next window's.
+SAME_WINDOW_S = 0.25
 MAX_FIELD_ERRORS = 5  # in a Rejected message; Discord may list one per attachment
 
 
@@ -51,7 +70,9 @@ class Discord(Platform):
     credential_fields = ("webhook_url",)
     needs_base_url = False  # the webhook URL (a credential) names the server
     idempotency = "none"
-    pace = (5, 2.0)  # a webhook's bucket, seen only in 429s (discord-api-docs#6753)
+    # A webhook's bucket as reported (discord-api-docs#367, #6753): paces an account's first
+    # burst, before any answer's X-RateLimit headers said more (`publish` obeys those).
+    pace = (5, 2.0)
     concurrency = 1000  # wide: see Platform.concurrency
 
     def length(self, text: str) -> int:
@@ -121,6 +142,9 @@ class Discord(Platform):
                 f"{message}: {_field_errors(body.get('errors'))}", platform=self.name, status=400
             )
         wait = body.get("retry_after")  # float seconds, more precise than the header
+        if response.status == 429:
+            scope = _scope(response, body)
+            message += f" ({scope} limit)" if scope else ""
         return classify(
             response,
             platform=self.name,
@@ -169,6 +193,23 @@ class Discord(Platform):
             {"guild_id": conn.state.get("guild_id")},
         )
 
+    async def publish(self, staged: Staged, conn: Connection) -> Published:
+        """Send the one request, unless the webhook's bucket is empty: then RateLimited with
+        the wait, and nothing sent (see the module's doc)."""
+        wait = _bucket_wait(conn.state)
+        if wait > 0:
+            raise RateLimited(
+                "the webhook's rate-limit bucket is empty (X-RateLimit-Remaining: 0); "
+                f"it refills in {wait:.2f} s",
+                retry_after=wait,
+                platform=self.name,
+                status=None,
+            )
+        _spend(conn.state)
+        response = await conn.send(staged.requests[0], platform=self.name, mutating=True)
+        _remember(conn.state, response)
+        return self.parse(staged, 0, response)
+
     def parse(self, staged: Staged, index: int, response: Response) -> Published:
         if response.status != 200:
             raise self._error(response, mutating=True)
@@ -189,6 +230,55 @@ class Discord(Platform):
         """Webhooks honour no nonce and cannot search a channel: an unknown outcome stays
         unknown (the item becomes unconfirmed; never resent)."""
         return None
+
+
+def _scope(response: Response, body: dict[str, Any]) -> str | None:
+    """Whose limit a 429 is: `user` (this webhook's own), `shared` (the resource's, used by
+    others too) or `global` (X-RateLimit-Scope, and `global` in the body)."""
+    if body.get("global") is True:
+        return "global"
+    return response.headers.get("x-ratelimit-scope")
+
+
+def _bucket_wait(state: dict[str, Any]) -> float:
+    """Seconds until the webhook's bucket has room again; 0 if it has, or is not known."""
+    bucket = state.get(BUCKET)
+    if not bucket or bucket["remaining"] > 0:
+        return 0.0
+    return max(0.0, float(bucket["reset_at"]) - time.monotonic())
+
+
+def _spend(state: dict[str, Any]) -> None:
+    """Count a request about to leave against the known bucket, so that requests in flight
+    together do not all go on the last slot an earlier answer announced."""
+    bucket = state.get(BUCKET)
+    if bucket and bucket["reset_at"] > time.monotonic() and bucket["remaining"] > 0:
+        bucket["remaining"] -= 1
+
+
+def _remember(state: dict[str, Any], response: Response) -> None:
+    """Keep what an answer says of the webhook's bucket: X-RateLimit-Remaining and -Reset-After
+    (seconds, decimals allowed), or a 429's own wait (`retry_after` in the body, seconds as a
+    float, else Retry-After). Answers of one window may come back out of order: the lowest
+    `remaining` of a window stands."""
+    headers, now = response.headers, time.monotonic()
+    if response.status == 429:
+        # The 429's own wait, not the bucket's headers: a shared limit may outlast them.
+        body = response.json()
+        wait = body.get("retry_after") if isinstance(body, dict) else None
+        seconds = float(wait) if isinstance(wait, (int, float)) else retry_after(headers)
+        remaining, reset_at = 0, now + seconds
+    else:
+        try:
+            remaining = int(headers["x-ratelimit-remaining"])
+            reset_at = now + float(headers["x-ratelimit-reset-after"])
+        except (KeyError, ValueError):
+            return
+    bucket = state.get(BUCKET)
+    if bucket and now < bucket["reset_at"] and reset_at < bucket["reset_at"] + SAME_WINDOW_S:
+        remaining = min(remaining, bucket["remaining"])
+        reset_at = max(reset_at, bucket["reset_at"])
+    state[BUCKET] = {"remaining": remaining, "reset_at": reset_at}
 
 
 def _field_errors(errors: Any) -> str:

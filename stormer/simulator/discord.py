@@ -252,6 +252,12 @@ routes = [
 ]
 
 
+# https://discord.com/developers/docs/topics/rate-limits#header-format: every answer carries
+# the bucket's Limit, Remaining, Reset (epoch seconds) and Reset-After (seconds, decimals),
+# and its Bucket id, "non-inclusive of top-level resources in the path" (so one id for every
+# webhook, each with a bucket of its own). The docs give no webhook figure; Discord staff
+# gave 5 requests per 2 s per webhook (github.com/discord/discord-api-docs/issues/367):
+# `SimConfig(rate_limit={"discord": RateLimit(5, 2.0)})`.
 def _limit_headers(limit: RateLimit, remaining: int, reset_at: float) -> dict[str, str]:
     return {
         "X-RateLimit-Limit": str(limit.limit),
@@ -262,12 +268,16 @@ def _limit_headers(limit: RateLimit, remaining: int, reset_at: float) -> dict[st
     }
 
 
+# https://discord.com/developers/docs/topics/rate-limits#exceeding-a-rate-limit: a 429 with
+# {message, retry_after (float seconds), global}, Retry-After, the bucket's headers, and
+# X-RateLimit-Scope: `user` for a limit of one's own (the example "Exceeded User Rate Limit
+# Response"); a webhook's bucket is spent by its own requests only.
 def _rate_limited(limit: RateLimit, reset_at: float) -> Response:
     wait = max(0.001, reset_at - time.time())
     headers = {
         **_limit_headers(limit, 0, reset_at),
         "Retry-After": str(retry_after_s(reset_at)),
-        "X-RateLimit-Scope": "shared",
+        "X-RateLimit-Scope": "user",
     }
     return json(
         {"message": "You are being rate limited.", "retry_after": round(wait, 3), "global": False},
@@ -277,8 +287,10 @@ def _rate_limited(limit: RateLimit, reset_at: float) -> Response:
 
 
 def _account_of(scope: Scope) -> str | None:
+    """The bucket: per webhook and per method ("Per-route rate limits ... may include the
+    HTTP method", rate-limits#rate-limits), so reading the webhook spends no post."""
     match = WEBHOOK_PATH.match(scope["path"])
-    return match.group(1) if match else None
+    return f"{scope['method']} {match.group(1)}" if match else None
 
 
 PLATFORM = Platform(
