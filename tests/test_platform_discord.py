@@ -474,3 +474,69 @@ def test_against_the_simulator_a_webhook_posts_past_its_bucket_without_a_429(
     landed = httpx.get(f"{simulator}/_sim/posts", params={"platform": "discord"}).json()
     assert [p["text"] for p in landed] == [f"post {n}" for n in range(7)]
     assert 429 not in statuses and statuses.count(200) == 8  # the GET of the webhook, 7 posts
+
+
+# --- forum channels: https://discord.com/developers/docs/resources/webhook#execute-webhook ---
+
+
+def forum_account(title: str | None) -> Account:
+    return account_for("discord", ("webhook_url", "FPS_DISCORD_WEBHOOK_URL"), target=title)
+
+
+def test_the_accounts_target_is_the_forum_posts_title(
+    images: tuple[MediaRef, MediaRef], tmp_path: Path
+) -> None:
+    server = FakeWebhook()
+    credentials = {"webhook_url": WEBHOOK}
+    for media in ((), images):
+        run_against(
+            server,
+            lambda conn, media=media: stage_and_publish(conn, item(*media)),
+            forum_account("Free them all"),
+            credentials,
+            media_root=tmp_path,
+        )
+    text, multipart = (fields for _, fields in server.received)
+    assert text["thread_name"] == "Free them all"
+    assert json.loads(multipart["payload_json"])["thread_name"] == "Free them all"
+
+
+def test_a_forum_posts_title_over_discords_limit_is_a_problem_before_t() -> None:
+    payload = Discord().render(item(), forum_account("t" * 101))
+    assert payload.problems == [
+        "target (the forum post's title) is 101 characters > 100 (Discord limit)"
+    ]
+    assert Discord().render(item(), forum_account("t" * 100)).problems == []
+
+
+def sim_flow(simulator: str, hook: str, title: str | None, flow: Any) -> Any:
+    async def main() -> Any:
+        async with httpx.AsyncClient() as client:
+            webhook = Secret(f"{simulator}/api/webhooks/{hook}/tok")
+            conn = Connection(forum_account(title), client, {"webhook_url": webhook})
+            return await flow(conn)
+
+    return asyncio.run(main())
+
+
+def test_against_the_simulator_a_forum_webhook_needs_the_posts_title(simulator: str) -> None:
+    httpx.post(f"{simulator}/_sim/discord/forums", json={"webhook_id": "77"}).raise_for_status()
+    with pytest.raises(Rejected) as untitled:
+        sim_flow(simulator, "77", None, stage_and_publish)
+    assert "must have a thread_name or thread_id" in str(untitled.value)
+    assert 'target = "the title of the post"' in str(untitled.value)
+
+    published = sim_flow(simulator, "77", "Free them all", stage_and_publish)
+    (landed,) = httpx.get(f"{simulator}/_sim/posts").json()
+    # The new post (a thread) has the id of its first message: the permalink is inside it.
+    guild = published.permalink.split("/")[4]
+    assert published.permalink == (
+        f"https://discord.com/channels/{guild}/{published.remote_id}/{published.remote_id}"
+    )
+    assert landed["url"] == published.permalink and landed["text"] == TEXT
+
+
+def test_against_the_simulator_a_title_outside_a_forum_is_refused(simulator: str) -> None:
+    with pytest.raises(Rejected, match="no forum: remove the account's target"):
+        sim_flow(simulator, "78", "Free them all", stage_and_publish)
+    assert httpx.get(f"{simulator}/_sim/posts").json() == []

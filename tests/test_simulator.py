@@ -768,6 +768,26 @@ def test_discord_faults_hit_the_versioned_route_too(http: httpx.Client, prefix: 
     assert http.post(f"{prefix}/webhooks/7/t", json={"content": "d"}).status_code == 429
 
 
+def test_discord_forum_webhooks_post_in_threads_only(http: httpx.Client) -> None:
+    http.post("/_sim/discord/forums", json={"webhook_id": "5"}).raise_for_status()
+    url, wait = "/api/v10/webhooks/5/t", {"wait": "true"}
+    bare = http.post(url, params=wait, json={"content": "x"})
+    assert bare.status_code == 400 and bare.json()["code"] == 220001
+    both = http.post(
+        url, params={**wait, "thread_id": "9"}, json={"content": "x", "thread_name": "t"}
+    )
+    assert both.status_code == 400 and both.json()["code"] == 220002
+    long = http.post(url, params=wait, json={"content": "x", "thread_name": "t" * 101})
+    assert long.status_code == 400 and "thread_name" in long.json()["errors"]
+    new = http.post(url, params=wait, json={"content": "new post", "thread_name": "Title"}).json()
+    assert new["channel_id"] == new["id"]  # a forum post's first message has the thread's id
+    reply = http.post(url, params={**wait, "thread_id": new["id"]}, json={"content": "reply"})
+    assert reply.json()["channel_id"] == new["id"]
+    elsewhere = http.post("/api/v10/webhooks/6/t", json={"content": "x", "thread_name": "t"})
+    assert elsewhere.status_code == 400 and elsewhere.json()["code"] == 220003
+    assert [p["target"] for p in posts(http)] == [new["id"], new["id"]]
+
+
 # --- Matrix -------------------------------------------------------------------------------------
 
 

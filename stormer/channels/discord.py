@@ -12,6 +12,13 @@ The webhook URL is itself the credential: it never appears in a preview, message
 Webhooks have no idempotency (`nonce` exists only for bot Create Message), so an unknown
 outcome cannot be reconciled: the item is left unconfirmed for the organizer.
 
+A webhook of a forum or media channel cannot post in the channel itself: each message goes
+into a thread, an existing one (`?thread_id=ID` on the webhook URL) or a new forum post,
+titled by `thread_name` — the account's `target`, optional on Discord (https://discord.com/
+developers/docs/resources/webhook#execute-webhook). The webhook object does not say which
+kind of channel it is in, so nothing before the first post can tell that one is needed:
+Discord's refusal (220001) becomes a message naming the fix.
+
 Rate limits (https://discord.com/developers/docs/topics/rate-limits): every answer says how
 many requests the webhook's bucket has left (`X-RateLimit-Remaining`) and when it refills
 (`X-RateLimit-Reset-After`). `publish` keeps that in the connection's state and, while the
@@ -42,10 +49,15 @@ from stormer.errors import AuthError, OutcomeUnknown, PlatformError, RateLimited
 from stormer.secrets import Secret
 
 if TYPE_CHECKING:
-    from stormer.queue import QueueItem
+    from stormer.queue import Payload, QueueItem
     from stormer.storm import Account
 
 INVALID_FORM_BODY = 50035
+# https://discord.com/developers/docs/topics/opcodes-and-status-codes#json
+FORUM_NEEDS_THREAD, FORUM_THREAD_NAME_AND_ID, THREAD_NAME_OUTSIDE_FORUM = 220001, 220002, 220003
+# https://discord.com/developers/docs/resources/channel#channel-object-channel-structure: a
+# channel's (so a thread's) name is 1-100 characters.
+THREAD_NAME_LIMIT = 100
 # https://discord.com/developers/docs/reference#api-versioning: v10 is the current version;
 # a request without one gets the default, which is deprecated.
 API_VERSION = 10
@@ -80,6 +92,8 @@ class Discord(Platform):
 
     def build_requests(self, item: QueueItem, account: Account) -> list[dict[str, Any]]:
         payload_json: dict[str, Any] = {"content": item.text, "allowed_mentions": {"parse": []}}
+        if account.target:  # a forum channel's webhook: the title of the new forum post
+            payload_json["thread_name"] = account.target
         request: dict[str, Any] = {"method": "POST", "url": f"{secret('webhook_url')}?wait=true"}
         if not item.media:
             request["json"] = payload_json
@@ -93,6 +107,15 @@ class Discord(Platform):
             **{f"files[{i}]": staged("file", m.path) for i, m in enumerate(item.media)},
         }
         return [request]
+
+    def render(self, item: QueueItem, account: Account) -> Payload:
+        payload = super().render(item, account)
+        if account.target and len(account.target) > THREAD_NAME_LIMIT:
+            payload.problems.append(
+                f"target (the forum post's title) is {len(account.target)} characters > "
+                f"{THREAD_NAME_LIMIT} ({self.title} limit)"
+            )
+        return payload
 
     # --- sending ---------------------------------------------------------------------------
 
@@ -136,6 +159,10 @@ class Discord(Platform):
                 "wrong — stop using it and set a new webhook_url",
                 platform=self.name,
                 status=response.status,
+            )
+        if response.status == 400 and body.get("code") in THREAD_FIXES:
+            return Rejected(
+                f"{message} — {THREAD_FIXES[body['code']]}", platform=self.name, status=400
             )
         if response.status == 400 and body.get("code") == INVALID_FORM_BODY:
             return Rejected(
@@ -230,6 +257,15 @@ class Discord(Platform):
         """Webhooks honour no nonce and cannot search a channel: an unknown outcome stays
         unknown (the item becomes unconfirmed; never resent)."""
         return None
+
+
+THREAD_FIXES = {
+    FORUM_NEEDS_THREAD: "this webhook belongs to a forum channel, where every message is a "
+    'forum post: give the account target = "the title of the post" in config.toml (or add '
+    "?thread_id=ID of an existing post to its webhook_url)",
+    FORUM_THREAD_NAME_AND_ID: "remove the account's target (its webhook_url names a thread)",
+    THREAD_NAME_OUTSIDE_FORUM: "this webhook's channel is no forum: remove the account's target",
+}
 
 
 def _scope(response: Response, body: dict[str, Any]) -> str | None:
