@@ -676,6 +676,36 @@ def test_telegram_photos_and_albums(http: httpx.Client) -> None:
     assert lonely.status_code == 400
 
 
+def test_telegram_refuses_photos_as_documented(http: httpx.Client) -> None:
+    """https://core.telegram.org/bots/api#sendphoto: at most 10 MB, width + height at most
+    10000, a ratio of at most 20."""
+
+    def send(photo: bytes) -> httpx.Response:
+        return http.post(
+            "/bot123:ABC/sendPhoto",
+            data={"chat_id": "-1001"},
+            files={"photo": ("a.png", photo, "image/png")},
+        )
+
+    too_big = send(png_bytes(padding=10 * 1024 * 1024))
+    assert too_big.status_code == 400
+    assert too_big.json()["description"] == "Bad Request: file is too big"
+    for width, height in ((6000, 4001), (2100, 100)):
+        odd = send(png_bytes(width, height))
+        assert odd.json()["description"] == "Bad Request: PHOTO_INVALID_DIMENSIONS"
+    assert send(png_bytes(2000, 100)).status_code == 200  # 20:1 and 2100 in total
+    assert len(posts(http)) == 1
+
+
+def test_telegram_revoked_token(http: httpx.Client) -> None:
+    assert http.get("/bot77:OLD/getMe").json()["ok"] is True
+    http.post("/_sim/telegram/revoke", json={"token": "77:OLD"}).raise_for_status()
+    refused = http.get("/bot77:OLD/getMe")
+    assert refused.status_code == 401
+    assert refused.json() == {"ok": False, "error_code": 401, "description": "Unauthorized"}
+    assert http.get("/bot77:NEW/getMe").json()["result"]["id"] == 77
+
+
 def test_telegram_rate_limit(http: httpx.Client) -> None:
     configure(http, rate_limit={"telegram": {"limit": 1, "window_s": 30}})
     assert http.post("/bot1:A/sendMessage", json={"chat_id": 1, "text": "a"}).status_code == 200

@@ -184,6 +184,36 @@ def test_python_telegram_bot_sees_auth_errors_and_flood_control(simulator: str) 
     assert [p["text"] for p in posts(simulator)] == ["one"]
 
 
+def test_python_telegram_bot_meets_the_photo_and_caption_limits_and_a_revoked_token(
+    simulator: str,
+) -> None:
+    """sendPhoto's documented limits (https://core.telegram.org/bots/api#sendphoto: 10 MB,
+    a 1024-character caption) as PTB's BadRequest; a token revoked after the bot started
+    (@BotFather's /revoke) as its InvalidToken."""
+    from telegram import Bot
+    from telegram.error import BadRequest, InvalidToken
+
+    async def run() -> None:
+        async with Bot("99:REVOKED-LATER", base_url=f"{simulator}/bot") as bot:
+            with pytest.raises(BadRequest, match="too big"):
+                await bot.send_photo(
+                    "@storm", png_bytes(padding=10 * 1024 * 1024), write_timeout=60
+                )
+            with pytest.raises(BadRequest, match="caption is too long"):
+                await bot.send_photo("@storm", png_bytes(), caption="c" * 1025)
+            await bot.send_photo("@storm", png_bytes(), caption="c" * 1024)
+            async with httpx.AsyncClient() as control:
+                revoked = await control.post(
+                    f"{simulator}/_sim/telegram/revoke", json={"token": "99:REVOKED-LATER"}
+                )
+                revoked.raise_for_status()
+            with pytest.raises(InvalidToken):
+                await bot.get_me()
+
+    asyncio.run(run())
+    assert [p["text"] for p in posts(simulator)] == ["c" * 1024]
+
+
 # --- matrix-nio (async, aiohttp) ----------------------------------------------------------------
 
 
