@@ -461,7 +461,9 @@ def test_against_the_simulator_a_webhook_posts_past_its_bucket_without_a_429(
 
         async with httpx.AsyncClient(event_hooks={"response": [seen]}) as client:
             conn = Connection(
-                account(), client, {"webhook_url": Secret(f"{simulator}/api/webhooks/31/tok")}
+                account(),
+                client,
+                {"webhook_url": Secret(f"{simulator}/api/webhooks/31/tok-discord-31")},
             )
             outcomes = []
             for n in range(7):
@@ -512,7 +514,7 @@ def test_a_forum_posts_title_over_discords_limit_is_a_problem_before_t() -> None
 def sim_flow(simulator: str, hook: str, title: str | None, flow: Any) -> Any:
     async def main() -> Any:
         async with httpx.AsyncClient() as client:
-            webhook = Secret(f"{simulator}/api/webhooks/{hook}/tok")
+            webhook = Secret(f"{simulator}/api/webhooks/{hook}/tok-discord-{hook}")
             conn = Connection(forum_account(title), client, {"webhook_url": webhook})
             return await flow(conn)
 
