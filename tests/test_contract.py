@@ -47,7 +47,7 @@ POSTING = {
     "bluesky": "com.atproto.repo.putRecord",
     "x": "/2/tweets",
     "telegram": "/send",
-    "discord": "/api/webhooks/",
+    "discord": "/webhooks/",  # /api/v10/webhooks/…: stormer sends on the current version
     "matrix": "/send/m.room.message/",
 }
 

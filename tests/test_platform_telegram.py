@@ -5,6 +5,7 @@ description, parameters}`, with the bot token in the URL path."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -31,6 +32,7 @@ from stormer.channels.base import Connection
 from stormer.channels.telegram import Telegram
 from stormer.errors import AuthError, OutcomeUnknown, RateLimited, Rejected
 from stormer.queue import MediaRef, QueueItem
+from stormer.secrets import Secret
 from stormer.storm import Account
 
 TOKEN = "123456:SECRET-token-abc"
@@ -264,3 +266,46 @@ def test_the_bot_token_appears_in_no_error_repr_or_log(
     assert any("HTTP Request: POST" in m and "<redacted>" in m for m in logged), logged
     assert "Request(POST https://api.telegram.org/bot<redacted>/sendMediaGroup)" in texts[1]
     assert_nowhere(["SECRET-token", "WRONG-token"], texts, caplog)
+
+
+def test_staging_asks_telegram_whether_the_token_still_works() -> None:
+    """Bot tokens do not expire, but @BotFather can revoke one between login and T: staging
+    calls getMe, so a revoked token fails minutes before T, with nothing sent."""
+    asked: list[str] = []
+    server = FakeBotApi()
+
+    def counting(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.path.rsplit("/", 1)[-1])
+        return server(request)
+
+    async def scenario(conn: Connection) -> None:
+        await Telegram().stage(item(), conn)
+        conn.credentials["bot_token"] = Secret(WRONG_TOKEN)  # revoked: a new one was issued
+        with pytest.raises(AuthError, match="bot token rejected"):
+            await Telegram().stage(item(), conn)
+
+    run(counting, scenario)
+    assert asked == ["getMe", "getMe"] and server.sent == []
+
+
+def test_against_the_simulator_a_token_revoked_after_login_fails_at_staging(
+    simulator: str,
+) -> None:
+    token = "4242:SECRET-revoked-later"
+
+    async def main() -> None:
+        async with httpx.AsyncClient() as client:
+            conn = Connection(
+                account_for("telegram", ("bot_token", "X"), base_url=simulator, target=CHANNEL),
+                client,
+                {"bot_token": Secret(token)},
+            )
+            assert await Telegram().verify(conn) == "@sim4242_bot"  # `stormer login`
+            revoked = await client.post(f"{simulator}/_sim/telegram/revoke", json={"token": token})
+            revoked.raise_for_status()
+            with pytest.raises(AuthError, match="bot token rejected") as caught:
+                await Telegram().stage(item(), conn)
+            assert caught.value.status == 401
+
+    asyncio.run(main())
+    assert httpx.get(f"{simulator}/_sim/posts").json() == []

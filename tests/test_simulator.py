@@ -682,6 +682,36 @@ def test_telegram_photos_and_albums(http: httpx.Client) -> None:
     assert lonely.status_code == 400
 
 
+def test_telegram_refuses_photos_as_documented(http: httpx.Client) -> None:
+    """https://core.telegram.org/bots/api#sendphoto: at most 10 MB, width + height at most
+    10000, a ratio of at most 20."""
+
+    def send(photo: bytes) -> httpx.Response:
+        return http.post(
+            "/bot123:ABC/sendPhoto",
+            data={"chat_id": "-1001"},
+            files={"photo": ("a.png", photo, "image/png")},
+        )
+
+    too_big = send(png_bytes(padding=10 * 1024 * 1024))
+    assert too_big.status_code == 400
+    assert too_big.json()["description"] == "Bad Request: file is too big"
+    for width, height in ((6000, 4001), (2100, 100)):
+        odd = send(png_bytes(width, height))
+        assert odd.json()["description"] == "Bad Request: PHOTO_INVALID_DIMENSIONS"
+    assert send(png_bytes(2000, 100)).status_code == 200  # 20:1 and 2100 in total
+    assert len(posts(http)) == 1
+
+
+def test_telegram_revoked_token(http: httpx.Client) -> None:
+    assert http.get("/bot77:OLD/getMe").json()["ok"] is True
+    http.post("/_sim/telegram/revoke", json={"token": "77:OLD"}).raise_for_status()
+    refused = http.get("/bot77:OLD/getMe")
+    assert refused.status_code == 401
+    assert refused.json() == {"ok": False, "error_code": 401, "description": "Unauthorized"}
+    assert http.get("/bot77:NEW/getMe").json()["result"]["id"] == 77
+
+
 def test_telegram_rate_limit(http: httpx.Client) -> None:
     configure(http, rate_limit={"telegram": {"limit": 1, "window_s": 30}})
     assert http.post("/bot1:A/sendMessage", json={"chat_id": 1, "text": "a"}).status_code == 200
@@ -757,6 +787,41 @@ def test_discord_rate_limit(http: httpx.Client) -> None:
     assert body["message"] == "You are being rate limited." and body["global"] is False
     assert 0 < body["retry_after"] <= 2
     assert http.post("/api/webhooks/8/t", json={"content": "x"}).status_code == 204
+
+
+@pytest.mark.parametrize("prefix", ["/api", "/api/v10"])
+def test_discord_faults_hit_the_versioned_route_too(http: httpx.Client, prefix: str) -> None:
+    """Injected faults, rate limits and ambiguous answers apply to /api/v10/webhooks as to
+    the unversioned route (https://discord.com/developers/docs/reference#api-versioning)."""
+    configure(http, platforms={"discord": {"error_rate": 1, "error_status": 502}})
+    failed = http.post(f"{prefix}/webhooks/7/t", params={"wait": "true"}, json={"content": "a"})
+    assert failed.status_code == 502 and posts(http) == []
+    configure(http, platforms={"discord": {"ambiguous_rate": 1}})
+    lost = http.post(f"{prefix}/webhooks/7/t", params={"wait": "true"}, json={"content": "b"})
+    assert lost.status_code == 500 and [p["text"] for p in posts(http)] == ["b"]
+    configure(http, rate_limit={"discord": {"limit": 1, "window_s": 30}})
+    assert http.post(f"{prefix}/webhooks/7/t", json={"content": "c"}).status_code == 204
+    assert http.post(f"{prefix}/webhooks/7/t", json={"content": "d"}).status_code == 429
+
+
+def test_discord_forum_webhooks_post_in_threads_only(http: httpx.Client) -> None:
+    http.post("/_sim/discord/forums", json={"webhook_id": "5"}).raise_for_status()
+    url, wait = "/api/v10/webhooks/5/t", {"wait": "true"}
+    bare = http.post(url, params=wait, json={"content": "x"})
+    assert bare.status_code == 400 and bare.json()["code"] == 220001
+    both = http.post(
+        url, params={**wait, "thread_id": "9"}, json={"content": "x", "thread_name": "t"}
+    )
+    assert both.status_code == 400 and both.json()["code"] == 220002
+    long = http.post(url, params=wait, json={"content": "x", "thread_name": "t" * 101})
+    assert long.status_code == 400 and "thread_name" in long.json()["errors"]
+    new = http.post(url, params=wait, json={"content": "new post", "thread_name": "Title"}).json()
+    assert new["channel_id"] == new["id"]  # a forum post's first message has the thread's id
+    reply = http.post(url, params={**wait, "thread_id": new["id"]}, json={"content": "reply"})
+    assert reply.json()["channel_id"] == new["id"]
+    elsewhere = http.post("/api/v10/webhooks/6/t", json={"content": "x", "thread_name": "t"})
+    assert elsewhere.status_code == 400 and elsewhere.json()["code"] == 220003
+    assert [p["target"] for p in posts(http)] == [new["id"], new["id"]]
 
 
 # --- Matrix -------------------------------------------------------------------------------------

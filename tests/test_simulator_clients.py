@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 from fixtures_sim import png_bytes
 from timing import wait_until
+
+if TYPE_CHECKING:
+    import aiohttp
 
 
 def posts(simulator: str) -> list[dict]:
@@ -316,6 +321,36 @@ def test_python_telegram_bot_sees_auth_errors_and_flood_control(simulator: str) 
     assert [p["text"] for p in posts(simulator)] == ["one"]
 
 
+def test_python_telegram_bot_meets_the_photo_and_caption_limits_and_a_revoked_token(
+    simulator: str,
+) -> None:
+    """sendPhoto's documented limits (https://core.telegram.org/bots/api#sendphoto: 10 MB,
+    a 1024-character caption) as PTB's BadRequest; a token revoked after the bot started
+    (@BotFather's /revoke) as its InvalidToken."""
+    from telegram import Bot
+    from telegram.error import BadRequest, InvalidToken
+
+    async def run() -> None:
+        async with Bot("99:REVOKED-LATER", base_url=f"{simulator}/bot") as bot:
+            with pytest.raises(BadRequest, match="too big"):
+                await bot.send_photo(
+                    "@storm", png_bytes(padding=10 * 1024 * 1024), write_timeout=60
+                )
+            with pytest.raises(BadRequest, match="caption is too long"):
+                await bot.send_photo("@storm", png_bytes(), caption="c" * 1025)
+            await bot.send_photo("@storm", png_bytes(), caption="c" * 1024)
+            async with httpx.AsyncClient() as control:
+                revoked = await control.post(
+                    f"{simulator}/_sim/telegram/revoke", json={"token": "99:REVOKED-LATER"}
+                )
+                revoked.raise_for_status()
+            with pytest.raises(InvalidToken):
+                await bot.get_me()
+
+    asyncio.run(run())
+    assert [p["text"] for p in posts(simulator)] == ["c" * 1024]
+
+
 # --- matrix-nio (async, aiohttp) ----------------------------------------------------------------
 
 
@@ -525,3 +560,91 @@ def _oauth2_token(simulator: str, scope: str) -> str:
                 },
             ).json()["access_token"]
         )
+
+
+# --- discord.py's webhook client (async, aiohttp) ------------------------------------------------
+
+# discord.py sends to its own base, https://discord.com/api/v10 (`discord.http.Route.BASE`,
+# not a documented setting), whatever host the webhook URL named. Its requests reach the
+# simulator through aiohttp's documented client middleware (aiohttp >= 3.12, "Client
+# Middleware Cookbook"), which points a request for discord.com at the simulator's address
+# before it is sent; discord.py's code is not touched.
+WEBHOOK_ID, WEBHOOK_TOKEN = "112233445566778899", "T" * 68  # the shape from_url accepts
+# discord.py imports audioop (for voice) on Python 3.11, which warns: not the simulator's to fix.
+AUDIOOP = pytest.mark.filterwarnings("ignore:'audioop' is deprecated:DeprecationWarning")
+
+
+def discord_session(simulator: str) -> aiohttp.ClientSession:
+    import aiohttp
+    from yarl import URL
+
+    local = URL(simulator)
+
+    async def to_simulator(
+        request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
+    ) -> aiohttp.ClientResponse:
+        if request.url.host == "discord.com":
+            request.url = request.url.with_scheme(local.scheme).with_host(local.host or "")
+            request.url = request.url.with_port(local.port)
+        return await handler(request)
+
+    return aiohttp.ClientSession(middlewares=(to_simulator,))
+
+
+@AUDIOOP
+def test_discord_py_posts_an_image_with_alt_text_and_waits_out_the_bucket(
+    simulator: str,
+) -> None:
+    """Text + a file described by its alt text, `wait=True`; then more posts than the
+    webhook's bucket holds (5 per 2 s: discord-api-docs#367), which discord.py paces from
+    the X-RateLimit headers alone. (It takes a 429 without a Via header for a Cloudflare
+    ban and raises; the simulator sends no Via, so a 429 would fail this test.)"""
+    import io
+
+    import discord
+
+    httpx.post(
+        f"{simulator}/_sim/config", json={"rate_limit": {"discord": {"limit": 5, "window_s": 2}}}
+    ).raise_for_status()
+
+    async def run() -> list[discord.WebhookMessage]:
+        async with discord_session(simulator) as session:
+            webhook = discord.Webhook.from_url(
+                f"https://discord.com/api/webhooks/{WEBHOOK_ID}/{WEBHOOK_TOKEN}", session=session
+            )
+            image = discord.File(io.BytesIO(png_bytes()), "flag.png", description="A flag")
+            sent = [await webhook.send("Free them all", file=image, wait=True)]
+            for n in range(6):
+                sent.append(await webhook.send(f"again {n}", wait=True))
+            return sent
+
+    sent = asyncio.run(run())
+    assert sent[0].attachments[0].description == "A flag"
+    landed = posts(simulator)
+    assert [p["text"] for p in landed] == ["Free them all"] + [f"again {n}" for n in range(6)]
+    assert landed[0]["media"][0]["alt"] == "A flag"
+    arrived = [datetime.fromisoformat(p["received_at"]) for p in landed]
+    assert arrived[5] - arrived[0] >= timedelta(seconds=1.9)  # the sixth waited for the reset
+
+
+@AUDIOOP
+def test_discord_py_creates_a_forum_post_with_thread_name(simulator: str) -> None:
+    import discord
+
+    httpx.post(
+        f"{simulator}/_sim/discord/forums", json={"webhook_id": WEBHOOK_ID}
+    ).raise_for_status()
+
+    async def run() -> discord.WebhookMessage:
+        async with discord_session(simulator) as session:
+            webhook = discord.Webhook.from_url(
+                f"https://discord.com/api/webhooks/{WEBHOOK_ID}/{WEBHOOK_TOKEN}", session=session
+            )
+            with pytest.raises(discord.HTTPException) as refused:
+                await webhook.send("no title", wait=True)
+            assert refused.value.code == 220001
+            return await webhook.send("Free them all", thread_name="The storm", wait=True)
+
+    message = asyncio.run(run())
+    assert message.channel.id == message.id  # the new post's thread has its first message's id
+    assert [p["text"] for p in posts(simulator)] == ["Free them all"]

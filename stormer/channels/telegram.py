@@ -129,9 +129,12 @@ class Telegram(Platform):
 
     async def stage(self, item: QueueItem, conn: Connection) -> Staged:
         """Nothing can be uploaded ahead with the Bot API (a file_id only comes from a sent
-        message), so staging reads the images and builds the multipart request."""
+        message), so staging reads the images and builds the multipart request — after
+        `getMe`: a bot token does not expire, but @BotFather can revoke it at any time, and
+        a revoked one is better found now, minutes before T, than at T."""
         if not conn.account.target:
             raise Rejected(f"account {conn.account.name!r} has no target chat", platform=self.name)
+        await self.verify(conn)
         values: dict[str, Any] = {secret("bot_token"): conn.secret("bot_token")}
         for media in item.media:
             file: FileTuple = (

@@ -10,7 +10,8 @@ simulator makes the same one.
     X          /2/…                        Telegram  /bot<token>/<method>
     Discord    /api/webhooks/…, /api/v10/webhooks/…
     Matrix     /_matrix/…                  control   /_sim/posts, /_sim/reset, /_sim/config,
-                                                     /_sim/reminders
+                                                     /_sim/reminders, /_sim/discord/forums,
+                                                     /_sim/telegram/revoke
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from starlette.types import Scope
 
 CONTENT_LIMIT, MAX_FILES, MAX_EMBEDS, DESCRIPTION_LIMIT = 2000, 10, 10, 1024
+THREAD_NAME = 100
 FILE_LIMIT = 10 * 1024 * 1024
 WEBHOOK_PATH = regex.compile(r"^/api(?:/v\d+)?/webhooks/([^/]+)/([^/]+)")
 
@@ -35,6 +36,7 @@ WEBHOOK_PATH = regex.compile(r"^/api(?:/v\d+)?/webhooks/([^/]+)/([^/]+)")
 class State:
     # message id → (webhook id, message)
     messages: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    forum_hooks: set[str] = field(default_factory=set)  # webhooks of forum channels
 
 
 def _state(request: Request) -> State:
@@ -112,6 +114,49 @@ async def _payload(request: Request) -> tuple[dict[str, Any], list[tuple[int, by
     return payload, uploads
 
 
+def _thread(request: Request, hook: dict[str, Any], payload: dict[str, Any]) -> Response | None:
+    """Refuse a thread_name or thread_id the webhook's channel cannot take.
+
+    https://discord.com/developers/docs/resources/webhook#execute-webhook: `thread_name`
+    creates a thread and "requires the webhook channel to be a forum channel"; a webhook of
+    a forum or media channel must be given `thread_name` or `thread_id`, not both. The
+    codes and messages: https://discord.com/developers/docs/topics/opcodes-and-status-codes
+    #json (220001, 220002, 220003)."""
+    name, thread_id = payload.get("thread_name"), request.query_params.get("thread_id")
+    if hook["id"] in _state(request).forum_hooks:
+        if not name and not thread_id:
+            return _error(
+                400,
+                "Webhooks posted to forum channels must have a thread_name or thread_id",
+                220001,
+            )
+        if name and thread_id:
+            return _error(
+                400,
+                "Webhooks posted to forum channels cannot have both a thread_name and thread_id",
+                220002,
+            )
+    elif name:
+        return _error(400, "Webhooks can only create threads in forum channels", 220003)
+    # https://discord.com/developers/docs/resources/channel#channel-object-channel-structure:
+    # a channel's (and so a thread's) name is 1-100 characters.
+    if name is not None and (not isinstance(name, str) or not 1 <= len(name) <= THREAD_NAME):
+        return _invalid(
+            "thread_name", "BASE_TYPE_BAD_LENGTH", f"Must be between 1 and {THREAD_NAME} in length."
+        )
+    return None
+
+
+async def make_forum(request: Request) -> Response:
+    """`POST /_sim/discord/forums {"webhook_id": ID}`: the webhook now belongs to a forum
+    channel (Discord decides that when the webhook is made in one)."""
+    body = await body_json(request)
+    if not isinstance(body, dict) or not isinstance(body.get("webhook_id"), str):
+        return json({"error": 'the body must be {"webhook_id": "ID"}'}, 400)
+    _state(request).forum_hooks.add(body["webhook_id"])
+    return json({"ok": True})
+
+
 async def execute(request: Request) -> Response:
     hook = _auth(request)
     if isinstance(hook, Response):
@@ -179,13 +224,23 @@ async def execute(request: Request) -> Response:
         attachments.append(attachment)
         media.append(Media(size=len(data), mime=mime, alt=description))
 
+    refused = _thread(request, hook, payload)
+    if refused is not None:
+        return refused
     message_id = str(store.snowflake())
+    # A new forum post's first message "has the same ID as the thread" (https://discord.com/
+    # developers/docs/topics/threads#creating-threads-in-forum-and-media-channels).
+    channel = (
+        message_id
+        if payload.get("thread_name")
+        else request.query_params.get("thread_id") or hook["channel_id"]
+    )
     arrived = received_at(request)
     message = {
         "id": message_id,
         "type": 0,
         "content": content,
-        "channel_id": hook["channel_id"],
+        "channel_id": channel,
         "author": {
             "id": hook["id"],
             "username": str(payload.get("username") or hook["name"]),
@@ -214,13 +269,12 @@ async def execute(request: Request) -> Response:
         Post(
             platform="discord",
             account=hook["id"],
-            target=hook["channel_id"],
+            target=channel,
             text=content,
             media=media,
             remote_id=message_id,
             received_at=arrived,
-            url=f"https://discord.com/channels/{hook['guild_id']}/{hook['channel_id']}/"
-            f"{message_id}",
+            url=f"https://discord.com/channels/{hook['guild_id']}/{channel}/{message_id}",
         )
     )
     if request.query_params.get("wait", "").lower() in ("true", "1"):
@@ -242,16 +296,26 @@ async def not_found(request: Request) -> Response:
     return _error(404, "404: Not Found", 0)
 
 
-routes = [
-    Route(f"{prefix}/webhooks/{{id}}/{{token}}", endpoint, methods=[method])
-    for prefix in ("/api", "/api/v{version:int}")
-    for endpoint, method in ((get_webhook, "GET"), (execute, "POST"))
-] + [
-    Route(f"{prefix}/webhooks/{{id}}/{{token}}/messages/{{message_id}}", get_message)
-    for prefix in ("/api", "/api/v{version:int}")
-]
+routes = (
+    [
+        Route(f"{prefix}/webhooks/{{id}}/{{token}}", endpoint, methods=[method])
+        for prefix in ("/api", "/api/v{version:int}")
+        for endpoint, method in ((get_webhook, "GET"), (execute, "POST"))
+    ]
+    + [
+        Route(f"{prefix}/webhooks/{{id}}/{{token}}/messages/{{message_id}}", get_message)
+        for prefix in ("/api", "/api/v{version:int}")
+    ]
+    + [Route("/_sim/discord/forums", make_forum, methods=["POST"])]
+)
 
 
+# https://discord.com/developers/docs/topics/rate-limits#header-format: every answer carries
+# the bucket's Limit, Remaining, Reset (epoch seconds) and Reset-After (seconds, decimals),
+# and its Bucket id, "non-inclusive of top-level resources in the path" (so one id for every
+# webhook, each with a bucket of its own). The docs give no webhook figure; Discord staff
+# gave 5 requests per 2 s per webhook (github.com/discord/discord-api-docs/issues/367):
+# `SimConfig(rate_limit={"discord": RateLimit(5, 2.0)})`.
 def _limit_headers(limit: RateLimit, remaining: int, reset_at: float) -> dict[str, str]:
     return {
         "X-RateLimit-Limit": str(limit.limit),
@@ -262,12 +326,16 @@ def _limit_headers(limit: RateLimit, remaining: int, reset_at: float) -> dict[st
     }
 
 
+# https://discord.com/developers/docs/topics/rate-limits#exceeding-a-rate-limit: a 429 with
+# {message, retry_after (float seconds), global}, Retry-After, the bucket's headers, and
+# X-RateLimit-Scope: `user` for a limit of one's own (the example "Exceeded User Rate Limit
+# Response"); a webhook's bucket is spent by its own requests only.
 def _rate_limited(limit: RateLimit, reset_at: float) -> Response:
     wait = max(0.001, reset_at - time.time())
     headers = {
         **_limit_headers(limit, 0, reset_at),
         "Retry-After": str(retry_after_s(reset_at)),
-        "X-RateLimit-Scope": "shared",
+        "X-RateLimit-Scope": "user",
     }
     return json(
         {"message": "You are being rate limited.", "retry_after": round(wait, 3), "global": False},
@@ -277,8 +345,10 @@ def _rate_limited(limit: RateLimit, reset_at: float) -> Response:
 
 
 def _account_of(scope: Scope) -> str | None:
+    """The bucket: per webhook and per method ("Per-route rate limits ... may include the
+    HTTP method", rate-limits#rate-limits), so reading the webhook spends no post."""
     match = WEBHOOK_PATH.match(scope["path"])
-    return match.group(1) if match else None
+    return f"{scope['method']} {match.group(1)}" if match else None
 
 
 PLATFORM = Platform(

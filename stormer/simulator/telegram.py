@@ -1,9 +1,12 @@
 """Telegram Bot API, the sending part (https://core.telegram.org/bots/api).
 
 `/bot<token>/<method>` with parameters in the query string, a form, a multipart body or
-JSON, as the real server takes them. Lengths are counted in UTF-16 code units after
-`parse_mode=HTML` markup is removed: text ≤ 4096, caption ≤ 1024. No idempotency: a retry
-sends again.
+JSON, as the real server takes them, and every answer `{ok, result}` or `{ok: false,
+error_code, description, parameters}` (https://core.telegram.org/bots/api#making-requests).
+Lengths are counted in UTF-16 code units after `parse_mode=HTML` markup is removed: text ≤
+4096, caption ≤ 1024. No idempotency: a retry sends again. Bot tokens do not expire; @BotFather
+can revoke one (https://core.telegram.org/bots/features#botfather): `POST /_sim/telegram/revoke
+{"token": T}` does that here, and the token is refused from then on.
 """
 
 from __future__ import annotations
@@ -28,8 +31,14 @@ from .state import Media, Post, digest, unusable
 if TYPE_CHECKING:
     from starlette.types import Scope
 
+# https://core.telegram.org/bots/api#sendmessage: "Text of the message to be sent, 1-4096
+# characters after entities parsing"; #sendphoto: "Photo caption ..., 0-1024 characters
+# after entities parsing". (UTF-16 code units: #messageentity counts offsets in them.)
 TEXT_LIMIT, CAPTION_LIMIT = 4096, 1024
-PHOTO_LIMIT = 10 * 1024 * 1024
+# https://core.telegram.org/bots/api#sendphoto: "The photo must be at most 10 MB in size. The
+# photo's width and height must not exceed 10000 in total. Width and height ratio must be at
+# most 20."
+PHOTO_LIMIT, PHOTO_SIDES, PHOTO_RATIO = 10 * 1024 * 1024, 10000, 20
 TAG = regex.compile(r"<[^>]*>")
 BOT_PATH = regex.compile(r"^/bot([^/]+)/([^/]+)$")
 POST_METHODS = ("sendmessage", "sendphoto", "sendmediagroup")
@@ -46,6 +55,7 @@ class File:
 @dataclass
 class State:
     files: dict[str, File] = field(default_factory=dict)
+    revoked: set[str] = field(default_factory=set)  # tokens revoked through @BotFather
     next_message: dict[int, int] = field(default_factory=dict)  # chat id → last message_id
     usernames: dict[int, str] = field(default_factory=dict)
 
@@ -73,7 +83,8 @@ def units(text: str) -> int:
 
 
 def visible(text: str, parse_mode: Any) -> str:
-    """The text after entity parsing: only HTML markup is removed (Markdown is counted raw)."""
+    """The text after entity parsing: only HTML markup is removed (Markdown is counted raw).
+    https://core.telegram.org/bots/api#formatting-options"""
     if isinstance(parse_mode, str) and parse_mode.upper() == "HTML":
         return html.unescape(TAG.sub("", text))
     return text
@@ -102,6 +113,8 @@ async def _params(request: Request) -> tuple[Params, Files]:
 
 
 def _chat(request: Request, chat_id: Any) -> dict[str, Any] | None:
+    """https://core.telegram.org/bots/api#sendmessage: chat_id is an Integer or a String,
+    "@channelusername" for a channel."""
     state = _state(request)
     if isinstance(chat_id, str) and chat_id.startswith("@") and len(chat_id) > 1:
         username = chat_id[1:]
@@ -151,7 +164,8 @@ def _log(
 
 
 def _photo(request: Request, value: Any, files: Files) -> tuple[str, File] | str:
-    """(file_id, file) of an uploaded part, `attach://name`, a known file_id or a URL."""
+    """(file_id, file) of an uploaded part, `attach://name`, a known file_id or a URL
+    (https://core.telegram.org/bots/api#sending-files, #inputfile)."""
     state = _state(request)
     if isinstance(value, str) and value.startswith("attach://"):
         part = files.get(value[len("attach://") :])
@@ -166,11 +180,19 @@ def _photo(request: Request, value: Any, files: Files) -> tuple[str, File] | str
     if part is None:
         return "Bad Request: there is no photo in the request"
     content = part[0]
+    # The rule is the documented 10 MB (PHOTO_LIMIT); the descriptions are those the Bot API
+    # answers (python-telegram-bot's and aiogram's issue trackers quote them).
     if len(content) > PHOTO_LIMIT:
         return "Bad Request: file is too big"
     mime, width, height = sniffing.sniff(content)
     if not mime.startswith("image/"):
         return "Bad Request: IMAGE_PROCESS_FAILED"
+    if (
+        width
+        and height
+        and (width + height > PHOTO_SIDES or max(width, height) > PHOTO_RATIO * min(width, height))
+    ):
+        return "Bad Request: PHOTO_INVALID_DIMENSIONS"
     return _remember(state, File(len(content), mime, width or 1, height or 1))
 
 
@@ -193,6 +215,8 @@ def _photo_sizes(file_id: str, file: File) -> list[dict[str, Any]]:
 
 
 async def get_me(request: Request, bot: int, params: Params, files: Files) -> Response:
+    """https://core.telegram.org/bots/api#getme: "A simple method for testing your bot's
+    authentication token"; returns a User."""
     return ok(
         {
             "id": bot,
@@ -215,7 +239,7 @@ async def send_message(request: Request, bot: int, params: Params, files: Files)
     text = params.get("text")
     if not isinstance(text, str) or not visible(text, params.get("parse_mode")).strip():
         return fail(400, "Bad Request: message text is empty")
-    if units(visible(text, params.get("parse_mode"))) > TEXT_LIMIT:
+    if units(visible(text, params.get("parse_mode"))) > TEXT_LIMIT:  # 1-4096: see TEXT_LIMIT
         return fail(400, "Bad Request: message is too long")
     message = _message(request, chat, text=visible(text, params.get("parse_mode")))
     _log(request, bot, chat, message["text"], [], message["message_id"])
@@ -227,7 +251,7 @@ def _caption(params: Params) -> str | Response:
     if not isinstance(caption, str):
         return fail(400, "Bad Request: can't parse caption")
     caption = visible(caption, params.get("parse_mode"))
-    if units(caption) > CAPTION_LIMIT:
+    if units(caption) > CAPTION_LIMIT:  # 0-1024: see CAPTION_LIMIT
         return fail(400, "Bad Request: message caption is too long")
     return caption
 
@@ -263,6 +287,7 @@ async def send_media_group(request: Request, bot: int, params: Params, files: Fi
             items = orjson.loads(items)
         except orjson.JSONDecodeError:
             return fail(400, "Bad Request: can't parse media JSON object")
+    # https://core.telegram.org/bots/api#sendmediagroup: "must include 2-10 items".
     if not isinstance(items, list) or not 2 <= len(items) <= 10:
         return fail(400, "Bad Request: media group must include 2-10 items")
     prepared = []
@@ -306,7 +331,9 @@ METHODS: dict[str, Handler] = {
 
 async def bot_method(request: Request) -> Response:
     token = request.path_params["token"]
-    if unusable(token):
+    # A token that is not (or no longer) a bot's: 401 Unauthorized, as api.telegram.org
+    # answers (python-telegram-bot raises InvalidToken on it: telegram/request/_baserequest.py).
+    if unusable(token) or token in _state(request).revoked:
         return fail(401, "Unauthorized")
     handler = METHODS.get(request.path_params["method"].lower())
     if handler is None:
@@ -315,7 +342,19 @@ async def bot_method(request: Request) -> Response:
     return await handler(request, bot_id(token), params, files)
 
 
-routes = [Route("/bot{token}/{method}", bot_method, methods=["GET", "POST"])]
+async def revoke(request: Request) -> Response:
+    """`POST /_sim/telegram/revoke {"token": T}`: what @BotFather's /revoke does to T."""
+    body = await body_json(request)
+    if not isinstance(body, dict) or not isinstance(body.get("token"), str):
+        return json({"error": 'the body must be {"token": "..."}'}, 400)
+    _state(request).revoked.add(body["token"])
+    return json({"ok": True})
+
+
+routes = [
+    Route("/bot{token}/{method}", bot_method, methods=["GET", "POST"]),
+    Route("/_sim/telegram/revoke", revoke, methods=["POST"]),
+]
 
 
 def _account_of(scope: Scope) -> str | None:
@@ -323,6 +362,9 @@ def _account_of(scope: Scope) -> str | None:
     return str(bot_id(match.group(1))) if match else None
 
 
+# https://core.telegram.org/bots/faq#my-bot-is-hitting-limits-how-do-i-avoid-this: past the
+# limits, 429; https://core.telegram.org/bots/api#responseparameters: `retry_after`, "the
+# number of seconds left to wait before the request can be repeated".
 def _rate_limited(limit: RateLimit, reset_at: float) -> Response:
     wait = retry_after_s(reset_at)
     return fail(429, f"Too Many Requests: retry after {wait}", parameters={"retry_after": wait})
