@@ -74,6 +74,10 @@ class SimConfig:
     bluesky_login_limit: RateLimit = RateLimit(30, 300.0)  # createSession per account
     bluesky_access_ttl_s: float = 7200.0  # accessJwt lifetime (the PDS default: 120 min)
     x_duplicate_window_s: float = 86400.0  # same text again from one account → 403
+    # Matrix: the life of an access token issued to a client that asked for a refresh token
+    # (0: none expire); 300 s is Synapse's `refreshable_access_token_lifetime` default.
+    matrix_access_ttl_s: float = 300.0
+    matrix_upload_bytes: int = 50 * 1024 * 1024  # m.upload.size (Synapse's default 50M)
 
     def __post_init__(self) -> None:
         for name in PLATFORMS:
@@ -150,7 +154,7 @@ class SimConfig:
                     name: dict(_mapping(v, f"platforms.{name}"))
                     for name, v in _mapping(value, key).items()
                 }
-            elif key in ("seed", "error_status", "bluesky_blob_limit"):
+            elif key in ("seed", "error_status", "bluesky_blob_limit", "matrix_upload_bytes"):
                 value = _number(value, key, int)
             elif key in ("ambiguous_mode", "faults_on"):
                 value = str(value)
