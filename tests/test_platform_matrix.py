@@ -10,6 +10,7 @@ import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -66,9 +67,28 @@ class FakeHomeserver:
         self.timeout_after: set[int] = set()
         self.joins: list[str] = []  # rooms joined (staging joins before T)
         self.aliases: dict[str, str] = {}  # "#alias:server" → the room id it names
+        self.expired: set[str] = set()  # access tokens answered with a soft logout
+        self.refresh_tokens = {"r-1": "STORMDEVICE"}  # refresh token → device
+        self.refreshes = 0
+        self.upload_size: int | None = 20_000_000
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/_matrix/client/v3/refresh":
+            old = json.loads(request.content)["refresh_token"]
+            if old not in self.refresh_tokens:
+                return error(401, "M_UNKNOWN_TOKEN", "Soft logged out", soft_logout=True)
+            self.refreshes += 1
+            device = self.refresh_tokens.pop(old)
+            access, refresh = f"a-{self.refreshes + 1}", f"r-{self.refreshes + 1}"
+            self.devices[access] = device
+            self.refresh_tokens[refresh] = device
+            return httpx.Response(
+                200,
+                json={"access_token": access, "refresh_token": refresh, "expires_in_ms": 300_000},
+            )
         token = request.headers.get("authorization", "").removeprefix("Bearer ")
+        if token in self.expired:
+            return error(401, "M_UNKNOWN_TOKEN", "Access token has expired", soft_logout=True)
         if token not in self.devices:
             return error(401, "M_UNKNOWN_TOKEN", "Invalid access token passed.", soft_logout=False)
         device, path = self.devices[token], request.url.path
@@ -76,6 +96,9 @@ class FakeHomeserver:
             return httpx.Response(
                 200, json={"user_id": USER, "device_id": device, "is_guest": False}
             )
+        if path == "/_matrix/client/v1/media/config":
+            config = {} if self.upload_size is None else {"m.upload.size": self.upload_size}
+            return httpx.Response(200, json=config)
         if path.startswith("/_matrix/client/v3/join/"):
             self.joins.append(path.removeprefix("/_matrix/client/v3/join/"))
             return httpx.Response(
@@ -140,30 +163,40 @@ def test_verify_names_the_user() -> None:
     assert run(FakeHomeserver(), Matrix().verify) == USER
 
 
-def test_text_then_one_image_event_each_with_alt_text_and_info(
+def test_a_text_only_post_is_one_text_event() -> None:
+    server = FakeHomeserver()
+    run(server, stage_and_publish)
+    assert server.events == [
+        ("$event1", f"stormer-{ITEM_ID}-0", {"msgtype": "m.text", "body": TEXT})
+    ]
+
+
+def test_the_text_is_the_first_images_caption_and_each_image_its_own_event(
     images: tuple[MediaRef, MediaRef], tmp_path: Path
 ) -> None:
+    """Spec v1.10 media captions: `body` ≠ `filename` makes `body` the caption, shown with
+    the image: the post is its first image captioned with the text. A further image is an
+    event of its own, captioned with its alt text (the spec has no alt-text field)."""
     server = FakeHomeserver()
     published = run(
         server, lambda conn: stage_and_publish(conn, item(*images)), media_root=tmp_path
     )
     assert server.uploads == [("banner.png", "image/png", PNG), ("photo.jpg", "image/jpeg", JPEG)]
     assert server.events == [
-        ("$event1", f"stormer-{ITEM_ID}-0", {"msgtype": "m.text", "body": TEXT}),
         (
-            "$event2",
-            f"stormer-{ITEM_ID}-1",
+            "$event1",
+            f"stormer-{ITEM_ID}-0",
             {
                 "msgtype": "m.image",
-                "body": "A banner",
+                "body": TEXT,
                 "filename": "banner.png",
                 "url": "mxc://example.org/media1",
                 "info": {"mimetype": "image/png", "w": 1200, "h": 675, "size": len(PNG)},
             },
         ),
         (
-            "$event3",
-            f"stormer-{ITEM_ID}-2",
+            "$event2",
+            f"stormer-{ITEM_ID}-1",
             {
                 "msgtype": "m.image",
                 "body": "Students at a gate",
@@ -175,7 +208,16 @@ def test_text_then_one_image_event_each_with_alt_text_and_info(
     ]
     assert published.remote_id == "$event1"
     assert published.permalink == f"https://matrix.to/#/{ROOM}/$event1?via=example.org"
-    assert published.raw["event_ids"] == ["$event1", "$event2", "$event3"]
+    assert published.raw["event_ids"] == ["$event1", "$event2"]
+
+
+def test_a_further_image_without_alt_text_has_no_caption(
+    images: tuple[MediaRef, MediaRef], tmp_path: Path
+) -> None:
+    server = FakeHomeserver()
+    second = replace(images[1], alt=None)
+    run(server, lambda conn: stage_and_publish(conn, item(images[0], second)), media_root=tmp_path)
+    assert server.events[1][2]["body"] == server.events[1][2]["filename"] == "photo.jpg"
 
 
 @pytest.mark.parametrize(
@@ -245,15 +287,14 @@ def test_reconcile_after_a_partial_send_completes_it_once(
     images: tuple[MediaRef, MediaRef], tmp_path: Path
 ) -> None:
     server = FakeHomeserver()
-    server.timeout_after = {2}  # the text landed, the first image's answer was lost
+    server.timeout_after = {2}  # the captioned image landed, the second's answer was lost
     published = run(server, lost_then_reconciled(Matrix(), item(*images)), media_root=tmp_path)
     assert [(e[0], e[1]) for e in server.events] == [
         ("$event1", f"stormer-{ITEM_ID}-0"),
         ("$event2", f"stormer-{ITEM_ID}-1"),
-        ("$event3", f"stormer-{ITEM_ID}-2"),
     ]
     assert published.remote_id == "$event1"
-    assert published.raw["event_ids"] == ["$event1", "$event2", "$event3"]
+    assert published.raw["event_ids"] == ["$event1", "$event2"]
 
 
 def test_the_access_token_appears_in_no_error_repr_or_log(
@@ -288,3 +329,69 @@ def test_a_room_given_by_its_alias_is_joined_and_sent_to_by_its_room_id() -> Non
     assert server.joins == ["#free-students:example.org"]
     assert [txn for _, txn, _ in server.events] == [f"stormer-{ITEM_ID}-0"]
     assert published.permalink == f"https://matrix.to/#/{ROOM}/$event1?via=example.org"
+
+
+# --- tokens that expire: refresh (spec v1.3) ---------------------------------------------------
+
+
+def test_a_token_expired_at_t_is_refreshed_and_the_send_retried_once() -> None:
+    """401 M_UNKNOWN_TOKEN with soft_logout: refresh (same device), rotate, send again: one
+    event, and the new tokens saved at once."""
+    server = FakeHomeserver()
+    saved: list[dict[str, str]] = []
+
+    async def scenario(conn: Connection) -> Any:
+        conn.save_credentials = saved.append
+        staged = await Matrix().stage(item(), conn)
+        server.expired.add(TOKEN)  # expires between staging and T
+        return await Matrix().publish(staged, conn)
+
+    published = run_against(
+        server,
+        scenario,
+        account(),
+        {"access_token": TOKEN, "refresh_token": "r-1"},
+        state={"expires_at": None},  # as far as the client knows, it does not expire
+    )
+    assert published.remote_id == "$event1" and len(server.events) == 1
+    assert server.refreshes == 1
+    assert saved == [{"access_token": "a-2", "refresh_token": "r-2"}]
+
+
+def test_a_static_token_that_expired_says_how_to_fix_it() -> None:
+    server = FakeHomeserver()
+    server.expired.add(TOKEN)
+    with pytest.raises(AuthError, match=r"expired: .*stormer login"):
+        run(server, stage_and_publish)
+    assert server.refreshes == 0
+
+
+def test_a_refused_refresh_token_says_to_log_in_again() -> None:
+    server = FakeHomeserver()
+    with pytest.raises(
+        AuthError,
+        match=r"refresh token of 'campaign-matrix' was refused .*stormer login campaign-matrix",
+    ):
+        run_against(
+            server, stage_and_publish, account(), {"access_token": TOKEN, "refresh_token": "r-old"}
+        )
+
+
+def test_read_limits_reads_the_homeservers_upload_size() -> None:
+    server = FakeHomeserver()
+    limits = run(server, Matrix().read_limits)
+    assert limits is not None and limits.image_bytes == 20_000_000
+    assert limits.source == "https://matrix.example.org/_matrix/client/v1/media/config"
+    server.upload_size = None
+    assert run(server, Matrix().read_limits).image_bytes is None  # type: ignore[union-attr]
+
+
+def test_password_accounts_log_in_to_a_device_fixed_by_the_account() -> None:
+    from stormer.channels.matrix_session import device_id_for
+
+    assert device_id_for(account()) == device_id_for(account("!other:example.org"))
+    assert device_id_for(account()).startswith("STORMER_")
+    other = replace(account(), name="campaign-matrix-2")
+    assert device_id_for(other) != device_id_for(account())
+    by_password = replace(account(), credentials=(("user", "U"), ("password", "P")))
+    assert Matrix().credential_fields_for(by_password) == ("user", "password")
