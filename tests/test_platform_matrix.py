@@ -6,15 +6,19 @@ reconcile that resends must yield one event, never two."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import keyring
 import pytest
 from platform_fakes import (
     JPEG,
@@ -28,8 +32,9 @@ from platform_fakes import (
     shown,
     what_sending_shows,
 )
+from test_login import MemoryKeyring
 
-from stormer.channels.base import Connection
+from stormer.channels.base import Connection, Published, Staged
 from stormer.channels.matrix import Matrix
 from stormer.errors import AuthError, OutcomeUnknown, RateLimited, Rejected
 from stormer.queue import MediaRef, QueueItem
@@ -395,3 +400,206 @@ def test_password_accounts_log_in_to_a_device_fixed_by_the_account() -> None:
     assert device_id_for(other) != device_id_for(account())
     by_password = replace(account(), credentials=(("user", "U"), ("password", "P")))
     assert Matrix().credential_fields_for(by_password) == ("user", "password")
+
+
+# --- against the simulator: refresh, rotation, password login, limits ---------------------------
+
+
+def sim_login(simulator: str, **extra: Any) -> dict[str, Any]:
+    body = {
+        "type": "m.login.password",
+        "identifier": {"type": "m.id.user", "user": "storm"},
+        "password": "pw",
+        **extra,
+    }
+    answer = httpx.post(f"{simulator}/_matrix/client/v3/login", json=body)
+    answer.raise_for_status()
+    return dict(answer.json())
+
+
+def sim_account(simulator: str, *credentials: str) -> Account:
+    fields = tuple((name, f"FPS_MATRIX_{name.upper()}") for name in credentials)
+    return replace(
+        account_for("matrix", fields[0], base_url=simulator, target="#storm:sim"),
+        credentials=fields,
+    )
+
+
+def soon(item_id: str, minutes: float = 1.0) -> QueueItem:
+    return replace(
+        post_item("matrix", TEXT, item_id=item_id),
+        fire_at=datetime.now(UTC) + timedelta(minutes=minutes),
+    )
+
+
+class SimRun:
+    """Connections to the simulator, counting the refreshes they make; what they rotate
+    goes to the keyring (a memory backend)."""
+
+    def __init__(self, simulator: str) -> None:
+        self.simulator = simulator
+        self.refreshes = 0
+
+    def count(self, request: httpx.Request) -> None:
+        self.refreshes += request.url.path.endswith("/refresh")
+
+    def __call__(
+        self,
+        acct: Account,
+        credentials: dict[str, str],
+        scenario: Callable[[Connection], Awaitable[T]],
+    ) -> T:
+        from stormer.secrets import Secret, store
+
+        async def main() -> T:
+            async with httpx.AsyncClient(event_hooks={"request": [self._hook]}) as client:
+                conn = Connection(
+                    account=acct,
+                    client=client,
+                    credentials={k: Secret(v) for k, v in credentials.items()},
+                    save_credentials=lambda values: store(acct.name, values),
+                    grace=timedelta(minutes=1),
+                )
+                return await scenario(conn)
+
+        return asyncio.run(main())
+
+    async def _hook(self, request: httpx.Request) -> None:
+        self.count(request)
+
+
+@pytest.fixture
+def keyring_memory() -> Iterator[MemoryKeyring]:
+    previous = keyring.get_keyring()
+    backend = MemoryKeyring()
+    keyring.set_keyring(backend)
+    yield backend
+    keyring.set_keyring(previous)
+
+
+def configure(simulator: str, **config: Any) -> None:
+    httpx.post(f"{simulator}/_sim/config", json=config).raise_for_status()
+
+
+def test_many_items_staged_at_once_refresh_once_and_the_rotation_is_saved(
+    simulator: str, keyring_memory: MemoryKeyring
+) -> None:
+    configure(simulator, matrix_access_ttl_s=3600)
+    first = sim_login(simulator, refresh_token=True, device_id="PHONE")
+    acct = sim_account(simulator, "access_token")
+    sim = SimRun(simulator)
+
+    async def scenario(conn: Connection) -> list[Staged]:
+        return list(
+            await asyncio.gather(*(Matrix().stage(soon(f"item{i}"), conn) for i in range(5)))
+        )
+
+    credentials = {"access_token": first["access_token"], "refresh_token": first["refresh_token"]}
+    staged = sim(acct, credentials, scenario)
+    assert sim.refreshes == 1  # its lifetime was unknown: learned once, for all five
+    saved = keyring_memory.items
+    new_refresh = saved[("stormer", f"{acct.name}/refresh_token")]
+    new_access = saved[("stormer", f"{acct.name}/access_token")]
+    assert new_refresh != first["refresh_token"] and new_access != first["access_token"]
+    assert {s.data["device_id"] for s in staged} == {"PHONE"}  # a refresh keeps the device
+    # The new access token was used: the old refresh token is revoked, the new one works.
+    old = httpx.post(
+        f"{simulator}/_matrix/client/v3/refresh", json={"refresh_token": first["refresh_token"]}
+    )
+    assert old.status_code == 401 and old.json()["errcode"] == "M_UNKNOWN_TOKEN"
+
+
+def test_staging_refreshes_a_token_that_would_expire_before_t_plus_grace(
+    simulator: str, keyring_memory: MemoryKeyring
+) -> None:
+    configure(simulator, matrix_access_ttl_s=1200)  # 20 minutes
+    first = sim_login(simulator, refresh_token=True)
+    sim = SimRun(simulator)
+
+    async def scenario(conn: Connection) -> None:
+        await Matrix().stage(soon("a"), conn)  # learns the lifetime: one refresh
+        await Matrix().stage(soon("b"), conn)  # holds until T + grace: none
+        assert sim.refreshes == 1
+        conn.state["expires_at"] = time.time() + 60  # as if 19 minutes had passed
+        await Matrix().stage(soon("c"), conn)  # 1 min left < T + grace (2 min): refreshed
+        assert sim.refreshes == 2
+        assert conn.state["expires_at"] > time.time() + 1100
+
+    sim(
+        sim_account(simulator, "access_token"),
+        {"access_token": first["access_token"], "refresh_token": first["refresh_token"]},
+        scenario,
+    )
+
+
+def test_an_expiring_token_is_renewed_before_the_send_at_t(
+    simulator: str, keyring_memory: MemoryKeyring
+) -> None:
+    """A homeserver whose tokens live shorter than staging-to-T (Synapse and MAS: 5 min):
+    the send at T renews the token first, and the post lands once."""
+    configure(simulator, matrix_access_ttl_s=600)
+    first = sim_login(simulator, refresh_token=True)
+    sim = SimRun(simulator)
+
+    async def scenario(conn: Connection) -> Published:
+        staged = await Matrix().stage(soon("x"), conn)
+        conn.state["expires_at"] = time.time() + 5  # nearly spent by T
+        return await Matrix().publish(staged, conn)
+
+    published = sim(
+        sim_account(simulator, "access_token"),
+        {"access_token": first["access_token"], "refresh_token": first["refresh_token"]},
+        scenario,
+    )
+    assert sim.refreshes == 2
+    landed = httpx.get(f"{simulator}/_sim/posts").json()
+    assert [p["remote_id"] for p in landed] == [published.remote_id]
+
+
+def test_password_login_keeps_the_device_so_a_resend_after_a_restart_posts_once(
+    simulator: str, keyring_memory: MemoryKeyring
+) -> None:
+    acct = sim_account(simulator, "user", "password")
+    assert Matrix().auth_of(acct) == "password"
+    sim = SimRun(simulator)
+    queued = soon("restart")
+
+    async def before_the_crash(conn: Connection) -> Published:
+        return await publish(Matrix(), queued, conn)
+
+    async def after_the_restart(conn: Connection) -> Published | None:
+        return await Matrix().reconcile(await Matrix().stage(queued, conn), conn)
+
+    credentials = {"user": "@storm:sim", "password": "pw"}
+    first = sim(acct, credentials, before_the_crash)
+    again = sim(acct, credentials, after_the_restart)  # a new process: a new login
+    assert again is not None and again.remote_id == first.remote_id
+    assert len(httpx.get(f"{simulator}/_sim/posts").json()) == 1
+
+
+def test_read_limits_from_the_simulator(simulator: str) -> None:
+    configure(simulator, matrix_upload_bytes=1_234_567)
+    token = sim_login(simulator)["access_token"]
+    limits = SimRun(simulator)(
+        sim_account(simulator, "access_token"), {"access_token": token}, Matrix().read_limits
+    )
+    assert limits is not None and limits.image_bytes == 1_234_567
+
+
+def test_stormer_login_logs_in_by_password_and_returns_the_tokens(simulator: str) -> None:
+    configure(simulator, matrix_access_ttl_s=300)
+    said: list[str] = []
+    answers = ["storm", "pw"]
+
+    async def main(acct: Account) -> dict[str, str]:
+        async with httpx.AsyncClient() as client:
+            return await Matrix().login(
+                acct, client, lambda prompt, hidden: answers.pop(0), said.append
+            )
+
+    values = asyncio.run(main(sim_account(simulator, "access_token")))
+    assert set(values) == {"access_token", "refresh_token"}
+    assert "accepted: @storm:sim on device STORMER_" in said[-1] and "300 s" in said[-1]
+    answers.extend(["storm", "pw"])
+    by_password = asyncio.run(main(sim_account(simulator, "user", "password")))
+    assert set(by_password) == {"access_token", "refresh_token", "user", "password"}
