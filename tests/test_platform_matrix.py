@@ -11,11 +11,13 @@ import json
 import logging
 import re
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import httpx
 import keyring
@@ -603,3 +605,44 @@ def test_stormer_login_logs_in_by_password_and_returns_the_tokens(simulator: str
     answers.extend(["storm", "pw"])
     by_password = asyncio.run(main(sim_account(simulator, "user", "password")))
     assert set(by_password) == {"access_token", "refresh_token", "user", "password"}
+
+
+# --- against Synapse ------------------------------------------------------------------------------
+
+
+def test_on_synapse_a_password_login_after_a_restart_resends_to_one_event(
+    synapse: Any, keyring_memory: MemoryKeyring
+) -> None:
+    """stormer logs in by password to the account's fixed device, asking for a refresh
+    token; a new process logs in again to the same device, and its resend of the same
+    item is the first event, not a second. read_limits reads Synapse's m.upload.size."""
+    user_id, password = synapse.register("restart")
+    owner = synapse.login(user_id, password)
+    room = synapse.create_room(owner, name="restart")
+    acct = replace(
+        account_for("matrix", ("user", "MX_USER"), base_url=synapse.url, target=room),
+        credentials=(("user", "MX_USER"), ("password", "MX_PASSWORD")),
+    )
+    sim = SimRun(synapse.url)
+    queued = soon(f"restart{uuid.uuid4().hex[:8]}")
+    credentials = {"user": user_id, "password": password}
+
+    async def before_the_crash(conn: Connection) -> tuple[Published, Any]:
+        published = await publish(Matrix(), queued, conn)
+        assert conn.state["expires_at"] is not None  # Synapse's refreshable token expires
+        return published, await Matrix().read_limits(conn)
+
+    async def after_the_restart(conn: Connection) -> Published | None:
+        return await Matrix().reconcile(await Matrix().stage(queued, conn), conn)
+
+    first, limits = sim(acct, credentials, before_the_crash)
+    again = sim(acct, credentials, after_the_restart)
+    assert again is not None and again.remote_id == first.remote_id
+    assert limits is not None and limits.image_bytes and limits.image_bytes > 0
+    history = httpx.get(
+        f"{synapse.url}/_matrix/client/v3/rooms/{quote(room, safe='')}/messages",
+        params={"dir": "b", "limit": "50"},
+        headers={"Authorization": f"Bearer {owner}"},
+    ).json()["chunk"]
+    mine = [e for e in history if e["type"] == "m.room.message" and e["sender"] == user_id]
+    assert [e["event_id"] for e in mine] == [first.remote_id]
