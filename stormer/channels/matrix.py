@@ -79,8 +79,9 @@ class Matrix(Platform):
     # Or stormer logs in itself, to a fixed device (matrix_session.py); `user` is a full MXID
     # or the localpart.
     alternative_auth: ClassVar[Mapping[str, tuple[str, ...]]] = {"password": ("user", "password")}
-    # A refresh token (spec v1.3) and the access token it rotates, saved as they change.
-    kept_credentials = ("refresh_token", "access_token")
+    # A refresh token (spec v1.3), saved with the access token it rotates as they change; an
+    # account that logs in by password refreshes with it before it logs in again.
+    kept_credentials = ("refresh_token",)
     target_field = "room"
     idempotency = "transaction-id"
     concurrency = 1000  # wide: see Platform.concurrency
