@@ -175,7 +175,10 @@ class RealSynapse(Backend):
                 continue
             content = event["content"]
             if content.get("msgtype") == "m.image":
-                out.append({"text": None, "media": [{"alt": content.get("body")}]})
+                # Spec v1.10 media captions: body ≠ filename is a caption, the post's text.
+                captioned = content.get("filename") not in (None, content.get("body"))
+                text = content.get("body") if captioned else None
+                out.append({"text": text, "media": [{"alt": content.get("body")}]})
             else:
                 out.append({"text": content.get("body"), "media": []})
         return out

@@ -200,3 +200,57 @@ def test_synapse_send_is_idempotent_per_token_and_reads_back(synapse: Synapse) -
         other = synapse.login(user_id, password)
         resent = client.put(send, json=content, headers=bearer(other))
         assert resent.status_code == 200 and resent.json()["event_id"] != event_id
+
+
+def test_synapse_refresh_tokens_and_a_fixed_device_keep_transaction_ids(synapse: Synapse) -> None:
+    """What stormer's Matrix client relies on (channels/matrix_session.py): a login asking for
+    a refresh token gets an expiring access token; a refresh rotates both tokens and revokes
+    the old refresh token once the new access token is used; transaction ids stay with the
+    device across a refresh and across a new login to the same device_id."""
+    user_id, password = synapse.register("refresh")
+    device = f"STORMER_{secrets.token_hex(5).upper()}"
+
+    def login() -> dict[str, Any]:
+        body = {
+            "type": "m.login.password",
+            "identifier": {"type": "m.id.user", "user": user_id},
+            "password": password,
+            "device_id": device,
+            "refresh_token": True,
+        }
+        answer = httpx.post(f"{synapse.url}/_matrix/client/v3/login", json=body)
+        assert answer.status_code == 200, answer.text
+        return dict(answer.json())
+
+    first = login()
+    assert first["device_id"] == device and first["expires_in_ms"] > 0 and first["refresh_token"]
+    room = quote(synapse.create_room(first["access_token"], name="refresh"), safe="")
+    send = f"{synapse.url}/_matrix/client/v3/rooms/{room}/send/m.room.message/stormer-{device}"
+    content = {"msgtype": "m.text", "body": "once"}
+    event_id = httpx.put(send, json=content, headers=bearer(first["access_token"])).json()[
+        "event_id"
+    ]
+
+    refreshed = httpx.post(
+        f"{synapse.url}/_matrix/client/v3/refresh", json={"refresh_token": first["refresh_token"]}
+    ).json()
+    assert refreshed["refresh_token"] != first["refresh_token"] and refreshed["expires_in_ms"] > 0
+    again = httpx.put(send, json=content, headers=bearer(refreshed["access_token"]))
+    assert again.status_code == 200 and again.json()["event_id"] == event_id
+    reused = httpx.post(
+        f"{synapse.url}/_matrix/client/v3/refresh", json={"refresh_token": first["refresh_token"]}
+    )
+    assert reused.status_code in (401, 403) and reused.json()["errcode"] in (
+        "M_UNKNOWN_TOKEN",
+        "M_FORBIDDEN",
+    ), reused.text
+
+    relogged = login()  # a restart: a new login, to the same device
+    after = httpx.put(send, json=content, headers=bearer(relogged["access_token"]))
+    assert after.status_code == 200 and after.json()["event_id"] == event_id
+
+    config = httpx.get(
+        f"{synapse.url}/_matrix/client/v1/media/config",
+        headers=bearer(relogged["access_token"]),
+    )
+    assert config.status_code == 200 and config.json()["m.upload.size"] > 0

@@ -932,6 +932,62 @@ def test_matrix_membership_and_media(http: httpx.Client) -> None:
     assert downloaded.content == png_bytes()
 
 
+def test_matrix_refresh_tokens_expire_rotate_and_revoke(http: httpx.Client) -> None:
+    """Spec v1.3+ refresh tokens: only a client that asks gets an expiring token; a refresh
+    rotates both tokens for the same device; the old refresh token dies once the new access
+    token is used; an expired access token is a soft logout."""
+    configure(http, matrix_access_ttl_s=0.05)
+    static = mx_login(http)  # did not ask for a refresh token: it never expires
+    login = http.post(
+        "/_matrix/client/v3/login",
+        json={
+            "type": "m.login.password",
+            "identifier": {"type": "m.id.user", "user": "alice"},
+            "password": "pw",
+            "device_id": "STORMDEV",
+            "refresh_token": True,
+        },
+    ).json()
+    assert login["expires_in_ms"] == 50 and login["device_id"] == "STORMDEV"
+
+    def whoami(token: str) -> httpx.Response:
+        return http.get("/_matrix/client/v3/account/whoami", headers=bearer(token))
+
+    wait_until(
+        "the access token to expire", lambda: whoami(login["access_token"]).status_code == 401
+    )
+    expired = whoami(login["access_token"]).json()
+    assert (expired["errcode"], expired["soft_logout"]) == ("M_UNKNOWN_TOKEN", True)
+    assert whoami(static["Authorization"].removeprefix("Bearer ")).status_code == 200
+
+    configure(http, matrix_access_ttl_s=600)
+    old = login["refresh_token"]
+    new = http.post("/_matrix/client/v3/refresh", json={"refresh_token": old}).json()
+    assert new["refresh_token"] != old and new["expires_in_ms"] == 600_000
+    assert whoami(new["access_token"]).json()["device_id"] == "STORMDEV"
+    refused = http.post("/_matrix/client/v3/refresh", json={"refresh_token": old})
+    assert refused.status_code == 401 and refused.json()["errcode"] == "M_UNKNOWN_TOKEN"
+    # A new login to the device replaces its tokens, refresh tokens included.
+    mx_login(http, device_id="STORMDEV")
+    assert whoami(new["access_token"]).status_code == 401
+    gone = http.post("/_matrix/client/v3/refresh", json={"refresh_token": new["refresh_token"]})
+    assert gone.status_code == 401
+
+
+def test_matrix_media_config_and_upload_limit(http: httpx.Client) -> None:
+    configure(http, matrix_upload_bytes=50)
+    token = mx_login(http)
+    assert http.get("/_matrix/client/v1/media/config").status_code == 401  # authenticated
+    config = http.get("/_matrix/client/v1/media/config", headers=token).json()
+    assert config == {"m.upload.size": 50}
+    too_large = http.post(
+        "/_matrix/media/v3/upload",
+        content=png_bytes(),
+        headers={**token, "Content-Type": "image/png"},
+    )
+    assert too_large.status_code == 413 and too_large.json()["errcode"] == "M_TOO_LARGE"
+
+
 def test_matrix_rate_limit(http: httpx.Client) -> None:
     configure(http, rate_limit={"matrix": {"limit": 1, "window_s": 10}})
     token = mx_login(http)  # login carries no token: not counted

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -648,3 +648,70 @@ def test_discord_py_creates_a_forum_post_with_thread_name(simulator: str) -> Non
     message = asyncio.run(run())
     assert message.channel.id == message.id  # the new post's thread has its first message's id
     assert [p["text"] for p in posts(simulator)] == ["Free them all"]
+
+
+def test_matrix_nio_captions_an_image_and_refreshes_an_expired_token(simulator: str) -> None:
+    """nio logs in to a device of its own with a refresh token (spec v1.3), meets the soft
+    logout of an expired token as the spec says, and after a refresh resends an image
+    captioned per spec v1.10 with the same transaction id: one event. nio 0.26 has no refresh
+    call of its own: the refresh goes through its raw `send`, the rest through its API."""
+    import json
+
+    from nio import AsyncClient, LoginResponse, RoomSendError, RoomSendResponse
+
+    def post_json(client: AsyncClient, path: str, body: dict) -> Any:
+        return client.send("POST", path, json.dumps(body), {"Content-Type": "application/json"})
+
+    async def run() -> tuple[str, str]:
+        # The room and the image, from another device of the same user (never expires).
+        setup = AsyncClient(simulator, "@storm:sim")
+        client = AsyncClient(simulator, "@storm:sim", device_id="STORMDEVICE")
+        try:
+            assert isinstance(await setup.login("pw"), LoginResponse)
+            room = (await setup.room_create(name="storm")).room_id
+            image = png_bytes()
+            upload, _ = await setup.upload(
+                lambda *_: image, content_type="image/png", filename="a.png", filesize=len(image)
+            )
+            await post_json(setup, "/_sim/config", {"matrix_access_ttl_s": 0.3})
+            login = await client.login_raw(
+                {
+                    "type": "m.login.password",
+                    "identifier": {"type": "m.id.user", "user": "storm"},
+                    "password": "pw",
+                    "device_id": "STORMDEVICE",
+                    "refresh_token": True,
+                }
+            )
+            assert isinstance(login, LoginResponse) and login.device_id == "STORMDEVICE"
+            refresh_token = (await login.transport_response.json())["refresh_token"]
+            await asyncio.sleep(0.4)  # past the token's life (wall clock: never early)
+            content = {
+                "msgtype": "m.image",
+                "url": upload.content_uri,
+                "body": "Hello Matrix #storm",
+                "filename": "a.png",
+                "info": {"mimetype": "image/png", "size": len(image), "w": 4, "h": 3},
+            }
+            expired = await client.room_send(room, "m.room.message", content, tx_id="post-1")
+            assert isinstance(expired, RoomSendError) and expired.soft_logout
+            await post_json(setup, "/_sim/config", {"matrix_access_ttl_s": 600})
+            answer = await post_json(
+                client, "/_matrix/client/v3/refresh", {"refresh_token": refresh_token}
+            )
+            client.access_token = (await answer.json())["access_token"]
+            sent = await client.room_send(room, "m.room.message", content, tx_id="post-1")
+            again = await client.room_send(room, "m.room.message", content, tx_id="post-1")
+            assert isinstance(sent, RoomSendResponse) and again.event_id == sent.event_id
+            return room, sent.event_id
+        finally:
+            await setup.close()
+            await client.close()
+
+    room, event_id = asyncio.run(run())
+    (sent,) = posts(simulator)
+    assert (sent["text"], sent["target"], sent["remote_id"]) == (
+        "Hello Matrix #storm",
+        room,
+        event_id,
+    )

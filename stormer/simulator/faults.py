@@ -87,6 +87,10 @@ class SimConfig:
     bluesky_access_ttl_s: float = 7200.0  # accessJwt lifetime (the PDS default: 120 min)
     x_duplicate_window_s: float = 86400.0  # same text again from one account → 403
     x_access_ttl_s: float = 7200.0  # OAuth 2.0 access tokens the simulator issues (X: 2 h)
+    # Matrix: the life of an access token issued to a client that asked for a refresh token
+    # (0: none expire); 300 s is Synapse's `refreshable_access_token_lifetime` default.
+    matrix_access_ttl_s: float = 300.0
+    matrix_upload_bytes: int = 50 * 1024 * 1024  # m.upload.size (Synapse's default 50M)
 
     def __post_init__(self) -> None:
         for name in PLATFORMS:
@@ -166,7 +170,10 @@ class SimConfig:
                     name: dict(_mapping(v, f"platforms.{name}"))
                     for name, v in _mapping(value, key).items()
                 }
-            elif key in ("seed", "error_status", "bluesky_blob_limit") or key in MASTODON_LIMITS:
+            elif (
+                key in ("seed", "error_status", "bluesky_blob_limit", "matrix_upload_bytes")
+                or key in MASTODON_LIMITS
+            ):
                 value = _number(value, key, int)
             elif key in ("ambiguous_mode", "faults_on"):
                 value = str(value)

@@ -1,8 +1,11 @@
 """Matrix client-server API, the part a poster uses (https://spec.matrix.org/latest/client-server-api/).
+Logging in, devices and expiring tokens: matrix_auth.py.
 
-A transaction id is scoped to the device behind the access token, as Synapse does: the same
-txnId from the same device answers the first event_id and sends nothing; a new login (a new
-device) sends again. Joining a room id or alias the simulator has not seen creates the room,
+A transaction id is scoped to the device behind the access token ("The scope of a
+transaction ID is for a single device", https://spec.matrix.org/v1.13/client-server-api/#transaction-identifiers;
+Synapse does the same): the same txnId from the same device answers the first event_id and
+sends nothing, also after a refresh or a new login with the same device_id; a new device
+sends again. Joining a room id or alias the simulator has not seen creates the room,
 so rehearsals need no set-up; sending to a room one has not joined is refused.
 """
 
@@ -11,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import os
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -23,13 +25,13 @@ from starlette.routing import Route
 
 from ._web import body_json, json, received_at, sim
 from .faults import Platform, RateLimit, retry_after_s
-from .state import Media, Post, bearer, digest, scope_header, unusable
+from .matrix_auth import SERVER, error, login, login_flows, logout, random_id, refresh, whoami
+from .matrix_auth import who as _whoami
+from .state import Media, Post, digest, scope_header
 
 if TYPE_CHECKING:
     from starlette.types import Scope
 
-SERVER = "sim"
-UPLOAD_LIMIT = 50 * 1024 * 1024
 EVENT_LIMIT = 65536
 CLIENT = "/_matrix/client/v3"
 VERSIONS = [
@@ -57,7 +59,6 @@ class Room:
 
 @dataclass
 class State:
-    tokens: dict[str, tuple[str, str]] = field(default_factory=dict)  # token → (user, device)
     rooms: dict[str, Room] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)
     txns: dict[tuple[str, str, str, str, str], str] = field(default_factory=dict)
@@ -68,88 +69,8 @@ def _state(request: Request) -> State:
     return sim(request).store.space("matrix", State)
 
 
-def error(
-    status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: Any
-) -> Response:
-    return json({"errcode": code, "error": message, **extra}, status, headers)
-
-
-def _random_id(length: int) -> str:
-    return base64.urlsafe_b64encode(os.urandom(length)).decode().rstrip("=")[:length]
-
-
-def _whoami(request: Request) -> tuple[str, str] | Response:
-    """(user_id, device_id) behind the access token, or the homeserver's 401."""
-    token = bearer(request.headers) or request.query_params.get("access_token")
-    if not token:
-        return error(401, "M_MISSING_TOKEN", "Missing access token")
-    known = _state(request).tokens.get(token)
-    if known:
-        return known
-    if unusable(token) or token.startswith("syt_"):  # ours, but logged out or forgotten
-        return error(401, "M_UNKNOWN_TOKEN", "Invalid access token passed.", soft_logout=False)
-    h = digest("matrix", token)
-    return f"@u{h[:8]}:{SERVER}", f"DEV{h[8:16].upper()}"
-
-
 async def versions(request: Request) -> Response:
     return json({"versions": VERSIONS, "unstable_features": {}})
-
-
-async def login_flows(request: Request) -> Response:
-    return json({"flows": [{"type": "m.login.password"}]})
-
-
-def _user_id(identifier: str) -> str:
-    identifier = identifier.strip()
-    if identifier.startswith("@") and ":" in identifier:
-        return identifier
-    local = identifier.lstrip("@").split("@")[0].split(":")[0].lower()
-    return f"@{local}:{SERVER}"
-
-
-async def login(request: Request) -> Response:
-    body = await body_json(request)
-    if not isinstance(body, dict):
-        return error(400, "M_NOT_JSON", "Content not JSON.")
-    if body.get("type") != "m.login.password":
-        return error(400, "M_UNKNOWN", "Unknown login type")
-    identifier = body.get("identifier") or {}
-    name = identifier.get("user") or identifier.get("address") or body.get("user")
-    if not isinstance(name, str) or not name:
-        return error(400, "M_INVALID_PARAM", "Invalid login submission")
-    password = body.get("password")
-    if not isinstance(password, str) or unusable(password):
-        return error(403, "M_FORBIDDEN", "Invalid username or password")
-    user_id = _user_id(name)
-    device = body.get("device_id") or _random_id(10).upper()
-    token = (
-        f"syt_{base64.urlsafe_b64encode(user_id.encode()).decode().rstrip('=')}_{_random_id(20)}"
-    )
-    _state(request).tokens[token] = (user_id, str(device))
-    return json(
-        {"user_id": user_id, "access_token": token, "device_id": device, "home_server": SERVER}
-    )
-
-
-async def logout(request: Request) -> Response:
-    who = _whoami(request)
-    if isinstance(who, Response):
-        return who
-    tokens = _state(request).tokens
-    token = bearer(request.headers) or request.query_params.get("access_token")
-    if request.url.path.endswith("/all"):
-        for other in [t for t, owner in tokens.items() if owner[0] == who[0]]:
-            del tokens[other]
-    tokens.pop(token or "", None)
-    return json({})
-
-
-async def whoami(request: Request) -> Response:
-    who = _whoami(request)
-    if isinstance(who, Response):
-        return who
-    return json({"user_id": who[0], "device_id": who[1], "is_guest": False})
 
 
 def _event(
@@ -188,7 +109,7 @@ async def create_room(request: Request) -> Response:
     alias = body.get("room_alias_name")
     if alias and f"#{alias}:{SERVER}" in state.aliases:
         return error(400, "M_ROOM_IN_USE", "Room alias already taken")
-    room = Room(f"!{_random_id(18)}:{SERVER}")
+    room = Room(f"!{random_id(18)}:{SERVER}")
     state.rooms[room.id] = room
     _event(room, who[0], "m.room.create", {"creator": who[0], "room_version": "10"}, "")
     _join(room, who[0])
@@ -232,16 +153,26 @@ async def upload(request: Request) -> Response:
     if isinstance(who, Response):
         return who
     data = await request.body()
-    if len(data) > UPLOAD_LIMIT:
-        return error(413, "M_TOO_LARGE", "Cannot upload files larger than 50.00M")
-    media_id = _random_id(24)
+    limit = sim(request).config.matrix_upload_bytes
+    if len(data) > limit:
+        # 413 M_TOO_LARGE: "The uploaded content is too large for the server."
+        # https://spec.matrix.org/v1.13/client-server-api/#post_matrixmediav3upload
+        return error(413, "M_TOO_LARGE", f"Cannot upload files larger than {limit} bytes")
+    media_id = random_id(24)
     mime = request.headers.get("content-type") or "application/octet-stream"
     _state(request).uploads[media_id] = (data, mime)
     return json({"content_uri": f"mxc://{SERVER}/{media_id}"})
 
 
 async def media_config(request: Request) -> Response:
-    return json({"m.upload.size": UPLOAD_LIMIT})
+    """The upload limit, to authenticated clients: "m.upload.size: The maximum size an upload
+    can be in bytes" (GET /_matrix/client/v1/media/config, added in v1.11 with "requires
+    authentication"; the legacy /_matrix/media/v3/config too).
+    https://spec.matrix.org/v1.13/client-server-api/#get_matrixclientv1mediaconfig"""
+    who = _whoami(request)
+    if isinstance(who, Response):
+        return who
+    return json({"m.upload.size": sim(request).config.matrix_upload_bytes})
 
 
 async def download(request: Request) -> Response:
@@ -293,7 +224,8 @@ def _log(request: Request, state: State, user: str, room: Room, event: dict[str,
     text, media = body, []
     if content.get("msgtype") in ("m.image", "m.file", "m.video", "m.audio"):
         # Matrix has no alt-text field. Since v1.10 `body` is a caption when `filename` is set
-        # and differs from it (shown under the image, and its only text alternative); equal to
+        # and differs from it: shown with the image, and its only text alternative
+        # (https://spec.matrix.org/v1.13/client-server-api/#media-captions); equal to
         # `filename` it is just the file's name; without `filename` it is, as before v1.10,
         # "a textual representation of the image".
         filename = content.get("filename")
@@ -435,6 +367,7 @@ routes = [
     Route("/_matrix/client/versions", versions),
     Route(f"{CLIENT}/login", login_flows, methods=["GET"]),
     Route(f"{CLIENT}/login", login, methods=["POST"]),
+    Route(f"{CLIENT}/refresh", refresh, methods=["POST"]),
     Route(f"{CLIENT}/logout", logout, methods=["POST"]),
     Route(f"{CLIENT}/logout/all", logout, methods=["POST"]),
     Route(f"{CLIENT}/account/whoami", whoami),
