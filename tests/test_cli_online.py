@@ -43,8 +43,13 @@ def test_check_online_verifies_every_account(
     storm: Path, simulator: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     result = runner.invoke(app, ["check", "--online", "--json", "--storm", str(storm)])
-    codes = {p["code"] for p in json.loads(result.stdout)}
-    assert codes == {"storm-in-past"}, result.stdout  # all eight accounts answered
+    problems = json.loads(result.stdout)
+    codes = {p["code"] for p in problems}
+    # All eight accounts answered; X's pasted OAuth 2.0 token lives two hours and nothing
+    # can renew it (no refresh token: `stormer login` keeps one).
+    assert codes == {"storm-in-past", "credentials-may-expire"}, result.stdout
+    (may_expire,) = [p for p in problems if p["code"] == "credentials-may-expire"]
+    assert "campaign-x" in may_expire["message"] and may_expire["severity"] == "warning"
 
     monkeypatch.setenv("FPS_X_TOKEN", "invalid-x-SECRET")
     monkeypatch.delenv("FPS_MATRIX_TOKEN")

@@ -65,7 +65,10 @@ def storm_files(
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("FPS_DISCORD_WEBHOOK_URL", f"{simulator}/api/webhooks/7/tok-d-SECRET")
     monkeypatch.setenv("FPS_ALERT_URL", json_sink.url(auth="stormer:alert-pw-SECRET@"))
-    monkeypatch.setattr("keyring.get_password", lambda *args: None)
+    # Only X's refresh token is in the keyring (`stormer login campaign-x` keeps it): with it
+    # the X token is renewed at staging and holds until T + grace.
+    stored = {"campaign-x/refresh_token": "x-refresh-SECRET"}
+    monkeypatch.setattr("keyring.get_password", lambda service, name: stored.get(name))
     return root
 
 

@@ -80,6 +80,7 @@ class Discord(Platform):
     max_images = 10
     image_bytes = 10 * 1024 * 1024  # attachments without a boosted server
     credential_fields = ("webhook_url",)
+    credential_kind = "webhook URL"  # lasts until the webhook is deleted
     needs_base_url = False  # the webhook URL (a credential) names the server
     idempotency = "none"
     # A webhook's bucket as reported (discord-api-docs#367, #6753): paces an account's first

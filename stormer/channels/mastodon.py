@@ -44,6 +44,7 @@ class Mastodon(Platform):
     max_images = 4
     image_bytes = 16 * 1024 * 1024  # MediaAttachment::IMAGE_LIMIT since Mastodon 4.0
     credential_fields = ("access_token",)
+    credential_kind = "OAuth access token"  # lasts until revoked (no expiry by default)
     idempotency = "key"
     idempotency_window = 3600.0  # Mastodon keeps Idempotency-Keys for one hour
     concurrency = 1000  # wide: see Platform.concurrency

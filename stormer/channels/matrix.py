@@ -34,6 +34,7 @@ from urllib.parse import quote
 from stormer.channels import matrix_session as session
 from stormer.channels.base import (
     Connection,
+    CredentialStatus,
     LiveLimits,
     Platform,
     Published,
@@ -88,6 +89,21 @@ class Matrix(Platform):
 
     def length(self, text: str) -> int:
         return _content_bytes(text)
+
+    def credential_status(self, conn: Connection) -> CredentialStatus:
+        if self.auth_of(conn.account) == "password":
+            return CredentialStatus(
+                kind="password (a fixed device)",
+                renewal="refresh token, or a new login with the password",
+            )
+        if "refresh_token" in conn.credentials:
+            return CredentialStatus(
+                kind="access token with a refresh token",
+                renewal="refreshed with the refresh token kept in the keyring",
+            )
+        # A pasted token lasts until revoked on Synapse; a homeserver whose tokens expire
+        # (the Matrix Authentication Service, matrix.org since 2025) says so with a 401.
+        return CredentialStatus(kind="access token")
 
     def build_requests(self, item: QueueItem, account: Account) -> list[dict[str, Any]]:
         room = _quote_room(account.target or "<room>")

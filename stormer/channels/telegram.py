@@ -33,6 +33,7 @@ class Telegram(Platform):
     alt_text = False  # the Bot API has no image description; the caption is the text
     image_bytes = 10 * 1024 * 1024  # sendPhoto: "at most 10 MB"
     credential_fields = ("bot_token",)
+    credential_kind = "bot token"  # lasts until revoked in @BotFather
     target_field = "chat"
     idempotency = "none"
     default_base_url = "https://api.telegram.org"
