@@ -26,7 +26,7 @@ from check_helpers import (
     [
         (
             "campaign-x",
-            '\ncredentials = { access_token = "FPS_X_TOKEN" }',
+            '\ncredentials = { access_token = "FPS_X_TOKEN", client_id = "FPS_X_CLIENT_ID" }',
             "",
             "account 'campaign-x' (X) needs credentials.access_token",
         ),

@@ -39,8 +39,8 @@ class SecretCase:
 SECRETS = [
     SecretCase(
         "credentials",
-        'credentials = { access_token = "FPS_X_TOKEN" }',
-        'credentials = { access_token = "abc123realtokenQ9zX7wV" }',
+        'credentials = { access_token = "FPS_X_TOKEN", client_id = "FPS_X_CLIENT_ID" }',
+        'credentials = { access_token = "abc123realtokenQ9zX7wV", client_id = "FPS_X_CLIENT_ID" }',
         "abc123realtokenQ9zX7wV",
         "accounts.4.credentials.access_token",
     ),
