@@ -66,7 +66,9 @@ def test_bad_image(storm: Path) -> None:
     problems = report(storm)
     p = the_one(problems, "bad-image")
     assert (p.severity, p.file, p.line) == ("error", post.file, IMAGES_LINE)
-    assert p.message == "fake.png is not a PNG, JPEG or GIF image"
+    assert p.message == (
+        "posts/images/fake.png: not an image (Pillow cannot read it as PNG, JPEG, GIF or WebP)"
+    )
     assert codes(problems) == ["bad-image"]
 
 

@@ -189,6 +189,28 @@ class LiveLimits:
 
 
 @dataclass(frozen=True, slots=True)
+class ImageLimits:
+    """What a platform accepts of one image, as its documentation says (`source`; the
+    alt-text limit at `alt_source` when another page gives it). None: not limited, or not
+    known; not checked. `stormer check` measures every image against the limits of each
+    platform its post goes to, and `check --fix-images` re-encodes a copy within them.
+
+    A server that publishes its own byte limit (`LiveLimits.image_bytes`: a Mastodon
+    instance, a Matrix homeserver) overrides `max_bytes` where it is read."""
+
+    source: str = ""
+    max_bytes: int | None = None
+    max_width: int | None = None  # pixels
+    max_height: int | None = None
+    max_pixels: int | None = None  # width × height
+    max_sides: int | None = None  # width + height (Telegram's "in total")
+    max_aspect: float | None = None  # the longer side over the shorter one
+    formats: frozenset[str] | None = None  # MIME types accepted; None: any image
+    alt_chars: int | None = None  # the longest alt text, in characters
+    alt_source: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Published:
     """Where a post landed."""
 
@@ -281,8 +303,9 @@ class Platform(Channel[Connection]):
         media_text_limit: the limit when the post carries media, if different (Telegram: 1024).
         max_images: images allowed in one post.
         alt_text: whether images carry a description (Telegram's Bot API has none).
-        image_bytes: the largest image the platform accepts, in bytes (`stormer doctor`
-            measures every image against it); None: not known, not checked.
+        image_limits: what the platform accepts of one image (`ImageLimits`: bytes,
+            dimensions, aspect ratio, formats, alt-text length, each from its documentation);
+            `stormer check` and `stormer doctor` measure every image against them.
         credential_fields: the secrets an account needs, each named in config by an
             environment variable or keyring entry (`credentials = { access_token = "ENV" }`).
         alternative_auth: other ways to authenticate, by name, each with the secrets it
@@ -307,7 +330,7 @@ class Platform(Channel[Connection]):
     media_text_limit: ClassVar[int | None] = None
     max_images: ClassVar[int] = 4
     alt_text: ClassVar[bool] = True  # whether the platform carries an image description
-    image_bytes: ClassVar[int | None] = None
+    image_limits: ClassVar[ImageLimits] = ImageLimits()  # nothing known: nothing checked
     credential_fields: ClassVar[tuple[str, ...]] = ()
     alternative_auth: ClassVar[Mapping[str, tuple[str, ...]]] = {}
     kept_credentials: ClassVar[tuple[str, ...]] = ()

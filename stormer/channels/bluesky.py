@@ -33,7 +33,15 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from stormer import lengths
-from stormer.channels.base import Connection, Platform, Published, Staged, secret, staged
+from stormer.channels.base import (
+    Connection,
+    ImageLimits,
+    Platform,
+    Published,
+    Staged,
+    secret,
+    staged,
+)
 from stormer.channels.http import Request, Response, classify, materialize
 from stormer.errors import AuthError, PlatformError, Rejected, Transient
 from stormer.richtext import bluesky_facets
@@ -119,7 +127,13 @@ class Bluesky(Platform):
     title = "Bluesky"
     text_limit = lengths.BLUESKY_LIMIT
     max_images = 4
-    image_bytes = 1_000_000  # app.bsky.embed.images: image blob maxSize
+    image_limits = ImageLimits(
+        source="https://github.com/bluesky-social/atproto/blob/main/lexicons/app/bsky/embed/images.json",
+        # The lexicon's blob maxSize is now 2,000,000 ("formerly limited to 1 MB"), but PDSes
+        # not yet updated refuse over 1,000,000 (BlobTooLarge): the lower one holds on both.
+        max_bytes=1_000_000,
+        formats=None,  # accept: ["image/*"]; `alt` is a string with no maxLength
+    )
     credential_fields = ("app_password",)
     handle_example = '"name.bsky.social"'  # the login, with the app password
     idempotency = "record-key"

@@ -10,7 +10,15 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from stormer import lengths
-from stormer.channels.base import Connection, Platform, Published, Staged, secret, staged
+from stormer.channels.base import (
+    Connection,
+    ImageLimits,
+    Platform,
+    Published,
+    Staged,
+    secret,
+    staged,
+)
 from stormer.channels.http import Request, Response, classify, materialize, send
 from stormer.errors import PlatformError, Rejected
 
@@ -29,7 +37,21 @@ class Mastodon(Platform):
     title = "Mastodon"
     text_limit = lengths.MASTODON_LIMIT  # instance default; read per instance when sending
     max_images = 4
-    image_bytes = 16 * 1024 * 1024  # MediaAttachment::IMAGE_LIMIT since Mastodon 4.0
+    # Instance defaults; an instance publishes its own in /api/v2/instance.
+    image_limits = ImageLimits(
+        source="https://docs.joinmastodon.org/user/posting/#attachments",
+        # configuration.media_attachments.image_size_limit, image_matrix_limit:
+        # https://docs.joinmastodon.org/entities/Instance/#image_size_limit
+        max_bytes=16_777_216,
+        max_pixels=33_177_600,
+        # "Images (PNG, JPG, HEIF, WEBP, AVIF) up to 16 MB"; GIF up to 16 MB (same page)
+        formats=frozenset(
+            {"image/png", "image/jpeg", "image/gif", "image/webp"}
+            | {"image/heic", "image/heif", "image/avif"}
+        ),
+        alt_chars=1500,  # description_limit (same Instance entity)
+        alt_source="https://docs.joinmastodon.org/entities/Instance/#description_limit",
+    )
     credential_fields = ("access_token",)
     idempotency = "key"
     idempotency_window = 3600.0  # Mastodon keeps Idempotency-Keys for one hour

@@ -20,7 +20,15 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from stormer.channels.base import Connection, Platform, Published, Staged, secret, staged
+from stormer.channels.base import (
+    Connection,
+    ImageLimits,
+    Platform,
+    Published,
+    Staged,
+    secret,
+    staged,
+)
 from stormer.channels.http import Request, Response, classify, materialize, retry_after
 from stormer.errors import AuthError, OutcomeUnknown, PlatformError, RateLimited, Rejected
 
@@ -48,8 +56,12 @@ class Matrix(Platform):
     title = "Matrix"
     text_limit = MAX_EVENT_BYTES - 1536  # room for the event envelope around the content
     max_images = 10  # one m.image event each, after the text event
-    # Servers set their own (`m.upload.size`); 50 MiB is Synapse's default.
-    image_bytes = 50 * 1024 * 1024
+    # Servers set their own (`m.upload.size` in /_matrix/client/v1/media/config); the spec
+    # fixes no dimensions. 50 MiB is Synapse's default max_upload_size ("50M").
+    image_limits = ImageLimits(
+        source="https://element-hq.github.io/synapse/latest/usage/configuration/config_documentation.html#max_upload_size",
+        max_bytes=50 * 1024 * 1024,
+    )
     credential_fields = ("access_token",)
     target_field = "room"
     idempotency = "transaction-id"
