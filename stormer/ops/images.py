@@ -42,6 +42,9 @@ class Breach:
 
 
 def megabytes(n: int) -> str:
+    """A size as people read it; a limit set in binary units (16 MiB) as it was set."""
+    if n and n % 2**20 == 0:
+        return f"{n // 2**20} MiB"
     return f"{n / 1_000_000:.1f}".removesuffix(".0") + " MB"
 
 
