@@ -83,9 +83,8 @@ def _fix_one(
         return None  # `check` reports it as it reports any image it cannot read
     plugins = [registry.get(name) for name in names]
     found = [(p.title, b) for p in plugins for b in breaches_of(p, image, size)]
-    fixable = [b for _, b in found if b.fixable]
-    if not fixable and not gps:
-        return None
+    if not gps and all(b.code == "alt-text-too-long" for _, b in found):
+        return None  # the picture fits (a long alt text is the post's to shorten)
     fixed = Fixed(image.path, uses)
     stuck = [(title, b) for title, b in found if b.code == "image-aspect-ratio"]
     if stuck:

@@ -38,7 +38,6 @@ class Breach:
     limit: str  # which limit: "image", "dimension"…
     source: str
     advice: str
-    fixable: bool  # a re-encoded copy can fit (not an aspect ratio, not an alt text)
 
 
 def megabytes(n: int) -> str:
@@ -54,7 +53,7 @@ def breaches(limits: ImageLimits, image: Image, size: int, title: str) -> list[B
     src = limits.source
 
     def add(code: str, numbers: str, limit: str, advice: str = FIX, source: str = src) -> None:
-        out.append(Breach(code, numbers, limit, source, advice, advice == FIX))
+        out.append(Breach(code, numbers, limit, source, advice))
 
     if limits.max_bytes is not None and size > limits.max_bytes:
         add("image-too-large", f"{megabytes(size)} > {megabytes(limits.max_bytes)}", "image")
