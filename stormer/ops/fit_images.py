@@ -78,11 +78,12 @@ def _fix_one(
     src = storm.root / "posts" / image.path
     try:
         size = src.stat().st_size
-        gps = read_image(src).gps
+        found_file = read_image(src)
     except (OSError, UnsupportedImage):
         return None  # `check` reports it as it reports any image it cannot read
     plugins = [registry.get(name) for name in names]
     found = [(p.title, b) for p in plugins for b in breaches_of(p, image, size)]
+    gps = found_file.gps
     if not gps and all(b.code == "alt-text-too-long" for _, b in found):
         return None  # the picture fits (a long alt text is the post's to shorten)
     fixed = Fixed(image.path, uses)
@@ -114,7 +115,7 @@ def _fix_one(
         f"{megabytes(size)} → {megabytes(len(data))}, {image.width}×{image.height} → {w}×{h} px, "
         f"{fmt}" + (f" quality {quality}" if quality else "")
     )
-    if image.mime == "image/gif" and getattr(upright, "n_frames", 1) > 1:
+    if found_file.animated:
         fixed.done.append("animation dropped: the copy is its first frame")
     fixed.done.append(
         "GPS location removed with the rest of the metadata"

@@ -32,6 +32,7 @@ class ImageFile:
     width: int  # as shown: a camera's EXIF orientation applied
     height: int
     gps: bool  # its EXIF metadata say where it was taken
+    animated: bool = False  # a GIF or WebP of several frames
 
 
 def read_image(path: Path) -> ImageFile:
@@ -50,7 +51,8 @@ def read_image(path: Path) -> ImageFile:
             exif = im.getexif()
             if exif.get(ORIENTATION) in (5, 6, 7, 8):
                 width, height = height, width
-            return ImageFile(mime, width, height, gps=bool(exif.get_ifd(GPS_IFD)))
+            gps = bool(exif.get_ifd(GPS_IFD))
+            return ImageFile(mime, width, height, gps, getattr(im, "is_animated", False))
     except UnidentifiedImageError:
         raise UnsupportedImage(
             "not an image (Pillow cannot read it as PNG, JPEG, GIF or WebP)"
