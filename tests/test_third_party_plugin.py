@@ -203,7 +203,7 @@ def test_doctor_measures_images_against_the_plugins_limit(
     storm = board_storm(tmp_path / "storm", board_account("board", "en", tmp_path / "b.jsonl"))
     # en-01 carries flag-book.png: under every built-in's limit, over the board's 0.3 MB.
     (storm / "posts" / "images" / "flag-book.png").write_bytes(png_bytes(padding=400_000))
-    assert fileboard.image_bytes == 300_000
+    assert fileboard.image_limits.max_bytes == 300_000
     found = media_finding(load_storm(storm))
     assert found.severity == "error"
     assert "images/flag-book.png is 0.4 MB, over Fileboard's 0.3 MB" in found.message

@@ -40,6 +40,7 @@ terminal, no database and no dispatcher.
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -211,8 +212,31 @@ class LiveLimits:
         return f"read from {self.source}{when}"
 
 
-# The limits a server may publish, named as the Platform class data they replace.
+# The limits a server may publish (`with_limits` puts them over the class data: text_limit,
+# url_length, image_limits.max_bytes and .alt_chars).
 LIVE_FIELDS = ("text_limit", "url_length", "image_bytes", "alt_text_limit")
+
+
+@dataclass(frozen=True, slots=True)
+class ImageLimits:
+    """What a platform accepts of one image, as its documentation says (`source`; the
+    alt-text limit at `alt_source` when another page gives it). None: not limited, or not
+    known; not checked. `stormer check` measures every image against the limits of each
+    platform its post goes to, and `check --fix-images` re-encodes a copy within them.
+
+    A server that publishes its own byte limit (`LiveLimits.image_bytes`: a Mastodon
+    instance, a Matrix homeserver) overrides `max_bytes` where it is read."""
+
+    source: str = ""
+    max_bytes: int | None = None
+    max_width: int | None = None  # pixels
+    max_height: int | None = None
+    max_pixels: int | None = None  # width × height
+    max_sides: int | None = None  # width + height (Telegram's "in total")
+    max_aspect: float | None = None  # the longer side over the shorter one
+    formats: frozenset[str] | None = None  # MIME types accepted; None: any image
+    alt_chars: int | None = None  # the longest alt text, in characters
+    alt_source: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,8 +332,9 @@ class Platform(Channel[Connection]):
         media_text_limit: the limit when the post carries media, if different (Telegram: 1024).
         max_images: images allowed in one post.
         alt_text: whether images carry a description (Telegram's Bot API has none).
-        image_bytes: the largest image the platform accepts, in bytes (`stormer doctor`
-            measures every image against it); None: not known, not checked.
+        image_limits: what the platform accepts of one image (`ImageLimits`: bytes,
+            dimensions, aspect ratio, formats, alt-text length, each from its documentation);
+            `stormer check` and `stormer doctor` measure every image against them.
         credential_fields: the secrets an account needs, each named in config by an
             environment variable or keyring entry (`credentials = { access_token = "ENV" }`).
         credential_kind: what the default credential is, for people ("bot token"), as
@@ -336,7 +361,7 @@ class Platform(Channel[Connection]):
     media_text_limit: ClassVar[int | None] = None
     max_images: ClassVar[int] = 4
     alt_text: ClassVar[bool] = True  # whether the platform carries an image description
-    image_bytes: ClassVar[int | None] = None
+    image_limits: ClassVar[ImageLimits] = ImageLimits()  # nothing known: nothing checked
     credential_fields: ClassVar[tuple[str, ...]] = ()
     credential_kind: ClassVar[str | None] = None  # what they are, for people ("bot token")
     alternative_auth: ClassVar[Mapping[str, tuple[str, ...]]] = {}
@@ -358,9 +383,19 @@ class Platform(Channel[Connection]):
 
         measured = copy.copy(self)
         measured.live = limits
-        for name in LIVE_FIELDS:
+        for name in ("text_limit", "url_length"):
             if getattr(limits, name) is not None:
                 setattr(measured, name, getattr(limits, name))
+        image = self.image_limits
+        if limits.image_bytes is not None:
+            image = dataclasses.replace(image, max_bytes=limits.image_bytes, source=limits.origin())
+        if limits.alt_text_limit is not None:
+            image = dataclasses.replace(
+                image, alt_chars=limits.alt_text_limit, alt_source=limits.origin()
+            )
+        if image is not self.image_limits:
+            # An instance attribute over the class data, as text_limit above.
+            measured.image_limits = image  # type: ignore[misc]
         return measured
 
     def limit_origin(self) -> str:

@@ -34,7 +34,15 @@ from typing import TYPE_CHECKING, Any
 
 from stormer import lengths
 from stormer.channels import bluesky_session as session
-from stormer.channels.base import Connection, Platform, Published, Staged, secret, staged
+from stormer.channels.base import (
+    Connection,
+    ImageLimits,
+    Platform,
+    Published,
+    Staged,
+    secret,
+    staged,
+)
 from stormer.channels.http import Request, Response, materialize
 from stormer.richtext import bluesky_facets, find_mentions
 from stormer.timezones import iso_utc
@@ -95,7 +103,13 @@ class Bluesky(Platform):
     title = "Bluesky"
     text_limit = lengths.BLUESKY_LIMIT
     max_images = 4
-    image_bytes = 1_000_000  # app.bsky.embed.images: image blob maxSize
+    image_limits = ImageLimits(
+        source="https://github.com/bluesky-social/atproto/blob/main/lexicons/app/bsky/embed/images.json",
+        # The lexicon's blob maxSize is now 2,000,000 ("formerly limited to 1 MB"), but PDSes
+        # not yet updated refuse over 1,000,000 (BlobTooLarge): the lower one holds on both.
+        max_bytes=1_000_000,
+        formats=None,  # accept: ["image/*"]; `alt` is a string with no maxLength
+    )
     credential_fields = ("app_password",)
     # An app password does not expire; the sessions it opens (two hours) are renewed at
     # staging until T + grace, so `credential_status` says it lasts.

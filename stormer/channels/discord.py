@@ -36,7 +36,15 @@ from urllib.parse import urlsplit, urlunsplit
 import regex
 
 from stormer import lengths
-from stormer.channels.base import Connection, Platform, Published, Staged, secret, staged
+from stormer.channels.base import (
+    Connection,
+    ImageLimits,
+    Platform,
+    Published,
+    Staged,
+    secret,
+    staged,
+)
 from stormer.channels.http import (
     FileTuple,
     Request,
@@ -78,7 +86,13 @@ class Discord(Platform):
     title = "Discord"
     text_limit = lengths.DISCORD_LIMIT
     max_images = 10
-    image_bytes = 10 * 1024 * 1024  # attachments without a boosted server
+    image_limits = ImageLimits(
+        # "the default file upload size limit is 10 MiB" (more on a boosted server)
+        source="https://discord.com/developers/docs/reference#uploading-files",
+        max_bytes=10 * 1024 * 1024,
+        alt_chars=1024,  # attachment `description`: "max 1024 characters"
+        alt_source="https://discord.com/developers/docs/resources/message#attachment-object",
+    )
     credential_fields = ("webhook_url",)
     credential_kind = "webhook URL"  # lasts until the webhook is deleted
     needs_base_url = False  # the webhook URL (a credential) names the server

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from stormer import lengths
 from stormer.channels.base import (
     Connection,
+    ImageLimits,
     LiveLimits,
     Platform,
     Published,
@@ -42,7 +43,21 @@ class Mastodon(Platform):
     text_limit = lengths.MASTODON_LIMIT
     url_length = 23
     max_images = 4
-    image_bytes = 16 * 1024 * 1024  # MediaAttachment::IMAGE_LIMIT since Mastodon 4.0
+    # Instance defaults; an instance publishes its own in /api/v2/instance.
+    image_limits = ImageLimits(
+        source="https://docs.joinmastodon.org/user/posting/#attachments",
+        # configuration.media_attachments.image_size_limit, image_matrix_limit:
+        # https://docs.joinmastodon.org/entities/Instance/#image_size_limit
+        max_bytes=16_777_216,
+        max_pixels=33_177_600,
+        # "Images (PNG, JPG, HEIF, WEBP, AVIF) up to 16 MB"; GIF up to 16 MB (same page)
+        formats=frozenset(
+            {"image/png", "image/jpeg", "image/gif", "image/webp"}
+            | {"image/heic", "image/heif", "image/avif"}
+        ),
+        alt_chars=1500,  # description_limit (same Instance entity)
+        alt_source="https://docs.joinmastodon.org/entities/Instance/#description_limit",
+    )
     credential_fields = ("access_token",)
     credential_kind = "OAuth access token"  # lasts until revoked (no expiry by default)
     idempotency = "key"

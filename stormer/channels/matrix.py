@@ -35,6 +35,7 @@ from stormer.channels import matrix_session as session
 from stormer.channels.base import (
     Connection,
     CredentialStatus,
+    ImageLimits,
     LiveLimits,
     Platform,
     Published,
@@ -74,8 +75,12 @@ class Matrix(Platform):
     text_limit = MAX_EVENT_BYTES - 1536  # room for the event envelope around the content
     max_images = 10  # one m.image event each, the first captioned with the text
     alt_text = False  # no alt-text field in the spec: see the module docstring
-    # Servers set their own (`m.upload.size`); 50 MiB is Synapse's default.
-    image_bytes = 50 * 1024 * 1024
+    # Servers set their own (`m.upload.size` in /_matrix/client/v1/media/config); the spec
+    # fixes no dimensions. 50 MiB is Synapse's default max_upload_size ("50M").
+    image_limits = ImageLimits(
+        source="https://element-hq.github.io/synapse/latest/usage/configuration/config_documentation.html#max_upload_size",
+        max_bytes=50 * 1024 * 1024,
+    )
     credential_fields = ("access_token",)
     # Or stormer logs in itself, to a fixed device (matrix_session.py); `user` is a full MXID
     # or the localpart.

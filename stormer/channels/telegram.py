@@ -15,7 +15,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from stormer import lengths
-from stormer.channels.base import Connection, Platform, Published, Staged, secret, staged
+from stormer.channels.base import (
+    Connection,
+    ImageLimits,
+    Platform,
+    Published,
+    Staged,
+    secret,
+    staged,
+)
 from stormer.channels.http import FileTuple, Request, Response, classify, materialize
 from stormer.errors import AuthError, OutcomeUnknown, PlatformError, Rejected
 
@@ -31,7 +39,14 @@ class Telegram(Platform):
     media_text_limit = lengths.TELEGRAM_CAPTION_LIMIT
     max_images = 10
     alt_text = False  # the Bot API has no image description; the caption is the text
-    image_bytes = 10 * 1024 * 1024  # sendPhoto: "at most 10 MB"
+    image_limits = ImageLimits(
+        # sendPhoto: "The photo must be at most 10 MB in size. The photo's width and height
+        # must not exceed 10000 in total. Width and height ratio must be at most 20."
+        source="https://core.telegram.org/bots/api#sendphoto",
+        max_bytes=10_000_000,  # 10 MB read as the smaller of 10^6 and 2^20 bytes
+        max_sides=10_000,
+        max_aspect=20.0,
+    )
     credential_fields = ("bot_token",)
     credential_kind = "bot token"  # lasts until revoked in @BotFather
     target_field = "chat"

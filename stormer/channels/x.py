@@ -32,6 +32,7 @@ from stormer.channels.base import (
     NOT_POSTED,
     Connection,
     CredentialStatus,
+    ImageLimits,
     NotPosted,
     Platform,
     Published,
@@ -116,7 +117,16 @@ class X(Platform):
     title = "X"
     text_limit = lengths.X_LIMIT
     max_images = 4
-    image_bytes = 5 * 1024 * 1024  # media upload: images (GIFs may be 15 MB)
+    image_limits = ImageLimits(
+        # "Image size: <= 5 MB" (GIFs 15 MB; not used: a GIF counts as an image here);
+        # "Supported image media types: JPG, PNG, GIF, WEBP"; no image dimensions given.
+        source="https://docs.x.com/x-api/media/quickstart/best-practices",
+        max_bytes=5_000_000,  # 5 MB read as the smaller of 10^6 and 2^20 bytes
+        formats=frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"}),
+        # POST /2/media/metadata: alt_text.text, 1000 characters (v1.1 said 420)
+        alt_chars=1000,
+        alt_source="https://docs.x.com/x-api/media/create-media-metadata",
+    )
     credential_fields = ("access_token",)
     alternative_auth: ClassVar[Mapping[str, tuple[str, ...]]] = {"oauth1": OAUTH1_FIELDS}
     # What `stormer login` keeps beside the access token, and refreshing needs: the refresh

@@ -5,12 +5,15 @@ from __future__ import annotations
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from stormer.cli._common import JsonFlag, StormDir, exit_if_check_fails, load, print_json
+from stormer.cli._common import JsonFlag, StormDir, exit_if_check_fails, load, note, print_json
 from stormer.cli.app import app
+
+if TYPE_CHECKING:
+    from stormer.ops.fit_images import Fixed
 
 
 class ItemKind(StrEnum):
@@ -26,6 +29,15 @@ def check(
         typer.Option(
             "--online",
             help="Also verify every account's credentials with its platform (nothing is posted).",
+        ),
+    ] = False,
+    fix_images: Annotated[
+        bool,
+        typer.Option(
+            "--fix-images",
+            help="Write a copy of each image a platform would refuse (or that says where it "
+            "was taken), re-encoded to fit, next to it as NAME.fit.EXT; say which post lines "
+            "to point at it. Originals and posts are not changed.",
         ),
     ] = False,
     storm_dir: StormDir = Path("."),
@@ -44,6 +56,12 @@ def check(
             raise
         print_json([p.as_dict() for p in e.problems])  # unreadable storm: still JSON
         raise typer.Exit(1) from None
+    if fix_images:
+        from stormer.ops.fit_images import fix_images as write_copies
+
+        say = note if as_json else print  # stdout stays one JSON document
+        for line in fix_lines(write_copies(storm)):
+            say(line)
     problems = run_checks(storm)
     credentials = []
     if online:
@@ -70,6 +88,27 @@ def check(
         print(summary if problems else f"{summary}. Ready.")
     if errors:
         raise typer.Exit(1)
+
+
+def fix_lines(fixed: list[Fixed]) -> list[str]:
+    """What --fix-images did, for people: each copy and the exact lines to change."""
+    if not fixed:
+        return ["fix-images: every image fits every platform its posts go to; nothing to do"]
+    lines = []
+    for f in fixed:
+        if f.copy is None:
+            lines.append(f"fix-images: posts/{f.image} cannot be made to fit: {f.error}")
+            continue
+        lines.append(
+            f"fix-images: wrote posts/{f.copy} from posts/{f.image} ({'; '.join(f.done)}); "
+            "the original is unchanged. To use the copy, change in each post (stormer edits "
+            "no post):"
+        )
+        lines += [
+            f'  {file}{f":{line}" if line else ""}: path = "{f.image}"  →  path = "{f.copy}"'
+            for file, line in f.uses
+        ]
+    return lines
 
 
 @app.command()

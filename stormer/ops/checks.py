@@ -1,5 +1,5 @@
 """`stormer check`: every problem of a storm at once — loading problems plus the rules that
-need the plan and the platforms (lengths, duplicate texts, credentials, targets)."""
+need the plan and the platforms (lengths, images, duplicate texts, credentials, targets)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 from stormer.channels import registry
 from stormer.errors import Problem, Severity
+from stormer.ops.images import image_problems, target_platforms
 from stormer.plan import eligible, media_refs, plan_posts
 from stormer.queue import QueueItem
 from stormer.storm import CONFIG_NAME, Storm
@@ -46,6 +47,7 @@ def check(storm: Storm, *, now: datetime | None = None) -> list[Problem]:
         )
     problems += _account_problems(storm)
     problems += _post_platform_problems(storm)
+    problems += image_problems(storm)
     problems += _duplicate_text_problems(storm)
     problems += _reminder_problems(storm)
     problems += _database_problems(storm)
@@ -210,14 +212,10 @@ def _account_problems(storm: Storm) -> list[Problem]:
 
 def _post_platform_problems(storm: Storm) -> list[Problem]:
     """Each post against every platform it can go to (any eligible account there)."""
-    known = registry.installed()
     out = []
     for post in storm.posts:
-        platforms = sorted(
-            {a.platform for a in storm.accounts if a.platform in known and eligible(post, a)}
-        )
         media = media_refs(post)
-        for name in platforms:
+        for name in target_platforms(storm, post):
             plugin = registry.get(name)
             length = plugin.length(post.text)
             limit = plugin.limit(with_media=bool(media))

@@ -218,7 +218,7 @@ def media_finding(storm: Storm) -> Finding:
                 if platform not in registry.installed():
                     continue  # reported by `check` as unknown-platform
                 plugin = registry.get(platform)
-                limit = plugin.image_bytes  # the platform's own, as its plugin declares it
+                limit = plugin.image_limits.max_bytes  # as the platform's plugin declares it
                 if limit is not None and size > limit:
                     problems.append(
                         f"{where} is {_size(size)}, over {plugin.title}'s {_size(limit)}"

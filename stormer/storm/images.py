@@ -1,53 +1,75 @@
-"""Image type and size from a file's first bytes (no imaging library needed).
+"""What an image file is: its type, its size as people see it, whether it tells where it was
+taken. Read with Pillow, imported only when an image is read (never for `stormer --help`).
 
-Platforms want the MIME type and, for Bluesky, the aspect ratio; reading headers is enough.
+Pillow reads only the header to answer (not the pixels), so loading a storm stays quick.
 """
 
 from __future__ import annotations
 
-import struct
-from pathlib import Path
-from typing import BinaryIO
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from PIL.Image import Image as PILImage
+
+# The formats stormer attaches: those every platform shows. Pillow names the format; a
+# camera's MPO (a JPEG with a second picture appended) is sent as the JPEG it starts with.
+WEB_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "MPO": "image/jpeg"}
+WEB_FORMATS |= {"GIF": "image/gif", "WEBP": "image/webp"}
+ORIENTATION = 0x0112  # EXIF tag: how the camera was held; 5 to 8 turn the picture a quarter
+GPS_IFD = 0x8825  # EXIF: where the picture was taken
 
 
 class UnsupportedImage(ValueError):
-    """Not a PNG, JPEG or GIF, or a damaged one."""
+    """Not an image Pillow can read, damaged, or in a format the platforms do not show."""
 
 
-def image_info(path: Path) -> tuple[str, int, int]:
-    """(mime type, width, height) of a PNG, JPEG or GIF file."""
+@dataclass(frozen=True, slots=True)
+class ImageFile:
+    mime: str
+    width: int  # as shown: a camera's EXIF orientation applied
+    height: int
+    gps: bool  # its EXIF metadata say where it was taken
+    animated: bool = False  # a GIF or WebP of several frames
+
+
+def read_image(path: Path) -> ImageFile:
+    """What `path` holds; UnsupportedImage (saying why) when it is not a usable image."""
+    from PIL import Image, UnidentifiedImageError
+
     try:
-        return _read_header(path)
-    except struct.error:
-        raise UnsupportedImage(f"{path.name} is damaged: its header is cut short") from None
+        with Image.open(path) as im:
+            mime = WEB_FORMATS.get(im.format or "")
+            if mime is None:
+                raise UnsupportedImage(
+                    f"a {im.format} image; platforms show PNG, JPEG, GIF or WebP: save it "
+                    "in one of those"
+                )
+            width, height = im.size
+            exif = im.getexif()
+            if exif.get(ORIENTATION) in (5, 6, 7, 8):
+                width, height = height, width
+            gps = bool(exif.get_ifd(GPS_IFD))
+            return ImageFile(mime, width, height, gps, getattr(im, "is_animated", False))
+    except UnidentifiedImageError:
+        raise UnsupportedImage(
+            "not an image (Pillow cannot read it as PNG, JPEG, GIF or WebP)"
+        ) from None
+    except Image.DecompressionBombError as e:
+        raise UnsupportedImage(f"too many pixels to open safely ({e})") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        if isinstance(e, UnsupportedImage):
+            raise
+        raise UnsupportedImage(f"damaged: {e}") from None
 
 
-def _read_header(path: Path) -> tuple[str, int, int]:
-    with path.open("rb") as f:
-        head = f.read(32)
-        if head.startswith(b"\x89PNG\r\n\x1a\n") and head[12:16] == b"IHDR":
-            width, height = struct.unpack(">II", head[16:24])
-            return "image/png", width, height
-        if head[:6] in (b"GIF87a", b"GIF89a"):
-            width, height = struct.unpack("<HH", head[6:10])
-            return "image/gif", width, height
-        if head.startswith(b"\xff\xd8"):
-            f.seek(2)
-            return "image/jpeg", *_jpeg_size(f)
-    raise UnsupportedImage(f"{path.name} is not a PNG, JPEG or GIF image")
+def open_upright(path: Path) -> PILImage:
+    """The image's pixels, turned as its EXIF orientation says (so a copy, which carries no
+    metadata, still shows the right way up)."""
+    from PIL import Image, ImageOps
 
-
-def _jpeg_size(f: BinaryIO) -> tuple[int, int]:
-    # Walk the marker segments to the first start-of-frame, which holds the size.
-    while True:
-        marker = f.read(2)
-        if len(marker) < 2 or marker[0] != 0xFF:
-            raise UnsupportedImage("damaged JPEG: no frame header found")
-        kind = marker[1]
-        if kind in (0xD8, 0x01) or 0xD0 <= kind <= 0xD7:
-            continue
-        (length,) = struct.unpack(">H", f.read(2))
-        if 0xC0 <= kind <= 0xCF and kind not in (0xC4, 0xC8, 0xCC):
-            _precision, height, width = struct.unpack(">BHH", f.read(5))
-            return width, height
-        f.seek(length - 2, 1)
+    with Image.open(path) as im:
+        im.load()
+        return ImageOps.exif_transpose(im)

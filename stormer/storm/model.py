@@ -23,6 +23,7 @@ class Image:
     mime: str = "image/png"
     width: int | None = None
     height: int | None = None
+    line: int | None = None  # of the post's `images` front matter (where problems point)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from stormer.errors import Severity
 from stormer.storm import tomlpos
-from stormer.storm.images import UnsupportedImage, image_info
+from stormer.storm.images import UnsupportedImage, read_image
 from stormer.storm.model import Image, Post
 from stormer.storm.problems import ProblemCollector, not_utf8
 from stormer.storm.scaffold import is_placeholder
@@ -239,10 +239,20 @@ def _load_images(
             )
             continue
         try:
-            mime, width, height = image_info(target)
+            found = read_image(target)
         except UnsupportedImage as e:
-            c.add("error", "bad-image", rel, line, str(e))
+            c.add("error", "bad-image", rel, line, f"posts/{spec['path']}: {e}")
             continue
+        if found.gps:
+            c.add(
+                "warning",
+                "image-location",
+                rel,
+                line,
+                f"image {spec['path']!r} says where it was taken (GPS in its EXIF metadata), "
+                "which can put the people in it at risk; `stormer check --fix-images` writes "
+                "a copy without it",
+            )
         alt = spec.get("alt", "").strip()
         if not alt:
             c.add(
@@ -253,5 +263,5 @@ def _load_images(
                 f"image {spec['path']!r} has no alt text; people using screen readers "
                 "will not know what it shows",
             )
-        images.append(Image(spec["path"], alt, mime, width, height))
+        images.append(Image(spec["path"], alt, found.mime, found.width, found.height, line))
     return images

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from stormer.channels.base import Connection, Platform, Published, Staged, secret
+from stormer.channels.base import Connection, ImageLimits, Platform, Published, Staged, secret
 from stormer.channels.http import materialize
 from stormer.errors import Rejected
 
@@ -22,7 +22,7 @@ class Fileboard(Platform):
     title = "Fileboard"
     text_limit = 120
     max_images = 1
-    image_bytes = 300_000  # a board keeps its pictures small
+    image_limits = ImageLimits(source="a board keeps its pictures small", max_bytes=300_000)
     credential_fields = ("board_key",)
     needs_base_url = True  # base_url names the board's file; there is no default board
     same_text_forbidden = True  # a board shows each text once
