@@ -69,3 +69,11 @@ def point_accounts_at(storm: Path, sim: str) -> None:
             f'platform = "{platform}"\n', f'platform = "{platform}"\nbase_url = "{sim}"\n'
         )
     config.write_text(text, encoding="utf-8")
+
+
+def write_own_posts(storm: Path, hashtag: str) -> None:
+    """Replace the placeholder texts `stormer init` wrote (check refuses them) with posts in
+    the organizer's own words, one distinct text per file."""
+    for n, post in enumerate(sorted((storm / "posts").glob("*.md"))):
+        head = post.read_text(encoding="utf-8").rpartition("+++")[0]
+        post.write_text(f"{head}+++\nOur own words, number {n}. {hashtag}\n", encoding="utf-8")

@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+from example import write_own_posts
 from typer.testing import CliRunner
 
 from stormer.cli import app
@@ -34,9 +35,7 @@ def test_scaffold_passes_check_once_the_posts_are_written(tmp_path: Path) -> Non
     assert {(p["code"], p["file"]) for p in problems} == {
         ("placeholder-post", f"posts/{lang}-01.md") for lang in ("ar", "en", "es", "fr", "it")
     }
-    for n, post in enumerate(sorted((target / "posts").glob("*.md"))):
-        head = post.read_text(encoding="utf-8").rpartition("+++")[0]
-        post.write_text(f"{head}+++\nOur own words, number {n}. #FreeThemAll\n", encoding="utf-8")
+    write_own_posts(target, "#FreeThemAll")
     checked = runner.invoke(app, ["check", "--json", "--storm", str(target)])
     assert checked.exit_code == 0, checked.output
     assert json.loads(checked.stdout) == []

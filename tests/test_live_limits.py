@@ -72,7 +72,10 @@ def test_check_online_reads_the_limit_keeps_it_and_preview_names_it(
     kept = storm / ".stormer" / FILE_NAME
     assert stat.S_IMODE(kept.stat().st_mode) == 0o600
     assert stat.S_IMODE(kept.parent.stat().st_mode) == 0o700
-    (entry,) = json.loads(kept.read_text()).values()  # both accounts: one instance, one read
+    kept_limits = json.loads(kept.read_text())
+    # Both Mastodon accounts: one instance, one read (Matrix's media config is kept too).
+    (entry,) = [v for k, v in kept_limits.items() if k.startswith("mastodon ")]
+    assert sorted(k.split()[0] for k in kept_limits) == ["mastodon", "matrix"]
     assert entry["text_limit"] == INSTANCE_LIMIT and entry["source"] == source
     assert entry["url_length"] == 23 and entry["image_bytes"] == 16 * 1024 * 1024
     assert entry["alt_text_limit"] == 1500

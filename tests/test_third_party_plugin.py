@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from example import add_accounts, copy_example, set_storm_time
+from example import add_accounts, copy_example, set_storm_time, write_own_posts
 from fixtures_sim import png_bytes
 from timing import far_ahead, move_storm
 
@@ -123,6 +123,7 @@ def test_plugin_is_fired_by_run(tmp_path: Path) -> None:
         stormer("init", str(storm), "--hashtag", "#FreeThem", "--at", iso_utc(start)).returncode
         == 0
     )
+    write_own_posts(storm, "#FreeThem")
     add_fileboard_account(storm, board, "en")
     assert stormer("schedule", "--storm", str(storm), env=env).returncode == 0
     # T only now, when starting `stormer schedule` (seconds on a loaded machine) is behind us.
