@@ -10,40 +10,13 @@ from typing import ClassVar
 import httpx
 import keyring
 import pytest
-from keyring.backend import KeyringBackend
+from fixtures_keyring import MemoryKeyring
 
 from stormer.channels.mastodon import Mastodon
 from stormer.channels.telegram import Telegram
 from stormer.errors import AuthError, StormerError
 from stormer.secrets import resolve, store
 from stormer.storm import Account
-
-
-class MemoryKeyring(KeyringBackend):
-    priority = 1  # type: ignore[assignment]
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.items: dict[tuple[str, str], str] = {}
-
-    def get_password(self, service: str, username: str) -> str | None:
-        return self.items.get((service, username))
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        self.items[(service, username)] = password
-
-    def delete_password(self, service: str, username: str) -> None:
-        self.items.pop((service, username), None)
-
-
-@pytest.fixture
-def memory_keyring() -> MemoryKeyring:
-    previous = keyring.get_keyring()
-    backend = MemoryKeyring()
-    keyring.set_keyring(backend)
-    yield backend
-    keyring.set_keyring(previous)
-
 
 MASTODON = Account(
     name="campaign-mastodon",

@@ -12,7 +12,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,8 +20,8 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
-import keyring
 import pytest
+from fixtures_keyring import MemoryKeyring
 from platform_fakes import (
     JPEG,
     PNG,
@@ -34,7 +34,6 @@ from platform_fakes import (
     shown,
     what_sending_shows,
 )
-from test_login import MemoryKeyring
 
 from stormer.channels.base import Connection, Published, Staged
 from stormer.channels.matrix import Matrix
@@ -470,21 +469,12 @@ class SimRun:
         self.count(request)
 
 
-@pytest.fixture
-def keyring_memory() -> Iterator[MemoryKeyring]:
-    previous = keyring.get_keyring()
-    backend = MemoryKeyring()
-    keyring.set_keyring(backend)
-    yield backend
-    keyring.set_keyring(previous)
-
-
 def configure(simulator: str, **config: Any) -> None:
     httpx.post(f"{simulator}/_sim/config", json=config).raise_for_status()
 
 
 def test_many_items_staged_at_once_refresh_once_and_the_rotation_is_saved(
-    simulator: str, keyring_memory: MemoryKeyring
+    simulator: str, memory_keyring: MemoryKeyring
 ) -> None:
     configure(simulator, matrix_access_ttl_s=3600)
     first = sim_login(simulator, refresh_token=True, device_id="PHONE")
@@ -499,7 +489,7 @@ def test_many_items_staged_at_once_refresh_once_and_the_rotation_is_saved(
     credentials = {"access_token": first["access_token"], "refresh_token": first["refresh_token"]}
     staged = sim(acct, credentials, scenario)
     assert sim.refreshes == 1  # its lifetime was unknown: learned once, for all five
-    saved = keyring_memory.items
+    saved = memory_keyring.items
     new_refresh = saved[("stormer", f"{acct.name}/refresh_token")]
     new_access = saved[("stormer", f"{acct.name}/access_token")]
     assert new_refresh != first["refresh_token"] and new_access != first["access_token"]
@@ -512,7 +502,7 @@ def test_many_items_staged_at_once_refresh_once_and_the_rotation_is_saved(
 
 
 def test_staging_refreshes_a_token_that_would_expire_before_t_plus_grace(
-    simulator: str, keyring_memory: MemoryKeyring
+    simulator: str, memory_keyring: MemoryKeyring
 ) -> None:
     configure(simulator, matrix_access_ttl_s=1200)  # 20 minutes
     first = sim_login(simulator, refresh_token=True)
@@ -535,7 +525,7 @@ def test_staging_refreshes_a_token_that_would_expire_before_t_plus_grace(
 
 
 def test_an_expiring_token_is_renewed_before_the_send_at_t(
-    simulator: str, keyring_memory: MemoryKeyring
+    simulator: str, memory_keyring: MemoryKeyring
 ) -> None:
     """A homeserver whose tokens live shorter than staging-to-T (Synapse and MAS: 5 min):
     the send at T renews the token first, and the post lands once."""
@@ -559,7 +549,7 @@ def test_an_expiring_token_is_renewed_before_the_send_at_t(
 
 
 def test_password_login_keeps_the_device_so_a_resend_after_a_restart_posts_once(
-    simulator: str, keyring_memory: MemoryKeyring
+    simulator: str, memory_keyring: MemoryKeyring
 ) -> None:
     acct = sim_account(simulator, "user", "password")
     assert Matrix().auth_of(acct) == "password"
@@ -611,7 +601,7 @@ def test_stormer_login_logs_in_by_password_and_returns_the_tokens(simulator: str
 
 
 def test_on_synapse_a_password_login_after_a_restart_resends_to_one_event(
-    synapse: Any, keyring_memory: MemoryKeyring
+    synapse: Any, memory_keyring: MemoryKeyring
 ) -> None:
     """stormer logs in by password to the account's fixed device, asking for a refresh
     token; a new process logs in again to the same device, and its resend of the same

@@ -4,18 +4,16 @@ rotation at staging, OAuth 1.0a posting, scopes — credentials that hold until 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
-import keyring
 import pytest
 from example import REPO
+from fixtures_keyring import MemoryKeyring
 from platform_fakes import post_item
-from test_login import MemoryKeyring
 
 from stormer.channels.base import Connection, Published
 from stormer.channels.x import X
@@ -30,15 +28,6 @@ IMAGE = MediaRef("images/flag-book.png", "A flag over an open book", 800, 418)
 
 class LoopbackX(X):
     loopback_port = 0  # any free port: tests run side by side
-
-
-@pytest.fixture
-def memory_keyring() -> Iterator[MemoryKeyring]:
-    previous = keyring.get_keyring()
-    backend = MemoryKeyring()
-    keyring.set_keyring(backend)
-    yield backend
-    keyring.set_keyring(previous)
 
 
 @pytest.fixture
