@@ -36,13 +36,17 @@ class Secret:
 
     __slots__ = ("_value",)
 
-    def __init__(self, value: str):
+    def __init__(self, value: str, *, redact: bool = True):
+        """`redact=False` for a credential field that is not secret (a Matrix user name, an
+        OAuth client id, a token's expiry): still never printed, but not masked in every log
+        line — a user name "storm" would turn each "stormer" into "<redacted>er"."""
         if not value:
             raise ValueError("a secret cannot be empty")
         self._value = value
-        with _known_lock:
-            _known.add(value)
-        install_log_redaction()
+        if redact:
+            with _known_lock:
+                _known.add(value)
+            install_log_redaction()
 
     def reveal(self) -> str:
         return self._value
@@ -170,6 +174,7 @@ def resolve(
     environ: Mapping[str, str] | None = None,
     *,
     optional: tuple[str, ...] = (),
+    public: tuple[str, ...] = (),
 ) -> dict[str, Secret]:
     """The credentials `fields` of `account`, and those of `optional` that are set:
     keyring first (`stormer login`), then the environment variable named in config.
@@ -198,7 +203,7 @@ def resolve(
                 f"`stormer login {account.name}`",
                 platform=account.platform,
             )
-        out[field] = Secret(value)
+        out[field] = Secret(value, redact=field not in public)
     return out
 
 

@@ -152,12 +152,12 @@ def test_an_account_uses_the_alternative_whose_fields_it_names() -> None:
 def test_a_kept_credential_is_resolved_when_set_and_never_required(
     memory_keyring: MemoryKeyring, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("FPS_MASTODON_TOKEN", "tok")
+    monkeypatch.setenv("FPS_MASTODON_TOKEN", "tok-mastodon-kept-1")
     found = resolve(MASTODON, ("access_token",), optional=("refresh_token",))
     assert set(found) == {"access_token"}
-    store(MASTODON.name, {"refresh_token": "r-1"})
+    store(MASTODON.name, {"refresh_token": "refresh-kept-1"})
     found = resolve(MASTODON, ("access_token",), optional=("refresh_token",))
-    assert found["refresh_token"].reveal() == "r-1"
+    assert found["refresh_token"].reveal() == "refresh-kept-1"
     monkeypatch.delenv("FPS_MASTODON_TOKEN")
     with pytest.raises(AuthError, match="FPS_MASTODON_TOKEN"):
         resolve(MASTODON, ("access_token",), optional=("refresh_token",))
@@ -170,13 +170,18 @@ def test_a_rotated_credential_is_used_and_saved_at_once(memory_keyring: MemoryKe
     conn = Connection(
         account=MASTODON,
         client=httpx.AsyncClient(),
-        credentials={"refresh_token": Secret("r-1")},
+        credentials={"refresh_token": Secret("refresh-kept-1")},
         save_credentials=lambda values: store(MASTODON.name, values),
     )
-    conn.rotate({"refresh_token": "r-2", "access_token": "a-2"})
-    assert conn.secret("refresh_token") == "r-2" and conn.secret("access_token") == "a-2"
-    assert memory_keyring.items[("stormer", "campaign-mastodon/refresh_token")] == "r-2"
-    assert "a-2" not in repr(conn)
+    conn.rotate({"refresh_token": "refresh-rotated-2", "access_token": "access-rotated-2"})
+    assert (
+        conn.secret("refresh_token") == "refresh-rotated-2"
+        and conn.secret("access_token") == "access-rotated-2"
+    )
+    assert (
+        memory_keyring.items[("stormer", "campaign-mastodon/refresh_token")] == "refresh-rotated-2"
+    )
+    assert "access-rotated-2" not in repr(conn)
 
 
 # --- `stormer login` for Mastodon, end to end against the simulator ------------------------

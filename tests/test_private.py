@@ -58,3 +58,32 @@ def test_a_participants_contact_and_its_host_are_masked_in_every_log(
     assert "privacy-test" not in clean_error("refused by home.privacy-test.example.org")
     # The capture that reads Apprise's log by address asks for them to be kept.
     assert redact("hooks.privacy-test.example.net", contacts=False).startswith("hooks.")
+
+
+def test_a_credential_that_is_not_secret_is_not_masked_in_logs() -> None:
+    """A Matrix user name "storm" as a secret would turn every "stormer" in a log into
+    "<redacted>er": fields a plugin declares public are held as Secrets but not redacted."""
+    from dataclasses import replace
+
+    from stormer.channels.matrix import Matrix
+    from stormer.secrets import Secret, redact, resolve
+    from stormer.storm import Account
+
+    account = Account(
+        "m",
+        "matrix",
+        (),
+        "https://matrix.example.org",
+        "!r:x",
+        None,
+        (("user", "MATRIX_USER_PUBLIC_T"), ("password", "MATRIX_PW_PUBLIC_T")),
+        None,
+    )
+    found = resolve(
+        replace(account),
+        Matrix().credential_fields_for(account),
+        {"MATRIX_USER_PUBLIC_T": "stormy", "MATRIX_PW_PUBLIC_T": "pw-secret-public-t"},
+        public=Matrix.public_credentials,
+    )
+    assert isinstance(found["user"], Secret) and repr(found["user"]) == "Secret('***')"
+    assert redact("stormy stormer pw-secret-public-t") == "stormy stormer <redacted>"

@@ -266,7 +266,9 @@ def test_run_paces_the_plugins_posts(fileboard: Platform, tmp_path: Path) -> Non
             storm,
             engine,
             settings=settings,
-            credentials=lambda account, fields, optional=(): {"board_key": Secret("k-1")},
+            credentials=lambda account, fields, optional=(), public=(): {
+                "board_key": Secret("k-1")
+            },
         )
         asyncio.run(asyncio.wait_for(dispatcher.run(until_done=True), 60))
     finally:

@@ -104,6 +104,7 @@ class Connection:
     # own engine for the burst. Plugins always send through `send`, never through `client`.
     sender: Sender | None = field(default=None, repr=False)
     save_credentials: Callable[[dict[str, str]], None] | None = field(default=None, repr=False)
+    public_credentials: tuple[str, ...] = ()  # the plugin's: not masked in logs (`rotate`)
     grace: timedelta = GRACE
 
     async def send(self, request: Request, *, platform: str, mutating: bool) -> Response:
@@ -138,7 +139,7 @@ class Connection:
         from stormer.secrets import Secret
 
         for name, value in values.items():
-            self.credentials[name] = Secret(value)
+            self.credentials[name] = Secret(value, redact=name not in self.public_credentials)
         if self.save_credentials is not None:
             self.save_credentials(values)
 
@@ -342,6 +343,8 @@ class Platform(Channel[Connection]):
         alternative_auth: other ways to authenticate, by name, each with the secrets it
             needs instead (X: OAuth 1.0a user context); an account that names all the
             fields of one uses it (`credential_fields_for`).
+        public_credentials: credential fields that are not secret (a user name, an OAuth
+            client id, a token's expiry): never printed, but not masked in every log line.
         kept_credentials: secrets used when present and never required (a refresh token,
             which `stormer login` stores and the plugin rotates through `Connection.rotate`).
         target_field: what `target` means for an account ("chat", "room"), if it needs one.
@@ -366,6 +369,7 @@ class Platform(Channel[Connection]):
     credential_kind: ClassVar[str | None] = None  # what they are, for people ("bot token")
     alternative_auth: ClassVar[Mapping[str, tuple[str, ...]]] = {}
     kept_credentials: ClassVar[tuple[str, ...]] = ()
+    public_credentials: ClassVar[tuple[str, ...]] = ()
     target_field: ClassVar[str | None] = None
     handle_example: ClassVar[str | None] = None
     default_base_url: ClassVar[str | None] = None
@@ -474,7 +478,11 @@ class Platform(Channel[Connection]):
         conn = Connection(
             account=account,
             client=client,
-            credentials={k: Secret(v) for k, v in values.items() if v},
+            credentials={
+                k: Secret(v, redact=k not in self.public_credentials)
+                for k, v in values.items()
+                if v
+            },
         )
         say(f"accepted: {await self.verify(conn)}")
         return values

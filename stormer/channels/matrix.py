@@ -88,6 +88,7 @@ class Matrix(Platform):
     # A refresh token (spec v1.3), saved with the access token it rotates as they change; an
     # account that logs in by password refreshes with it before it logs in again.
     kept_credentials = ("refresh_token",)
+    public_credentials = ("user",)  # a user name, not a secret: not masked in logs
     target_field = "room"
     idempotency = "transaction-id"
     concurrency = 1000  # wide: see Platform.concurrency
@@ -242,7 +243,9 @@ class Matrix(Platform):
             values["refresh_token"] = answer["refresh_token"]
         if self.auth_of(account) == "password":
             values.update(user=user, password=password)
-        conn.credentials.update({k: Secret(v) for k, v in values.items()})
+        conn.credentials.update(
+            {k: Secret(v, redact=k not in self.public_credentials) for k, v in values.items()}
+        )
         lasts = answer.get("expires_in_ms")
         say(
             f"accepted: {await self.verify(conn)} on device {answer.get('device_id')}; "

@@ -133,6 +133,7 @@ class X(Platform):
     # token (rotated by every refresh), the token's expiry, and the X app's OAuth 2.0 client
     # id (and secret, for a confidential client), named in config.toml or asked at login.
     kept_credentials = ("refresh_token", EXPIRES_AT, "client_id", "client_secret")
+    public_credentials = (EXPIRES_AT, "client_id")  # not secret: not masked in logs
     # X matches the redirect URI exactly against the callback URIs registered for the app
     # (https://docs.x.com/fundamentals/authentication/oauth-2-0/authorization-code), so the
     # loopback listener has a fixed port: register http://127.0.0.1:8765/callback.

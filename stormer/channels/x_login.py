@@ -123,7 +123,11 @@ async def login_pkce(
             "lasts two hours, so log in again shortly before the storm"
         )
     conn = Connection(
-        account=account, client=client, credentials={k: Secret(v) for k, v in tokens.items()}
+        account=account,
+        client=client,
+        credentials={
+            k: Secret(v, redact=k not in plugin.public_credentials) for k, v in tokens.items()
+        },
     )
     say(f"accepted: {await plugin.verify(conn)}")
     return {**tokens, **asked}

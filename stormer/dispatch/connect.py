@@ -60,7 +60,10 @@ async def connect(
     """The plugin and a Connection for `account`; closes the client it opened."""
     plugin = registry.get(account.platform)
     credentials = resolve(
-        account, plugin.credential_fields_for(account), optional=plugin.kept_credentials
+        account,
+        plugin.credential_fields_for(account),
+        optional=plugin.kept_credentials,
+        public=plugin.public_credentials,
     )
     own = http is None
     http = http or client()
@@ -88,6 +91,7 @@ def _connection(
         media_root=storm.root / "posts",
         sender=sender,
         save_credentials=partial(save, account.name),
+        public_credentials=registry.get(account.platform).public_credentials,
         grace=grace,
     )
 
@@ -119,7 +123,12 @@ class Credentials(Protocol):
     rehearsal's made-up ones)."""
 
     def __call__(
-        self, account: Account, fields: tuple[str, ...], *, optional: tuple[str, ...] = ()
+        self,
+        account: Account,
+        fields: tuple[str, ...],
+        *,
+        optional: tuple[str, ...] = (),
+        public: tuple[str, ...] = (),
     ) -> dict[str, Secret]: ...
 
 
@@ -175,7 +184,10 @@ class Routes:
             plugin = registry.get(found.platform)
             http, sender = self._through
             credentials = self._credentials(
-                found, plugin.credential_fields_for(found), optional=plugin.kept_credentials
+                found,
+                plugin.credential_fields_for(found),
+                optional=plugin.kept_credentials,
+                public=plugin.public_credentials,
             )
             conn = _connection(
                 self._storm, found, http, credentials, sender, save=self._save, grace=self._grace

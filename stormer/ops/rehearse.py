@@ -99,7 +99,11 @@ def fake_credentials(sim: str) -> Any:
     """Credentials the simulator accepts: made up per account, never read from anywhere."""
 
     def credentials(
-        account: Account, fields: tuple[str, ...], *, optional: tuple[str, ...] = ()
+        account: Account,
+        fields: tuple[str, ...],
+        *,
+        optional: tuple[str, ...] = (),
+        public: tuple[str, ...] = (),
     ) -> dict[str, Secret]:
         out = {}
         for n, name in enumerate(fields):  # no optional ones: a rehearsal logs in afresh
