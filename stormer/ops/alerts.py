@@ -204,8 +204,14 @@ def _not_ready(
 
 
 def _first_line(text: str, limit: int = 160) -> str:
+    """The first line of `text` in at most `limit` characters. A longer one loses its middle,
+    not its end: stormer's errors say what is wrong first and how to fix it last ("…: run
+    `stormer login campaign-x`"), and an alert without the fix leaves the organizer guessing."""
     line = text.strip().splitlines()[0] if text.strip() else text
-    return line if len(line) <= limit else line[: limit - 1] + "…"
+    if len(line) <= limit:
+        return line
+    head = limit // 2
+    return line[:head] + "…" + line[len(line) - (limit - head - 1) :]
 
 
 def _at(t: datetime) -> str:
