@@ -147,7 +147,7 @@ LEASED = {"lease_owner": "w1", "lease_until": T}
             T - FIVE,
             [worker()],
             [item("failed", error="staging: credentials rejected (401)\nmore")],
-            "1 failed staging: staging: credentials rejected (401) (campaign-x)",
+            "1 failed staging: credentials rejected (401) (campaign-x)",
         ),
         # Past T and still pending: said too (nobody sent it).
         (T + FIVE, [], [item("pending")], "(5 min ago)"),
@@ -173,7 +173,7 @@ def test_the_message_counts_by_reason_and_says_what_to_do() -> None:
         "8 item(s) of storm 'fps' due from 2031-03-13T18:00:00Z (in 5 min) are not staged by "
         "a live worker, and will not be sent:\n"
         "  - 7 not claimed by any worker (acct-0, acct-1, acct-2, acct-3, acct-4 and 2 more)\n"
-        "  - 1 failed staging: staging: rate limited (campaign-bluesky)\n"
+        "  - 1 failed staging: rate limited (campaign-bluesky)\n"
         "No worker is alive (no heartbeat in the last minute).\n"
         "Fix: start `stormer run` for this storm now and keep it running through T; "
         "`stormer doctor` says what else is wrong."

@@ -499,7 +499,7 @@ def test_missed_after_grace_and_not_before(engine: Engine) -> None:
     schedule(engine, [item(i) for i in range(5)])
     a, b, c, d, e = ids(5)
     set_row(engine, b, state="staged")
-    set_row(engine, c, state="failed", next_attempt_at=T)
+    set_row(engine, c, state="failed", next_attempt_at=T, error="staging: run `stormer login x`")
     set_row(engine, d, state="sent", sent_at=T)
     set_row(engine, e, state="claimed", lease_owner=W1, lease_until=T + LEASE)
     at_edge = T + grace  # item(0) fires exactly at T: not yet beyond grace
@@ -515,7 +515,11 @@ def test_missed_after_grace_and_not_before(engine: Engine) -> None:
         "sent",
         "claimed",
     ]
-    assert row(engine, a)["error"].startswith("missed")
+    assert row(engine, a)["error"] == "missed: not sent within 0:10:00 of its time"
+    # Why a failed item was not sent stays in its error, with the fix it named.
+    assert row(engine, c)["error"] == (
+        "missed: not sent within 0:10:00 of its time; before that: staging: run `stormer login x`"
+    )
 
 
 # --- workers and status ------------------------------------------------------------------------

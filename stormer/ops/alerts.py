@@ -199,7 +199,8 @@ def _not_ready(
     if state == State.STAGED:
         return None if live else "staged, but no worker is alive to fire them"
     if state == State.FAILED:
-        return "failed staging: " + _first_line(row["error"] or "no error recorded")
+        error = (row["error"] or "no error recorded").removeprefix("staging: ")
+        return "failed staging: " + _first_line(error)
     return "not claimed by any worker"
 
 

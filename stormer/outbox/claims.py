@@ -537,7 +537,9 @@ def mark_missed(*, engine: Engine, storm: str, now: datetime, grace: timedelta) 
                     claimed_from=None,
                     lease_until=None,
                     updated_at=now,
-                    error=f"missed: not sent within {grace} of its time",
+                    # Keep why it was not sent (a staging error that named its fix).
+                    error=literal(f"missed: not sent within {grace} of its time")
+                    + func.coalesce(literal("; before that: ") + _t.c.error, ""),
                 )
                 .returning(_t.c.id)
             )
