@@ -224,7 +224,7 @@ class RecordingKeyring(MemoryKeyring):
 
 
 @pytest.fixture
-def test_keyring() -> Iterator[RecordingKeyring]:
+def recording_keyring() -> Iterator[RecordingKeyring]:
     previous = keyring.get_keyring()
     backend = RecordingKeyring()
     keyring.set_keyring(backend)
@@ -239,7 +239,7 @@ def test_keyring() -> Iterator[RecordingKeyring]:
 def storm_dir(
     tmp_path: Path,
     recorded: Recorded,
-    test_keyring: RecordingKeyring,
+    recording_keyring: RecordingKeyring,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Path:
     """The example storm against the recorded simulator; X's credentials come from the
@@ -351,7 +351,7 @@ def refused_for_its_token(call: Call) -> bool:
 def test_every_account_posts_at_t_hours_after_the_tokens_of_the_login_expired(
     storm_dir: Path,
     recorded: Recorded,
-    test_keyring: RecordingKeyring,
+    recording_keyring: RecordingKeyring,
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -407,12 +407,12 @@ def test_every_account_posts_at_t_hours_after_the_tokens_of_the_login_expired(
         # The rotated pair is in the keyring, saved at each refresh (before T); the login's
         # refresh token is spent, and only the last access token is good.
         kept = {
-            f: test_keyring.items[(KEYRING_SERVICE, f"{X_ACCOUNT}/{f}")]
+            f: recording_keyring.items[(KEYRING_SERVICE, f"{X_ACCOUNT}/{f}")]
             for f in ("access_token", "refresh_token")
         }
         assert kept == {f: second.answer[f] for f in kept}
         assert kept["refresh_token"] != login_values["refresh_token"]
-        rotations = [w for w in test_keyring.writes if w.name == f"{X_ACCOUNT}/refresh_token"]
+        rotations = [w for w in recording_keyring.writes if w.name == f"{X_ACCOUNT}/refresh_token"]
         assert [w.value for w in rotations] == [
             login_values["refresh_token"],
             first.answer["refresh_token"],
@@ -458,7 +458,7 @@ def body_of(message: EmailMessage) -> str:
 def test_a_refresh_refused_at_staging_alerts_the_organizer_before_t(
     storm_dir: Path,
     recorded: Recorded,
-    test_keyring: RecordingKeyring,
+    recording_keyring: RecordingKeyring,
     smtp: SmtpSink,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
