@@ -219,7 +219,8 @@ def _post_platform_problems(storm: Storm) -> list[Problem]:
     handed = handed_samples(storm)
     out = []
     for post in storm.posts:
-        if not any(eligible(post, a) for a in storm.accounts):
+        # A storm with no accounts yet (as `stormer init` writes it) posts nothing by design.
+        if storm.accounts and not any(eligible(post, a) for a in storm.accounts):
             out.append(_unused(storm, post, handed=post.file in handed))
         if post.file in handed:
             out += _sample_link_problems(storm, post)
@@ -272,8 +273,6 @@ def _unused(storm: Storm, post: Post, *, handed: bool) -> Problem:
 
 def _why_unused(storm: Storm, post: Post) -> str:
     accounts = storm.accounts
-    if not accounts:
-        return f"{CONFIG_NAME} has no [[accounts]]"
     where = ""
     if post.platforms is not None:
         where = " on " + ", ".join(post.platforms)
