@@ -248,7 +248,7 @@ class ReminderWriter:
             "utc": f"{self.at:%H:%M} UTC",
             "until": _until(offset, locale),
             "sample": sample.text if sample else None,
-            "links": click_to_post(sample.text, storm.kit_url) if sample else {},
+            "links": click_to_post(sample.text, storm.kit_url, sample.platforms) if sample else {},
         }
         context = template.new_context(values)
         subject = " ".join("".join(template.blocks["subject"](context)).split())
@@ -307,8 +307,11 @@ def _until(offset: timedelta, locale: str) -> str:
 
 
 @cache  # thousands of participants share a few samples
-def click_to_post(text: str, kit_url: str | None) -> dict[str, str]:
-    """Links that open the sample post ready to send, on the platforms that offer one."""
+def click_to_post(
+    text: str, kit_url: str | None, platforms: tuple[str, ...] | None = None
+) -> dict[str, str]:
+    """Links that open the sample post ready to send, on the platforms that offer one and
+    the post allows (its `platforms`, if it names any: a post kept off X gets no X link)."""
     links = {
         "x": "https://x.com/intent/post?" + urlencode({"text": text}, quote_via=quote),
         "bluesky": "https://bsky.app/intent/compose?" + urlencode({"text": text}, quote_via=quote),
@@ -317,7 +320,27 @@ def click_to_post(text: str, kit_url: str | None) -> dict[str, str]:
         links["telegram"] = "https://t.me/share/url?" + urlencode(
             {"url": kit_url, "text": text}, quote_via=quote
         )
-    return links
+    return {name: url for name, url in links.items() if platforms is None or name in platforms}
+
+
+def link_platforms(storm: Storm, post: Post) -> list[str]:
+    """The platforms whose click-to-post link carries `post` to participants."""
+    return list(click_to_post("", storm.kit_url, post.platforms))
+
+
+def handed_samples(storm: Storm) -> set[str]:
+    """The posts (by file) that reminders hand to participants as their sample: the same
+    rotation as `plan_reminders`, without writing the texts."""
+    if storm.at is None or not storm.reminder_offsets:
+        return set()
+    writer = ReminderWriter(storm)
+    handed = set()
+    for participant in storm.participants:
+        if parsed_contacts(participant):
+            sample = writer.sample_for(participant)
+            if sample is not None:
+                handed.add(sample.file)
+    return handed
 
 
 _LINK: Final = re.compile(r"https?://[^\s<>\"]+")

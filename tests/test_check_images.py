@@ -246,3 +246,13 @@ def test_schedule_refuses_an_image_a_platform_would_refuse_at_t(
     assert "image-too-large" in str(result.exception)
     assert "Bluesky's image limit" in str(result.exception)
     assert not database.exists()  # nothing scheduled
+
+
+def test_a_platform_the_post_names_is_checked_even_with_no_account_there(storm: Path) -> None:
+    # No Telegram account takes English: the post goes nowhere yet, but it names Telegram, so
+    # its image is held to Telegram's limits (an account may take English tomorrow).
+    flat_png(storm / "posts" / "images" / "pano.png", 2100, 100)
+    post = big_post(storm, "pano.png", '"telegram"', lang="en")
+    problems = report(storm)
+    assert the_one(problems, "image-aspect-ratio").file == post.file
+    assert the_one(problems, "post-unused").severity == "warning"

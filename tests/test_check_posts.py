@@ -22,6 +22,7 @@ from check_helpers import (
     load,
     remove_posts,
     report,
+    text_of_length,
     the_one,
     with_code,
     write_post,
@@ -269,3 +270,106 @@ def test_clean_text_with_direction_marks_is_fine() -> None:
     from stormer.storm.posts import text_problems
 
     assert text_problems("حرية للطلاب\u200f #FreePalestinianStudents\nline two\ttab") == []
+
+
+# --- posts no account posts, and samples handed to participants ------------------------------
+
+
+def handed(root: Path) -> set[str]:
+    from stormer.reminders import handed_samples
+
+    return handed_samples(load(root))
+
+
+def test_an_arabic_post_for_x_with_no_arabic_x_account_is_unused_but_checked(storm: Path) -> None:
+    # The case: no X account takes Arabic, yet reminders hand the post to Arabic
+    # participants with an X click-to-post link — so it is measured against X all the same.
+    post = write_post(
+        storm, "zz-ar-x.md", text_of_length(290, "ب"), lang="ar", front='platforms = ["x"]'
+    )
+    assert post.file in handed(storm)
+    problems = report(storm)
+    unused = the_one(problems, "post-unused")
+    assert (unused.severity, unused.file, unused.line) == ("warning", post.file, None)
+    assert unused.message == (
+        f"no account will post {post.file} (no account on x takes its language 'ar': add it "
+        "to an account's langs, or change the post's platforms or accounts); it is only "
+        "handed to participants as a sample in their reminders"
+    )
+    too_long = the_one(problems, "too-long")
+    assert (too_long.severity, too_long.line) == ("error", post.text_line)
+    assert too_long.message.startswith("X: 290 > 280 ")
+    assert sorted(codes(problems)) == ["post-unused", "too-long"]
+
+
+@pytest.mark.parametrize(
+    ("front", "why"),
+    [
+        ('platforms = ["x"]', "no account on x takes its language 'de'"),
+        ("", "no account takes its language 'de'"),
+        (
+            'platforms = ["mastodon"]\naccounts = ["campaign-x"]',
+            "its accounts = ['campaign-x'] name no account on mastodon",
+        ),
+        ('accounts = ["campaign-x"]', "no account among those it names takes its language 'de'"),
+    ],
+)
+def test_a_post_nobody_posts_or_gets_says_why(storm: Path, front: str, why: str) -> None:
+    # Nobody speaks German here: no account takes it and no participant is handed it.
+    post = write_post(storm, "zz-de.md", f"{HASHTAG} Freiheit", lang="de", front=front)
+    assert post.file not in handed(storm)
+    unused = the_one(report(storm), "post-unused")
+    assert unused.message.startswith(f"no account will post {post.file} ({why}")
+    assert unused.message.endswith("); nor do reminders hand it to anyone: it is not used at all")
+
+
+def test_platforms_no_account_is_on(storm: Path) -> None:
+    edit_config(
+        storm,
+        'platform = "discord"',
+        'platform = "matrix"\nbase_url = "https://m.example.org"\ntarget = "!r:m.example.org"',
+    )
+    post = write_post(storm, "zz-d.md", f"{HASHTAG} hi", front='platforms = ["discord"]')
+    assert "its platforms = ['discord'] match no account in config.toml" in (
+        the_one(report(storm), "post-unused").message
+    )
+    assert post.file
+
+
+def test_a_post_some_account_takes_is_not_unused(storm: Path) -> None:
+    write_post(storm, "zz-x.md", f"{HASHTAG} for X", front='platforms = ["x"]')
+    assert with_code(report(storm), "post-unused") == []
+
+
+def test_a_sample_too_long_for_its_click_to_post_links(storm: Path) -> None:
+    # Arabic goes to the Telegram and Matrix accounts (350 fits both), but Arabic
+    # participants get it with X and Bluesky links, over their limits.
+    post = write_post(storm, "zz-ar.md", text_of_length(350, "ب"), lang="ar")
+    assert post.file in handed(storm)
+    problems = report(storm)
+    assert [(p.code, p.severity, p.file, p.line) for p in problems] == [
+        ("sample-too-long", "warning", post.file, post.text_line)
+    ] * 2
+    assert sorted(p.message.split(": reminders")[0] for p in problems) == [
+        "Bluesky: 350 > 300",
+        "X: 350 > 280",
+    ]
+    assert "click-to-post link" in problems[0].message
+    # Kept off X and Bluesky, it gets no link there, and is not measured for them.
+    write_post(
+        storm,
+        "zz-ar.md",
+        text_of_length(350, "ب"),
+        lang="ar",
+        front='platforms = ["telegram", "matrix"]',
+    )
+    assert report(storm) == []
+
+
+def test_a_post_that_is_not_handed_out_is_not_measured_for_links(storm: Path) -> None:
+    # A long French post: its accounts (Mastodon fr, Matrix) take 400; French participants
+    # exist, so it is handed out — unless the reminders are off.
+    edit_config(storm, 'offsets = ["24h", "1h", "10m"]', "offsets = []")
+    write_post(storm, "zz-fr.md", text_of_length(400), lang="fr")
+    assert handed(storm) == set()
+    assert report(storm) == []

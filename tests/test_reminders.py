@@ -632,5 +632,21 @@ def test_a_storm_without_a_kit_page_still_writes_reminders(storm: Path) -> None:
         encoding="utf-8",
     )
     reminders = list(plan_reminders(load_storm(storm)))
-    assert reminders and all("https://x.com/intent/post?" in r.text for r in reminders)
+    for_x = [r for r in reminders if r.source != LONG]  # the long post is kept off X
+    assert for_x and all("https://x.com/intent/post?" in r.text for r in for_x)
     assert not any("t.me/share" in r.text for r in reminders)
+    # The long post names no platform with a link left: no links, and no headline for them.
+    long = next(r for r in reminders if r.source == LONG and r.lang == "en")
+    assert "https://" not in long.text.split("#FreePalestinianStudents\n", 1)[1]
+    assert "one click" not in long.text
+
+
+LONG = "posts/en-04-four-demands-long.md"  # platforms = mastodon, telegram, discord, matrix
+
+
+def test_a_sample_gets_links_only_for_the_platforms_it_allows(storm: Path) -> None:
+    reminders = [r for r in plan_reminders(load_storm(storm)) if r.source == LONG]
+    assert reminders
+    for r in reminders:  # Telegram's share link carries it; X and Bluesky are not its own
+        assert "t.me/share" in r.text
+        assert "x.com/intent" not in r.text and "bsky.app/intent" not in r.text

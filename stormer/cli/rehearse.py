@@ -26,21 +26,31 @@ def rehearse(
 ) -> None:
     """Rehearse the whole storm now: a copy fires in a few seconds against the local platform
     simulator (nothing leaves this machine, no credential is read), through the real
-    dispatcher; prints the lateness of every post as the simulator received it."""
+    dispatcher; prints the lateness of every post as the simulator received it, and keeps
+    the rehearsal in .stormer/rehearsals/ (see it with `stormer report --rehearsal`). It
+    proves the timing and the dispatcher, not the real credentials, senders or platforms:
+    `stormer doctor` and `stormer check --online` do."""
     import dataclasses
     import logging
 
     from stormer.errors import ConfigError
+    from stormer.ops.rehearse import MIN_DELAY
     from stormer.ops.rehearse import rehearse as run_rehearsal
     from stormer.timezones import parse_duration
 
+    delay = parse_duration(in_)
+    if delay < MIN_DELAY:
+        raise typer.BadParameter(
+            f"at least {MIN_DELAY.total_seconds():.0f}s: before T the rehearsal plans, "
+            "schedules and stages every item (logins, uploads), as a real storm does hours "
+            "ahead; with less, T comes while items are still being staged",
+            param_hint="--in",
+        )
     storm = load(storm_dir)
     if storm.errors:
         raise ConfigError(storm.errors)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-    result = run_rehearsal(
-        storm, delay=parse_duration(in_), say=(lambda _: None) if as_json else print
-    )
+    result = run_rehearsal(storm, delay=delay, say=(lambda _: None) if as_json else print)
     if as_json:
         doc = dataclasses.asdict(result)
         doc["at"] = result.at.isoformat().replace("+00:00", "Z")

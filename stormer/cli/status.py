@@ -139,6 +139,15 @@ def report(
             help="Write to FILE instead of stdout (CSV gets a UTF-8 BOM, for spreadsheets).",
         ),
     ] = None,
+    rehearsal: Annotated[
+        str | None,
+        typer.Option(
+            "--rehearsal",
+            metavar="latest|NAME",
+            help="Report a rehearsal kept in .stormer/rehearsals/ (`latest`, or its NAME) "
+            "instead of the storm.",
+        ),
+    ] = None,
     storm_dir: StormDir = Path("."),
 ) -> None:
     """What happened to every item: problems first (sent early, dead, unconfirmed, missed,
@@ -153,7 +162,15 @@ def report(
 
     storm = load(storm_dir)
     now = _now()
-    engine = open_engine(storm)
+    if rehearsal is None:
+        engine = open_engine(storm)
+    else:
+        from stormer.ops.rehearse import OUTBOX, rehearsal_folder
+        from stormer.outbox.db import make_engine
+
+        folder = rehearsal_folder(storm.root, rehearsal)
+        note(f"rehearsal {folder.name} ({folder.relative_to(storm.root)})")
+        engine = make_engine(f"sqlite:///{folder / OUTBOX}")
     try:
         with Session(engine) as session:
             rows = report_rows(items(session=session, storm=storm.slug), now)

@@ -14,7 +14,7 @@ from stormer.errors import Problem, Severity
 from stormer.ops.images import image_problems, target_platforms
 from stormer.plan import eligible, media_refs, plan_posts
 from stormer.queue import QueueItem
-from stormer.storm import CONFIG_NAME, Storm
+from stormer.storm import CONFIG_NAME, Post, Storm
 
 _URL = re.compile(r"https?://\S+")
 _NOISE = re.compile(r"[\W_]+", re.UNICODE)
@@ -211,9 +211,19 @@ def _account_problems(storm: Storm) -> list[Problem]:
 
 
 def _post_platform_problems(storm: Storm) -> list[Problem]:
-    """Each post against every platform it can go to (any eligible account there)."""
+    """Each post against every platform it is for (any eligible account there, or named in
+    its `platforms`); whether any account will post it; and, for a post reminders hand to
+    participants, against the platforms whose click-to-post link carries it."""
+    from stormer.reminders import handed_samples
+
+    handed = handed_samples(storm)
     out = []
     for post in storm.posts:
+        # A storm with no accounts yet (as `stormer init` writes it) posts nothing by design.
+        if storm.accounts and not any(eligible(post, a) for a in storm.accounts):
+            out.append(_unused(storm, post, handed=post.file in handed))
+        if post.file in handed:
+            out += _sample_link_problems(storm, post)
         media = media_refs(post)
         for name in target_platforms(storm, post):
             plugin = registry.get(name)
@@ -242,6 +252,70 @@ def _post_platform_problems(storm: Storm) -> list[Problem]:
                         f"{plugin.title}: {len(media)} images, at most {plugin.max_images} allowed",
                     )
                 )
+    return out
+
+
+def _unused(storm: Storm, post: Post, *, handed: bool) -> Problem:
+    """`post` is never posted: say why, and whether participants still get it."""
+    fate = (
+        "it is only handed to participants as a sample in their reminders"
+        if handed
+        else "nor do reminders hand it to anyone: it is not used at all"
+    )
+    return Problem(
+        "warning",
+        "post-unused",
+        post.file,
+        None,
+        f"no account will post {post.file} ({_why_unused(storm, post)}); {fate}",
+    )
+
+
+def _why_unused(storm: Storm, post: Post) -> str:
+    accounts = storm.accounts
+    where = ""
+    if post.platforms is not None:
+        where = " on " + ", ".join(post.platforms)
+        accounts = [a for a in accounts if a.platform in post.platforms]
+        if not accounts:
+            return f"its platforms = {list(post.platforms)} match no account in {CONFIG_NAME}"
+    if post.accounts is not None:
+        accounts = [a for a in accounts if a.name in post.accounts]
+        if not accounts:
+            return f"its accounts = {list(post.accounts)} name no account{where}"
+        where = " among those it names"
+    return (
+        f"no account{where} takes its language {post.lang!r}: add it to an account's langs, "
+        "or change the post's platforms or accounts"
+    )
+
+
+def _sample_link_problems(storm: Storm, post: Post) -> list[Problem]:
+    """A sample reminders hand out is sent by participants through click-to-post links: one
+    too long for a link's platform opens there over the limit (the text alone, no image)."""
+    from stormer.reminders import link_platforms
+
+    out = []
+    known = registry.installed()
+    checked = set(target_platforms(storm, post))  # too long there is already an error
+    for name in link_platforms(storm, post):
+        if name not in known or name in checked:
+            continue
+        plugin = registry.get(name)
+        length, limit = plugin.length(post.text), plugin.limit(with_media=False)
+        if length > limit:
+            out.append(
+                Problem(
+                    "warning",
+                    "sample-too-long",
+                    post.file,
+                    post.text_line,
+                    f"{plugin.title}: {length} > {limit}: reminders hand this post to "
+                    f"participants with a {plugin.title} click-to-post link, and they would "
+                    f"have to shorten it there; shorten the post, or keep it off "
+                    f"{plugin.title} (and its link) with platforms = [...]",
+                )
+            )
     return out
 
 

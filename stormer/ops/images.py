@@ -24,9 +24,11 @@ FIX = "run `stormer check --fix-images` for a copy that fits"
 
 
 def target_platforms(storm: Storm, post: Post) -> list[str]:
-    """The installed platforms `post` can go to: those of the accounts that may carry it."""
+    """The installed platforms `post` is for: those of the accounts that may carry it, and
+    those it names (an account there may be added, or take its language, later)."""
     known = registry.installed()
-    return sorted({a.platform for a in storm.accounts if a.platform in known and eligible(post, a)})
+    carried = {a.platform for a in storm.accounts if eligible(post, a)}
+    return sorted(name for name in carried.union(post.platforms or ()) if name in known)
 
 
 @dataclass(frozen=True, slots=True)

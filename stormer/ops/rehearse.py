@@ -1,23 +1,46 @@
 """`stormer rehearse`: the whole storm in miniature, on this machine, in seconds.
 
 A copy of the storm fires at now + a short delay against the local platform simulator (in
-this process), with a throwaway SQLite database: staging, the burst at T and the outcomes run
+this process), with an SQLite outbox of its own: staging, the burst at T and the outcomes run
 through the real dispatcher, and the lateness of every post is read from the simulator's own
 receive times. Nothing leaves the machine; no credential is needed or read.
+
+What it proves is the storm's timing and the dispatcher, against the simulator; not the real
+credentials, reminder senders or platforms (`stormer doctor`, `stormer check --online` do).
+It is kept to inspect in `.stormer/rehearsals/<time>/` (`stormer report --rehearsal`): its
+outbox, where participants' reminders went to the simulator's inbox (so the outbox holds a
+hash of that inbox, never a participant's address), and what the simulator received.
 """
 
 from __future__ import annotations
 
 import asyncio
-import tempfile
+import json
+import shutil
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
+from stormer.errors import StormerError
+from stormer.private import private_folder, write_private
 from stormer.secrets import Secret
 from stormer.storm import Account, Storm
+
+# Planning, scheduling and staging (logins, uploads) happen before T, as in a real storm
+# hours ahead: with less than this, items are still being staged when T comes.
+MIN_DELAY: Final = timedelta(seconds=5)
+REHEARSALS: Final = Path(".stormer") / "rehearsals"
+KEPT: Final = 20  # the newest rehearsals kept; older ones are removed
+OUTBOX: Final = "outbox.db"
+SIMULATOR_LOG: Final = "simulator.json"
+PROVES: Final = (
+    "a rehearsal proves the storm's timing and the dispatcher against the local simulator "
+    "(made-up credentials; reminders to its inbox)",
+    "it does not prove the real credentials, reminder senders or platforms: run "
+    "`stormer doctor` and `stormer check --online`",
+)
 
 
 @dataclass
@@ -32,6 +55,9 @@ class Rehearsal:
     states: dict[str, int]
     # Participants' reminders, delivered to the simulator's inbox instead of the participants.
     reminders: dict[str, int] = field(default_factory=dict)
+    # What went wrong, item by item (platform/account, or a participant's row: no contact).
+    failures: list[str] = field(default_factory=list)
+    folder: str = ""  # where it is kept, relative to the storm's folder
 
     def lines(self) -> list[str]:
         late = self.lateness_ms
@@ -51,7 +77,14 @@ class Rehearsal:
                 else []
             ),
             "  outbox: " + ", ".join(f"{n} {s}" for s, n in sorted(self.states.items())),
-            "  verdict: " + ("OK" if self.ok else "PROBLEMS — see above"),
+            "  verdict: " + ("OK" if self.ok else f"PROBLEMS ({len(self.failures)}):"),
+            *(f"    {f}" for f in self.failures),
+            *(
+                [f"  kept in {self.folder}: `stormer report --rehearsal` shows every item"]
+                if self.folder
+                else []
+            ),
+            *(f"  {line}" for line in PROVES),
         ]
 
     @property
@@ -118,8 +151,35 @@ def fake_credentials(sim: str) -> Any:
     return credentials
 
 
+def rehearsal_folder(root: Path, name: str = "latest") -> Path:
+    """The kept rehearsal `name` (a folder of `.stormer/rehearsals/`), or the newest."""
+    base = root / REHEARSALS
+    kept = sorted(f.parent.name for f in base.glob(f"*/{OUTBOX}"))  # named by time: in order
+    if name == "latest":
+        if not kept:
+            raise StormerError(f"no rehearsal is kept in {REHEARSALS}/: run `stormer rehearse`")
+        return base / kept[-1]
+    if name not in kept:
+        shown = ", ".join(kept[-5:]) or "none"
+        raise StormerError(
+            f"no rehearsal {name!r} in {REHEARSALS}/ (the newest: {shown}); "
+            "`stormer report --rehearsal` shows the latest"
+        )
+    return base / name
+
+
+def _new_folder(root: Path, at: datetime) -> Path:
+    """A private folder for the rehearsal at `at`; the oldest beyond `KEPT` are removed."""
+    base = private_folder(root / REHEARSALS)
+    folder = private_folder(base / f"{at:%Y%m%dT%H%M%SZ}")
+    for old in sorted(f for f in base.iterdir() if f.is_dir())[:-KEPT]:
+        shutil.rmtree(old, ignore_errors=True)
+    return folder
+
+
 def rehearse(storm: Storm, *, delay: timedelta, say: Any = print) -> Rehearsal:
-    """Run the storm against an in-process simulator `delay` from now; report what landed."""
+    """Run the storm against an in-process simulator `delay` from now; report what landed.
+    Kept in `.stormer/rehearsals/`: its outbox and what the simulator received."""
     import httpx
     from sqlalchemy.orm import Session
 
@@ -135,72 +195,125 @@ def rehearse(storm: Storm, *, delay: timedelta, say: Any = print) -> Rehearsal:
         at = (datetime.now(UTC) + delay).replace(microsecond=0)
         copy = simulated(storm, server.url, at, delay)
         items = with_payloads(copy, plan(copy))
-        with tempfile.TemporaryDirectory(prefix="stormer-rehearsal-") as tmp:
-            engine = make_engine(f"sqlite:///{Path(tmp) / 'rehearsal.db'}")
-            try:
-                upgrade(engine)
-                with Session(engine) as session, session.begin():
-                    # As of the rehearsal's start: planning may take longer than the first
-                    # reminder's scaled offset, and a late item is sent late, not dropped.
-                    schedule(items, session=session, storm=copy.slug, now=at - delay)
-                say(
-                    f"rehearsing {len(items)} item(s) at {at:%H:%M:%S} UTC "
-                    f"(in {delay.total_seconds():.0f} s) against the local simulator…"
-                )
-                settings = Settings(
-                    staging_window=delay + timedelta(minutes=1),
-                    grace=timedelta(minutes=2),
-                    poll_seconds=1.0,
-                )
-                dispatcher = Dispatcher(
-                    copy,
-                    engine,
-                    settings=settings,
-                    credentials=fake_credentials(server.url),
-                    # Made-up credentials the simulator rotates stay in memory: a
-                    # rehearsal never writes to the organizer's keyring.
-                    save=lambda account, values: None,
-                    # The simulator's limits are no instance's: kept with the rehearsal.
-                    limits_folder=Path(tmp),
-                )
-                asyncio.run(dispatcher.run(until_done=True))
-                states = _states(engine)
-            finally:
-                engine.dispose()
+        folder = _new_folder(storm.root, at)
+        engine = make_engine(f"sqlite:///{folder / OUTBOX}")
+        try:
+            upgrade(engine)
+            with Session(engine) as session, session.begin():
+                # As of the rehearsal's start: planning may take longer than the first
+                # reminder's scaled offset, and a late item is sent late, not dropped.
+                schedule(items, session=session, storm=copy.slug, now=at - delay)
+            say(
+                f"rehearsing {len(items)} item(s) at {at:%H:%M:%S} UTC "
+                f"(in {delay.total_seconds():.0f} s) against the local simulator…"
+            )
+            settings = Settings(
+                staging_window=delay + timedelta(minutes=1),
+                grace=timedelta(minutes=2),
+                poll_seconds=1.0,
+            )
+            dispatcher = Dispatcher(
+                copy,
+                engine,
+                settings=settings,
+                credentials=fake_credentials(server.url),
+                # Made-up credentials the simulator rotates stay in memory: a
+                # rehearsal never writes to the organizer's keyring.
+                save=lambda account, values: None,
+                # The simulator's limits are no instance's: kept with the rehearsal.
+                limits_folder=folder,
+            )
+            asyncio.run(dispatcher.run(until_done=True))
+            states = _states(engine)
+            fates = _fates(engine)
+        finally:
+            engine.dispose()
         landed = httpx.get(f"{server.url}/_sim/posts", timeout=30).json()
         inbox = httpx.get(f"{server.url}/_sim/reminders", timeout=30).json()
     finally:
         server.stop()
-    result = _judge(at, [i for i in items if i.kind == "post"], landed, states)
-    result.reminders = _judge_reminders(copy, [i for i in items if i.kind == "reminder"], inbox)
+    log = {"posts": landed, "reminders": inbox}
+    write_private(folder / SIMULATOR_LOG, json.dumps(log, ensure_ascii=False, indent=1).encode())
+    posts = [i for i in items if i.kind == "post"]
+    result = _judge(at, posts, landed, states)
+    reminders = [i for i in items if i.kind == "reminder"]
+    result.reminders, reminder_failures = _judge_reminders(copy, reminders, inbox, fates)
+    result.failures = _post_failures(at, posts, landed, fates) + reminder_failures
+    result.folder = str(folder.relative_to(storm.root))
     return result
 
 
-def _judge_reminders(
-    storm: Storm,
-    items: list[Any],
-    inbox: list[dict[str, Any]],
-) -> dict[str, int]:
-    """Per participant, the reminders planned against those the inbox received, in time
-    order: each must arrive once, and not before its own time."""
-    if not items:
-        return {}
-    row_of = {p.name: str(p.row) for p in storm.participants}
-    planned: dict[str, list[datetime]] = {}
+def _fates(engine: Any) -> dict[str, str]:
+    """Each item's end in the outbox: its state, and the error it ended with, if any."""
+    from sqlalchemy import select
+
+    from stormer.outbox.models import Outbox
+
+    with engine.connect() as conn:
+        rows = conn.execute(select(Outbox.id, Outbox.state, Outbox.error)).all()
+    return {i: state + (f": {error[:200]}" if error else "") for i, state, error in rows}
+
+
+def _post_failures(
+    at: datetime, items: list[Any], landed: list[dict[str, Any]], fates: dict[str, str]
+) -> list[str]:
+    """Posts that did not land once, by platform/account, with their end in the outbox. One
+    text on one platform from several accounts is compared in bulk, as in `_judge`."""
+    per_key = Counter((p["platform"], p["text"]) for p in landed)
+    groups: dict[tuple[str, str], list[Any]] = {}
     for item in items:
-        planned.setdefault(row_of[item.account], []).append(item.fire_at)
+        groups.setdefault((item.platform, item.text), []).append(item)
+    out = []
+    for key, group in groups.items():
+        got, want = per_key[key], len(group)
+        if got == want:
+            continue
+        what = f"lost {want - got} of {want}" if got < want else f"landed {got} times for {want}"
+        who = "; ".join(f"{i.platform}/{i.account} (outbox: {fates.get(i.id)})" for i in group)
+        out.append(f"post {what}: {who}")
+    for post in landed:
+        received = datetime.fromisoformat(post["received_at"].replace("Z", "+00:00"))
+        if received < at:
+            early = (at - received).total_seconds() * 1000
+            out.append(f"post EARLY on {post['platform']}: received {early:.0f} ms before T")
+    return out
+
+
+def _judge_reminders(
+    storm: Storm, items: list[Any], inbox: list[dict[str, Any]], fates: dict[str, str]
+) -> tuple[dict[str, int], list[str]]:
+    """Per participant, the reminders planned against those the inbox received, in time
+    order: each must arrive once, and not before its own time. The counts, and what went
+    wrong by participant's row (never a contact)."""
+    if not items:
+        return {}, []
+    row_of = {p.name: str(p.row) for p in storm.participants}
+    planned: dict[str, list[Any]] = {}
+    for item in items:
+        planned.setdefault(row_of[item.account], []).append(item)
     received: dict[str, list[datetime]] = {}
     for message in inbox:
         at = datetime.fromisoformat(message["received_at"].replace("Z", "+00:00"))
         received.setdefault(str(message["to"]), []).append(at)
     early = duplicates = lost = 0
-    for who, times in planned.items():
-        got = sorted(received.get(who, []))
-        duplicates += max(len(got) - len(times), 0)
-        lost += max(len(times) - len(got), 0)
-        early += sum(1 for due, at in zip(sorted(times), got, strict=False) if at < due)
-    duplicates += sum(len(v) for k, v in received.items() if k not in planned)
-    return {
+    failures = []
+    for row, mine in planned.items():
+        got = sorted(received.get(row, []))
+        dues = sorted(i.fire_at for i in mine)
+        duplicates += max(len(got) - len(dues), 0)
+        lost += max(len(dues) - len(got), 0)
+        too_soon = sum(1 for due, at in zip(dues, got, strict=False) if at < due)
+        early += too_soon
+        if len(got) != len(dues) or too_soon:
+            ends = ", ".join(sorted({str(fates.get(i.id)) for i in mine}))
+            failures.append(
+                f"reminders to the participant of row {row}: {len(got)} arrived of "
+                f"{len(dues)}, {too_soon} EARLY (outbox: {ends})"
+            )
+    strays = {k: len(v) for k, v in received.items() if k not in planned}
+    duplicates += sum(strays.values())
+    failures += [f"{n} reminder(s) for no planned participant (row {k})" for k, n in strays.items()]
+    counts = {
         "participants": len(planned),
         "planned": len(items),
         "delivered": len(inbox),
@@ -208,6 +321,7 @@ def _judge_reminders(
         "duplicates": duplicates,
         "lost": lost,
     }
+    return counts, failures
 
 
 def _states(engine: Any) -> dict[str, int]:
