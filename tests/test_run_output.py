@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import pty
+import signal
 import subprocess
 import sys
 import threading
@@ -99,6 +100,32 @@ def test_json_lines_one_per_event_and_a_summary(burst_storm: tuple[Path, dict[st
     assert summary["lateness"]["p50"] <= summary["lateness"]["p99"] <= summary["lateness"]["max"]
     assert summary["next"] == f"stormer report --storm {root}"
     assert "Traceback" not in ran.stderr
+
+
+def test_sigterm_stops_the_worker_with_a_summary(
+    burst_storm: tuple[Path, dict[str, str]],
+) -> None:
+    root, env = burst_storm
+    schedule(env, root, far_ahead())
+    command = [sys.executable, "-m", "stormer", "run", "--log-format", "json", "--storm", str(root)]
+    proc = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        wait_for(env, "the worker to start", lambda: registered_workers(env) == 1, [proc])
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            kill_hard(proc)
+    assert proc.returncode == 0, out + err
+    *events, summary = (json.loads(line) for line in out.splitlines())
+    assert events[-1]["message"].endswith(" stopped")
+    assert summary["event"] == "summary"
+    assert summary["waiting"] == summary["total"] == ITEMS
+    assert summary["sent"] == 0
+    assert summary["lateness"] == {"p50": None, "p99": None, "max": None}
+    assert registered_workers(env) == 0
 
 
 def test_text_lines_when_not_a_terminal(burst_storm: tuple[Path, dict[str, str]]) -> None:
