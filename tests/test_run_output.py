@@ -18,7 +18,14 @@ from fixtures_workers import ITEMS, kill_hard, registered_workers, schedule, set
 from rich.console import Console
 from timing import far_ahead
 
-from stormer.cli.live import exit_summary, log_to, status_text, summary_lines
+from stormer.cli.live import (
+    LIBRARIES,
+    JsonLines,
+    exit_summary,
+    log_to,
+    status_text,
+    summary_lines,
+)
 from stormer.ops.report import status_doc
 
 RUN = ("run", "--until-done", "--poll", "0.3", "--staging-window", "1m", "--grace", "2m")
@@ -157,6 +164,9 @@ def test_a_terminal_gets_the_live_view_then_the_summary(
 
 
 def test_verbose_restores_the_libraries_lines() -> None:
+    root = logging.getLogger()
+    libraries = {name: logging.getLogger(name).level for name in LIBRARIES}
+    handlers, level = root.handlers[:], root.level
     try:
         log_to("text", 0)
         assert logging.getLogger("alembic").getEffectiveLevel() == logging.WARNING
@@ -165,11 +175,29 @@ def test_verbose_restores_the_libraries_lines() -> None:
         assert logging.getLogger("apprise").getEffectiveLevel() == logging.INFO
         log_to("json", 2)
         assert logging.getLogger("httpx").getEffectiveLevel() == logging.DEBUG
-        assert logging.getLogger().getEffectiveLevel() == logging.DEBUG
-        ours = [h for h in logging.getLogger().handlers if isinstance(h, logging.StreamHandler)]
-        assert len([h for h in ours if type(h.formatter).__name__ == "JsonLines"]) == 1
-    finally:
-        log_to("text", 0)
+        assert root.getEffectiveLevel() == logging.DEBUG
+        added = [h for h in root.handlers if h not in handlers]  # one: each call replaces it
+        assert [type(h.formatter).__name__ for h in added] == ["JsonLines"]
+    finally:  # this process's logging as it was, for the tests that follow
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        for name, was in libraries.items():
+            logging.getLogger(name).setLevel(was)
+
+
+def test_json_lines_redact_secrets_in_errors() -> None:
+    from stormer.secrets import REDACTED, Secret
+
+    Secret("s3cret-t0ken-value")  # known from now on, as a resolved credential is
+    try:
+        raise ValueError("refused s3cret-t0ken-value")
+    except ValueError:
+        record = logging.getLogger("stormer.dispatch").makeRecord(
+            "stormer.dispatch", logging.ERROR, __file__, 1, "sync failed", (), sys.exc_info()
+        )
+    doc = json.loads(JsonLines().format(record))
+    assert doc["level"] == "error" and doc["message"] == "sync failed"
+    assert doc["error"] == f"ValueError: refused {REDACTED}"
 
 
 def test_a_bad_log_format_is_a_usage_error() -> None:

@@ -75,9 +75,12 @@ def log_to(log_format: str | None, verbose: int, console: Console | None = None)
 
 class JsonLines(logging.Formatter):
     """A record as one JSON object: `at` (ISO UTC), `level`, `logger`, `message`, and
-    `error` (the exception, last line) when there is one."""
+    `error` (the exception: its type and text, secrets and contacts masked) when there is
+    one."""
 
     def format(self, record: logging.LogRecord) -> str:
+        from stormer.secrets import redact
+
         doc: dict[str, Any] = {
             "at": _iso(datetime.fromtimestamp(record.created, UTC)),
             "level": record.levelname.lower(),
@@ -86,7 +89,8 @@ class JsonLines(logging.Formatter):
         }
         if record.exc_info and record.exc_info[1] is not None:
             error = record.exc_info[1]
-            doc["error"] = f"{type(error).__name__}: {error}"
+            # The message is redacted when the record is made (stormer.secrets); this is not.
+            doc["error"] = redact(f"{type(error).__name__}: {error}")
         return json.dumps(doc, ensure_ascii=False)
 
 
