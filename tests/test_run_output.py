@@ -280,7 +280,7 @@ def test_the_exit_summary_names_what_went_wrong_and_what_to_run() -> None:
         "next": "stormer report",
     }
     assert summary_lines(summary) == [
-        "worker stopped: 9 item(s) in demo: 5 sent, 0 failed, 0 missed, 0 unconfirmed, 1 dead",
+        "worker stopped: 9 item(s) in demo: 5 sent, 0 failed, 1 dead, 0 unconfirmed, 0 missed",
         "lateness: p50 +0.20 s, p99 +0.90 s, max +0.90 s",
         "!!! 3 item(s) still waiting: nothing sends them until a worker runs (`stormer run`)",
         "!!! some items were not posted: see why with `stormer report`",

@@ -31,8 +31,6 @@ LIBRARIES: Final = ("alembic", "apprise", "apscheduler", "httpx", "httpcore", "u
 REFRESH_SECONDS: Final = 1.0
 # Nor while a burst is this close: its thread must not take the interpreter from the burst.
 QUIET_BEFORE_FIRE_SECONDS: Final = 2.0
-# The outcomes an organizer must hear about when the worker stops, in this order.
-OUTCOMES: Final = ("sent", "failed", "missed", "unconfirmed", "dead")
 
 
 def quiet_libraries(verbose: int) -> None:
@@ -139,6 +137,8 @@ async def keep_showing(
 def exit_summary(doc: Mapping[str, Any], storm_dir: Path) -> dict[str, Any]:
     """What the organizer must know when `run` stops, from a `status_doc`: the outcomes,
     lateness, what is still waiting, and the command to run next."""
+    from stormer.outbox.models import OUTCOMES
+
     lateness = doc["lateness"]
     return {
         "event": "summary",
@@ -154,6 +154,7 @@ def exit_summary(doc: Mapping[str, Any], storm_dir: Path) -> dict[str, Any]:
 def summary_lines(summary: Mapping[str, Any]) -> list[str]:
     """`exit_summary` for people."""
     from stormer.ops.report import ALERT, duration
+    from stormer.outbox.models import OUTCOMES, State
 
     outcomes = ", ".join(f"{summary[state]} {state}" for state in OUTCOMES)
     lines = [f"worker stopped: {summary['total']} item(s) in {summary['storm']}: {outcomes}"]
@@ -168,7 +169,7 @@ def summary_lines(summary: Mapping[str, Any]) -> list[str]:
             f"{ALERT}{summary['waiting']} item(s) still waiting: nothing sends them until "
             "a worker runs (`stormer run`)"
         )
-    if any(summary[state] for state in ("missed", "unconfirmed", "dead")):
+    if any(summary[state] for state in (State.DEAD, State.UNCONFIRMED, State.MISSED)):
         lines.append(f"{ALERT}some items were not posted: see why with `{summary['next']}`")
     else:
         lines.append(f"every item, one by one: `{summary['next']}`")

@@ -88,7 +88,8 @@ def run(
     storm_dir: StormDir = Path("."),
 ) -> None:
     """Run the worker: stage before T, fire at T, record every outcome. Start it well before
-    the storm and leave it running; `stormer status` shows whether it is alive."""
+    the storm and leave it running; `stormer status` shows whether it is alive. In a terminal
+    it shows the storm live; when it stops, a summary and what to run next."""
     import sys
 
     from stormer.cli.live import log_to
