@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -17,6 +17,12 @@ from stormer.settings import (
     STAGING_WINDOW,
     duration_text,
 )
+
+if TYPE_CHECKING:
+    from rich.live import Live
+
+    from stormer.dispatch.dispatcher import Settings
+    from stormer.storm import Storm
 
 
 @app.command()
@@ -59,17 +65,35 @@ def run(
             hidden=True, help="Items claimed per pass (workers sharing a database interleave)."
         ),
     ] = CLAIM_BATCH,
+    log_format: Annotated[
+        str | None,
+        typer.Option(
+            "--log-format",
+            metavar="text|json",
+            help="One line per event (json: a JSON object per line on stdout) instead of the "
+            "live view a terminal gets.",
+            callback=valid_log_format,
+        ),
+    ] = None,
+    verbose: Annotated[
+        int,
+        typer.Option(
+            "--verbose",
+            "-v",
+            count=True,
+            help="Also the libraries' own lines (Alembic, Apprise, APScheduler, httpx): "
+            "-v for INFO, -vv for DEBUG.",
+        ),
+    ] = 0,
     storm_dir: StormDir = Path("."),
 ) -> None:
     """Run the worker: stage before T, fire at T, record every outcome. Start it well before
-    the storm and leave it running; `stormer status` shows whether it is alive."""
-    import asyncio
-    import logging
-    import signal
+    the storm and leave it running; `stormer status` shows whether it is alive. In a terminal
+    it shows the storm live; when it stops, a summary and what to run next."""
     import sys
 
-    from stormer.cli._common import open_engine
-    from stormer.dispatch.dispatcher import Dispatcher, Settings
+    from stormer.cli.live import log_to
+    from stormer.dispatch.dispatcher import Settings
     from stormer.errors import ConfigError
     from stormer.timezones import parse_duration
 
@@ -83,22 +107,87 @@ def run(
         poll_seconds=poll,
         claim_limit=claim_batch,
     )
-    logging.basicConfig(
-        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s"
+    live = log_format is None and sys.stdout.isatty()
+    if not live:
+        log_to(log_format or "text", verbose)
+        _work(storm, settings, until_done, log_format, storm_dir)
+        return
+    from rich.live import Live
+    from rich.text import Text
+
+    from stormer.cli._common import console
+
+    screen = console()
+    log_to(None, verbose, screen)
+    with Live(Text("starting…"), console=screen, auto_refresh=False) as view:
+        _work(storm, settings, until_done, None, storm_dir, view)
+
+
+def valid_log_format(value: str | None) -> str | None:
+    from stormer.cli.live import LOG_FORMATS
+
+    if value is not None and value not in LOG_FORMATS:
+        raise typer.BadParameter(f"{value!r}: choose {' or '.join(LOG_FORMATS)}")
+    return value
+
+
+def _work(
+    storm: Storm,
+    settings: Settings,
+    until_done: bool,
+    log_format: str | None,
+    storm_dir: Path,
+    view: Live | None = None,
+) -> None:
+    """Run the dispatcher until done or stopped (Ctrl-C, SIGTERM), refreshing `view` if
+    there is one; then say how it went."""
+    import asyncio
+    import signal
+    import sys
+    from datetime import UTC, datetime, timedelta
+
+    from stormer.cli._common import open_engine
+    from stormer.cli.live import (
+        QUIET_BEFORE_FIRE_SECONDS,
+        exit_summary,
+        keep_showing,
+        print_summary,
+        status_text,
     )
-    for chatty in ("apscheduler", "httpx", "httpcore"):  # a line per job or request
-        logging.getLogger(chatty).setLevel(logging.WARNING)
+    from stormer.dispatch.dispatcher import Dispatcher
+    from stormer.ops.report import status_doc
+    from stormer.outbox.status import status_summary
+
     engine = open_engine(storm)
     dispatcher = Dispatcher(storm, engine, settings=settings)
+
+    def read() -> dict[str, Any]:
+        return status_summary(engine=engine, storm=storm.slug, now=datetime.now(UTC))
+
+    def busy() -> bool:
+        """A burst in flight or about to start: no outbox read may compete with it."""
+        items = dispatcher.items
+        soon = datetime.now(UTC) + timedelta(seconds=QUIET_BEFORE_FIRE_SECONDS)
+        return bool(items.in_flight) or any(c.fire_at <= soon for c, _ in items.ready.values())
 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await dispatcher.run(until_done=until_done, stop=stop)
+        shown = asyncio.create_task(keep_showing(view, read, busy)) if view else None
+        try:
+            await dispatcher.run(until_done=until_done, stop=stop)
+        finally:
+            if shown is not None:
+                shown.cancel()
 
     try:
         asyncio.run(main())
+        last = status_doc(read())
+        if view is not None:  # the storm as it stands, left on the screen above the summary
+            view.update(status_text(last), refresh=True)
+            view.stop()
+        print_summary(exit_summary(last, storm_dir), log_format, sys.stdout)
     finally:
         engine.dispose()

@@ -36,9 +36,11 @@ def serve(
         typer.Option("--seed", help="Seed of the fault and latency randomness (repeatable runs)."),
     ] = 0,
 ) -> None:
-    """Serve Mastodon, Bluesky, X, Telegram, Discord and Matrix imitations; print the base URL.
+    """Serve Mastodon, Bluesky, X, Telegram, Discord and Matrix imitations; print the base URL
+    and how to point a storm's accounts at it.
 
-    Faults are set at run time with POST /_sim/config; GET /_sim/posts lists what was posted.
+    GET / lists what it serves; faults are set at run time with POST /_sim/config; GET
+    /_sim/posts lists what was posted.
     """
     # Starlette and uvicorn are imported here, not at the top: `stormer --help` stays fast.
     import asyncio
@@ -66,7 +68,9 @@ def serve(
     sock.listen(4096)  # a storm opens thousands of connections at once
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if family == socket.AF_INET6 else host
-    print(f"http://{shown}:{bound}", flush=True)
+    url = f"http://{shown}:{bound}"
+    print(url, flush=True)  # alone on stdout: scripts read the address from its first line
+    _how_to_use(url)
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(config), log_level="warning", lifespan="off", access_log=False, backlog=4096
@@ -76,3 +80,16 @@ def serve(
         asyncio.run(server.serve(sockets=[sock]))
     finally:
         sock.close()
+
+
+def _how_to_use(url: str) -> None:
+    """On stderr, for people: how to point a storm at the simulator, and what else it has."""
+    from stormer.cli._common import note
+    from stormer.simulator.index import how_to_point
+
+    note(f"platform simulator at {url} (Ctrl-C stops it; nothing sent to it leaves this machine)")
+    note("point a storm's accounts at it in config.toml, per platform:")
+    for platform, point in how_to_point(url).items():
+        note(f"    {platform:<9} {point}")
+    note(f"then schedule and run the storm as usual. {url}/ lists every path it serves;")
+    note(f"{url}/_sim/posts what was posted; POST {url}/_sim/config sets faults and latency.")

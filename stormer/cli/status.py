@@ -97,15 +97,10 @@ def _watch(
     from rich.text import Text
 
     from stormer.cli._common import console
-
-    def render(doc: dict[str, Any]) -> Text:
-        text = Text()
-        for line in status_lines(doc):
-            text.append(line + "\n", style="bold red" if _alert(line) else "")
-        return text
+    from stormer.cli.live import status_text
 
     with Live(Text(), console=console(), auto_refresh=False) as live:
-        _refresh(snapshot, lambda doc: live.update(render(doc), refresh=True), interval, count)
+        _refresh(snapshot, lambda doc: live.update(status_text(doc), refresh=True), interval, count)
 
 
 def _refresh(

@@ -136,6 +136,7 @@ class Dispatcher:
             pid=os.getpid(),
             now=utcnow(),
         )
+        log.info("worker %s started on %s", self.worker, self.storm.slug)
         own_http = self._http is None
         self._http = self._http or client()
         self._scheduler = AsyncIOScheduler(timezone=UTC)
@@ -181,6 +182,7 @@ class Dispatcher:
             )
             if own_http:
                 await self._http.aclose()
+            log.info("worker %s stopped", self.worker)
 
     async def _renew_leases(self) -> None:
         """Keep this worker's claims alive however long staging or a burst takes; a worker

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -22,6 +23,7 @@ from stormer.errors import PlatformError, RateLimited, Transient
 from stormer.outbox import claims
 from stormer.outbox.models import State
 from stormer.secrets import redact
+from stormer.timezones import iso_utc
 
 if TYPE_CHECKING:
     from stormer.dispatch.crew import Crew
@@ -89,6 +91,13 @@ class Firing:
             engine=self._crew.engine,
             worker=self._crew.worker,
             outcomes=outcomes,
+        )
+        by_state = Counter(o.state for o in outcomes)
+        log.info(
+            "fired %d item(s) due %s: %s",
+            len(outcomes),
+            iso_utc(instant),
+            ", ".join(f"{n} {state}" for state, n in sorted(by_state.items())) or "none sent",
         )
 
     async def _send(self, c: claims.ClaimedItem, staged: Staged) -> claims.Outcome:

@@ -58,6 +58,7 @@ class Staging:
                 staged=staged,
                 now=utcnow(),
             )
+            log.info("staged %d of %d item(s) claimed", len(staged), len(claimed))
         for r in results:
             if isinstance(r, BaseException):
                 raise r

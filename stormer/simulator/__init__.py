@@ -12,6 +12,7 @@ simulator makes the same one.
     Matrix     /_matrix/…                  control   /_sim/posts, /_sim/reset, /_sim/config,
                                                      /_sim/reminders, /_sim/discord/forums,
                                                      /_sim/telegram/revoke
+    GET /      what it serves, and how to point a storm's accounts at it (index.py)
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import logging
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
-from . import bluesky, control, discord, mastodon, matrix, telegram, x
+from . import bluesky, control, discord, index, mastodon, matrix, telegram, x
 from .faults import FaultLayer, Faults, RateLimit, SimConfig, SimulatedDrop, parse_latency
 from .state import Sim
 
@@ -51,6 +52,17 @@ def create_app(config: SimConfig | None = None) -> Starlette:
     sim = Sim(config)
     app = Starlette(
         routes=[
+            index.endpoint(
+                {
+                    "control": control.routes,
+                    "mastodon": mastodon.routes,
+                    "bluesky": bluesky.routes,
+                    "x": x.routes,
+                    "telegram": telegram.routes,
+                    "discord": discord.routes,
+                    "matrix": matrix.routes,
+                }
+            ),
             *control.routes,
             *discord.routes,
             *mastodon.routes,
