@@ -12,9 +12,10 @@ participant: not in the logs, the commands' output, the SQLite file (its -wal an
 included: the outbox keeps a hash), nor any file under .stormer/. The outbox files are 0600
 and the folders stormer made 0700.
 
-Telegram (`tgram://CHAT`) and Matrix (`matrix:@…`) contacts go through the organizer's bot or
-account to api.telegram.org or a homeserver: Apprise cannot be pointed at the simulator for
-them, so they are not in this storm (test_reminders delivers Matrix through a real Synapse).
+A Matrix contact (`matrix:@…`, sent by the organizer's account) is reached on a real
+Synapse, in a test of its own (skipped where that peer is not installed). A Telegram chat
+(`tgram://CHAT`, sent by the organizer's bot) is not here: Apprise sends it to
+https://api.telegram.org and cannot be pointed at a local server without patching it.
 """
 
 from __future__ import annotations
@@ -22,9 +23,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import stat
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from example import CREDENTIALS, copy_example, point_accounts_at, set_reminder_offsets
 from fixtures_keyring import MemoryKeyring
@@ -222,3 +226,77 @@ def test_no_contact_leaves_its_own_message(
     modes = {str(p.relative_to(root)): stat.S_IMODE(p.stat().st_mode) for p in made}
     wanted = {str(p.relative_to(root)): 0o700 if p.is_dir() else 0o600 for p in made}
     assert modes == wanted
+
+
+def test_a_matrix_contact_is_only_in_its_direct_message(
+    tmp_path: Path,
+    synapse: Any,
+    memory_keyring: MemoryKeyring,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A `matrix:@…` contact, reached by the organizer's account on a real Synapse (the
+    `matrix` sender): its user id is in the direct message's room alone, not in the logs,
+    the commands' output or the database. (Synapse's server name is `localhost`: the user
+    id, with its random localpart, is what is looked for.)"""
+    caplog.set_level(logging.DEBUG)
+    bot, bot_password = synapse.register("storm-bot")
+    person, person_password = synapse.register("privacy-probe-5")
+    at = (datetime.now(UTC) + timedelta(seconds=8)).replace(microsecond=0)
+    root = copy_example(tmp_path / "storm", at=iso_utc(at), reminders=True)
+    set_reminder_offsets(root, ["3s"])
+    (root / "participants.csv").write_text(
+        f"name,zone,lang,contact\nProbe Five,Asia/Gaza,ar,matrix:{person}\n", encoding="utf-8"
+    )
+    config = root / "config.toml"
+    config.write_text(
+        config.read_text(encoding="utf-8").replace(
+            'senders = { mailto = "FPS_SMTP_URL" }',
+            'senders = { mailto = "FPS_SMTP_URL", matrix = "FPS_MATRIX_BOT_URL" }',
+        ),
+        encoding="utf-8",
+    )
+    host = synapse.url.removeprefix("http://")
+    localpart = bot.split(":")[0].removeprefix("@")
+    monkeypatch.setenv("FPS_MATRIX_BOT_URL", f"matrix://{localpart}:{bot_password}@{host}")
+    monkeypatch.setenv("FPS_SMTP_URL", "mailto://127.0.0.1:9?from=storm@example.org")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # Apprise's login cache
+    monkeypatch.delenv("STORMER_DATABASE_URL", raising=False)
+    storm = load_storm(root)
+    engine = make_engine(database_url(None, root))
+    try:
+        upgrade(engine)
+        reminders = [i for i in with_payloads(storm, plan(storm)) if i.kind == "reminder"]
+        with Session(engine) as session, session.begin():
+            schedule(reminders, session=session, storm=storm.slug, now=at - timedelta(minutes=1))
+        dispatcher = Dispatcher(
+            replace(storm, accounts=[]),
+            engine,
+            settings=Settings(grace=timedelta(seconds=60), poll_seconds=0.5),
+        )
+        asyncio.run(asyncio.wait_for(dispatcher.run(until_done=True), PATIENCE.total_seconds()))
+        with Session(engine) as session:
+            (row,) = session.scalars(select(Outbox)).all()
+        assert row.state == "sent", row.error
+        while_open = b"".join(p.read_bytes() for p in db_files(root))
+    finally:
+        engine.dispose()
+
+    where = {
+        f"stormer {' '.join(c)}": runner.invoke(app, [*c, "--storm", str(root)]).output
+        for c in COMMANDS
+    }
+    where["the logs"] = caplog.text
+    where["the database while open"] = while_open.decode("latin-1")
+    for path in [*db_files(root), *sorted((root / ".stormer").rglob("*"))]:
+        if path.is_file():
+            where[path.name] = path.read_bytes().decode("latin-1")
+    assert [w for w, text in where.items() if person in text] == []
+    # Where it is: the participant was invited to the direct room the reminder went to.
+    token = synapse.login(person, person_password)
+    sync = httpx.get(
+        f"{synapse.url}/_matrix/client/v3/sync",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+    assert len(sync.raise_for_status().json()["rooms"]["invite"]) == 1
