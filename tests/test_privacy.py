@@ -30,12 +30,18 @@ from typing import Any
 
 import httpx
 import pytest
-from example import CREDENTIALS, copy_example, point_accounts_at, set_reminder_offsets
+from example import (
+    CREDENTIALS,
+    copy_example,
+    point_accounts_at,
+    set_reminder_offsets,
+    set_storm_time,
+)
 from fixtures_keyring import MemoryKeyring
 from fixtures_sinks import JsonSink, SmtpSink
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from timing import PATIENCE
+from timing import PATIENCE, far_ahead
 from typer.testing import CliRunner
 
 from stormer.cli import app
@@ -122,29 +128,27 @@ def test_no_contact_leaves_its_own_message(
     for direct in ("NO_PROXY", "no_proxy"):
         monkeypatch.setenv(direct, "127.0.0.1,localhost")
 
-    config = root / "config.toml"
-    at = (datetime.now(UTC) + timedelta(seconds=10)).replace(microsecond=0)
-    text = config.read_text(encoding="utf-8")
-    config.write_text(
-        "\n".join(
-            f'at = "{iso_utc(at)}"' if line.startswith("at = ") else line
-            for line in text.splitlines()
-        )
-        + "\n",
-        encoding="utf-8",
-    )
+    # `stormer schedule` as the organizer runs it, an hour ahead, into a database of its own
+    # (scanned with the rest): on a loaded machine the command could outlast the few seconds
+    # before the T of the run below.
+    set_storm_time(root, iso_utc(far_ahead()))
+    ahead = tmp_path / "scheduled-ahead.db"
+    monkeypatch.setenv("STORMER_DATABASE_URL", f"sqlite:///{ahead}")
     scheduled = runner.invoke(app, ["schedule", "--storm", str(root)])
     assert scheduled.exit_code == 0, scheduled.output
     outputs = {"schedule": scheduled.output}
+    monkeypatch.delenv("STORMER_DATABASE_URL")
+
+    at = (datetime.now(UTC) + timedelta(seconds=10)).replace(microsecond=0)
+    set_storm_time(root, iso_utc(at))
     storm = load_storm(root)
     assert storm.at == at
     engine = make_engine(database_url(None, root))
     try:
         upgrade(engine)
         with Session(engine) as session, session.begin():
-            # Again as if a minute before T (adding only what is missing): loading and
-            # planning on a loaded machine may outlast the few seconds before the reminders'
-            # time, which `stormer schedule` then leaves out; they are sent late, in grace.
+            # As if a minute before T: loading and planning on a loaded machine may outlast
+            # the few seconds before the reminders' time; they are then sent late, in grace.
             schedule(
                 with_payloads(storm, plan(storm)),
                 session=session,
@@ -209,10 +213,14 @@ def test_no_contact_leaves_its_own_message(
     for command, output in outputs.items():
         found += leaks(output, f"stormer {command}")
     folder = root / ".stormer"
-    made = db_files(root) + ([folder, *sorted(folder.rglob("*"))] if folder.exists() else [])
+    made = (
+        db_files(root)
+        + sorted(tmp_path.glob(f"{ahead.name}*"))
+        + ([folder, *sorted(folder.rglob("*"))] if folder.exists() else [])
+    )
     for path in made:
         if path.is_file():
-            found += leaks(path.read_bytes(), str(path.relative_to(root)))
+            found += leaks(path.read_bytes(), str(path.relative_to(tmp_path)))
     for path, (data, _) in while_open.items():
         found += leaks(data, f"{path.name} while open")
     assert found == []
@@ -222,9 +230,9 @@ def test_no_contact_leaves_its_own_message(
     assert {p.name: mode for p, (_, mode) in while_open.items()} == dict.fromkeys(
         ("stormer.db", "stormer.db-shm", "stormer.db-wal"), 0o600
     )
-    assert root.joinpath("stormer.db").is_file()
-    modes = {str(p.relative_to(root)): stat.S_IMODE(p.stat().st_mode) for p in made}
-    wanted = {str(p.relative_to(root)): 0o700 if p.is_dir() else 0o600 for p in made}
+    assert root.joinpath("stormer.db").is_file() and ahead.is_file()
+    modes = {str(p.relative_to(tmp_path)): stat.S_IMODE(p.stat().st_mode) for p in made}
+    wanted = {str(p.relative_to(tmp_path)): 0o700 if p.is_dir() else 0o600 for p in made}
     assert modes == wanted
 
 
