@@ -246,11 +246,8 @@ def storm_dir(
     keyring (`stormer login`), the app's client id from the environment."""
     root = copy_example(tmp_path / "storm")
     point_accounts_at(root, recorded.url)
-    edit(
-        root,
-        'credentials = { access_token = "FPS_X_TOKEN" }',
-        'credentials = { access_token = "FPS_X_TOKEN", client_id = "FPS_X_CLIENT_ID" }',
-    )
+    # The example's X account names its app's client id, as `stormer login` needs.
+    assert 'client_id = "FPS_X_CLIENT_ID"' in (root / "config.toml").read_text(encoding="utf-8")
     for name, value in CREDENTIALS.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("FPS_X_TOKEN")  # the X token is the one in the keyring, or none
