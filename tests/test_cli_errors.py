@@ -50,6 +50,8 @@ def assert_message(result: subprocess.CompletedProcess[str], *expected: str) -> 
         (["rehearse", "--in", "-5s"], ["'--in'", "'-5s' is not a duration"]),
         (["run", "--lease", "99999999999d"], ["'--lease'", "too long: at most 366d"]),
         (["times", "--lang", "../../etc"], ["'--lang'", "is not a language code"]),
+        # found by tests/test_cli_fuzz.py: a port over 65535 reached bind() (OverflowError)
+        (["simulator", "serve", "--port", "99999999"], ["'--port'", "less than or equal to 65535"]),
     ],
 )
 def test_a_bad_option_is_a_usage_error_naming_it(

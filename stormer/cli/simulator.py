@@ -21,7 +21,10 @@ app.add_typer(simulator_app)
 def serve(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[
-        int, typer.Option("--port", "-p", help="Port to listen on (0: any free port).")
+        int,
+        typer.Option(
+            "--port", "-p", min=0, max=65535, help="Port to listen on (0: any free port)."
+        ),
     ] = 8787,
     latency: Annotated[
         str | None,
