@@ -261,6 +261,7 @@ def test_missing_config_in_a_real_process(tmp_path: Path) -> None:
     ("url", "refused"),
     [
         ("notadb://user:pw-SECRET@host/x", True),
+        ("sqlite:///:memory:", True),  # found by test_cli_fuzz: lost when a command ends
         ("sqlite:///stormer.db", False),
         ("postgresql://organizer@127.0.0.1/storm", False),
     ],
