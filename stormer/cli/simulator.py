@@ -61,6 +61,10 @@ def serve(
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+    except (socket.gaierror, TypeError, UnicodeError) as e:
+        # Not a host name the resolver takes (NUL, an unencodable or unknown name).
+        sock.close()
+        raise typer.BadParameter(f"cannot listen on {host!r}: {e}", param_hint="--host") from e
     except OSError as e:
         sock.close()
         raise typer.BadParameter(
