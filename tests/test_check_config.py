@@ -204,8 +204,28 @@ def test_unknown_key_in_storm_section(
             'name = "campaign x"',
             "accounts.4.name: String should match pattern",
         ),
+        (  # found by test_cli_fuzz: `doctor` failed on it with "unexpected ValueError"
+            'base_url = "https://matrix.example.org"',
+            'base_url = "http://[::1"',
+            'base_url = "http://[::1"',
+            "accounts.7.base_url: Value error, 'http://[::1' is not a URL (Invalid IPv6 URL)",
+        ),
+        (
+            'base_url = "https://matrix.example.org"',
+            'base_url = "matrix.example.org"',
+            'base_url = "matrix.example.org"',
+            "'matrix.example.org' is not a URL: write it like https://",
+        ),
     ],
-    ids=["hashtag", "posts-per-account", "post-interval", "reminder-offset", "account-name"],
+    ids=[
+        "hashtag",
+        "posts-per-account",
+        "post-interval",
+        "reminder-offset",
+        "account-name",
+        "base-url-unparsable",
+        "base-url-no-scheme",
+    ],
 )
 def test_bad_config_value(storm: Path, old: str, new: str, key: str, fragment: str) -> None:
     edit_config(storm, old, new)
@@ -261,6 +281,7 @@ def test_missing_config_in_a_real_process(tmp_path: Path) -> None:
     ("url", "refused"),
     [
         ("notadb://user:pw-SECRET@host/x", True),
+        ("sqlite:///:memory:", True),  # found by test_cli_fuzz: lost when a command ends
         ("sqlite:///stormer.db", False),
         ("postgresql://organizer@127.0.0.1/storm", False),
     ],

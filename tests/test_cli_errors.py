@@ -50,6 +50,13 @@ def assert_message(result: subprocess.CompletedProcess[str], *expected: str) -> 
         (["rehearse", "--in", "-5s"], ["'--in'", "'-5s' is not a duration"]),
         (["run", "--lease", "99999999999d"], ["'--lease'", "too long: at most 366d"]),
         (["times", "--lang", "../../etc"], ["'--lang'", "is not a language code"]),
+        # found by tests/test_cli_fuzz.py: a port over 65535 reached bind() (OverflowError)
+        (["simulator", "serve", "--port", "99999999"], ["'--port'", "less than or equal to 65535"]),
+        # found by test_cli_fuzz: an interval over the sleep's range was an OverflowError (70)
+        (["status", "--watch", "--count", "2", "--interval", "1e308"], ["'--interval'"]),
+        # found by test_cli_fuzz: a host with NUL or U+202E was a TypeError at bind() (exit 70)
+        (["simulator", "serve", "--host", "a\u202eb"], ["--host", r"cannot listen on 'a\u202eb'"]),
+        (["simulator", "serve", "--host", "no.such.host.invalid"], ["--host", "cannot listen"]),
     ],
 )
 def test_a_bad_option_is_a_usage_error_naming_it(

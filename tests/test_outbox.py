@@ -415,7 +415,19 @@ def test_relative_sqlite_path_in_config_is_relative_to_the_storm_root(
 ) -> None:
     assert db.database_url("sqlite:///data/x.db", tmp_path) == f"sqlite:///{tmp_path}/data/x.db"
     assert db.database_url("sqlite:////srv/x.db", tmp_path) == "sqlite:////srv/x.db"
-    assert db.database_url("sqlite://", tmp_path) == "sqlite://"
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:", "sqlite:///file:x?mode=memory"])
+def test_an_in_memory_database_is_refused(
+    no_env: pytest.MonkeyPatch, tmp_path: Path, url: str
+) -> None:
+    # Found by tests/test_cli_fuzz.py: `run` on `sqlite:///:memory:` failed in its threads
+    # ("no such table: workers") with a traceback; `schedule` wrote an outbox nobody can read.
+    with pytest.raises(StormerError, match="in-memory SQLite database"):
+        db.database_url(url, tmp_path)
+    no_env.setenv(db.ENV_VAR, url)
+    with pytest.raises(StormerError, match="from STORMER_DATABASE_URL is an in-memory"):
+        db.database_url(None, tmp_path)
 
 
 def test_postgresql_urls_use_psycopg_3(no_env: Any, tmp_path: Path) -> None:

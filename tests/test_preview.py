@@ -148,6 +148,10 @@ def test_limit_option(tmp_path: Path) -> None:
     storm = copy_example(tmp_path / "storm")
     assert len(preview_json(storm, "--limit", "3")) == 3
     assert preview_json(storm, "--limit", "0") == []
+    # Found by test_cli_fuzz: a limit over sys.maxsize reached islice() (exit 70, "a bug").
+    result = runner.invoke(app, ["preview", "--storm", str(storm), "--limit", "9" * 20])
+    assert result.exit_code == 2
+    assert "'--limit'" in result.output and "less than or equal to" in result.output
 
 
 def test_rotation_gives_accounts_on_one_platform_different_texts(tmp_path: Path) -> None:

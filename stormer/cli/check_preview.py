@@ -115,7 +115,9 @@ def fix_lines(fixed: list[Fixed]) -> list[str]:
 def preview(
     as_json: JsonFlag = False,
     limit: Annotated[
-        int | None, typer.Option("--limit", "-n", min=0, help="Show only the first N items.")
+        int | None,
+        # islice's bound: a larger N is a usage error, not a crash.
+        typer.Option("--limit", "-n", min=0, max=sys.maxsize, help="Show only the first N items."),
     ] = None,
     kind: Annotated[
         ItemKind | None, typer.Option("--kind", help="Only posts, or only participants' reminders.")

@@ -21,7 +21,10 @@ app.add_typer(simulator_app)
 def serve(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[
-        int, typer.Option("--port", "-p", help="Port to listen on (0: any free port).")
+        int,
+        typer.Option(
+            "--port", "-p", min=0, max=65535, help="Port to listen on (0: any free port)."
+        ),
     ] = 8787,
     latency: Annotated[
         str | None,
@@ -60,6 +63,10 @@ def serve(
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+    except (socket.gaierror, TypeError, UnicodeError) as e:
+        # Not a host name the resolver takes (NUL, an unencodable or unknown name).
+        sock.close()
+        raise typer.BadParameter(f"cannot listen on {host!r}: {e}", param_hint="--host") from e
     except OSError as e:
         sock.close()
         raise typer.BadParameter(

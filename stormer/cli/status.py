@@ -34,7 +34,11 @@ def status(
     interval: Annotated[
         float,
         typer.Option(
-            "--interval", min=0.1, metavar="S", help="Seconds between refreshes with --watch."
+            "--interval",
+            min=0.1,
+            max=86_400,  # a day; longer overflowed the sleep ("timestamp out of range")
+            metavar="S",
+            help="Seconds between refreshes with --watch.",
         ),
     ] = 2.0,
     count: Annotated[

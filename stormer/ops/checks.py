@@ -62,21 +62,27 @@ def _database_problems(storm: Storm) -> list[Problem]:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
+    from stormer.outbox.db import in_memory
+
     try:
-        make_url(storm.database_url).get_dialect()
+        url = make_url(storm.database_url)
+        url.get_dialect()
     except (ArgumentError, NoSuchModuleError, ValueError):
-        return [
-            Problem(
-                "error",
-                "bad-database-url",
-                CONFIG_NAME,
-                None,
-                "[database] url is not a database URL stormer can use: write "
-                "sqlite:///stormer.db or postgresql://USER@HOST/NAME (password in "
-                "STORMER_DATABASE_URL, not in config.toml)",
-            )
-        ]
-    return []
+        why = "is not a database URL stormer can use"
+    else:
+        if not in_memory(url):
+            return []
+        why = "is an in-memory database, lost when each command ends"
+    return [
+        Problem(
+            "error",
+            "bad-database-url",
+            CONFIG_NAME,
+            None,
+            f"[database] url {why}: write sqlite:///stormer.db or "
+            "postgresql://USER@HOST/NAME (password in STORMER_DATABASE_URL, not in config.toml)",
+        )
+    ]
 
 
 def _reminder_problems(storm: Storm) -> list[Problem]:

@@ -62,6 +62,11 @@ def _normalize(raw: str, origin: str, root: Path | None) -> str:
         raise StormerError(f"the database URL from {origin} cannot be parsed") from None
     if url.drivername in ("postgresql", "postgres"):
         url = url.set(drivername="postgresql+psycopg")
+    if in_memory(url):
+        raise StormerError(
+            f"the database URL from {origin} is an in-memory SQLite database, lost when the "
+            "command ends and never shared with the worker: write sqlite:///stormer.db"
+        )
     if (
         root is not None
         and url.get_backend_name() == "sqlite"
@@ -73,6 +78,19 @@ def _normalize(raw: str, origin: str, root: Path | None) -> str:
         if not path.is_absolute():
             url = url.set(database=str((root / path).absolute()))
     return url.render_as_string(hide_password=False)
+
+
+def in_memory(url: URL) -> bool:
+    """An SQLite database that lives in one connection (`sqlite://`, `:memory:`, a
+    `mode=memory` URI): an outbox there is gone before `stormer run` could read it."""
+    if url.get_backend_name() != "sqlite":
+        return False
+    database = url.database or ""
+    return (
+        database in ("", ":memory:")
+        or "mode=memory" in database
+        or url.query.get("mode") == "memory"
+    )
 
 
 def make_engine(url: str) -> Engine:

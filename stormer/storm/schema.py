@@ -6,7 +6,9 @@ validated `ConfigFile` into a `Storm`.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 CONFIG_NAME = "config.toml"
 
@@ -45,6 +47,22 @@ class AccountEntry(_Strict):
     handle: str | None = None
     credentials: dict[str, str] = {}
     authorized: bool = True
+
+    @field_validator("base_url")
+    @classmethod
+    def _a_url(cls, value: str | None) -> str | None:
+        """A base_url that does not parse ('http://[::1', a port over 65535) would fail every
+        request to the account: refuse it here, where the config line is known."""
+        if value is None:
+            return value
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 — parsing the port is the check
+        except ValueError as e:
+            raise ValueError(f"{value!r} is not a URL ({e})") from None
+        if not parts.scheme or not (parts.netloc or parts.path):
+            raise ValueError(f"{value!r} is not a URL: write it like https://social.example.org")
+        return value
 
 
 class RemindersSection(_Strict):
