@@ -26,6 +26,10 @@ if TYPE_CHECKING:
     from stormer.storm import Account
 
 KEYRING_SERVICE = "stormer"
+# Values shorter than this are not masked in every log line: redacting "tok" would turn each
+# "token" into "<redacted>en" and make logs unreadable, and no platform issues a credential
+# that short (they are still never printed: `Secret` hides them).
+SHORTEST_REDACTED = 6
 REDACTED = "<redacted>"
 _known: set[str] = set()
 _known_lock = threading.Lock()
@@ -43,7 +47,7 @@ class Secret:
         if not value:
             raise ValueError("a secret cannot be empty")
         self._value = value
-        if redact:
+        if redact and len(value) >= SHORTEST_REDACTED:
             with _known_lock:
                 _known.add(value)
             install_log_redaction()

@@ -460,15 +460,11 @@ def test_the_narrowed_commands_run_what_can_be_tested(
     assert said in out + err
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="found by the property test, not fixed here (issue 12, 'Misleading words'): "
-    "`rehearse --in 0s` on a sound storm exits 1 with 'lost: 8 … PROBLEMS — see above' and "
-    "nothing above naming what to fix; the property test keeps --in from being 0s on a sound "
-    "storm only by rarely drawing it",
-)
 def test_a_rehearsal_at_once_says_what_went_wrong() -> None:
+    """Found by the property test: `rehearse --in 0s` on a sound storm ended in 'lost: 8 …
+    PROBLEMS — see above' with nothing above. It is now refused, naming --in and why."""
     storm = Path(tempfile.mkdtemp(prefix="stormer-case-")) / "storm"
     shutil.copytree(pristine(), storm)
     code, out, err = run_main(["rehearse", "--in", "0s"], {"STORMER_STORM": str(storm)}, storm)
-    assert code == 0 or named_something(out + err, ["--in"]), out + err
+    assert code == 2 and named_something(out + err, ["--in"]), out + err
+    assert "at least 5s" in out + err

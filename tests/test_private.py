@@ -87,3 +87,13 @@ def test_a_credential_that_is_not_secret_is_not_masked_in_logs() -> None:
     )
     assert isinstance(found["user"], Secret) and repr(found["user"]) == "Secret('***')"
     assert redact("stormy stormer pw-secret-public-t") == "stormy stormer <redacted>"
+
+
+def test_a_value_too_short_to_be_a_credential_does_not_mangle_logs() -> None:
+    from stormer.secrets import SHORTEST_REDACTED, Secret, redact
+
+    short = Secret("tok")
+    assert repr(short) == "Secret('***')" and short.reveal() == "tok"
+    assert redact("GET /oauth/token?access_token=x") == "GET /oauth/token?access_token=x"
+    Secret("q" * SHORTEST_REDACTED)
+    assert redact("qqqqqq") == "<redacted>"
