@@ -53,6 +53,11 @@ def _zone_names() -> frozenset[str]:
     return frozenset(available_timezones())
 
 
+def known_zones() -> list[str]:
+    """Every IANA zone name stormer accepts, sorted (`stormer times --list-zones`)."""
+    return sorted(_zone_names())
+
+
 @functools.cache
 def get_zone(name: str) -> ZoneInfo:
     """The zone called `name`, or UnknownZone with the closest valid names."""

@@ -152,3 +152,16 @@ def test_errors_are_messages_not_tracebacks(args: list[str], fragments: list[str
     assert "Traceback" not in result.stderr + result.stdout
     for fragment in fragments:
         assert fragment in result.stderr
+
+
+def test_list_zones_names_every_zone_the_unknown_zone_message_points_to() -> None:
+    from typer.testing import CliRunner
+
+    from stormer.cli import app
+    from stormer.errors import UnknownZone
+
+    assert "stormer times --list-zones" in str(UnknownZone("Mars/Base", []))
+    result = CliRunner().invoke(app, ["times", "--list-zones"])
+    zones = result.stdout.split()
+    assert result.exit_code == 0 and "Asia/Gaza" in zones and "Europe/Madrid" in zones
+    assert zones == sorted(zones) and "Mars/Base" not in zones

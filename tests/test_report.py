@@ -242,6 +242,10 @@ def test_a_reminder_shows_name_and_channel_kind_never_an_address() -> None:
         )
     )
     assert row["platform"] == "reminder:telegram"
+    # A participant's name is a name, even when it starts with "@": contacts are masked, not
+    # names.
+    [row] = rows_of(item("r4", kind="reminder", account="@SUM(1+1) At Group", platform="mailto"))
+    assert row["account"] == "@SUM(1+1) At Group"
 
 
 def test_a_post_error_keeps_its_handles() -> None:

@@ -58,10 +58,23 @@ def times(
             callback=valid_lang,
         ),
     ] = "en",
+    list_zones: Annotated[
+        bool,
+        typer.Option("--list-zones", help="List every IANA time zone name stormer knows."),
+    ] = False,
     as_json: JsonFlag = False,
     storm_dir: StormDir = Path("."),
 ) -> None:
     """Turn the one storm time into every participant's local time."""
+    if list_zones:
+        from stormer.timezones import known_zones
+
+        names = known_zones()
+        if as_json:
+            print_json(names)
+        else:
+            print("\n".join(names))
+        return
     from stormer.timezones import AnnounceZone, announcement, iso_utc, local_times, parse_when
 
     storm = None

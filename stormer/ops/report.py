@@ -23,7 +23,7 @@ from typing import Any, Final, Protocol
 from stormer.channels.registry import channel_class
 from stormer.outbox.models import WAITING, State
 from stormer.outbox.status import percentile
-from stormer.secrets import clean_error, scrub_contacts
+from stormer.secrets import clean_error
 from stormer.timezones import iso_utc
 
 # The columns of a report row, in CSV order.
@@ -97,7 +97,10 @@ def _row(item: Item, now: datetime) -> dict[str, Any]:
     return {
         "id": item.id,
         "kind": item.kind,
-        "account": scrub_contacts(item.account) if private else item.account,
+        # A reminder's "account" is the participant's name: a name, never masked as if it
+        # were an address ("@SUM(1+1) At Group" is an organization); contacts are in `error`
+        # at most, and masked there.
+        "account": item.account,
         "platform": channel.label(item.platform, item.payload),
         "state": item.state,
         "fire_at": iso_utc(item.fire_at),
