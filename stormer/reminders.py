@@ -28,7 +28,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -378,8 +378,11 @@ def to_html(body: str, lang: str, title: str) -> str:
 # --- the calendar -------------------------------------------------------------------------------
 
 
-def storm_calendar(storm: Storm, *, alarm: timedelta = timedelta(minutes=10)) -> bytes:
-    """The storm as an iCalendar event at its UTC instant, with an alarm `alarm` before."""
+def storm_calendar(
+    storm: Storm, *, alarm: timedelta = timedelta(minutes=10), now: datetime | None = None
+) -> bytes:
+    """The storm as an iCalendar event at its UTC instant, with an alarm `alarm` before;
+    stamped `now` (when the file is made, as RFC 5545 says DTSTAMP is)."""
     from icalendar import Alarm, Calendar, Event
 
     assert storm.at is not None
@@ -389,7 +392,8 @@ def storm_calendar(storm: Storm, *, alarm: timedelta = timedelta(minutes=10)) ->
     cal.add("method", "PUBLISH")
     event = Event()
     event.add("uid", f"{storm.slug}@stormer")
-    event.add("dtstamp", storm.at)  # fixed, so the file is the same every time it is written
+    # RFC 5545 3.8.7.2: when this iCalendar object was created — not the event's start.
+    event.add("dtstamp", (now or datetime.now(UTC)).replace(microsecond=0))
     event.add("dtstart", storm.at)
     event.add("dtend", storm.at + timedelta(hours=1))
     event.add("summary", f"{storm.name} {storm.hashtag}")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 from example import copy_example, point_accounts_at
+from ports import free_port
 from typer.testing import CliRunner
 
 from stormer.channels.base import CredentialStatus
@@ -176,3 +178,18 @@ def test_post_refuses_a_post_over_the_platform_limit_before_any_request(
     assert result.exit_code != 0
     assert "cannot go to campaign-bluesky: 360 > 300 (Bluesky limit)" in str(result.exception)
     assert httpx.get(f"{simulator}/_sim/posts").json() == []
+
+
+def test_check_online_fails_when_no_platform_answered(
+    storm: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Offline, every account is 'could not verify': --online proved nothing and must not
+    exit 0 as if all was well."""
+    closed = f"http://127.0.0.1:{free_port()}"
+    config = storm / "config.toml"
+    text = config.read_text(encoding="utf-8")
+    config.write_text(re.sub(r'base_url = "[^"]*"', f'base_url = "{closed}"', text), "utf-8")
+    monkeypatch.setenv("FPS_DISCORD_WEBHOOK_URL", f"{closed}/api/webhooks/1/tok-discord-SECRET")
+    result = runner.invoke(app, ["check", "--online", "--json", "--storm", str(storm)])
+    codes = [p["code"] for p in json.loads(result.stdout)]
+    assert result.exit_code == 1 and "nothing-verified" in codes, result.stdout

@@ -176,9 +176,11 @@ def test_click_to_post_links_carry_the_sample(storm: Path) -> None:
 def test_calendar_event_is_at_the_storm_instant_with_a_ten_minute_alarm(storm: Path) -> None:
     from icalendar import Calendar
 
-    cal = Calendar.from_ical(storm_calendar(load_storm(storm)))
+    made = datetime(2021, 3, 1, 9, 30, tzinfo=UTC)
+    cal = Calendar.from_ical(storm_calendar(load_storm(storm), now=made))
     (event,) = cal.walk("VEVENT")
     assert event.decoded("dtstart") == EXAMPLE_T
+    assert event.decoded("dtstamp") == made  # when the file was made, not the event's start
     (alarm,) = event.walk("VALARM")
     assert alarm.decoded("trigger") == -timedelta(minutes=10)
 

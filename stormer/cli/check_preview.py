@@ -67,10 +67,10 @@ def check(
     if online:
         import asyncio
 
-        from stormer.ops.online import check_credentials
+        from stormer.ops.online import check_credentials, nothing_verified
 
         credentials = asyncio.run(check_credentials(storm))
-        problems += [p for c in credentials for p in c.problems]
+        problems += [p for c in credentials for p in c.problems] + nothing_verified(credentials)
     errors = sum(p.severity == "error" for p in problems)
     if as_json:
         print_json([p.as_dict() for p in problems])

@@ -169,7 +169,25 @@ async def verify_accounts(
     will not hold until its last post's time + grace, and one per post over the limits its
     server published."""
     checked = await check_credentials(storm, http=http, concurrency=concurrency)
-    return [p for c in checked for p in c.problems]
+    return [p for c in checked for p in c.problems] + nothing_verified(checked)
+
+
+def nothing_verified(checked: list[AccountCredential]) -> list[Problem]:
+    """An error when not one account could be verified for want of an answer (offline, a
+    proxy, every server down): --online then proved nothing, and must not exit 0."""
+    unverified = [c for c in checked if c.problem and c.problem.code == "account-unverified"]
+    if not checked or len(unverified) < len(checked):
+        return []
+    return [
+        Problem(
+            "error",
+            "nothing-verified",
+            CONFIG_NAME,
+            None,
+            f"none of the {len(checked)} account(s) could be verified: no platform answered "
+            "(is this machine online?); run `stormer check --online` again once it is",
+        )
+    ]
 
 
 async def _within_live_limits(
