@@ -40,7 +40,9 @@ terminal, no database and no dispatcher.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -147,6 +149,18 @@ class Connection:
         """The instant until which what is staged for `item` must stay valid: its fire time
         plus the grace in which it may still be sent."""
         return item.fire_at + self.grace
+
+
+_account_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]]
+_account_locks = weakref.WeakKeyDictionary()
+
+
+def account_lock(conn: Connection) -> asyncio.Lock:
+    """One lock per account (and event loop), for what must happen once however many items
+    of the account stage at the same time: a token refresh, whose old refresh token the
+    platform revokes."""
+    locks = _account_locks.setdefault(asyncio.get_running_loop(), {})
+    return locks.setdefault(f"{conn.account.platform}:{conn.account.name}", asyncio.Lock())
 
 
 @dataclass

@@ -33,6 +33,7 @@ import weakref
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode, urlsplit
 
+from stormer.channels.base import account_lock
 from stormer.channels.http import Request, Response, classify
 from stormer.errors import AuthError, PlatformError, Rejected, Transient
 from stormer.secrets import Secret, redact
@@ -65,8 +66,6 @@ _AUTH_ERRORS = frozenset(
 )
 
 # One lock per account (and per event loop: an asyncio.Lock belongs to one loop).
-_session_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]]
-_session_locks = weakref.WeakKeyDictionary()
 # The access token each account last obtained in this event loop, and when (monotonic).
 _obtained: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, tuple[str, float]]]
 _obtained = weakref.WeakKeyDictionary()
@@ -174,11 +173,6 @@ def _key(conn: Connection) -> str:
     return f"{conn.account.platform}:{conn.account.name}"
 
 
-def _lock(conn: Connection) -> asyncio.Lock:
-    locks = _session_locks.setdefault(asyncio.get_running_loop(), {})
-    return locks.setdefault(_key(conn), asyncio.Lock())
-
-
 def pds_url(conn: Connection, entryway: str) -> str:
     """The account's PDS: the one its DID document names, else the configured server."""
     return str(conn.state.get(PDS_KEY) or entryway)
@@ -244,14 +238,14 @@ async def ensure(conn: Connection, entryway: str) -> None:
     if conn.state.get("accessJwt"):
         _remember_tokens(conn.state)  # a session saved by an earlier run
         return
-    async with _lock(conn):
+    async with account_lock(conn):
         if not conn.state.get("accessJwt"):  # another task may have logged in meanwhile
             await _login(conn, entryway)
 
 
 async def refresh(conn: Connection, entryway: str, stale: str | None) -> None:
     """Replace the access token `stale`: refreshSession, else a new login."""
-    async with _lock(conn):
+    async with account_lock(conn):
         if conn.state.get("accessJwt") != stale:
             return  # another task refreshed it meanwhile
         token = conn.state.get("refreshJwt")

@@ -27,12 +27,11 @@ Renewals are serialized per account: many items staging at once refresh once.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import time
-import weakref
 from typing import TYPE_CHECKING, Any
 
+from stormer.channels.base import account_lock
 from stormer.channels.http import Request, Response, classify
 from stormer.errors import AuthError
 
@@ -48,18 +47,10 @@ CLIENT = "/_matrix/client/v3"
 # At T a token with less life left than this is renewed before the send, not after a 401.
 MARGIN_S = 30.0
 
-_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]]
-_locks = weakref.WeakKeyDictionary()
-
 
 def device_id_for(account: Account) -> str:
     """The device every login of stormer's for `account` uses (see the module docstring)."""
     return "STORMER_" + hashlib.sha256(account.name.encode()).hexdigest()[:10].upper()
-
-
-def _lock(conn: Connection) -> asyncio.Lock:
-    locks = _locks.setdefault(asyncio.get_running_loop(), {})
-    return locks.setdefault(conn.account.name, asyncio.Lock())
 
 
 def _by_password(conn: Connection) -> bool:
@@ -92,7 +83,7 @@ async def token(conn: Connection, until: datetime | None = None) -> str:
     now plus a margin for the request itself)."""
     deadline = until.timestamp() if until else time.time() + MARGIN_S
     if _needs_renewal(conn, deadline):
-        async with _lock(conn):
+        async with account_lock(conn):
             if _needs_renewal(conn, deadline):  # another task may have renewed it meanwhile
                 await _renew(conn)
     return conn.secret("access_token")
@@ -101,7 +92,7 @@ async def token(conn: Connection, until: datetime | None = None) -> str:
 async def renew_after_refusal(conn: Connection, stale: str) -> str | None:
     """The homeserver refused `stale` (401 M_UNKNOWN_TOKEN): the token to retry with once, or
     None when nothing can be done (a static token that expired or was logged out)."""
-    async with _lock(conn):
+    async with account_lock(conn):
         current = conn.credentials.get("access_token")
         if current is not None and current.reveal() != stale:
             return current.reveal()  # renewed by another task since the request was built

@@ -37,6 +37,7 @@ from stormer.channels.base import (
     Platform,
     Published,
     Staged,
+    account_lock,
     secret,
     staged,
 )
@@ -50,7 +51,6 @@ from stormer.channels.x_auth import (
     oauth1_signed,
     oauth_error,
     parse_instant,
-    refresh_lock,
     token_request,
     tokens_from,
 )
@@ -212,7 +212,7 @@ class X(Platform):
         """Replace the access token `stale` (grant_type=refresh_token) and save the new pair
         at once: X has revoked the old refresh token the moment it answers."""
         name = conn.account.name
-        async with refresh_lock(conn):
+        async with account_lock(conn):
             if self._kept(conn, "access_token") != stale:
                 return  # another item's staging refreshed it meanwhile
             if "refresh_token" not in conn.credentials:

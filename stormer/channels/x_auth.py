@@ -22,7 +22,6 @@ import base64
 import dataclasses
 import hashlib
 import secrets
-import weakref
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -45,15 +44,6 @@ EXPIRES_AT = "access_token_expires_at"  # kept with the tokens: an ISO 8601 UTC 
 OAUTH1_FIELDS = ("consumer_key", "consumer_secret", "access_token", "access_token_secret")
 # The listener's page once the code has arrived.
 DONE_PAGE = b"stormer received the authorization: return to the terminal and press Enter."
-
-_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]]
-_locks = weakref.WeakKeyDictionary()
-
-
-def refresh_lock(conn: Connection) -> asyncio.Lock:
-    """One lock per account (and event loop): concurrent stagings refresh once."""
-    locks = _locks.setdefault(asyncio.get_running_loop(), {})
-    return locks.setdefault(f"{conn.account.platform}:{conn.account.name}", asyncio.Lock())
 
 
 def pkce_pair() -> tuple[str, str]:
