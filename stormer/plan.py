@@ -25,6 +25,22 @@ def media_refs(post: Post) -> tuple[MediaRef, ...]:
     return tuple(MediaRef(i.path, i.alt, i.width, i.height, i.mime) for i in post.images)
 
 
+def single_post(post: Post, account: Account, *, id: str, fire_at: datetime) -> QueueItem:
+    """`post` from `account` as one queue item outside the plan: `stormer post`'s smoke
+    test, or measuring a post against a server's published limits."""
+    return QueueItem(
+        id=id,
+        kind="post",
+        fire_at=fire_at,
+        platform=account.platform,
+        account=account.name,
+        lang=post.lang,
+        text=post.text,
+        media=media_refs(post),
+        source=post.file,
+    )
+
+
 def eligible(post: Post, account: Account) -> bool:
     if post.platforms is not None and account.platform not in post.platforms:
         return False

@@ -122,24 +122,19 @@ async def _post(storm, account, source, *, dry_run: bool) -> dict[str, Any]:  # 
     from stormer.dispatch.connect import connect
     from stormer.dispatch.sending import post_now
     from stormer.errors import StormerError
-    from stormer.plan import media_refs
-    from stormer.queue import QueueItem, item_id
+    from stormer.plan import single_post
+    from stormer.queue import item_id
     from stormer.timezones import iso_utc
 
     _refuse_unless_planned_so(source, account)
 
     now = datetime.now(UTC)
     # A smoke test is a deliberate new post each time: the id includes the moment.
-    item = QueueItem(
+    item = single_post(
+        source,
+        account,
         id=item_id(storm.slug, "smoke", account.name, source.file, iso_utc(now)),
-        kind="post",
         fire_at=now,
-        platform=account.platform,
-        account=account.name,
-        lang=source.lang,
-        text=source.text,
-        media=media_refs(source),
-        source=source.file,
     )
     # The platform's own length rule, locally, as `check` applies it: not the platform's
     # refusal after the request has left.

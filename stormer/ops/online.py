@@ -196,8 +196,7 @@ async def _within_live_limits(
     """Every post `conn.account` may carry against its server's published limits, read now
     (and kept); nothing if the server publishes none or was measured for another account."""
     from stormer.channels.limits import live_problems
-    from stormer.plan import eligible, media_refs
-    from stormer.queue import QueueItem
+    from stormer.plan import eligible, single_post
 
     account = conn.account
     key = cache.key(plugin, account)
@@ -225,17 +224,7 @@ async def _within_live_limits(
     for post in storm.posts:
         if not eligible(post, account) or storm.at is None:
             continue
-        item = QueueItem(
-            id=f"check-{post.file}",
-            kind="post",
-            fire_at=storm.at,
-            platform=account.platform,
-            account=account.name,
-            lang=post.lang,
-            text=post.text,
-            media=media_refs(post),
-            source=post.file,
-        )
+        item = single_post(post, account, id=f"check-{post.file}", fire_at=storm.at)
         for problem in live_problems(live, item, account, lambda p: _size(media_root, p)):
             problems.append(
                 Problem(
