@@ -149,6 +149,7 @@ def plan_posts(storm: Storm) -> Iterator[QueueItem]:
                 text=post.text,
                 media=media,
                 source=post.file,
+                seq=seq,
             )
 
 

@@ -53,6 +53,11 @@ class QueueItem:
     media: tuple[MediaRef, ...] = ()
     source: str | None = None  # the post file (relative to the storm root) it came from
     payload: dict[str, Any] = field(default_factory=dict, compare=False)
+    # The item's place among its account's posts (0, 1, …), part of its identity like the id
+    # made from it: distinct items of one account have distinct `seq`, which is what lets
+    # Bluesky draw record keys that cannot collide. Not in `content_hash`: it never changes
+    # for an id.
+    seq: int = 0
 
     def content_hash(self) -> str:
         """Hash of everything that would change what is sent, or when; used to detect edits.

@@ -100,25 +100,49 @@ def outcome(
 # --- schema ------------------------------------------------------------------------------------
 
 
-def test_migration_0002_adds_and_removes_its_columns_keeping_the_rows(db_url: str) -> None:
+def insert_at_0001(engine: Engine, it: QueueItem) -> None:
+    """A row as the first schema held it (today's `schedule` writes later columns too)."""
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO outbox (id, storm, kind, platform, account, lang, fire_at, text,"
+                " media, payload, content_hash, state, attempts, created_at, updated_at)"
+                " VALUES (:id, 'gaza', 'post', :platform, :account, 'en', :at, :text, '[]',"
+                " '{}', 'h', 'pending', 0, :at, :at)"
+            ),
+            {
+                "id": it.id,
+                "platform": it.platform,
+                "account": it.account,
+                "at": it.fire_at,
+                "text": it.text,
+            },
+        )
+
+
+def test_migrations_add_and_remove_their_columns_keeping_the_rows(db_url: str) -> None:
     engine = db.make_engine(db_url)
     try:
         with engine.begin() as conn:
             command.upgrade(db.alembic_config(conn), "0001")
-        schedule(engine, [item(0)])
+        insert_at_0001(engine, item(0))
         db.upgrade(engine)
         assert {"workers", "outbox"} <= set(inspect(engine).get_table_names())
         got = row(engine, item(0).id)
         assert (got["state"], got["claimed_from"], got["staged_data"]) == ("pending", None, None)
+        assert got["seq"] == 0  # 0003: rows scheduled before it are their account's first
         with pytest.raises(Exception, match=r"(?i)check"):
             set_row(engine, item(0).id, claimed_from="sent")
 
+        with engine.begin() as conn:
+            command.downgrade(db.alembic_config(conn), "0002")
+        assert "seq" not in {c["name"] for c in inspect(engine).get_columns("outbox")}
         with engine.begin() as conn:
             command.downgrade(db.alembic_config(conn), "0001")
         insp = inspect(engine)
         assert "workers" not in insp.get_table_names()
         assert "staged_data" not in {c["name"] for c in insp.get_columns("outbox")}
-        with engine.connect() as conn:  # the row survived SQLite's table rebuild…
+        with engine.connect() as conn:  # the row survived SQLite's table rebuilds…
             assert conn.execute(text("SELECT state FROM outbox")).scalar_one() == "pending"
         with pytest.raises(Exception, match=r"(?i)check"), engine.begin() as conn:
             conn.execute(text("UPDATE outbox SET state = 'posted'"))  # …and so did its check
@@ -126,6 +150,13 @@ def test_migration_0002_adds_and_removes_its_columns_keeping_the_rows(db_url: st
         assert db.migrations_current(engine)
     finally:
         engine.dispose()
+
+
+def test_an_items_seq_goes_through_the_outbox_to_the_claim(engine: Engine) -> None:
+    schedule(engine, [item(n, seq=n % 3) for n in range(6)])
+    assert sorted((c.id, c.seq) for c in claim(engine)) == sorted(
+        (item(n).id, n % 3) for n in range(6)
+    )
 
 
 # --- claiming ----------------------------------------------------------------------------------

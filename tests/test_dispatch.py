@@ -212,3 +212,32 @@ def test_the_cyclic_collector_is_paused_for_a_burst_and_back_after() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_posts_of_one_bluesky_account_at_one_instant_each_land_under_their_own_key(
+    storm_dir: Path, db_url: str, simulator: str
+) -> None:
+    """posts_per_account = 3 with post_interval 0: three records of one account at T. The
+    plan's seq goes through the outbox to staging, and each draws its own record key."""
+    from stormer.channels.bluesky import record_key
+
+    config = storm_dir / "config.toml"
+    config.write_text(config.read_text().replace("posts_per_account = 1", "posts_per_account = 3"))
+    engine = make_engine(db_url)
+    upgrade(engine)
+    try:
+        storm, at = schedule_soon(storm_dir, engine, timedelta(seconds=3))
+        asyncio.run(
+            asyncio.wait_for(Dispatcher(storm, engine, settings=FAST).run(until_done=True), 60)
+        )
+        ours = [r for r in rows(engine) if r.account == "campaign-bluesky"]
+        assert sorted(r.seq for r in ours) == [0, 1, 2]
+        keys = {r.staged_data["rkey"] for r in ours if r.staged_data}
+        assert keys == {record_key(r.id, at, r.seq) for r in ours} and len(keys) == 3
+        assert {r.state for r in ours} == {"sent"}
+        landed = httpx.get(f"{simulator}/_sim/posts", params={"platform": "bluesky"}).json()
+        assert sorted(k for p in landed if (k := p["remote_id"].rsplit("/", 1)[-1]) in keys) == (
+            sorted(keys)
+        )
+    finally:
+        engine.dispose()

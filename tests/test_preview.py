@@ -131,17 +131,17 @@ def test_bluesky_record_key_is_a_valid_tid_near_the_storm() -> None:
     from datetime import UTC, datetime
 
     at = datetime(2021, 3, 11, 18, tzinfo=UTC)
-    key = record_key("0123456789abcdef", at)
+    key = record_key("0123456789abcdef", at, 7)
     import re
 
     assert re.fullmatch(r"[234567abcdefghij][234567abcdefghijklmnopqrstuvwxyz]{12}", key)
-    assert key == record_key("0123456789abcdef", at)
-    assert key != record_key("fedcba9876543210", at)
+    assert key == record_key("0123456789abcdef", at, 7)
+    assert key != record_key("0123456789abcdef", at, 8)
     value = 0
     for ch in key:
         value = value * 32 + "234567abcdefghijklmnopqrstuvwxyz".index(ch)
-    # At most 2**26 µs (about 67 s) before the storm's instant, never after it.
-    assert 0 <= int(at.timestamp()) * 1_000_000 - (value >> 10) < 2**26
+    # The item's seq (7) µs before the storm's instant: never after it.
+    assert int(at.timestamp()) * 1_000_000 - (value >> 10) == 7
 
 
 def test_limit_option(tmp_path: Path) -> None:

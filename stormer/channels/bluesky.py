@@ -57,24 +57,22 @@ if TYPE_CHECKING:
 _S32 = "234567abcdefghijklmnopqrstuvwxyz"
 POST_COLLECTION = "app.bsky.feed.post"
 PUT_RECORD = "com.atproto.repo.putRecord"
-# How far before T a record key's timestamp may lie: 2**26 µs, about 67 s. TIDs are meant to
-# be roughly chronological (https://atproto.com/specs/record-key); a minute early keeps them
-# so, and never in the future when the post lands.
-_SPREAD_BITS = 26
 
 
-def record_key(item_id: str, at: datetime) -> str:
+def record_key(item_id: str, at: datetime, seq: int) -> str:
     """A TID (https://atproto.com/specs/tid: 53 bits of microseconds since the epoch, then
     a 10-bit clock id) fixed by the item, so that every retry uses the same key.
 
-    The microseconds are the fire time minus up to 2**26 µs, and the clock id 10 bits more,
-    all drawn from the item id: 36 bits that differ between two items of one account firing
-    at the same instant (posts_per_account with post_interval 0), where a clock id alone
-    (10 bits) made 1 in 1,024 pairs collide."""
-    drawn = int.from_bytes(hashlib.sha256(item_id.encode()).digest()[:8], "big")
-    offset, clock_id = drawn >> (64 - _SPREAD_BITS), drawn & 0x3FF
-    micros = int(at.timestamp()) * 1_000_000 + at.microsecond - offset
-    value = (micros << 10) | clock_id
+    The microseconds are the fire time minus `seq` µs, the item's place among its account's
+    posts. Two posts of one account are distinct seqs and fire at T + k·interval (interval 0
+    or whole seconds), so their microseconds, hence their keys, always differ: a record key
+    can never collide within an account, whatever the item ids hash to. A few µs before
+    the fire time keeps keys roughly chronological and never in the future when the post
+    lands (https://atproto.com/specs/record-key). The clock id, drawn from the item id,
+    tells apart items of two storms of one account at one instant."""
+    drawn = int.from_bytes(hashlib.sha256(item_id.encode()).digest()[:2], "big")
+    micros = int(at.timestamp()) * 1_000_000 + at.microsecond - seq
+    value = (micros << 10) | (drawn & 0x3FF)
     chars = []
     for _ in range(13):
         chars.append(_S32[value & 0x1F])
@@ -170,7 +168,7 @@ class Bluesky(Platform):
             "json": {
                 "repo": self._repo(account),
                 "collection": POST_COLLECTION,
-                "rkey": record_key(item.id, item.fire_at),
+                "rkey": record_key(item.id, item.fire_at, item.seq),
                 "swapRecord": None,
                 "record": record,
             },
@@ -219,7 +217,7 @@ class Bluesky(Platform):
                 "did": conn.state["did"],
                 "handle": conn.state["handle"],
                 "pds": values[self._pds(conn.account)],
-                "rkey": record_key(item.id, item.fire_at),
+                "rkey": record_key(item.id, item.fire_at, item.seq),
                 "blobs": [values[staged("blob", m.path)] for m in item.media],
                 "mentions": mentions,
             },

@@ -207,6 +207,7 @@ def item_of(c: claims.ClaimedItem) -> QueueItem:
         text=c.text,
         media=media,
         payload=c.payload,
+        seq=c.seq,
     )
 
 

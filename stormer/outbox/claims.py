@@ -87,6 +87,7 @@ _ITEM_COLUMNS = (
     _t.c.state,
     _t.c.staged_data,
     _t.c.lease_until,
+    _t.c.seq,
 )
 
 
@@ -114,6 +115,7 @@ class ClaimedItem:
     state_before: str
     staged_data: dict[str, Any] | None
     lease_until: datetime
+    seq: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,6 +268,7 @@ def _claimed(row: AnyRow) -> ClaimedItem:
         attempts=row.attempts,
         state_before=before,
         lease_until=row.lease_until,
+        seq=row.seq,
         # `schedule` puts a rewritten item back to pending without clearing staged_data.
         staged_data=None if before == State.PENDING else row.staged_data,
     )

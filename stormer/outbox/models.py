@@ -164,6 +164,8 @@ class Outbox(Base):
     # What staging produced (media ids, blob refs; never secrets), valid for `content_hash`.
     staged_data: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     staged_at: Mapped[datetime | None]
+    # QueueItem.seq (migration 0003): the item's place among its account's posts.
+    seq: Mapped[int] = mapped_column(default=0, server_default=sql_text("0"))
 
     def __repr__(self) -> str:
         return f"<Outbox {self.id} {self.state} {self.platform}/{self.account} {self.fire_at}>"

@@ -179,6 +179,7 @@ def _plan_columns(item: QueueItem, content_hash: str) -> dict[str, Any]:
 def _new_row(item: QueueItem, content_hash: str, *, storm: str, now: datetime) -> dict[str, Any]:
     return _plan_columns(item, content_hash) | {
         "id": item.id,
+        "seq": item.seq,  # identity, like the id: never rewritten
         "storm": storm,
         "state": State.PENDING,
         "attempts": 0,
