@@ -320,9 +320,11 @@ def narrowed(words: tuple[str, ...], argv: list[str]) -> list[str]:
         # --watch refreshes until Ctrl-C or --count: one refresh (its --interval still parsed).
         argv += ["--count", "1"]
     if name == "rehearse":
-        # A rehearsal waits --in before it fires (up to 366 days): only a short wait or a
-        # wrong one; the fast path (a broken storm refused) is what most cases exercise.
+        # A rehearsal waits --in before it fires (up to 366 days): only the shortest allowed
+        # wait or a wrong one.
         argv = [a for a in argv if a not in DURATIONS or a in ("0s", "-5s", "banana", "367d")]
+        if "--in" not in argv:
+            argv += ["--in", "5s"]
     if name == "login":
         # `login` opens a browser and waits for the person: only an account not in the
         # storm (refused before anything starts) and the storm's loading are tested.
@@ -400,16 +402,46 @@ def named_something(output: str, argv: list[str]) -> bool:
     return any(n in output for n in names)
 
 
-@settings(
-    max_examples=int(os.environ.get("STORMER_FUZZ_EXAMPLES", "1000")),
-    deadline=None,
-    derandomize=not os.environ.get("STORMER_FUZZ_RANDOM"),  # set it to explore new inputs
-    suppress_health_check=list(HealthCheck),
-    database=None,
-)
-@given(data=st.data())
-def test_every_command_answers_with_a_message_never_a_traceback(data: st.DataObject) -> None:
-    words, command = data.draw(st.sampled_from(COMMANDS), label="command")
+# Thousands of cases in a few minutes: the commands are dealt into shards that pytest-xdist
+# runs side by side. `rehearse` has its own, smaller budget: a storm that passes its checks
+# is rehearsed for real, which takes seconds (the simulator, a worker, the wait for T).
+EXAMPLES = int(os.environ.get("STORMER_FUZZ_EXAMPLES", "3000"))
+REHEARSALS = int(os.environ.get("STORMER_FUZZ_REHEARSALS", "24"))
+SHARDS = 4
+REHEARSE = [c for c in COMMANDS if c[0] == ("rehearse",)]
+QUICK = [c for c in COMMANDS if c[0] != ("rehearse",)]
+
+
+def fuzz(commands: list[tuple[tuple[str, ...], click.Command]], examples: int):  # type: ignore[no-untyped-def]
+    """A property test running `commands` with `examples` generated cases."""
+
+    @settings(
+        max_examples=max(1, examples),
+        deadline=None,
+        derandomize=not os.environ.get("STORMER_FUZZ_RANDOM"),  # set it to explore new inputs
+        suppress_health_check=list(HealthCheck),
+        database=None,
+    )
+    @given(data=st.data())
+    def case(data: st.DataObject) -> None:
+        answers_with_a_message(data, commands)
+
+    case()
+
+
+@pytest.mark.parametrize("shard", range(SHARDS))
+def test_every_command_answers_with_a_message_never_a_traceback(shard: int) -> None:
+    fuzz(QUICK[shard::SHARDS], EXAMPLES // SHARDS)
+
+
+def test_a_rehearsal_answers_with_a_message_never_a_traceback() -> None:
+    fuzz(REHEARSE, REHEARSALS)
+
+
+def answers_with_a_message(
+    data: st.DataObject, commands: list[tuple[tuple[str, ...], click.Command]]
+) -> None:
+    words, command = data.draw(st.sampled_from(commands), label="command")
     edits = data.draw(st.lists(mutation(), max_size=3), label="edits")
     database = data.draw(st.sampled_from(DATABASES), label="database")
     with tempfile.TemporaryDirectory(prefix="stormer-case-") as tmp:
