@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     import httpx
 
     from stormer.channels.http import Request, Response
+    from stormer.channels.search import Pages, Wait
     from stormer.queue import QueueItem
     from stormer.secrets import Secret
     from stormer.storm import Account
@@ -370,6 +371,8 @@ class Platform(Channel[Connection]):
             webhook URL, a credential, names its server).
         same_text_forbidden: whether the platform's rules forbid several accounts posting the
             same or nearly the same text (`check` makes it an error instead of a warning).
+        no_hashtag_search: why `stormer impact` cannot count this platform's posts under a
+            hashtag; None for a platform with a search (`hashtag_posts`).
         and those of every channel (`Channel`): idempotency, idempotency_window,
         concurrency, pace.
     """
@@ -389,6 +392,7 @@ class Platform(Channel[Connection]):
     default_base_url: ClassVar[str | None] = None
     needs_base_url: ClassVar[bool] = True
     same_text_forbidden: ClassVar[bool] = False
+    no_hashtag_search: ClassVar[str | None] = "stormer cannot search it"
     # The limits this plugin's server published, in place of the class data (`with_limits`).
     live: LiveLimits | None = None
 
@@ -505,6 +509,16 @@ class Platform(Channel[Connection]):
         """The limits the account's server publishes, if the platform has such a thing;
         None (the default): the class data are the limits."""
         return None
+
+    def hashtag_posts(
+        self, conn: Connection, hashtag: str, since: datetime, until: datetime, *, wait: Wait
+    ) -> Pages:
+        """The public posts under `hashtag` created in [since, until), as this account can
+        read them, a page at a time (`stormer impact`); rate limits are waited out through
+        `wait`. Raises SearchUnavailable, with `no_hashtag_search`, where there is no search."""
+        from stormer.channels.search import SearchUnavailable
+
+        raise SearchUnavailable(f"{self.title}: not measured, {self.no_hashtag_search}")
 
     def credential_status(self, conn: Connection) -> CredentialStatus:
         """What `conn`'s credential is and how long it lasts, once `verify` accepted it. By

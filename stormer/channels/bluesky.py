@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from datetime import datetime
 
+    from stormer.channels.search import Pages, Wait
     from stormer.queue import MediaRef, QueueItem
     from stormer.storm import Account
 
@@ -116,6 +117,7 @@ class Bluesky(Platform):
     idempotency = "record-key"
     default_base_url = "https://bsky.social"  # the entryway: the account's PDS is looked up
     concurrency = 1000  # wide: see Platform.concurrency
+    no_hashtag_search = None  # app.bsky.feed.searchPosts: bluesky_search
 
     def length(self, text: str) -> int:
         return lengths.bluesky_length(text)
@@ -173,6 +175,14 @@ class Bluesky(Platform):
                 "record": record,
             },
         }
+
+    def hashtag_posts(
+        self, conn: Connection, hashtag: str, since: datetime, until: datetime, *, wait: Wait
+    ) -> Pages:
+        """searchPosts through the account's PDS, signed in (Bluesky serves no public search)."""
+        from stormer.channels.bluesky_search import search_posts
+
+        return search_posts(conn, self._entryway(conn), hashtag, since, until, wait=wait)
 
     # --- sending ---------------------------------------------------------------------------
 

@@ -101,6 +101,9 @@ class Discord(Platform):
     # burst, before any answer's X-RateLimit headers said more (`publish` obeys those).
     pace = (5, 2.0)
     concurrency = 1000  # wide: see Platform.concurrency
+    # A webhook can post and edit its own messages, never read a channel
+    # (https://discord.com/developers/docs/resources/webhook).
+    no_hashtag_search = "a webhook can post but not read, and Discord has no public search"
 
     def length(self, text: str) -> int:
         return lengths.discord_length(text)

@@ -26,6 +26,9 @@ from stormer.channels.http import Request, Response, classify, materialize, send
 from stormer.errors import AuthError, PlatformError, Rejected
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
+    from stormer.channels.search import Pages, Wait
     from stormer.queue import MediaRef, QueueItem
     from stormer.storm import Account
 
@@ -63,6 +66,7 @@ class Mastodon(Platform):
     idempotency = "key"
     idempotency_window = 3600.0  # Mastodon keeps Idempotency-Keys for one hour
     concurrency = 1000  # wide: see Platform.concurrency
+    no_hashtag_search = None  # the tag timeline: mastodon_tags
 
     def length(self, text: str) -> int:
         return lengths.mastodon_length(text, url_length=self.url_length)
@@ -82,6 +86,27 @@ class Mastodon(Platform):
                 "json": body,
             }
         ]
+
+    def hashtag_posts(
+        self, conn: Connection, hashtag: str, since: datetime, until: datetime, *, wait: Wait
+    ) -> Pages:
+        """The tag timeline of this account's instance (public; the account's token only
+        where the instance asks for one)."""
+        from stormer.channels.mastodon_tags import tag_timeline
+
+        async def send(request: Request) -> Response:
+            return await conn.send(request, platform=self.name, mutating=False)
+
+        token = conn.credentials.get("access_token")
+        return tag_timeline(
+            send,
+            self.base_url(conn.account),
+            hashtag,
+            since,
+            until,
+            wait=wait,
+            token=token.reveal() if token else None,
+        )
 
     # --- sending ---------------------------------------------------------------------------
 

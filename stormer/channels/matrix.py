@@ -92,6 +92,9 @@ class Matrix(Platform):
     target_field = "room"
     idempotency = "transaction-id"
     concurrency = 1000  # wide: see Platform.concurrency
+    # The client-server API's search (POST /search) covers only rooms the user has joined
+    # (https://spec.matrix.org/latest/client-server-api/#server-side-search).
+    no_hashtag_search = "its search covers only the rooms this account has joined"
 
     def length(self, text: str) -> int:
         return _content_bytes(text)

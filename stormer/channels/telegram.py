@@ -54,6 +54,9 @@ class Telegram(Platform):
     default_base_url = "https://api.telegram.org"
     pace = (20, 60.0)  # "no more than 20 messages per minute to the same group" (Bots FAQ)
     concurrency = 1000  # wide: see Platform.concurrency
+    # A bot reads only the chats it is in; the Bot API has no search of public posts
+    # (https://core.telegram.org/bots/api: no search method).
+    no_hashtag_search = "a bot sees only its own chats: Telegram has no public search for bots"
 
     def length(self, text: str) -> int:
         return lengths.telegram_length(text)

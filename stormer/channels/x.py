@@ -61,6 +61,7 @@ if TYPE_CHECKING:
 
     import httpx
 
+    from stormer.channels.search import Pages, Wait
     from stormer.queue import MediaRef, QueueItem
     from stormer.storm import Account
 
@@ -151,6 +152,7 @@ class X(Platform):
     # X's automation rules forbid coordinated identical posts from several accounts.
     same_text_forbidden = True
     concurrency = 1000  # wide: see Platform.concurrency
+    no_hashtag_search = None  # recent search, where the app's access level includes it
 
     def length(self, text: str) -> int:
         return lengths.x_length(text)
@@ -304,6 +306,23 @@ class X(Platform):
         if not account.base_url:
             return AUTHORIZE_URL
         return f"{self.base_url(account)}/i/oauth2/authorize"
+
+    def hashtag_posts(
+        self, conn: Connection, hashtag: str, since: datetime, until: datetime, *, wait: Wait
+    ) -> Pages:
+        """Recent search, signed with the account's credentials (refreshed if need be)."""
+        from stormer.channels.x_search import recent_search
+
+        async def send(request: Request) -> Response:
+            await self._ensure_token(conn, datetime.now(UTC) + timedelta(minutes=5))
+            return await conn.send(
+                self._authorized(request, conn), platform=self.name, mutating=False
+            )
+
+        now = datetime.now(UTC)
+        return recent_search(
+            send, self.base_url(conn.account), hashtag, since, until, wait=wait, now=now
+        )
 
     # --- sending ---------------------------------------------------------------------------
 

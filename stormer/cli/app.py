@@ -17,7 +17,7 @@ SECTIONS = (
     ("Prepare", ("init", "times", "participants", "ics", "platforms", "login")),
     ("Check", ("check", "preview", "doctor", "rehearse", "post")),
     ("Schedule and run", ("schedule", "run", "status", "watchdog")),
-    ("After the storm", ("report",)),
+    ("After the storm", ("report", "impact")),
     ("Tools", ("db", "simulator")),
 )
 

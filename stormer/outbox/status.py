@@ -121,3 +121,14 @@ def percentile(ordered: Sequence[float], q: float) -> float | None:
     if not ordered:
         return None
     return ordered[max(math.ceil(q * len(ordered)) - 1, 0)]
+
+
+def published(*, session: Session, storm: str) -> set[str]:
+    """The remote ids and permalinks of `storm`'s sent items: how `stormer impact` tells our
+    posts from everyone else's."""
+    found: set[str] = set()
+    for remote_id, permalink in session.execute(
+        select(_t.c.remote_id, _t.c.permalink).where(_t.c.storm == storm, _t.c.state == State.SENT)
+    ):
+        found.update(v for v in (remote_id, permalink) if v)
+    return found

@@ -1,0 +1,139 @@
+"""`stormer impact`: the storm's measured size across platforms (ops/impact.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from stormer.cli._common import (
+    JsonFlag,
+    StormDir,
+    load,
+    note,
+    open_engine,
+    print_json,
+    valid_duration,
+)
+from stormer.cli.app import app
+
+
+@app.command()
+def impact(
+    before: Annotated[
+        str,
+        typer.Option(
+            "--before",
+            metavar="DURATION",
+            help="Start the window this long before T.",
+            callback=valid_duration,
+        ),
+    ] = "1h",
+    after: Annotated[
+        str,
+        typer.Option(
+            "--after",
+            metavar="DURATION",
+            help="End the window this long after T.",
+            callback=valid_duration,
+        ),
+    ] = "3h",
+    instances: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--instance",
+            metavar="HOST",
+            help="Also read this Mastodon instance's tag timeline (repeatable).",
+            callback=_instances,
+        ),
+    ] = None,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Summarize what earlier runs read; no network.")
+    ] = False,
+    show_authors: Annotated[
+        bool,
+        typer.Option(
+            "--show-authors", help="Name the authors of the most reshared posts (public handles)."
+        ),
+    ] = False,
+    as_json: JsonFlag = False,
+    storm_dir: StormDir = Path("."),
+) -> None:
+    """Count the hashtag's public posts around T on every platform that can be searched
+    (Mastodon tag timelines, Bluesky, X where its access allows): posts per minute, authors
+    (a count), languages, our share. Kept for the report; counts only, unless --show-authors."""
+    from stormer.errors import ConfigError, StormerError
+    from stormer.ops import impact as ops
+    from stormer.ops.impact_summary import render, summarize
+    from stormer.outbox.status import published
+    from stormer.timezones import parse_duration
+
+    storm = load(storm_dir)
+    if storm.errors:
+        raise ConfigError(storm.errors)
+    if storm.at is None:
+        raise StormerError("the storm has no time: set [storm] at in config.toml")
+    if offline:
+        measurement = ops.load_stored(storm)
+        if measurement is None:
+            raise StormerError(
+                f"nothing measured yet ({ops.stored_path(storm)} is missing): run `stormer impact`"
+            )
+    else:
+        since, until = storm.at - parse_duration(before), storm.at + parse_duration(after)
+        measurement = asyncio.run(
+            ops.measure(
+                storm,
+                since=since,
+                until=until,
+                instances=instances or (),
+                on_page=_progress,
+                wait=_waiting,
+            )
+        )
+        kept = ops.store(storm, measurement)
+        measurement = ops.load_stored(storm) or measurement
+        note(f"kept in {kept}")
+    from sqlalchemy.orm import Session
+
+    engine = open_engine(storm)
+    try:
+        with Session(engine) as session:
+            ours = published(session=session, storm=storm.slug)
+    finally:
+        engine.dispose()
+    summary = summarize(measurement, at=storm.at, ours=ours, show_authors=show_authors)
+    if as_json:
+        print_json(summary.as_json())
+    else:
+        print("\n".join(render(summary)))
+
+
+# A Mastodon instance as people write it: a host name with at least one dot (mastodon.social),
+# an optional port, optionally as an https:// or http:// address.
+_INSTANCE = re.compile(
+    r"^(https?://)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}(:\d{1,5})?/?$", re.I
+)
+
+
+def _instances(values: list[str] | None) -> list[str] | None:
+    for value in values or []:
+        if len(value) > 253 or not _INSTANCE.match(value):
+            raise typer.BadParameter(
+                f"{value[:60]!r} is not a Mastodon instance: write its host, e.g. mastodon.social"
+            )
+    return values
+
+
+def _progress(where: str, found: int) -> None:
+    if sys.stderr.isatty():
+        note(f"  {where}: +{found} post(s)")
+
+
+async def _waiting(seconds: float, why: str) -> None:
+    note(f"  {why}: waiting {seconds:.0f} s, as the platform asks")
+    await asyncio.sleep(seconds)
