@@ -414,7 +414,9 @@ def test_offline_before_any_measurement_says_what_to_run(storm_dir: Path) -> Non
     assert "run `stormer impact`" in str(result.exception) + result.output
 
 
-@pytest.mark.parametrize("value", ["../../etc", "en", "x" * 300, "mastodon social", "ftp://a.example"])
+@pytest.mark.parametrize(
+    "value", ["../../etc", "en", "x" * 300, "mastodon social", "ftp://a.example"]
+)
 def test_an_instance_that_is_no_host_name_is_a_usage_error(storm_dir: Path, value: str) -> None:
     from stormer.cli import app
 
