@@ -32,6 +32,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from . import bluesky_records as records
+from . import bluesky_search as search
 from ._web import body_json, json, sim
 from .faults import Platform, RateLimit, Windows
 from .state import bearer, digest, scope_header, unusable
@@ -414,6 +415,16 @@ async def get_record(request: Request) -> Response:
     return json({"uri": uri, "cid": found.cid, "value": found.value})
 
 
+async def search_posts(request: Request) -> Response:
+    """app.bsky.feed.searchPosts, which a PDS passes on to the AppView for a signed-in
+    account (bluesky_search.py)."""
+    payload = _verify(request, "com.atproto.access")
+    if isinstance(payload, Response):
+        return payload
+    state = _state(request)
+    return search.search(request, state.repos, state.handles)
+
+
 async def list_records(request: Request) -> Response:
     params = request.query_params
     if not params.get("repo") or not params.get("collection"):
@@ -452,6 +463,7 @@ QUERIES = {
     "com.atproto.repo.getRecord": get_record,
     "com.atproto.repo.listRecords": list_records,
     "app.bsky.actor.getProfile": get_profile,
+    "app.bsky.feed.searchPosts": search_posts,
 }
 PROCEDURES = {
     "com.atproto.server.createSession": create_session,

@@ -82,6 +82,7 @@ class SimConfig:
     mastodon_characters_reserved_per_url: int = 23
     mastodon_image_size_limit: int = 16 * 1024 * 1024  # 16 MB, as the docs' example shows
     mastodon_description_limit: int = 1500
+    mastodon_tags_need_token: bool = False  # an instance with its public preview turned off
     bluesky_blob_limit: int = 1_000_000  # bytes; larger → 400 BlobTooLarge
     bluesky_login_limit: RateLimit = RateLimit(30, 300.0)  # createSession per account
     bluesky_access_ttl_s: float = 7200.0  # accessJwt lifetime (the PDS default: 120 min)
@@ -177,6 +178,9 @@ class SimConfig:
                 value = _number(value, key, int)
             elif key in ("ambiguous_mode", "faults_on"):
                 value = str(value)
+            elif key == "mastodon_tags_need_token":
+                if not isinstance(value, bool):
+                    raise TypeError(f"{key} must be true or false")
             else:
                 value = _number(value, key, float)
             changes[key] = value

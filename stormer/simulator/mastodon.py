@@ -20,6 +20,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from . import mastodon_oauth as oauth
+from . import mastodon_tags as tags
 from . import media as sniffing
 from ._web import body_json, file_bytes, form, form_list, is_form, json, received_at, sim
 from .faults import Platform, RateLimit
@@ -350,6 +351,21 @@ async def account_statuses(request: Request) -> Response:
     return json([status_json(_base(request), s) for s in mine[:limit]])
 
 
+async def tag_timeline(request: Request) -> Response:
+    """GET /api/v1/timelines/tag/:hashtag: public, with no token ("OAuth: Public",
+    https://docs.joinmastodon.org/methods/timelines/#tag), unless the instance turned public
+    preview off ("Requires app token + read:statuses if the instance has disabled public
+    preview"; `SimConfig.mastodon_tags_need_token`: 422, as the page's example shows)."""
+    if sim(request).config.mastodon_tags_need_token:
+        account = _auth(request, "read", "read:statuses")
+        if isinstance(account, Response):
+            if account.status_code == 401:
+                return _error(422, "This method requires an authenticated user")
+            return account
+    body, headers = tags.page(request, _state(request).statuses.values(), _base(request))
+    return json(body, 200, headers)
+
+
 async def not_found(request: Request) -> Response:
     return _error(404, "Not Found")
 
@@ -372,6 +388,7 @@ routes = [
     *_both("/api/v1/media/{id}", update_media, ["PUT"]),
     *_both("/api/v1/statuses", create_status, ["POST"]),
     *_both("/api/v1/statuses/{id}", get_status, ["GET"]),
+    *_both("/api/v1/timelines/tag/{hashtag}", tag_timeline, ["GET"]),
     Route("/api/v1/{rest:path}", not_found, methods=ANY),
     Route("/api/v2/{rest:path}", not_found, methods=ANY),
 ]
@@ -382,8 +399,13 @@ def _owns(path: str) -> bool:
 
 
 def _account_of(scope: Scope) -> str | None:
+    """The rate-limit key: the token, or for a request without one the client's address
+    ("Per IP … 300 requests per 5 minutes", https://docs.joinmastodon.org/api/rate-limits/)."""
     value = scope_header(scope, b"authorization")
-    return value.partition(" ")[2] or None if value else None
+    if value:
+        return value.partition(" ")[2] or None
+    client = scope.get("client")
+    return f"ip:{client[0]}" if client else None
 
 
 def _rate_limited(limit: RateLimit, reset_at: float) -> Response:
