@@ -205,17 +205,17 @@ def run_with(
     account: Account,
     password: str,
     state: dict[str, Any],
-    sent: list[str],
+    sent: list[tuple[str, int]],
     flow: Callable[[Connection], Awaitable[T]],
 ) -> T:
     """Run `flow` in a new event loop, as a new stormer process would, with the session
-    `state` saved by the previous one; every request's URL goes to `sent`."""
+    `state` saved by the previous one; every request's URL and answer status go to `sent`."""
 
-    async def record(request: httpx.Request) -> None:
-        sent.append(str(request.url))
+    async def record(response: httpx.Response) -> None:
+        sent.append((str(response.request.url), response.status_code))
 
     async def main() -> T:
-        async with httpx.AsyncClient(timeout=30, event_hooks={"request": [record]}) as client:
+        async with httpx.AsyncClient(timeout=30, event_hooks={"response": [record]}) as client:
             conn = Connection(
                 account=account,
                 client=client,
@@ -248,6 +248,9 @@ def test_the_refusal_is_what_a_pds_says(bluesky_pds: BlueskyPds) -> None:
 def test_stormer_logs_in_at_the_entryway_and_posts_to_the_pds_once(
     bluesky_pds: BlueskyPds, entryway: Entryway
 ) -> None:
+    """base_url is the entryway: stormer logs in there, refreshes there (at staging, and at T
+    when the PDS says the token expired), and sends every repo call, the image upload and the
+    post to the PDS of the DID document: one post, with its image and alt text."""
     handle, password, did = bluesky_pds.create_account("entryway")
     app_password = app_password_of(bluesky_pds, handle, password)
     # The DID document the client will follow is the real servers': the PLC directory names
@@ -280,7 +283,7 @@ def test_stormer_logs_in_at_the_entryway_and_posts_to_the_pds_once(
         media=(IMAGE,),
     )
     state: dict[str, Any] = {}
-    sent: list[str] = []
+    sent: list[tuple[str, int]] = []
 
     # 1. `check --online`, hours before T: one login, at the entryway; the PDS comes from the
     #    DID document of its answer.
@@ -306,8 +309,8 @@ def test_stormer_logs_in_at_the_entryway_and_posts_to_the_pds_once(
     )
     assert result.outcome is State.SENT and result.published is not None
     assert entryway.seen == [CREATE_SESSION, REFRESH_SESSION, REFRESH_SESSION]
-    # putRecord went twice: refused with ExpiredToken (nothing written), then with the new token.
-    assert sum(url.endswith(".putRecord") for url in sent) == 2
+    # putRecord went twice: refused (ExpiredToken: nothing written), then with the new token.
+    assert [status for url, status in sent if url.endswith(".putRecord")] == [400, 200]
     # A restart that does not know the post went out reconciles it: found, not sent again.
     found = run_with(
         account, app_password, state, sent, lambda conn: plugin.reconcile(staged, conn)
@@ -327,9 +330,9 @@ def test_stormer_logs_in_at_the_entryway_and_posts_to_the_pds_once(
 
     # The entryway saw only session routes; everything else went to the PDS.
     assert set(entryway.seen) <= SESSION_ROUTES
-    to_entryway = [url for url in sent if url.startswith(entryway.url)]
+    to_entryway = [url for url, _ in sent if url.startswith(entryway.url)]
     assert len(to_entryway) == len(entryway.seen)
-    elsewhere = [url for url in sent if not url.startswith(entryway.url)]
+    elsewhere = [url for url, _ in sent if not url.startswith(entryway.url)]
     assert elsewhere and all(url.startswith(f"{bluesky_pds.url}/xrpc/") for url in elsewhere)
     assert any("uploadBlob" in url for url in elsewhere)
 
