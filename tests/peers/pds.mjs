@@ -35,7 +35,16 @@ const { TestNetworkNoAppView } = await import(
 
 const net = await TestNetworkNoAppView.create({
   plc: { port: plcPort },
-  pds: { port: pdsPort, hostname: 'localhost', rateLimitsEnabled: rateLimits },
+  pds: {
+    port: pdsPort,
+    hostname: 'localhost',
+    rateLimitsEnabled: rateLimits,
+    // Sessions carry the account's DID document (PDS_ENABLE_DID_DOC_WITH_SESSION; off by
+    // default, on in dev-env's own `bin.js`), as bsky.social's do: clients read the PDS from it
+    // (https://docs.bsky.app/docs/advanced-guides/entryway). Its #atproto_pds endpoint is this
+    // PDS's public URL, registered in the PLC directory when an account is created.
+    enableDidDocWithSession: true,
+  },
 });
 
 let closing = false;
