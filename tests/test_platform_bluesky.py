@@ -671,14 +671,18 @@ def test_an_account_on_another_pds_posts_there_with_mentions_and_no_base_url() -
         return staged, published, refused, dict(conn.state)
 
     (staged, published, refused, state), sent = on_simulator(app, flow)
-    assert sent[:5] == [
+    assert sent[:7] == [
+        # A handle that is not *.bsky.social, and no base_url: where does it live? Its PDS is
+        # on the entryway's own host (Bluesky's, behind it), so it logs in at the entryway.
+        f"GET {ENTRYWAY}/xrpc/com.atproto.identity.resolveHandle",
+        f"GET https://plc.directory/{did_for('carol.pds2.test')}",
         f"POST {ENTRYWAY}/xrpc/com.atproto.server.createSession",
         f"POST {pds}/xrpc/com.atproto.repo.uploadBlob",
         f"GET {pds}/xrpc/com.atproto.identity.resolveHandle",
         f"GET {pds}/xrpc/com.atproto.identity.resolveHandle",
         f"POST {pds}/xrpc/com.atproto.repo.putRecord",
     ]
-    assert state["pds"] == pds
+    assert state["pds"] == pds and "login_server" not in state
     assert refused.status == 400 and refused.json()["message"] == "Token audience is out of date"
     (post,) = sim_posts(app)
     assert post.account == "carol.pds2.test" and post.remote_id == published.remote_id
@@ -753,3 +757,88 @@ def test_a_lost_answer_on_the_second_pds_is_reconciled_there_without_a_second_po
     (post,) = sim_posts(app)
     assert found.remote_id == post.remote_id
     assert sent[-1] == f"GET {ENTRYWAY}/pds2/xrpc/com.atproto.repo.getRecord"
+
+
+# --- an account on a PDS of its own, and no base_url ------------------------------------------
+
+
+class HandleWorld:
+    """bsky.social (which hosts none of these accounts but resolves any handle), the PLC
+    directory, and the PDS each handle's DID names."""
+
+    def __init__(self, pds_of: dict[str, str]) -> None:
+        self.pds_of = pds_of  # handle → its PDS
+        self.seen: list[str] = []
+
+    def did(self, handle: str) -> str:
+        return "did:plc:" + hashlib.sha256(handle.encode()).hexdigest()[:24]
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.seen.append(f"{request.method} {request.url.host}{request.url.path}")
+        path, host = request.url.path, request.url.host
+        if path.endswith("com.atproto.identity.resolveHandle") and host == "bsky.social":
+            return httpx.Response(200, json={"did": self.did(request.url.params["handle"])})
+        if host == "plc.directory":
+            handle = next(h for h in self.pds_of if self.did(h) == path.strip("/"))
+            return httpx.Response(200, json=did_doc(self.did(handle), self.pds_of[handle]))
+        if path.endswith("com.atproto.server.createSession"):
+            handle = json.loads(request.content)["identifier"]
+            if f"https://{host}" != self.pds_of[handle].rstrip("/") and host != "bsky.social":
+                return _err(401, "AuthenticationRequired", "Invalid identifier or password")
+            if host == "bsky.social" and not self.pds_of[handle].endswith(".bsky.network"):
+                # The entryway knows only the accounts Bluesky hosts.
+                return _err(401, "AuthenticationRequired", "Invalid identifier or password")
+            n = len(self.seen)
+            return httpx.Response(
+                200,
+                json={
+                    "accessJwt": f"acc-SECRET-{n}",
+                    "refreshJwt": f"ref-SECRET-{n}",
+                    "handle": handle,
+                    "did": self.did(handle),
+                    "didDoc": did_doc(self.did(handle), self.pds_of[handle]),
+                },
+            )
+        if path.endswith("com.atproto.server.getSession"):
+            return httpx.Response(200, json={"handle": "h", "did": "did:plc:x", "active": True})
+        return _err(404, "NotFound", path)
+
+
+def verify_as(handle: str, world: HandleWorld) -> dict[str, Any]:
+    account = dataclasses.replace(ACCOUNT, base_url=None, handle=handle)
+
+    async def main() -> dict[str, Any]:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(world)) as client:
+            conn = Connection(account, client, {"app_password": Secret(APP_PASSWORD)})
+            await Bluesky().verify(conn)
+            return dict(conn.state)
+
+    return asyncio.run(main())
+
+
+def test_a_handle_on_a_pds_of_its_own_logs_in_there_without_a_base_url() -> None:
+    world = HandleWorld({"alice.example.com": "https://pds.alice.example.com"})
+    state = verify_as("alice.example.com", world)
+    assert world.seen[:3] == [
+        "GET bsky.social/xrpc/com.atproto.identity.resolveHandle",
+        f"GET plc.directory/{world.did('alice.example.com')}",
+        "POST pds.alice.example.com/xrpc/com.atproto.server.createSession",
+    ]
+    assert state["login_server"] == state["pds"] == "https://pds.alice.example.com"
+    assert not any("bsky.social/xrpc/com.atproto.server" in s for s in world.seen)
+
+
+@pytest.mark.parametrize(
+    ("handle", "pds", "lookups"),
+    [
+        ("someone.bsky.social", "https://morel.us-east.host.bsky.network", 0),  # Bluesky's
+        ("org.example.net", "https://puffball.us-east.host.bsky.network", 2),  # Bluesky-hosted
+    ],
+)
+def test_an_account_bluesky_hosts_logs_in_at_the_entryway(
+    handle: str, pds: str, lookups: int
+) -> None:
+    world = HandleWorld({handle: pds})
+    state = verify_as(handle, world)
+    assert world.seen[lookups] == "POST bsky.social/xrpc/com.atproto.server.createSession"
+    assert "login_server" not in state and state["pds"] == pds

@@ -10,7 +10,15 @@ document is resolved through the DID: did:plc at the PLC directory, did:web at
 /.well-known/did.json (https://atproto.com/specs/did); if even that fails, the entryway is
 taken for the PDS, as the atproto Python SDK does.
 
-Session management stays on the entryway: refreshSession is sent there too ("session
+An account on a PDS of its own (a self-hosted one, or another provider's) cannot log in at
+bsky.social, which knows only the accounts it hosts. When the organizer set no `base_url`,
+a handle that is not a *.bsky.social one is first resolved (handle → DID with
+com.atproto.identity.resolveHandle, which bsky.social answers for any handle; DID → PDS as
+above), and the account logs in at its own PDS; one hosted by Bluesky (a *.bsky.network PDS,
+behind the entryway) still logs in at bsky.social. The server chosen is kept with the session
+(`LOGIN_KEY`).
+
+Session management stays on the login server (the entryway): refreshSession goes there ("session
 management is handled by the Entryway": https://docs.bsky.app/docs/advanced-guides/entryway;
 a PDS forwards a refresh sent to it, so either works).
 
@@ -47,6 +55,10 @@ if TYPE_CHECKING:
 PLATFORM = "bluesky"
 SESSION_KEYS = ("accessJwt", "refreshJwt", "did", "handle")
 PDS_KEY = "pds"  # conn.state: the PDS named by the account's DID document
+LOGIN_KEY = "login_server"  # conn.state: where sessions are made and refreshed, if not base_url
+# Handles Bluesky hosts: their accounts live behind the bsky.social entryway.
+BLUESKY_HANDLES = ".bsky.social"
+BLUESKY_PDS_HOSTS = ".bsky.network"  # Bluesky's own PDSes (e.g. morel.us-east.host.bsky.network)
 # did:plc documents are served by the PLC directory (https://web.plc.directory/spec/v0.1/did-plc).
 PLC_DIRECTORY = "https://plc.directory"
 # A token this process obtained so recently is as fresh as a refresh could make it: where
@@ -175,7 +187,30 @@ def _key(conn: Connection) -> str:
 
 def pds_url(conn: Connection, entryway: str) -> str:
     """The account's PDS: the one its DID document names, else the configured server."""
-    return str(conn.state.get(PDS_KEY) or entryway)
+    return str(conn.state.get(PDS_KEY) or login_server(conn, entryway))
+
+
+def login_server(conn: Connection, entryway: str) -> str:
+    """Where the account's sessions are made and refreshed: its own PDS when the handle
+    resolved to one outside Bluesky's (`_choose_login_server`), else the entryway."""
+    return str(conn.state.get(LOGIN_KEY) or entryway)
+
+
+async def _choose_login_server(conn: Connection, entryway: str, handle: str) -> None:
+    """With no `base_url` set, an account whose handle is not Bluesky's logs in at the PDS
+    its DID names; any failure to resolve leaves the entryway (whose refusal then says why)."""
+    if conn.account.base_url or handle.endswith(BLUESKY_HANDLES) or LOGIN_KEY in conn.state:
+        return
+    url = xrpc_url(entryway, "com.atproto.identity.resolveHandle", handle=handle)
+    try:
+        r = await conn.send(Request("GET", url), platform=PLATFORM, mutating=False)
+    except PlatformError:
+        return
+    did = r.json().get("did") if r.status == 200 and isinstance(r.json(), dict) else None
+    pds = await _resolve_pds(conn, did) if isinstance(did, str) else None
+    host = urlsplit(pds).hostname or "" if pds else ""
+    if pds and host != urlsplit(entryway).hostname and not host.endswith(BLUESKY_PDS_HOSTS):
+        conn.state[LOGIN_KEY] = pds.rstrip("/")
 
 
 def xrpc_url(base: str, nsid: str, **params: str) -> str:
@@ -222,9 +257,10 @@ async def _login(conn: Connection, entryway: str) -> None:
             f"account {conn.account.name!r} has no handle: set `handle` in config.toml",
             platform=PLATFORM,
         )
+    await _choose_login_server(conn, entryway, handle)
     request = Request.json(
         "POST",
-        xrpc_url(entryway, "com.atproto.server.createSession"),
+        xrpc_url(login_server(conn, entryway), "com.atproto.server.createSession"),
         {"identifier": handle, "password": conn.secret("app_password")},
     )
     r = await conn.send(request, platform=PLATFORM, mutating=False)
@@ -252,7 +288,7 @@ async def refresh(conn: Connection, entryway: str, stale: str | None) -> None:
         if token:
             request = Request(
                 "POST",
-                xrpc_url(entryway, "com.atproto.server.refreshSession"),
+                xrpc_url(login_server(conn, entryway), "com.atproto.server.refreshSession"),
                 {"Authorization": f"Bearer {token}"},
             )
             r = await conn.send(request, platform=PLATFORM, mutating=False)
