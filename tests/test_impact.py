@@ -422,3 +422,24 @@ def test_an_instance_that_is_no_host_name_is_a_usage_error(storm_dir: Path, valu
 
     result = CliRunner().invoke(app, ["impact", "--instance", value, "-s", str(storm_dir)])
     assert result.exit_code == 2 and "--instance" in result.output
+
+
+def test_instances_named_in_config_are_read_too_and_a_bad_one_is_a_problem_on_its_line(
+    storm_dir: Path,
+) -> None:
+    from stormer.cli import app
+
+    config = storm_dir / "config.toml"
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text + '\n[impact]\ninstances = ["other.example.net"]\n', encoding="utf-8")
+    net = FakeNet([status(1, T)])
+    measurement, _ = measure(storm_dir, net, instances=load_storm(storm_dir).impact_instances)
+    assert "other.example.net" in {s.where for s in measurement.sources}
+    assert any(r.url.host == "other.example.net" for r in net.requests)
+
+    config.write_text(text + '\n[impact]\ninstances = ["not a host"]\n', encoding="utf-8")
+    result = CliRunner().invoke(app, ["check", "-s", str(storm_dir)])
+    assert result.exit_code == 1
+    said = str(result.exception)
+    assert f"config.toml:{len(text.splitlines()) + 3}: error" in said and "impact.instances" in said
+    assert "'not a host' is not a Mastodon instance" in said

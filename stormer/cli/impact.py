@@ -90,7 +90,7 @@ def impact(
                 storm,
                 since=since,
                 until=until,
-                instances=instances or (),
+                instances=[*storm.impact_instances, *(instances or ())],
                 on_page=_progress,
                 wait=_waiting,
             )
@@ -113,16 +113,11 @@ def impact(
         print("\n".join(render(summary)))
 
 
-# A Mastodon instance as people write it: a host name with at least one dot (mastodon.social),
-# an optional port, optionally as an https:// or http:// address.
-_INSTANCE = re.compile(
-    r"^(https?://)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}(:\d{1,5})?/?$", re.I
-)
-
-
 def _instances(values: list[str] | None) -> list[str] | None:
+    from stormer.storm.schema import MASTODON_INSTANCE
+
     for value in values or []:
-        if len(value) > 253 or not _INSTANCE.match(value):
+        if len(value) > 253 or not re.match(MASTODON_INSTANCE, value):
             raise typer.BadParameter(
                 f"{value[:60]!r} is not a Mastodon instance: write its host, e.g. mastodon.social"
             )

@@ -178,6 +178,7 @@ def _build(
         unstaged_before=unstaged_before,
         problems=c.problems,
         reminder_senders=senders,
+        impact_instances=list(cfg.impact.instances),
         participants_file=cfg.participants.file,
     )
 

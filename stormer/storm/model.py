@@ -95,6 +95,8 @@ class Storm:
     # [reminders] senders: sender (mailto, tgram, matrix) → environment variable holding its URL
     reminder_senders: dict[str, str] = field(default_factory=dict)
     participants_file: str = "participants.csv"  # relative to the storm folder
+    # [impact] instances: Mastodon instances `stormer impact` reads besides the accounts' own
+    impact_instances: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
 
     @property

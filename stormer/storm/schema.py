@@ -6,6 +6,7 @@ validated `ConfigFile` into a `Storm`.
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -87,6 +88,31 @@ class AlertsSection(_Strict):
     unstaged_before: str = "5m"
 
 
+# A Mastodon instance as people write it: a host name with at least one dot (mastodon.social),
+# an optional port, optionally as an https:// or http:// address.
+MASTODON_INSTANCE = (
+    r"^(?i:https?://)?([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z0-9-]{2,63}"
+    r"(:\d{1,5})?/?$"
+)
+
+
+class ImpactSection(_Strict):
+    # Mastodon instances whose tag timelines `stormer impact` reads besides those of the
+    # storm's accounts: each sees only what federated to it.
+    instances: list[str] = []
+
+    @field_validator("instances")
+    @classmethod
+    def _hosts(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if len(value) > 253 or not re.match(MASTODON_INSTANCE, value):
+                raise ValueError(
+                    f"{value[:60]!r} is not a Mastodon instance: write its host, "
+                    "e.g. mastodon.social"
+                )
+        return values
+
+
 class ConfigFile(_Strict):
     storm: StormSection
     announce: list[AnnounceEntry] = []
@@ -95,6 +121,7 @@ class ConfigFile(_Strict):
     database: DatabaseSection = DatabaseSection()
     participants: ParticipantsSection = ParticipantsSection()
     alerts: AlertsSection = AlertsSection()
+    impact: ImpactSection = ImpactSection()
 
 
 # --- a post's front matter ---------------------------------------------------------------
