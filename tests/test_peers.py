@@ -254,3 +254,49 @@ def test_synapse_refresh_tokens_and_a_fixed_device_keep_transaction_ids(synapse:
         headers=bearer(relogged["access_token"]),
     )
     assert config.status_code == 200 and config.json()["m.upload.size"] > 0
+
+
+def test_pds_search_goes_to_an_appview_and_impact_says_when_there_is_none(
+    bluesky_pds: BlueskyPds,
+) -> None:
+    """`stormer impact` asks searchPosts of the account's PDS, which passes app.bsky.* calls
+    on to its AppView. This PDS runs without one (TestNetworkNoAppView): the real answer is
+    502 UpstreamFailure, and impact reports Bluesky as not measured, in the PDS's words,
+    rather than as a storm nobody joined."""
+    import asyncio
+    from datetime import timedelta
+
+    from stormer.channels.base import Connection
+    from stormer.channels.bluesky import Bluesky
+    from stormer.channels.search import SearchUnavailable
+    from stormer.secrets import Secret
+    from stormer.storm import Account
+
+    handle, password, _ = bluesky_pds.create_account("impact")
+    account = Account(
+        name="impact",
+        platform="bluesky",
+        langs=(),
+        base_url=bluesky_pds.url,
+        target=None,
+        handle=handle,
+        credentials=(("app_password", "UNUSED"),),
+        line=None,
+    )
+    now = datetime.now(UTC)
+
+    async def search() -> None:
+        async with httpx.AsyncClient() as client:
+            conn = Connection(account, client, {"app_password": Secret(password)})
+
+            async def wait(seconds: float, why: str) -> None:
+                raise AssertionError(f"no rate limit expected ({why})")
+
+            pages = Bluesky().hashtag_posts(
+                conn, "#Storm", now - timedelta(hours=1), now, wait=wait
+            )
+            async for _ in pages:
+                raise AssertionError("a PDS without an AppView returned results")
+
+    with pytest.raises(SearchUnavailable, match=r"HTTP 502 UpstreamFailure"):
+        asyncio.run(search())
