@@ -8,6 +8,7 @@ import json
 import stat
 import subprocess
 import sys
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,6 +18,7 @@ from typer.testing import CliRunner
 
 from stormer.cli import app
 from stormer.ops.rehearse import (
+    IMPACT,
     KEPT,
     OUTBOX,
     PROVES,
@@ -62,6 +64,13 @@ def test_rehearsal_of_the_example_storm(storm: Path) -> None:
     assert report["states"] == {"sent": 8 + 3 * 44}
     assert report["lateness_ms"]["max"] < 5000
     assert report["failures"] == []
+    # A crowd posted by hand around T, some before it (the embargo broken): not the storm's
+    # posts, so not early ones; `impact` read them back from the simulator.
+    crowd = report["crowd"]
+    assert crowd["planned"] == crowd["landed"] == 44 and crowd["first_ms"] < 0
+    measured = " ".join(report["impact"])
+    assert "mastodon:" in measured and "bluesky:" in measured and "ours 2 (" in measured
+    assert "X: not measured" in measured and "client-not-enrolled" in measured
     assert not (storm / "stormer.db").exists()  # the storm's own outbox is not touched
 
     # Kept to inspect: its outbox and what the simulator received, owner-only.
@@ -70,11 +79,15 @@ def test_rehearsal_of_the_example_storm(storm: Path) -> None:
     assert stat.S_IMODE((storm / ".stormer").stat().st_mode) == 0o700
     assert stat.S_IMODE(kept.stat().st_mode) == 0o700
     files = sorted(p.name for p in kept.iterdir())
-    assert OUTBOX in files and SIMULATOR_LOG in files
+    assert OUTBOX in files and SIMULATOR_LOG in files and IMPACT in files
     for name in files:
         assert stat.S_IMODE((kept / name).stat().st_mode) == 0o600, name
     log = json.loads((kept / SIMULATOR_LOG).read_text(encoding="utf-8"))
-    assert len(log["posts"]) == 8 and len(log["reminders"]) == 3 * 44
+    assert len(log["posts"]) == 8 + 44 and len(log["reminders"]) == 3 * 44
+    impact = json.loads((kept / IMPACT).read_text(encoding="utf-8"))
+    counted = Counter(p["platform"] for p in impact["posts"])
+    # The crowd's 44 and the storm's own 4 on these two platforms, told apart.
+    assert sum(counted.values()) == 44 + 4 and set(counted) == {"mastodon", "bluesky"}
 
     # Reminders went to the simulator's inbox: no participant's address (or its host) is kept.
     config = (storm / "config.toml").read_text(encoding="utf-8")
@@ -193,3 +206,24 @@ def test_the_verdict_lists_what_went_wrong_and_says_what_a_rehearsal_proves() ->
     assert lines[-2:] == [f"  {p}" for p in PROVES]
     assert "`stormer doctor` and `stormer check --online`" in lines[-1]
     assert "timing and the dispatcher" in lines[-2]
+
+
+def test_the_crowd_posts_by_hand_around_t_mostly_late_some_early_and_the_same_each_time(
+    storm: Path,
+) -> None:
+    import random
+
+    from stormer.ops.crowd import EARLY_MINUTES, LAST_MINUTE, plan_crowd
+
+    loaded = load_storm(storm)
+    crowd = plan_crowd(loaded, 2000, random.Random("seed"))
+    minutes = [p.minutes for p in crowd]
+    assert minutes == sorted(minutes)
+    assert all(-EARLY_MINUTES <= m <= LAST_MINUTE for m in minutes)
+    early = sum(m < 0 for m in minutes) / len(minutes)
+    assert 0.04 < early < 0.10  # about 7 % break the embargo
+    late = sorted(m for m in minutes if m >= 0)
+    assert 1.5 < late[len(late) // 2] < 2.5  # median about 2 minutes after T
+    assert {p.platform for p in crowd} == {"mastodon", "bluesky"}
+    assert all(loaded.hashtag.lower() in p.text.lower() for p in crowd)
+    assert crowd == plan_crowd(loaded, 2000, random.Random("seed"))

@@ -518,7 +518,7 @@ class Platform(Channel[Connection]):
         `wait`. Raises SearchUnavailable, with `no_hashtag_search`, where there is no search."""
         from stormer.channels.search import SearchUnavailable
 
-        raise SearchUnavailable(f"{self.title}: not measured, {self.no_hashtag_search}")
+        raise SearchUnavailable(str(self.no_hashtag_search))
 
     def credential_status(self, conn: Connection) -> CredentialStatus:
         """What `conn`'s credential is and how long it lasts, once `verify` accepted it. By

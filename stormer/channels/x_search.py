@@ -97,7 +97,8 @@ def _refusal(status: int, body: Any) -> str:
     of the app does not include search (https://docs.x.com/x-api/getting-started/pricing)."""
     detail = ""
     if isinstance(body, dict):
-        detail = str(body.get("detail") or body.get("title") or body.get("reason") or "")
+        named = [str(body[k]) for k in ("title", "reason") if body.get(k)]
+        detail = ", ".join(named) or str(body.get("detail") or "")
     if status in (402, 403):
         return (
             f"X refused recent search (HTTP {status}: {detail or 'forbidden'}): this app's "

@@ -55,11 +55,18 @@ def account_named(storm: Storm, name: str) -> Account:
 
 @asynccontextmanager
 async def connect(
-    storm: Storm, account: Account, http: httpx.AsyncClient | None = None
+    storm: Storm,
+    account: Account,
+    http: httpx.AsyncClient | None = None,
+    *,
+    credentials_of: Credentials = resolve,
+    save: Save = store,
 ) -> AsyncIterator[tuple[Platform, Connection]]:
-    """The plugin and a Connection for `account`; closes the client it opened."""
+    """The plugin and a Connection for `account`, with the credentials `credentials_of`
+    gives, rotated ones kept by `save` (the organizer's, in the keyring; a rehearsal's
+    made-up ones, nowhere); closes the client it opened."""
     plugin = registry.get(account.platform)
-    credentials = resolve(
+    credentials = credentials_of(
         account,
         plugin.credential_fields_for(account),
         optional=plugin.kept_credentials,
@@ -68,7 +75,7 @@ async def connect(
     own = http is None
     http = http or client()
     try:
-        yield plugin, _connection(storm, account, http, credentials, save=store)
+        yield plugin, _connection(storm, account, http, credentials, save=save)
     finally:
         if own:
             await http.aclose()

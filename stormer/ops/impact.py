@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     import httpx
 
+    from stormer.dispatch.connect import Credentials
     from stormer.storm import Account, Storm
 
 BEFORE = timedelta(hours=1)  # the default window: T - 1 h …
@@ -161,8 +162,11 @@ async def measure(
     http: httpx.AsyncClient | None = None,
     on_page: OnPage = lambda where, n: None,
     wait: Wait | None = None,
+    credentials_of: Credentials | None = None,
 ) -> Measurement:
-    """Read every searchable platform's posts under the storm's hashtag in [since, until)."""
+    """Read every searchable platform's posts under the storm's hashtag in [since, until),
+    with the accounts' credentials (`credentials_of`: a rehearsal's own; rotated ones are
+    then kept nowhere)."""
     from stormer.channels import registry
     from stormer.channels.http import Request, Response, send
     from stormer.channels.mastodon_tags import tag_timeline
@@ -192,7 +196,17 @@ async def measure(
             )
             searched.add(where)
             try:
-                async with connect(storm, account, http) as (plugin, conn):
+                async with (
+                    connect(storm, account, http)
+                    if credentials_of is None
+                    else connect(
+                        storm,
+                        account,
+                        http,
+                        credentials_of=credentials_of,
+                        save=lambda name, values: None,
+                    )
+                ) as (plugin, conn):
                     pages = plugin.hashtag_posts(conn, storm.hashtag, since, until, wait=wait)
                     await read(account.platform, where, pages)
             except (SearchUnavailable, MissingCredential, PlatformError) as e:

@@ -21,12 +21,15 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from stormer.errors import StormerError
 from stormer.private import private_folder, write_private
 from stormer.secrets import Secret
 from stormer.storm import Account, Storm
+
+if TYPE_CHECKING:
+    from stormer.ops.crowd import Crowd
 
 # Planning, scheduling and staging (logins, uploads) happen before T, as in a real storm
 # hours ahead: with less than this, items are still being staged when T comes.
@@ -35,6 +38,10 @@ REHEARSALS: Final = Path(".stormer") / "rehearsals"
 KEPT: Final = 20  # the newest rehearsals kept; older ones are removed
 OUTBOX: Final = "outbox.db"
 SIMULATOR_LOG: Final = "simulator.json"
+IMPACT: Final = "impact.json"  # what `impact` read back of the storm and its crowd
+# The crowd's storm minutes, in rehearsal seconds: an hour of stragglers in half a minute.
+CROWD_SECONDS_PER_MINUTE: Final = 0.5
+CROWD_AT_LEAST: Final = 20  # people posting by hand, at least (else one per participant)
 PROVES: Final = (
     "a rehearsal proves the storm's timing and the dispatcher against the local simulator "
     "(made-up credentials; reminders to its inbox)",
@@ -58,6 +65,9 @@ class Rehearsal:
     # What went wrong, item by item (platform/account, or a participant's row: no contact).
     failures: list[str] = field(default_factory=list)
     folder: str = ""  # where it is kept, relative to the storm's folder
+    # The simulated crowd (people posting by hand around T) and what `impact` read back.
+    crowd: dict[str, int] = field(default_factory=dict)
+    impact: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         late = self.lateness_ms
@@ -76,6 +86,16 @@ class Rehearsal:
                 if (r := self.reminders)
                 else []
             ),
+            *(
+                [
+                    f"  crowd: {c['landed']} of {c['planned']} hand-made post(s) around T "
+                    f"(from {c['first_ms'] / 1000:+.1f} s to {c['last_ms'] / 1000:+.1f} s), "
+                    "read back by `stormer impact`:"
+                ]
+                if (c := self.crowd)
+                else []
+            ),
+            *(f"    {line}" for line in self.impact),
             "  outbox: " + ", ".join(f"{n} {s}" for s, n in sorted(self.states.items())),
             "  verdict: " + ("OK" if self.ok else f"PROBLEMS ({len(self.failures)}):"),
             *(f"    {f}" for f in self.failures),
@@ -203,8 +223,10 @@ def rehearse(storm: Storm, *, delay: timedelta, say: Any = print) -> Rehearsal:
                 # As of the rehearsal's start: planning may take longer than the first
                 # reminder's scaled offset, and a late item is sent late, not dropped.
                 schedule(items, session=session, storm=copy.slug, now=at - delay)
+            crowd = _crowd(copy, server.url, at)
             say(
-                f"rehearsing {len(items)} item(s) at {at:%H:%M:%S} UTC "
+                f"rehearsing {len(items)} item(s) and {len(crowd.posts)} hand-made crowd "
+                f"post(s) at {at:%H:%M:%S} UTC "
                 f"(in {delay.total_seconds():.0f} s) against the local simulator…"
             )
             settings = Settings(
@@ -228,19 +250,72 @@ def rehearse(storm: Storm, *, delay: timedelta, say: Any = print) -> Rehearsal:
             fates = _fates(engine)
         finally:
             engine.dispose()
+        crowd.join(timeout=LAST_CROWD_WAIT)
         landed = httpx.get(f"{server.url}/_sim/posts", timeout=30).json()
         inbox = httpx.get(f"{server.url}/_sim/reminders", timeout=30).json()
+        # The crowd's posts are not the storm's: judged apart, and counted apart by impact.
+        ours = [p for p in landed if p["remote_id"] not in crowd.remote_ids]
+        ids = {v for p in ours for v in (p["remote_id"], p.get("url")) if v}
+        impact_lines = _impact(copy, crowd, folder, server.url, since=at - delay, ours=ids)
     finally:
         server.stop()
     log = {"posts": landed, "reminders": inbox}
     write_private(folder / SIMULATOR_LOG, json.dumps(log, ensure_ascii=False, indent=1).encode())
     posts = [i for i in items if i.kind == "post"]
-    result = _judge(at, posts, landed, states)
+    result = _judge(at, posts, ours, states)
+    result.crowd = _crowd_counts(crowd, at)
+    result.impact = impact_lines
     reminders = [i for i in items if i.kind == "reminder"]
     result.reminders, reminder_failures = _judge_reminders(copy, reminders, inbox, fates)
-    result.failures = _post_failures(at, posts, landed, fates) + reminder_failures
+    result.failures = _post_failures(at, posts, ours, fates) + reminder_failures
     result.folder = str(folder.relative_to(storm.root))
     return result
+
+
+LAST_CROWD_WAIT: Final = 90.0  # seconds: the crowd's last post is at most 30 s after T
+
+
+def _crowd(storm: Storm, sim: str, at: datetime) -> Crowd:
+    """People posting by hand around T, one per participant (at least `CROWD_AT_LEAST`),
+    the same crowd for the same storm (seeded by its slug)."""
+    import random
+
+    from stormer.ops.crowd import Crowd, plan_crowd
+
+    people = max(len(storm.participants), CROWD_AT_LEAST)
+    posts = plan_crowd(storm, people, random.Random(storm.slug))
+    return Crowd(sim, at, posts, CROWD_SECONDS_PER_MINUTE).start()
+
+
+def _crowd_counts(crowd: Crowd, at: datetime) -> dict[str, int]:
+    if not crowd.posts:
+        return {}
+    offsets = [(crowd.instant(p) - at.timestamp()) * 1000 for p in crowd.posts]
+    return {
+        "planned": len(crowd.posts),
+        "landed": len(crowd.remote_ids),
+        "first_ms": round(min(offsets)),
+        "last_ms": round(max(offsets)),
+    }
+
+
+def _impact(
+    storm: Storm, crowd: Crowd, folder: Path, sim: str, *, since: datetime, ours: set[str]
+) -> list[str]:
+    """`stormer impact` against the simulator, after the crowd's last post: kept in the
+    rehearsal's folder, summarized in lines (counts only)."""
+    from stormer.ops.impact import measure
+    from stormer.ops.impact_summary import render, summarize
+
+    assert storm.at is not None
+    last = max((crowd.instant(p) for p in crowd.posts), default=storm.at.timestamp())
+    until = datetime.fromtimestamp(last + 2, UTC)
+    measurement = asyncio.run(
+        measure(storm, since=since, until=until, credentials_of=fake_credentials(sim))
+    )
+    write_private(folder / IMPACT, json.dumps(measurement.as_json(), ensure_ascii=False).encode())
+    summary = summarize(measurement, at=storm.at, ours=ours, show_authors=False)
+    return [line.strip() for line in render(summary)[1:] if "Authors are counted" not in line]
 
 
 def _fates(engine: Any) -> dict[str, str]:

@@ -366,6 +366,25 @@ async def not_found(request: Request) -> Response:
     return _problem(404, "Not Found Error", "Sorry, that page does not exist.")
 
 
+async def search_recent(request: Request) -> Response:
+    """GET /2/tweets/search/recent, as X answers an app whose access level does not include
+    search (the Free level: https://docs.x.com/x-api/getting-started/about-x-api, "access
+    levels"): 403 with the `client-forbidden` problem, reason `client-not-enrolled`
+    (https://docs.x.com/x-api/fundamentals/response-codes-and-errors)."""
+    return json(
+        {
+            "title": "Client Forbidden",
+            "type": "https://api.twitter.com/2/problems/client-forbidden",
+            "reason": "client-not-enrolled",
+            "required_enrollment": "Appropriate Level of API Access",
+            "detail": "When authenticating requests to the Twitter API v2 endpoints, you must "
+            "use keys and tokens from a Twitter developer App that is attached to a Project. "
+            "You can create a project via the developer portal.",
+        },
+        403,
+    )
+
+
 routes = [
     *auth_routes,  # before the catch-all below
     Route("/2/users/me", me),
@@ -373,6 +392,7 @@ routes = [
     Route("/2/media/upload", upload, methods=["POST"]),
     Route("/2/media/metadata", metadata, methods=["POST"]),
     Route("/2/tweets", create_tweet, methods=["POST"]),
+    Route("/2/tweets/search/recent", search_recent),
     Route("/2/tweets/{id}", get_tweet),
     Route("/2/{rest:path}", not_found, methods=["GET", "POST", "PUT", "DELETE"]),
 ]
