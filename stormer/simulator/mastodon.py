@@ -4,14 +4,14 @@ Media answer 202 with `url: null` until processed (GET 206, then 200) and cannot
 before; an `Idempotency-Key` seen from the same account within the hour returns the first
 status instead of creating another. Each endpoint needs the OAuth scope its documentation
 names; the limits are the instance's (`SimConfig.mastodon_*`, served at /api/v2/instance).
-Rules and entities are in `mastodon_entities.py`; apps, OAuth and scopes in
-`mastodon_oauth.py`.
+Rules and entities are in `mastodon_entities.py`; apps, OAuth, tokens and scopes in
+`mastodon_oauth.py`; scheduled statuses in `mastodon_scheduled.py`; CORS in
+`mastodon_cors.py`.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +19,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from . import mastodon_authorize as authorizing
 from . import mastodon_oauth as oauth
+from . import mastodon_scheduled as scheduling
 from . import media as sniffing
 from ._web import body_json, file_bytes, form, form_list, is_form, json, received_at, sim
 from .faults import Platform, RateLimit
@@ -30,60 +32,28 @@ from .mastodon_entities import (
     VISIBILITIES,
     Account,
     Attachment,
+    State,
     Status,
     account_json,
     human_size,
     instance_v1_json,
     instance_v2_json,
     iso,
+    mastodon_state,
     media_json,
+    record_status,
     status_json,
     text_length,
 )
-from .state import Media, Post, bearer, digest, scope_header, unusable
+from .mastodon_oauth import api_error, authenticate
+from .state import scope_header
 
 if TYPE_CHECKING:
     from starlette.types import Scope
 
 
-@dataclass
-class State:
-    media: dict[str, Attachment] = field(default_factory=dict)
-    statuses: dict[str, Status] = field(default_factory=dict)
-    idempotency: dict[tuple[str, str], tuple[str, float]] = field(default_factory=dict)
-
-
 def _state(request: Request) -> State:
-    return sim(request).store.space("mastodon", State)
-
-
-def account_for(token: str) -> Account:
-    h = digest("mastodon", token)
-    return Account(id=str(int(h[:13], 16)), username=f"user{h[:8]}")
-
-
-def _error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
-    return json({"error": message}, status, headers)
-
-
-def _token(request: Request) -> str | None:
-    return bearer(request.headers) or request.query_params.get("access_token")
-
-
-def _auth(request: Request, *scopes: str) -> Account | Response:
-    """The account of the request's token, if it holds one of `scopes` (any, if none given)."""
-    token = _token(request)
-    if token is None:
-        # https://docs.joinmastodon.org/methods/accounts/#verify_credentials (401)
-        return _error(401, "This method requires an authenticated user")
-    if unusable(token):
-        # https://docs.joinmastodon.org/methods/statuses/#create (401)
-        return _error(401, "The access token is invalid")
-    if scopes and not oauth.allows(oauth.granted_scopes(request, token), *scopes):
-        # A token without the scope an endpoint names is refused with 403:
-        # https://docs.joinmastodon.org/methods/oauth/#userinfo (403) shows the body.
-        return _error(403, "This action is outside the authorized scopes")
-    return account_for(token)
+    return mastodon_state(sim(request))
 
 
 def _base(request: Request) -> str:
@@ -104,7 +74,7 @@ async def instance_v2(request: Request) -> Response:
 async def verify_credentials(request: Request) -> Response:
     # "User token + `profile` or `read:accounts`":
     # https://docs.joinmastodon.org/methods/accounts/#verify_credentials
-    account = _auth(request, "profile", "read:accounts")
+    account = authenticate(request, "profile", "read:accounts")
     if isinstance(account, Response):
         return account
     count = sum(1 for s in _state(request).statuses.values() if s.account.id == account.id)
@@ -122,31 +92,31 @@ async def verify_credentials(request: Request) -> Response:
 
 async def upload_media(request: Request) -> Response:
     # "User token + `write:media`": https://docs.joinmastodon.org/methods/media/#v2
-    account = _auth(request, "write:media")
+    account = authenticate(request, "write:media")
     if isinstance(account, Response):
         return account
     config = sim(request).config
     if not is_form(request):
-        return _error(422, "Validation failed: File can't be blank")
+        return api_error(422, "Validation failed: File can't be blank")
     async with form(request) as data:
         upload = await file_bytes(data.get("file"))
         description = data.get("description")
     if upload is None:
-        return _error(422, "Validation failed: File can't be blank")
+        return api_error(422, "Validation failed: File can't be blank")
     content, _, declared = upload
     mime, width, height = sniffing.sniff(content)
     if mime == "application/octet-stream" and declared in OTHER_TYPES:
         mime = declared
     if mime not in IMAGE_TYPES and mime not in OTHER_TYPES:
         # https://docs.joinmastodon.org/methods/media/#422-unprocessable-entity
-        return _error(422, "Validation failed: File content type is invalid, File is invalid")
+        return api_error(422, "Validation failed: File content type is invalid, File is invalid")
     limit = config.mastodon_image_size_limit
     if mime in IMAGE_TYPES and len(content) > limit:
         # The instance's image_size_limit ("the maximum size of any uploaded image, in
         # bytes": https://docs.joinmastodon.org/entities/Instance/#image_size_limit); the
         # text is Paperclip's size validation on MediaAttachment#file (validates_attachment_size
         # in app/models/media_attachment.rb) with Rails' number_to_human_size.
-        return _error(
+        return api_error(
             422, f"Validation failed: File file size must be less than {human_size(limit)}"
         )
     alt_limit = config.mastodon_description_limit
@@ -154,7 +124,7 @@ async def upload_media(request: Request) -> Response:
         # description_limit, "the maximum size of a description, in characters"
         # (https://docs.joinmastodon.org/entities/Instance/#description_limit); the text is
         # Rails' length validation on MediaAttachment#description.
-        return _error(
+        return api_error(
             422,
             f"Validation failed: Description is too long (maximum is {alt_limit} characters)",
         )
@@ -184,14 +154,14 @@ def _own_media(request: Request, account: Account) -> Attachment | Response:
     item = _state(request).media.get(request.path_params["id"])
     if item is None or item.owner != account.id:
         # https://docs.joinmastodon.org/methods/media/#get (404: "Record not found")
-        return _error(404, "Record not found")
+        return api_error(404, "Record not found")
     return item
 
 
 async def get_media(request: Request) -> Response:
     # "User token + `write:media`"; 206 while processing, 200 once done:
     # https://docs.joinmastodon.org/methods/media/#get
-    account = _auth(request, "write:media")
+    account = authenticate(request, "write:media")
     if isinstance(account, Response):
         return account
     item = _own_media(request, account)
@@ -203,7 +173,7 @@ async def get_media(request: Request) -> Response:
 
 async def update_media(request: Request) -> Response:
     # "User token + `write:media`": https://docs.joinmastodon.org/methods/media/#update
-    account = _auth(request, "write:media")
+    account = authenticate(request, "write:media")
     if isinstance(account, Response):
         return account
     item = _own_media(request, account)
@@ -234,7 +204,7 @@ def _truthy(value: Any) -> bool:
 
 async def create_status(request: Request) -> Response:
     # "User token + `write:statuses`": https://docs.joinmastodon.org/methods/statuses/#create
-    account = _auth(request, "write:statuses")
+    account = authenticate(request, "write:statuses")
     if isinstance(account, Response):
         return account
     arrived = received_at(request)
@@ -249,27 +219,25 @@ async def create_status(request: Request) -> Response:
     if key:
         known = state.idempotency.get((account.id, key))
         if known and now - known[1] < config.mastodon_idempotency_s:
-            return json(status_json(_base(request), state.statuses[known[0]]))
+            return scheduling.repeated(request, state, known[0])
 
-    if params.get("scheduled_at"):  # a ScheduledStatus: not simulated, said so plainly
-        return _error(422, "Validation failed: the simulator does not schedule statuses")
     text = params.get("status") or ""
     spoiler = params.get("spoiler_text") or ""
     media_ids = params.get("media_ids") or []
     if not isinstance(text, str) or not isinstance(spoiler, str) or not isinstance(media_ids, list):
-        return _error(422, "Validation failed: invalid parameters")
+        return api_error(422, "Validation failed: invalid parameters")
     media_ids = [str(m) for m in media_ids]
     if not text.strip() and not media_ids:
         # `status` is required unless media_ids is given; the 422 body the docs show:
         # https://docs.joinmastodon.org/methods/statuses/#create
-        return _error(422, "Validation failed: Text can't be blank")
+        return api_error(422, "Validation failed: Text can't be blank")
     if len(media_ids) > MAX_MEDIA:
-        return _error(422, f"Validation failed: Cannot attach more than {MAX_MEDIA} files")
+        return api_error(422, f"Validation failed: Cannot attach more than {MAX_MEDIA} files")
     attached: list[Attachment] = []
     for media_id in media_ids:
         item = state.media.get(media_id)
         if item is None or item.owner != account.id or item.status_id is not None:
-            return _error(
+            return api_error(
                 422,
                 f"Validation failed: Media attachment {media_id} could not be "
                 "found or is already attached",
@@ -278,21 +246,20 @@ async def create_status(request: Request) -> Response:
     if any(now < item.ready_at for item in attached):
         # Media still processing cannot be attached (the 422 Mastodon answers then:
         # tuskyapp/Tusky#2442; https://docs.joinmastodon.org/methods/media/#v2 says to wait).
-        return _error(
+        return api_error(
             422, "Cannot attach files that have not finished processing. Try again in a moment!"
         )
     # The instance's max_characters (https://docs.joinmastodon.org/entities/Instance/#max_characters)
     # counts the content warning with the text (StatusLengthValidator).
     most = config.mastodon_max_characters
     if text_length(spoiler + text, config.mastodon_characters_reserved_per_url) > most:
-        return _error(422, f"Validation failed: Text character limit of {most} exceeded")
+        return api_error(422, f"Validation failed: Text character limit of {most} exceeded")
     visibility = params.get("visibility") or "public"
     if visibility not in VISIBILITIES:
-        return _error(422, "Validation failed: Visibility is not included in the list")
+        return api_error(422, "Validation failed: Visibility is not included in the list")
 
-    store = sim(request).store
     status = Status(
-        id=str(store.snowflake()),
+        id=str(sim(request).store.snowflake()),
         account=account,
         text=text,
         spoiler_text=spoiler,
@@ -302,42 +269,33 @@ async def create_status(request: Request) -> Response:
         created_at=arrived,
         media=attached,
     )
-    for item in attached:
-        item.status_id = status.id
-    state.statuses[status.id] = status
+    when = scheduling.when(params.get("scheduled_at"), sim(request).clock.now())
+    if isinstance(when, Response):
+        return when
+    if when is not None:
+        return scheduling.schedule(request, status, when, key)
+    body = record_status(sim(request), _base(request), status)
     if key:
         state.idempotency[(account.id, key)] = (status.id, now)
-    body = status_json(_base(request), status)
-    store.add(
-        Post(
-            platform="mastodon",
-            account=account.username,
-            text=text,
-            remote_id=status.id,
-            received_at=arrived,
-            url=body["url"],
-            media=[Media(size=m.size, mime=m.mime, alt=m.description) for m in attached],
-        )
-    )
     return json(body)
 
 
 async def get_status(request: Request) -> Response:
     # A public status; the token needs no particular scope for it:
     # https://docs.joinmastodon.org/methods/statuses/#get
-    account = _auth(request)
+    account = authenticate(request)
     if isinstance(account, Response):
         return account
     status = _state(request).statuses.get(request.path_params["id"])
     if status is None:
-        return _error(404, "Record not found")
+        return api_error(404, "Record not found")
     return json(status_json(_base(request), status))
 
 
 async def account_statuses(request: Request) -> Response:
     # Public statuses; limit: default 20, max 40:
     # https://docs.joinmastodon.org/methods/accounts/#statuses
-    account = _auth(request)
+    account = authenticate(request)
     if isinstance(account, Response):
         return account
     try:
@@ -351,7 +309,7 @@ async def account_statuses(request: Request) -> Response:
 
 
 async def not_found(request: Request) -> Response:
-    return _error(404, "Not Found")
+    return api_error(404, "Not Found")
 
 
 def _both(path: str, endpoint: Any, methods: list[str] | None = None) -> list[Route]:
@@ -362,6 +320,7 @@ def _both(path: str, endpoint: Any, methods: list[str] | None = None) -> list[Ro
 ANY = ["GET", "POST", "PUT", "DELETE", "PATCH"]
 routes = [
     *oauth.routes,
+    *authorizing.routes,
     *_both("/api/v1/instance", instance_v1),
     *_both("/api/v2/instance", instance_v2),
     *_both("/api/v1/accounts/verify_credentials", verify_credentials),
@@ -372,6 +331,7 @@ routes = [
     *_both("/api/v1/media/{id}", update_media, ["PUT"]),
     *_both("/api/v1/statuses", create_status, ["POST"]),
     *_both("/api/v1/statuses/{id}", get_status, ["GET"]),
+    *scheduling.routes,
     Route("/api/v1/{rest:path}", not_found, methods=ANY),
     Route("/api/v2/{rest:path}", not_found, methods=ANY),
 ]
@@ -387,7 +347,7 @@ def _account_of(scope: Scope) -> str | None:
 
 
 def _rate_limited(limit: RateLimit, reset_at: float) -> Response:
-    return _error(429, "Too many requests", _limit_headers(limit, 0, reset_at))
+    return api_error(429, "Too many requests", _limit_headers(limit, 0, reset_at))
 
 
 def _limit_headers(limit: RateLimit, remaining: int, reset_at: float) -> dict[str, str]:
@@ -404,7 +364,7 @@ PLATFORM = Platform(
     owns=_owns,
     is_post=lambda method, path: method == "POST" and path.rstrip("/") == "/api/v1/statuses",
     account_of=_account_of,
-    error=lambda status: _error(
+    error=lambda status: api_error(
         status,
         {
             500: "Internal Server Error",
