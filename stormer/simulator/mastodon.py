@@ -45,7 +45,8 @@ from .mastodon_entities import (
     status_json,
     text_length,
 )
-from .mastodon_oauth import api_error, authenticate
+from .mastodon_oauth import api_error as _error
+from .mastodon_oauth import authenticate as _auth
 from .state import scope_header
 
 if TYPE_CHECKING:
@@ -74,7 +75,7 @@ async def instance_v2(request: Request) -> Response:
 async def verify_credentials(request: Request) -> Response:
     # "User token + `profile` or `read:accounts`":
     # https://docs.joinmastodon.org/methods/accounts/#verify_credentials
-    account = authenticate(request, "profile", "read:accounts")
+    account = _auth(request, "profile", "read:accounts")
     if isinstance(account, Response):
         return account
     count = sum(1 for s in _state(request).statuses.values() if s.account.id == account.id)
@@ -92,31 +93,31 @@ async def verify_credentials(request: Request) -> Response:
 
 async def upload_media(request: Request) -> Response:
     # "User token + `write:media`": https://docs.joinmastodon.org/methods/media/#v2
-    account = authenticate(request, "write:media")
+    account = _auth(request, "write:media")
     if isinstance(account, Response):
         return account
     config = sim(request).config
     if not is_form(request):
-        return api_error(422, "Validation failed: File can't be blank")
+        return _error(422, "Validation failed: File can't be blank")
     async with form(request) as data:
         upload = await file_bytes(data.get("file"))
         description = data.get("description")
     if upload is None:
-        return api_error(422, "Validation failed: File can't be blank")
+        return _error(422, "Validation failed: File can't be blank")
     content, _, declared = upload
     mime, width, height = sniffing.sniff(content)
     if mime == "application/octet-stream" and declared in OTHER_TYPES:
         mime = declared
     if mime not in IMAGE_TYPES and mime not in OTHER_TYPES:
         # https://docs.joinmastodon.org/methods/media/#422-unprocessable-entity
-        return api_error(422, "Validation failed: File content type is invalid, File is invalid")
+        return _error(422, "Validation failed: File content type is invalid, File is invalid")
     limit = config.mastodon_image_size_limit
     if mime in IMAGE_TYPES and len(content) > limit:
         # The instance's image_size_limit ("the maximum size of any uploaded image, in
         # bytes": https://docs.joinmastodon.org/entities/Instance/#image_size_limit); the
         # text is Paperclip's size validation on MediaAttachment#file (validates_attachment_size
         # in app/models/media_attachment.rb) with Rails' number_to_human_size.
-        return api_error(
+        return _error(
             422, f"Validation failed: File file size must be less than {human_size(limit)}"
         )
     alt_limit = config.mastodon_description_limit
@@ -124,7 +125,7 @@ async def upload_media(request: Request) -> Response:
         # description_limit, "the maximum size of a description, in characters"
         # (https://docs.joinmastodon.org/entities/Instance/#description_limit); the text is
         # Rails' length validation on MediaAttachment#description.
-        return api_error(
+        return _error(
             422,
             f"Validation failed: Description is too long (maximum is {alt_limit} characters)",
         )
@@ -154,14 +155,14 @@ def _own_media(request: Request, account: Account) -> Attachment | Response:
     item = _state(request).media.get(request.path_params["id"])
     if item is None or item.owner != account.id:
         # https://docs.joinmastodon.org/methods/media/#get (404: "Record not found")
-        return api_error(404, "Record not found")
+        return _error(404, "Record not found")
     return item
 
 
 async def get_media(request: Request) -> Response:
     # "User token + `write:media`"; 206 while processing, 200 once done:
     # https://docs.joinmastodon.org/methods/media/#get
-    account = authenticate(request, "write:media")
+    account = _auth(request, "write:media")
     if isinstance(account, Response):
         return account
     item = _own_media(request, account)
@@ -173,7 +174,7 @@ async def get_media(request: Request) -> Response:
 
 async def update_media(request: Request) -> Response:
     # "User token + `write:media`": https://docs.joinmastodon.org/methods/media/#update
-    account = authenticate(request, "write:media")
+    account = _auth(request, "write:media")
     if isinstance(account, Response):
         return account
     item = _own_media(request, account)
@@ -204,7 +205,7 @@ def _truthy(value: Any) -> bool:
 
 async def create_status(request: Request) -> Response:
     # "User token + `write:statuses`": https://docs.joinmastodon.org/methods/statuses/#create
-    account = authenticate(request, "write:statuses")
+    account = _auth(request, "write:statuses")
     if isinstance(account, Response):
         return account
     arrived = received_at(request)
@@ -225,19 +226,19 @@ async def create_status(request: Request) -> Response:
     spoiler = params.get("spoiler_text") or ""
     media_ids = params.get("media_ids") or []
     if not isinstance(text, str) or not isinstance(spoiler, str) or not isinstance(media_ids, list):
-        return api_error(422, "Validation failed: invalid parameters")
+        return _error(422, "Validation failed: invalid parameters")
     media_ids = [str(m) for m in media_ids]
     if not text.strip() and not media_ids:
         # `status` is required unless media_ids is given; the 422 body the docs show:
         # https://docs.joinmastodon.org/methods/statuses/#create
-        return api_error(422, "Validation failed: Text can't be blank")
+        return _error(422, "Validation failed: Text can't be blank")
     if len(media_ids) > MAX_MEDIA:
-        return api_error(422, f"Validation failed: Cannot attach more than {MAX_MEDIA} files")
+        return _error(422, f"Validation failed: Cannot attach more than {MAX_MEDIA} files")
     attached: list[Attachment] = []
     for media_id in media_ids:
         item = state.media.get(media_id)
         if item is None or item.owner != account.id or item.status_id is not None:
-            return api_error(
+            return _error(
                 422,
                 f"Validation failed: Media attachment {media_id} could not be "
                 "found or is already attached",
@@ -246,20 +247,21 @@ async def create_status(request: Request) -> Response:
     if any(now < item.ready_at for item in attached):
         # Media still processing cannot be attached (the 422 Mastodon answers then:
         # tuskyapp/Tusky#2442; https://docs.joinmastodon.org/methods/media/#v2 says to wait).
-        return api_error(
+        return _error(
             422, "Cannot attach files that have not finished processing. Try again in a moment!"
         )
     # The instance's max_characters (https://docs.joinmastodon.org/entities/Instance/#max_characters)
     # counts the content warning with the text (StatusLengthValidator).
     most = config.mastodon_max_characters
     if text_length(spoiler + text, config.mastodon_characters_reserved_per_url) > most:
-        return api_error(422, f"Validation failed: Text character limit of {most} exceeded")
+        return _error(422, f"Validation failed: Text character limit of {most} exceeded")
     visibility = params.get("visibility") or "public"
     if visibility not in VISIBILITIES:
-        return api_error(422, "Validation failed: Visibility is not included in the list")
+        return _error(422, "Validation failed: Visibility is not included in the list")
 
+    store = sim(request).store
     status = Status(
-        id=str(sim(request).store.snowflake()),
+        id=str(store.snowflake()),
         account=account,
         text=text,
         spoiler_text=spoiler,
@@ -283,19 +285,19 @@ async def create_status(request: Request) -> Response:
 async def get_status(request: Request) -> Response:
     # A public status; the token needs no particular scope for it:
     # https://docs.joinmastodon.org/methods/statuses/#get
-    account = authenticate(request)
+    account = _auth(request)
     if isinstance(account, Response):
         return account
     status = _state(request).statuses.get(request.path_params["id"])
     if status is None:
-        return api_error(404, "Record not found")
+        return _error(404, "Record not found")
     return json(status_json(_base(request), status))
 
 
 async def account_statuses(request: Request) -> Response:
     # Public statuses; limit: default 20, max 40:
     # https://docs.joinmastodon.org/methods/accounts/#statuses
-    account = authenticate(request)
+    account = _auth(request)
     if isinstance(account, Response):
         return account
     try:
@@ -309,7 +311,7 @@ async def account_statuses(request: Request) -> Response:
 
 
 async def not_found(request: Request) -> Response:
-    return api_error(404, "Not Found")
+    return _error(404, "Not Found")
 
 
 def _both(path: str, endpoint: Any, methods: list[str] | None = None) -> list[Route]:
@@ -347,7 +349,7 @@ def _account_of(scope: Scope) -> str | None:
 
 
 def _rate_limited(limit: RateLimit, reset_at: float) -> Response:
-    return api_error(429, "Too many requests", _limit_headers(limit, 0, reset_at))
+    return _error(429, "Too many requests", _limit_headers(limit, 0, reset_at))
 
 
 def _limit_headers(limit: RateLimit, remaining: int, reset_at: float) -> dict[str, str]:
@@ -364,7 +366,7 @@ PLATFORM = Platform(
     owns=_owns,
     is_post=lambda method, path: method == "POST" and path.rstrip("/") == "/api/v1/statuses",
     account_of=_account_of,
-    error=lambda status: api_error(
+    error=lambda status: _error(
         status,
         {
             500: "Internal Server Error",
