@@ -106,6 +106,11 @@ def test_a_page_of_another_origin_registers_authorizes_and_schedules(
             )
         )
     )
+    from axe_playwright_python.sync_playwright import Axe
+
+    # The consent page a participant meets is usable with a keyboard and a screen reader.
+    found = Axe().run(page).response["violations"]
+    assert [v["id"] for v in found if v["impact"] in ("serious", "critical")] == [], found
     page.get_by_role("button", name="Authorize").click()
     page.wait_for_url(f"{redirect}?*")
     back = httpx.URL(page.url)
