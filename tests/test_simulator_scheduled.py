@@ -188,7 +188,15 @@ def test_media_taken_by_another_status_meanwhile_drops_the_scheduled_one(
 
 
 def test_the_clock_moves_only_forward_and_reset_puts_it_back(client: httpx.Client) -> None:
-    for body in ({"advance_s": -1}, {"to": "2000-01-01T00:00:00Z"}, {"to": "tomorrow"}, {}, []):
+    for body in (
+        {"advance_s": -1},
+        {"advance_s": "nan"},
+        {"to": "2000-01-01T00:00:00Z"},
+        {"to": "2099-01-01T00:00:00"},  # no offset: which zone?
+        {"to": "tomorrow"},
+        {},
+        [],
+    ):
         refused = client.post("/_sim/clock", json=body)
         assert refused.status_code == 400 and refused.json()["error"], body
     moved = client.post("/_sim/clock", json={"advance_s": 86400}).json()

@@ -1,7 +1,7 @@
 """The simulator's clock, for what a platform does later on its own: a Mastodon scheduled
 status is published at its time. Real time plus an offset that tests move forward with
-`POST /_sim/clock` (control.py) (never back: what was published stays published), so an hour-ahead
-schedule is tested in milliseconds.
+`POST /_sim/clock` (control.py), never back (what was published stays published): an hour
+ahead is tested in milliseconds.
 
 Nothing runs in the background: before each request `Ticks` lets every platform do what
 has fallen due by then (create_app names the tickers). Whoever looks — a client,
@@ -11,6 +11,7 @@ records the time it was due.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -28,8 +29,8 @@ class Clock:
         return time.time() + self.offset_s
 
     def advance(self, seconds: float) -> None:
-        if seconds < 0:
-            raise ValueError("the simulator's clock only moves forward")
+        if not math.isfinite(seconds) or seconds < 0:
+            raise ValueError("the simulator's clock only moves forward, by a finite time")
         self.offset_s += seconds
 
 
