@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench lock clean peers
+.PHONY: demo test lint bench lock clean peers browser
 
 $(STAMP): pyproject.toml requirements.lock
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "stormer needs $(PYTHON) on PATH (set PYTHON=...)"; exit 1; }
@@ -25,7 +25,7 @@ demo: $(STAMP)
 	$(BIN)/stormer rehearse --in 10s
 
 # Lint first: a style, type or layering finding fails the suite before any test runs.
-test: lint peers
+test: lint peers browser
 	$(BIN)/python -m pytest -n 2 -q
 
 bench: $(STAMP)
@@ -81,6 +81,24 @@ $(SYNAPSE_STAMP): tests/peers/synapse-requirements.txt
 	  -r tests/peers/synapse-requirements.txt
 	$(PEERS)/synapse/bin/python -c "import synapse.app.homeserver"
 	touch $@
+
+# Headless Chromium for the browser tests (tests/fixtures_browser.py): Debian's own package,
+# driven by Playwright with executable_path (Playwright's browser download is not used), and
+# DejaVu fonts so that Arabic pages render glyphs, not boxes. Installed as root when missing;
+# otherwise a loud warning, like `peers`: the browser tests then skip (and fail under CI=true).
+CHROMIUM ?= /usr/bin/chromium
+BROWSER_PACKAGES := chromium fonts-dejavu-core
+
+browser:
+	@if [ -x $(CHROMIUM) ] && [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  echo "installing $(BROWSER_PACKAGES) (apt-get)"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(BROWSER_PACKAGES) \
+	  || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(BROWSER_PACKAGES); } \
+	  || printf '\n!!!!! WARNING: installing Chromium failed (see above); the browser tests will be SKIPPED (and fail under CI=true) !!!!!\n\n' >&2; \
+	else \
+	  printf '\n!!!!! WARNING: no Chromium at $(CHROMIUM) and not root: run `sudo apt-get install -y $(BROWSER_PACKAGES)`; the browser tests will be SKIPPED (and fail under CI=true) !!!!!\n\n' >&2; \
+	fi
 
 # Style, types and the import contracts between the layers (docs/architecture.md). Zero findings.
 lint: $(STAMP)

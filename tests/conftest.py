@@ -13,4 +13,5 @@ pytest_plugins = [
     "fixtures_platforms",  # two images on disk, for the per-platform client tests
     "fixtures_workers",  # `stormer run` processes on a storm with a real burst
     "fixtures_keyring",  # `memory_keyring`: a keyring in memory, read back by tests
+    "fixtures_browser",  # headless Chromium through Playwright: `browser`, `page`, `serve_folder`
 ]

@@ -157,6 +157,59 @@ def test_mastodon_py_meets_the_instance_limits(mastodon_client, simulator: str) 
     assert "Description is too long (maximum is 10 characters)" in long_alt.value.args[3]
 
 
+def _sim_now(simulator: str) -> datetime:
+    return datetime.fromisoformat(httpx.get(f"{simulator}/_sim/clock", timeout=10).json()["now"])
+
+
+def _clock_to(simulator: str, moment: datetime) -> None:
+    answer = httpx.post(f"{simulator}/_sim/clock", json={"to": moment.isoformat()}, timeout=10)
+    answer.raise_for_status()
+
+
+def test_mastodon_py_schedules_moves_and_cancels_and_the_status_appears_at_its_time(
+    mastodon_client, simulator: str
+) -> None:
+    from mastodon import MastodonAPIError, MastodonNotFoundError
+
+    media = mastodon_client.media_post(png_bytes(), mime_type="image/png", description="alt")
+    wait_until("the media to be processed", lambda: mastodon_client.media(media)["url"] is not None)
+    at = (_sim_now(simulator) + timedelta(hours=1)).replace(microsecond=0)
+    scheduled = mastodon_client.status_post("Later #storm", media_ids=[media], scheduled_at=at)
+    assert scheduled["scheduled_at"] == at  # Mastodon.py parses the entity's time
+    assert scheduled["params"]["text"] == "Later #storm"
+    assert scheduled["media_attachments"][0]["description"] == "alt"
+    dropped = mastodon_client.status_post("Never #storm", scheduled_at=at)
+    assert {s["id"] for s in mastodon_client.scheduled_statuses()} == {
+        scheduled["id"],
+        dropped["id"],
+    }
+    later = at + timedelta(hours=2)
+    moved = mastodon_client.scheduled_status_update(scheduled, later)
+    assert moved["scheduled_at"] == later
+    mastodon_client.scheduled_status_delete(dropped)
+    with pytest.raises(MastodonNotFoundError):
+        mastodon_client.scheduled_status(dropped)
+    assert [s["id"] for s in mastodon_client.scheduled_statuses()] == [scheduled["id"]]
+    with pytest.raises(MastodonAPIError) as too_soon:
+        mastodon_client.status_post("Soon", scheduled_at=_sim_now(simulator) + timedelta(minutes=4))
+    assert too_soon.value.args[1] == 422
+    assert too_soon.value.args[3] == (
+        "Validation failed: Scheduled at The scheduled date must be in the future"
+    )
+
+    _clock_to(simulator, later - timedelta(seconds=30))
+    assert posts(simulator) == []  # never before its time, nor at the time it was moved from
+    _clock_to(simulator, later)
+    (post,) = posts(simulator)
+    assert post["text"] == "Later #storm"
+    assert post["media"] == [{"alt": "alt", "size": 73, "mime": "image/png"}]
+    assert post["received_at"] == later.isoformat(timespec="microseconds").replace("+00:00", "Z")
+    assert mastodon_client.scheduled_statuses() == []
+    assert len(posts(simulator)) == 1  # once
+    status = mastodon_client.status(post["remote_id"])
+    assert status["media_attachments"][0]["description"] == "alt"
+
+
 # --- atproto (synchronous, httpx) ---------------------------------------------------------------
 
 # The SDK itself passes raw bytes as `data=` to httpx in uploadBlob, which httpx deprecates;

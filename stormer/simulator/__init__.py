@@ -11,7 +11,7 @@ simulator makes the same one.
     Discord    /api/webhooks/…, /api/v10/webhooks/…
     Matrix     /_matrix/…                  control   /_sim/posts, /_sim/reset, /_sim/config,
                                                      /_sim/reminders, /_sim/discord/forums,
-                                                     /_sim/telegram/revoke
+                                                     /_sim/telegram/revoke, /_sim/clock
     GET /      what it serves, and how to point a storm's accounts at it (index.py)
 """
 
@@ -23,7 +23,10 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
 from . import bluesky, control, discord, index, mastodon, matrix, telegram, x
+from .clock import Ticks
 from .faults import FaultLayer, Faults, RateLimit, SimConfig, SimulatedDrop, parse_latency
+from .mastodon_cors import MastodonCors
+from .mastodon_scheduled import publish_due
 from .state import Sim
 
 __all__ = ["Faults", "RateLimit", "SimConfig", "create_app", "parse_latency"]
@@ -37,6 +40,13 @@ PLATFORMS = [
     telegram.PLATFORM,
     matrix.PLATFORM,
 ]
+
+
+def _not_mastodons(path: str) -> bool:
+    """Paths Mastodon's CORS leaves alone: the other platforms' and the controls."""
+    return path.startswith(index.CONTROL_PREFIX) or any(
+        p.owns(path) for p in PLATFORMS if p is not mastodon.PLATFORM
+    )
 
 
 class _QuietDrops(logging.Filter):
@@ -71,7 +81,13 @@ def create_app(config: SimConfig | None = None) -> Starlette:
             *telegram.routes,
             *matrix.routes,
         ],
-        middleware=[Middleware(FaultLayer, sim=sim, platforms=PLATFORMS)],
+        # Outermost first: Mastodon's CORS comes before everything, rate limits included
+        # (mastodon_cors.py); then what fell due on the simulator's clock (clock.py).
+        middleware=[
+            Middleware(MastodonCors, elsewhere=_not_mastodons),
+            Middleware(Ticks, tickers=[lambda: publish_due(sim)]),
+            Middleware(FaultLayer, sim=sim, platforms=PLATFORMS),
+        ],
     )
     app.state.sim = sim
     app.state.initial_config = config

@@ -1,12 +1,16 @@
-"""`/_sim/*`: what tests and rehearsals ask the simulator — the post log, reset, faults."""
+"""`/_sim/*`: what tests and rehearsals ask the simulator — the post log, reset, faults, the
+simulator's clock."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from ._web import body_json, json, sim
+from .clock import Clock
 from .faults import SimConfig
 
 
@@ -27,8 +31,6 @@ async def receive_reminder(request: Request) -> Response:
     """An inbox for notifications (Apprise's json:// posts here): a rehearsal sends every
     participant's reminder to it instead of the participant. Kept with the receive time and
     the `X-Rehearsal-To` header (which participant it stands for)."""
-    from datetime import UTC, datetime
-
     received_at = datetime.now(UTC)
     body = await body_json(request)
     if not isinstance(body, dict):
@@ -72,6 +74,38 @@ async def set_config(request: Request) -> Response:
     return json(config.to_dict())
 
 
+def _now_json(clock: Clock) -> dict[str, object]:
+    moment = datetime.fromtimestamp(clock.now(), UTC)
+    return {
+        "now": moment.isoformat(timespec="microseconds").replace("+00:00", "Z"),
+        "offset_s": clock.offset_s,
+    }
+
+
+async def get_clock(request: Request) -> Response:
+    return json(_now_json(sim(request).clock))
+
+
+async def move_clock(request: Request) -> Response:
+    """`{"advance_s": 3600}` moves the clock ahead; `{"to": "2026-12-02T12:00:00Z"}` sets it
+    to a moment (not in its past). `POST /_sim/reset` puts it back to real time."""
+    body = await body_json(request)
+    clock = sim(request).clock
+    try:
+        if not isinstance(body, dict) or len(body) != 1 or not {"advance_s", "to"} & set(body):
+            raise ValueError('the body must be {"advance_s": seconds} or {"to": an ISO time}')
+        if "to" in body:
+            target = datetime.fromisoformat(str(body["to"]))
+            if target.tzinfo is None:
+                raise ValueError('"to" needs a UTC offset, e.g. 2026-12-02T12:00:00Z')
+            clock.advance(target.timestamp() - clock.now())
+        else:
+            clock.advance(float(body["advance_s"]))
+    except (ValueError, TypeError) as e:
+        return json({"error": str(e)}, 400)
+    return json(_now_json(clock))
+
+
 routes = [
     Route("/_sim/posts", posts),
     Route("/_sim/reset", reset, methods=["POST"]),
@@ -79,4 +113,6 @@ routes = [
     Route("/_sim/reminders", reminders, methods=["GET"]),
     Route("/_sim/config", get_config, methods=["GET"]),
     Route("/_sim/config", set_config, methods=["POST"]),
+    Route("/_sim/clock", get_clock, methods=["GET"]),
+    Route("/_sim/clock", move_clock, methods=["POST"]),
 ]

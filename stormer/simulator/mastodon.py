@@ -4,14 +4,14 @@ Media answer 202 with `url: null` until processed (GET 206, then 200) and cannot
 before; an `Idempotency-Key` seen from the same account within the hour returns the first
 status instead of creating another. Each endpoint needs the OAuth scope its documentation
 names; the limits are the instance's (`SimConfig.mastodon_*`, served at /api/v2/instance).
-Rules and entities are in `mastodon_entities.py`; apps, OAuth and scopes in
-`mastodon_oauth.py`.
+Rules and entities are in `mastodon_entities.py`; apps, OAuth, tokens and scopes in
+`mastodon_oauth.py`; scheduled statuses in `mastodon_scheduled.py`; CORS in
+`mastodon_cors.py`.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +19,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from . import mastodon_authorize as authorizing
 from . import mastodon_oauth as oauth
+from . import mastodon_scheduled as scheduling
 from . import mastodon_tags as tags
 from . import media as sniffing
 from ._web import body_json, file_bytes, form, form_list, is_form, json, received_at, sim
@@ -31,60 +33,29 @@ from .mastodon_entities import (
     VISIBILITIES,
     Account,
     Attachment,
+    State,
     Status,
     account_json,
     human_size,
     instance_v1_json,
     instance_v2_json,
     iso,
+    mastodon_state,
     media_json,
+    record_status,
     status_json,
     text_length,
 )
-from .state import Media, Post, bearer, digest, scope_header, unusable
+from .mastodon_oauth import api_error as _error
+from .mastodon_oauth import authenticate as _auth
+from .state import scope_header
 
 if TYPE_CHECKING:
     from starlette.types import Scope
 
 
-@dataclass
-class State:
-    media: dict[str, Attachment] = field(default_factory=dict)
-    statuses: dict[str, Status] = field(default_factory=dict)
-    idempotency: dict[tuple[str, str], tuple[str, float]] = field(default_factory=dict)
-
-
 def _state(request: Request) -> State:
-    return sim(request).store.space("mastodon", State)
-
-
-def account_for(token: str) -> Account:
-    h = digest("mastodon", token)
-    return Account(id=str(int(h[:13], 16)), username=f"user{h[:8]}")
-
-
-def _error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
-    return json({"error": message}, status, headers)
-
-
-def _token(request: Request) -> str | None:
-    return bearer(request.headers) or request.query_params.get("access_token")
-
-
-def _auth(request: Request, *scopes: str) -> Account | Response:
-    """The account of the request's token, if it holds one of `scopes` (any, if none given)."""
-    token = _token(request)
-    if token is None:
-        # https://docs.joinmastodon.org/methods/accounts/#verify_credentials (401)
-        return _error(401, "This method requires an authenticated user")
-    if unusable(token):
-        # https://docs.joinmastodon.org/methods/statuses/#create (401)
-        return _error(401, "The access token is invalid")
-    if scopes and not oauth.allows(oauth.granted_scopes(request, token), *scopes):
-        # A token without the scope an endpoint names is refused with 403:
-        # https://docs.joinmastodon.org/methods/oauth/#userinfo (403) shows the body.
-        return _error(403, "This action is outside the authorized scopes")
-    return account_for(token)
+    return mastodon_state(sim(request))
 
 
 def _base(request: Request) -> str:
@@ -250,10 +221,8 @@ async def create_status(request: Request) -> Response:
     if key:
         known = state.idempotency.get((account.id, key))
         if known and now - known[1] < config.mastodon_idempotency_s:
-            return json(status_json(_base(request), state.statuses[known[0]]))
+            return scheduling.repeated(request, state, known[0])
 
-    if params.get("scheduled_at"):  # a ScheduledStatus: not simulated, said so plainly
-        return _error(422, "Validation failed: the simulator does not schedule statuses")
     text = params.get("status") or ""
     spoiler = params.get("spoiler_text") or ""
     media_ids = params.get("media_ids") or []
@@ -303,23 +272,14 @@ async def create_status(request: Request) -> Response:
         created_at=arrived,
         media=attached,
     )
-    for item in attached:
-        item.status_id = status.id
-    state.statuses[status.id] = status
+    when = scheduling.when(params.get("scheduled_at"), sim(request).clock.now())
+    if isinstance(when, Response):
+        return when
+    if when is not None:
+        return scheduling.schedule(request, status, when, key)
+    body = record_status(sim(request), _base(request), status)
     if key:
         state.idempotency[(account.id, key)] = (status.id, now)
-    body = status_json(_base(request), status)
-    store.add(
-        Post(
-            platform="mastodon",
-            account=account.username,
-            text=text,
-            remote_id=status.id,
-            received_at=arrived,
-            url=body["url"],
-            media=[Media(size=m.size, mime=m.mime, alt=m.description) for m in attached],
-        )
-    )
     return json(body)
 
 
@@ -378,6 +338,7 @@ def _both(path: str, endpoint: Any, methods: list[str] | None = None) -> list[Ro
 ANY = ["GET", "POST", "PUT", "DELETE", "PATCH"]
 routes = [
     *oauth.routes,
+    *authorizing.routes,
     *_both("/api/v1/instance", instance_v1),
     *_both("/api/v2/instance", instance_v2),
     *_both("/api/v1/accounts/verify_credentials", verify_credentials),
@@ -389,6 +350,7 @@ routes = [
     *_both("/api/v1/statuses", create_status, ["POST"]),
     *_both("/api/v1/statuses/{id}", get_status, ["GET"]),
     *_both("/api/v1/timelines/tag/{hashtag}", tag_timeline, ["GET"]),
+    *scheduling.routes,
     Route("/api/v1/{rest:path}", not_found, methods=ANY),
     Route("/api/v2/{rest:path}", not_found, methods=ANY),
 ]

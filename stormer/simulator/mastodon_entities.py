@@ -16,8 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 import regex
 
+from .state import Media, Post
+
 if TYPE_CHECKING:
     from .faults import SimConfig
+    from .state import Sim
 
 # 4.4.0: the first version whose configuration has `description_limit`
 # (https://docs.joinmastodon.org/entities/Instance/#description_limit).
@@ -115,6 +118,50 @@ class Status:
     sensitive: bool
     created_at: datetime
     media: list[Attachment] = field(default_factory=list)
+
+
+@dataclass
+class Scheduled:
+    """A status to publish later (https://docs.joinmastodon.org/entities/ScheduledStatus/)."""
+
+    id: str
+    scheduled_at: datetime
+    draft: Status  # published as it is, with a new id, at scheduled_at
+    base: str  # the instance's address, for the URL of the status once published
+
+
+@dataclass
+class State:
+    """Everything the simulated instance keeps (a space of the simulator's store)."""
+
+    media: dict[str, Attachment] = field(default_factory=dict)
+    statuses: dict[str, Status] = field(default_factory=dict)
+    idempotency: dict[tuple[str, str], tuple[str, float]] = field(default_factory=dict)
+    scheduled: dict[str, Scheduled] = field(default_factory=dict)
+
+
+def mastodon_state(sim: Sim) -> State:
+    return sim.store.space("mastodon", State)
+
+
+def record_status(sim: Sim, base: str, status: Status) -> dict[str, Any]:
+    """Keep a new status (its media attached to it), log it as a post; its entity."""
+    for item in status.media:
+        item.status_id = status.id
+    mastodon_state(sim).statuses[status.id] = status
+    body = status_json(base, status)
+    sim.store.add(
+        Post(
+            platform="mastodon",
+            account=status.account.username,
+            text=status.text,
+            remote_id=status.id,
+            received_at=status.created_at,
+            url=body["url"],
+            media=[Media(size=m.size, mime=m.mime, alt=m.description) for m in status.media],
+        )
+    )
+    return body
 
 
 def iso(moment: datetime) -> str:

@@ -2,27 +2,24 @@
 carries (https://docs.joinmastodon.org/methods/apps/, https://docs.joinmastodon.org/methods/oauth/,
 https://docs.joinmastodon.org/api/oauth-scopes/).
 
-Mastodon's /oauth/authorize shows a consent page to a logged-in user; the simulator has no
-users and no browser, so it approves at once: for the out-of-band redirect
-(`urn:ietf:wg:oauth:2.0:oob`) it answers a page with the code in its body, as Mastodon shows
-it for the user to copy; for any other redirect it redirects there with `code` and `state`.
+The authorization page is in `mastodon_authorize.py`.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import html
 import secrets
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode
 
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from ._web import body_json, form, is_form, json, sim
+from .mastodon_entities import Account
+from .state import bearer, digest, unusable
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -63,7 +60,7 @@ class OAuth:
     tokens: dict[str, frozenset[str]] = field(default_factory=dict)  # token → its scopes
 
 
-def _state(request: Request) -> OAuth:
+def oauth_state(request: Request) -> OAuth:
     return sim(request).store.space("mastodon-oauth", OAuth)
 
 
@@ -71,7 +68,7 @@ def granted_scopes(request: Request, token: str) -> frozenset[str] | None:
     """The scopes of a token the simulator issued; None for any other token. Tests (and
     rehearsals) hand the simulator tokens it never issued: those keep working with every
     scope, as before tokens carried scopes, so only a token from this flow is limited."""
-    return _state(request).tokens.get(token)
+    return oauth_state(request).tokens.get(token)
 
 
 def allows(granted: frozenset[str] | None, *needed: str) -> bool:
@@ -83,7 +80,33 @@ def allows(granted: frozenset[str] | None, *needed: str) -> bool:
     return any(s in granted or s.partition(":")[0] in granted for s in needed)
 
 
-def _error(status: int, error: str, description: str) -> Response:
+def account_for(token: str) -> Account:
+    h = digest("mastodon", token)
+    return Account(id=str(int(h[:13], 16)), username=f"user{h[:8]}")
+
+
+def api_error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    """The REST API's error body: https://docs.joinmastodon.org/entities/Error/"""
+    return json({"error": message}, status, headers)
+
+
+def authenticate(request: Request, *scopes: str) -> Account | Response:
+    """The account of the request's token, if it holds one of `scopes` (any, if none given)."""
+    token = bearer(request.headers) or request.query_params.get("access_token")
+    if token is None:
+        # https://docs.joinmastodon.org/methods/accounts/#verify_credentials (401)
+        return api_error(401, "This method requires an authenticated user")
+    if unusable(token):
+        # https://docs.joinmastodon.org/methods/statuses/#create (401)
+        return api_error(401, "The access token is invalid")
+    if scopes and not allows(granted_scopes(request, token), *scopes):
+        # A token without the scope an endpoint names is refused with 403:
+        # https://docs.joinmastodon.org/methods/oauth/#userinfo (403) shows the body.
+        return api_error(403, "This action is outside the authorized scopes")
+    return account_for(token)
+
+
+def oauth_error(status: int, error: str, description: str) -> Response:
     # The OAuth error body (RFC 6749 §5.2), as https://docs.joinmastodon.org/methods/oauth/
     # shows it for each failure.
     return json({"error": error, "error_description": description}, status)
@@ -104,7 +127,7 @@ async def _params(request: Request) -> dict[str, Any]:
     return params
 
 
-def _split(value: Any, default: str) -> list[str]:
+def split(value: Any, default: str) -> list[str]:
     """A space-separated (or, for redirect URIs, newline-separated) list, or an array."""
     if isinstance(value, list):
         return [str(v) for v in value]
@@ -119,7 +142,7 @@ async def create_app(request: Request) -> Response:
         # Rails' presence validation on the application's name.
         return json({"error": "Validation failed: Name can't be blank"}, 422)
     # redirect_uris: required, "String or Array of Strings"; scopes default to `read`.
-    redirect_uris = _split(params.get("redirect_uris"), "")
+    redirect_uris = split(params.get("redirect_uris"), "")
     if not redirect_uris or not all(u == OOB or "://" in u for u in redirect_uris):
         # The 422 the docs show: https://docs.joinmastodon.org/methods/apps/#422-unprocessable-entity
         return json({"error": "Validation failed: Redirect URI must be an absolute URI."}, 422)
@@ -128,10 +151,10 @@ async def create_app(request: Request) -> Response:
         client_secret=secrets.token_urlsafe(32),
         name=str(name),
         redirect_uris=redirect_uris,
-        scopes=_split(params.get("scopes"), "read"),
+        scopes=split(params.get("scopes"), "read"),
         website=params.get("website") or None,
     )
-    _state(request).apps[app.client_id] = app
+    oauth_state(request).apps[app.client_id] = app
     # A CredentialApplication: https://docs.joinmastodon.org/entities/Application/#CredentialApplication
     return json(
         {
@@ -148,69 +171,14 @@ async def create_app(request: Request) -> Response:
     )
 
 
-async def authorize(request: Request) -> Response:
-    """GET /oauth/authorize (https://docs.joinmastodon.org/methods/oauth/#authorize),
-    approved at once (see the module's docstring)."""
-    q = request.query_params
-    app = _state(request).apps.get(q.get("client_id", ""))
-    if app is None:
-        return _error(
-            401,
-            "invalid_client",
-            "Client authentication failed due to unknown client, no client authentication "
-            "included, or unsupported authentication method.",
-        )
-    redirect_uri = q.get("redirect_uri", "")
-    # "Must match one of the redirect_uris declared during app registration."
-    if redirect_uri not in app.redirect_uris:
-        return _error(
-            400,
-            "invalid_redirect_uri",
-            "The requested redirect uri is malformed or doesn't match client redirect URI.",
-        )
-    if q.get("response_type") != "code":  # "Should be set equal to `code`."
-        return _error(
-            400,
-            "unsupported_response_type",
-            "The authorization server does not support this response type.",
-        )
-    # "Must be a subset of scopes declared during app registration. If not provided,
-    # defaults to read."
-    scopes = _split(q.get("scope"), "read")
-    if not set(scopes) <= set(app.scopes):
-        return _error(
-            400, "invalid_scope", "The requested scope is invalid, unknown, or malformed."
-        )
-    # PKCE: "code_challenge_method: Must be S256" (Mastodon 4.3+).
-    challenge = q.get("code_challenge")
-    if challenge and q.get("code_challenge_method", "S256") != "S256":
-        return _error(400, "invalid_request", "Code challenge method must be S256.")
-    code = secrets.token_urlsafe(32)
-    _state(request).grants[code] = Grant(
-        app.client_id, redirect_uri, scopes, time.time() + CODE_LIFETIME_S, challenge or None
-    )
-    if redirect_uri == OOB:
-        # "…or show the authorization code if urn:ietf:wg:oauth:2.0:oob was requested."
-        page = (
-            "<!DOCTYPE html><html><head><title>Authorization code</title></head><body>"
-            f"<p>Copy this authorization code and paste it into {html.escape(app.name)}.</p>"
-            f'<input class="oauth-code" readonly type="text" value="{code}">'
-            f"<code>{code}</code></body></html>"
-        )
-        return HTMLResponse(page)
-    query = {"code": code, **({"state": q["state"]} if "state" in q else {})}
-    separator = "&" if "?" in redirect_uri else "?"
-    return RedirectResponse(f"{redirect_uri}{separator}{urlencode(query)}", 302)
-
-
 async def token(request: Request) -> Response:
     """POST /oauth/token (https://docs.joinmastodon.org/methods/oauth/#token), the
     authorization_code grant."""
     params = await _params(request)
-    state = _state(request)
+    state = oauth_state(request)
     if params.get("grant_type") != "authorization_code":
         # The one grant a user token comes from; others: RFC 6749 §5.2.
-        return _error(
+        return oauth_error(
             400,
             "unsupported_grant_type",
             "The authorization grant type is not supported by the authorization server.",
@@ -218,7 +186,7 @@ async def token(request: Request) -> Response:
     app = state.apps.get(str(params.get("client_id") or ""))
     if app is None or params.get("client_secret") != app.client_secret:
         # "If client_id and client_secret do not match or are invalid": 401 invalid_client.
-        return _error(
+        return oauth_error(
             401,
             "invalid_client",
             "Client authentication failed due to unknown client, no client authentication "
@@ -234,7 +202,7 @@ async def token(request: Request) -> Response:
         or (grant.challenge is not None and _s256(verifier) != grant.challenge)
     ):
         # "If the authorization code is incorrect or has been used already": 400 invalid_grant.
-        return _error(
+        return oauth_error(
             400,
             "invalid_grant",
             "The provided authorization grant is invalid, expired, revoked, does not match "
@@ -292,7 +260,6 @@ async def server_metadata(request: Request) -> Response:
 
 routes = [
     Route("/api/v1/apps", create_app, methods=["POST"]),
-    Route("/oauth/authorize", authorize, methods=["GET"]),
     Route("/oauth/token", token, methods=["POST"]),
     Route("/.well-known/oauth-authorization-server", server_metadata, methods=["GET"]),
 ]

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
+from .clock import Clock
 from .faults import PLATFORMS, Faults, SimConfig, Windows
 
 T = TypeVar("T")
@@ -93,6 +94,7 @@ class Sim:
         self.rng = random.Random()
         self.store = Store()
         self.limits = Windows()
+        self.clock = Clock()  # what scheduled posts are measured against (clock.py)
         self.configure(config)
 
     def configure(self, config: SimConfig) -> None:
@@ -104,6 +106,7 @@ class Sim:
 
     def reset(self) -> None:
         self.store = Store()
+        self.clock = Clock()
         self.rng.seed(self.config.seed)
         self.limits.clear()
 
