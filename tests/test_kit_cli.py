@@ -193,3 +193,19 @@ def test_a_bad_public_value_is_a_problem_that_does_not_echo_it(storm: Path) -> N
     assert (problem.code, problem.file, problem.line) == ("bad-participant", "participants.csv", 2)
     assert "public column must be yes or no" in problem.message
     assert "private.example.org" not in problem.message
+
+
+def test_a_regional_language_gets_its_page_with_a_bcp47_tag(storm: Path, tmp_path: Path) -> None:
+    """pt_BR as stormer writes it; pt-BR as HTML wants it. Words not translated: English."""
+    (storm / "posts" / "pt-01-liberdade.md").write_text(
+        '+++\nlang = "pt_BR"\n+++\nLiberdade para os estudantes palestinos! '
+        "#FreePalestinianStudents\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "site"
+    assert "pt_BR.html" in _built(storm, out)
+    page = (out / "pt_BR.html").read_text(encoding="utf-8")
+    assert '<html lang="pt-BR" dir="ltr">' in page
+    assert ">Copy</button>" in page
+    index = (out / "index.html").read_text(encoding="utf-8")
+    assert 'hreflang="pt-BR" lang="pt-BR" dir="ltr" data-lang="pt_BR">Português (Brasil)<' in index
