@@ -20,6 +20,8 @@ demo: $(STAMP)
 	$(BIN)/stormer times --announce
 	$(BIN)/stormer times
 	$(BIN)/stormer check
+	@echo "The storm kit, one page per language (open its index.html, or run: $(BIN)/stormer kit serve):"
+	$(BIN)/stormer kit build
 	$(BIN)/stormer preview --kind post
 	$(BIN)/stormer preview --kind reminder --limit 6
 	$(BIN)/stormer rehearse --in 10s

@@ -329,6 +329,10 @@ def narrowed(words: tuple[str, ...], argv: list[str]) -> list[str]:
         # `login` opens a browser and waits for the person: only an account not in the
         # storm (refused before anything starts) and the storm's loading are tested.
         argv = [a if not a.startswith("campaign") else "nope" for a in argv]
+    if name == "kit serve":
+        # Serves until stopped, like the simulator: a port already taken stops it there (a
+        # case's storm has no kit built, which stops it even sooner).
+        argv += ["--port", str(TAKEN.getsockname()[1])]
     if name == "simulator serve":
         # Serves until stopped: it gets a port already taken, so that everything up to
         # listening (its options, the host) is tested and it stops there.
@@ -473,6 +477,7 @@ def answers_with_a_message(
 def test_the_commands_listed_are_every_command_of_the_app() -> None:
     names = {" ".join(words) for words, _ in COMMANDS}
     assert {"check", "run", "db upgrade", "participants import", "simulator serve"} <= names
+    assert {"kit build", "kit serve"} <= names
     assert len(names) >= 20
 
 

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 # `stormer --help` lists the commands in the order an organizer works, not alphabetically.
 SECTIONS = (
-    ("Prepare", ("init", "times", "participants", "ics", "platforms", "login")),
+    ("Prepare", ("init", "times", "participants", "ics", "kit", "platforms", "login")),
     ("Check", ("check", "preview", "doctor", "rehearse", "post")),
     ("Schedule and run", ("schedule", "run", "status", "watchdog")),
     ("After the storm", ("report", "impact")),

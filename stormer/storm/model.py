@@ -66,6 +66,7 @@ class Participant:
     zone: str
     lang: str
     contacts: tuple[str, ...] = field(default=(), repr=False)  # never printed by default
+    public: bool = False  # named among the storm kit's endorsers (participants.csv `public`)
 
 
 @dataclass

@@ -16,6 +16,10 @@ from stormer.storm.schema import CONFIG_NAME
 from stormer.timezones import LANG_CODE, get_zone
 
 PARTICIPANT_COLUMNS = ("name", "zone", "lang", "contact")
+# The optional `public` column: "yes" lists the participant's name (never a contact) among the
+# endorsers on the storm kit's pages. Anything unsaid is no: being named publicly may put a
+# participant at risk, so only an explicit yes counts.
+PUBLIC_VALUES = {"yes": True, "true": True, "1": True, "no": False, "false": False, "0": False}
 
 
 def resolve_zone(value: str) -> str:
@@ -137,5 +141,17 @@ def participant_from_row(
             f"row {line} ({who}): {lang!r} is not a language code (e.g. en, es, ar)",
         )
         return None
+    public = PUBLIC_VALUES.get(cells.get("public", "").lower() or "no")
+    if public is None:
+        c.add(
+            "error",
+            "bad-participant",
+            file,
+            line,
+            # The value is not echoed: in a shifted row it may be someone's address.
+            f"row {line} ({who}): the public column must be yes or no (yes lists the name "
+            "among the storm kit's endorsers)",
+        )
+        return None
     contacts = tuple(cells.get("contact", "").split())
-    return Participant(row=line, name=who, zone=zone, lang=lang, contacts=contacts)
+    return Participant(row=line, name=who, zone=zone, lang=lang, contacts=contacts, public=public)
