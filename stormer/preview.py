@@ -72,9 +72,16 @@ def item_record(item: QueueItem, payload: Payload) -> dict[str, Any]:
 
 
 def preview_lines(
-    name: str, total: int, shown: Iterable[tuple[QueueItem, Payload]], *, width: int = 100
+    name: str,
+    total: int,
+    shown: Iterable[tuple[QueueItem, Payload]],
+    *,
+    width: int = 100,
+    show_contacts: bool = False,
 ) -> list[str]:
-    """The dry run for people: one aligned line per item, the text cut to fit `width`."""
+    """The dry run for people: one aligned line per item, the text cut to fit `width`. A
+    reminder names its channel only; with `show_contacts` (payloads rendered with the
+    contacts, `rendered(show_contacts=True)`), also the address it goes to."""
     rows = []
     sources: dict[tuple[str, int, str], None] = {}  # each limit used, and where it came from
     for item, payload in shown:
@@ -85,6 +92,8 @@ def preview_lines(
             length += " TOO LONG"
         media = f"{len(item.media)} img" if item.media else ""
         where = registry.channel_class(item.kind).label(item.platform, item.payload)
+        if show_contacts and item.kind == "reminder":
+            where += f" to {payload.requests[0]['to']}"
         rows.append(
             (
                 item.fire_at,

@@ -177,3 +177,17 @@ def test_human_preview_is_a_table(tmp_path: Path) -> None:
     result = runner.invoke(app, ["preview", "--storm", str(storm)], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "8 queued item(s)" in result.stdout and "campaign-x" in result.stdout
+
+
+def test_show_contacts_shows_each_address_in_the_table_too(tmp_path: Path) -> None:
+    storm = copy_example(tmp_path / "storm", reminders=True)
+    address = "contact@samidoun-es.example.org"
+    assert address in (storm / "participants.csv").read_text(encoding="utf-8")
+    args = ["preview", "--kind", "reminder", "--storm", str(storm)]
+    hidden = runner.invoke(app, args)
+    assert hidden.exit_code == 0, hidden.output
+    assert "@" not in hidden.stdout.split("\n", 1)[1]  # no address by default
+    shown = runner.invoke(app, [*args, "--show-contacts"])
+    assert shown.exit_code == 0, shown.output
+    line = next(line for line in shown.stdout.splitlines() if "Samidoun Palestinian" in line)
+    assert line.split()[2:6] == ["reminder:email", "to", address, "Samidoun"]
