@@ -16,11 +16,10 @@ from stormer.ops.report import (
     duration,
     report_lines,
     report_rows,
-    status_doc,
-    status_lines,
     summary,
     to_csv,
 )
+from stormer.ops.status import status_doc, status_lines
 from stormer.outbox.models import Outbox, State
 from stormer.secrets import Secret, clean_error
 

@@ -49,7 +49,7 @@ def status(
 ) -> None:
     """How the storm is going: items by state, the next fire time, lateness so far, live
     workers. Says loudly when items are waiting and no worker is running."""
-    from stormer.ops.report import status_doc
+    from stormer.ops.status import status_doc
     from stormer.outbox.status import status_summary
 
     storm = load(storm_dir)
@@ -70,7 +70,8 @@ def status(
 
 
 def _show_status(doc: dict[str, Any], as_json: bool) -> None:
-    from stormer.ops.report import EMPTY, status_lines
+    from stormer.ops.report import EMPTY
+    from stormer.ops.status import status_lines
 
     if as_json:
         print_json(doc)
@@ -83,7 +84,7 @@ def _show_status(doc: dict[str, Any], as_json: bool) -> None:
 def _watch(
     snapshot: Callable[[], dict[str, Any]], as_json: bool, interval: float, count: int | None
 ) -> None:
-    from stormer.ops.report import status_lines
+    from stormer.ops.status import status_lines
 
     if as_json or not sys.stdout.isatty():
 
