@@ -145,6 +145,8 @@ def test_status_json_of_a_storm_in_progress(storm: Path, engine: Engine) -> None
         "kinds": {"post": 8},
         "counts": counts(claimed=1, sending=1, sent=3, dead=1, unconfirmed=1, missed=1),
         "waiting": 2,
+        # The staging window before the first item due (T): a worker is needed now.
+        "worker_needed_at": "2031-03-13T17:50:00Z",
         "next_fire_at": "2031-03-13T18:00:00Z",
         "next_fire_in_s": -90.0,
         "next_retry_at": None,
@@ -210,16 +212,66 @@ def test_status_for_people(storm: Path, engine: Engine) -> None:
     ]
 
 
-def test_no_live_worker_is_said_loudly(storm: Path, engine: Engine) -> None:
+def test_no_live_worker_is_said_loudly_and_in_the_exit_status(storm: Path, engine: Engine) -> None:
     in_progress(storm, engine, workers=False)  # only the stale and the stopped worker
-    doc = json.loads(stormer(storm, "status", "--json").stdout)
+    result = runner.invoke(app, ["status", "--json", "--storm", str(storm)])
+    assert result.exit_code == status_cli.NO_WORKER_EXIT == 3, result.output
+    doc = json.loads(result.stdout)
     assert doc["workers"] == []
     assert doc["alerts"][0] == {
         "code": "no-worker",
-        "message": "NO WORKER IS RUNNING: 2 item(s) are waiting and nothing will send them; "
-        "start a worker with `stormer run`",
+        "message": "NO WORKER IS RUNNING: 2 item(s) are waiting, the first due 1 min 30 s ago, "
+        "and nothing will send them; start a worker with `stormer run`",
     }
-    assert stormer(storm, "status").stdout.startswith("!!! NO WORKER IS RUNNING: 2 item(s)")
+    result = runner.invoke(app, ["status", "--storm", str(storm)])
+    assert result.exit_code == 3
+    assert result.stdout.startswith("!!! NO WORKER IS RUNNING: 2 item(s)")
+    assert "unknown outcomes (1), to reconcile when a worker runs: " in result.stdout
+    # --watch: the exit status of its last refresh.
+    result = runner.invoke(app, ["status", "--watch", "--count", "1", "--storm", str(storm)])
+    assert result.exit_code == 3 and "NO WORKER IS RUNNING" in result.stdout
+
+
+def scheduled_without_worker(storm: Path, now: datetime, monkeypatch: pytest.MonkeyPatch) -> Result:
+    monkeypatch.setattr(status_cli, "_now", lambda: now)
+    stormer(storm, "schedule")
+    return runner.invoke(app, ["status", "--storm", str(storm)])
+
+
+def test_no_worker_days_before_the_storm_says_by_when_one_must_run(
+    storm: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = scheduled_without_worker(storm, T - timedelta(days=2), monkeypatch)
+    assert result.exit_code == 0, result.output
+    assert "!!!" not in result.stdout
+    assert (
+        "workers alive: none yet; start `stormer run` by 2031-03-13T17:50:00Z (in 1 d 23 h): "
+        "it stages each item 10m before it fires"
+    ) in result.stdout.splitlines()
+
+
+@pytest.mark.parametrize("before", [timedelta(minutes=10), timedelta(seconds=1)])
+def test_no_worker_within_the_staging_window_is_exit_status_3(
+    storm: Path, monkeypatch: pytest.MonkeyPatch, before: timedelta
+) -> None:
+    result = scheduled_without_worker(storm, T - before, monkeypatch)
+    assert result.exit_code == 3, result.output
+    assert result.stdout.startswith(
+        "!!! NO WORKER IS RUNNING: 8 item(s) are waiting, the first due in "
+    )
+
+
+def test_no_worker_after_the_storm_with_everything_done_is_fine(
+    storm: Path, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = scheduled_without_worker(storm, T - timedelta(days=1), monkeypatch)
+    with engine.begin() as conn:
+        conn.execute(update(Outbox).values(state="sent", sent_at=T + timedelta(seconds=1)))
+    monkeypatch.setattr(status_cli, "_now", lambda: T + timedelta(hours=1))
+    result = runner.invoke(app, ["status", "--storm", str(storm)])
+    assert result.exit_code == 0, result.output
+    assert "workers alive: none (nothing is waiting)" in result.stdout
+    assert "!!!" not in result.stdout
 
 
 def test_status_before_anything_is_scheduled(storm: Path) -> None:

@@ -410,8 +410,8 @@ def test_no_worker_with_items_waiting_is_said_loudly_first() -> None:
     assert doc["waiting"] == 3 and doc["next_fire_in_s"] == 200.0
     lines = status_lines(doc)
     assert lines[0] == (
-        ALERT + "NO WORKER IS RUNNING: 3 item(s) are waiting and nothing will "
-        "send them; start a worker with `stormer run`"
+        ALERT + "NO WORKER IS RUNNING: 3 item(s) are waiting, the first due in 3 min 20 s, "
+        "and nothing will send them; start a worker with `stormer run`"
     )
     assert "next fire: 2031-03-13T18:08:20Z (in 3 min 20 s)" in lines
 

@@ -15,6 +15,10 @@ import typer
 from stormer.cli._common import JsonFlag, StormDir, load, note, open_engine, print_json
 from stormer.cli.app import app
 
+# `status`'s exit status when no worker is running and an item needs one (README, --help):
+# not 1 (the storm cannot be read) or 2 (an error), so a script can tell them apart.
+NO_WORKER_EXIT = 3
+
 _sleep = time.sleep  # tests replace it (and `_now`): the clock is theirs to control
 
 
@@ -48,15 +52,24 @@ def status(
     storm_dir: StormDir = Path("."),
 ) -> None:
     """How the storm is going: items by state, the next fire time, lateness so far, live
-    workers. Says loudly when items are waiting and no worker is running."""
+    workers. Says loudly when items are waiting and no worker is running.
+
+    Exit status: 0, or 3 when no worker is running and an item needs one — it fires (or is
+    retried) within the 10 minutes a worker stages ahead, or is overdue. Not when the storm
+    is over and nothing is left to send. With --watch: as of the last refresh.
+    """
     from stormer.ops.status import status_doc
     from stormer.outbox.status import status_summary
 
     storm = load(storm_dir)
     engine = open_engine(storm)
 
+    shown: list[dict[str, Any]] = []  # the last one decides the exit status
+
     def snapshot() -> dict[str, Any]:
-        return status_doc(status_summary(engine=engine, storm=storm.slug, now=_now()))
+        doc = status_doc(status_summary(engine=engine, storm=storm.slug, now=_now()))
+        shown[:] = [doc]
+        return doc
 
     try:
         if not watch:
@@ -67,6 +80,8 @@ def status(
         pass  # Ctrl-C is how --watch ends: not an error
     finally:
         engine.dispose()
+    if shown and any(a["code"] == "no-worker" for a in shown[0]["alerts"]):
+        raise typer.Exit(NO_WORKER_EXIT)
 
 
 def _show_status(doc: dict[str, Any], as_json: bool) -> None:

@@ -19,6 +19,7 @@ from stormer.ops.report import (
     percentiles_text,
 )
 from stormer.outbox.models import WAITING, State
+from stormer.settings import STAGING_WINDOW, duration_text
 from stormer.timezones import iso_utc
 
 NO_WORKER_HINT: Final = "start a worker with `stormer run`"
@@ -27,8 +28,11 @@ NO_WORKER_HINT: Final = "start a worker with `stormer run`"
 def status_doc(status: Mapping[str, Any]) -> dict[str, Any]:
     """`stormer.outbox.status.status_summary` made JSON-ready, with `alerts` for what is wrong.
 
-    Each alert is `{"code", "message"}`; codes: `no-worker` (items wait and no worker is
-    alive: nothing will be sent), `early`, `overdue`, `unknown-outcome`, `expired-lease`.
+    Each alert is `{"code", "message"}`; codes: `no-worker` (no worker is alive and an item
+    needs one now: nothing will send it), `early`, `overdue`, `unknown-outcome`,
+    `expired-lease`. `worker_needed_at` is when the first waiting item needs a live worker:
+    `STAGING_WINDOW` before the next fire or retry (a worker stages that far ahead), or now
+    for an outcome to reconcile; None when nothing waits. Before it, no worker is no alert.
     """
     now: datetime = status["now"]
     counts: Mapping[str, int] = status["counts"]
@@ -47,14 +51,16 @@ def status_doc(status: Mapping[str, Any]) -> dict[str, Any]:
         }
         for w in status["workers"]
     ]
+    needed = _worker_needed_at(status, waiting)
     alerts: list[tuple[str, str]] = []
-    if waiting and not workers:
+    if needed is not None and needed <= now and not workers:
         alerts.append(
             (
                 "no-worker",
                 (
-                    f"NO WORKER IS RUNNING: {waiting} item(s) are waiting "
-                    f"and nothing will send them; {NO_WORKER_HINT}"
+                    f"NO WORKER IS RUNNING: {waiting} item(s) are waiting, the first due "
+                    f"{_relative(_first_due(status, now), now)}, and nothing will send them; "
+                    f"{NO_WORKER_HINT}"
                 ),
             )
         )
@@ -98,6 +104,7 @@ def status_doc(status: Mapping[str, Any]) -> dict[str, Any]:
         "kinds": dict(status.get("kinds", {})),
         "counts": dict(counts),
         "waiting": waiting,
+        "worker_needed_at": _iso(needed),
         "next_fire_at": _iso(nxt),
         "next_fire_in_s": (nxt - now).total_seconds() if nxt is not None else None,
         "next_retry_at": _iso(status["next_retry_at"]),
@@ -107,6 +114,31 @@ def status_doc(status: Mapping[str, Any]) -> dict[str, Any]:
         "lateness": lateness,
         "alerts": [{"code": c, "message": m} for c, m in alerts],
     }
+
+
+def _first_due(status: Mapping[str, Any], now: datetime) -> datetime:
+    """When the first waiting item is due: its fire time or its retry, or now for an outcome
+    to reconcile (or a failed item with no retry time: claimable at once)."""
+    counts: Mapping[str, int] = status["counts"]
+    times: list[datetime] = [
+        t for t in (status["next_fire_at"], status["next_retry_at"]) if t is not None
+    ]
+    if counts[State.SENDING] or status["unknown_outcomes"] or not times:
+        times.append(now)
+    return min(times)
+
+
+def _worker_needed_at(status: Mapping[str, Any], waiting: int) -> datetime | None:
+    if not waiting:
+        return None
+    return _first_due(status, status["now"]) - STAGING_WINDOW
+
+
+def _relative(t: datetime, now: datetime) -> str:
+    seconds = (t - now).total_seconds()
+    if abs(seconds) < 1:
+        return "now"
+    return f"in {duration(seconds)}" if seconds > 0 else f"{duration(seconds)} ago"
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -146,14 +178,22 @@ def status_lines(doc: Mapping[str, Any]) -> list[str]:
             + (f", staged through {w['staged_through']}" if w["staged_through"] else "")
             for w in doc["workers"]
         )
-    elif "no-worker" not in alerts:
+    elif doc["worker_needed_at"] is None:
         lines.append("workers alive: none (nothing is waiting)")
+    elif "no-worker" not in alerts:
+        needed = datetime.fromisoformat(doc["worker_needed_at"])
+        lines.append(
+            f"workers alive: none yet; start `stormer run` by {doc['worker_needed_at']} "
+            f"({_relative(needed, datetime.fromisoformat(doc['now']))}): it stages each item "
+            f"{duration_text(STAGING_WINDOW)} before it fires"
+        )
     lateness = doc["lateness"]
     if lateness[State.SENT]:
         lines.append(f"lateness so far: {lateness[State.SENT]} sent, {percentiles_text(lateness)}")
     if doc["unknown_outcomes"]:
         lines.append(
-            f"unknown outcomes ({len(doc['unknown_outcomes'])}), being reconciled: "
+            f"unknown outcomes ({len(doc['unknown_outcomes'])}), "
+            + ("being reconciled: " if doc["workers"] else "to reconcile when a worker runs: ")
             + ", ".join(doc["unknown_outcomes"])
         )
     if doc["expired_leases"]:
