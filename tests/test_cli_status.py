@@ -328,6 +328,8 @@ def expected_rows(ids: dict[str, str]) -> list[dict[str, Any]]:
             "permalink": None,
             "error": None,
             "attempts": 0,
+            "next_attempt_at": None,
+            "worker": None,
         } | kw
 
     rows = [
@@ -397,7 +399,11 @@ def test_report_json(storm: Path, engine: Engine) -> None:
                 {"id": ids["campaign-mastodon"], "error": '=HYPERLINK("http://evil.example","401")'}
             ],
             "missed": [ids["students-bluesky-es"]],
+            # Neither is held by a live worker: w-stale's lease ran out, the sending one is
+            # an unknown outcome (no lease).
+            "retrying": [],
             "overdue": [r["id"] for r in rows if r["overdue_s"] is not None],
+            "workers_alive": 1,
         },
         "rows": rows,
     }
@@ -408,23 +414,24 @@ def test_report_csv(storm: Path, engine: Engine, tmp_path: Path) -> None:
     ids = in_progress(storm, engine)
     lines = {
         "campaign-x": "post,campaign-x,x,sent,2031-03-13T18:00:00Z,2031-03-13T18:00:00.250000Z,"
-        "0.25,,https://x.example/campaign/status/1,,1",
+        "0.25,,https://x.example/campaign/status/1,,1,,",
         "campaign-bluesky": "post,campaign-bluesky,bluesky,sent,2031-03-13T18:00:00Z,"
         "2031-03-13T18:00:01.500000Z,1.5,,"
-        "https://bsky.example/profile/c/post/3k,,1",
+        "https://bsky.example/profile/c/post/3k,,1,,",
         "solidarity-mastodon-fr": "post,solidarity-mastodon-fr,mastodon,sent,"
         "2031-03-13T18:00:00Z,2031-03-13T17:59:59Z,-1.0,,"
-        "https://m.example/@fr/2,,1",
+        "https://m.example/@fr/2,,1,,",
         "campaign-mastodon": "post,campaign-mastodon,mastodon,dead,2031-03-13T18:00:00Z,,,,,"
-        '"\'=HYPERLINK(""http://evil.example"",""401"")",1',
+        '"\'=HYPERLINK(""http://evil.example"",""401"")",1,,',
         "campaign-telegram": "post,campaign-telegram,telegram,unconfirmed,2031-03-13T18:00:00Z,"
         ",,,,timeout after POST https://api.telegram.org/bot<redacted>"
-        "/sendMessage,1",
+        "/sendMessage,1,,",
         "campaign-matrix": "post,campaign-matrix,matrix,sending,2031-03-13T18:00:00Z,,,90.0,,"
-        f'"{UNKNOWN}",1',  # a comma in it: quoted
+        f'"{UNKNOWN}",1,,',  # a comma in it: quoted
         "students-bluesky-es": "post,students-bluesky-es,bluesky,missed,2031-03-13T18:00:00Z,"
-        ",,,,missed: not sent within 0:01:00,0",
-        "campaign-discord": "post,campaign-discord,discord,claimed,2031-03-13T18:00:00Z,,,90.0,,,0",
+        ",,,,missed: not sent within 0:01:00,0,,",
+        "campaign-discord": "post,campaign-discord,discord,claimed,2031-03-13T18:00:00Z,,,90.0,,,"
+        "0,,",
     }
     expected = "".join(
         line + "\r\n"
@@ -456,10 +463,57 @@ def test_report_for_people_lists_problems_first(storm: Path, engine: Engine) -> 
         out[3] == f'    {dead}  mastodon/campaign-mastodon  =HYPERLINK("http://evil.example","401")'
     )
     titles = [line.split(":")[0] for line in out if line and not line.startswith(" ")]
-    assert titles[:5] == ["!!! EARLY", "!!! DEAD", "UNCONFIRMED", "MISSED", "OVERDUE"]
+    assert titles[:5] == ["!!! EARLY", "!!! DEAD", "UNCONFIRMED", "MISSED", "!!! OVERDUE"]
     assert "8 item(s): 1 claimed, 1 sending, 3 sent, 1 dead, 1 unconfirmed, 1 missed" in out
     assert [line.split()[0] for line in out[-8:]] == sorted(ids.values())  # one line per item
     assert all(TG_TOKEN not in line for line in out)
+
+
+def test_report_tells_items_being_retried_from_items_nobody_sends(
+    storm: Path, engine: Engine
+) -> None:
+    ids = in_progress(storm, engine)  # w-fresh is alive
+    discord, matrix = ids["campaign-discord"], ids["campaign-matrix"]
+    with engine.begin() as conn:
+        conn.execute(
+            update(Outbox)
+            .where(Outbox.id == discord)
+            .values(
+                state="failed",
+                attempts=2,
+                error="503 Service Unavailable",
+                next_attempt_at=NOW + timedelta(seconds=20),
+                lease_owner=None,
+                lease_until=None,
+            )
+        )
+        conn.execute(
+            update(Outbox)
+            .where(Outbox.id == matrix)
+            .values(state="claimed", lease_owner="w-fresh", lease_until=NOW + timedelta(seconds=30))
+        )
+    out = stormer(storm, "report").stdout.splitlines()
+    at = out.index("RETRYING: 2 item(s) are past their time and being retried by a live worker:")
+    assert set(out[at + 1 : at + 3]) == {
+        f"    {discord}  discord/campaign-discord  1 min 30 s late, attempt 2 failed, next try "
+        "at 2031-03-13T18:01:50Z",
+        f"    {matrix}  matrix/campaign-matrix  1 min 30 s late, held by w-fresh (claimed)",
+    }
+    assert not any("OVERDUE" in line for line in out)
+    rows = json.loads(stormer(storm, "report", "--json").stdout)
+    assert (rows["summary"]["retrying"], rows["summary"]["overdue"]) == (
+        sorted([discord, matrix]),
+        [],
+    )
+    # The worker stops: the same items are overdue, and the report says why.
+    worker_registry.stop_worker(engine=engine, worker="w-fresh", now=NOW)
+    out = stormer(storm, "report").stdout.splitlines()
+    assert not any(line.startswith("RETRYING") for line in out)
+    at = out.index(
+        "!!! OVERDUE: 2 item(s) are past their time and not sent, and no worker is alive: "
+        "start one with `stormer run`:"
+    )
+    assert out[at + 1].endswith(("failed, 1 min 30 s late", "claimed, 1 min 30 s late"))
 
 
 def test_report_before_anything_is_scheduled(storm: Path) -> None:
@@ -468,7 +522,7 @@ def test_report_before_anything_is_scheduled(storm: Path) -> None:
     assert result.stdout.splitlines() == [
         (
             "id,kind,account,platform,state,fire_at,sent_at,lateness_s,overdue_s,permalink,error,"
-            "attempts"
+            "attempts,next_attempt_at,worker"
         )
     ]
     assert EMPTY in result.stderr

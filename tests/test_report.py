@@ -72,6 +72,8 @@ def test_a_row_has_every_column_with_instants_in_utc() -> None:
         "permalink": "https://m.example/@acct/1",
         "error": None,
         "attempts": 1,
+        "next_attempt_at": None,
+        "worker": None,
     }
     assert tuple(row) == COLUMNS
 
@@ -287,9 +289,9 @@ def test_csv_numbers_stay_numbers_and_null_is_empty() -> None:
     rows = rows_of(item("e", "sent", sent=-2, attempts=3), item("w", "pending"))
     assert to_csv(rows) == (
         "id,kind,account,platform,state,fire_at,sent_at,lateness_s,overdue_s,permalink,error,"
-        "attempts\r\n"
-        "e,post,acct,mastodon,sent,2031-03-13T18:00:00Z,2031-03-13T17:59:58Z,-2.0,,,,3\r\n"
-        "w,post,acct,mastodon,pending,2031-03-13T18:00:00Z,,,300.0,,,0\r\n"
+        "attempts,next_attempt_at,worker\r\n"
+        "e,post,acct,mastodon,sent,2031-03-13T18:00:00Z,2031-03-13T17:59:58Z,-2.0,,,,3,,\r\n"
+        "w,post,acct,mastodon,pending,2031-03-13T18:00:00Z,,,300.0,,,0,,\r\n"
     )
 
 

@@ -166,13 +166,15 @@ def report(
     storm_dir: StormDir = Path("."),
 ) -> None:
     """What happened to every item: problems first (sent early, dead, unconfirmed, missed,
-    overdue), lateness, then one line per item."""
+    being retried by a live worker, overdue with nobody to send them), lateness, then one
+    line per item."""
     if as_json and as_csv:
         raise typer.BadParameter("choose --json or --csv, not both", param_hint="--csv")
     from sqlalchemy.orm import Session
 
     from stormer.ops.report import EMPTY, report_lines, report_rows, summary, to_csv
     from stormer.outbox.schedule import items
+    from stormer.outbox.workers import live_workers
     from stormer.timezones import iso_utc
 
     storm = load(storm_dir)
@@ -189,9 +191,10 @@ def report(
     try:
         with Session(engine) as session:
             rows = report_rows(items(session=session, storm=storm.slug), now)
+        live = [w.worker_id for w in live_workers(engine=engine, storm=storm.slug, now=now)]
     finally:
         engine.dispose()
-    totals = summary(rows)
+    totals = summary(rows, live)
     if as_csv:
         text = to_csv(rows)
     elif as_json:

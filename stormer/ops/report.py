@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final, Protocol
 
 from stormer.channels.registry import channel_class
-from stormer.outbox.models import WAITING, State
+from stormer.outbox.models import HELD, WAITING, State
 from stormer.outbox.status import percentile
 from stormer.secrets import clean_error
 from stormer.timezones import iso_utc
@@ -40,6 +40,8 @@ COLUMNS: Final = (
     "permalink",
     "error",
     "attempts",
+    "next_attempt_at",
+    "worker",
 )
 # How far past its time an unsent item may be before status calls it overdue: a normal burst
 # takes a few seconds, and a worker polls often.
@@ -47,6 +49,7 @@ OVERDUE_AFTER: Final = timedelta(seconds=60)
 _OVERDUE_S: Final = OVERDUE_AFTER.total_seconds()
 EMPTY: Final = "nothing scheduled yet: run `stormer schedule`"
 ALERT: Final = "!!! "  # lines for people that must not be missed start with this
+NO_WORKER_FIX: Final = "start one with `stormer run`"
 
 # OWASP "CSV injection": a cell starting with one of these is a formula in spreadsheet apps.
 _FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
@@ -65,6 +68,9 @@ class Item(Protocol):
     permalink: str | None
     error: str | None
     attempts: int
+    next_attempt_at: datetime | None
+    lease_owner: str | None
+    lease_until: datetime | None
 
     @property
     def payload(self) -> dict[str, Any] | None: ...  # read only: a reminder's channel kind
@@ -78,7 +84,8 @@ def report_rows(items: Iterable[Item], now: datetime) -> list[dict[str, Any]]:
 
     `lateness_s` is `sent_at - fire_at` in seconds (None until sent; negative = sent EARLY).
     `overdue_s` is how long past its time an item still waiting to be sent is at `now`
-    (None when it is settled or not yet due).
+    (None when it is settled or not yet due). `next_attempt_at`: when a failed item is tried
+    again. `worker`: the worker holding the item under a lease still running at `now`.
     """
     return [_row(item, now) for item in items]
 
@@ -93,6 +100,7 @@ def _row(item: Item, now: datetime) -> dict[str, Any]:
         else None
     )
     error = clean_error(item.error, contacts=private) if item.error else None
+    held = item.state in HELD and item.lease_until is not None and item.lease_until >= now
     return {
         "id": item.id,
         "kind": item.kind,
@@ -109,21 +117,32 @@ def _row(item: Item, now: datetime) -> dict[str, Any]:
         "permalink": None if private else item.permalink,
         "error": error,
         "attempts": item.attempts,
+        "next_attempt_at": (
+            iso_utc(item.next_attempt_at)
+            if item.state == State.FAILED and item.next_attempt_at
+            else None
+        ),
+        "worker": item.lease_owner if held else None,
     }
 
 
-def summary(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Counts by state and what the organizer must look at, from `report_rows`.
+def summary(rows: Sequence[Mapping[str, Any]], live: Collection[str] = ()) -> dict[str, Any]:
+    """Counts by state and what the organizer must look at, from `report_rows`; `live`: the
+    ids of the workers alive (`stormer.outbox.workers.live_workers`).
 
     `early`: ids sent before their time, most early first — a bug, never to be hidden in the
     statistics. `unconfirmed`: may or may not have been posted, check by hand. `dead` (with
-    the reason), `missed`, and `overdue` (still not sent `OVERDUE_AFTER` past their time).
+    the reason), `missed`. Of the items still not sent `OVERDUE_AFTER` past their time:
+    `retrying`, in a live worker's hands (held under its lease, or failed and due to be tried
+    again while a worker is alive), and `overdue`, nobody's; `workers_alive` says whether
+    any worker could take them.
     """
     counts = dict.fromkeys(State, 0)
     for row in rows:
         counts[row["state"]] = counts.get(row["state"], 0) + 1
     late = sorted((r["lateness_s"], r["id"]) for r in rows if r["lateness_s"] is not None)
     seconds = [s for s, _ in late]
+    late_rows = [r for r in rows if r["overdue_s"] is not None and r["overdue_s"] > _OVERDUE_S]
     return {
         "total": len(rows),
         "counts": counts,
@@ -141,10 +160,18 @@ def summary(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             {"id": r["id"], "error": r["error"]} for r in rows if r["state"] == State.DEAD
         ],
         State.MISSED: _ids(rows, State.MISSED),
-        "overdue": [
-            r["id"] for r in rows if r["overdue_s"] is not None and r["overdue_s"] > _OVERDUE_S
-        ],
+        "retrying": [r["id"] for r in late_rows if _in_hand(r, live)],
+        "overdue": [r["id"] for r in late_rows if not _in_hand(r, live)],
+        "workers_alive": len(live),
     }
+
+
+def _in_hand(row: Mapping[str, Any], live: Collection[str]) -> bool:
+    """Whether a live worker will try `row` again: it holds it, or it failed with a time to
+    be tried again and some worker is alive to claim it then."""
+    if row["worker"] is not None:
+        return row["worker"] in live
+    return row["state"] == State.FAILED and row["next_attempt_at"] is not None and bool(live)
 
 
 def _ids(rows: Sequence[Mapping[str, Any]], state: str) -> list[str]:
@@ -209,7 +236,17 @@ def report_lines(summary: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) 
         lambda r: f"due {r['fire_at']}",
     )
     problem(
-        "OVERDUE: {n} item(s) are past their time and not sent (is a worker running?):",
+        "RETRYING: {n} item(s) are past their time and being retried by a live worker:",
+        summary["retrying"],
+        lambda r: f"{duration(r['overdue_s'])} late, {_retry_text(r)}",
+    )
+    nobody = (
+        "no live worker holds them: see the worker's log, and `stormer status`"
+        if summary["workers_alive"]
+        else f"no worker is alive: {NO_WORKER_FIX}"
+    )
+    problem(
+        ALERT + "OVERDUE: {n} item(s) are past their time and not sent, and " + nobody + ":",
         summary["overdue"],
         lambda r: f"{r['state']}, {duration(r['overdue_s'])} late",
     )
@@ -223,6 +260,12 @@ def report_lines(summary: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) 
     lines.append("")
     lines.extend(_table(rows))
     return lines
+
+
+def _retry_text(row: Mapping[str, Any]) -> str:
+    if row["worker"] is not None:
+        return f"held by {row['worker']} ({row['state']})"
+    return f"attempt {row['attempts']} failed, next try at {row['next_attempt_at']}"
 
 
 def _who(row: Mapping[str, Any]) -> str:
