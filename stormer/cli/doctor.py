@@ -32,7 +32,8 @@ def doctor(
     import asyncio
 
     from stormer.errors import ConfigError
-    from stormer.ops.doctor import Finding, diagnose, doctor_lines, has_errors, send_test_alert
+    from stormer.ops.doctor import diagnose, doctor_lines, has_errors, send_test_alert
+    from stormer.ops.findings import Finding
 
     try:
         storm = load(storm_dir)
