@@ -245,8 +245,8 @@ def test_no_worker_days_before_the_storm_says_by_when_one_must_run(
     assert result.exit_code == 0, result.output
     assert "!!!" not in result.stdout
     assert (
-        "workers alive: none yet; start `stormer run` by 2031-03-13T17:50:00Z (in 1 d 23 h): "
-        "it stages each item 10m before it fires"
+        "workers alive: none yet; start `stormer run` by 2031-03-13T17:50:00Z (in 1 d 23 h), "
+        "10 min before the next item fires: a worker stages each item that far ahead"
     ) in result.stdout.splitlines()
 
 

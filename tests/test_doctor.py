@@ -135,7 +135,7 @@ def test_each_failure_says_what_to_fix(
     assert "FPS_MATRIX_TOKEN" in found["credentials"].message
     assert "stormer schedule" in found["schedule"].fix  # type: ignore[operator]
     # T is an hour away: a worker is not needed yet, and the finding says by when.
-    assert found["worker"].message.startswith("none alive yet; start `stormer run` before ")
+    assert found["worker"].message.startswith("none alive yet; start `stormer run` at least ")
     assert found["alerts"].message == "$FPS_ALERT_URL is not set"
     out = runner.invoke(app, ["doctor", "--storm", str(storm)]).stdout
     assert "[FAIL] alerts: $FPS_ALERT_URL is not set" in out
@@ -207,7 +207,7 @@ def zone(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], None]]:
 
 
 H = timedelta(hours=1)
-WAIT_DAY = "none alive yet; start `stormer run` before"
+WAIT_DAY = "none alive yet; start `stormer run` at least 10 min before"
 
 
 @pytest.mark.parametrize(
@@ -220,8 +220,7 @@ WAIT_DAY = "none alive yet; start `stormer run` before"
             {},
             "info",
             f"{WAIT_DAY} 2031-03-13 18:00:00 UTC = 2031-03-13 19:00:00 CET here (in 1 d 1 h), "
-            "when the storm's first post is sent (a worker stages 10 min ahead: start it "
-            "earlier than that)",
+            "when the storm's first post is sent: a worker stages each item that far ahead",
         ),
         (
             T - 25 * H,
@@ -301,12 +300,11 @@ def test_doctor_names_the_first_reminder_as_the_worker_deadline(
     here = first.astimezone(timezone(timedelta(hours=5, minutes=30)))
     message = found["worker"].message
     assert message.startswith(
-        f"none alive yet; start `stormer run` before {first:%Y-%m-%d %H:%M:%S} UTC = "
-        f"{here:%Y-%m-%d %H:%M:%S} IST here (in 29 min "
+        "none alive yet; start `stormer run` at least 10 min before "
+        f"{first:%Y-%m-%d %H:%M:%S} UTC = {here:%Y-%m-%d %H:%M:%S} IST here (in 29 min "
     ), message
     assert message.endswith(
-        "when the first reminder to participants is sent (a worker stages "
-        "10 min ahead: start it earlier than that)"
+        "when the first reminder to participants is sent: a worker stages each item that far ahead"
     )
 
 

@@ -269,6 +269,7 @@ class Watch:
     instant: datetime | None = None
     alerted: Alerted | None = None
     error: str | None = None  # why the alert could not be delivered (no URL in it)
+    ready: int = 0  # when all is well: the items due within the threshold, all staged
 
 
 def watch(
@@ -290,7 +291,7 @@ def watch(
     threshold = storm.unstaged_before
     near = storm.at is not None and now >= storm.at - threshold
     try:
-        summary = (
+        summary: dict[str, Any] = (
             due_summary(engine=engine, storm=storm.slug, now=now, threshold=threshold)
             if engine is not None
             else {"total": 0, "due": [], "workers": []}
@@ -334,7 +335,7 @@ def watch(
                 "Fix: run `stormer schedule`, then `stormer run`, for this storm now."
             ),
         )
-    return Watch(None)
+    return Watch(None, ready=len(summary["due"]))
 
 
 def _raise(

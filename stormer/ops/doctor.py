@@ -334,9 +334,9 @@ def worker_finding(storm: Storm, summary: Mapping[str, Any]) -> Finding:
     if now < first - STAGING_WINDOW:
         return passed(
             "worker",
-            f"none alive yet; start `stormer run` before {when_text(first, now)}, when {what} "
-            f"is sent (a worker stages {duration(STAGING_WINDOW.total_seconds())} ahead: "
-            "start it earlier than that)",
+            f"none alive yet; start `stormer run` at least "
+            f"{duration(STAGING_WINDOW.total_seconds())} before {when_text(first, now)}, when "
+            f"{what} is sent: a worker stages each item that far ahead",
         )
     return failed(
         "worker",

@@ -19,7 +19,7 @@ from stormer.ops.report import (
     percentiles_text,
 )
 from stormer.outbox.models import WAITING, State
-from stormer.settings import STAGING_WINDOW, duration_text
+from stormer.settings import STAGING_WINDOW
 from stormer.timezones import iso_utc
 
 NO_WORKER_HINT: Final = "start a worker with `stormer run`"
@@ -184,8 +184,9 @@ def status_lines(doc: Mapping[str, Any]) -> list[str]:
         needed = datetime.fromisoformat(doc["worker_needed_at"])
         lines.append(
             f"workers alive: none yet; start `stormer run` by {doc['worker_needed_at']} "
-            f"({_relative(needed, datetime.fromisoformat(doc['now']))}): it stages each item "
-            f"{duration_text(STAGING_WINDOW)} before it fires"
+            f"({_relative(needed, datetime.fromisoformat(doc['now']))}), "
+            f"{duration(STAGING_WINDOW.total_seconds())} before the next item fires: a worker "
+            "stages each item that far ahead"
         )
     lateness = doc["lateness"]
     if lateness[State.SENT]:
