@@ -108,7 +108,9 @@ def preview_lines(
     one_day = len({r[0].date() for r in rows}) <= 1
     title = f"{name}: {total} queued item(s)"
     if rows and one_day:
-        title += f" on {rows[0][0]:%Y-%m-%d}, times in UTC"
+        # With --limit the day is only that of the items shown: the others may be on another.
+        shown = "" if len(rows) == total else f"; the {len(rows)} shown"
+        title += f"{shown} on {rows[0][0]:%Y-%m-%d}, times in UTC"
     when = "%H:%M:%S" if one_day else "%Y-%m-%d %H:%M:%S"
     cells = [[f"{r[0]:{when}}", *r[1:6]] for r in rows]
     widths = [max(len(c[i]) for c in cells) for i in range(6)] if cells else []

@@ -191,3 +191,13 @@ def test_show_contacts_shows_each_address_in_the_table_too(tmp_path: Path) -> No
     assert shown.exit_code == 0, shown.output
     line = next(line for line in shown.stdout.splitlines() if "Samidoun Palestinian" in line)
     assert line.split()[2:6] == ["reminder:email", "to", address, "Samidoun"]
+
+
+def test_with_a_limit_the_day_in_the_title_is_that_of_the_items_shown(tmp_path: Path) -> None:
+    # Reminders go out the day before T: the first two items are on another day than the posts.
+    storm = copy_example(tmp_path / "storm", reminders=True)
+    result = runner.invoke(app, ["preview", "-n", "2", "--storm", str(storm)])
+    assert result.exit_code == 0, result.output
+    total = len(plan(load_storm(storm)))
+    title = f"Free Palestinian Students: {total} queued item(s); the 2 shown on 2021-03-10, "
+    assert result.stdout.startswith(title + "times in UTC\n")
