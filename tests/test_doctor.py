@@ -228,17 +228,17 @@ WAIT_DAY = "none alive yet; start `stormer run` at least 10 min before"
             {},
             "info",
             f"{WAIT_DAY} 2031-03-12 18:00:00 UTC = 2031-03-12 19:00:00 CET here (in 1 h), "
-            "when the first reminder to participants is sent",
+            "when the next reminder to participants is sent",
         ),
         # The 24 h reminder's time has passed: the plan holds only the 1 h one now.
-        (T - 23 * H, ["24h", "1h"], {}, "info", "(in 22 h), when the first reminder"),
+        (T - 23 * H, ["24h", "1h"], {}, "info", "(in 22 h), when the next reminder"),
         # Scheduled: the outbox says, and an item due with no worker is an error.
         (
             T - 23 * H,
             ["24h", "1h"],
             {"pending": 9, "next_fire_at": T - 24 * H},
             "error",
-            "NO WORKER IS ALIVE (no heartbeat in the last minute) and the first reminder to "
+            "NO WORKER IS ALIVE (no heartbeat in the last minute) and the next reminder to "
             "participants is due 2031-03-12 18:00:00 UTC = 2031-03-12 19:00:00 CET here "
             "(1 h ago): nothing will be sent",
         ),
@@ -304,7 +304,7 @@ def test_doctor_names_the_first_reminder_as_the_worker_deadline(
         f"{first:%Y-%m-%d %H:%M:%S} UTC = {here:%Y-%m-%d %H:%M:%S} IST here (in 29 min "
     ), message
     assert message.endswith(
-        "when the first reminder to participants is sent: a worker stages each item that far ahead"
+        "when the next reminder to participants is sent: a worker stages each item that far ahead"
     )
 
 

@@ -361,7 +361,7 @@ def first_send(storm: Storm, summary: Mapping[str, Any]) -> tuple[datetime, str]
         reminders = storm.reminder_offsets if any(p.contacts for p in storm.participants) else []
         first = min([storm.at - o for o in reminders if storm.at - o > now], default=storm.at)
     if first < storm.at:
-        return first, "the first reminder to participants"
+        return first, "the next reminder to participants"
     return first, "the storm's first post" if first <= storm.at else "the next item"
 
 
