@@ -109,8 +109,8 @@ def preview_lines(
     title = f"{name}: {total} queued item(s)"
     if rows and one_day:
         # With --limit the day is only that of the items shown: the others may be on another.
-        shown = "" if len(rows) == total else f"; the {len(rows)} shown"
-        title += f"{shown} on {rows[0][0]:%Y-%m-%d}, times in UTC"
+        part = "" if len(rows) == total else f"; the {len(rows)} shown"
+        title += f"{part} on {rows[0][0]:%Y-%m-%d}, times in UTC"
     when = "%H:%M:%S" if one_day else "%Y-%m-%d %H:%M:%S"
     cells = [[f"{r[0]:{when}}", *r[1:6]] for r in rows]
     widths = [max(len(c[i]) for c in cells) for i in range(6)] if cells else []
