@@ -72,9 +72,16 @@ def item_record(item: QueueItem, payload: Payload) -> dict[str, Any]:
 
 
 def preview_lines(
-    name: str, total: int, shown: Iterable[tuple[QueueItem, Payload]], *, width: int = 100
+    name: str,
+    total: int,
+    shown: Iterable[tuple[QueueItem, Payload]],
+    *,
+    width: int = 100,
+    show_contacts: bool = False,
 ) -> list[str]:
-    """The dry run for people: one aligned line per item, the text cut to fit `width`."""
+    """The dry run for people: one aligned line per item, the text cut to fit `width`. A
+    reminder names its channel only; with `show_contacts` (payloads rendered with the
+    contacts, `rendered(show_contacts=True)`), also the address it goes to."""
     rows = []
     sources: dict[tuple[str, int, str], None] = {}  # each limit used, and where it came from
     for item, payload in shown:
@@ -85,6 +92,8 @@ def preview_lines(
             length += " TOO LONG"
         media = f"{len(item.media)} img" if item.media else ""
         where = registry.channel_class(item.kind).label(item.platform, item.payload)
+        if show_contacts and item.kind == "reminder":
+            where += f" to {payload.requests[0]['to']}"
         rows.append(
             (
                 item.fire_at,
@@ -99,7 +108,9 @@ def preview_lines(
     one_day = len({r[0].date() for r in rows}) <= 1
     title = f"{name}: {total} queued item(s)"
     if rows and one_day:
-        title += f" on {rows[0][0]:%Y-%m-%d}, times in UTC"
+        # With --limit the day is only that of the items shown: the others may be on another.
+        part = "" if len(rows) == total else f"; the {len(rows)} shown"
+        title += f"{part} on {rows[0][0]:%Y-%m-%d}, times in UTC"
     when = "%H:%M:%S" if one_day else "%Y-%m-%d %H:%M:%S"
     cells = [[f"{r[0]:{when}}", *r[1:6]] for r in rows]
     widths = [max(len(c[i]) for c in cells) for i in range(6)] if cells else []

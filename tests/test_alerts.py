@@ -16,7 +16,7 @@ import pytest
 from example import CREDENTIALS, copy_example, point_accounts_at
 from fixtures_sinks import JsonSink, SmtpSink
 from ports import free_port
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 from timing import PATIENCE
 from typer.testing import CliRunner, Result
 
@@ -25,6 +25,7 @@ from stormer.dispatch.dispatcher import Dispatcher, Settings
 from stormer.errors import AlertFailed, ConfigError
 from stormer.ops.alerts import alert, unstaged_alert_due, watch
 from stormer.outbox import workers
+from stormer.outbox.models import Outbox
 from stormer.storm import load_storm
 from stormer.timezones import iso_utc
 
@@ -97,6 +98,7 @@ def item(
     lease_owner: str | None = None,
     lease_until: datetime | None = None,
     error: str | None = None,
+    next_attempt_at: datetime | None = None,
 ) -> dict[str, Any]:
     return {
         "id": f"{account}-{state}",
@@ -105,11 +107,13 @@ def item(
         "state": state,
         "lease_owner": lease_owner,
         "lease_until": lease_until,
+        "next_attempt_at": next_attempt_at,
         "error": error,
     }
 
 
 LEASED = {"lease_owner": "w1", "lease_until": T}
+RETRY = {"next_attempt_at": T - FIVE + timedelta(seconds=30)}
 
 
 @pytest.mark.parametrize(
@@ -143,11 +147,27 @@ LEASED = {"lease_owner": "w1", "lease_until": T}
         # Staged and released: fine while some worker is alive to claim it again.
         (T - FIVE, [worker("w2", None)], [item("staged")], None),
         (T - FIVE, [], [item("staged")], "staged, but no worker is alive to fire them"),
+        # Failed staging: retried while a worker lives, until it would be given up.
         (
             T - FIVE,
             [worker()],
-            [item("failed", error="staging: credentials rejected (401)\nmore")],
-            "1 failed staging: credentials rejected (401) (campaign-x)",
+            [item("failed", error="staging: credentials rejected (401)\nmore", **RETRY)],
+            "1 failed staging, being retried by a live worker: credentials rejected (401) "
+            "(campaign-x); next attempt at 2031-03-13T17:55:30Z, given up if not sent by "
+            "2031-03-13T18:10:00Z (its time + 10m, `stormer run`'s default --grace)",
+        ),
+        (
+            T - FIVE,
+            [],
+            [item("failed", error="staging: 503", **RETRY)],
+            "1 failed staging, and no worker is alive to try again: 503 (campaign-x)",
+        ),
+        (
+            T + FIVE,
+            [worker()],
+            [item("failed", error="staging: 429", next_attempt_at=T + 3 * FIVE)],
+            "1 failed staging and will not be sent: its next attempt (2031-03-13T18:15:00Z) is "
+            "after it is given up (2031-03-13T18:10:00Z): 429 (campaign-x)",
         ),
         # Past T and still pending: said too (nobody sent it).
         (T + FIVE, [], [item("pending")], "(5 min ago)"),
@@ -166,14 +186,15 @@ def test_unstaged_alert_due(
 
 def test_the_message_counts_by_reason_and_says_what_to_do() -> None:
     due = [item("pending", account=f"acct-{i}") for i in range(7)] + [
-        item("failed", account="campaign-bluesky", error="staging: rate limited")
+        item("failed", account="campaign-bluesky", error="staging: rate limited", **RETRY)
     ]
     message = unstaged_alert_due({"storm": "fps", "workers": [], "due": due}, T - FIVE, FIVE)
     assert message == (
         "8 item(s) of storm 'fps' due from 2031-03-13T18:00:00Z (in 5 min) are not staged by "
-        "a live worker, and will not be sent:\n"
+        "a live worker:\n"
         "  - 7 not claimed by any worker (acct-0, acct-1, acct-2, acct-3, acct-4 and 2 more)\n"
-        "  - 1 failed staging: rate limited (campaign-bluesky)\n"
+        "  - 1 failed staging, and no worker is alive to try again: rate limited "
+        "(campaign-bluesky)\n"
         "No worker is alive (no heartbeat in the last minute).\n"
         "Fix: start `stormer run` for this storm now and keep it running through T; "
         "`stormer doctor` says what else is wrong."
@@ -222,8 +243,7 @@ def test_no_worker_before_t_alerts_once(storm: Path, engine: Engine, smtp: SmtpS
     assert "8 not claimed by any worker" in doc["message"]
     (message,) = smtp.messages
     assert (
-        message["Subject"] == "stormer: storm 'Free Palestinian Students' will not go out "
-        "as planned"
+        message["Subject"] == "stormer: storm 'Free Palestinian Students' may not go out as planned"
     )
     assert "8 not claimed by any worker" in body_of(message)
     assert result.stderr.strip() == "alert sent"
@@ -269,6 +289,52 @@ def test_a_live_worker_that_staged_keeps_it_quiet_until_it_stops(
     assert len(smtp.messages) == 1
 
 
+def test_a_send_being_retried_is_said_so_and_only_a_final_one_will_not_be_sent(
+    storm: Path, engine: Engine, smtp: SmtpSink
+) -> None:
+    assert runner.invoke(app, ["schedule", "--storm", str(storm)]).exit_code == 0
+    loaded = load_storm(storm)
+    assert loaded.at is not None
+    now = datetime.now(UTC)
+    workers.register_worker(
+        engine=engine, worker="w-live", storm=loaded.slug, hostname="h", pid=1, now=now
+    )
+    workers.heartbeat(engine=engine, worker="w-live", now=now, staged_through=loaded.at)
+    retry = (now + timedelta(seconds=30)).replace(microsecond=0)
+    with engine.begin() as conn:
+        conn.execute(update(Outbox).values(state="staged"))
+        conn.execute(
+            update(Outbox)
+            .where(Outbox.account == "campaign-bluesky")
+            .values(
+                state="failed",
+                attempts=1,
+                next_attempt_at=retry,
+                error="staging: rate limited by bluesky: retry after 30 s",
+            )
+        )
+    code, doc, _ = watchdog(storm)
+    assert (code, doc["alerted"]) == (1, "sent")
+    assert doc["message"].splitlines()[1] == (
+        "  - 1 failed staging, being retried by a live worker: rate limited by bluesky: retry "
+        f"after 30 s (campaign-bluesky); next attempt at {iso_utc(retry)}, given up if not "
+        f"sent by {iso_utc(loaded.at + timedelta(minutes=10))} (its time + 10m, `stormer "
+        "run`'s default --grace)"
+    )
+    assert "will not be sent" not in doc["message"]
+    assert "failed staging, being retried" in body_of(smtp.messages[0])
+    # Its next attempt would come after it is given up: now it is final, and said so.
+    with engine.begin() as conn:
+        conn.execute(
+            update(Outbox)
+            .where(Outbox.account == "campaign-bluesky")
+            .values(next_attempt_at=loaded.at + timedelta(minutes=30))
+        )
+    code, doc, _ = watchdog(storm)
+    assert (code, doc["alerted"]) == (1, "already")
+    assert "1 failed staging and will not be sent: its next attempt" in doc["message"]
+
+
 def test_all_well_is_silent_with_quiet(storm: Path, engine: Engine) -> None:
     config = storm / "config.toml"
     config.write_text(
@@ -281,7 +347,9 @@ def test_all_well_is_silent_with_quiet(storm: Path, engine: Engine) -> None:
     result = runner.invoke(app, ["watchdog", "--quiet", "--storm", str(storm)])
     assert (result.exit_code, result.output) == (0, "")
     result = runner.invoke(app, ["watchdog", "--storm", str(storm)])
-    assert result.exit_code == 0 and "ok" in result.stdout
+    # T is 4 min away: nothing is due within the minute, and no worker is claimed to be alive.
+    assert result.exit_code == 0
+    assert result.stdout == "free-palestinian-students-2021: ok — nothing is due within 1 min\n"
 
 
 def test_nothing_scheduled_near_t_is_an_alert(storm_files: Path, smtp: SmtpSink) -> None:

@@ -145,6 +145,8 @@ def test_status_json_of_a_storm_in_progress(storm: Path, engine: Engine) -> None
         "kinds": {"post": 8},
         "counts": counts(claimed=1, sending=1, sent=3, dead=1, unconfirmed=1, missed=1),
         "waiting": 2,
+        # The staging window before the first item due (T): a worker is needed now.
+        "worker_needed_at": "2031-03-13T17:50:00Z",
         "next_fire_at": "2031-03-13T18:00:00Z",
         "next_fire_in_s": -90.0,
         "next_retry_at": None,
@@ -210,16 +212,66 @@ def test_status_for_people(storm: Path, engine: Engine) -> None:
     ]
 
 
-def test_no_live_worker_is_said_loudly(storm: Path, engine: Engine) -> None:
+def test_no_live_worker_is_said_loudly_and_in_the_exit_status(storm: Path, engine: Engine) -> None:
     in_progress(storm, engine, workers=False)  # only the stale and the stopped worker
-    doc = json.loads(stormer(storm, "status", "--json").stdout)
+    result = runner.invoke(app, ["status", "--json", "--storm", str(storm)])
+    assert result.exit_code == status_cli.NO_WORKER_EXIT == 3, result.output
+    doc = json.loads(result.stdout)
     assert doc["workers"] == []
     assert doc["alerts"][0] == {
         "code": "no-worker",
-        "message": "NO WORKER IS RUNNING: 2 item(s) are waiting and nothing will send them; "
-        "start a worker with `stormer run`",
+        "message": "NO WORKER IS RUNNING: 2 item(s) are waiting, the first due 1 min 30 s ago, "
+        "and nothing will send them; start a worker with `stormer run`",
     }
-    assert stormer(storm, "status").stdout.startswith("!!! NO WORKER IS RUNNING: 2 item(s)")
+    result = runner.invoke(app, ["status", "--storm", str(storm)])
+    assert result.exit_code == 3
+    assert result.stdout.startswith("!!! NO WORKER IS RUNNING: 2 item(s)")
+    assert "unknown outcomes (1), to reconcile when a worker runs: " in result.stdout
+    # --watch: the exit status of its last refresh.
+    result = runner.invoke(app, ["status", "--watch", "--count", "1", "--storm", str(storm)])
+    assert result.exit_code == 3 and "NO WORKER IS RUNNING" in result.stdout
+
+
+def scheduled_without_worker(storm: Path, now: datetime, monkeypatch: pytest.MonkeyPatch) -> Result:
+    monkeypatch.setattr(status_cli, "_now", lambda: now)
+    stormer(storm, "schedule")
+    return runner.invoke(app, ["status", "--storm", str(storm)])
+
+
+def test_no_worker_days_before_the_storm_says_by_when_one_must_run(
+    storm: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = scheduled_without_worker(storm, T - timedelta(days=2), monkeypatch)
+    assert result.exit_code == 0, result.output
+    assert "!!!" not in result.stdout
+    assert (
+        "workers alive: none yet; start `stormer run` by 2031-03-13T17:50:00Z (in 1 d 23 h), "
+        "10 min before the next item fires: a worker stages each item that far ahead"
+    ) in result.stdout.splitlines()
+
+
+@pytest.mark.parametrize("before", [timedelta(minutes=10), timedelta(seconds=1)])
+def test_no_worker_within_the_staging_window_is_exit_status_3(
+    storm: Path, monkeypatch: pytest.MonkeyPatch, before: timedelta
+) -> None:
+    result = scheduled_without_worker(storm, T - before, monkeypatch)
+    assert result.exit_code == 3, result.output
+    assert result.stdout.startswith(
+        "!!! NO WORKER IS RUNNING: 8 item(s) are waiting, the first due in "
+    )
+
+
+def test_no_worker_after_the_storm_with_everything_done_is_fine(
+    storm: Path, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = scheduled_without_worker(storm, T - timedelta(days=1), monkeypatch)
+    with engine.begin() as conn:
+        conn.execute(update(Outbox).values(state="sent", sent_at=T + timedelta(seconds=1)))
+    monkeypatch.setattr(status_cli, "_now", lambda: T + timedelta(hours=1))
+    result = runner.invoke(app, ["status", "--storm", str(storm)])
+    assert result.exit_code == 0, result.output
+    assert "workers alive: none (nothing is waiting)" in result.stdout
+    assert "!!!" not in result.stdout
 
 
 def test_status_before_anything_is_scheduled(storm: Path) -> None:
@@ -276,6 +328,8 @@ def expected_rows(ids: dict[str, str]) -> list[dict[str, Any]]:
             "permalink": None,
             "error": None,
             "attempts": 0,
+            "next_attempt_at": None,
+            "worker": None,
         } | kw
 
     rows = [
@@ -345,7 +399,11 @@ def test_report_json(storm: Path, engine: Engine) -> None:
                 {"id": ids["campaign-mastodon"], "error": '=HYPERLINK("http://evil.example","401")'}
             ],
             "missed": [ids["students-bluesky-es"]],
+            # Neither is held by a live worker: w-stale's lease ran out, the sending one is
+            # an unknown outcome (no lease).
+            "retrying": [],
             "overdue": [r["id"] for r in rows if r["overdue_s"] is not None],
+            "workers_alive": 1,
         },
         "rows": rows,
     }
@@ -356,23 +414,24 @@ def test_report_csv(storm: Path, engine: Engine, tmp_path: Path) -> None:
     ids = in_progress(storm, engine)
     lines = {
         "campaign-x": "post,campaign-x,x,sent,2031-03-13T18:00:00Z,2031-03-13T18:00:00.250000Z,"
-        "0.25,,https://x.example/campaign/status/1,,1",
+        "0.25,,https://x.example/campaign/status/1,,1,,",
         "campaign-bluesky": "post,campaign-bluesky,bluesky,sent,2031-03-13T18:00:00Z,"
         "2031-03-13T18:00:01.500000Z,1.5,,"
-        "https://bsky.example/profile/c/post/3k,,1",
+        "https://bsky.example/profile/c/post/3k,,1,,",
         "solidarity-mastodon-fr": "post,solidarity-mastodon-fr,mastodon,sent,"
         "2031-03-13T18:00:00Z,2031-03-13T17:59:59Z,-1.0,,"
-        "https://m.example/@fr/2,,1",
+        "https://m.example/@fr/2,,1,,",
         "campaign-mastodon": "post,campaign-mastodon,mastodon,dead,2031-03-13T18:00:00Z,,,,,"
-        '"\'=HYPERLINK(""http://evil.example"",""401"")",1',
+        '"\'=HYPERLINK(""http://evil.example"",""401"")",1,,',
         "campaign-telegram": "post,campaign-telegram,telegram,unconfirmed,2031-03-13T18:00:00Z,"
         ",,,,timeout after POST https://api.telegram.org/bot<redacted>"
-        "/sendMessage,1",
+        "/sendMessage,1,,",
         "campaign-matrix": "post,campaign-matrix,matrix,sending,2031-03-13T18:00:00Z,,,90.0,,"
-        f'"{UNKNOWN}",1',  # a comma in it: quoted
+        f'"{UNKNOWN}",1,,',  # a comma in it: quoted
         "students-bluesky-es": "post,students-bluesky-es,bluesky,missed,2031-03-13T18:00:00Z,"
-        ",,,,missed: not sent within 0:01:00,0",
-        "campaign-discord": "post,campaign-discord,discord,claimed,2031-03-13T18:00:00Z,,,90.0,,,0",
+        ",,,,missed: not sent within 0:01:00,0,,",
+        "campaign-discord": "post,campaign-discord,discord,claimed,2031-03-13T18:00:00Z,,,90.0,,,"
+        "0,,",
     }
     expected = "".join(
         line + "\r\n"
@@ -404,10 +463,57 @@ def test_report_for_people_lists_problems_first(storm: Path, engine: Engine) -> 
         out[3] == f'    {dead}  mastodon/campaign-mastodon  =HYPERLINK("http://evil.example","401")'
     )
     titles = [line.split(":")[0] for line in out if line and not line.startswith(" ")]
-    assert titles[:5] == ["!!! EARLY", "!!! DEAD", "UNCONFIRMED", "MISSED", "OVERDUE"]
+    assert titles[:5] == ["!!! EARLY", "!!! DEAD", "UNCONFIRMED", "MISSED", "!!! OVERDUE"]
     assert "8 item(s): 1 claimed, 1 sending, 3 sent, 1 dead, 1 unconfirmed, 1 missed" in out
     assert [line.split()[0] for line in out[-8:]] == sorted(ids.values())  # one line per item
     assert all(TG_TOKEN not in line for line in out)
+
+
+def test_report_tells_items_being_retried_from_items_nobody_sends(
+    storm: Path, engine: Engine
+) -> None:
+    ids = in_progress(storm, engine)  # w-fresh is alive
+    discord, matrix = ids["campaign-discord"], ids["campaign-matrix"]
+    with engine.begin() as conn:
+        conn.execute(
+            update(Outbox)
+            .where(Outbox.id == discord)
+            .values(
+                state="failed",
+                attempts=2,
+                error="503 Service Unavailable",
+                next_attempt_at=NOW + timedelta(seconds=20),
+                lease_owner=None,
+                lease_until=None,
+            )
+        )
+        conn.execute(
+            update(Outbox)
+            .where(Outbox.id == matrix)
+            .values(state="claimed", lease_owner="w-fresh", lease_until=NOW + timedelta(seconds=30))
+        )
+    out = stormer(storm, "report").stdout.splitlines()
+    at = out.index("RETRYING: 2 item(s) are past their time and being retried by a live worker:")
+    assert set(out[at + 1 : at + 3]) == {
+        f"    {discord}  discord/campaign-discord  1 min 30 s late, attempt 2 failed, next try "
+        "at 2031-03-13T18:01:50Z",
+        f"    {matrix}  matrix/campaign-matrix  1 min 30 s late, held by w-fresh (claimed)",
+    }
+    assert not any("OVERDUE" in line for line in out)
+    rows = json.loads(stormer(storm, "report", "--json").stdout)
+    assert (rows["summary"]["retrying"], rows["summary"]["overdue"]) == (
+        sorted([discord, matrix]),
+        [],
+    )
+    # The worker stops: the same items are overdue, and the report says why.
+    worker_registry.stop_worker(engine=engine, worker="w-fresh", now=NOW)
+    out = stormer(storm, "report").stdout.splitlines()
+    assert not any(line.startswith("RETRYING") for line in out)
+    at = out.index(
+        "!!! OVERDUE: 2 item(s) are past their time and not sent, and no worker is alive: "
+        "start one with `stormer run`:"
+    )
+    assert out[at + 1].endswith(("failed, 1 min 30 s late", "claimed, 1 min 30 s late"))
 
 
 def test_report_before_anything_is_scheduled(storm: Path) -> None:
@@ -416,7 +522,7 @@ def test_report_before_anything_is_scheduled(storm: Path) -> None:
     assert result.stdout.splitlines() == [
         (
             "id,kind,account,platform,state,fire_at,sent_at,lateness_s,overdue_s,permalink,error,"
-            "attempts"
+            "attempts,next_attempt_at,worker"
         )
     ]
     assert EMPTY in result.stderr

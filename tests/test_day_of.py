@@ -520,7 +520,9 @@ def test_a_refresh_refused_at_staging_alerts_the_organizer_before_t(
         fix = f"stormer login {X_ACCOUNT}"
         assert found.message is not None
         (line,) = [line for line in found.message.splitlines() if "failed staging" in line]
-        assert fix in line and line.endswith(f"({X_ACCOUNT})")
+        # Being retried (the worker lives): said so, with when it is tried next.
+        assert line.startswith("  - 1 failed staging, being retried by a live worker: ")
+        assert fix in line and f"({X_ACCOUNT}); next attempt at " in line
         (message,) = smtp.messages
         assert fix in body_of(message)
         assert login_values["refresh_token"] not in body_of(message)

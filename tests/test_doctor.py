@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shutil
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -20,14 +23,9 @@ from sqlalchemy import Engine
 from typer.testing import CliRunner, Result
 
 from stormer.cli import app
-from stormer.ops.doctor import (
-    Finding,
-    alerts_finding,
-    clock_finding,
-    media_finding,
-    send_test_alert,
-    worker_finding,
-)
+from stormer.ops.clock import clock_finding
+from stormer.ops.doctor import alerts_finding, media_finding, send_test_alert, worker_finding
+from stormer.ops.findings import Finding
 from stormer.outbox import workers
 from stormer.outbox.models import State
 from stormer.storm import Storm, load_storm
@@ -130,23 +128,18 @@ def test_each_failure_says_what_to_fix(
     result, found = doctor(storm)  # migrated, nothing scheduled, no worker
     assert result.exit_code == 1
     failed = {name: f.severity for name, f in found.items() if not f.ok}
-    assert failed == {
-        "credentials": "error",
-        "schedule": "error",
-        "worker": "error",
-        "alerts": "error",
-    }
+    assert failed == {"credentials": "error", "schedule": "error", "alerts": "error"}
     assert all(found[name].fix for name in failed)
     assert "2 of 8 account(s)" in found["credentials"].message
     assert "campaign-x" in found["credentials"].message
     assert "FPS_MATRIX_TOKEN" in found["credentials"].message
     assert "stormer schedule" in found["schedule"].fix  # type: ignore[operator]
-    assert found["worker"].message.startswith("NO WORKER IS ALIVE")
-    assert "stormer run" in found["worker"].fix  # type: ignore[operator]
+    # T is an hour away: a worker is not needed yet, and the finding says by when.
+    assert found["worker"].message.startswith("none alive yet; start `stormer run` at least ")
     assert found["alerts"].message == "$FPS_ALERT_URL is not set"
     out = runner.invoke(app, ["doctor", "--storm", str(storm)]).stdout
-    assert "[FAIL] worker: NO WORKER IS ALIVE" in out and "       fix: start `stormer run`" in out
-    assert out.splitlines()[-1] == "4 error(s), 0 warning(s)" and "SECRET" not in out
+    assert "[FAIL] alerts: $FPS_ALERT_URL is not set" in out
+    assert out.splitlines()[-1] == "3 error(s), 0 warning(s)" and "SECRET" not in out
 
 
 def test_an_unreadable_config_is_a_failed_check(storm_files: Path) -> None:
@@ -200,28 +193,119 @@ def test_an_unreachable_database_never_shows_its_password(
 T = datetime(2031, 3, 13, 18, 0, tzinfo=UTC)
 
 
+@pytest.fixture
+def zone(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], None]]:
+    """Set this machine's zone (TZ) for the test, and restore it after."""
+
+    def set_zone(name: str) -> None:
+        monkeypatch.setenv("TZ", name)
+        time.tzset()
+
+    yield set_zone
+    monkeypatch.undo()
+    time.tzset()
+
+
+H = timedelta(hours=1)
+WAIT_DAY = "none alive yet; start `stormer run` at least 10 min before"
+
+
 @pytest.mark.parametrize(
-    ("now", "waiting", "severity", "says"),
+    ("now", "offsets", "outbox", "severity", "says"),
     [
-        (T - timedelta(hours=25), 8, "info", "none alive; the storm is in 1 d 1 h: start"),
+        # Not scheduled yet: the plan says what goes first.
         (
-            T - timedelta(hours=23),
-            8,
-            "error",
-            "NO WORKER IS ALIVE (no heartbeat in the last minute) and the storm is in 23 h",
+            T - 25 * H,
+            [],
+            {},
+            "info",
+            f"{WAIT_DAY} 2031-03-13 18:00:00 UTC = 2031-03-13 19:00:00 CET here (in 1 d 1 h), "
+            "when the storm's first post is sent: a worker stages each item that far ahead",
         ),
-        (T + timedelta(minutes=2), 3, "error", "the storm is 2 min past"),
-        (T + timedelta(minutes=2), 0, "info", "none alive, and nothing is left to send"),
+        (
+            T - 25 * H,
+            ["24h", "1h"],
+            {},
+            "info",
+            f"{WAIT_DAY} 2031-03-12 18:00:00 UTC = 2031-03-12 19:00:00 CET here (in 1 h), "
+            "when the next reminder to participants is sent",
+        ),
+        # The 24 h reminder's time has passed: the plan holds only the 1 h one now.
+        (T - 23 * H, ["24h", "1h"], {}, "info", "(in 22 h), when the next reminder"),
+        # Scheduled: the outbox says, and an item due with no worker is an error.
+        (
+            T - 23 * H,
+            ["24h", "1h"],
+            {"pending": 9, "next_fire_at": T - 24 * H},
+            "error",
+            "NO WORKER IS ALIVE (no heartbeat in the last minute) and the next reminder to "
+            "participants is due 2031-03-12 18:00:00 UTC = 2031-03-12 19:00:00 CET here "
+            "(1 h ago): nothing will be sent",
+        ),
+        (
+            T - 5 * timedelta(minutes=1),
+            [],
+            {"pending": 8, "next_fire_at": T},
+            "error",
+            "(in 5 min)",
+        ),
+        (
+            T + 2 * timedelta(minutes=1),
+            [],
+            {"pending": 3, "next_fire_at": T},
+            "error",
+            "(2 min ago)",
+        ),
+        (T + 2 * timedelta(minutes=1), [], {"sent": 8}, "info", "none alive, and nothing is left"),
     ],
 )
-def test_a_worker_must_be_alive_within_24_hours(
-    tmp_path: Path, now: datetime, waiting: int, severity: str, says: str
+def test_a_worker_must_run_before_the_first_item_is_sent(
+    tmp_path: Path,
+    zone: Callable[[str], None],
+    now: datetime,
+    offsets: list[str],
+    outbox: dict[str, Any],
+    severity: str,
+    says: str,
 ) -> None:
-    storm = load_storm(copy_example(tmp_path / "storm", at=iso_utc(T)))
-    counts = dict.fromkeys(State, 0) | {"pending": waiting, "sent": 8 - waiting}
-    found = worker_finding(storm, {"now": now, "workers": [], "counts": counts})
-    assert (found.severity, found.ok) == (severity, severity == "info")
+    zone("Europe/Rome")
+    root = copy_example(tmp_path / "storm", at=iso_utc(T))
+    set_reminder_offsets(root, offsets)
+    storm = load_storm(root)
+    next_fire_at = outbox.pop("next_fire_at", None)
+    counts = dict.fromkeys(State, 0) | outbox
+    summary = {
+        "now": now,
+        "workers": [],
+        "counts": counts,
+        "total": sum(counts.values()),
+        "next_fire_at": next_fire_at,
+        "next_retry_at": None,
+    }
+    found = worker_finding(storm, summary)
+    assert (found.severity, found.ok) == (severity, severity == "info"), found.message
     assert says in found.message
+
+
+def test_doctor_names_the_first_reminder_as_the_worker_deadline(
+    storm: Path, zone: Callable[[str], None]
+) -> None:
+    zone("Asia/Kolkata")  # UTC+05:30
+    set_reminder_offsets(storm, ["24h", "30m"])  # T is an hour away: only the 30 min one
+    schedule(storm)
+    _, found = doctor(storm)
+    at = load_storm(storm).at
+    assert at is not None
+    first = at - timedelta(minutes=30)
+    here = first.astimezone(timezone(timedelta(hours=5, minutes=30)))
+    message = found["worker"].message
+    assert message.startswith(
+        "none alive yet; start `stormer run` at least 10 min before "
+        f"{first:%Y-%m-%d %H:%M:%S} UTC = {here:%Y-%m-%d %H:%M:%S} IST here (in 29 min "
+    ), message
+    assert message.endswith(
+        "when the next reminder to participants is sent: a worker stages each item that far ahead"
+    )
 
 
 # --- clock ----------------------------------------------------------------------------------------
@@ -264,25 +348,46 @@ def test_the_clock_against_the_platforms_date_headers(
         assert abs(offset - abs(shift)) < 2.5, found.message
 
 
-def test_no_answer_means_the_clock_is_not_measured(
+def test_offline_the_network_is_named_not_the_clock(
     storm_files: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Nothing answers: a server whose name does not resolve, every other refusing the
+    connection. The clock is not the problem, the network is."""
     config = storm_files / "config.toml"
     closed = f"http://127.0.0.1:{free_port()}"
-    monkeypatch.setenv("FPS_DISCORD_WEBHOOK_URL", f"{closed}/api/webhooks/7/tok-d")
-    text = config.read_text(encoding="utf-8")
+    # Every account on a closed port (the fixture points them at the simulator)...
+    text = re.sub(r'base_url = "[^"]*"', f'base_url = "{closed}"', config.read_text("utf-8"))
+    # ...but one, on a name no resolver knows (RFC 6761: `.invalid` never resolves).
     config.write_text(
-        text.replace(text.split('base_url = "')[1].split('"')[0], closed), encoding="utf-8"
+        text.replace(f'base_url = "{closed}"', 'base_url = "http://stormer-doctor.invalid"', 1),
+        encoding="utf-8",
     )
+    monkeypatch.setenv("FPS_DISCORD_WEBHOOK_URL", f"{closed}/api/webhooks/7/tok-d")
+    result, found = doctor(storm_files)
+    assert result.exit_code == 1
+    clock = found["clock"]
+    assert clock.severity == "warning"
+    assert clock.message.startswith("cannot reach any platform server (")
+    assert "http://stormer-doctor.invalid: its name does not resolve (DNS)" in clock.message
+    assert f"{closed}: connection refused" in clock.message
+    assert "this machine is offline, or DNS, a firewall or a proxy is in the way" in clock.message
+    assert "clock offset was not measured" in clock.message
+    assert clock.fix is not None and "network connection" in clock.fix
+    assert "synchronise" not in clock.fix and "NTP" not in clock.fix
+
+
+def test_a_server_without_a_date_header_is_reached_but_tells_no_time(storm_files: Path) -> None:
     storm = load_storm(storm_files)
 
     async def measure() -> Finding:
-        async with httpx.AsyncClient() as http:
+        transport = httpx.MockTransport(lambda request: httpx.Response(200))  # no Date header
+        async with httpx.AsyncClient(transport=transport) as http:
             return await clock_finding(storm, http)
 
     found = asyncio.run(measure())
-    assert found.severity == "warning" and found.message.startswith("could not measure")
-    assert f"{closed}: no answer (ConnectError)" in found.message
+    assert found.severity == "warning"
+    assert found.message.startswith("no platform server gave a time to compare the clock with (")
+    assert ": no Date header" in found.message and "cannot reach" not in found.message
 
 
 # --- media ----------------------------------------------------------------------------------------

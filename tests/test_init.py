@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from example import write_own_posts
 from typer.testing import CliRunner
 
@@ -67,5 +68,39 @@ def test_scaffold_refuses_an_existing_storm_and_bad_input(tmp_path: Path) -> Non
     gap = runner.invoke(
         app, ["init", str(tmp_path / "u"), "--at", "2031-03-30 02:30", "--tz", "Europe/Madrid"]
     )
-    assert gap.exit_code != 0 and "does not exist" in str(gap.exception)
+    assert gap.exit_code == 2 and "Invalid value for --at" in gap.output
+    assert "does not exist in Europe/Madrid" in gap.output
     assert not (tmp_path / "u").exists()
+
+
+FORMS = (
+    "--at takes an instant such as 2031-03-13T18:00:00Z or 2031-03-13T20:00:00+02:00, or a "
+    "wall time such as '2031-03-13 20:00' with --tz ZONE"
+)
+
+
+@pytest.mark.parametrize(
+    ("args", "option", "says"),
+    [
+        (["--at", "next friday"], "--at", "cannot read 'next friday' as a time: write an instant"),
+        (
+            ["--at", "2031-02-30 20:00", "--tz", "UTC"],
+            "--at",
+            f"day is out of range for month ({FORMS})",
+        ),
+        (["--at", "9999-12-31T23:59:59Z"], "--at", "9999 is not a storm's year"),
+        (["--at", "2031-03-13 20:00"], "--at", "a wall time without a zone: add --tz ZONE"),
+        (["--at", "2031-03-13T18:00Z", "--tz", "UTC"], "--at", "already has a UTC offset"),
+        (["--at", "2031-03-13 20:00", "--tz", "Asia/Gazza"], "--tz", "Did you mean: Asia/Gaza"),
+        (["--tz", "Asia/Gaza"], "--tz", "--tz needs --at"),
+    ],
+)
+def test_a_bad_storm_time_is_a_usage_error_naming_its_option(
+    tmp_path: Path, args: list[str], option: str, says: str
+) -> None:
+    result = runner.invoke(app, ["init", str(tmp_path / "s"), *args])
+    assert result.exit_code == 2, result.output
+    assert f"Invalid value for {option}: " in result.output
+    assert says in " ".join(result.output.split())  # the usage box may wrap the message
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "s").exists()

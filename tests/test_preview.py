@@ -177,3 +177,27 @@ def test_human_preview_is_a_table(tmp_path: Path) -> None:
     result = runner.invoke(app, ["preview", "--storm", str(storm)], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "8 queued item(s)" in result.stdout and "campaign-x" in result.stdout
+
+
+def test_show_contacts_shows_each_address_in_the_table_too(tmp_path: Path) -> None:
+    storm = copy_example(tmp_path / "storm", reminders=True)
+    address = "contact@samidoun-es.example.org"
+    assert address in (storm / "participants.csv").read_text(encoding="utf-8")
+    args = ["preview", "--kind", "reminder", "--storm", str(storm)]
+    hidden = runner.invoke(app, args)
+    assert hidden.exit_code == 0, hidden.output
+    assert "@" not in hidden.stdout.split("\n", 1)[1]  # no address by default
+    shown = runner.invoke(app, [*args, "--show-contacts"])
+    assert shown.exit_code == 0, shown.output
+    line = next(line for line in shown.stdout.splitlines() if "Samidoun Palestinian" in line)
+    assert line.split()[2:6] == ["reminder:email", "to", address, "Samidoun"]
+
+
+def test_with_a_limit_the_day_in_the_title_is_that_of_the_items_shown(tmp_path: Path) -> None:
+    # Reminders go out the day before T: the first two items are on another day than the posts.
+    storm = copy_example(tmp_path / "storm", reminders=True)
+    result = runner.invoke(app, ["preview", "-n", "2", "--storm", str(storm)])
+    assert result.exit_code == 0, result.output
+    total = len(plan(load_storm(storm)))
+    title = f"Free Palestinian Students: {total} queued item(s); the 2 shown on 2021-03-10, "
+    assert result.stdout.startswith(title + "times in UTC\n")

@@ -16,11 +16,10 @@ from stormer.ops.report import (
     duration,
     report_lines,
     report_rows,
-    status_doc,
-    status_lines,
     summary,
     to_csv,
 )
+from stormer.ops.status import status_doc, status_lines
 from stormer.outbox.models import Outbox, State
 from stormer.secrets import Secret, clean_error
 
@@ -73,6 +72,8 @@ def test_a_row_has_every_column_with_instants_in_utc() -> None:
         "permalink": "https://m.example/@acct/1",
         "error": None,
         "attempts": 1,
+        "next_attempt_at": None,
+        "worker": None,
     }
     assert tuple(row) == COLUMNS
 
@@ -288,9 +289,9 @@ def test_csv_numbers_stay_numbers_and_null_is_empty() -> None:
     rows = rows_of(item("e", "sent", sent=-2, attempts=3), item("w", "pending"))
     assert to_csv(rows) == (
         "id,kind,account,platform,state,fire_at,sent_at,lateness_s,overdue_s,permalink,error,"
-        "attempts\r\n"
-        "e,post,acct,mastodon,sent,2031-03-13T18:00:00Z,2031-03-13T17:59:58Z,-2.0,,,,3\r\n"
-        "w,post,acct,mastodon,pending,2031-03-13T18:00:00Z,,,300.0,,,0\r\n"
+        "attempts,next_attempt_at,worker\r\n"
+        "e,post,acct,mastodon,sent,2031-03-13T18:00:00Z,2031-03-13T17:59:58Z,-2.0,,,,3,,\r\n"
+        "w,post,acct,mastodon,pending,2031-03-13T18:00:00Z,,,300.0,,,0,,\r\n"
     )
 
 
@@ -411,8 +412,8 @@ def test_no_worker_with_items_waiting_is_said_loudly_first() -> None:
     assert doc["waiting"] == 3 and doc["next_fire_in_s"] == 200.0
     lines = status_lines(doc)
     assert lines[0] == (
-        ALERT + "NO WORKER IS RUNNING: 3 item(s) are waiting and nothing will "
-        "send them; start a worker with `stormer run`"
+        ALERT + "NO WORKER IS RUNNING: 3 item(s) are waiting, the first due in 3 min 20 s, "
+        "and nothing will send them; start a worker with `stormer run`"
     )
     assert "next fire: 2031-03-13T18:08:20Z (in 3 min 20 s)" in lines
 

@@ -26,7 +26,7 @@ from stormer.cli.live import (
     status_text,
     summary_lines,
 )
-from stormer.ops.report import status_doc
+from stormer.ops.status import status_doc
 
 RUN = ("run", "--until-done", "--poll", "0.3", "--staging-window", "1m", "--grace", "2m")
 

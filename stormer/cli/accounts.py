@@ -167,7 +167,8 @@ def login(
 
     Mastodon: the OAuth code flow. X: OAuth 2.0 with PKCE in a browser (it comes back to
     127.0.0.1:8765, or you paste the address it shows), or, for an account with OAuth 1.0a
-    keys in config.toml, the four keys. Bluesky: an app password. Others: paste the token."""
+    keys in config.toml, the four keys. Matrix: the user and password (a login to the
+    account's fixed device). Bluesky: an app password. Others: paste the token."""
     import asyncio
 
     from stormer.channels import registry

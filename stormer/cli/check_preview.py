@@ -159,7 +159,9 @@ def preview(
         import shutil
 
         width = shutil.get_terminal_size((100, 24)).columns
-        for line in preview_lines(storm.name, len(items), shown, width=width):
+        for line in preview_lines(
+            storm.name, len(items), shown, width=width, show_contacts=show_contacts
+        ):
             print(line)
     exit_if_check_fails(storm)
 

@@ -28,11 +28,12 @@ def doctor(
     storm_dir: StormDir = Path("."),
 ) -> None:
     """Run every pre-flight check — config, credentials, media, clock, database, schedule,
-    worker, alerts — and say what to fix. Exit status 1 when any check fails."""
+    worker, reminders, alerts — and say what to fix. Exit status 1 when any check fails."""
     import asyncio
 
     from stormer.errors import ConfigError
-    from stormer.ops.doctor import Finding, diagnose, doctor_lines, has_errors, send_test_alert
+    from stormer.ops.doctor import diagnose, doctor_lines, has_errors, send_test_alert
+    from stormer.ops.findings import Finding
 
     try:
         storm = load(storm_dir)
@@ -74,6 +75,7 @@ def watchdog(
     """
     from stormer.ops.alerts import Alerted, watch
     from stormer.ops.doctor import read_engine
+    from stormer.ops.report import duration
     from stormer.timezones import iso_utc
 
     storm = load(storm_dir)
@@ -98,9 +100,12 @@ def watchdog(
         )
     elif result.message is None:
         if not quiet:
+            within = duration(storm.unstaged_before.total_seconds())
             print(
-                f"{storm.slug}: ok — everything due within {storm.unstaged_before} is staged "
+                f"{storm.slug}: ok — the {result.ready} item(s) due within {within} are staged "
                 "by a live worker"
+                if result.ready
+                else f"{storm.slug}: ok — nothing is due within {within}"
             )
     elif result.alerted != Alerted.ALREADY or not quiet:
         print(result.message)

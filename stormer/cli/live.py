@@ -103,7 +103,8 @@ def status_text(doc: Mapping[str, Any]) -> Text:
     """`status_lines` for a terminal: alerts in bold red. `status --watch` and `run` show it."""
     from rich.text import Text
 
-    from stormer.ops.report import ALERT, status_lines
+    from stormer.ops.report import ALERT
+    from stormer.ops.status import status_lines
 
     text = Text()
     for line in status_lines(doc):
@@ -120,7 +121,7 @@ async def keep_showing(
     `status_summary`, read in a thread) found it last, counting down to the next fire time.
     The outbox is read at most once a second, and not while `busy()`: a burst is near or in
     flight, and no read may compete with it for the interpreter."""
-    from stormer.ops.report import status_doc
+    from stormer.ops.status import status_doc
 
     found: dict[str, Any] | None = None
     while True:

@@ -26,8 +26,9 @@ def rehearse(
 ) -> None:
     """Rehearse the whole storm now: a copy fires in a few seconds against the local platform
     simulator (nothing leaves this machine, no credential is read), through the real
-    dispatcher; prints the lateness of every post as the simulator received it, and keeps
-    the rehearsal in .stormer/rehearsals/ (see it with `stormer report --rehearsal`). It
+    dispatcher; prints the posts' lateness as the simulator received them (p50, p99, max),
+    and keeps the rehearsal in .stormer/rehearsals/ (every item: `stormer report
+    --rehearsal`). It
     proves the timing and the dispatcher, not the real credentials, senders or platforms:
     `stormer doctor` and `stormer check --online` do."""
     import dataclasses

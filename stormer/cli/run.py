@@ -155,7 +155,7 @@ def _work(
         status_text,
     )
     from stormer.dispatch.dispatcher import Dispatcher
-    from stormer.ops.report import status_doc
+    from stormer.ops.status import status_doc
     from stormer.outbox.status import status_summary
 
     engine = open_engine(storm)

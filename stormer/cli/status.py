@@ -15,6 +15,10 @@ import typer
 from stormer.cli._common import JsonFlag, StormDir, load, note, open_engine, print_json
 from stormer.cli.app import app
 
+# `status`'s exit status when no worker is running and an item needs one (README, --help):
+# not 1 (the storm cannot be read) or 2 (an error), so a script can tell them apart.
+NO_WORKER_EXIT = 3
+
 _sleep = time.sleep  # tests replace it (and `_now`): the clock is theirs to control
 
 
@@ -48,15 +52,24 @@ def status(
     storm_dir: StormDir = Path("."),
 ) -> None:
     """How the storm is going: items by state, the next fire time, lateness so far, live
-    workers. Says loudly when items are waiting and no worker is running."""
-    from stormer.ops.report import status_doc
+    workers. Says loudly when items are waiting and no worker is running.
+
+    Exit status: 0, or 3 when no worker is running and an item needs one — it fires (or is
+    retried) within the 10 minutes a worker stages ahead, or is overdue. Not when the storm
+    is over and nothing is left to send. With --watch: as of the last refresh.
+    """
+    from stormer.ops.status import status_doc
     from stormer.outbox.status import status_summary
 
     storm = load(storm_dir)
     engine = open_engine(storm)
 
+    shown: list[dict[str, Any]] = []  # the last one decides the exit status
+
     def snapshot() -> dict[str, Any]:
-        return status_doc(status_summary(engine=engine, storm=storm.slug, now=_now()))
+        doc = status_doc(status_summary(engine=engine, storm=storm.slug, now=_now()))
+        shown[:] = [doc]
+        return doc
 
     try:
         if not watch:
@@ -67,10 +80,13 @@ def status(
         pass  # Ctrl-C is how --watch ends: not an error
     finally:
         engine.dispose()
+    if shown and any(a["code"] == "no-worker" for a in shown[0]["alerts"]):
+        raise typer.Exit(NO_WORKER_EXIT)
 
 
 def _show_status(doc: dict[str, Any], as_json: bool) -> None:
-    from stormer.ops.report import EMPTY, status_lines
+    from stormer.ops.report import EMPTY
+    from stormer.ops.status import status_lines
 
     if as_json:
         print_json(doc)
@@ -83,7 +99,7 @@ def _show_status(doc: dict[str, Any], as_json: bool) -> None:
 def _watch(
     snapshot: Callable[[], dict[str, Any]], as_json: bool, interval: float, count: int | None
 ) -> None:
-    from stormer.ops.report import status_lines
+    from stormer.ops.status import status_lines
 
     if as_json or not sys.stdout.isatty():
 
@@ -150,13 +166,15 @@ def report(
     storm_dir: StormDir = Path("."),
 ) -> None:
     """What happened to every item: problems first (sent early, dead, unconfirmed, missed,
-    overdue), lateness, then one line per item."""
+    being retried by a live worker, overdue with nobody to send them), lateness, then one
+    line per item."""
     if as_json and as_csv:
         raise typer.BadParameter("choose --json or --csv, not both", param_hint="--csv")
     from sqlalchemy.orm import Session
 
     from stormer.ops.report import EMPTY, report_lines, report_rows, summary, to_csv
     from stormer.outbox.schedule import items
+    from stormer.outbox.workers import live_workers
     from stormer.timezones import iso_utc
 
     storm = load(storm_dir)
@@ -173,9 +191,10 @@ def report(
     try:
         with Session(engine) as session:
             rows = report_rows(items(session=session, storm=storm.slug), now)
+        live = [w.worker_id for w in live_workers(engine=engine, storm=storm.slug, now=now)]
     finally:
         engine.dispose()
-    totals = summary(rows)
+    totals = summary(rows, live)
     if as_csv:
         text = to_csv(rows)
     elif as_json:

@@ -38,6 +38,7 @@ from stormer.notify.sender import env_urls as alert_urls  # the URLs named in [a
 from stormer.outbox.models import TO_FIRE, State
 from stormer.private import private_folder, write_private
 from stormer.secrets import Secret, redact
+from stormer.settings import GRACE, duration_text
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -102,7 +103,7 @@ def due_summary(
 ) -> dict[str, Any]:
     """`stormer.outbox.status.status_summary` plus `due`: the items still to fire (pending,
     staged, claimed, failed) by `now + threshold`, each a dict of id, account, fire_at, state,
-    lease_owner, lease_until and error."""
+    lease_owner, lease_until, next_attempt_at and error."""
     from sqlalchemy import select
 
     from stormer.outbox.models import Outbox
@@ -118,6 +119,7 @@ def due_summary(
                 Outbox.state,
                 Outbox.lease_owner,
                 Outbox.lease_until,
+                Outbox.next_attempt_at,
                 Outbox.error,
             )
             .where(
@@ -147,14 +149,20 @@ def unstaged_alert_due(
     t = min(r["fire_at"] for r in rows)
     lines = [
         f"{len(rows)} item(s) of storm {summary['storm']!r} due from {_at(t)} "
-        f"({_when(t, now)}) are not staged by a live worker, and will not be sent:"
+        f"({_when(t, now)}) are not staged by a live worker:"
     ]
     for why, group in sorted(waiting.items(), key=lambda kv: -len(kv[1])):
         accounts = Counter(r["account"] for r in group)
         shown = ", ".join(sorted(accounts)[:SHOWN]) + (
             f" and {len(accounts) - SHOWN} more" if len(accounts) > SHOWN else ""
         )
-        lines.append(f"  - {len(group)} {why} ({shown})")
+        line = f"  - {len(group)} {why} ({shown})"
+        if why.startswith(RETRYING):
+            line += (
+                f"; next attempt at {_at(min(r['next_attempt_at'] or now for r in group))}, "
+                + give_up_text(min(r["fire_at"] for r in group))
+            )
+        lines.append(line)
     if live:
         lines.append(f"Workers alive: {', '.join(sorted(live))}.")
         lines.append(
@@ -199,9 +207,30 @@ def _not_ready(
     if state == State.STAGED:
         return None if live else "staged, but no worker is alive to fire them"
     if state == State.FAILED:
-        error = (row["error"] or "no error recorded").removeprefix("staging: ")
-        return "failed staging: " + _first_line(error)
+        error = _first_line((row["error"] or "no error recorded").removeprefix("staging: "))
+        retry, give_up = row["next_attempt_at"], row["fire_at"] + GRACE
+        if retry is not None and retry > give_up:
+            return (
+                f"failed staging and will not be sent: its next attempt ({_at(retry)}) is "
+                f"after it is given up ({_at(give_up)}): {error}"
+            )
+        if not live:
+            return f"failed staging, and no worker is alive to try again: {error}"
+        return f"{RETRYING}: {error}"
     return "not claimed by any worker"
+
+
+# A failed item a live worker will try again at its `next_attempt_at`.
+RETRYING: Final = "failed staging, being retried by a live worker"
+
+
+def give_up_text(fire_at: datetime) -> str:
+    """When a worker gives up an item still not sent: `GRACE` after its time, with `stormer
+    run`'s default --grace (the outbox does not record a worker's own)."""
+    return (
+        f"given up if not sent by {_at(fire_at + GRACE)} (its time + "
+        f"{duration_text(GRACE)}, `stormer run`'s default --grace)"
+    )
 
 
 def _first_line(text: str, limit: int = 160) -> str:
@@ -240,6 +269,7 @@ class Watch:
     instant: datetime | None = None
     alerted: Alerted | None = None
     error: str | None = None  # why the alert could not be delivered (no URL in it)
+    ready: int = 0  # when all is well: the items due within the threshold, all staged
 
 
 def watch(
@@ -261,7 +291,7 @@ def watch(
     threshold = storm.unstaged_before
     near = storm.at is not None and now >= storm.at - threshold
     try:
-        summary = (
+        summary: dict[str, Any] = (
             due_summary(engine=engine, storm=storm.slug, now=now, threshold=threshold)
             if engine is not None
             else {"total": 0, "due": [], "workers": []}
@@ -305,7 +335,7 @@ def watch(
                 "Fix: run `stormer schedule`, then `stormer run`, for this storm now."
             ),
         )
-    return Watch(None)
+    return Watch(None, ready=len(summary["due"]))
 
 
 def _raise(
@@ -332,7 +362,7 @@ def _raise(
     try:
         alert(
             list(urls.values()),
-            f"stormer: storm {storm.name!r} will not go out as planned",
+            f"stormer: storm {storm.name!r} may not go out as planned",
             message,
         )
         delivered = len(urls)

@@ -2,11 +2,11 @@
 
 Each check returns a `Finding` (name, ok, severity, message, fix). The checks: config (every
 error of `stormer check`), credentials (each account verified with its platform, nothing
-posted), media (every image readable and within each platform's size limit), clock (the
-local clock against the `Date` headers of the platforms' servers: stormer never posts early
-by its own clock, so a clock ahead means posts before T), database (reachable and migrated),
-schedule (the storm is in the outbox), worker (one alive within 24 h of T) and alerts (the
-organizer can be told when no worker stages the storm).
+posted), media (every image readable and within each platform's size limit), clock (this
+machine's clock against the platforms' servers: `stormer.ops.clock`), database (reachable and
+migrated), schedule (the storm is in the outbox), worker (one alive before the first item is
+sent: the first reminder, or the storm) and alerts (the organizer can be told when no worker
+stages the storm).
 
 Doctor only reads: it never migrates, schedules or creates a database file.
 """
@@ -14,15 +14,13 @@ Doctor only reads: it never migrates, schedules or creates a database file.
 from __future__ import annotations
 
 import asyncio
-import statistics
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Any, Final, Literal
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any, Final
 
 from stormer.errors import Problem, StormerError
+from stormer.ops.clock import clock_finding, utcnow
+from stormer.ops.findings import Finding, failed, passed, warned
 from stormer.secrets import Secret, redact
 from stormer.settings import STAGING_WINDOW
 
@@ -32,43 +30,7 @@ if TYPE_CHECKING:
 
     from stormer.storm import Storm
 
-Severity = Literal["info", "warning", "error"]
-
-CLOCK_WARN: Final = timedelta(seconds=2)
-CLOCK_ERROR: Final = timedelta(seconds=30)
-WORKER_BEFORE: Final = timedelta(hours=24)  # a worker should be alive this long before T
-CLOCK_TIMEOUT_S: Final = 10.0
 SHOWN: Final = 3  # problems quoted in a message; `stormer check` lists them all
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """The result of one check. `ok` is False for warnings and errors; `fix` says what to do."""
-
-    name: str
-    ok: bool
-    severity: Severity
-    message: str
-    fix: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def _ok(name: str, message: str) -> Finding:
-    return Finding(name, True, "info", message)
-
-
-def _warn(name: str, message: str, fix: str | None = None) -> Finding:
-    return Finding(name, False, "warning", message, fix)
-
-
-def _err(name: str, message: str, fix: str | None = None) -> Finding:
-    return Finding(name, False, "error", message, fix)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 async def diagnose(
@@ -106,7 +68,7 @@ def send_test_alert(storm: Storm, environ: Mapping[str, str] | None = None) -> F
 
     urls, missing = alert_urls(storm.alert_vars, environ)
     if not urls:
-        return _err(
+        return failed(
             "test alert",
             "no alert URL is set, nothing was sent",
             "configure [alerts] apprise and set its variables (see the alerts check)",
@@ -120,12 +82,12 @@ def send_test_alert(storm: Storm, environ: Mapping[str, str] | None = None) -> F
             "is not staged in time, alerts will come here.",
         )
     except AlertFailed as e:
-        return _err(
+        return failed(
             "test alert",
             "; ".join(f"${names[i]}: {why}" for i, why in e.failed),
             "check the URL (service, credentials, recipient) in that variable",
         )
-    return _ok(
+    return passed(
         "test alert",
         f"delivered through {', '.join(f'${n}' for n in names)}"
         + (f" (not set: {', '.join(missing)})" if missing else ""),
@@ -147,10 +109,10 @@ def config_finding(storm: Storm, now: datetime) -> Finding:
     warnings = [p for p in problems if p.severity == "warning"]
     fix = "run `stormer check` to see each problem with its file and line"
     if errors:
-        return _err("config", f"{len(errors)} error(s): {_quote(errors)}", fix)
+        return failed("config", f"{len(errors)} error(s): {_quote(errors)}", fix)
     if warnings:
-        return _warn("config", f"{len(warnings)} warning(s): {_quote(warnings)}", fix)
-    return _ok(
+        return warned("config", f"{len(warnings)} warning(s): {_quote(warnings)}", fix)
+    return passed(
         "config", f"{len(storm.posts)} posts, {len(storm.accounts)} accounts: no problem found"
     )
 
@@ -164,7 +126,7 @@ async def credentials_finding(storm: Storm, http: httpx.AsyncClient) -> Finding:
     from stormer.ops.online import check_credentials
 
     if not storm.accounts:
-        return _warn(
+        return warned(
             "credentials",
             "no authorized accounts: the storm posts nothing by API",
             "add [[accounts]] to config.toml",
@@ -177,20 +139,20 @@ async def credentials_finding(storm: Storm, http: httpx.AsyncClient) -> Finding:
     )
     errors = [p for p in problems if p.severity == "error"]
     if errors:
-        return _err(
+        return failed(
             "credentials",
             f"{len(errors)} of {len(storm.accounts)} account(s): {_quote(errors)}",
             fix,
         )
     if problems:
-        return _warn(
+        return warned(
             "credentials",
             f"{len(problems)} account(s) could not be verified: {_quote(problems)}",
             "try again; if it persists, check the platform's status and base_url",
         )
     renewed = sum(c.status is not None and c.status.renewal is not None for c in checked)
     lasting = f"; {renewed} renewed by stormer before T" if renewed else ""
-    return _ok(
+    return passed(
         "credentials",
         f"all {len(storm.accounts)} account(s) accepted by their platforms, none expiring "
         f"before T + grace{lasting} (`stormer check --online` shows each)",
@@ -224,7 +186,7 @@ def media_finding(storm: Storm) -> Finding:
                         f"{where} is {_size(size)}, over {plugin.title}'s {_size(limit)}"
                     )
     if problems:
-        return _err(
+        return failed(
             "media",
             f"{len(problems)} problem(s): "
             + "; ".join(problems[:SHOWN])
@@ -233,112 +195,12 @@ def media_finding(storm: Storm) -> Finding:
             "the post off that platform with platforms = [...] in its front matter",
         )
     if not count:
-        return _ok("media", "no images")
-    return _ok("media", f"{count} image(s) readable and within every platform's limit")
+        return passed("media", "no images")
+    return passed("media", f"{count} image(s) readable and within every platform's limit")
 
 
 def _size(n: int) -> str:
     return f"{n / 1_000_000:.1f} MB" if n >= 100_000 else f"{n / 1000:.0f} kB"
-
-
-# --- clock ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Offset:
-    origin: str
-    seconds: float | None  # local clock minus the server's: > 0 means ahead
-    problem: str | None = None
-
-
-async def clock_finding(
-    storm: Storm, http: httpx.AsyncClient, now: Callable[[], datetime] = utcnow
-) -> Finding:
-    """The local clock against the `Date` header of each platform server the storm posts to.
-
-    `Date` has one-second resolution (and servers may cache it for a second), so only
-    offsets beyond `CLOCK_WARN` are reported; the median over servers is judged, so that one
-    server with a wrong clock does not decide.
-    """
-    origins = sorted({o for o in (_origin(storm, a) for a in storm.accounts) if o})
-    if not origins:
-        return _warn(
-            "clock",
-            "no platform server to compare the clock with",
-            "make sure this machine's clock is synchronised (NTP)",
-        )
-    offsets = await asyncio.gather(*(_offset(http, o, now) for o in origins))
-    measured = [o for o in offsets if o.seconds is not None]
-    fix_sync = (
-        "synchronise this machine's clock (e.g. `timedatectl set-ntp true`, or "
-        "chrony), then run `stormer doctor` again"
-    )
-    if not measured:
-        reasons = "; ".join(f"{o.origin}: {o.problem}" for o in offsets)
-        return _warn("clock", f"could not measure the clock offset ({reasons})", fix_sync)
-    median = statistics.median(o.seconds for o in measured if o.seconds is not None)
-    each = ", ".join(
-        f"{urlsplit(o.origin).netloc} {o.seconds:+.1f} s" for o in measured if o.seconds is not None
-    )
-    if abs(median) <= CLOCK_WARN.total_seconds():
-        return _ok("clock", f"within {CLOCK_WARN.total_seconds():.0f} s of the platforms ({each})")
-    direction = (
-        f"{median:.1f} s AHEAD of the platforms: posts would go out that much "
-        "BEFORE the storm's moment"
-        if median > 0
-        else f"{-median:.1f} s behind the platforms: posts would go out that much late"
-    )
-    make = _err if abs(median) > CLOCK_ERROR.total_seconds() else _warn
-    return make("clock", f"this machine's clock is {direction} ({each})", fix_sync)
-
-
-def _origin(storm: Storm, account: Any) -> str | None:
-    """scheme://host[:port] of the server `account` posts to; for a platform with no base
-    URL (Discord webhooks), that of the URL credential. No path, no user info: no secret."""
-    from stormer.channels import registry
-    from stormer.secrets import resolve
-
-    if account.platform not in registry.installed():
-        return None
-    plugin = registry.get(account.platform)
-    url = plugin.base_url(account)
-    if not url:
-        try:
-            values = resolve(account, plugin.credential_fields_for(account))
-        except StormerError:
-            return None
-        url = next(
-            (v.reveal() for v in values.values() if v.reveal().startswith(("https://", "http://"))),
-            "",
-        )
-    parts = urlsplit(url)
-    if not parts.scheme or not parts.hostname:
-        return None
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{parts.hostname}{port}"
-
-
-async def _offset(http: httpx.AsyncClient, origin: str, now: Callable[[], datetime]) -> Offset:
-    import httpx
-
-    sent = now()
-    try:
-        response = await http.head(origin + "/", timeout=CLOCK_TIMEOUT_S)
-    except httpx.HTTPError as e:
-        return Offset(origin, None, f"no answer ({type(e).__name__})")
-    received = now()
-    date = response.headers.get("date")
-    if not date:
-        return Offset(origin, None, "no Date header")
-    try:
-        server = parsedate_to_datetime(date)
-    except (TypeError, ValueError):
-        return Offset(origin, None, "unreadable Date header")
-    if server.tzinfo is None:
-        server = server.replace(tzinfo=UTC)
-    # `Date` is truncated to the second: the server's time was somewhere in that second.
-    local = sent + (received - sent) / 2
-    return Offset(origin, (local - server).total_seconds() - 0.5)
 
 
 # --- database, schedule, worker ------------------------------------------------------------
@@ -349,7 +211,7 @@ def database_findings(storm: Storm, now: datetime) -> list[Finding]:
     engine, finding = _database(storm)
     if engine is None:
         skipped = "not checked: the database is not usable"
-        return [finding, _warn("schedule", skipped), _warn("worker", skipped)]
+        return [finding, warned("schedule", skipped), warned("worker", skipped)]
     from sqlalchemy.exc import SQLAlchemyError
 
     from stormer.outbox.status import status_summary
@@ -358,7 +220,7 @@ def database_findings(storm: Storm, now: datetime) -> list[Finding]:
         summary = status_summary(engine=engine, storm=storm.slug, now=now)
     except SQLAlchemyError as e:  # it went away since the database check
         skipped = f"not checked: {type(e).__name__} reading the outbox"
-        return [finding, _warn("schedule", skipped), _warn("worker", skipped)]
+        return [finding, warned("schedule", skipped), warned("worker", skipped)]
     finally:
         engine.dispose()
     return [finding, schedule_finding(storm, summary), worker_finding(storm, summary)]
@@ -395,9 +257,9 @@ def _database(storm: Storm) -> tuple[Engine | None, Finding]:
     try:
         engine = read_engine(storm)
     except StormerError as e:
-        return None, _err("database", str(e), "fix [database] url or STORMER_DATABASE_URL")
+        return None, failed("database", str(e), "fix [database] url or STORMER_DATABASE_URL")
     if engine is None:
-        return None, _err(
+        return None, failed(
             "database",
             "no database yet",
             "run `stormer schedule` (it creates the database and fills it)",
@@ -410,7 +272,7 @@ def _database(storm: Storm) -> tuple[Engine | None, Finding]:
     except (SQLAlchemyError, OSError, StormerError) as e:
         engine.dispose()
         reason = redact(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
-        return None, _err(
+        return None, failed(
             "database",
             f"cannot use {where}: {reason}",
             "start the database server, or fix [database] url / "
@@ -418,12 +280,12 @@ def _database(storm: Storm) -> tuple[Engine | None, Finding]:
         )
     if not current:
         engine.dispose()
-        return None, _err(
+        return None, failed(
             "database",
             f"{where} is not at the newest schema",
             "run `stormer db upgrade` (or `stormer schedule`, which migrates)",
         )
-    return engine, _ok("database", f"{where} reachable, schema up to date")
+    return engine, passed("database", f"{where} reachable, schema up to date")
 
 
 def schedule_finding(storm: Storm, summary: Mapping[str, Any]) -> Finding:
@@ -431,7 +293,7 @@ def schedule_finding(storm: Storm, summary: Mapping[str, Any]) -> Finding:
 
     counts = summary["counts"]
     if not summary["total"]:
-        return _err(
+        return failed(
             "schedule",
             "nothing is scheduled for this storm: no post will be sent",
             "run `stormer schedule` (again after any change to the storm)",
@@ -439,7 +301,7 @@ def schedule_finding(storm: Storm, summary: Mapping[str, Any]) -> Finding:
     waiting = sum(counts[s] for s in WAITING)
     shown = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
     nxt = summary["next_fire_at"]
-    return _ok(
+    return passed(
         "schedule",
         f"{summary['total']} item(s) in the outbox ({shown}); "
         f"{waiting} still to send" + (f", the next at {_iso(nxt)}" if nxt else ""),
@@ -459,36 +321,62 @@ def worker_finding(storm: Storm, summary: Mapping[str, Any]) -> Finding:
             + (f", staged through {_iso(w['staged_through'])})" if w["staged_through"] else ")")
             for w in workers
         )
-        return _ok("worker", f"{len(workers)} alive: {names}")
-    waiting = sum(summary["counts"][s] for s in WAITING)
+        return passed("worker", f"{len(workers)} alive: {names}")
     start = (
         "start `stormer run` for this storm on a machine that stays up through T (and "
         "check that it keeps running: `stormer status`)"
     )
     if storm.at is None:
-        return _warn("worker", "no worker is alive, and the storm has no usable time", start)
-    ahead = storm.at - now
-    if ahead > WORKER_BEFORE:
-        return _ok(
+        return warned("worker", "no worker is alive, and the storm has no usable time", start)
+    if summary.get("total") and not sum(summary["counts"][s] for s in WAITING):
+        return passed("worker", "none alive, and nothing is left to send")
+    first, what = first_send(storm, summary)
+    if now < first - STAGING_WINDOW:
+        return passed(
             "worker",
-            f"none alive; the storm is in {duration(ahead.total_seconds())}"
-            ": start `stormer run` within 24 h of it",
+            f"none alive yet; start `stormer run` at least "
+            f"{duration(STAGING_WINDOW.total_seconds())} before {when_text(first, now)}, when "
+            f"{what} is sent: a worker stages each item that far ahead",
         )
-    if ahead < timedelta(0) and not waiting:
-        return _ok("worker", "none alive, and nothing is left to send")
-    return _err(
+    return failed(
         "worker",
-        f"NO WORKER IS ALIVE (no heartbeat in the last minute) and the "
-        f"storm is {_relative(ahead)}: nothing will be sent",
+        f"NO WORKER IS ALIVE (no heartbeat in the last minute) and {what} is due "
+        f"{when_text(first, now)}: nothing will be sent",
         start,
     )
 
 
-def _relative(ahead: timedelta) -> str:
+def first_send(storm: Storm, summary: Mapping[str, Any]) -> tuple[datetime, str]:
+    """When the first item still to send goes out, and what it is: from the outbox (the next
+    fire or retry), or, before `schedule`, from the plan (the first reminder still ahead,
+    else the storm). Only reminders go out before T."""
+    assert storm.at is not None
+    now: datetime = summary["now"]
+    due = [t for t in (summary.get("next_fire_at"), summary.get("next_retry_at")) if t]
+    if due:
+        first = min(due)
+    elif summary.get("total"):
+        first = now  # only outcomes to reconcile are left: a worker is needed now
+    else:
+        reminders = storm.reminder_offsets if any(p.contacts for p in storm.participants) else []
+        first = min([storm.at - o for o in reminders if storm.at - o > now], default=storm.at)
+    if first < storm.at:
+        return first, "the next reminder to participants"
+    return first, "the storm's first post" if first <= storm.at else "the next item"
+
+
+def when_text(t: datetime, now: datetime) -> str:
+    """`t` for the organizer: in UTC, in this machine's zone (the organizer's, where doctor
+    runs), and how far from `now`."""
     from stormer.ops.report import duration
 
-    seconds = ahead.total_seconds()
-    return f"in {duration(seconds)}" if seconds >= 0 else f"{duration(seconds)} past"
+    utc = f"{t.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+    local = t.astimezone()  # the zone of this machine (TZ, /etc/localtime)
+    if local.utcoffset() != timedelta(0):
+        utc += f" = {local:%Y-%m-%d %H:%M:%S} {local.tzname()} here"
+    seconds = (t - now).total_seconds()
+    ahead = f"in {duration(seconds)}" if seconds >= 0 else f"{duration(seconds)} ago"
+    return f"{utc} ({ahead})"
 
 
 def _iso(value: datetime) -> str:
@@ -504,10 +392,10 @@ def reminders_finding(storm: Storm, environ: Mapping[str, str] | None = None) ->
     from stormer.notify.sender import sender_problems
 
     if not storm.reminder_offsets or not any(p.contacts for p in storm.participants):
-        return _ok("reminders", "no participants' reminders planned")
+        return passed("reminders", "no participants' reminders planned")
     kinds, wrong = sender_problems(storm, environ)
     if wrong:
-        return _err(
+        return failed(
             "reminders",
             "; ".join(wrong),
             "set each [reminders] senders variable to the organizer's Apprise URL "
@@ -515,7 +403,7 @@ def reminders_finding(storm: Storm, environ: Mapping[str, str] | None = None) ->
             "matrixs://user:password@server) in the worker's environment",
         )
     shown = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))
-    return _ok(
+    return passed(
         "reminders",
         f"{len(storm.reminder_offsets)} reminder(s) before T to "
         f"{shown} contact(s); every sender is set",
@@ -529,7 +417,7 @@ def alerts_finding(storm: Storm, environ: Mapping[str, str] | None = None) -> Fi
 
     cron = "run `stormer watchdog --quiet` every minute from cron on another machine"
     if not storm.alert_vars:
-        return _warn(
+        return warned(
             "alerts",
             "no alerts configured: if no worker stages the storm, nobody is told",
             'add [alerts] apprise = ["STORMER_ALERT_URL"] to config.toml, set '
@@ -542,7 +430,7 @@ def alerts_finding(storm: Storm, environ: Mapping[str, str] | None = None) -> Fi
         wrong = [f"${n} is not set" for n in missing] + [
             f"${n} is not a usable Apprise URL" for n in unusable
         ]
-        return _err(
+        return failed(
             "alerts",
             "; ".join(wrong),
             "set each variable to an Apprise URL (see the Apprise wiki), in the "
@@ -550,14 +438,14 @@ def alerts_finding(storm: Storm, environ: Mapping[str, str] | None = None) -> Fi
         )
     if storm.unstaged_before >= STAGING_WINDOW:
         window = duration(STAGING_WINDOW.total_seconds())
-        return _warn(
+        return warned(
             "alerts",
             f"unstaged_before = {storm.unstaged_before} is not shorter "
             f"than the worker's default staging window ({window}): the "
             "watchdog would alert before any worker stages",
             "set [alerts] unstaged_before below the worker's --staging-window",
         )
-    return _ok(
+    return passed(
         "alerts",
         f"{len(urls)} alert URL(s) set; alerts go out "
         f"{storm.unstaged_before} before T if nothing is staged ({cron})",

@@ -2,7 +2,7 @@
 
 `report_rows` turns outbox rows into plain dicts (instants as ISO UTC strings, durations in
 seconds), `summary` finds what the organizer must look at, `to_csv` and `report_lines` render
-them. `status_doc` and `status_lines` do the same for `stormer status` (the live view).
+them. `stormer.ops.status` does the same for `stormer status` (the live view).
 
 What may never be shown: secrets (error texts go through `stormer.secrets.redact`, and the
 usual credential shapes are masked as well, because `redact` only knows the secrets resolved
@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final, Protocol
 
 from stormer.channels.registry import channel_class
-from stormer.outbox.models import WAITING, State
+from stormer.outbox.models import HELD, WAITING, State
 from stormer.outbox.status import percentile
 from stormer.secrets import clean_error
 from stormer.timezones import iso_utc
@@ -40,6 +40,8 @@ COLUMNS: Final = (
     "permalink",
     "error",
     "attempts",
+    "next_attempt_at",
+    "worker",
 )
 # How far past its time an unsent item may be before status calls it overdue: a normal burst
 # takes a few seconds, and a worker polls often.
@@ -47,7 +49,7 @@ OVERDUE_AFTER: Final = timedelta(seconds=60)
 _OVERDUE_S: Final = OVERDUE_AFTER.total_seconds()
 EMPTY: Final = "nothing scheduled yet: run `stormer schedule`"
 ALERT: Final = "!!! "  # lines for people that must not be missed start with this
-NO_WORKER_HINT: Final = "start a worker with `stormer run`"
+NO_WORKER_FIX: Final = "start one with `stormer run`"
 
 # OWASP "CSV injection": a cell starting with one of these is a formula in spreadsheet apps.
 _FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
@@ -66,6 +68,9 @@ class Item(Protocol):
     permalink: str | None
     error: str | None
     attempts: int
+    next_attempt_at: datetime | None
+    lease_owner: str | None
+    lease_until: datetime | None
 
     @property
     def payload(self) -> dict[str, Any] | None: ...  # read only: a reminder's channel kind
@@ -79,7 +84,8 @@ def report_rows(items: Iterable[Item], now: datetime) -> list[dict[str, Any]]:
 
     `lateness_s` is `sent_at - fire_at` in seconds (None until sent; negative = sent EARLY).
     `overdue_s` is how long past its time an item still waiting to be sent is at `now`
-    (None when it is settled or not yet due).
+    (None when it is settled or not yet due). `next_attempt_at`: when a failed item is tried
+    again. `worker`: the worker holding the item under a lease still running at `now`.
     """
     return [_row(item, now) for item in items]
 
@@ -94,6 +100,7 @@ def _row(item: Item, now: datetime) -> dict[str, Any]:
         else None
     )
     error = clean_error(item.error, contacts=private) if item.error else None
+    held = item.state in HELD and item.lease_until is not None and item.lease_until >= now
     return {
         "id": item.id,
         "kind": item.kind,
@@ -110,21 +117,32 @@ def _row(item: Item, now: datetime) -> dict[str, Any]:
         "permalink": None if private else item.permalink,
         "error": error,
         "attempts": item.attempts,
+        "next_attempt_at": (
+            iso_utc(item.next_attempt_at)
+            if item.state == State.FAILED and item.next_attempt_at
+            else None
+        ),
+        "worker": item.lease_owner if held else None,
     }
 
 
-def summary(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Counts by state and what the organizer must look at, from `report_rows`.
+def summary(rows: Sequence[Mapping[str, Any]], live: Collection[str] = ()) -> dict[str, Any]:
+    """Counts by state and what the organizer must look at, from `report_rows`; `live`: the
+    ids of the workers alive (`stormer.outbox.workers.live_workers`).
 
     `early`: ids sent before their time, most early first — a bug, never to be hidden in the
     statistics. `unconfirmed`: may or may not have been posted, check by hand. `dead` (with
-    the reason), `missed`, and `overdue` (still not sent `OVERDUE_AFTER` past their time).
+    the reason), `missed`. Of the items still not sent `OVERDUE_AFTER` past their time:
+    `retrying`, in a live worker's hands (held under its lease, or failed and due to be tried
+    again while a worker is alive), and `overdue`, nobody's; `workers_alive` says whether
+    any worker could take them.
     """
     counts = dict.fromkeys(State, 0)
     for row in rows:
         counts[row["state"]] = counts.get(row["state"], 0) + 1
     late = sorted((r["lateness_s"], r["id"]) for r in rows if r["lateness_s"] is not None)
     seconds = [s for s, _ in late]
+    late_rows = [r for r in rows if r["overdue_s"] is not None and r["overdue_s"] > _OVERDUE_S]
     return {
         "total": len(rows),
         "counts": counts,
@@ -142,10 +160,18 @@ def summary(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             {"id": r["id"], "error": r["error"]} for r in rows if r["state"] == State.DEAD
         ],
         State.MISSED: _ids(rows, State.MISSED),
-        "overdue": [
-            r["id"] for r in rows if r["overdue_s"] is not None and r["overdue_s"] > _OVERDUE_S
-        ],
+        "retrying": [r["id"] for r in late_rows if _in_hand(r, live)],
+        "overdue": [r["id"] for r in late_rows if not _in_hand(r, live)],
+        "workers_alive": len(live),
     }
+
+
+def _in_hand(row: Mapping[str, Any], live: Collection[str]) -> bool:
+    """Whether a live worker will try `row` again: it holds it, or it failed with a time to
+    be tried again and some worker is alive to claim it then."""
+    if row["worker"] is not None:
+        return row["worker"] in live
+    return row["state"] == State.FAILED and row["next_attempt_at"] is not None and bool(live)
 
 
 def _ids(rows: Sequence[Mapping[str, Any]], state: str) -> list[str]:
@@ -210,27 +236,43 @@ def report_lines(summary: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) 
         lambda r: f"due {r['fire_at']}",
     )
     problem(
-        "OVERDUE: {n} item(s) are past their time and not sent (is a worker running?):",
+        "RETRYING: {n} item(s) are past their time and being retried by a live worker:",
+        summary["retrying"],
+        lambda r: f"{duration(r['overdue_s'])} late, {_retry_text(r)}",
+    )
+    nobody = (
+        "no live worker holds them: see the worker's log, and `stormer status`"
+        if summary["workers_alive"]
+        else f"no worker is alive: {NO_WORKER_FIX}"
+    )
+    problem(
+        ALERT + "OVERDUE: {n} item(s) are past their time and not sent, and " + nobody + ":",
         summary["overdue"],
         lambda r: f"{r['state']}, {duration(r['overdue_s'])} late",
     )
     if not lines:
         lines.append("No problems.")
     lines.append("")
-    lines.append(f"{summary['total']} item(s): {_counts_text(summary['counts'])}")
+    lines.append(f"{summary['total']} item(s): {counts_text(summary['counts'])}")
     lateness = summary["lateness"]
     if lateness[State.SENT]:
-        lines.append(f"lateness: {_percentiles(lateness)}")
+        lines.append(f"lateness: {percentiles_text(lateness)}")
     lines.append("")
     lines.extend(_table(rows))
     return lines
+
+
+def _retry_text(row: Mapping[str, Any]) -> str:
+    if row["worker"] is not None:
+        return f"held by {row['worker']} ({row['state']})"
+    return f"attempt {row['attempts']} failed, next try at {row['next_attempt_at']}"
 
 
 def _who(row: Mapping[str, Any]) -> str:
     return f"{row['platform']}/{row['account']}"
 
 
-def _counts_text(counts: Mapping[str, int]) -> str:
+def counts_text(counts: Mapping[str, int]) -> str:
     return ", ".join(f"{n} {state}" for state, n in counts.items() if n) or "none"
 
 
@@ -255,7 +297,7 @@ def _table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     ]
 
 
-def _percentiles(lateness: Mapping[str, Any]) -> str:
+def percentiles_text(lateness: Mapping[str, Any]) -> str:
     return ", ".join(f"{q} {_signed(lateness[f'{q}_s'])}" for q in ("p50", "p99", "max"))
 
 
@@ -279,145 +321,3 @@ def duration(seconds: float) -> str:
     ]
     first = next(i for i, (n, _) in enumerate(parts) if n)
     return " ".join(f"{n} {unit}" for n, unit in parts[first : first + 2] if n)
-
-
-# --- status ----------------------------------------------------------------------------------
-
-
-def status_doc(status: Mapping[str, Any]) -> dict[str, Any]:
-    """`stormer.outbox.status.status_summary` made JSON-ready, with `alerts` for what is wrong.
-
-    Each alert is `{"code", "message"}`; codes: `no-worker` (items wait and no worker is
-    alive: nothing will be sent), `early`, `overdue`, `unknown-outcome`, `expired-lease`.
-    """
-    now: datetime = status["now"]
-    counts: Mapping[str, int] = status["counts"]
-    waiting = sum(counts[s] for s in WAITING)
-    nxt: datetime | None = status["next_fire_at"]
-    lateness = dict(status["lateness"])
-    workers = [
-        {
-            "worker_id": w["worker_id"],
-            "hostname": w["hostname"],
-            "pid": w["pid"],
-            "started_at": iso_utc(w["started_at"]),
-            "heartbeat_at": iso_utc(w["heartbeat_at"]),
-            "heartbeat_age_s": (now - w["heartbeat_at"]).total_seconds(),
-            "staged_through": _iso(w["staged_through"]),
-        }
-        for w in status["workers"]
-    ]
-    alerts: list[tuple[str, str]] = []
-    if waiting and not workers:
-        alerts.append(
-            (
-                "no-worker",
-                (
-                    f"NO WORKER IS RUNNING: {waiting} item(s) are waiting "
-                    f"and nothing will send them; {NO_WORKER_HINT}"
-                ),
-            )
-        )
-    if lateness["early"]:
-        early = ", ".join(lateness["early"])
-        alerts.append(
-            (
-                "early",
-                (
-                    f"{len(lateness['early'])} item(s) were sent BEFORE their "
-                    f"time: a bug, report it ({early})"
-                ),
-            )
-        )
-    if nxt is not None and now - nxt > OVERDUE_AFTER:
-        alerts.append(("overdue", f"items due since {iso_utc(nxt)} are not sent yet"))
-    if status["unknown_outcomes"]:
-        alerts.append(
-            (
-                "unknown-outcome",
-                (
-                    f"{len(status['unknown_outcomes'])} item(s) may "
-                    "have been posted: awaiting reconciliation"
-                ),
-            )
-        )
-    if status["expired_leases"]:
-        alerts.append(
-            (
-                "expired-lease",
-                (
-                    f"{status['expired_leases']} lease(s) expired: a "
-                    "worker died or stalled mid-burst"
-                ),
-            )
-        )
-    return {
-        "storm": status["storm"],
-        "now": iso_utc(now),
-        "total": status["total"],
-        "kinds": dict(status.get("kinds", {})),
-        "counts": dict(counts),
-        "waiting": waiting,
-        "next_fire_at": _iso(nxt),
-        "next_fire_in_s": (nxt - now).total_seconds() if nxt is not None else None,
-        "next_retry_at": _iso(status["next_retry_at"]),
-        "workers": workers,
-        "expired_leases": status["expired_leases"],
-        "unknown_outcomes": list(status["unknown_outcomes"]),
-        "lateness": lateness,
-        "alerts": [{"code": c, "message": m} for c, m in alerts],
-    }
-
-
-def _iso(value: datetime | None) -> str | None:
-    return iso_utc(value) if value is not None else None
-
-
-def status_lines(doc: Mapping[str, Any]) -> list[str]:
-    """`status_doc` for people. Lines that must not be missed start with `ALERT`."""
-    alerts = {a["code"]: a["message"] for a in doc["alerts"]}
-    lines = [ALERT + m for c, m in alerts.items() if c in ("no-worker", "early")]
-    if not doc["total"]:
-        lines.append(f"{doc['storm']}: {EMPTY}")
-    else:
-        kinds = doc.get("kinds") or {}
-        split = (
-            f" ({kinds.get('post', 0)} posts, {kinds.get('reminder', 0)} reminders)"
-            if kinds.get("reminder")
-            else ""
-        )
-        lines.append(
-            f"{doc['storm']}: {doc['total']} item(s){split}: {_counts_text(doc['counts'])}"
-        )
-    if doc["next_fire_in_s"] is not None:
-        ahead = doc["next_fire_in_s"]
-        if ahead >= 0:
-            when = f"in {duration(ahead)}"
-        else:
-            when = f"{duration(ahead)} ago" + (": OVERDUE" if "overdue" in alerts else "")
-        lines.append(f"next fire: {doc['next_fire_at']} ({when})")
-    elif doc["total"]:
-        lines.append("next fire: none, nothing left to fire")
-    if doc["next_retry_at"]:
-        lines.append(f"next retry: {doc['next_retry_at']}")
-    if doc["workers"]:
-        lines.append(f"workers alive: {len(doc['workers'])}")
-        lines.extend(
-            f"    {w['worker_id']} on {w['hostname']} (pid {w['pid']}), heartbeat "
-            f"{duration(w['heartbeat_age_s'])} ago"
-            + (f", staged through {w['staged_through']}" if w["staged_through"] else "")
-            for w in doc["workers"]
-        )
-    elif "no-worker" not in alerts:
-        lines.append("workers alive: none (nothing is waiting)")
-    lateness = doc["lateness"]
-    if lateness[State.SENT]:
-        lines.append(f"lateness so far: {lateness[State.SENT]} sent, {_percentiles(lateness)}")
-    if doc["unknown_outcomes"]:
-        lines.append(
-            f"unknown outcomes ({len(doc['unknown_outcomes'])}), being reconciled: "
-            + ", ".join(doc["unknown_outcomes"])
-        )
-    if doc["expired_leases"]:
-        lines.append(f"expired leases: {doc['expired_leases']} (a worker died or stalled)")
-    return lines
