@@ -23,6 +23,7 @@ from stormer.ops.rehearse import (
     OUTBOX,
     PROVES,
     REHEARSALS,
+    REPORT,
     SIMULATOR_LOG,
     Rehearsal,
     _judge_reminders,
@@ -79,7 +80,11 @@ def test_rehearsal_of_the_example_storm(storm: Path) -> None:
     assert stat.S_IMODE((storm / ".stormer").stat().st_mode) == 0o700
     assert stat.S_IMODE(kept.stat().st_mode) == 0o700
     files = sorted(p.name for p in kept.iterdir())
-    assert OUTBOX in files and SIMULATOR_LOG in files and IMPACT in files
+    assert OUTBOX in files and SIMULATOR_LOG in files and IMPACT in files and REPORT in files
+    html = (kept / REPORT).read_text(encoding="utf-8")
+    for key in ("per-minute", "timeline", "lateness", "reminders"):
+        assert f"<figure id='{key}'" in html
+    assert report["report"] == str((kept / REPORT).relative_to(storm))
     for name in files:
         assert stat.S_IMODE((kept / name).stat().st_mode) == 0o600, name
     log = json.loads((kept / SIMULATOR_LOG).read_text(encoding="utf-8"))

@@ -8,12 +8,15 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from stormer.cli._common import JsonFlag, StormDir, load, note, open_engine, print_json
 from stormer.cli.app import app
+
+if TYPE_CHECKING:
+    from stormer.storm import Storm
 
 # `status`'s exit status when no worker is running and an item needs one (README, --help):
 # not 1 (the storm cannot be read) or 2 (an error), so a script can tell them apart.
@@ -163,17 +166,38 @@ def report(
             "instead of the storm.",
         ),
     ] = None,
+    html_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--html",
+            metavar="FILE",
+            dir_okay=False,
+            help="Also write one self-contained HTML file: the summary, the problems, the "
+            "figures (each with its text summary) and the measured impact.",
+        ),
+    ] = None,
+    plot_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--plot",
+            metavar="FILE.png",
+            dir_okay=False,
+            help="Also write the main figure as PNG (the hashtag per minute if measured, "
+            "else the posts around T).",
+        ),
+    ] = None,
     storm_dir: StormDir = Path("."),
 ) -> None:
     """What happened to every item: problems first (sent early, dead, unconfirmed, missed,
     being retried by a live worker, overdue with nobody to send them), lateness, then one
-    line per item."""
+    line per item; `--html` and `--plot` draw it."""
     if as_json and as_csv:
         raise typer.BadParameter("choose --json or --csv, not both", param_hint="--csv")
     from sqlalchemy.orm import Session
 
     from stormer.ops.report import EMPTY, report_lines, report_rows, summary, to_csv
     from stormer.outbox.schedule import items
+    from stormer.outbox.status import published
     from stormer.outbox.workers import live_workers
     from stormer.timezones import iso_utc
 
@@ -191,10 +215,13 @@ def report(
     try:
         with Session(engine) as session:
             rows = report_rows(items(session=session, storm=storm.slug), now)
+            ours = published(session=session, storm=storm.slug)
         live = [w.worker_id for w in live_workers(engine=engine, storm=storm.slug, now=now)]
     finally:
         engine.dispose()
     totals = summary(rows, live)
+    if html_out is not None or plot_out is not None:
+        _draw(storm, rows, totals, ours, folder if rehearsal else None, html_out, plot_out)
     if as_csv:
         text = to_csv(rows)
     elif as_json:
@@ -219,6 +246,51 @@ def report(
     # newline="": the csv module's CRLF line ends are written as they are.
     out.write_text(text, encoding="utf-8-sig" if as_csv else "utf-8", newline="")
     note(f"report written to {out}")
+
+
+def _draw(
+    storm: Storm,
+    rows: list[dict[str, Any]],
+    totals: dict[str, Any],
+    ours: set[str],
+    rehearsal: Path | None,
+    html_out: Path | None,
+    plot_out: Path | None,
+) -> None:
+    """The HTML report and the PNG figure, with the impact measured for this storm (or kept
+    with the rehearsal)."""
+    from stormer.errors import StormerError
+    from stormer.ops.impact import Measurement, load_stored
+    from stormer.ops.report import problem_lines
+    from stormer.ops.report_html import write_report_files
+
+    if rehearsal is not None:
+        from stormer.ops.rehearse import IMPACT
+
+        kept = rehearsal / IMPACT
+        measurement = (
+            Measurement.from_json(json.loads(kept.read_text(encoding="utf-8")))
+            if kept.exists()
+            else None
+        )
+    else:
+        measurement = load_stored(storm)
+    fired = [datetime.fromisoformat(r["fire_at"]) for r in rows if r["kind"] == "post"]
+    at = min(fired) if rehearsal is not None and fired else storm.at
+    if at is None:
+        raise StormerError("the storm has no time: set [storm] at in config.toml")
+    title = f"{storm.name}: " + ("rehearsal " + rehearsal.name if rehearsal else "report")
+    for path in write_report_files(
+        title=title,
+        at=at,
+        rows=rows,
+        problems=problem_lines(totals, rows),
+        measurement=measurement,
+        ours=ours,
+        html_path=html_out,
+        png_path=plot_out,
+    ):
+        note(f"written: {path}")
 
 
 def _alert(line: str) -> bool:

@@ -12,10 +12,11 @@ Mastodon and Bluesky only: they are what `impact` can read back on the simulator
 
 from __future__ import annotations
 
+import json
 import random
-import threading
+import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -68,7 +69,9 @@ def plan_crowd(storm: Storm, people: int, rng: random.Random) -> list[CrowdPost]
 
 @dataclass
 class Crowd:
-    """The crowd posting in a thread of its own; `join` waits for its last post."""
+    """The crowd posting from a process of its own (people are on other machines: their
+    posting must not take the storm's worker's interpreter lock at T), given its plan on
+    stdin and answering on stdout; `join` waits for its last post and collects what landed."""
 
     sim: str
     at: datetime
@@ -76,30 +79,59 @@ class Crowd:
     seconds_per_minute: float
     remote_ids: set[str] = field(default_factory=set)  # what landed: not the storm's posts
     failures: list[str] = field(default_factory=list)
-    _thread: threading.Thread | None = None
+    _process: Any = None
 
     def start(self) -> Crowd:
-        self._thread = threading.Thread(target=self._run, name="crowd", daemon=True)
-        self._thread.start()
+        import subprocess
+        import sys
+
+        plan = [{"at": self.instant(p), "post": asdict(p)} for p in self.posts]
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "stormer.ops.crowd", self.sim],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self._process.stdin is not None
+        self._process.stdin.write(json.dumps(plan))
+        self._process.stdin.close()
+        self._process.stdin = None  # given: `communicate` must not write or flush it again
         return self
 
     def join(self, timeout: float | None = None) -> None:
-        if self._thread is not None:
-            self._thread.join(timeout)
+        if self._process is None:
+            return
+        import subprocess
+
+        try:
+            out, _ = self._process.communicate(timeout=timeout)
+            done = json.loads(out or "{}")
+        except (subprocess.TimeoutExpired, ValueError):
+            self._process.kill()
+            done = {"failures": ["the crowd did not finish in time"]}
+        self.remote_ids.update(done.get("landed", []))
+        self.failures.extend(done.get("failures", []))
+        self._process = None
 
     def instant(self, post: CrowdPost) -> float:
         return self.at.timestamp() + post.minutes * self.seconds_per_minute
 
-    def _run(self) -> None:
-        import httpx
 
-        with httpx.Client(base_url=self.sim, timeout=10) as http:
-            for post in self.posts:
-                time.sleep(max(0.0, self.instant(post) - time.time()))
-                try:
-                    self.remote_ids.add(_post(http, post))
-                except (httpx.HTTPError, KeyError, ValueError) as e:
-                    self.failures.append(f"crowd post {post.person} on {post.platform}: {e}")
+def run_crowd(sim: str, plan: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """The crowd's process: each post at its instant; what landed and what failed."""
+    import httpx
+
+    landed: list[str] = []
+    failures: list[str] = []
+    with httpx.Client(base_url=sim, timeout=10) as http:
+        for entry in plan:
+            post = CrowdPost(**entry["post"])
+            time.sleep(max(0.0, entry["at"] - time.time()))
+            try:
+                landed.append(_post(http, post))
+            except (httpx.HTTPError, KeyError, ValueError) as e:
+                failures.append(f"crowd post {post.person} on {post.platform}: {e}")
+    return {"landed": landed, "failures": failures}
 
 
 def _post(http: object, post: CrowdPost) -> str:
@@ -140,3 +172,7 @@ def _post(http: object, post: CrowdPost) -> str:
     )
     r.raise_for_status()
     return str(r.json()["uri"])
+
+
+if __name__ == "__main__":  # the crowd's own process (`Crowd.start`)
+    print(json.dumps(run_crowd(sys.argv[1], json.load(sys.stdin))))

@@ -39,6 +39,7 @@ KEPT: Final = 20  # the newest rehearsals kept; older ones are removed
 OUTBOX: Final = "outbox.db"
 SIMULATOR_LOG: Final = "simulator.json"
 IMPACT: Final = "impact.json"  # what `impact` read back of the storm and its crowd
+REPORT: Final = "report.html"  # the rehearsal's report, with its figures and impact
 # The crowd's storm minutes, in rehearsal seconds: an hour of stragglers in half a minute.
 CROWD_SECONDS_PER_MINUTE: Final = 0.5
 CROWD_AT_LEAST: Final = 20  # people posting by hand, at least (else one per participant)
@@ -65,6 +66,7 @@ class Rehearsal:
     # What went wrong, item by item (platform/account, or a participant's row: no contact).
     failures: list[str] = field(default_factory=list)
     folder: str = ""  # where it is kept, relative to the storm's folder
+    report: str = ""  # its HTML report, relative to the storm's folder
     # The simulated crowd (people posting by hand around T) and what `impact` read back.
     crowd: dict[str, int] = field(default_factory=dict)
     impact: list[str] = field(default_factory=list)
@@ -104,6 +106,7 @@ class Rehearsal:
                 if self.folder
                 else []
             ),
+            *([f"  the report with its figures: {self.report}"] if self.report else []),
             *(f"  {line}" for line in PROVES),
         ]
 
@@ -248,6 +251,7 @@ def rehearse(storm: Storm, *, delay: timedelta, say: Any = print) -> Rehearsal:
             asyncio.run(dispatcher.run(until_done=True))
             states = _states(engine)
             fates = _fates(engine)
+            rows = _rows(engine, copy.slug)
         finally:
             engine.dispose()
         crowd.join(timeout=LAST_CROWD_WAIT)
@@ -265,6 +269,7 @@ def rehearse(storm: Storm, *, delay: timedelta, say: Any = print) -> Rehearsal:
     result = _judge(at, posts, ours, states)
     result.crowd = _crowd_counts(crowd, at)
     result.impact = impact_lines
+    result.report = str(_write_report(storm, copy, rows, folder, ids).relative_to(storm.root))
     reminders = [i for i in items if i.kind == "reminder"]
     result.reminders, reminder_failures = _judge_reminders(copy, reminders, inbox, fates)
     result.failures = _post_failures(at, posts, ours, fates) + reminder_failures
@@ -316,6 +321,39 @@ def _impact(
     write_private(folder / IMPACT, json.dumps(measurement.as_json(), ensure_ascii=False).encode())
     summary = summarize(measurement, at=storm.at, ours=ours, show_authors=False)
     return [line.strip() for line in render(summary)[1:] if "Authors are counted" not in line]
+
+
+def _rows(engine: Any, slug: str) -> list[dict[str, Any]]:
+    from sqlalchemy.orm import Session
+
+    from stormer.ops.report import report_rows
+    from stormer.outbox.schedule import items
+
+    with Session(engine) as session:
+        return report_rows(items(session=session, storm=slug), datetime.now(UTC))
+
+
+def _write_report(
+    storm: Storm, copy: Storm, rows: list[dict[str, Any]], folder: Path, ours: set[str]
+) -> Path:
+    """The rehearsal's HTML report, with the impact it measured (as `report --html`)."""
+    from stormer.ops.impact import Measurement
+    from stormer.ops.report import problem_lines, summary
+    from stormer.ops.report_html import write_report_files
+
+    assert copy.at is not None
+    kept = json.loads((folder / IMPACT).read_text(encoding="utf-8"))
+    (path,) = write_report_files(
+        title=f"{storm.name}: rehearsal {folder.name}",
+        at=copy.at,
+        rows=rows,
+        problems=problem_lines(summary(rows, []), rows),
+        measurement=Measurement.from_json(kept),
+        ours=ours,
+        html_path=folder / REPORT,
+        png_path=None,
+    )
+    return path
 
 
 def _fates(engine: Any) -> dict[str, str]:

@@ -201,6 +201,13 @@ def _cell(value: Any) -> Any:
     return value
 
 
+def problem_lines(summary: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Only the problems of `report_lines`, each with what to do (none: an empty list)."""
+    lines = report_lines(summary, rows)
+    problems = lines[: lines.index("")] if "" in lines else []
+    return [line for line in problems if line != "No problems."]
+
+
 def report_lines(summary: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> list[str]:
     """The report for people: problems first (early!, dead, unconfirmed, missed, overdue),
     then the totals, then one line per item."""
