@@ -68,9 +68,11 @@ def check(
         import asyncio
 
         from stormer.ops.online import check_credentials, nothing_verified
+        from stormer.storm.problems import in_reading_order
 
         credentials = asyncio.run(check_credentials(storm))
         problems += [p for c in credentials for p in c.problems] + nothing_verified(credentials)
+        problems = in_reading_order(problems, storm.root)
     errors = sum(p.severity == "error" for p in problems)
     if as_json:
         print_json([p.as_dict() for p in problems])

@@ -15,6 +15,7 @@ from stormer.ops.images import image_problems, target_platforms
 from stormer.plan import eligible, media_refs, plan_posts
 from stormer.queue import QueueItem
 from stormer.storm import CONFIG_NAME, Post, Storm
+from stormer.storm.problems import in_reading_order
 
 _URL = re.compile(r"https?://\S+")
 _NOISE = re.compile(r"[\W_]+", re.UNICODE)
@@ -30,7 +31,7 @@ def near_duplicate_key(text: str) -> str:
 
 
 def check(storm: Storm, *, now: datetime | None = None) -> list[Problem]:
-    """All problems of `storm`, errors and warnings, in a stable order."""
+    """All problems of `storm`, errors and warnings, in reading order (by file and line)."""
     now = now or datetime.now(UTC)
     problems = list(storm.problems)
     if storm.at is not None and storm.at <= now:
@@ -51,7 +52,7 @@ def check(storm: Storm, *, now: datetime | None = None) -> list[Problem]:
     problems += _duplicate_text_problems(storm)
     problems += _reminder_problems(storm)
     problems += _database_problems(storm)
-    return problems
+    return in_reading_order(problems, storm.root)
 
 
 def _database_problems(storm: Storm) -> list[Problem]:
@@ -108,8 +109,8 @@ def _reminder_problems(storm: Storm) -> list[Problem]:
                         "bad-contact",
                         file,
                         p.row,
-                        f"row {p.row} ({p.name}): contact #{n} is {e}; this "
-                        "participant will not get it",
+                        f"row {p.row} ({p.name}): {_nth_contact(n, len(p.contacts))} cannot "
+                        f"be used, so no reminder goes there: {e}",
                     )
                 )
                 continue
@@ -148,6 +149,10 @@ def _reminder_problems(storm: Storm) -> list[Problem]:
             )
         )
     return out
+
+
+def _nth_contact(n: int, of: int) -> str:
+    return "the contact" if of == 1 else f"contact {n} of {of}"
 
 
 def _account_problems(storm: Storm) -> list[Problem]:
