@@ -10,10 +10,11 @@ from collections import defaultdict
 from datetime import UTC, datetime
 
 from stormer.channels import registry
-from stormer.errors import Problem, Severity
+from stormer.errors import Problem, Severity, shown_path
 from stormer.ops.images import image_problems, target_platforms
 from stormer.plan import eligible, media_refs, plan_posts
 from stormer.queue import QueueItem
+from stormer.reminders import template_problems
 from stormer.storm import CONFIG_NAME, Post, Storm
 from stormer.storm.problems import in_reading_order
 
@@ -52,6 +53,7 @@ def check(storm: Storm, *, now: datetime | None = None) -> list[Problem]:
     problems += _duplicate_text_problems(storm)
     problems += _reminder_problems(storm)
     problems += _database_problems(storm)
+    problems += template_problems(storm)
     return in_reading_order(problems, storm.root)
 
 
@@ -90,7 +92,7 @@ def _reminder_problems(storm: Storm) -> list[Problem]:
     """Contacts that cannot be reached, senders not configured, languages without a
     template. A contact is never quoted: the row number says where to look."""
     from stormer.notify.sender import checked_contact
-    from stormer.reminders import FALLBACK, template_langs
+    from stormer.reminder_templates import FALLBACK, ReminderTemplates, template_path
     from stormer.storm.contacts import SENDER_FOR, BadContact
 
     if not storm.reminder_offsets or not storm.participants:
@@ -131,10 +133,10 @@ def _reminder_problems(storm: Storm) -> list[Problem]:
                     f"holding the organizer's {sender}:// Apprise URL",
                 )
             )
-    have = set(template_langs())
+    templates = ReminderTemplates(storm.root)
     missing: dict[str, int] = defaultdict(int)
     for p in storm.participants:
-        if p.contacts and p.lang not in have and p.lang.split("_")[0] not in have:
+        if p.contacts and not templates.has(p.lang):
             missing[p.lang] += 1
     for lang, count in sorted(missing.items()):
         out.append(
@@ -143,12 +145,18 @@ def _reminder_problems(storm: Storm) -> list[Problem]:
                 "no-reminder-template",
                 file,
                 None,
-                f"{count} participant(s) speak {lang!r}, which has no reminder "
-                f"template: they get the {FALLBACK!r} text (add "
-                f"stormer/templates/reminders/{lang}.txt.j2)",
+                f"{count} participant(s) speak {lang!r}, which has no reminder template: they "
+                f"get the {FALLBACK!r} text. To remind them in {lang!r}, create the template "
+                f"{_as_seen(storm, template_path(lang))} (see “Reminder templates” in the README)",
             )
         )
     return out
+
+
+def _as_seen(storm: Storm, file: str) -> str:
+    """`file` of the storm as the user would name it from their working directory."""
+    seen = shown_path(str(storm.root), file)
+    return seen if seen != file else f"{file} in the storm folder"
 
 
 def _nth_contact(n: int, of: int) -> str:
