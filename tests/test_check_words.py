@@ -316,3 +316,39 @@ def test_json_gives_the_column_of_a_syntax_error(
         line_of(storm / CONFIG, 'post_interval = "0s'),
         20,
     )
+
+
+def test_participants_import_says_the_same_sentence_and_names_the_form_as_given(
+    storm: Path,
+    elsewhere: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    (elsewhere / "form.csv").write_text(
+        "name,zone,lang,contact\nAlice,Europe/Paris,fr,tgram://secret-chat\n", encoding="utf-8"
+    )
+    code, _, err = stormer(
+        monkeypatch, capsys, "participants", "import", "form.csv", "--dry-run", "-s", "../storm"
+    )
+    assert code == 1
+    assert (
+        "form.csv:2: error[bad-participant]: row 2 (Alice): the contact in column 4 ('contact') "
+        "cannot be used: after tgram:// comes a Telegram chat id (a number) or @channel name: "
+        "tgram://CHAT_ID or tgram://@channelname (or a bot token and chat, as in an Apprise "
+        "URL: tgram://BOT_TOKEN/CHAT_ID). Correct it in the file, or empty the cell to import "
+        "the row without it; the row was not imported"
+    ) in err.splitlines()
+    assert "secret" not in err
+
+
+@pytest.mark.parametrize("value", ["x" * 300, "x\x1b[2Jx"])
+def test_a_line_too_long_or_with_terminal_escapes_is_not_quoted(
+    storm: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    edit_config(storm, 'label = "UTC"', f'label = "{value}')
+    line = line_of(storm / CONFIG, 'label = "x')
+    monkeypatch.chdir(storm)
+    code, _, err = stormer(monkeypatch, capsys, "check")
+    assert code == 1
+    assert err.startswith(f"stormer: config.toml:{line}:")
+    assert len(err.splitlines()) == 1 and "\x1b" not in err

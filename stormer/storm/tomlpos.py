@@ -79,6 +79,8 @@ class SyntaxErrorAt:
 
 _POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
 _AT_END = " (at end of document)"
+_LONGEST_QUOTED = 200
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def syntax_error(error: tomllib.TOMLDecodeError, text: str, first_line: int = 1) -> SyntaxErrorAt:
@@ -99,4 +101,6 @@ def syntax_error(error: tomllib.TOMLDecodeError, text: str, first_line: int = 1)
     if reason == "Illegal character '\\n'":
         reason += " (a string not closed by a quote on its line?)"
     excerpt = lines[number - 1] if number <= len(lines) else None
+    if excerpt is not None and (len(excerpt) > _LONGEST_QUOTED or _CONTROL.search(excerpt)):
+        excerpt = None  # a caret under column 5000, or a terminal escape, helps nobody
     return SyntaxErrorAt(reason, number + first_line - 1, column, excerpt)
