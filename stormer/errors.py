@@ -58,7 +58,7 @@ class Problem:
         """`file` as the user would open it from their working directory."""
         return shown_path(self.folder, self.file) if self.file is not None else None
 
-    def in_folder(self, folder: object) -> Problem:
+    def in_folder(self, folder: str | os.PathLike[str]) -> Problem:
         """This problem located in the storm folder `folder` (a path as the user gave it),
         unless it already names a folder or no file."""
         if self.folder or self.file is None:

@@ -40,7 +40,6 @@ from stormer.reminder_templates import ReminderTemplates
 from stormer.storm.contacts import BadContact, Contact, parse_contact
 
 if TYPE_CHECKING:
-    from stormer.errors import Problem
     from stormer.storm import Participant, Post, Storm
 
 RTL: Final = frozenset({"ar", "fa", "he", "ur", "ps", "yi", "ckb", "dv", "sd", "ug"})
@@ -204,6 +203,8 @@ class ReminderWriter:
         offset: timedelta,
         sample: Post | None,
     ) -> ReminderText:
+        from jinja2 import TemplateError
+
         from stormer.timezones import babel_locale, get_zone
 
         written_in, template = self.templates.choose(lang)
@@ -224,8 +225,6 @@ class ReminderWriter:
             "sample": sample.text if sample else None,
             "links": click_to_post(sample.text, storm.kit_url, sample.platforms) if sample else {},
         }
-        from jinja2 import TemplateError
-
         try:
             context = template.new_context(values)
             subject = " ".join("".join(template.blocks["subject"](context)).split())
@@ -246,22 +245,6 @@ class ReminderWriter:
             self.storm.reminder_offsets[0] if self.storm.reminder_offsets else timedelta(hours=1)
         )
         return self._write(lang, "UTC", offset, sample)
-
-
-def template_problems(storm: Storm) -> list[Problem]:
-    """What is wrong with the storm's own reminder templates: read (syntax, blocks,
-    variables), then, if that is fine, written once per language."""
-    templates = ReminderTemplates(storm.root)
-    problems = templates.problems()
-    if problems or storm.at is None:
-        return problems
-    writer = ReminderWriter(storm)
-    for lang in sorted(templates.own):
-        try:
-            writer.trial(lang)
-        except ConfigError as e:
-            problems += e.problems
-    return problems
 
 
 def _samples_by_lang(storm: Storm) -> dict[str, list[Post]]:

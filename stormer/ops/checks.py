@@ -10,11 +10,10 @@ from collections import defaultdict
 from datetime import UTC, datetime
 
 from stormer.channels import registry
-from stormer.errors import Problem, Severity, shown_path
+from stormer.errors import ConfigError, Problem, Severity, shown_path
 from stormer.ops.images import image_problems, target_platforms
 from stormer.plan import eligible, media_refs, plan_posts
 from stormer.queue import QueueItem
-from stormer.reminders import template_problems
 from stormer.storm import CONFIG_NAME, Post, Storm
 from stormer.storm.problems import in_reading_order
 
@@ -151,6 +150,25 @@ def _reminder_problems(storm: Storm) -> list[Problem]:
             )
         )
     return out
+
+
+def template_problems(storm: Storm) -> list[Problem]:
+    """What is wrong with the storm's own reminder templates: read (syntax, blocks,
+    variables), then, if that is fine, written once per language."""
+    from stormer.reminder_templates import ReminderTemplates
+    from stormer.reminders import ReminderWriter
+
+    templates = ReminderTemplates(storm.root)
+    problems = templates.problems()
+    if problems or storm.at is None:
+        return problems
+    writer = ReminderWriter(storm)
+    for lang in sorted(templates.own):
+        try:
+            writer.trial(lang)
+        except ConfigError as e:
+            problems += e.problems
+    return problems
 
 
 def _as_seen(storm: Storm, file: str) -> str:
