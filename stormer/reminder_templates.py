@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from stormer.errors import ConfigError, Problem
 from stormer.timezones import LANG_CODE
@@ -107,6 +107,28 @@ class ReminderTemplates:
         except (TemplateError, UnicodeDecodeError) as e:
             raise ConfigError([self.problem(chosen, None, f"cannot be read: {e}")]) from None
 
+    def write(self, lang: str, template: Template, values: dict[str, Any]) -> tuple[str, str]:
+        """(subject, body) of `template` (the one `choose` gave for `lang`) with `values`.
+
+        Raises ConfigError naming the template when it fails: a storm's own (stormer's are
+        tested) may fail only when written, and that is a message, never a traceback."""
+        from jinja2 import TemplateError
+
+        missing = [b for b in BLOCKS if b not in template.blocks]
+        try:
+            if missing:
+                raise LookupError(f"no {{% block {missing[0]} %}}")
+            context = template.new_context(values)
+            subject = " ".join("".join(template.blocks["subject"](context)).split())
+            body = "".join(template.blocks["body"](context)).strip() + "\n"
+        except (TemplateError, LookupError, TypeError, ValueError, ArithmeticError) as e:
+            why = str(e)
+        except RecursionError:
+            why = "it includes itself, without end"
+        else:
+            return subject, body
+        raise ConfigError([self.problem(lang, None, f"cannot be written: {why}")])
+
     def problem(self, lang: str, line: int | None, message: str) -> Problem:
         file = template_path(lang) if lang in self.own else f"{lang}{SUFFIX}"
         return Problem("error", "bad-template", file, line, message).in_folder(self.root)
@@ -145,10 +167,21 @@ class ReminderTemplates:
         except TemplateSyntaxError as e:
             return [self._syntax_problem(lang, e)]
         out = []
-        extends = next(tree.find_all(nodes.Extends), None) is not None
+        extends = next(tree.find_all(nodes.Extends), None)
+        if extends is not None:
+            # Reminders are written block by block, so a parent's blocks would never be seen.
+            out.append(
+                self.problem(
+                    lang,
+                    extends.lineno,
+                    "{% extends %} is not supported: a reminder template stands alone, with "
+                    f"its own subject and body blocks (start from a copy of stormer's "
+                    f"{FALLBACK}{SUFFIX})",
+                )
+            )
         blocks = {b.name for b in tree.find_all(nodes.Block)}
         missing = [b for b in BLOCKS if b not in blocks]
-        if missing and not extends:
+        if missing:
             out.append(
                 self.problem(
                     lang,

@@ -34,7 +34,6 @@ from functools import cache
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote, urlencode
 
-from stormer.errors import ConfigError
 from stormer.queue import Payload, QueueItem, item_ids
 from stormer.reminder_templates import ReminderTemplates
 from stormer.storm.contacts import BadContact, Contact, parse_contact
@@ -203,8 +202,6 @@ class ReminderWriter:
         offset: timedelta,
         sample: Post | None,
     ) -> ReminderText:
-        from jinja2 import TemplateError
-
         from stormer.timezones import babel_locale, get_zone
 
         written_in, template = self.templates.choose(lang)
@@ -225,15 +222,7 @@ class ReminderWriter:
             "sample": sample.text if sample else None,
             "links": click_to_post(sample.text, storm.kit_url, sample.platforms) if sample else {},
         }
-        try:
-            context = template.new_context(values)
-            subject = " ".join("".join(template.blocks["subject"](context)).split())
-            body = "".join(template.blocks["body"](context)).strip() + "\n"
-        except (TemplateError, KeyError, TypeError, ValueError, ArithmeticError) as e:
-            # A storm's own template (stormer's are tested): say which, never a traceback.
-            why = f"no {{% block {e.args[0]} %}}" if isinstance(e, KeyError) else str(e)
-            problem = self.templates.problem(written_in, None, f"cannot be written: {why}")
-            raise ConfigError([problem]) from None
+        subject, body = self.templates.write(written_in, template, values)
         return ReminderText(written_in, subject, body)
 
     def trial(self, lang: str) -> ReminderText:

@@ -179,3 +179,32 @@ def test_every_documented_variable_is_given_to_a_template(storm: Path) -> None:
     )
     [text, *_] = {r.text for r in plan_reminders(load(storm)) if r.lang == "en"}
     assert text.split() == ["True"] * len(VARIABLES)
+
+
+def test_extends_is_refused_with_what_to_do_instead(storm: Path) -> None:
+    from stormer.ops.checks import check
+
+    own_template(storm, "en", '{% extends "en.txt.j2" %}\n{% block subject %}Hi{% endblock %}')
+    problems = [p for p in check(load(storm)) if p.code == "bad-template"]
+    assert [(p.line, p.message.split(":")[0]) for p in problems] == [
+        (None, "has no {% block body %}"),  # the whole file first, then by line
+        (1, "{% extends %} is not supported"),
+    ]
+
+
+def test_a_template_that_includes_itself_is_a_problem_not_a_crash(
+    storm: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    own_template(
+        storm,
+        "en",
+        '{% block subject %}Hi{% endblock %}{% block body %}{% include "en.txt.j2" %}'
+        "{% endblock %}",
+    )
+    monkeypatch.chdir(storm)
+    code, lines = check_lines(monkeypatch, capsys)
+    assert code == 1
+    assert (
+        "templates/reminders/en.txt.j2: error[bad-template]: cannot be written: it includes "
+        "itself, without end"
+    ) in lines
