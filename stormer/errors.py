@@ -26,7 +26,9 @@ UnsupportedImage (an image file).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import os
+import unicodedata
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 Severity = Literal["error", "warning"]
@@ -34,29 +36,80 @@ Severity = Literal["error", "warning"]
 
 @dataclass(frozen=True, slots=True)
 class Problem:
-    """One thing wrong with a storm, located as precisely as we can."""
+    """One thing wrong with a storm, located as precisely as we can.
+
+    `file` is relative to the storm folder (what --json reports); `folder` is that folder as
+    the user named it (`-s ../storm2`), so that a message names the file they would open
+    from where they are: `../storm2/config.toml:11`. `column` and `excerpt` (the text of the
+    line) show a syntax error the way a compiler does, with a caret under the column.
+    """
 
     severity: Severity
     code: str
     file: str | None
     line: int | None
     message: str
+    column: int | None = None
+    excerpt: str | None = field(default=None, repr=False)
+    folder: str = field(default="", compare=False)
+
+    @property
+    def path(self) -> str | None:
+        """`file` as the user would open it from their working directory."""
+        return shown_path(self.folder, self.file) if self.file is not None else None
+
+    def in_folder(self, folder: str | os.PathLike[str]) -> Problem:
+        """This problem located in the storm folder `folder` (a path as the user gave it),
+        unless it already names a folder or no file."""
+        if self.folder or self.file is None:
+            return self
+        return replace(self, folder=str(folder))
 
     def as_dict(self) -> dict[str, object]:
-        return {
+        found: dict[str, object] = {
             "severity": self.severity,
             "code": self.code,
             "file": self.file,
             "line": self.line,
             "message": self.message,
         }
+        if self.column is not None:
+            found["column"] = self.column
+        return found
 
     def __str__(self) -> str:
-        where = self.file or ""
+        where = self.path or ""
         if self.line is not None:
             where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
         prefix = f"{where}: " if where else ""
-        return f"{prefix}{self.severity}[{self.code}]: {self.message}"
+        text = f"{prefix}{self.severity}[{self.code}]: {self.message}"
+        if self.excerpt is not None and self.column is not None:
+            text += f"\n    {self.excerpt}\n    {_caret_pad(self.excerpt, self.column)}^"
+        return text
+
+
+def shown_path(folder: str, file: str) -> str:
+    """`file` (relative to a storm folder) as seen from the working directory, the storm
+    folder being `folder` as the user named it ("" or "." for the working directory)."""
+    if not folder or folder == ".":
+        return file
+    return os.path.join(folder, file)
+
+
+def _caret_pad(line: str, column: int) -> str:
+    """What goes before a caret under `column` (1-based) of `line`: tabs kept as tabs and
+    wide characters as two spaces, so that the caret lands under the character."""
+    pad = []
+    for ch in line[: column - 1]:
+        if ch == "\t":
+            pad.append("\t")
+        elif unicodedata.east_asian_width(ch) in ("W", "F"):
+            pad.append("  ")
+        else:
+            pad.append(" ")
+    return "".join(pad)
 
 
 class StormerError(Exception):

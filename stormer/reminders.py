@@ -11,8 +11,9 @@ sample post in the participant's language with click-to-post links. Samples rota
 the participants of one language, so hundreds of people are not handed the same text (X
 forbids coordinated identical posts; identical text is what got earlier storm tools banned).
 
-The texts are Jinja2 templates, one file per language (`stormer/templates/reminders/`), each
-with a `subject` and a `body` block; a language without a template falls back to English
+The texts are Jinja2 templates, one file per language, each with a `subject` and a `body`
+block (`stormer.reminder_templates`: stormer's own, overridden by a storm's
+`templates/reminders/<lang>.txt.j2`); a language without a template falls back to English
 (`check` warns). E-mail also gets an HTML part, made from the text when it is sent
 (`to_html`): right to left for Arabic and the other RTL languages. And it carries the storm
 as a calendar event (`storm_calendar`).
@@ -30,20 +31,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote, urlencode
 
 from stormer.queue import Payload, QueueItem, item_ids
+from stormer.reminder_templates import ReminderTemplates
 from stormer.storm.contacts import BadContact, Contact, parse_contact
 
 if TYPE_CHECKING:
-    from jinja2 import Environment, Template
-
     from stormer.storm import Participant, Post, Storm
 
-TEMPLATES: Final = Path(__file__).parent / "templates" / "reminders"
-FALLBACK: Final = "en"
 RTL: Final = frozenset({"ar", "fa", "he", "ur", "ps", "yi", "ckb", "dv", "sd", "ug"})
 
 
@@ -154,32 +151,6 @@ class ReminderText:
     body: str
 
 
-@cache
-def _environment() -> Environment:
-    from jinja2 import Environment, FileSystemLoader, StrictUndefined
-
-    # Plain-text templates: HTML is made from the text by `to_html`, which escapes it.
-    return Environment(
-        loader=FileSystemLoader(TEMPLATES),
-        autoescape=False,
-        undefined=StrictUndefined,
-        keep_trailing_newline=False,
-    )
-
-
-@cache
-def template_langs() -> tuple[str, ...]:
-    """The languages that have a reminder template."""
-    return tuple(sorted(p.name.split(".")[0] for p in TEMPLATES.glob("*.txt.j2")))
-
-
-def _template(lang: str) -> tuple[str, Template]:
-    available = set(template_langs())
-    base = lang.split("_")[0]
-    chosen = lang if lang in available else base if base in available else FALLBACK
-    return chosen, _environment().get_template(f"{chosen}.txt.j2")
-
-
 class ReminderWriter:
     """Writes the reminders of one storm; caches what thousands of participants share."""
 
@@ -189,6 +160,7 @@ class ReminderWriter:
         self.at: datetime = storm.at
         self._samples = _samples_by_lang(storm)
         self._turn: dict[str, int] = defaultdict(int)  # next sample per language
+        self.templates = ReminderTemplates(storm.root)
         self._texts: dict[tuple[str, str, timedelta, str | None], ReminderText] = {}
 
     def sample_for(self, participant: Participant) -> Post | None:
@@ -232,7 +204,7 @@ class ReminderWriter:
     ) -> ReminderText:
         from stormer.timezones import babel_locale, get_zone
 
-        written_in, template = _template(lang)
+        written_in, template = self.templates.choose(lang)
         locale = babel_locale(written_in if written_in != lang.split("_")[0] else lang)
         local = self.at.astimezone(get_zone(zone))
         storm = self.storm
@@ -250,10 +222,18 @@ class ReminderWriter:
             "sample": sample.text if sample else None,
             "links": click_to_post(sample.text, storm.kit_url, sample.platforms) if sample else {},
         }
-        context = template.new_context(values)
-        subject = " ".join("".join(template.blocks["subject"](context)).split())
-        body = "".join(template.blocks["body"](context)).strip() + "\n"
+        subject, body = self.templates.write(written_in, template, values)
         return ReminderText(written_in, subject, body)
+
+    def trial(self, lang: str) -> ReminderText:
+        """A reminder in `lang` as a participant in UTC gets it, with a sample: how `check`
+        finds what a storm's template does wrong only when rendered."""
+        sample = next((p for p in self.storm.posts if p.lang == lang and p.text), None)
+        sample = sample or next((p for p in self.storm.posts if p.text), None)
+        offset = (
+            self.storm.reminder_offsets[0] if self.storm.reminder_offsets else timedelta(hours=1)
+        )
+        return self._write(lang, "UTC", offset, sample)
 
 
 def _samples_by_lang(storm: Storm) -> dict[str, list[Post]]:

@@ -153,8 +153,8 @@ def test_unknown_key_in_storm_section(
     ]
     code, out, err = run_main(monkeypatch, capsys, "check", "--storm", str(storm))
     assert_clean_failure(code, out, err)
-    assert err == (
-        f"stormer: config.toml:{line}: error[bad-config]: "
+    assert err == (  # the file as the user named it
+        f"stormer: {storm / CONFIG}:{line}: error[bad-config]: "
         "storm.colour: Extra inputs are not permitted\n"
     )
     # With --json the problems are JSON on stdout even when the storm cannot be loaded.
@@ -243,12 +243,16 @@ def test_invalid_toml(storm: Path) -> None:
     [p] = e.value.problems
     assert (p.severity, p.code, p.file, p.line) == ("error", "bad-config", CONFIG, line)
     assert p.message.startswith("config.toml is not valid TOML: ")
-    done = run_process("check", "--storm", str(storm), cwd=storm.parent)
+    done = run_process("check", "--storm", storm.name, cwd=storm.parent)
     assert_clean_failure(done.returncode, done.stdout, done.stderr)
     assert done.returncode == 1
     assert done.stdout == ""
-    assert done.stderr.startswith(
-        f"stormer: config.toml:{line}: error[bad-config]: config.toml is not valid TOML"
+    # Like a compiler: the file as given, the line and column, the line quoted, a caret.
+    assert done.stderr == (
+        f"stormer: storm/config.toml:{line}:20: error[bad-config]: config.toml is not valid "
+        "TOML: Illegal character '\\n' (a string not closed by a quote on its line?)\n"
+        '    post_interval = "0s\n'
+        "                       ^\n"
     )
 
 

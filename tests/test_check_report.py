@@ -64,7 +64,7 @@ def test_example_storm_text_output(storm: Path) -> None:
     assert result.exit_code == 0
     at_line = line_of(storm / CONFIG, 'at = "')
     assert result.stdout.splitlines() == [
-        f"config.toml:{at_line}: warning[storm-in-past]: the storm time 2021-03-11 18:00 UTC "
+        f"{storm / CONFIG}:{at_line}: warning[storm-in-past]: the storm time 2021-03-11 18:00 UTC "
         "has passed; "
         "`stormer schedule` will refuse it (fine for a rehearsal or a look back)",
         "Free Palestinian Students: 15 posts, 8 accounts, 50 participants — 0 error(s), "
@@ -121,5 +121,6 @@ def test_problems_print_as_file_line_severity_code(
     row = append(storm / PARTICIPANTS, "US Solidarity,US,en,")
     code, out, _ = run_main(monkeypatch, capsys, "check", "--storm", str(storm))
     assert code == 1
-    assert re.search(rf"^participants\.csv:{row}: error\[bad-participant\]: row {row} ", out, re.M)
+    where = re.escape(f"{storm / PARTICIPANTS}:{row}")
+    assert re.search(rf"^{where}: error\[bad-participant\]: row {row} ", out, re.M)
     assert out.rstrip().endswith("— 1 error(s), 1 warning(s)")

@@ -202,7 +202,7 @@ def test_bad_contacts_and_missing_senders_are_errors_that_never_quote_the_contac
     problems = json.loads(result.stdout)
     by_code = {p["code"]: p for p in problems}
     assert by_code["bad-contact"]["line"] == 2
-    assert "row 2 (Broken): contact #1" in by_code["bad-contact"]["message"]
+    assert "row 2 (Broken): the contact cannot be used" in by_code["bad-contact"]["message"]
     assert "tgram" in by_code["missing-sender"]["message"]
     assert "not-an-address-secret" not in result.stdout
     assert "123456789" not in result.stdout

@@ -60,7 +60,7 @@ def check(
         from stormer.ops.fit_images import fix_images as write_copies
 
         say = note if as_json else print  # stdout stays one JSON document
-        for line in fix_lines(write_copies(storm)):
+        for line in fix_lines(write_copies(storm), str(storm.root)):
             say(line)
     problems = run_checks(storm)
     credentials = []
@@ -68,9 +68,11 @@ def check(
         import asyncio
 
         from stormer.ops.online import check_credentials, nothing_verified
+        from stormer.storm.problems import in_reading_order
 
         credentials = asyncio.run(check_credentials(storm))
         problems += [p for c in credentials for p in c.problems] + nothing_verified(credentials)
+        problems = in_reading_order(problems, storm.root)
     errors = sum(p.severity == "error" for p in problems)
     if as_json:
         print_json([p.as_dict() for p in problems])
@@ -90,22 +92,30 @@ def check(
         raise typer.Exit(1)
 
 
-def fix_lines(fixed: list[Fixed]) -> list[str]:
-    """What --fix-images did, for people: each copy and the exact lines to change."""
+def fix_lines(fixed: list[Fixed], folder: str) -> list[str]:
+    """What --fix-images did, for people: each copy and the exact lines to change, the files
+    named from where the user is (`folder`: the storm folder as they gave it)."""
+    from stormer.errors import shown_path
+
     if not fixed:
         return ["fix-images: every image fits every platform its posts go to; nothing to do"]
+
+    def posts(path: str) -> str:
+        return shown_path(folder, f"posts/{path}")
+
     lines = []
     for f in fixed:
         if f.copy is None:
-            lines.append(f"fix-images: posts/{f.image} cannot be made to fit: {f.error}")
+            lines.append(f"fix-images: {posts(f.image)} cannot be made to fit: {f.error}")
             continue
         lines.append(
-            f"fix-images: wrote posts/{f.copy} from posts/{f.image} ({'; '.join(f.done)}); "
+            f"fix-images: wrote {posts(f.copy)} from {posts(f.image)} ({'; '.join(f.done)}); "
             "the original is unchanged. To use the copy, change in each post (stormer edits "
             "no post):"
         )
         lines += [
-            f'  {file}{f":{line}" if line else ""}: path = "{f.image}"  →  path = "{f.copy}"'
+            f"  {shown_path(folder, file)}{f':{line}' if line else ''}: "
+            f'path = "{f.image}"  →  path = "{f.copy}"'
             for file, line in f.uses
         ]
     return lines

@@ -53,9 +53,11 @@ def checked_contact(text: str) -> Contact:
 
     contact = parse_contact(text)
     if "://" in contact.address and not usable_url(contact.address):
-        scheme = contact.address.split("://", 1)[0].lower()
+        # The scheme is not named: in a URL Apprise does not know, it may be anything.
         raise BadContact(
-            f"not a usable Apprise URL ({scheme}://…); see https://github.com/caronc/apprise/wiki"
+            "Apprise cannot send to this URL (a service it does not know, or a part of the "
+            "URL missing or wrong); each service's URL is described at "
+            "https://github.com/caronc/apprise/wiki"
         )
     return contact
 

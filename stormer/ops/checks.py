@@ -10,11 +10,12 @@ from collections import defaultdict
 from datetime import UTC, datetime
 
 from stormer.channels import registry
-from stormer.errors import Problem, Severity
+from stormer.errors import ConfigError, Problem, Severity, shown_path
 from stormer.ops.images import image_problems, target_platforms
 from stormer.plan import eligible, media_refs, plan_posts
 from stormer.queue import QueueItem
 from stormer.storm import CONFIG_NAME, Post, Storm
+from stormer.storm.problems import in_reading_order
 
 _URL = re.compile(r"https?://\S+")
 _NOISE = re.compile(r"[\W_]+", re.UNICODE)
@@ -30,7 +31,7 @@ def near_duplicate_key(text: str) -> str:
 
 
 def check(storm: Storm, *, now: datetime | None = None) -> list[Problem]:
-    """All problems of `storm`, errors and warnings, in a stable order."""
+    """All problems of `storm`, errors and warnings, in reading order (by file and line)."""
     now = now or datetime.now(UTC)
     problems = list(storm.problems)
     if storm.at is not None and storm.at <= now:
@@ -51,7 +52,8 @@ def check(storm: Storm, *, now: datetime | None = None) -> list[Problem]:
     problems += _duplicate_text_problems(storm)
     problems += _reminder_problems(storm)
     problems += _database_problems(storm)
-    return problems
+    problems += template_problems(storm)
+    return in_reading_order(problems, storm.root)
 
 
 def _database_problems(storm: Storm) -> list[Problem]:
@@ -89,7 +91,7 @@ def _reminder_problems(storm: Storm) -> list[Problem]:
     """Contacts that cannot be reached, senders not configured, languages without a
     template. A contact is never quoted: the row number says where to look."""
     from stormer.notify.sender import checked_contact
-    from stormer.reminders import FALLBACK, template_langs
+    from stormer.reminder_templates import FALLBACK, ReminderTemplates, template_path
     from stormer.storm.contacts import SENDER_FOR, BadContact
 
     if not storm.reminder_offsets or not storm.participants:
@@ -108,8 +110,8 @@ def _reminder_problems(storm: Storm) -> list[Problem]:
                         "bad-contact",
                         file,
                         p.row,
-                        f"row {p.row} ({p.name}): contact #{n} is {e}; this "
-                        "participant will not get it",
+                        f"row {p.row} ({p.name}): {_nth_contact(n, len(p.contacts))} cannot "
+                        f"be used, so no reminder goes there: {e}",
                     )
                 )
                 continue
@@ -130,10 +132,10 @@ def _reminder_problems(storm: Storm) -> list[Problem]:
                     f"holding the organizer's {sender}:// Apprise URL",
                 )
             )
-    have = set(template_langs())
+    templates = ReminderTemplates(storm.root)
     missing: dict[str, int] = defaultdict(int)
     for p in storm.participants:
-        if p.contacts and p.lang not in have and p.lang.split("_")[0] not in have:
+        if p.contacts and not templates.has(p.lang):
             missing[p.lang] += 1
     for lang, count in sorted(missing.items()):
         out.append(
@@ -142,12 +144,41 @@ def _reminder_problems(storm: Storm) -> list[Problem]:
                 "no-reminder-template",
                 file,
                 None,
-                f"{count} participant(s) speak {lang!r}, which has no reminder "
-                f"template: they get the {FALLBACK!r} text (add "
-                f"stormer/templates/reminders/{lang}.txt.j2)",
+                f"{count} participant(s) speak {lang!r}, which has no reminder template: they "
+                f"get the {FALLBACK!r} text. To remind them in {lang!r}, create the template "
+                f"{_as_seen(storm, template_path(lang))} (see “Reminder templates” in the README)",
             )
         )
     return out
+
+
+def template_problems(storm: Storm) -> list[Problem]:
+    """What is wrong with the storm's own reminder templates: read (syntax, blocks,
+    variables), then, if that is fine, written once per language."""
+    from stormer.reminder_templates import ReminderTemplates
+    from stormer.reminders import ReminderWriter
+
+    templates = ReminderTemplates(storm.root)
+    problems = templates.problems()
+    if problems or storm.at is None:
+        return problems
+    writer = ReminderWriter(storm)
+    for lang in sorted(templates.own):
+        try:
+            writer.trial(lang)
+        except ConfigError as e:
+            problems += e.problems
+    return problems
+
+
+def _as_seen(storm: Storm, file: str) -> str:
+    """`file` of the storm as the user would name it from their working directory."""
+    seen = shown_path(str(storm.root), file)
+    return seen if seen != file else f"{file} in the storm folder"
+
+
+def _nth_contact(n: int, of: int) -> str:
+    return "the contact" if of == 1 else f"contact {n} of {of}"
 
 
 def _account_problems(storm: Storm) -> list[Problem]:

@@ -230,8 +230,8 @@ def _read_row(
                     else f"contact {n} of {len(tokens)} in column {i + 1}"
                 )
                 return bad(
-                    f"{who}: {which} ({header[i].strip()!r}) is {e}; correct it in the "
-                    "file, or empty the cell to import the row without it"
+                    f"{who}: {which} ({header[i].strip()!r}) cannot be used: {e}. Correct "
+                    "it in the file, or empty the cell to import the row without it"
                 )
             written.setdefault(ref, text)
     return Incoming(line, p.name, p.zone, lang, tuple(written.values())), None
@@ -361,17 +361,25 @@ def import_file(storm: Storm, source: Path, *, dry_run: bool = False) -> ImportR
     """Merge the form export `source` into the storm's participants file (unless
     `dry_run`). Raises ConfigError if `source` or the participants file cannot be read."""
     shown = source.name
+    where = source.parent  # problems print the file as the user named it: where/shown
     try:
         text = source.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as e:
         reason = e.strerror if isinstance(e, OSError) else "not UTF-8 text: save it as CSV UTF-8"
-        raise ConfigError(
-            [Problem("error", "bad-participant", shown, None, f"cannot read {source}: {reason}")]
-        ) from None
-    form = read_form(text, file=shown, default_lang=storm.default_lang)
+        problem = Problem(
+            "error", "bad-participant", shown, None, f"cannot read {source}: {reason}"
+        )
+        raise ConfigError([problem.in_folder(where)]) from None
+    try:
+        form = read_form(text, file=shown, default_lang=storm.default_lang)
+    except ConfigError as e:
+        raise ConfigError([p.in_folder(where) for p in e.problems]) from None
     target = participants_path(storm)
     existing = target.read_text(encoding="utf-8-sig") if target.is_file() else None
-    merged = merge(existing, form.rows, file=storm.participants_file)
+    try:
+        merged = merge(existing, form.rows, file=storm.participants_file)
+    except ConfigError as e:  # the storm's own participants file: named from where the user is
+        raise ConfigError([p.in_folder(storm.root) for p in e.problems]) from None
     written = False
     if not dry_run and (merged.added or merged.updated):
         mode = target.stat().st_mode & 0o777 if target.exists() else 0o600
@@ -383,7 +391,7 @@ def import_file(storm: Storm, source: Path, *, dry_run: bool = False) -> ImportR
         len(merged.added),
         len(merged.updated),
         len(merged.unchanged),
-        form.problems,
+        [p.in_folder(where) for p in form.problems],
         form.columns,
         written,
     )

@@ -33,6 +33,7 @@ EMAIL: Final = re.compile(r"^[^@\s:/?#]+@[^@\s:/?#]+\.[^@\s:/?#]+$")
 _TELEGRAM_CHAT: Final = re.compile(r"^(-?\d{3,20}|@[A-Za-z][A-Za-z0-9_]{3,31})$")
 _TELEGRAM_TOKEN: Final = re.compile(r"^\d{5,12}:[A-Za-z0-9_-]{20,}$")
 _MATRIX_TARGET: Final = re.compile(r"^[@!#][^:\s]+:[^\s]+$")
+_PHONE: Final = re.compile(r"^\+?[\d().-]{3,}$")
 # Apprise schemes as the kind a person would call them.
 _KINDS: Final = {
     "mailto": "email",
@@ -65,12 +66,20 @@ class Contact:
         return f"Contact({self.kind})"
 
 
+# What a contact may be, for a message about one that is none of these.
+ACCEPTED: Final = (
+    "an e-mail address (name@example.org), a Telegram chat (tgram://CHAT_ID), a Matrix "
+    "user or room (matrix:@name:example.org) or a complete Apprise URL (discord://…, ntfy://…)"
+)
+
+
 def parse_contact(text: str) -> Contact:
-    """Read one contact as participants.csv writes it. Raises BadContact saying what is
-    accepted. The error message never repeats the contact itself."""
+    """Read one contact as participants.csv writes it. Raises BadContact whose message says
+    what is wrong and what a valid one looks like, as a clause that follows "row 3 (Name):
+    the contact cannot be used: ". It never repeats the contact, which is private."""
     raw = text.strip()
     if not raw:
-        raise BadContact("an empty contact")
+        raise BadContact(f"it is empty; write {ACCEPTED}")
     lower = raw.lower()
     if EMAIL.match(raw):
         return _contact("email", raw.lower(), True)
@@ -79,16 +88,16 @@ def parse_contact(text: str) -> Contact:
         if EMAIL.match(rest):
             return _contact("email", rest.lower(), True)
         raise BadContact(
-            "a mailto: contact must be one e-mail address (mailto:name@example.org);"
-            " the organizer's SMTP server goes in [reminders] senders"
+            "after mailto: comes one e-mail address, like mailto:name@example.org (the "
+            "organizer's own SMTP server goes in [reminders] senders, not here)"
         )
     if lower.startswith("matrix:") and not lower.startswith("matrix://"):
         target = raw[len("matrix:") :]
         if _MATRIX_TARGET.match(target):
             return _contact("matrix", target, True)
         raise BadContact(
-            "a matrix: contact is a user, room or alias with its server "
-            "(matrix:@name:example.org, matrix:!room:example.org)"
+            "after matrix: comes a Matrix user, room or alias with its server, like "
+            "matrix:@name:example.org, matrix:!room:example.org or matrix:#alias:example.org"
         )
     if lower.startswith("tgram://"):
         rest = raw[len("tgram://") :].strip("/")
@@ -97,8 +106,9 @@ def parse_contact(text: str) -> Contact:
         first = rest.split("/", 1)[0]
         if not _TELEGRAM_TOKEN.match(first):
             raise BadContact(
-                "a tgram:// contact is a chat id or @channel (tgram://123456789),"
-                " or a whole Apprise URL with a bot token"
+                "after tgram:// comes a Telegram chat id (a number) or @channel name: "
+                "tgram://CHAT_ID or tgram://@channelname (or a bot token and chat, as in "
+                "an Apprise URL: tgram://BOT_TOKEN/CHAT_ID)"
             )
         return _contact("telegram", raw, False)
     if "://" in raw:
@@ -106,11 +116,19 @@ def parse_contact(text: str) -> Contact:
         # Apprise: `notify.sender.checked_contact` asks it, for check and the import.
         scheme = lower.split("://", 1)[0]
         if not re.fullmatch(r"[a-z][a-z0-9+.-]*", scheme):
-            raise BadContact("not a URL scheme")
+            raise BadContact(
+                f"what comes before :// is not a URL scheme (letters, like discord://); "
+                f"write {ACCEPTED}"
+            )
         return _contact(_KINDS.get(scheme, scheme), raw, False)
-    raise BadContact(
-        "not an e-mail address or an Apprise URL (mailto:…, tgram://…, matrix:@…, discord://…)"
-    )
+    if "@" in raw:
+        raise BadContact(
+            "it is not a whole e-mail address (a name, @ and a domain with a dot, like "
+            "name@example.org)"
+        )
+    if _PHONE.match(raw):
+        raise BadContact(f"a phone number is not a contact stormer can send to; write {ACCEPTED}")
+    raise BadContact(f"it is neither an e-mail address nor a URL; write {ACCEPTED}")
 
 
 def _contact(kind: str, address: str, needs_sender: bool) -> Contact:
@@ -129,9 +147,8 @@ def apprise_url(contact: Contact, senders: dict[str, str]) -> str:
     sender = senders.get(name)
     if not sender:
         raise BadContact(
-            f"{contact.kind} contacts need the `{name}` sender in [reminders] "
-            f"senders (the environment variable holding the organizer's "
-            f"{name}:// Apprise URL)"
+            f"{contact.kind} contacts need the `{name}` sender in [reminders] senders: the "
+            f"name of the environment variable holding the organizer's {name}:// Apprise URL"
         )
     if contact.kind == "email":
         return _with_query(sender, to=contact.address)

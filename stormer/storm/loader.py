@@ -22,10 +22,10 @@ from stormer.storm import tomlpos
 from stormer.storm.model import Account, Storm
 from stormer.storm.participants import load_participants
 from stormer.storm.posts import load_posts
-from stormer.storm.problems import ProblemCollector, not_utf8
+from stormer.storm.problems import ProblemCollector, in_reading_order, not_utf8
 from stormer.storm.schema import CONFIG_NAME, AlertsSection, ConfigFile
-from stormer.storm.secretscan import names_a_variable, scan_secrets
-from stormer.storm.tomlpos import KeyPath, decode_error_line
+from stormer.storm.secretscan import may_hold_secret, names_a_variable, scan_secrets
+from stormer.storm.tomlpos import KeyPath, SyntaxErrorAt
 from stormer.timezones import AnnounceZone, get_zone, parse_duration, parse_when
 
 
@@ -47,6 +47,15 @@ def load_storm(path: Path | str = ".", *, known_platforms: set[str] | None = Non
     `known_platforms` (names of installed platform plugins) enables the unknown-platform check.
     """
     root = find_root(Path(path))
+    try:
+        storm = _load(root, known_platforms)
+    except ConfigError as e:
+        raise ConfigError(in_reading_order(e.problems, root)) from None
+    storm.problems = in_reading_order(storm.problems, root)
+    return storm
+
+
+def _load(root: Path, known_platforms: set[str] | None) -> Storm:
     config_path = root / CONFIG_NAME
     if not config_path.is_file():
         raise ConfigError(
@@ -54,7 +63,7 @@ def load_storm(path: Path | str = ".", *, known_platforms: set[str] | None = Non
                 Problem(
                     "error",
                     "no-config",
-                    str(config_path),
+                    CONFIG_NAME,
                     None,
                     f"no {CONFIG_NAME} in {root}: run `stormer init {root}` "
                     "to start a storm, or pass --storm DIR",
@@ -71,14 +80,7 @@ def load_storm(path: Path | str = ".", *, known_platforms: set[str] | None = Non
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        line = decode_error_line(str(e))
-        raise ConfigError(
-            [
-                Problem(
-                    "error", "bad-config", CONFIG_NAME, line, f"config.toml is not valid TOML: {e}"
-                )
-            ]
-        ) from None
+        raise ConfigError([_not_toml(tomlpos.syntax_error(e, text))]) from None
     c = ProblemCollector()
     lines = tomlpos.key_lines(text)
     scan_secrets(raw, (), lines, c)
@@ -99,6 +101,25 @@ def load_storm(path: Path | str = ".", *, known_platforms: set[str] | None = Non
     storm = _build(root, cfg, lines, c, known_platforms)
     storm.problems = c.redacted()
     return storm
+
+
+def _not_toml(at: SyntaxErrorAt) -> Problem:
+    """config.toml's syntax error, with its line quoted under a caret, unless the line may
+    hold a secret (the parse failed, so the secret scan has not run)."""
+    reason = at.reason
+    excerpt = at.excerpt
+    if excerpt is not None and may_hold_secret(excerpt):
+        excerpt = None
+        reason += " (the line is not shown here: it may hold a secret)"
+    return Problem(
+        "error",
+        "bad-config",
+        CONFIG_NAME,
+        at.line,
+        f"config.toml is not valid TOML: {reason}",
+        at.column,
+        excerpt,
+    )
 
 
 def _build(

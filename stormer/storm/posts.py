@@ -16,7 +16,7 @@ from stormer.storm.model import Image, Post
 from stormer.storm.problems import ProblemCollector, not_utf8
 from stormer.storm.scaffold import is_placeholder
 from stormer.storm.schema import FrontMatter
-from stormer.storm.tomlpos import KeyPath, decode_error_line
+from stormer.storm.tomlpos import KeyPath
 
 
 def load_posts(
@@ -125,13 +125,15 @@ def _load_post(
     try:
         raw = tomllib.loads(fm_text)
     except tomllib.TOMLDecodeError as e:
-        line = decode_error_line(str(e))
+        at = tomlpos.syntax_error(e, fm_text, first_line=2)  # line 1 is the opening +++
         c.add(
             "error",
             "bad-front-matter",
             rel,
-            line + 1 if line else 2,
-            f"front matter is not valid TOML: {e}",
+            at.line or end + 1,  # the end of the front matter: its closing +++
+            f"front matter is not valid TOML: {at.reason}",
+            column=at.column,
+            excerpt=at.excerpt,
         )
         return None
     fm_lines = {k: v + 1 for k, v in tomlpos.key_lines(fm_text).items()}

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import replace
+from os import PathLike
+
 from stormer.errors import Problem, Severity
+from stormer.storm.schema import CONFIG_NAME
 
 
 class ProblemCollector:
@@ -17,9 +22,17 @@ class ProblemCollector:
         self.secrets: set[str] = set()  # values found in config that must never be echoed
 
     def add(
-        self, severity: Severity, code: str, file: str | None, line: int | None, msg: str
+        self,
+        severity: Severity,
+        code: str,
+        file: str | None,
+        line: int | None,
+        msg: str,
+        *,
+        column: int | None = None,
+        excerpt: str | None = None,
     ) -> None:
-        self.problems.append(Problem(severity, code, file, line, msg))
+        self.problems.append(Problem(severity, code, file, line, msg, column, excerpt))
 
     def redacted(self) -> list[Problem]:
         """The problems with every secret value found in config replaced: a message that
@@ -31,8 +44,19 @@ class ProblemCollector:
             message = p.message
             for value in self.secrets:
                 message = message.replace(value, "<redacted>")
-            out.append(Problem(p.severity, p.code, p.file, p.line, message))
+            out.append(replace(p, message=message))
         return out
+
+
+def in_reading_order(problems: Iterable[Problem], folder: str | PathLike[str]) -> list[Problem]:
+    """`problems` located in the storm `folder` (as the user named it) and sorted the way a
+    person fixes them from the top: config.toml first, then the other files by name, each
+    from its top (a problem about the whole file first) down; the order found within a line.
+    """
+    located = [p.in_folder(folder) for p in problems]
+    return sorted(
+        located, key=lambda p: (p.file is None, p.file != CONFIG_NAME, p.file or "", p.line or 0)
+    )
 
 
 def not_utf8(e: UnicodeDecodeError) -> str:

@@ -31,6 +31,23 @@ SECRET_VALUES = [
 ]
 
 
+_KEYS_ON_LINE = re.compile(r"([A-Za-z0-9_-]+)[\"']?\s*=")
+# Keys whose values are secrets or Apprise URLs (which carry them) when written wrongly.
+_HOLDS_URLS = {"credentials", "senders", "apprise"}
+
+
+def may_hold_secret(line: str) -> bool:
+    """Whether a config.toml line that is not valid TOML may hold a secret (a key that holds
+    one, a value that looks like one): such a line is not quoted back in the message."""
+    keys = {k.lower() for k in _KEYS_ON_LINE.findall(line)}
+    return (
+        any(SECRET_KEYS.match(k) for k in keys)
+        or bool(keys & _HOLDS_URLS)
+        or "://" in line
+        or any(pattern.search(line) for pattern, _ in SECRET_VALUES)
+    )
+
+
 def scan_secrets(node: Any, path: KeyPath, lines: dict[KeyPath, int], c: ProblemCollector) -> None:
     """Flag secrets written into config.toml (`node`, parsed, at `path`). The value itself is
     never repeated."""

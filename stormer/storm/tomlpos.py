@@ -8,7 +8,9 @@ accounts[2].credentials?" so that every problem in config.toml can say where it 
 from __future__ import annotations
 
 import re
+import tomllib
 from collections import defaultdict
+from dataclasses import dataclass
 
 _HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(?:#.*)?$")
 _KEY = re.compile(
@@ -65,7 +67,40 @@ def line_of(lines: dict[KeyPath, int], path: KeyPath) -> int | None:
     return None
 
 
-def decode_error_line(message: str) -> int | None:
-    """The line a `tomllib.TOMLDecodeError` message names (it has no attribute for it)."""
-    m = re.search(r"line (\d+)", message)
-    return int(m.group(1)) if m else None
+@dataclass(frozen=True, slots=True)
+class SyntaxErrorAt:
+    """Where a TOML document stops being TOML, for a message like a compiler's."""
+
+    reason: str  # tomllib's message without its "(at line …, column …)"
+    line: int | None  # in the file's own numbering
+    column: int | None
+    excerpt: str | None  # the text of that line
+
+
+_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
+_AT_END = " (at end of document)"
+_LONGEST_QUOTED = 200
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def syntax_error(error: tomllib.TOMLDecodeError, text: str, first_line: int = 1) -> SyntaxErrorAt:
+    """Where `error`, raised reading `text`, is. `first_line` is the file's number for the
+    first line of `text` (front matter starts on a post's line 2). tomllib gives the place
+    only in its message (Python 3.11 has no attribute for it)."""
+    message = str(error)
+    lines = text.splitlines() or [""]
+    found = _POSITION.search(message)
+    if found:
+        reason = message[: found.start()]
+        number, column = int(found.group(1)), int(found.group(2))
+    elif message.endswith(_AT_END):  # the parser ran out of text: point past the last line
+        reason = message.removesuffix(_AT_END)
+        number, column = len(lines), len(lines[-1]) + 1
+    else:
+        return SyntaxErrorAt(message, None, None, None)
+    if reason == "Illegal character '\\n'":
+        reason += " (a string not closed by a quote on its line?)"
+    excerpt = lines[number - 1] if number <= len(lines) else None
+    if excerpt is not None and (len(excerpt) > _LONGEST_QUOTED or _CONTROL.search(excerpt)):
+        excerpt = None  # a caret under column 5000, or a terminal escape, helps nobody
+    return SyntaxErrorAt(reason, number + first_line - 1, column, excerpt)
