@@ -255,6 +255,20 @@ def babel_locale(lang: str) -> str:
     return BABEL_LOCALES.get(lang, lang)
 
 
+def known_language(lang: str) -> bool:
+    """Whether `lang` is a language code (en, pt_BR) that Babel can write dates in: every
+    language of a storm (posts, participants, accounts, the default) must be one."""
+    if not LANG_CODE.fullmatch(lang):
+        return False
+    from babel import Locale, UnknownLocaleError  # heavy: only when a storm is loaded
+
+    try:
+        Locale.parse(babel_locale(lang))
+    except (ValueError, UnknownLocaleError):
+        return False
+    return True
+
+
 def format_clock(local: datetime, lang: str) -> str:
     """ "10 am" / "7:30 pm" in English as campaigns write it; 24-hour CLDR time elsewhere."""
     if lang.split("_")[0] == "en":

@@ -297,3 +297,31 @@ def test_a_database_url_stormer_cannot_use_is_an_error(
     problems = [p for p in report(storm) if p.code == "bad-database-url"]
     assert bool(problems) == refused
     assert all("SECRET" not in p.message and p.severity == "error" for p in problems)
+
+
+@pytest.mark.parametrize(
+    ("file", "old", "new"),
+    [
+        ("posts/en-01-right-to-education.md", 'lang = "en"', 'lang = "zz"'),
+        ("posts/en-01-right-to-education.md", 'lang = "en"', 'lang = "9999-12-31T23:59:59Z"'),
+        ("config.toml", 'default_lang = "en"', 'default_lang = "xx"'),
+        ("config.toml", 'langs = ["en"]', 'langs = ["qq"]'),
+    ],
+)
+def test_a_language_babel_cannot_write_in_is_an_error_on_its_line(
+    tmp_path: Path, file: str, old: str, new: str
+) -> None:
+    """Found by the property test: a post in lang "9999-12-31T23:59:59Z" (or "zz") passed
+    `check`, and `kit build` failed on it with Babel's ValueError (exit 70)."""
+    from example import copy_example
+
+    from stormer.storm import load_storm
+
+    storm = copy_example(tmp_path / "storm")
+    path = storm / file
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    problems = [p for p in load_storm(storm).errors if p.code == "bad-lang"]
+    assert len(problems) == 1 and problems[0].line is not None
+    assert "is not a language code stormer knows" in problems[0].message

@@ -11,6 +11,7 @@ from typing import Any
 from stormer.channels.search import SeenPost
 from stormer.ops.impact import Measurement, Source
 from stormer.ops.report_html import per_account, render_html, write_report_files
+from stormer.outbox.models import State
 from stormer.timezones import iso_utc
 
 T = datetime(2031, 3, 13, 18, 0, tzinfo=UTC)
@@ -91,10 +92,10 @@ def measurement() -> Measurement:
 
 def test_the_summary_is_per_platform_and_account_and_reminders_per_channel() -> None:
     table = {(r["platform"], r["account"]): r for r in per_account(rows())}
-    assert table[("mastodon", "acct")]["sent"] == 1
-    assert table[("x", "x")]["failed"] == 1 and table[("x", "x")]["sent"] == 0
+    assert table[("mastodon", "acct")][State.SENT] == 1
+    assert table[("x", "x")][State.FAILED] == 1 and table[("x", "x")][State.SENT] == 0
     reminders = table[("reminder:mailto", "reminders")]
-    assert reminders["items"] == reminders["sent"] == 5  # never one line per participant
+    assert reminders["items"] == reminders[State.SENT] == 5  # never one line per participant
 
 
 def test_the_html_escapes_everything_and_names_no_participant(tmp_path: Path) -> None:

@@ -42,15 +42,9 @@ def valid_duration(value: str) -> str:
 
 def valid_lang(value: str) -> str:
     """Typer callback for --lang: a language code Babel knows, or a usage error."""
-    from babel import Locale, UnknownLocaleError
+    from stormer.timezones import known_language
 
-    from stormer.timezones import LANG_CODE, babel_locale
-
-    try:
-        if not LANG_CODE.fullmatch(value):
-            raise ValueError
-        Locale.parse(babel_locale(value))
-    except (ValueError, UnknownLocaleError):
+    if not known_language(value):
         raise typer.BadParameter(
             f"{value!r} is not a language code: write e.g. en, es, fr, it, ar or pt_BR"
         ) from None

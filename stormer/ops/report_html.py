@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from stormer.errors import StormerError
+from stormer.outbox.models import State
 from stormer.outbox.status import percentile
 
 if TYPE_CHECKING:
@@ -60,13 +61,14 @@ def per_account(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
                 "platform": platform,
                 "account": account,
                 "items": len(group),
-                "sent": sum(r["state"] == "sent" for r in group),
+                State.SENT: sum(r["state"] == State.SENT for r in group),
                 "p50_s": percentile(late, 0.5),
                 "p99_s": percentile(late, 0.99),
                 "max_s": late[-1] if late else None,
-                "failed": sum(r["state"] in ("failed", "dead") for r in group),
-                "unconfirmed": sum(r["state"] == "unconfirmed" for r in group),
-                "missed": sum(r["state"] == "missed" for r in group),
+                # failed: given up for good (dead) or waiting for a retry (failed)
+                State.FAILED: sum(r["state"] in (State.FAILED, State.DEAD) for r in group),
+                State.UNCONFIRMED: sum(r["state"] == State.UNCONFIRMED for r in group),
+                State.MISSED: sum(r["state"] == State.MISSED for r in group),
             }
         )
     return out
@@ -101,10 +103,10 @@ def render_html(
         "<th scope='col'>missed</th></tr></thead><tbody>",
         *(
             f"<tr><td>{e(r['platform'])}</td><td>{e(r['account'])}</td>"
-            f"<td class='n'>{r['sent']} of {r['items']}</td>"
+            f"<td class='n'>{r[State.SENT]} of {r['items']}</td>"
             f"<td class='n'>{_seconds(r['p50_s'])}</td><td class='n'>{_seconds(r['p99_s'])}</td>"
-            f"<td class='n'>{_seconds(r['max_s'])}</td><td class='n'>{r['failed']}</td>"
-            f"<td class='n'>{r['unconfirmed']}</td><td class='n'>{r['missed']}</td></tr>"
+            f"<td class='n'>{_seconds(r['max_s'])}</td><td class='n'>{r[State.FAILED]}</td>"
+            f"<td class='n'>{r[State.UNCONFIRMED]}</td><td class='n'>{r[State.MISSED]}</td></tr>"
             for r in table
         ),
         "</tbody></table>",

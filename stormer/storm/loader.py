@@ -167,6 +167,7 @@ def _build(
                 str(e),
             )
 
+    _check_languages(cfg, lines, c)
     alert_vars, unstaged_before = _alerts(cfg.alerts, lines, c)
     senders = _senders(cfg.reminders.senders, lines, c)
     accounts = _accounts(cfg, lines, c, known_platforms)
@@ -307,3 +308,25 @@ def _accounts(
             )
         )
     return accounts
+
+
+def _check_languages(cfg: ConfigFile, lines: dict[KeyPath, int], c: ProblemCollector) -> None:
+    """default_lang and every account's langs must be languages stormer can write in."""
+    from stormer.timezones import known_language
+
+    wanted: list[tuple[KeyPath, str]] = [(("storm", "default_lang"), cfg.storm.default_lang)]
+    wanted += [
+        (("accounts", i, "langs"), lang)
+        for i, account in enumerate(cfg.accounts)
+        for lang in account.langs
+    ]
+    for where, lang in wanted:
+        if not known_language(lang):
+            c.add(
+                "error",
+                "bad-lang",
+                CONFIG_NAME,
+                tomlpos.line_of(lines, where),
+                f"{'.'.join(str(p) for p in where)}: {lang[:40]!r} is not a language code "
+                "stormer knows: write e.g. en, es, fr, it, ar or pt_BR",
+            )

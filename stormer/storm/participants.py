@@ -13,7 +13,7 @@ from stormer.errors import TimeError
 from stormer.storm.model import Participant
 from stormer.storm.problems import ProblemCollector, not_utf8
 from stormer.storm.schema import CONFIG_NAME
-from stormer.timezones import LANG_CODE, get_zone
+from stormer.timezones import get_zone, known_language
 
 PARTICIPANT_COLUMNS = ("name", "zone", "lang", "contact")
 # The optional `public` column: "yes" lists the participant's name (never a contact) among the
@@ -132,7 +132,7 @@ def participant_from_row(
         c.add("error", "bad-participant", file, line, f"row {line} ({who}): {why}")
         return None
     lang = cells.get("lang") or default_lang
-    if not LANG_CODE.fullmatch(lang):
+    if not known_language(lang):
         c.add(
             "error",
             "bad-participant",

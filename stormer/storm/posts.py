@@ -17,6 +17,7 @@ from stormer.storm.problems import ProblemCollector, not_utf8
 from stormer.storm.scaffold import is_placeholder
 from stormer.storm.schema import FrontMatter
 from stormer.storm.tomlpos import KeyPath
+from stormer.timezones import known_language
 
 
 def load_posts(
@@ -186,6 +187,16 @@ def _load_post(
                 fm_lines.get(("accounts",), 2),
                 f"no account named {a!r} in config.toml",
             )
+    if not known_language(fm.lang):
+        c.add(
+            "error",
+            "bad-lang",
+            rel,
+            fm_lines.get(("lang",), 2),
+            f"lang {fm.lang[:40]!r} is not a language code stormer knows: write e.g. en, es, "
+            "fr, it, ar or pt_BR",
+        )
+        return None
     images = tuple(_load_images(root, rel, fm.images, fm_lines, c))
     return Post(
         file=rel,
