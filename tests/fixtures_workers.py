@@ -18,7 +18,7 @@ import pytest
 from example import CREDENTIALS, add_accounts, copy_example, point_accounts_at, set_storm_time
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
-from timing import far_ahead, move_storm, wait_until
+from timing import PATIENCE, far_ahead, move_storm, wait_until
 
 from stormer.dispatch.dispatcher import Settings
 from stormer.outbox.db import make_engine
@@ -107,7 +107,7 @@ def schedule(env: dict[str, str], root: Path, at: datetime) -> None:
         env=env,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=PATIENCE.total_seconds(),  # checking and planning took over 60 s at load 16
     )
     assert done.returncode == 0, done.stderr
 
