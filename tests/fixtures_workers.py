@@ -18,7 +18,7 @@ import pytest
 from example import CREDENTIALS, add_accounts, copy_example, point_accounts_at, set_storm_time
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
-from timing import far_ahead, move_storm, wait_until
+from timing import PATIENCE, far_ahead, move_storm, wait_until
 
 from stormer.dispatch.dispatcher import Settings
 from stormer.outbox.db import make_engine
@@ -32,6 +32,15 @@ LEAD = timedelta(seconds=Settings().lead_seconds)
 # T is set this far ahead once the workers are up: staging the storm takes a few seconds on a
 # loaded 2-core machine, and must be over a second before the first alarm (`set_t`).
 STAGING_TIME = timedelta(seconds=10)
+# Up to this many runnable tasks per core, STAGING_TIME is enough; beyond, staging takes longer
+# in proportion (seen: 3 to 9 s at 5 to 7 per core, where STAGING_TIME was too short).
+TASKS_PER_CORE = 3.0
+
+
+def staging_time() -> timedelta:
+    """STAGING_TIME, stretched by how busy the machine is now (its load average per core)."""
+    per_core = os.getloadavg()[0] / (os.cpu_count() or 1)
+    return STAGING_TIME * max(1.0, per_core / TASKS_PER_CORE)
 
 
 @pytest.fixture
@@ -98,7 +107,7 @@ def schedule(env: dict[str, str], root: Path, at: datetime) -> None:
         env=env,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=PATIENCE.total_seconds(),  # checking and planning took over 60 s at load 16
     )
     assert done.returncode == 0, done.stderr
 
@@ -197,12 +206,12 @@ def start_workers(
 def set_t(
     env: dict[str, str], root: Path, start: datetime, workers: list[subprocess.Popen[str]]
 ) -> datetime:
-    """Move the storm, scheduled for `start` far ahead, to T = now + STAGING_TIME, and wait
+    """Move the storm, scheduled for `start` far ahead, to T = now + `staging_time()`, and wait
     until the workers have staged every item for it, with a second to spare before they
     record the attempts: the whole storm goes in one burst at T, and a test may still act
     before it. (`stormer schedule` would first spend seconds checking and planning the
     storm, out of the margin: `move_storm` writes T into the rows.)"""
-    at = (datetime.now(UTC) + STAGING_TIME).replace(microsecond=0)
+    at = (datetime.now(UTC) + staging_time()).replace(microsecond=0)
     engine = make_engine(env["STORMER_DATABASE_URL"])
     try:
         assert move_storm(engine, root, start, at) == ITEMS

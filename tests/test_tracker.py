@@ -3,7 +3,6 @@ spent, and forgetting an item leaves no trace of it — whatever order things ha
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -97,28 +96,6 @@ def test_unsent_is_what_no_burst_took() -> None:
     ready(items, "b", INSTANTS[1])
     items.launch(["a"])
     assert items.unsent() == ["b"]
-
-
-def test_idle_waits_for_the_burst_in_flight() -> None:
-    async def main() -> list[str]:
-        items = Tracker()
-        await asyncio.wait_for(items.idle(), 1)  # nothing in flight: at once
-        ready(items, "a")
-        items.launch(["a"])
-        order: list[str] = []
-
-        async def burst() -> None:
-            await asyncio.sleep(0.01)
-            order.append("recorded")
-            items.forget(["a"])
-
-        task = asyncio.create_task(burst())
-        await asyncio.wait_for(items.idle(), 1)
-        order.append("idle")
-        await task
-        return order
-
-    assert asyncio.run(main()) == ["recorded", "idle"]
 
 
 class TrackerMachine(RuleBasedStateMachine):

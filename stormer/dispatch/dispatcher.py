@@ -22,7 +22,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -39,6 +39,7 @@ from stormer.outbox.models import WAITING
 from stormer.outbox.status import status_summary
 from stormer.secrets import resolve, store
 from stormer.settings import CLAIM_BATCH, GRACE, LEASE, POLL_SECONDS, STAGING_WINDOW
+from stormer.timezones import iso_utc
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -116,6 +117,8 @@ class Dispatcher:
         self._firing = Firing(crew, fired=self.fired)
         self._sync_lock = asyncio.Lock()
         self._done = asyncio.Event()
+        self._stopping = asyncio.Event()  # set: no pass or burst starts any more
+        self._work: set[asyncio.Task[None]] = set()  # passes and bursts under way
         self._scheduler: Any = None
 
     # --- life cycle ------------------------------------------------------------------------
@@ -141,14 +144,15 @@ class Dispatcher:
         self._http = self._http or client()
         self._scheduler = AsyncIOScheduler(timezone=UTC)
         self._scheduler.add_job(
-            self.sync,
+            self._alarm,
             "interval",
+            args=[self.sync],
             seconds=self.settings.poll_seconds,
             next_run_time=utcnow(),
             id="sync",
-            # A pass may outlast the interval (the first one loads Apprise's plugins to stage
-            # reminders). `sync` itself returns at once while a pass runs, so the scheduler
-            # may start it: with max_instances=1 it would log a "skipped" warning instead.
+            # The alarm returns at once (the pass is a task of its own), but on a loaded
+            # machine the next one may come before the loop has noted that: with
+            # max_instances=1 the scheduler would log a "skipped" warning instead.
             max_instances=2,
             coalesce=True,
             misfire_grace_time=None,
@@ -166,8 +170,10 @@ class Dispatcher:
                 _, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
                 for task in pending:
                     task.cancel()
-                self._scheduler.shutdown(wait=False)
-                await self.items.idle()  # let a burst in progress finish and be recorded
+                await self._stop_alarms()
+                # The pass in progress and a burst in flight finish and are recorded.
+                while self._work:
+                    await asyncio.wait(self._work)
                 renewer.cancel()
         finally:
             if self._scheduler.running:
@@ -183,6 +189,30 @@ class Dispatcher:
             if own_http:
                 await self._http.aclose()
             log.info("worker %s stopped", self.worker)
+
+    async def _alarm(self, work: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> None:
+        """What the scheduler runs: `work(*args)` (a pass, a burst) started as a task of this
+        worker, and returning at once. A job the scheduler runs itself would be cancelled
+        when it shuts down, midway, and logged with a traceback: a burst half sent and not
+        recorded, a traceback on the live view."""
+        self._start(work, *args)
+
+    def _start(self, work: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> None:
+        """Run `work(*args)` as a task that stopping waits for; none once stopping."""
+        if self._stopping.is_set():
+            return
+        task = asyncio.get_running_loop().create_task(work(*args))
+        self._work.add(task)
+        task.add_done_callback(self._work.discard)
+
+    async def _stop_alarms(self) -> None:
+        """No alarm goes off from now on, and none is left half started."""
+        self._stopping.set()
+        self._scheduler.pause()
+        # A job the scheduler has just handed to the loop runs its first step (and returns,
+        # see `_alarm`) before `shutdown` cancels what has not: that would log a traceback.
+        await asyncio.sleep(0)
+        self._scheduler.shutdown(wait=False)
 
     async def _renew_leases(self) -> None:
         """Keep this worker's claims alive however long staging or a burst takes; a worker
@@ -275,18 +305,25 @@ class Dispatcher:
     def _set_alarm(self, instant: datetime) -> None:
         wake = instant - timedelta(seconds=self.settings.lead_seconds)
         if wake <= utcnow():
-            asyncio.get_running_loop().create_task(self.fire(instant))
+            self._start(self.fire, instant)
             return
         self._scheduler.add_job(
-            self.fire,
+            self._alarm,
             "date",
             run_date=wake,
-            args=[instant],
+            args=[self.fire, instant],
             id=f"fire-{instant.isoformat()}",
             replace_existing=True,
-            misfire_grace_time=int(self.settings.grace.total_seconds()),
+            # However late the loop wakes, `fire` runs: past the grace, it says so and
+            # releases the items (APScheduler would only warn, and leave them armed).
+            misfire_grace_time=None,
         )
 
     async def fire(self, instant: datetime) -> None:
         """The alarm for `instant` (see `Firing.fire`)."""
-        await self._firing.fire(instant)
+        try:
+            await self._firing.fire(instant)
+        except Exception:
+            # The database failed it: no longer held, the items are taken up again once
+            # their claims expire, and one that was `sending` is first asked about.
+            log.exception("the burst for %s failed", iso_utc(instant))

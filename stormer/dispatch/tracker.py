@@ -14,7 +14,6 @@ armed once `arm` has been called, until `disarm`; `forget` leaves no trace of an
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from types import MappingProxyType
@@ -35,8 +34,6 @@ class Tracker:
         self._ready: dict[str, Ready] = {}
         self._in_flight: set[str] = set()
         self._armed: set[datetime] = set()
-        self._idle = asyncio.Event()  # set while nothing is in flight
-        self._idle.set()
 
     # --- what is held ----------------------------------------------------------------------
 
@@ -56,8 +53,6 @@ class Tracker:
             self._held.discard(item_id)
             self._ready.pop(item_id, None)
             self._in_flight.discard(item_id)
-        if not self._in_flight:
-            self._idle.set()
 
     @property
     def held(self) -> frozenset[str]:
@@ -118,9 +113,3 @@ class Tracker:
         if missing:
             raise ValueError(f"not ready: {', '.join(missing)}")
         self._in_flight.update(taken)
-        if self._in_flight:
-            self._idle.clear()
-
-    async def idle(self) -> None:
-        """Return once no burst is in flight."""
-        await self._idle.wait()
