@@ -31,7 +31,7 @@ FALLBACK: Final = "en"
 # load from file://). A feature with its own script — scheduling on the visitor's Mastodon,
 # `mastodon_schedule.js` — adds its file to static/ and its name here; it finds what kit.js
 # shares on `window.stormerKit` (the chosen server, the storm instant, each post's text).
-SCRIPTS: Final = ("kit.js",)
+SCRIPTS: Final = ("kit.js", "mastodon_schedule.js")
 STYLES: Final = ("kit.css",)
 
 

@@ -1,0 +1,216 @@
+"""The kit's "schedule it on your own Mastodon" (issue 13, item 2) in a real Chromium: the kit
+served on one loopback port, the simulated Mastodon on another; the visitor chooses the
+server, connects (app, consent page, PKCE, token), schedules a post with its image and alt
+text for T, cancels another — and the simulator, on its own clock, publishes the first at T,
+not before, and never the cancelled one. Closer than 5 minutes to T, the page itself posts at
+T on its clock, not before. No token ever leaves the browser except to the visitor's server."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+from example import copy_example
+from timing import wait_until
+
+from stormer.channels import registry
+from stormer.kit.build import build_kit
+from stormer.kit.render import PACKAGE_TEMPLATES
+from stormer.storm import load_storm
+
+if TYPE_CHECKING:
+    from playwright.sync_api import BrowserContext, Page, Request
+
+WITH_IMAGE = "posts/en-01-right-to-education.md"  # one image, with its alt text
+OTHER = "posts/en-02-birzeit-detentions.md"
+TOKEN_KEY = (
+    "() => sessionStorage.getItem('stormer-kit:mastodon-token:' + stormerKit.mastodonOrigin())"
+)
+
+
+def test_every_language_has_every_word_of_the_kit() -> None:
+    words = tomllib.loads((PACKAGE_TEMPLATES / "words.toml").read_text(encoding="utf-8"))
+    english = set(words["en"])
+    assert {w for w in english if w.startswith("schedule_")}, "the scheduling words are there"
+    for lang, table in words.items():
+        assert set(table) == english, lang
+        assert all(text.strip() for text in table.values()), lang
+
+
+def _kit(root: Path, at: datetime) -> Path:
+    folder = copy_example(root / "storm", at=at.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    storm = load_storm(folder, known_platforms=set(registry.installed()))
+    assert not storm.errors, storm.errors
+    build_kit(storm, root / "kit")
+    return root / "kit"
+
+
+def _sim_now(simulator: str) -> datetime:
+    return datetime.fromisoformat(httpx.get(f"{simulator}/_sim/clock", timeout=10).json()["now"])
+
+
+def _clock_to(simulator: str, moment: datetime) -> None:
+    answer = httpx.post(f"{simulator}/_sim/clock", json={"to": moment.isoformat()}, timeout=10)
+    answer.raise_for_status()
+
+
+def _posts(simulator: str) -> list[dict[str, Any]]:
+    posts: list[dict[str, Any]] = httpx.get(f"{simulator}/_sim/posts", timeout=10).json()
+    return posts
+
+
+class Watched:
+    """Every request the context makes and every address its pages show."""
+
+    def __init__(self, context: BrowserContext) -> None:
+        self.requests: list[Request] = []
+        self.addresses: list[str] = []
+        context.on("request", lambda request: self.requests.append(request))
+        context.on("page", self.page)
+
+    def page(self, page: Page) -> None:
+        page.on("framenavigated", lambda frame: self.addresses.append(frame.url))
+
+    def assert_token_stays_with(self, token: str, server: str) -> None:
+        # Watched for real: the code came back in an address, the token went to the server.
+        assert any("code=" in url for url in self.addresses), self.addresses
+        assert any(token in (r.headers.get("authorization") or "") for r in self.requests)
+        assert token and not any(token in url for url in self.addresses)
+        for request in self.requests:
+            if request.url.startswith(server + "/"):
+                continue
+            seen = [request.url, json.dumps(request.all_headers()), request.post_data or ""]
+            assert not any(token in s for s in seen), request.url
+
+
+def _connect(page: Page, kit_page: str, simulator: str) -> str:
+    """Choose the server, connect the account; the token the page now holds."""
+    page.goto(kit_page)
+    page.fill("#mastodon-instance", simulator)
+    page.press("#mastodon-instance", "Enter")  # the keyboard is enough
+    page.locator("#schedule-connect").wait_for(state="visible")
+    page.click("#schedule-connect")
+    page.wait_for_url(f"{simulator}/oauth/authorize?*")
+    page.get_by_role("button", name="Authorize").click()
+    page.locator("#schedule-connected").wait_for(state="visible")
+    # The code came back in the address; it is no longer there.
+    assert page.url == f"{kit_page}#mastodon", page.url
+    assert page.locator("#schedule-error").is_hidden()
+    token = json.loads(page.evaluate(TOKEN_KEY))
+    assert isinstance(token, str) and token
+    return token
+
+
+def _number(page: Page, file: str) -> str:
+    number = page.locator(f'article.post[data-post-file="{file}"]').get_attribute(
+        "data-post-number"
+    )
+    assert number
+    return number
+
+
+def test_the_visitor_schedules_at_t_on_their_own_mastodon_and_cancels(
+    browser_context: Callable[..., BrowserContext],
+    simulator: str,
+    serve_folder: Callable[[Path], str],
+    tmp_path: Path,
+) -> None:
+    now = max(_sim_now(simulator), datetime.now(UTC))
+    at = (now + timedelta(hours=1)).replace(second=0, microsecond=0)
+    kit = serve_folder(_kit(tmp_path, at))
+    context = browser_context()
+    watched = Watched(context)
+    page = context.new_page()
+    token = _connect(page, f"{kit}/en.html", simulator)
+
+    first, other = _number(page, WITH_IMAGE), _number(page, OTHER)
+    alt = page.locator(f"#post-{first}-image-1-alt").inner_text()
+    text = page.locator(f"#post-{first}-text").inner_text()
+    page.click(f"#post-{first}-schedule")
+    status = page.locator(f"#post-{first}-schedule-status")
+    wait_until(
+        "the post scheduled",
+        lambda: status.get_attribute("data-state") == "scheduled",
+        seen=status.inner_text,
+    )
+    assert page.locator(f"#post-{first}-schedule").is_disabled()  # never twice from here
+    page.click(f"#post-{other}-schedule")
+    wait_until("two posts listed", lambda: page.locator("#schedule-list li").count() == 2)
+    listed = page.locator("#schedule-list li")
+    assert page.locator("#schedule-list-holder").is_visible()
+
+    # The other one is cancelled from the page, with the keyboard.
+    cancel = listed.filter(has_text=page.locator(f"#post-{other}-text").inner_text()[:40])
+    cancel.locator("button.schedule-cancel").focus()
+    page.keyboard.press("Enter")
+    wait_until("one cancelled", lambda: listed.count() == 1)
+    assert page.locator(f"#post-{other}-schedule-status").get_attribute("data-state") == (
+        "cancelled"
+    )
+    assert page.locator("#schedule-error").is_hidden()
+
+    assert _posts(simulator) == []
+    _clock_to(simulator, at - timedelta(seconds=30))
+    assert _posts(simulator) == []  # never before T
+    _clock_to(simulator, at)
+    (post,) = _posts(simulator)  # once, and never the cancelled one
+    assert post["text"] == text
+    assert post["media"] == [{"alt": alt, "size": post["media"][0]["size"], "mime": "image/png"}]
+    assert datetime.fromisoformat(post["received_at"]) == at
+    _clock_to(simulator, at + timedelta(hours=1))
+    assert len(_posts(simulator)) == 1
+
+    watched.assert_token_stays_with(token, simulator)
+    assert "code=" not in page.url
+
+
+def test_closer_than_5_minutes_the_page_posts_at_t_and_not_before(
+    browser_context: Callable[..., BrowserContext],
+    simulator: str,
+    serve_folder: Callable[[Path], str],
+    tmp_path: Path,
+) -> None:
+    at = datetime(2030, 6, 1, 18, 0, tzinfo=UTC)
+    kit = serve_folder(_kit(tmp_path, at))
+    context = browser_context()
+    watched = Watched(context)
+    page = context.new_page()
+    token = _connect(page, f"{kit}/en.html", simulator)  # on the real clock
+
+    # Four minutes before T on the page's clock: the token stays in this tab's storage.
+    context.clock.install(time=at - timedelta(minutes=4))
+    page.reload()
+    page.locator("#schedule-connected").wait_for(state="visible")
+    first = _number(page, WITH_IMAGE)
+    page.click(f"#post-{first}-schedule")
+    status = page.locator(f"#post-{first}-schedule-status")
+    assert status.get_attribute("data-state") == "soon"
+    page.click(f"#post-{first}-schedule-at-start")
+    wait_until(
+        "ready to post at T",
+        lambda: status.get_attribute("data-state") == "waiting",
+        seen=status.inner_text,
+    )
+
+    def statuses() -> list[Request]:
+        return [r for r in watched.requests if r.url.endswith("/api/v1/statuses")]
+
+    page.clock.pause_at(at - timedelta(seconds=1))
+    page.clock.run_for(999)  # T minus a millisecond
+    assert status.get_attribute("data-state") == "waiting"
+    assert _posts(simulator) == [] and statuses() == []
+    page.clock.run_for(1)  # T
+    wait_until(
+        "posted at T",
+        lambda: status.get_attribute("data-state") == "posted",
+        seen=status.inner_text,
+    )
+    (post,) = _posts(simulator)
+    assert post["text"] == page.locator(f"#post-{first}-text").inner_text()
+    assert post["media"][0]["alt"] == page.locator(f"#post-{first}-image-1-alt").inner_text()
+    watched.assert_token_stays_with(token, simulator)
