@@ -8,6 +8,7 @@ T on its clock, not before. No token ever leaves the browser except to the visit
 from __future__ import annotations
 
 import json
+import socket
 import tomllib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 
 WITH_IMAGE = "posts/en-01-right-to-education.md"  # one image, with its alt text
 OTHER = "posts/en-02-birzeit-detentions.md"
+WORDS = tomllib.loads((PACKAGE_TEMPLATES / "words.toml").read_text(encoding="utf-8"))["en"]
 TOKEN_KEY = (
     "() => sessionStorage.getItem('stormer-kit:mastodon-token:' + stormerKit.mastodonOrigin())"
 )
@@ -143,6 +145,10 @@ def test_the_visitor_schedules_at_t_on_their_own_mastodon_and_cancels(
     wait_until("two posts listed", lambda: page.locator("#schedule-list li").count() == 2)
     listed = page.locator("#schedule-list li")
     assert page.locator("#schedule-list-holder").is_visible()
+    from axe_playwright_python.sync_playwright import Axe
+
+    found = Axe().run(page).response["violations"]  # the controls, connected and listed
+    assert [v["id"] for v in found if v["impact"] in ("serious", "critical")] == [], found
 
     # The other one is cancelled from the page, with the keyboard.
     cancel = listed.filter(has_text=page.locator(f"#post-{other}-text").inner_text()[:40])
@@ -213,4 +219,74 @@ def test_closer_than_5_minutes_the_page_posts_at_t_and_not_before(
     (post,) = _posts(simulator)
     assert post["text"] == page.locator(f"#post-{first}-text").inner_text()
     assert post["media"][0]["alt"] == page.locator(f"#post-{first}-image-1-alt").inner_text()
+
+    # After T: the page says so, and offers to post now.
+    other = _number(page, OTHER)
+    page.click(f"#post-{other}-schedule")
+    late = page.locator(f"#post-{other}-schedule-status")
+    assert late.get_attribute("data-state") == "past"
+    assert late.inner_text() == WORDS["schedule_past"]
+    page.click(f"#post-{other}-schedule-now")
+    wait_until(
+        "posted now", lambda: late.get_attribute("data-state") == "posted", seen=late.inner_text
+    )
+    assert [p["text"] for p in _posts(simulator)][1:] == [
+        page.locator(f"#post-{other}-text").inner_text()
+    ]
     watched.assert_token_stays_with(token, simulator)
+
+
+def test_every_failure_is_said_in_words(
+    browser_context: Callable[..., BrowserContext],
+    simulator: str,
+    serve_folder: Callable[[Path], str],
+    tmp_path: Path,
+) -> None:
+    at = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=2)
+    kit = serve_folder(_kit(tmp_path, at))
+    page = browser_context().new_page()
+    _connect(page, f"{kit}/en.html", simulator)
+    other = _number(page, OTHER)
+    said = page.locator(f"#post-{other}-schedule-status")
+
+    # Refused: the server's own reason, as text.
+    httpx.post(f"{simulator}/_sim/config", json={"mastodon_max_characters": 10}, timeout=10)
+    page.click(f"#post-{other}-schedule")
+    wait_until("refused", lambda: said.get_attribute("data-state") == "error", seen=said.inner_text)
+    assert said.inner_text() == (
+        f"{WORDS['schedule_refused']} Validation failed: Text character limit of 10 exceeded"
+    )
+    httpx.post(f"{simulator}/_sim/config", json={}, timeout=10).raise_for_status()
+
+    # The token no longer accepted (expired, withdrawn): forgotten, and the page asks again.
+    page.evaluate(
+        "() => sessionStorage.setItem('stormer-kit:mastodon-token:' +"
+        " stormerKit.mastodonOrigin(), JSON.stringify('invalid-withdrawn'))"
+    )
+    page.click(f"#post-{other}-schedule")
+    wait_until(
+        "expired", lambda: said.inner_text() == WORDS["schedule_expired"], seen=said.inner_text
+    )
+    assert page.locator("#schedule-connect").is_visible()
+    assert page.evaluate(TOKEN_KEY) is None
+
+    # Denied on the consent page: nothing done, and said.
+    page.click("#schedule-connect")
+    page.wait_for_url(f"{simulator}/oauth/authorize?*")
+    page.get_by_role("button", name="Deny").click()
+    page.locator("#schedule-error").wait_for(state="visible")
+    assert page.locator("#schedule-error").inner_text() == WORDS["schedule_denied"]
+    assert "error=" not in page.url
+
+    # A server that does not answer.
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        nobody = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    page.click("#mastodon-change")
+    page.fill("#mastodon-instance", nobody)
+    page.click("#mastodon-save")
+    page.locator("#schedule-connect").wait_for(state="visible")
+    page.click("#schedule-connect")
+    page.locator("#schedule-error").wait_for(state="visible")
+    assert page.locator("#schedule-error").inner_text() == WORDS["schedule_unreachable"]
+    assert _posts(simulator) == []
