@@ -290,3 +290,47 @@ def test_every_failure_is_said_in_words(
     page.locator("#schedule-error").wait_for(state="visible")
     assert page.locator("#schedule-error").inner_text() == WORDS["schedule_unreachable"]
     assert _posts(simulator) == []
+
+
+def test_from_disk_the_visitor_pastes_the_code_their_server_shows(
+    browser_context: Callable[..., BrowserContext], simulator: str, tmp_path: Path
+) -> None:
+    at = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=2)
+    kit_page = (_kit(tmp_path, at) / "en.html").as_uri()
+    context = browser_context()
+    watched = Watched(context)
+    page = context.new_page()
+    page.goto(kit_page)
+    page.fill("#mastodon-instance", simulator)
+    page.click("#mastodon-save")
+    page.locator("#schedule-connect").wait_for(state="visible")
+    # No address to come back to: the server shows the code in a new tab, pasted here.
+    with context.expect_page() as opened:
+        page.click("#schedule-connect")
+    consent = opened.value
+    consent.wait_for_load_state()
+    assert "redirect_uri=urn%3Aietf%3Awg%3Aoauth%3A2.0%3Aoob" in consent.url
+    code = consent.locator(".oauth-code").input_value()
+    consent.close()
+    page.locator("#schedule-code").fill(code)
+    page.press("#schedule-code", "Enter")
+    page.locator("#schedule-connected").wait_for(state="visible")
+    token = json.loads(page.evaluate(TOKEN_KEY))
+
+    other = _number(page, OTHER)  # a post without an image
+    page.click(f"#post-{other}-schedule")
+    said = page.locator(f"#post-{other}-schedule-status")
+    wait_until("scheduled", lambda: said.get_attribute("data-state") == "scheduled")
+    # A page opened from disk cannot read its own image files (Chromium refuses file: fetches
+    # and taints a canvas drawn from them): it says so instead of posting without the image.
+    first = _number(page, WITH_IMAGE)
+    page.click(f"#post-{first}-schedule")
+    image = page.locator(f"#post-{first}-schedule-status")
+    wait_until("said", lambda: image.get_attribute("data-state") == "error", seen=image.inner_text)
+    assert image.inner_text() == WORDS["schedule_image"]
+
+    _clock_to(simulator, at)
+    assert [p["text"] for p in _posts(simulator)] == [
+        page.locator(f"#post-{other}-text").inner_text()
+    ]
+    assert token not in json.dumps(watched.addresses)
