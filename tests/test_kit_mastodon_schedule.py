@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 WITH_IMAGE = "posts/en-01-right-to-education.md"  # one image, with its alt text
 OTHER = "posts/en-02-birzeit-detentions.md"
+THIRD = "posts/en-03-every-continent.md"  # two images
 WORDS = tomllib.loads((PACKAGE_TEMPLATES / "words.toml").read_text(encoding="utf-8"))["en"]
 TOKEN_KEY = (
     "() => sessionStorage.getItem('stormer-kit:mastodon-token:' + stormerKit.mastodonOrigin())"
@@ -202,6 +203,19 @@ def test_closer_than_5_minutes_the_page_posts_at_t_and_not_before(
         lambda: status.get_attribute("data-state") == "waiting",
         seen=status.inner_text,
     )
+    # A second one waits for T too, and is cancelled: the page will not post it.
+    third = _number(page, THIRD)
+    page.click(f"#post-{third}-schedule")
+    page.click(f"#post-{third}-schedule-at-start")
+    listed = page.locator("#schedule-list li")
+    wait_until("two wait for T", lambda: listed.count() == 2)
+    listed.filter(has_text=page.locator(f"#post-{third}-text").inner_text()[:40]).locator(
+        "button.schedule-cancel"
+    ).click()
+    wait_until("one cancelled", lambda: listed.count() == 1)
+    assert page.locator(f"#post-{third}-schedule-status").get_attribute("data-state") == (
+        "cancelled"
+    )
 
     def statuses() -> list[Request]:
         return [r for r in watched.requests if r.url.endswith("/api/v1/statuses")]
@@ -233,6 +247,13 @@ def test_closer_than_5_minutes_the_page_posts_at_t_and_not_before(
     assert [p["text"] for p in _posts(simulator)][1:] == [
         page.locator(f"#post-{other}-text").inner_text()
     ]
+    page.reload()  # what was posted for this T is not offered again: never twice
+    page.locator("#schedule-connected").wait_for(state="visible")
+    assert page.locator(f"#post-{first}-schedule").is_disabled()
+    assert page.locator(f"#post-{other}-schedule").is_disabled()
+    assert page.locator(f"#post-{other}-schedule-status").inner_text() == WORDS["schedule_posted"]
+    assert page.locator(f"#post-{third}-schedule").is_enabled()
+    assert len(_posts(simulator)) == 2
     watched.assert_token_stays_with(token, simulator)
 
 

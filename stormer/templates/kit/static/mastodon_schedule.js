@@ -14,7 +14,8 @@
      (https://docs.joinmastodon.org/methods/scheduled_statuses/#cancel).
 
    What this page scheduled is kept in localStorage (ids only: mastodon_account.js says why
-   not read:statuses) and listed, each with a Cancel button. All text goes in with
+   not read:statuses) and listed, each with a Cancel button, as is what the page itself will
+   post at T; a post done for this T is not offered again. All text goes in with
    textContent: nothing from a server or a post is ever markup. */
 (function () {
   "use strict";
@@ -38,6 +39,7 @@
   // Margin for the visitor's clock being behind the server's and for the upload's time.
   var MARGIN_MS = 30 * 1000;
   var listKey = "stormer-kit:" + kit.slug + ":mastodon-scheduled:" + m.origin;
+  var waiting = []; // what this page itself will post at T (closer than 5 minutes)
 
   /* --- the posts: image with alt text, then the status ----------------------------------------- */
 
@@ -144,15 +146,13 @@
     uploadAll(article).then(function (ids) {
       return status(article, ids, new Date(kit.at).toISOString(), key);
     }).then(function (answer) {
-      var list = scheduledList();
-      list.push({ id: String(answer.data.id), file: article.getAttribute("data-post-file"),
-                  at: kit.at });
-      write("localStorage", listKey, list);
+      remember(article, "scheduled", answer.data.id);
       tell(c, "scheduled", words("done"));
       showList();
     }).catch(function (error) {
       c.schedule.disabled = false;
-      if (error instanceof Failure && error.status === 422 && kit.at - Date.now() < 2 * MIN_AHEAD_MS) {
+      if (error instanceof Failure && error.status === 422 &&
+          kit.at - Date.now() < 2 * MIN_AHEAD_MS) {
         // The server's clock is ahead of this one: too close to schedule after all.
         tell(c, "soon", words("soon"));
         c.atStart.hidden = false;
@@ -163,27 +163,41 @@
   }
 
   // Posts from this page at T, never before: the image goes up now (processed by T); the
-  // status at T on this page's clock. Only while the page stays open — it says so.
+  // status at T on this page's clock. Only while the page stays open (it says so); listed
+  // with the scheduled ones, and cancellable until T.
   function postAtStart(article) {
     var c = postControls(article);
+    var key = randomText(16);
+    var item = { id: "page:" + key, file: article.getAttribute("data-post-file"), at: kit.at,
+                 page: true, cancelled: false };
     c.atStart.hidden = true;
     c.schedule.disabled = true;
     tell(c, "working", words("working"));
-    var key = randomText(16);
     uploadAll(article).then(function (ids) {
+      waiting.push(item);
       tell(c, "waiting", words("waiting"));
+      showList();
       return new Promise(function (done) {
         kit.atStorm(function () {
           done(ids);
         });
       });
     }).then(function (ids) {
-      return status(article, ids, null, key);
-    }).then(function () {
-      tell(c, "posted", words("posted"));
+      if (item.cancelled) {
+        return null;
+      }
+      return status(article, ids, null, key).then(function (answer) {
+        remember(article, "posted", answer.data.id);
+        tell(c, "posted", words("posted"));
+      });
     }).catch(function (error) {
       c.schedule.disabled = false;
       tell(c, "error", explain(error));
+    }).then(function () {
+      waiting = waiting.filter(function (other) {
+        return other !== item;
+      });
+      showList();
     });
   }
 
@@ -195,7 +209,8 @@
     var key = randomText(16);
     uploadAll(article).then(function (ids) {
       return status(article, ids, null, key);
-    }).then(function () {
+    }).then(function (answer) {
+      remember(article, "posted", answer.data.id);
       tell(c, "posted", words("posted"));
     }).catch(function (error) {
       c.schedule.disabled = false;
@@ -204,14 +219,22 @@
     });
   }
 
-  /* --- what this page scheduled: shown, cancellable -------------------------------------------- */
+  /* --- what this page scheduled or posted: shown, cancellable until T ----------------------- */
 
-  // Only what is still ahead: once T has passed the server has published it.
-  function scheduledList() {
+  // Kept for this storm: what the server will publish (kind "scheduled", cancellable until
+  // T) and what is done; a post done for this T is never offered again: never twice.
+  function kept() {
     var list = read("localStorage", listKey);
     return (Array.isArray(list) ? list : []).filter(function (item) {
-      return item && item.id && item.at > Date.now();
+      return item && item.id && item.file && typeof item.at === "number";
     });
+  }
+
+  function remember(article, kind, id) {
+    var list = kept();
+    list.push({ id: String(id), file: article.getAttribute("data-post-file"), at: kit.at,
+                kind: kind });
+    write("localStorage", listKey, list);
   }
 
   function articleOf(file) {
@@ -224,71 +247,100 @@
     return found;
   }
 
+  function cancelled(item) {
+    var article = articleOf(item.file);
+    if (article && postControls(article).status) {
+      tell(postControls(article), "cancelled", words("cancelled"));
+    }
+    showStatus(words("cancelled"));
+    showList();
+  }
+
   function cancel(item, button) {
     button.disabled = true;
     showError("");
+    if (item.page) {
+      item.cancelled = true; // the page's own timer: it will not post
+      waiting = waiting.filter(function (other) {
+        return other !== item;
+      });
+      cancelled(item);
+      return;
+    }
     call("DELETE", "/api/v1/scheduled_statuses/" + encodeURIComponent(item.id))
       .catch(function (error) {
         if (error.status !== 404) { // 404: already gone (cancelled elsewhere): the same end
           throw error;
         }
       }).then(function () {
-        write("localStorage", listKey, scheduledList().filter(function (other) {
+        write("localStorage", listKey, kept().filter(function (other) {
           return other.id !== item.id;
         }));
-        var article = articleOf(item.file);
-        if (article && postControls(article).status) {
-          tell(postControls(article), "cancelled", words("cancelled"));
-        }
-        showStatus(words("cancelled"));
-        showList();
+        cancelled(item);
       }).catch(function (error) {
         button.disabled = false;
         showError(explain(error));
       });
   }
 
+  function listItem(item, when) {
+    var li = document.createElement("li");
+    li.setAttribute("data-scheduled-id", item.id);
+    var article = articleOf(item.file);
+    var text = article ? kit.postText(article.getAttribute("data-post-number")) : item.file;
+    var quote = document.createElement("span");
+    quote.className = "schedule-text";
+    quote.textContent = text.length > 80 ? text.slice(0, 79) + "…" : text;
+    var at = document.createElement("span");
+    at.className = "schedule-when";
+    at.textContent = when.format(new Date(item.at));
+    var button = document.createElement("button");
+    button.type = "button";
+    button.className = "schedule-cancel";
+    button.textContent = words("cancel");
+    button.addEventListener("click", function () {
+      cancel(item, button);
+    });
+    li.appendChild(quote);
+    li.appendChild(document.createTextNode(" — "));
+    li.appendChild(at);
+    li.appendChild(document.createTextNode(" "));
+    li.appendChild(button);
+    return li;
+  }
+
   function showList() {
-    var list = scheduledList();
+    var all = kept();
+    var listed = all.filter(function (item) {
+      return item.kind === "scheduled" && item.at > Date.now();
+    }).concat(waiting);
+    var done = all.filter(function (item) {
+      return item.at === kit.at;
+    });
+    Array.prototype.forEach.call(document.querySelectorAll("article.post"), function (a) {
+      var c = postControls(a);
+      var file = a.getAttribute("data-post-file");
+      var mine = function (item) {
+        return item.file === file;
+      };
+      if (!c.schedule) {
+        return;
+      }
+      var finished = done.filter(mine)[0];
+      c.schedule.disabled = !!finished || waiting.some(mine);
+      if (finished && !c.status.getAttribute("data-state")) {
+        var ahead = finished.kind === "scheduled" && finished.at > Date.now();
+        tell(c, ahead ? "scheduled" : "posted", words(ahead ? "done" : "posted"));
+      }
+    });
     var ul = byId("schedule-list");
     ul.textContent = "";
-    byId("schedule-list-holder").hidden = !list.length;
+    byId("schedule-list-holder").hidden = !listed.length;
     var when = new Intl.DateTimeFormat(kit.lang, {
       weekday: "long", day: "numeric", month: "long", hour: "numeric", minute: "2-digit"
     });
-    Array.prototype.forEach.call(document.querySelectorAll("article.post"), function (a) {
-      var controls = postControls(a);
-      if (controls.schedule) {
-        controls.schedule.disabled = false;
-      }
-    });
-    list.forEach(function (item) {
-      var li = document.createElement("li");
-      li.setAttribute("data-scheduled-id", item.id);
-      var article = articleOf(item.file);
-      var text = article ? kit.postText(article.getAttribute("data-post-number")) : item.file;
-      if (article && postControls(article).schedule) {
-        postControls(article).schedule.disabled = true; // never twice from this page
-      }
-      var quote = document.createElement("span");
-      quote.className = "schedule-text";
-      quote.textContent = text.length > 80 ? text.slice(0, 79) + "…" : text;
-      var at = document.createElement("span");
-      at.className = "schedule-when";
-      at.textContent = when.format(new Date(item.at));
-      var button = document.createElement("button");
-      button.type = "button";
-      button.className = "schedule-cancel";
-      button.textContent = words("cancel");
-      button.addEventListener("click", function () {
-        cancel(item, button);
-      });
-      li.appendChild(quote);
-      li.appendChild(document.createTextNode(" — "));
-      li.appendChild(at);
-      li.appendChild(document.createTextNode(" "));
-      li.appendChild(button);
-      ul.appendChild(li);
+    listed.forEach(function (item) {
+      ul.appendChild(listItem(item, when));
     });
   }
 
