@@ -199,6 +199,15 @@
       showError(words("insecure")); // WebCrypto exists only on https (or loopback) pages
       return;
     }
+    var probe = "stormer-kit:probe";
+    if (!write("sessionStorage", probe, 1) || !write("localStorage", probe, 1)) {
+      // Storage refused (kit.js then keeps the server for this page only, and its narrowed
+      // policy names none): the verifier, the token and the list would have nowhere to live.
+      showError(words("storage"));
+      return;
+    }
+    write("sessionStorage", probe, null);
+    write("localStorage", probe, null);
     var verifier = randomText(32);
     var state = randomText(16);
     var redirect = redirectUri();
