@@ -28,10 +28,12 @@ STORM_TEMPLATES: Final = Path("templates") / "kit"  # inside a storm folder
 STATIC: Final = "static"
 FALLBACK: Final = "en"
 # The scripts every page loads, in order (classic deferred scripts: a module script does not
-# load from file://). A feature with its own script — scheduling on the visitor's Mastodon,
-# `mastodon_schedule.js` — adds its file to static/ and its name here; it finds what kit.js
-# shares on `window.stormerKit` (the chosen server, the storm instant, each post's text).
-SCRIPTS: Final = ("kit.js",)
+# load from file://). A feature with its own script adds its file to static/ and its name
+# here; it finds what kit.js shares on `window.stormerKit` (the chosen server, the storm
+# instant, each post's text). Scheduling on the visitor's Mastodon (issue 13, item 2):
+# `mastodon_account.js` connects the account, `mastodon_schedule.js` schedules the posts
+# with what the first shares on `window.stormerMastodon`.
+SCRIPTS: Final = ("kit.js", "mastodon_account.js", "mastodon_schedule.js")
 STYLES: Final = ("kit.css",)
 
 
