@@ -41,6 +41,8 @@ CANARY_POST = (
     "#FreePalestinianStudents"
 )
 CANARY_NAME = "<img src=x onerror=window.pwned=2> Friends <script>window.pwned=1</script>"
+# A Latin name ending in a neutral character (the full stop), as it sits on the Arabic page.
+LATIN_NAME = "Friends of Birzeit University Inc."
 MASTODON = "https://mastodon.social"
 
 
@@ -67,6 +69,9 @@ def _storm_folder(root: Path) -> Path:
     for row in rows[1:]:
         row.append("")
     rows.append([CANARY_NAME, "Europe/Rome", "it", "mailto://canary@canary.example.org", "yes"])
+    rows.append(
+        [LATIN_NAME, "Europe/London", "en", "mailto://friends@birzeit-friends.example.org", "yes"]
+    )
     with path.open("w", encoding="utf-8", newline="") as f:
         csv.writer(f, lineterminator="\n").writerows(rows)
     return storm
@@ -297,6 +302,28 @@ def test_the_arabic_page_is_right_to_left_and_its_text_sits_on_the_right(
         other = _open(browser_context, kit.page_url(lang))
         assert other.evaluate("() => getComputedStyle(document.body).direction") == "ltr"
         assert other.evaluate("() => document.documentElement.lang") == lang
+
+
+@pytest.mark.parametrize("lang", ["ar", "en"])
+def test_an_endorsers_name_reads_in_its_own_direction_on_any_page(
+    kit: Kit, browser_context: Callable[..., BrowserContext], lang: str
+) -> None:
+    """On the Arabic page a Latin name is still left to right: "Inc." ends on the right, not
+    as ".Friends of … Inc" with its full stop thrown to the other side."""
+    page = _open(browser_context, kit.page_url(lang))
+    name = page.locator("#endorsers li.endorser", has_text=LATIN_NAME)
+    assert name.evaluate("li => getComputedStyle(li).direction") == "ltr"
+    first, last = name.evaluate(
+        """li => {
+          const text = li.firstChild, range = document.createRange(), at = (i) => {
+            range.setStart(text, i);
+            range.setEnd(text, i + 1);
+            return range.getBoundingClientRect().left;
+          };
+          return [at(0), at(text.length - 1)];
+        }"""
+    )
+    assert first < last  # "F" left of ".": read left to right
 
 
 @pytest.mark.parametrize("bypass_csp", [False, True], ids=["with-csp", "without-csp"])
