@@ -8,6 +8,7 @@ $STORMER_SCREENSHOTS or build/screenshots/ at the repo root, for a person to loo
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import re
@@ -25,6 +26,7 @@ import pytz
 from example import REPO, copy_example
 
 from stormer.channels import registry
+from stormer.kit.build import build_kit
 from stormer.kit.serve import serving
 from stormer.reminders import link_platforms
 from stormer.storm import Post, Storm, load_storm
@@ -34,6 +36,12 @@ if TYPE_CHECKING:
 
 LANGS = ("en", "es", "fr", "it", "ar")
 ZONES = ("Asia/Gaza", "America/Los_Angeles", "Pacific/Auckland")
+# A storm just after each zone's clocks changed (pytz's own words in the comments).
+DST_EDGES = {
+    "America/Los_Angeles": "2021-03-14T10:30:00Z",  # 03:30 PDT, 30 min after springing forward
+    "Pacific/Auckland": "2021-04-03T14:30:00Z",  # 02:30 NZST: the night's second 02:30
+    "Asia/Gaza": "2021-03-26T22:30:00Z",  # 01:30 EEST on Saturday, 30 min into summer time
+}
 WAIT_MS = 30_000  # one condition on a loaded 2-core machine
 # Each canary would set window.pwned if it ever ran as markup.
 CANARY_POST = (
@@ -50,6 +58,7 @@ MASTODON = "https://mastodon.social"
 class Kit:
     storm: Storm
     url: str  # the served kit, ending in "/"
+    out: Path  # the built kit
 
     def page_url(self, lang: str) -> str:
         return f"{self.url}{lang}.html"
@@ -93,7 +102,23 @@ def kit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kit]:
     storm = load_storm(folder, known_platforms=set(registry.installed()))
     assert storm.at is not None and not storm.errors
     with serving(out) as url:
-        yield Kit(storm, url)
+        yield Kit(storm, url, out)
+
+
+@pytest.fixture(scope="module")
+def edge_kits(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Kit]]:
+    """The example storm moved to each of DST_EDGES, built (in this process) and served."""
+    kits = {}
+    with contextlib.ExitStack() as stack:
+        for zone, at in DST_EDGES.items():
+            root = tmp_path_factory.mktemp("edge")
+            storm = load_storm(
+                copy_example(root / "storm", at=at), known_platforms=set(registry.installed())
+            )
+            assert not storm.errors, storm.errors
+            build_kit(storm, root / "site")
+            kits[zone] = Kit(storm, stack.enter_context(serving(root / "site")), root / "site")
+        yield kits
 
 
 def _at(kit: Kit) -> datetime:
@@ -167,6 +192,21 @@ def test_local_time_weekday_and_embargo_are_the_visitors_own(
     assert arabic.locator("#local-time").get_attribute("data-local-iso") == iso
     assert arabic.locator("#local-time").get_attribute("data-weekday") == local.strftime("%A")
     assert arabic.locator("#embargo-time").get_attribute("data-local-iso") == iso
+
+
+@pytest.mark.parametrize("zone", ZONES)
+def test_local_time_just_after_the_clocks_changed_is_pytzs(
+    edge_kits: dict[str, Kit], browser_context: Callable[..., BrowserContext], zone: str
+) -> None:
+    kit = edge_kits[zone]
+    local = _pytz_local(_at(kit), zone)
+    page = _open(browser_context, kit.page_url("en"), timezone_id=zone, locale="en-US")
+    time = page.locator("#local-time")
+    assert time.get_attribute("data-local-iso") == local.strftime("%Y-%m-%dT%H:%M")
+    assert time.get_attribute("data-weekday") == local.strftime("%A")
+    assert page.locator("#embargo-time").get_attribute("data-local-iso") == local.strftime(
+        "%Y-%m-%dT%H:%M"
+    )
 
 
 @pytest.mark.parametrize("zone", ZONES)
@@ -348,12 +388,21 @@ def test_xss_canaries_show_as_text_and_never_run(
         assert page.evaluate("() => window.pwned") == "injected"
 
 
+@pytest.mark.parametrize("host", ["kit-serve", "static-host"])
 def test_the_policy_blocks_an_injected_inline_script(
-    kit: Kit, browser_context: Callable[..., BrowserContext]
+    kit: Kit,
+    browser_context: Callable[..., BrowserContext],
+    serve_folder: Callable[[Path], str],
+    host: str,
 ) -> None:
+    """From `kit serve` (the policy as a header and in the page) and from a static host that
+    sends no header: the page's own <meta> policy is enough."""
     from playwright.sync_api import Error
 
-    page = _open(browser_context, kit.page_url("en"))
+    url = kit.page_url("en") if host == "kit-serve" else f"{serve_folder(kit.out)}/en.html"
+    page = _open(browser_context, url)
+    answer = page.request.get(url)
+    assert ("content-security-policy" in answer.headers) == (host == "kit-serve")
     page.evaluate(
         """() => {
           window.violations = [];
