@@ -422,14 +422,17 @@ def test_the_policy_blocks_an_injected_inline_script(
 # --- accessibility, screenshots --------------------------------------------------------------
 
 
-@pytest.mark.parametrize("lang", [*LANGS, "index"])
+@pytest.mark.parametrize(
+    ("lang", "scheme"),
+    [*((lang, "light") for lang in (*LANGS, "index")), ("en", "dark"), ("ar", "dark")],
+)
 def test_axe_finds_no_serious_or_critical_violation(
-    kit: Kit, browser_context: Callable[..., BrowserContext], lang: str
+    kit: Kit, browser_context: Callable[..., BrowserContext], lang: str, scheme: str
 ) -> None:
     from axe_playwright_python.sync_playwright import Axe
 
     url = f"{kit.url}index.html#languages" if lang == "index" else kit.page_url(lang)
-    page = _open(browser_context, url, clock_at=_at(kit) - timedelta(hours=2))
+    page = _open(browser_context, url, clock_at=_at(kit) - timedelta(hours=2), color_scheme=scheme)
     page.clock.resume()  # axe-core waits on timers of its own
     if lang != "index":
         page.fill("#mastodon-instance", "not a server")
