@@ -454,13 +454,18 @@ def test_report_csv(storm: Path, engine: Engine, tmp_path: Path) -> None:
 
 def test_report_for_people_lists_problems_first(storm: Path, engine: Engine) -> None:
     ids = in_progress(storm, engine)
-    out = stormer(storm, "report").stdout.splitlines()
+    whole = stormer(storm, "report").stdout.splitlines()
     fr, dead = ids["solidarity-mastodon-fr"], ids["campaign-mastodon"]
+    # The summary per platform and account comes first, then the problems.
+    assert whole[0] == "per platform and account:"
+    assert any(line.split()[:2] == ["mastodon/campaign-mastodon", "0/1"] for line in whole)
+    out = whole[whole.index("") + 1 :]
     assert out[0].startswith("!!! EARLY: 1 item(s) were sent BEFORE their time")
     assert out[1] == f"    {fr}  mastodon/solidarity-mastodon-fr  1.00 s early"
     assert out[2] == "!!! DEAD: 1 item(s) were given up and will not be sent:"
-    assert (
-        out[3] == f'    {dead}  mastodon/campaign-mastodon  =HYPERLINK("http://evil.example","401")'
+    assert out[3].startswith(
+        f'    {dead}  mastodon/campaign-mastodon  =HYPERLINK("http://evil.example","401") → '
+        "run `stormer login campaign-mastodon`"
     )
     titles = [line.split(":")[0] for line in out if line and not line.startswith(" ")]
     assert titles[:5] == ["!!! EARLY", "!!! DEAD", "UNCONFIRMED", "MISSED", "!!! OVERDUE"]

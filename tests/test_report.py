@@ -311,10 +311,16 @@ def test_report_lines_put_problems_first_early_on_top() -> None:
         item("mi", "missed"),
         item("ea", "sent", sent=-3),
     )
-    lines = report_lines(summary(rows), rows)
+    whole = report_lines(summary(rows), rows)
+    assert whole[0] == "per platform and account:"
+    assert whole[1].split()[:2] == ["platform/account", "sent"]
+    lines = whole[whole.index("") + 1 :]
     assert lines[0].startswith(ALERT + "EARLY: 1 item(s) were sent BEFORE their time")
     assert lines[1] == "    ea  mastodon/acct  3.00 s early"
-    assert lines[2].startswith(ALERT + "DEAD: 1 item(s)") and lines[3].endswith("401 revoked")
+    assert (
+        lines[2].startswith(ALERT + "DEAD: 1 item(s)")
+        and "401 revoked → run `stormer login" in lines[3]
+    )
     assert lines[4].startswith("UNCONFIRMED: 1 item(s)") and lines[6].startswith("MISSED: 1")
     assert "5 item(s): 2 sent, 1 dead, 1 unconfirmed, 1 missed" in lines
     assert "lateness: p50 -3.00 s, p99 +0.50 s, max +0.50 s" in lines
@@ -346,7 +352,8 @@ def test_report_lines_put_problems_first_early_on_top() -> None:
 
 def test_report_lines_say_when_all_is_well() -> None:
     rows = rows_of(item("ok", "sent", sent=0.5))
-    assert report_lines(summary(rows), rows)[0] == "No problems."
+    lines = report_lines(summary(rows), rows)
+    assert lines[lines.index("") + 1] == "No problems."
 
 
 @pytest.mark.parametrize(
@@ -473,3 +480,24 @@ def test_overdue_early_unknown_and_expired_are_alerts() -> None:
 def test_status_of_an_empty_outbox() -> None:
     lines = status_lines(status_doc(raw_status()))
     assert lines == [f"s: {EMPTY}", "workers alive: none (nothing is waiting)"]
+
+
+@pytest.mark.parametrize(
+    ("row", "says"),
+    [
+        (item("a", "dead", error="401 The access token is invalid"), "`stormer login acct`"),
+        (
+            item("b", "dead", error="text 312 > 280 characters"),
+            "32 character(s) over the limit of 280",
+        ),
+        (item("c", "dead", error="rate limited until after the grace"), "limited the rate"),
+        (item("d", "unconfirmed", error="no answer"), "look at the account acct's page"),
+        (item("e", "dead", error="400 something else"), None),
+    ],
+)
+def test_every_problem_says_what_to_do(row: Any, says: str | None) -> None:
+    from stormer.ops.report import fix_for
+
+    (got,) = rows_of(row)
+    fix = fix_for(got)
+    assert (fix is None) if says is None else (says in (fix or ""))

@@ -10,7 +10,8 @@ from typing import Any
 
 from stormer.channels.search import SeenPost
 from stormer.ops.impact import Measurement, Source
-from stormer.ops.report_html import per_account, render_html, write_report_files
+from stormer.ops.report import per_account
+from stormer.ops.report_html import render_html, write_report_files
 from stormer.outbox.models import State
 from stormer.timezones import iso_utc
 

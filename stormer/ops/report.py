@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final, Protocol
@@ -202,17 +203,8 @@ def _cell(value: Any) -> Any:
 
 
 def problem_lines(summary: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    """Only the problems of `report_lines`, each with what to do (none: an empty list)."""
-    lines = report_lines(summary, rows)
-    problems = lines[: lines.index("")] if "" in lines else []
-    return [line for line in problems if line != "No problems."]
-
-
-def report_lines(summary: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    """The report for people: problems first (early!, dead, unconfirmed, missed, overdue),
-    then the totals, then one line per item."""
-    if not rows:
-        return [EMPTY]
+    """Every problem (early!, dead, unconfirmed, missed, retrying, overdue), each item with
+    what to do about it; none: an empty list."""
     by_id = {r["id"]: r for r in rows}
     lines: list[str] = []
 
@@ -230,12 +222,12 @@ def report_lines(summary: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) 
     problem(
         ALERT + "DEAD: {n} item(s) were given up and will not be sent:",
         [d["id"] for d in summary[State.DEAD]],
-        lambda r: r["error"] or "",
+        lambda r: _with_fix(r),
     )
     problem(
         "UNCONFIRMED: {n} item(s) may or may not have been posted; check them by hand:",
         summary[State.UNCONFIRMED],
-        lambda r: r["error"] or "",
+        lambda r: _with_fix(r),
     )
     problem(
         "MISSED: {n} item(s) were not sent in time and were given up:",
@@ -257,8 +249,16 @@ def report_lines(summary: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) 
         summary["overdue"],
         lambda r: f"{r['state']}, {duration(r['overdue_s'])} late",
     )
-    if not lines:
-        lines.append("No problems.")
+    return lines
+
+
+def report_lines(summary: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The report for people: the summary per platform and account, then every problem with
+    what to do, then the totals, then one line per item."""
+    if not rows:
+        return [EMPTY]
+    lines = ["per platform and account:", *_per_account_table(rows), ""]
+    lines += problem_lines(summary, rows) or ["No problems."]
     lines.append("")
     lines.append(f"{summary['total']} item(s): {counts_text(summary['counts'])}")
     lateness = summary["lateness"]
@@ -267,6 +267,95 @@ def report_lines(summary: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) 
     lines.append("")
     lines.extend(_table(rows))
     return lines
+
+
+def per_account(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Sent, lateness p50/p99/max, failed, unconfirmed and missed, per platform and account
+    (posts); per channel for reminders (never per participant)."""
+    groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for row in rows:
+        key = (
+            (str(row["platform"]), str(row["account"]))
+            if row["kind"] == "post"
+            else (str(row["platform"]), "reminders")
+        )
+        groups.setdefault(key, []).append(row)
+    out = []
+    for (platform, account), group in sorted(groups.items()):
+        late = sorted(float(r["lateness_s"]) for r in group if r["lateness_s"] is not None)
+        out.append(
+            {
+                "platform": platform,
+                "account": account,
+                "items": len(group),
+                State.SENT: sum(r["state"] == State.SENT for r in group),
+                "p50_s": percentile(late, 0.5),
+                "p99_s": percentile(late, 0.99),
+                "max_s": late[-1] if late else None,
+                # failed: given up for good (dead) or waiting for a retry (failed)
+                State.FAILED: sum(r["state"] in (State.FAILED, State.DEAD) for r in group),
+                State.UNCONFIRMED: sum(r["state"] == State.UNCONFIRMED for r in group),
+                State.MISSED: sum(r["state"] == State.MISSED for r in group),
+            }
+        )
+    return out
+
+
+def _per_account_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    def late(value: float | None) -> str:
+        return "-" if value is None else f"{value:+.2f}"
+
+    table = [("platform/account", "sent", "p50 s", "p99 s", "max s", "failed", "unconf.", "missed")]
+    table += [
+        (
+            f"{r['platform']}/{r['account']}",
+            f"{r[State.SENT]}/{r['items']}",
+            late(r["p50_s"]),
+            late(r["p99_s"]),
+            late(r["max_s"]),
+            str(r[State.FAILED]),
+            str(r[State.UNCONFIRMED]),
+            str(r[State.MISSED]),
+        )
+        for r in per_account(rows)
+    ]
+    widths = [max(len(t[i]) for t in table) for i in range(len(table[0]))]
+    return [
+        "  " + "  ".join(c.ljust(w) for c, w in zip(t, widths, strict=True)).rstrip() for t in table
+    ]
+
+
+# What to do about an item given up or unconfirmed, from its error's words (the outbox keeps
+# the platform's message; the organizer needs the next step).
+_TOO_LONG = re.compile(r"(\d+)\s*(?:>|is over|exceeds)\s*(?:the limit of\s*)?(\d+)")
+
+
+def _with_fix(row: Mapping[str, Any]) -> str:
+    error = str(row["error"] or "")
+    fix = fix_for(row)
+    return f"{error} → {fix}" if fix else error
+
+
+def fix_for(row: Mapping[str, Any]) -> str | None:
+    """The next step for a dead or unconfirmed item, in words."""
+    error = str(row["error"] or "").lower()
+    account = row["account"]
+    if row["state"] == State.UNCONFIRMED:
+        where = row["permalink"] or f"the account {account}'s page on {row['platform']}"
+        return f"look at {where}: if the post is not there, send it with `stormer post`"
+    if row["kind"] == "reminder":
+        return "the server's reason is above; correct that contact in participants.csv"
+    if any(w in error for w in ("credential", "401", "403", "revoked", "expired", "login")):
+        return (
+            f"run `stormer login {account}` (or set its credentials), check with "
+            f"`stormer check --online`, then send it with `stormer post --account {account}`"
+        )
+    if found := _TOO_LONG.search(error):
+        over = int(found.group(1)) - int(found.group(2))
+        return f"the post is {over} character(s) over the limit of {found.group(2)}: shorten it"
+    if "rate limit" in error:
+        return "the platform limited the rate until after the grace; send it with `stormer post`"
+    return None
 
 
 def _retry_text(row: Mapping[str, Any]) -> str:

@@ -15,8 +15,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from stormer.errors import StormerError
+from stormer.ops.report import per_account
 from stormer.outbox.models import State
-from stormer.outbox.status import percentile
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -40,38 +40,6 @@ figcaption{font-size:.95rem}
 pre{white-space:pre-wrap;overflow-wrap:anywhere}
 @media (max-width:40rem){figure{grid-template-columns:1fr}}
 """
-
-
-def per_account(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Sent, lateness p50/p99/max, failed, unconfirmed and missed, per platform and account
-    (posts); per channel for reminders (never per participant)."""
-    groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
-    for row in rows:
-        key = (
-            (str(row["platform"]), str(row["account"]))
-            if row["kind"] == "post"
-            else (str(row["platform"]), "reminders")
-        )
-        groups.setdefault(key, []).append(row)
-    out = []
-    for (platform, account), group in sorted(groups.items()):
-        late = sorted(float(r["lateness_s"]) for r in group if r["lateness_s"] is not None)
-        out.append(
-            {
-                "platform": platform,
-                "account": account,
-                "items": len(group),
-                State.SENT: sum(r["state"] == State.SENT for r in group),
-                "p50_s": percentile(late, 0.5),
-                "p99_s": percentile(late, 0.99),
-                "max_s": late[-1] if late else None,
-                # failed: given up for good (dead) or waiting for a retry (failed)
-                State.FAILED: sum(r["state"] in (State.FAILED, State.DEAD) for r in group),
-                State.UNCONFIRMED: sum(r["state"] == State.UNCONFIRMED for r in group),
-                State.MISSED: sum(r["state"] == State.MISSED for r in group),
-            }
-        )
-    return out
 
 
 def _seconds(value: float | None) -> str:
