@@ -443,3 +443,32 @@ def test_instances_named_in_config_are_read_too_and_a_bad_one_is_a_problem_on_it
     said = str(result.exception)
     assert f"config.toml:{len(text.splitlines()) + 3}: error" in said and "impact.instances" in said
     assert "'not a host' is not a Mastodon instance" in said
+
+
+def test_on_a_terminal_a_line_per_place_counts_posts_and_waits_count_down(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import io
+
+    from stormer.cli.impact import _Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    screen = Terminal()
+    monkeypatch.setattr("sys.stderr", screen)
+    with _Progress() as progress:
+        progress.page("mastodon.social", 40)
+        progress.page("mastodon.social", 12)
+        asyncio.run(progress.wait(0.6, "mastodon rate limit"))
+    shown = screen.getvalue()
+    assert "reading mastodon.social: 52 post(s)" in shown
+    assert "mastodon rate limit: 1 s to wait, as the platform asks" in shown
+
+    plain = io.StringIO()  # not a terminal: nothing per page, one line per wait
+    monkeypatch.setattr("sys.stderr", plain)
+    with _Progress() as progress:
+        progress.page("mastodon.social", 40)
+        asyncio.run(progress.wait(0.1, "mastodon rate limit"))
+    assert plain.getvalue() == "  mastodon rate limit: waiting 0 s, as the platform asks\n"

@@ -51,7 +51,9 @@ def mastodon_crowd(sim: str, tagged: int) -> None:
         post("crowd-z-token", f"quiet #{TAG}", visibility="unlisted")
 
 
-def bluesky_crowd(sim: str, tagged: int) -> None:
+def bluesky_crowd(sim: str, tagged: int, at: list[datetime] | None = None) -> None:
+    """`tagged` posts with the hashtag (created at the instants `at`, else now) and one
+    without."""
     now = datetime.now(UTC)
     with httpx.Client(base_url=sim, timeout=10) as http:
         for n in range(tagged + 1):
@@ -80,7 +82,7 @@ def bluesky_crowd(sim: str, tagged: int) -> None:
                     "record": {
                         "$type": "app.bsky.feed.post",
                         "text": text,
-                        "createdAt": iso_utc(now),
+                        "createdAt": iso_utc(at[n] if at and n < tagged else now),
                         "langs": ["es"],
                         "facets": facets,
                     },
@@ -145,3 +147,16 @@ def test_an_instance_with_public_preview_off_is_read_with_the_accounts_token(
 def test_bluesky_search_refuses_without_a_session(simulator: str) -> None:
     r = httpx.get(f"{simulator}/xrpc/app.bsky.feed.searchPosts", params={"q": f"#{TAG}"})
     assert r.status_code == 401
+
+
+def test_the_windows_edges_on_the_simulator(storm_dir: Path, simulator: str) -> None:
+    """A post created exactly at the window's start counts; one created exactly at its end
+    does not, though the AppView's `sortAt` (the earlier of createdAt and indexedAt: now)
+    lets it through `until`; one created before the start is not returned at all."""
+    storm = load_storm(storm_dir)
+    assert storm.at is not None
+    since, until = storm.at - timedelta(hours=1), storm.at + timedelta(hours=3)
+    bluesky_crowd(simulator, tagged=3, at=[since, until, since - timedelta(seconds=1)])
+    measurement = asyncio.run(ops.measure(storm, since=since, until=until))
+    got = sorted(p.created_at for p in measurement.posts if p.platform == "bluesky")
+    assert got == [since]

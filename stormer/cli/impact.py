@@ -6,7 +6,7 @@ import asyncio
 import re
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -85,16 +85,17 @@ def impact(
             )
     else:
         since, until = storm.at - parse_duration(before), storm.at + parse_duration(after)
-        measurement = asyncio.run(
-            ops.measure(
-                storm,
-                since=since,
-                until=until,
-                instances=[*storm.impact_instances, *(instances or ())],
-                on_page=_progress,
-                wait=_waiting,
+        with _Progress() as progress:
+            measurement = asyncio.run(
+                ops.measure(
+                    storm,
+                    since=since,
+                    until=until,
+                    instances=[*storm.impact_instances, *(instances or ())],
+                    on_page=progress.page,
+                    wait=progress.wait,
+                )
             )
-        )
         kept = ops.store(storm, measurement)
         measurement = ops.load_stored(storm) or measurement
         note(f"kept in {kept}")
@@ -124,11 +125,54 @@ def _instances(values: list[str] | None) -> list[str] | None:
     return values
 
 
-def _progress(where: str, found: int) -> None:
-    if sys.stderr.isatty():
-        note(f"  {where}: +{found} post(s)")
+class _Progress:
+    """On a terminal, a bar per place read (posts so far) and the rate-limit waits as
+    countdowns; elsewhere, one line per wait and nothing per page."""
 
+    def __init__(self) -> None:
+        self.bar: Any = None
+        self.tasks: dict[str, Any] = {}
+        self.read: dict[str, int] = {}  # posts read so far, by place
 
-async def _waiting(seconds: float, why: str) -> None:
-    note(f"  {why}: waiting {seconds:.0f} s, as the platform asks")
-    await asyncio.sleep(seconds)
+    def __enter__(self) -> _Progress:
+        if sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            self.bar = Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
+                transient=False,
+            )
+            self.bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+    def page(self, where: str, found: int) -> None:
+        if self.bar is None:
+            return
+        if where not in self.tasks:
+            self.tasks[where] = self.bar.add_task(where, total=None)
+        self.read[where] = self.read.get(where, 0) + found
+        self.bar.update(
+            self.tasks[where], description=f"reading {where}: {self.read[where]} post(s)"
+        )
+
+    async def wait(self, seconds: float, why: str) -> None:
+        if self.bar is None:
+            note(f"  {why}: waiting {seconds:.0f} s, as the platform asks")
+            await asyncio.sleep(seconds)
+            return
+        task = self.bar.add_task(why, total=seconds)
+        waited = 0.0
+        while waited < seconds:
+            left = seconds - waited
+            self.bar.update(task, description=f"{why}: {left:.0f} s to wait, as the platform asks")
+            await asyncio.sleep(min(0.5, left))
+            waited += 0.5
+        self.bar.remove_task(task)
