@@ -305,7 +305,9 @@ def _per_account_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     def late(value: float | None) -> str:
         return "-" if value is None else f"{value:+.2f}"
 
-    table = [("platform/account", "sent", "p50 s", "p99 s", "max s", "failed", "unconf.", "missed")]
+    # The column names are the states they count (State, never a state's name as a string).
+    heading: tuple[str, ...] = ("platform/account", State.SENT, "p50 s", "p99 s", "max s")
+    table: list[tuple[str, ...]] = [(*heading, State.FAILED, "unconf.", State.MISSED)]
     table += [
         (
             f"{r['platform']}/{r['account']}",
