@@ -260,19 +260,14 @@ def _draw(
     """The HTML report and the PNG figure, with the impact measured for this storm (or kept
     with the rehearsal)."""
     from stormer.errors import StormerError
-    from stormer.ops.impact import Measurement, load_stored
+    from stormer.ops.impact import load_stored, read_measurement
     from stormer.ops.report import problem_lines
     from stormer.ops.report_html import write_report_files
 
     if rehearsal is not None:
         from stormer.ops.rehearse import IMPACT
 
-        kept = rehearsal / IMPACT
-        measurement = (
-            Measurement.from_json(json.loads(kept.read_text(encoding="utf-8")))
-            if kept.exists()
-            else None
-        )
+        measurement = read_measurement(rehearsal / IMPACT)
     else:
         measurement = load_stored(storm)
     fired = [datetime.fromisoformat(r["fire_at"]) for r in rows if r["kind"] == "post"]

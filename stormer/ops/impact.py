@@ -98,7 +98,11 @@ def stored_path(storm: Storm) -> Path:
 
 
 def load_stored(storm: Storm) -> Measurement | None:
-    path = stored_path(storm)
+    return read_measurement(stored_path(storm))
+
+
+def read_measurement(path: Path) -> Measurement | None:
+    """The measurement kept at `path` (a storm's, or a rehearsal's); None if there is none."""
     if not path.exists():
         return None
     try:
@@ -113,15 +117,21 @@ def load_stored(storm: Storm) -> Measurement | None:
 def store(storm: Storm, measurement: Measurement) -> Path:
     """Keep `measurement`, merged with what earlier runs read (a post read twice counts once,
     with its latest reshare count)."""
-    from stormer.private import private_folder, write_private
+    from stormer.private import private_folder
 
     earlier = load_stored(storm)
     if earlier is not None:
         measurement = merged(earlier, measurement)
     path = stored_path(storm)
     private_folder(path.parent)
-    write_private(path, json.dumps(measurement.as_json(), ensure_ascii=False).encode())
+    write_measurement(path, measurement)
     return path
+
+
+def write_measurement(path: Path, measurement: Measurement) -> None:
+    from stormer.private import write_private
+
+    write_private(path, json.dumps(measurement.as_json(), ensure_ascii=False).encode())
 
 
 def merged(earlier: Measurement, later: Measurement) -> Measurement:

@@ -30,6 +30,7 @@ from stormer.storm import Account, Storm
 
 if TYPE_CHECKING:
     from stormer.ops.crowd import Crowd
+    from stormer.ops.impact import Measurement
 
 # Planning, scheduling and staging (logins, uploads) happen before T, as in a real storm
 # hours ahead: with less than this, items are still being staged when T comes.
@@ -260,7 +261,9 @@ def rehearse(storm: Storm, *, delay: timedelta, say: Any = print) -> Rehearsal:
         # The crowd's posts are not the storm's: judged apart, and counted apart by impact.
         ours = [p for p in landed if p["remote_id"] not in crowd.remote_ids]
         ids = {v for p in ours for v in (p["remote_id"], p.get("url")) if v}
-        impact_lines = _impact(copy, crowd, folder, server.url, since=at - delay, ours=ids)
+        impact_lines, measurement = _impact(
+            copy, crowd, folder, server.url, since=at - delay, ours=ids
+        )
     finally:
         server.stop()
     log = {"posts": landed, "reminders": inbox}
@@ -269,7 +272,8 @@ def rehearse(storm: Storm, *, delay: timedelta, say: Any = print) -> Rehearsal:
     result = _judge(at, posts, ours, states)
     result.crowd = _crowd_counts(crowd, at)
     result.impact = impact_lines
-    result.report = str(_write_report(storm, copy, rows, folder, ids).relative_to(storm.root))
+    report = _write_report(storm, copy, rows, folder, (measurement, ids))
+    result.report = str(report.relative_to(storm.root))
     reminders = [i for i in items if i.kind == "reminder"]
     result.reminders, reminder_failures = _judge_reminders(copy, reminders, inbox, fates)
     result.failures = _post_failures(at, posts, ours, fates) + reminder_failures
@@ -306,10 +310,10 @@ def _crowd_counts(crowd: Crowd, at: datetime) -> dict[str, int]:
 
 def _impact(
     storm: Storm, crowd: Crowd, folder: Path, sim: str, *, since: datetime, ours: set[str]
-) -> list[str]:
+) -> tuple[list[str], Measurement]:
     """`stormer impact` against the simulator, after the crowd's last post: kept in the
     rehearsal's folder, summarized in lines (counts only)."""
-    from stormer.ops.impact import measure
+    from stormer.ops.impact import measure, write_measurement
     from stormer.ops.impact_summary import render, summarize
 
     assert storm.at is not None
@@ -318,9 +322,10 @@ def _impact(
     measurement = asyncio.run(
         measure(storm, since=since, until=until, credentials_of=fake_credentials(sim))
     )
-    write_private(folder / IMPACT, json.dumps(measurement.as_json(), ensure_ascii=False).encode())
+    write_measurement(folder / IMPACT, measurement)
     summary = summarize(measurement, at=storm.at, ours=ours, show_authors=False)
-    return [line.strip() for line in render(summary)[1:] if "Authors are counted" not in line]
+    lines = [line.strip() for line in render(summary)[1:] if "Authors are counted" not in line]
+    return lines, measurement
 
 
 def _rows(engine: Any, slug: str) -> list[dict[str, Any]]:
@@ -334,21 +339,24 @@ def _rows(engine: Any, slug: str) -> list[dict[str, Any]]:
 
 
 def _write_report(
-    storm: Storm, copy: Storm, rows: list[dict[str, Any]], folder: Path, ours: set[str]
+    storm: Storm,
+    copy: Storm,
+    rows: list[dict[str, Any]],
+    folder: Path,
+    measured: tuple[Measurement, set[str]],
 ) -> Path:
     """The rehearsal's HTML report, with the impact it measured (as `report --html`)."""
-    from stormer.ops.impact import Measurement
     from stormer.ops.report import problem_lines, summary
     from stormer.ops.report_html import write_report_files
 
     assert copy.at is not None
-    kept = json.loads((folder / IMPACT).read_text(encoding="utf-8"))
+    measurement, ours = measured
     (path,) = write_report_files(
         title=f"{storm.name}: rehearsal {folder.name}",
         at=copy.at,
         rows=rows,
         problems=problem_lines(summary(rows, []), rows),
-        measurement=Measurement.from_json(kept),
+        measurement=measurement,
         ours=ours,
         html_path=folder / REPORT,
         png_path=None,
