@@ -313,7 +313,16 @@ def test_watch_ends_cleanly_on_ctrl_c(
 # --- report ------------------------------------------------------------------------------------
 
 
-def expected_rows(ids: dict[str, str]) -> list[dict[str, Any]]:
+TELEGRAM_PAGE = "https://t.me/freepalestinianstudents_example"  # the example's public chat
+
+
+def post_files(engine: Engine) -> dict[str, str]:
+    """account → the post file its item came from."""
+    with engine.begin() as conn:
+        return dict(conn.execute(select(Outbox.account, Outbox.source)).all())
+
+
+def expected_rows(ids: dict[str, str], posts: dict[str, str]) -> list[dict[str, Any]]:
     def row(account: str, platform: str, state: str, **kw: Any) -> dict[str, Any]:
         return {
             "id": ids[account],
@@ -330,6 +339,8 @@ def expected_rows(ids: dict[str, str]) -> list[dict[str, Any]]:
             "attempts": 0,
             "next_attempt_at": None,
             "worker": None,
+            "post": posts[account],
+            "look_at": None,
         } | kw
 
     rows = [
@@ -373,6 +384,7 @@ def expected_rows(ids: dict[str, str]) -> list[dict[str, Any]]:
             "unconfirmed",
             attempts=1,
             error="timeout after POST https://api.telegram.org/bot<redacted>/sendMessage",
+            look_at=TELEGRAM_PAGE,
         ),
         row("campaign-matrix", "matrix", "sending", attempts=1, overdue_s=90.0, error=UNKNOWN),
         row("students-bluesky-es", "bluesky", "missed", error="missed: not sent within 0:01:00"),
@@ -384,7 +396,7 @@ def expected_rows(ids: dict[str, str]) -> list[dict[str, Any]]:
 def test_report_json(storm: Path, engine: Engine) -> None:
     ids = in_progress(storm, engine)
     doc = json.loads(stormer(storm, "report", "--json").stdout)
-    rows = expected_rows(ids)
+    rows = expected_rows(ids, post_files(engine))
     assert doc == {
         "storm": SLUG,
         "now": "2031-03-13T18:01:30Z",
@@ -433,11 +445,16 @@ def test_report_csv(storm: Path, engine: Engine, tmp_path: Path) -> None:
         "campaign-discord": "post,campaign-discord,discord,claimed,2031-03-13T18:00:00Z,,,90.0,,,"
         "0,,",
     }
+    posts = post_files(engine)
     expected = "".join(
         line + "\r\n"
         for line in [
             ",".join(COLUMNS),
-            *sorted(f"{ids[account]},{rest}" for account, rest in lines.items()),
+            *sorted(
+                f"{ids[account]},{rest},{posts[account]},"
+                + (TELEGRAM_PAGE if account == "campaign-telegram" else "")
+                for account, rest in lines.items()
+            ),
         ]
     )
     # Bytes: `Result.stdout` turns the CRLF line ends of CSV (RFC 4180) into LF.
@@ -527,7 +544,7 @@ def test_report_before_anything_is_scheduled(storm: Path) -> None:
     assert result.stdout.splitlines() == [
         (
             "id,kind,account,platform,state,fire_at,sent_at,lateness_s,overdue_s,permalink,error,"
-            "attempts,next_attempt_at,worker"
+            "attempts,next_attempt_at,worker,post,look_at"
         )
     ]
     assert EMPTY in result.stderr

@@ -38,6 +38,8 @@ def item(id: str, state: str = "pending", *, sent: float | None = None, **kw: An
         "permalink": None,
         "error": None,
         "attempts": 1 if sent is not None else 0,
+        "source": "posts/en.md",
+        "text": "Free the students now #FreePalestinianStudents",
     } | kw
     return Outbox(id=id, state=state, **values)
 
@@ -74,6 +76,8 @@ def test_a_row_has_every_column_with_instants_in_utc() -> None:
         "attempts": 1,
         "next_attempt_at": None,
         "worker": None,
+        "post": "posts/en.md",
+        "look_at": None,
     }
     assert tuple(row) == COLUMNS
 
@@ -289,9 +293,10 @@ def test_csv_numbers_stay_numbers_and_null_is_empty() -> None:
     rows = rows_of(item("e", "sent", sent=-2, attempts=3), item("w", "pending"))
     assert to_csv(rows) == (
         "id,kind,account,platform,state,fire_at,sent_at,lateness_s,overdue_s,permalink,error,"
-        "attempts,next_attempt_at,worker\r\n"
-        "e,post,acct,mastodon,sent,2031-03-13T18:00:00Z,2031-03-13T17:59:58Z,-2.0,,,,3,,\r\n"
-        "w,post,acct,mastodon,pending,2031-03-13T18:00:00Z,,,300.0,,,0,,\r\n"
+        "attempts,next_attempt_at,worker,post,look_at\r\n"
+        "e,post,acct,mastodon,sent,2031-03-13T18:00:00Z,2031-03-13T17:59:58Z,-2.0,,,,3,,,"
+        "posts/en.md,\r\n"
+        "w,post,acct,mastodon,pending,2031-03-13T18:00:00Z,,,300.0,,,0,,,posts/en.md,\r\n"
     )
 
 
@@ -490,8 +495,23 @@ def test_status_of_an_empty_outbox() -> None:
             item("b", "dead", error="text 312 > 280 characters"),
             "32 character(s) over the limit of 280",
         ),
-        (item("c", "dead", error="rate limited until after the grace"), "limited the rate"),
-        (item("d", "unconfirmed", error="no answer"), "look at the account acct's page"),
+        (
+            item(
+                "c",
+                "dead",
+                attempts=2,
+                error="gave up within the grace: rate limited (HTTP 429); retry in 900.0 s; "
+                "retry at 2031-03-13T18:15:01Z",
+            ),
+            "tried 2 time(s); the platform limited the rate until after the grace "
+            "(it asked for 2031-03-13T18:15:01Z), so it was given up: "
+            "send it with `stormer post --account acct --post posts/en.md`",
+        ),
+        (
+            item("d", "unconfirmed", error="no answer"),
+            "look at the account acct's page on mastodon: if the post is not there, "
+            "send it with `stormer post --account acct --post posts/en.md`",
+        ),
         (item("e", "dead", error="400 something else"), None),
     ],
 )

@@ -42,12 +42,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import string
 import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, Protocol, Self, TypeVar
+from urllib.parse import quote
 
 from stormer.queue import Payload
 from stormer.settings import GRACE
@@ -373,6 +375,10 @@ class Platform(Channel[Connection]):
             same or nearly the same text (`check` makes it an error instead of a warning).
         no_hashtag_search: why `stormer impact` cannot count this platform's posts under a
             hashtag; None for a platform with a search (`hashtag_posts`).
+        look_by_hand: the web page where a person can see whether a post arrived, for an
+            item whose outcome nobody could confirm: a template over `{base_url}`,
+            `{handle}`, `{target}`, `{tag}` and `{phrase}` (the post's opening words in
+            quotes), all URL-quoted; None where there is no such page (`look_by_hand_at`).
         and those of every channel (`Channel`): idempotency, idempotency_window,
         concurrency, pace.
     """
@@ -393,6 +399,7 @@ class Platform(Channel[Connection]):
     needs_base_url: ClassVar[bool] = True
     same_text_forbidden: ClassVar[bool] = False
     no_hashtag_search: ClassVar[str | None] = "stormer cannot search it"
+    look_by_hand: ClassVar[str | None] = None
     # The limits this plugin's server published, in place of the class data (`with_limits`).
     live: LiveLimits | None = None
 
@@ -520,6 +527,28 @@ class Platform(Channel[Connection]):
 
         raise SearchUnavailable(str(self.no_hashtag_search))
 
+    def look_by_hand_at(self, account: Account, text: str, hashtag: str) -> str | None:
+        """Where the organizer can look for `account`'s post of `text` by hand (an
+        `unconfirmed` item): `look_by_hand` filled in, or None when it has no template or
+        needs a field the account does not set."""
+        if self.look_by_hand is None:
+            return None
+        fields = {
+            "base_url": self.base_url(account),
+            "handle": account.handle,
+            "target": account.target,
+            "tag": hashtag.lstrip("#"),
+            "phrase": f'"{words}"' if (words := opening_words(text)) else None,
+        }
+        needed = {name for _, name, _, _ in string.Formatter().parse(self.look_by_hand) if name}
+        if any(not fields[name] for name in needed):
+            return None
+        quoted = {
+            name: value if name == "base_url" else quote(str(value), safe="@:!")
+            for name, value in fields.items()
+        }
+        return self.look_by_hand.format(**quoted)
+
     def credential_status(self, conn: Connection) -> CredentialStatus:
         """What `conn`'s credential is and how long it lasts, once `verify` accepted it. By
         default: the credential fields, which do not expire unless revoked. A platform whose
@@ -556,3 +585,17 @@ class Platform(Channel[Connection]):
             first = first or published
         assert first is not None, "a staged item has at least one request"
         return first
+
+
+def opening_words(text: str, *, most: int = 8) -> str:
+    """The first run of plain words of `text` (at most `most`), between links, hashtags and
+    mentions: a phrase a search box finds as it is, since those tokens are often rewritten
+    (t.co links, linked tags)."""
+    words: list[str] = []
+    for word in text.split():
+        plain = word[0] not in "#@" and "://" not in word
+        if plain:
+            words.append(word)
+        if (words and not plain) or len(words) == most:
+            break
+    return " ".join(words)

@@ -118,6 +118,9 @@ class Bluesky(Platform):
     default_base_url = "https://bsky.social"  # the entryway: the account's PDS is looked up
     concurrency = 1000  # wide: see Platform.concurrency
     no_hashtag_search = None  # app.bsky.feed.searchPosts: bluesky_search
+    # bsky.app's search takes `from:handle` and quoted phrases
+    # (https://bsky.social/about/blog/05-31-2024-search).
+    look_by_hand = "https://bsky.app/search?q=from%3A{handle}+{phrase}"
 
     def length(self, text: str) -> int:
         return lengths.bluesky_length(text)

@@ -67,6 +67,10 @@ class Mastodon(Platform):
     idempotency_window = 3600.0  # Mastodon keeps Idempotency-Keys for one hour
     concurrency = 1000  # wide: see Platform.concurrency
     no_hashtag_search = None  # the tag timeline: mastodon_tags
+    # The instance's public hashtag page lists the posts it holds under the tag, ours first
+    # among them (the web route `/tags/:id`: https://github.com/mastodon/mastodon/blob/main/
+    # config/routes.rb). Full-text search is optional on an instance, so not relied on.
+    look_by_hand = "{base_url}/tags/{tag}"
 
     def length(self, text: str) -> int:
         return lengths.mastodon_length(text, url_length=self.url_length)

@@ -95,6 +95,9 @@ class Matrix(Platform):
     # The client-server API's search (POST /search) covers only rooms the user has joined
     # (https://spec.matrix.org/latest/client-server-api/#server-side-search).
     no_hashtag_search = "its search covers only the rooms this account has joined"
+    # A matrix.to link opens the room in the reader's own client
+    # (https://spec.matrix.org/latest/appendices/#matrixto-navigation).
+    look_by_hand = "https://matrix.to/#/{target}"
 
     def length(self, text: str) -> int:
         return _content_bytes(text)

@@ -58,6 +58,12 @@ class Telegram(Platform):
     # (https://core.telegram.org/bots/api: no search method).
     no_hashtag_search = "a bot sees only its own chats: Telegram has no public search for bots"
 
+    def look_by_hand_at(self, account: Account, text: str, hashtag: str) -> str | None:
+        """A public chat's t.me link (https://core.telegram.org/api/links#public-username-
+        links); a chat known by its numeric id has no public page."""
+        chat = account.target or ""
+        return f"https://t.me/{chat[1:]}" if chat.startswith("@") and len(chat) > 1 else None
+
     def length(self, text: str) -> int:
         return lengths.telegram_length(text)
 

@@ -153,6 +153,9 @@ class X(Platform):
     same_text_forbidden = True
     concurrency = 1000  # wide: see Platform.concurrency
     no_hashtag_search = None  # recent search, where the app's access level includes it
+    # A quoted phrase finds the exact words, `f=live` the latest posts first
+    # (https://help.x.com/en/using-x/x-advanced-search). Each X account posts its own text.
+    look_by_hand = "https://x.com/search?q={phrase}&f=live"
 
     def length(self, text: str) -> int:
         return lengths.x_length(text)

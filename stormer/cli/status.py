@@ -195,7 +195,14 @@ def report(
         raise typer.BadParameter("choose --json or --csv, not both", param_hint="--csv")
     from sqlalchemy.orm import Session
 
-    from stormer.ops.report import EMPTY, report_lines, report_rows, summary, to_csv
+    from stormer.ops.report import (
+        EMPTY,
+        hand_checks,
+        report_lines,
+        report_rows,
+        summary,
+        to_csv,
+    )
     from stormer.outbox.schedule import items
     from stormer.outbox.status import published
     from stormer.outbox.workers import live_workers
@@ -214,7 +221,9 @@ def report(
         engine = make_engine(f"sqlite:///{folder / OUTBOX}")
     try:
         with Session(engine) as session:
-            rows = report_rows(items(session=session, storm=storm.slug), now)
+            # A rehearsal's items went to the simulator: no real page to look at.
+            look = hand_checks(storm) if rehearsal is None else None
+            rows = report_rows(items(session=session, storm=storm.slug), now, look)
             ours = published(session=session, storm=storm.slug)
         live = [w.worker_id for w in live_workers(engine=engine, storm=storm.slug, now=now)]
     finally:

@@ -116,8 +116,17 @@ class Firing:
                     seconds=e.retry_after if isinstance(e, RateLimited) else 30
                 )
                 if retry_at > c.fire_at + self._crew.grace:
+                    # The report tells the organizer when the platform would have let it go.
+                    asked = (
+                        f"; retry at {iso_utc(retry_at.replace(microsecond=0))}"
+                        if isinstance(e, RateLimited)
+                        else ""
+                    )
                     return claims.Outcome(
-                        c.id, State.DEAD, utcnow(), error=redact(f"gave up within the grace: {e}")
+                        c.id,
+                        State.DEAD,
+                        utcnow(),
+                        error=redact(f"gave up within the grace: {e}{asked}"),
                     )
                 return claims.Outcome(
                     c.id, State.FAILED, utcnow(), error=redact(str(e)), next_attempt_at=retry_at

@@ -17,15 +17,18 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from stormer.channels.registry import channel_class
 from stormer.outbox.models import HELD, WAITING, State
 from stormer.outbox.status import percentile
 from stormer.secrets import clean_error
 from stormer.timezones import iso_utc
+
+if TYPE_CHECKING:
+    from stormer.storm import Storm
 
 # The columns of a report row, in CSV order.
 COLUMNS: Final = (
@@ -43,6 +46,8 @@ COLUMNS: Final = (
     "attempts",
     "next_attempt_at",
     "worker",
+    "post",
+    "look_at",
 )
 # How far past its time an unsent item may be before status calls it overdue: a normal burst
 # takes a few seconds, and a worker polls often.
@@ -68,6 +73,8 @@ class Item(Protocol):
     sent_at: datetime | None
     permalink: str | None
     error: str | None
+    source: str | None
+    text: str
     attempts: int
     next_attempt_at: datetime | None
     lease_owner: str | None
@@ -80,18 +87,41 @@ class Item(Protocol):
 # --- the report ------------------------------------------------------------------------------
 
 
-def report_rows(items: Iterable[Item], now: datetime) -> list[dict[str, Any]]:
+LookByHand = Callable[[Item], str | None]
+
+
+def report_rows(
+    items: Iterable[Item], now: datetime, look: LookByHand | None = None
+) -> list[dict[str, Any]]:
     """One JSON-ready dict per item (keys: `COLUMNS`), in the order given.
 
     `lateness_s` is `sent_at - fire_at` in seconds (None until sent; negative = sent EARLY).
     `overdue_s` is how long past its time an item still waiting to be sent is at `now`
     (None when it is settled or not yet due). `next_attempt_at`: when a failed item is tried
     again. `worker`: the worker holding the item under a lease still running at `now`.
+    `post`: the post file it came from. `look_at`: for an unconfirmed item, where to look
+    for it by hand, from `look` (`hand_checks`).
     """
-    return [_row(item, now) for item in items]
+    return [_row(item, now, look) for item in items]
 
 
-def _row(item: Item, now: datetime) -> dict[str, Any]:
+def hand_checks(storm: Storm) -> LookByHand:
+    """Where each unconfirmed item of `storm` can be looked for by hand: its platform's page
+    for its account and text (`Platform.look_by_hand_at`)."""
+    from stormer.channels import registry
+
+    accounts = {a.name: a for a in storm.accounts}
+
+    def look(item: Item) -> str | None:
+        account = accounts.get(item.account)
+        if account is None or item.kind != "post":
+            return None  # an account removed from config.toml since: nothing to fill in
+        return registry.get(item.platform).look_by_hand_at(account, item.text, storm.hashtag)
+
+    return look
+
+
+def _row(item: Item, now: datetime, look: LookByHand | None) -> dict[str, Any]:
     channel = channel_class(item.kind)
     private = channel.private  # a participant's reminder: no address, no permalink
     lateness = (item.sent_at - item.fire_at).total_seconds() if item.sent_at else None
@@ -124,6 +154,12 @@ def _row(item: Item, now: datetime) -> dict[str, Any]:
             else None
         ),
         "worker": item.lease_owner if held else None,
+        "post": item.source,
+        "look_at": (
+            look(item)
+            if look is not None and item.state == State.UNCONFIRMED and not private
+            else None
+        ),
     }
 
 
@@ -329,6 +365,7 @@ def _per_account_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
 
 # What to do about an item given up or unconfirmed, from its error's words (the outbox keeps
 # the platform's message; the organizer needs the next step).
+_RETRY_AT = re.compile(r"retry at (\S+?Z)")
 _TOO_LONG = re.compile(r"(\d+)\s*(?:>|is over|exceeds)\s*(?:the limit of\s*)?(\d+)")
 
 
@@ -342,21 +379,35 @@ def fix_for(row: Mapping[str, Any]) -> str | None:
     """The next step for a dead or unconfirmed item, in words."""
     error = str(row["error"] or "").lower()
     account = row["account"]
+    resend = (
+        f"`stormer post --account {account} --post {row['post']}`"
+        if row["post"]
+        else ("`stormer post`")
+    )
     if row["state"] == State.UNCONFIRMED:
-        where = row["permalink"] or f"the account {account}'s page on {row['platform']}"
-        return f"look at {where}: if the post is not there, send it with `stormer post`"
+        where = (
+            row["permalink"]
+            or row["look_at"]
+            or f"the account {account}'s page on {row['platform']}"
+        )
+        return f"look at {where}: if the post is not there, send it with {resend}"
     if row["kind"] == "reminder":
         return "the server's reason is above; correct that contact in participants.csv"
     if any(w in error for w in ("credential", "401", "403", "revoked", "expired", "login")):
         return (
             f"run `stormer login {account}` (or set its credentials), check with "
-            f"`stormer check --online`, then send it with `stormer post --account {account}`"
+            f"`stormer check --online`, then send it with {resend}"
         )
     if found := _TOO_LONG.search(error):
         over = int(found.group(1)) - int(found.group(2))
         return f"the post is {over} character(s) over the limit of {found.group(2)}: shorten it"
     if "rate limit" in error:
-        return "the platform limited the rate until after the grace; send it with `stormer post`"
+        asked = _RETRY_AT.search(str(row["error"]))
+        when = f" (it asked for {asked.group(1)})" if asked else ""
+        return (
+            f"tried {row['attempts']} time(s); the platform limited the rate until after the "
+            f"grace{when}, so it was given up: send it with {resend}"
+        )
     return None
 
 
