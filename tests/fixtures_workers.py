@@ -228,10 +228,10 @@ def set_t(
 
 
 def slow_answers(simulator: str) -> None:
-    """Every answer takes 1.5 to 2.5 s from now on, and outcomes are written after the whole
-    burst: for more than a second after T, every request is in flight and no outcome
-    written, however late a loaded machine lets the test look."""
-    config = {"latency_ms": [1500, 2500]}
+    """Every answer takes 2.5 to 3.5 s from now on: for two seconds after T, every request is
+    in flight and no outcome written (Telegram's and Discord's are written as they come),
+    however late a loaded machine lets the test look."""
+    config = {"latency_ms": [2500, 3500]}
     httpx.post(f"{simulator}/_sim/config", json=config).raise_for_status()
 
 

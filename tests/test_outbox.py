@@ -76,7 +76,7 @@ def test_migration_creates_the_schema_and_downgrade_drops_it(db_url: str) -> Non
         db.upgrade(engine)
         assert db.migrations_current(engine)
         insp = inspect(engine)
-        assert set(insp.get_table_names()) == {"outbox", "workers", "alembic_version"}
+        assert set(insp.get_table_names()) == {"outbox", "workers", "bursts", "alembic_version"}
         assert {i["name"] for i in insp.get_indexes("outbox")} == {
             "ix_outbox_storm",
             "ix_outbox_state_fire_at",

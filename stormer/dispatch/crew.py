@@ -21,6 +21,7 @@ class Crew:
     """One worker's shared parts (`Dispatcher` makes one and hands it to both halves)."""
 
     engine: Engine
+    storm: str  # the storm's slug
     worker: str  # the name its claims and leases carry
     routes: Routes  # each item's channel and connection
     gates: Gates  # requests in flight per channel and account, and paces

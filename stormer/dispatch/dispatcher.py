@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from stormer.dispatch.clock import utcnow
+from stormer.dispatch.clock import CLOCK, utcnow
 from stormer.dispatch.connect import Credentials, Routes, Save
 from stormer.dispatch.crew import Crew
 from stormer.dispatch.firing import Firing
@@ -35,6 +35,7 @@ from stormer.dispatch.pacing import Gates
 from stormer.dispatch.staging import Staging
 from stormer.dispatch.tracker import Tracker
 from stormer.outbox import claims, workers
+from stormer.outbox.db import server_clock
 from stormer.outbox.models import WAITING
 from stormer.outbox.status import status_summary
 from stormer.secrets import resolve, store
@@ -106,6 +107,7 @@ class Dispatcher:
         gates = Gates(per_account=s.per_account, overrides=s.per_platform)
         crew = Crew(
             engine,
+            storm=storm.slug,
             worker=self.worker,
             routes=self._routes,
             gates=gates,
@@ -246,8 +248,9 @@ class Dispatcher:
                 log.exception("sync failed; retrying in %.0f s", self.settings.poll_seconds)
 
     async def _sync(self) -> None:
-        s, slug, now = self.settings, self.storm.slug, utcnow()
-        engine, worker = self.engine, self.worker
+        s, slug, engine, worker = self.settings, self.storm.slug, self.engine, self.worker
+        await asyncio.to_thread(CLOCK.check_server, lambda: server_clock(engine))
+        now = utcnow()
         released, unknown = await asyncio.to_thread(
             claims.recover_expired, engine=engine, worker=worker, storm=slug, now=now
         )
@@ -273,6 +276,7 @@ class Dispatcher:
         )
         if unknown_items:
             await asyncio.gather(*(self._staging.reconcile(c) for c in unknown_items))
+        # A worker whose clock is off takes nothing: a worker with a good one will.
         claimed = await asyncio.to_thread(
             claims.claim_due,
             engine=engine,
@@ -280,7 +284,7 @@ class Dispatcher:
             storm=slug,
             now=now,
             horizon=s.staging_window,
-            limit=s.claim_limit,
+            limit=0 if CLOCK.refusal else s.claim_limit,
             lease=s.lease,
         )
         self.items.hold(c.id for c in claimed)

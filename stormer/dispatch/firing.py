@@ -1,7 +1,12 @@
-"""At T: the burst. The alarm for an instant records the attempts (state `sending`, before any
-request leaves), waits for the exact instant — never a millisecond early — and sends every
-item due then on the pooled engine, within the gates and paces of its channel; the outcomes
-are written in one batch.
+"""At T: the burst. The alarm for an instant records the attempts (state `sending`, naming the
+burst) half a second ahead, waits for the exact instant — never a millisecond early —,
+records that the burst begins (stormer.outbox.bursts: a worker that dies before this line
+has sent nothing, and its items are sent again), and sends every item due then on the pooled
+engine, within the gates and paces of its channel.
+
+Items no platform can be asked about afterwards (idempotency "none": Telegram, Discord)
+leave first and their outcomes are written as they come, so that a crash mid-burst leaves as
+few of them unknown as possible; the rest are written in one batch at the end.
 
 Database calls run in a thread: the event loop (and a burst) never waits on them.
 """
@@ -11,16 +16,19 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from stormer.channels.base import Staged
-from stormer.dispatch.clock import sleep_until, utcnow
+from stormer.dispatch.clock import CLOCK, sleep_until, utcnow
 from stormer.errors import PlatformError, RateLimited, Transient
-from stormer.outbox import claims
+from stormer.outbox import bursts, claims
 from stormer.outbox.models import State
 from stormer.secrets import redact
 from stormer.timezones import iso_utc
@@ -30,6 +38,7 @@ if TYPE_CHECKING:
     from stormer.dispatch.tracker import Ready
 
 log = logging.getLogger("stormer.dispatch")
+BEGIN_RETRY: Final = timedelta(seconds=0.5)  # how often to retry recording a burst's start
 
 
 class Firing:
@@ -49,8 +58,13 @@ class Firing:
             return
         ids = [c.id for c, _ in batch]
         now = utcnow()
-        if now > instant + self._crew.grace:
-            log.error("%d item(s) for %s not sent: past their grace", len(batch), instant)
+        if now > instant + self._crew.grace or CLOCK.refusal:
+            log.error(
+                "%d item(s) for %s not sent by this worker: %s",
+                len(batch),
+                instant,
+                CLOCK.refusal or "past their grace",
+            )
             self._crew.items.forget(ids)
             await asyncio.to_thread(
                 claims.release, engine=self._crew.engine, worker=self._crew.worker, ids=ids, now=now
@@ -66,7 +80,9 @@ class Firing:
             self._crew.items.disarm(instant)  # only now: a pass must not re-arm a firing instant
 
     async def _burst(self, instant: datetime, batch: list[Ready]) -> None:
-        """Record the attempts, wait for the instant, send `batch`, record the outcomes."""
+        """Record the attempts, wait for the instant, record that the burst begins, send
+        `batch`, record the outcomes."""
+        burst = uuid.uuid4().hex
         marked = set(
             await asyncio.to_thread(
                 claims.record_attempt,
@@ -74,6 +90,7 @@ class Firing:
                 worker=self._crew.worker,
                 ids=[c.id for c, _ in batch],
                 now=utcnow(),
+                burst=burst,
             )
         )
         lost = [c.id for c, _ in batch if c.id not in marked]
@@ -83,15 +100,20 @@ class Firing:
             )
             # Another worker has them now: stop renewing or holding them.
             self._crew.items.forget(lost)
-        sending = [(c, st) for c, st in batch if c.id in marked]
-        await sleep_until(instant)
-        outcomes = await asyncio.gather(*(self._send(c, st) for c, st in sending))
-        await asyncio.to_thread(
-            claims.record_outcomes,
-            engine=self._crew.engine,
-            worker=self._crew.worker,
-            outcomes=outcomes,
+        # Stable: within each group, the order planned.
+        sending = sorted(
+            ((c, st) for c, st in batch if c.id in marked), key=lambda cs: self._askable(cs[0])
         )
+        await sleep_until(instant)
+        if not await self._begin(burst, instant):
+            log.error(
+                "%d item(s) due %s taken over by another worker before this one could send "
+                "them: not sent by this worker",
+                len(sending),
+                iso_utc(instant),
+            )
+            return  # (`fire` forgets them)
+        outcomes = await self._send_all(sending)
         by_state = Counter(o.state for o in outcomes)
         log.info(
             "fired %d item(s) due %s: %s",
@@ -99,6 +121,81 @@ class Firing:
             iso_utc(instant),
             ", ".join(f"{n} {state}" for state, n in sorted(by_state.items())) or "none sent",
         )
+
+    def _askable(self, c: claims.ClaimedItem) -> bool:
+        """Whether the platform can be asked afterwards whether `c` landed (reconcile)."""
+        return self._crew.routes.of(c.kind, c.account).channel.idempotency != "none"
+
+    async def _begin(self, burst: str, instant: datetime) -> bool:
+        """Record that `burst` begins, retrying while the database does not answer (nothing
+        may leave before it is recorded) until the grace ends; False if another worker took
+        the burst's items over meanwhile, or the grace ended."""
+        while True:
+            try:
+                return await asyncio.to_thread(
+                    bursts.begin,
+                    engine=self._crew.engine,
+                    burst=burst,
+                    storm=self._crew.storm,
+                    worker=self._crew.worker,
+                    now=utcnow(),
+                )
+            except SQLAlchemyError as e:
+                if utcnow() + BEGIN_RETRY > instant + self._crew.grace:
+                    log.error("the burst due %s was not sent: %s", iso_utc(instant), e)
+                    return False
+                log.error(
+                    "cannot record that the burst due %s begins (%s): nothing is sent until "
+                    "the database answers; retrying",
+                    iso_utc(instant),
+                    type(e).__name__,
+                )
+                await asyncio.sleep(BEGIN_RETRY.total_seconds())
+
+    async def _send_all(self, sending: list[Ready]) -> list[claims.Outcome]:
+        """Send every item; write the outcomes of those nobody can ask about later as they
+        come (a writer batching whatever arrived while it wrote), then all of them."""
+        early: list[claims.Outcome] = []
+        arrived = asyncio.Event()
+
+        async def send(c: claims.ClaimedItem, staged: Staged) -> claims.Outcome:
+            outcome = await self._send(c, staged)
+            if not self._askable(c):
+                early.append(outcome)
+                arrived.set()
+            return outcome
+
+        writer = asyncio.create_task(self._write_as_they_come(early, arrived))
+        try:
+            outcomes = await asyncio.gather(*(send(c, st) for c, st in sending))
+        finally:
+            writer.cancel()
+        # Every outcome, once more for those the writer wrote: a written row is no longer
+        # held, so record_outcomes leaves it alone.
+        await asyncio.to_thread(
+            claims.record_outcomes,
+            engine=self._crew.engine,
+            worker=self._crew.worker,
+            outcomes=outcomes,
+        )
+        return outcomes
+
+    async def _write_as_they_come(
+        self, early: list[claims.Outcome], arrived: asyncio.Event
+    ) -> None:
+        while True:
+            await arrived.wait()
+            arrived.clear()
+            batch, early[:] = early[:], []
+            try:
+                await asyncio.to_thread(
+                    claims.record_outcomes,
+                    engine=self._crew.engine,
+                    worker=self._crew.worker,
+                    outcomes=batch,
+                )
+            except SQLAlchemyError:
+                log.exception("writing outcomes during the burst failed; written after it")
 
     async def _send(self, c: claims.ClaimedItem, staged: Staged) -> claims.Outcome:
         route = self._crew.routes.of(c.kind, c.account)

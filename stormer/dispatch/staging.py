@@ -17,7 +17,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from stormer.channels.base import Connection, NotPosted, Platform, Published
-from stormer.dispatch.clock import utcnow
+from stormer.dispatch.clock import sleep_until, utcnow
 from stormer.errors import (
     AuthError,
     PlatformError,
@@ -138,6 +138,9 @@ class Staging:
             self._crew.items.forget([c.id])
 
     async def _reconcile(self, c: claims.ClaimedItem) -> None:
+        # Asking may mean sending (an idempotency key, a transaction id): never before T,
+        # even for an item marked `sending` ahead of it by a worker that then died.
+        await sleep_until(c.fire_at)
         outcome: claims.Outcome
         try:
             route = self._crew.routes.of(c.kind, c.account)

@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any, Final, cast
 from sqlalchemy import Table, and_, bindparam, func, literal, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 
+from stormer.outbox import bursts
 from stormer.outbox.db import chunks
 from stormer.outbox.models import (
     CLAIMABLE,
@@ -372,12 +373,17 @@ def mark_staged_many(
 # --- sending and outcomes ----------------------------------------------------------------------
 
 
-def record_attempt(*, engine: Engine, ids: Sequence[str], worker: str, now: datetime) -> list[str]:
+def record_attempt(
+    *, engine: Engine, ids: Sequence[str], worker: str, now: datetime, burst: str | None = None
+) -> list[str]:
     """Mark `sending` (attempts + 1, first_attempt_at set once) the items of `ids` that
-    `worker` holds claimed under a live lease; returns those ids, in the order given.
+    `worker` holds claimed under a live lease, as part of `burst`; returns those ids, in the
+    order given.
 
     Call it before the requests leave, and send only what it returns: an item whose lease
-    expired or was recovered by another worker is not returned and must not be sent.
+    expired or was recovered by another worker is not returned and must not be sent. With a
+    `burst`, send only once `bursts.begin` recorded that it began (see stormer.outbox.bursts);
+    without one, a crash leaves every item an unknown outcome.
     """
     require_aware(now)
     with engine.begin() as conn:
@@ -394,6 +400,7 @@ def record_attempt(*, engine: Engine, ids: Sequence[str], worker: str, now: date
             attempts=_t.c.attempts + 1,
             first_attempt_at=func.coalesce(_t.c.first_attempt_at, _at(now)),
             updated_at=now,
+            burst=burst,
         )
     return _in_order(ids, ok)
 
@@ -478,10 +485,12 @@ def recover_expired(
     """Deal with the expired leases of `storm`; returns (released ids, unknown ids).
 
     `claimed` (the request never left): back to the state it was claimed from, sendable.
-    `sending` (the request may have left): NOT made sendable. It stays `sending`, its lease
-    is cleared (`lease_until` NULL, `lease_owner` kept) and `error` is set to
-    `UNKNOWN_OUTCOME` plus the recovering `worker`; reconcile it (`claim_unknown`) before
-    anything else. Rows another transaction holds locked are skipped until the next call.
+    `sending` of a burst that never began (`bursts.settle`; its worker died before T): the
+    same, with the attempt taken back. Other `sending` items (the request may have left):
+    NOT made sendable. Each stays `sending`, its lease is cleared (`lease_until` NULL,
+    `lease_owner` kept) and `error` is set to `UNKNOWN_OUTCOME` plus the recovering
+    `worker`; reconcile it (`claim_unknown`) before anything else. Rows another transaction
+    holds locked are skipped until the next call.
     """
     require_aware(now)
 
@@ -503,21 +512,26 @@ def recover_expired(
             .scalars()
             .all()
         )
-        unknown = (
-            conn.execute(
-                update(_t)
-                .where(_t.c.id.in_(expired(State.SENDING)))
-                .values(
-                    lease_until=None,
-                    updated_at=now,
-                    error=f"{UNKNOWN_OUTCOME} (noticed by {worker})",
-                )
-                .returning(_t.c.id)
-            )
-            .scalars()
-            .all()
+        in_flight = conn.execute(
+            expired(State.SENDING).add_columns(_t.c.burst, _t.c.lease_owner)
+        ).all()
+        began = bursts.settle(
+            conn,
+            {r.burst: r.lease_owner for r in in_flight if r.burst is not None},
+            storm=storm,
+            worker=worker,
         )
-    return sorted(released), sorted(unknown)
+        never_left = [r.id for r in in_flight if r.burst is not None and r.burst not in began]
+        unknown = [r.id for r in in_flight if r.burst is None or r.burst in began]
+        _update_ids(conn, never_left, **_released(now), attempts=_t.c.attempts - 1, burst=None)
+        _update_ids(
+            conn,
+            unknown,
+            lease_until=None,
+            updated_at=now,
+            error=f"{UNKNOWN_OUTCOME} (noticed by {worker})",
+        )
+    return sorted([*released, *never_left]), sorted(unknown)
 
 
 def mark_missed(*, engine: Engine, storm: str, now: datetime, grace: timedelta) -> list[str]:

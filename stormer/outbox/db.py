@@ -9,9 +9,10 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Connection, Engine, make_url
@@ -176,3 +177,16 @@ def chunks(ids: Iterable[str]) -> Iterator[list[str]]:
     it = iter(ids)
     while chunk := list(islice(it, CHUNK)):
         yield chunk
+
+
+def server_clock(engine: Engine) -> datetime | None:
+    """The database server's clock now, which every worker of a storm shares; None for SQLite,
+    whose "server" is this machine's own clock."""
+    if engine.dialect.name != "postgresql":
+        return None
+    from sqlalchemy import func, select
+
+    with engine.connect() as conn:
+        # clock_timestamp(), not now(): now() is when the transaction began.
+        value = conn.execute(select(func.clock_timestamp())).scalar_one()
+    return cast(datetime, value).astimezone(UTC)

@@ -166,9 +166,33 @@ class Outbox(Base):
     staged_at: Mapped[datetime | None]
     # QueueItem.seq (migration 0003): the item's place among its account's posts.
     seq: Mapped[int] = mapped_column(default=0, server_default=sql_text("0"))
+    # The burst of its latest attempt (migration 0004): whether that burst ever began sending
+    # decides, after a crash, between "nothing left" and "the outcome is unknown".
+    burst: Mapped[str | None] = mapped_column(String(32))
 
     def __repr__(self) -> str:
         return f"<Outbox {self.id} {self.state} {self.platform}/{self.account} {self.fire_at}>"
+
+
+class Burst(Base):
+    """One burst of one worker: the items it marked `sending` before T name it (`Outbox.burst`).
+
+    Written once, by whichever comes first: the worker itself, just before its first request
+    leaves (`started_at`), or a worker recovering the burst's items after their lease ran out
+    (`abandoned_by`): then the burst never began, nothing of it left, and its items are sent
+    again. The primary key makes the two exclusive (stormer.outbox.claims)."""
+
+    __tablename__ = "bursts"
+
+    burst_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    storm: Mapped[str] = mapped_column(String, index=True)
+    worker: Mapped[str] = mapped_column(String)
+    started_at: Mapped[datetime | None]
+    abandoned_by: Mapped[str | None] = mapped_column(String)
+
+    def __repr__(self) -> str:
+        began = "abandoned" if self.started_at is None else f"began {self.started_at}"
+        return f"<Burst {self.burst_id} {self.worker} {began}>"
 
 
 class Worker(Base):
