@@ -108,6 +108,28 @@ def test_the_html_escapes_everything_and_names_no_participant(tmp_path: Path) ->
     assert "Not measured: run <code>stormer impact</code>" in html
 
 
+def test_addresses_in_problems_are_links_and_nothing_else_is() -> None:
+    page = "https://bsky.app/search?q=from%3Aa.example+%22Free%20them%22&f=live"
+    html = render_html(
+        title="Storm",
+        at=T,
+        rows=rows(),
+        problems=[
+            f"UNCONFIRMED: look at {page}: if it is not there, <b>send</b>",
+            "javascript:x()",
+        ],
+        plots=[],
+        measurement=None,
+    )
+    first, second = html.split("<ul class='problems'>")[1].split("</ul>")[0].split("</li>")[:2]
+    shown = "https://bsky.app/search?q=from%3Aa.example+%22Free%20them%22&amp;f=live"
+    assert first == (
+        f"<li>UNCONFIRMED: look at <a href='{shown}' rel='noopener noreferrer' "
+        f"target='_blank'>{shown}</a>: if it is not there, &lt;b&gt;send&lt;/b&gt;"
+    )
+    assert second == "<li>javascript:x()"
+
+
 def test_the_html_and_png_are_written_owner_only_with_every_figure(tmp_path: Path) -> None:
     import stat
 
