@@ -23,7 +23,7 @@ from typer.testing import CliRunner, Result
 from stormer.cli import app
 from stormer.dispatch.dispatcher import Dispatcher, Settings
 from stormer.errors import AlertFailed, ConfigError
-from stormer.ops.alerts import alert, unstaged_alert_due, watch
+from stormer.ops.alerts import alert, due_summary, unstaged_alert_due, watch
 from stormer.outbox import workers
 from stormer.outbox.models import Outbox
 from stormer.storm import load_storm
@@ -168,6 +168,13 @@ RETRY = {"next_attempt_at": T - FIVE + timedelta(seconds=30)}
             [item("failed", error="staging: 429", next_attempt_at=T + 3 * FIVE)],
             "1 failed staging and will not be sent: its next attempt (2031-03-13T18:15:00Z) is "
             "after it is given up (2031-03-13T18:10:00Z): 429 (campaign-x)",
+        ),
+        # Refused for good at staging (too long for the server's own limit): never sent.
+        (
+            T - FIVE,
+            [worker()],
+            [item("dead", error="staging: text 312 > 280 characters\nmore")],
+            "1 refused at staging and will not be sent: text 312 > 280 characters (campaign-x)",
         ),
         # Past T and still pending: said too (nobody sent it).
         (T + FIVE, [], [item("pending")], "(5 min ago)"),
@@ -333,6 +340,36 @@ def test_a_send_being_retried_is_said_so_and_only_a_final_one_will_not_be_sent(
     code, doc, _ = watchdog(storm)
     assert (code, doc["alerted"]) == (1, "already")
     assert "1 failed staging and will not be sent: its next attempt" in doc["message"]
+
+
+def test_an_item_refused_at_staging_is_alerted_before_t_not_after(
+    storm: Path, engine: Engine, smtp: SmtpSink
+) -> None:
+    assert runner.invoke(app, ["schedule", "--storm", str(storm)]).exit_code == 0
+    loaded = load_storm(storm)
+    assert loaded.at is not None
+    now = datetime.now(UTC)
+    workers.register_worker(
+        engine=engine, worker="w-live", storm=loaded.slug, hostname="h", pid=1, now=now
+    )
+    workers.heartbeat(engine=engine, worker="w-live", now=now, staged_through=loaded.at)
+    with engine.begin() as conn:
+        conn.execute(update(Outbox).values(state="staged"))
+        conn.execute(
+            update(Outbox)
+            .where(Outbox.account == "campaign-x")
+            .values(state="dead", error="staging: text 312 > 280 characters")
+        )
+    code, doc, _ = watchdog(storm)
+    assert (code, doc["alerted"]) == (1, "sent")
+    assert doc["message"].splitlines()[1] == (
+        "  - 1 refused at staging and will not be sent: text 312 > 280 characters (campaign-x)"
+    )
+    summary = due_summary(
+        engine=engine, storm=loaded.slug, now=loaded.at + timedelta(seconds=1), threshold=FIVE
+    )
+    # Dead after its time is the report's to tell, not the watchdog's.
+    assert "dead" not in {r["state"] for r in summary["due"]}
 
 
 def test_all_well_is_silent_with_quiet(storm: Path, engine: Engine) -> None:

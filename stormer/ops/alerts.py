@@ -102,9 +102,10 @@ def due_summary(
     *, engine: Engine, storm: str, now: datetime, threshold: timedelta
 ) -> dict[str, Any]:
     """`stormer.outbox.status.status_summary` plus `due`: the items still to fire (pending,
-    staged, claimed, failed) by `now + threshold`, each a dict of id, account, fire_at, state,
-    lease_owner, lease_until, next_attempt_at and error."""
-    from sqlalchemy import select
+    staged, claimed, failed) by `now + threshold`, and those refused for good before their
+    time (dead at staging), each a dict of id, account, fire_at, state, lease_owner,
+    lease_until, next_attempt_at and error."""
+    from sqlalchemy import and_, or_, select
 
     from stormer.outbox.models import Outbox
     from stormer.outbox.status import status_summary
@@ -123,7 +124,12 @@ def due_summary(
                 Outbox.error,
             )
             .where(
-                Outbox.storm == storm, Outbox.state.in_(TO_FIRE), Outbox.fire_at <= now + threshold
+                Outbox.storm == storm,
+                or_(
+                    Outbox.state.in_(TO_FIRE),
+                    and_(Outbox.state == State.DEAD, Outbox.fire_at > now),
+                ),
+                Outbox.fire_at <= now + threshold,
             )
             .order_by(Outbox.fire_at, Outbox.id)
         ).all()
@@ -185,7 +191,8 @@ def _waiting(
     live = {w["worker_id"]: w for w in summary["workers"]}
     waiting: dict[str, list[Mapping[str, Any]]] = {}
     for row in summary["due"]:
-        if row["state"] in TO_FIRE and row["fire_at"] - threshold <= now:
+        due = row["fire_at"] - threshold <= now
+        if due and (row["state"] in TO_FIRE or row["state"] == State.DEAD):
             why = _not_ready(row, live, now)
             if why is not None:
                 waiting.setdefault(why, []).append(row)
@@ -196,6 +203,9 @@ def _not_ready(
     row: Mapping[str, Any], live: Mapping[str, Mapping[str, Any]], now: datetime
 ) -> str | None:
     state = row["state"]
+    if state == State.DEAD:  # refused for good before its time: nothing will send it
+        error = _first_line((row["error"] or "no error recorded").removeprefix("staging: "))
+        return f"refused at staging and will not be sent: {error}"
     if state == State.CLAIMED:
         owner = live.get(row["lease_owner"] or "")
         if owner is None or row["lease_until"] is None or row["lease_until"] < now:
