@@ -69,6 +69,9 @@ class Settings:
     per_account: int = 2
     attempts: int = 4
     retry_after_staging_failure: timedelta = timedelta(seconds=60)
+    # How long one request of a burst may take, answer included, before its outcome is
+    # unknown (and reconciled): the burst engine's whole-request timeout.
+    request_timeout: float = 60.0
 
 
 class Dispatcher:
@@ -158,7 +161,7 @@ class Dispatcher:
             misfire_grace_time=None,
         )
         try:
-            async with AiohttpSender() as sender:
+            async with AiohttpSender(timeout=self.settings.request_timeout) as sender:
                 self._routes.open(self._http, sender)
                 self._scheduler.start()
                 renewer = asyncio.create_task(self._renew_leases())
