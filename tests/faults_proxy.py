@@ -10,12 +10,13 @@ Every request is read whole, so each one of a kept-alive connection is looked at
   client's connection is reset instead of the answer reaching it.
 
 Everything else is forwarded as it is, Host header included, so the simulator's URLs name
-the proxy.
+the proxy; `answers` records what each request was answered.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import socket
 import struct
@@ -48,6 +49,8 @@ class ResetProxy:
     mode: str | None = None
     pending: set[str] = field(default_factory=set)  # platforms whose reset is still to come
     applied: list[str] = field(default_factory=list)  # "platform: mode", in order
+    # Every answer forwarded: (path, status, the body's `error` where it is an error).
+    answers: list[tuple[str, int, str | None]] = field(default_factory=list)
     _loop: asyncio.AbstractEventLoop | None = None
     _ready: threading.Event = field(default_factory=threading.Event)
     _stop: Any = None
@@ -115,8 +118,19 @@ class ResetProxy:
             if fault == "after":
                 _reset(request)
                 raise asyncio.CancelledError
+            self.answers.append((request.path, answer.status, _error_of(answer.status, content)))
             kept = {k: v for k, v in answer.headers.items() if k.lower() not in HOP_BY_HOP}
             return web.Response(status=answer.status, headers=kept, body=content)
+
+
+def _error_of(status: int, content: bytes) -> str | None:
+    if status < 400:
+        return None
+    try:
+        body = json.loads(content)
+    except ValueError:
+        return None
+    return str(body.get("error")) if isinstance(body, dict) else None
 
 
 def _reset(request: Any) -> None:

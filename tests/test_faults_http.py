@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import replace
-from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 from faults_count import instant, landed
+from faults_proxy import ResetProxy
 from faults_run import CANNOT_ASK, SETTINGS, configure, run_storm, storm_folder
 
 from stormer.outbox.db import make_engine, upgrade
@@ -175,17 +175,29 @@ def test_a_bluesky_session_expiring_mid_storm(
     """Bluesky access tokens live 3 s (two hours on the day), and each Bluesky account posts
     at T, T + 3 s and T + 6 s on the session staging opened: a token obtained before T has
     expired by T + 3 s at the latest. The PDS answers `ExpiredToken` (nothing written); the
-    worker refreshes the session and sends again: every post once, none lost."""
-    root = storm_folder(tmp_path, simulator, monkeypatch, posts_per_account=3)
-    config = root / "config.toml"
-    config.write_text(
-        config.read_text(encoding="utf-8").replace('post_interval = "0s"', 'post_interval = "3s"'),
-        encoding="utf-8",
-    )
-    configure(simulator, bluesky_access_ttl_s=3.0)
-    settings = replace(SETTINGS, grace=timedelta(minutes=2))
-    run = run_storm(root, engine, simulator, settings=settings)
+    worker refreshes the session and sends again: every post once, none lost. (Through the
+    proxy, unarmed, which records what each request was answered.)"""
+    proxy = ResetProxy(simulator)
+    proxy.start()
+    try:
+        root = storm_folder(tmp_path, proxy.url, monkeypatch, posts_per_account=3)
+        config = root / "config.toml"
+        config.write_text(
+            config.read_text(encoding="utf-8").replace(
+                'post_interval = "0s"', 'post_interval = "3s"'
+            ),
+            encoding="utf-8",
+        )
+        configure(simulator, bluesky_access_ttl_s=3.0)
+        run = run_storm(root, engine, simulator)
+    finally:
+        proxy.stop()
     run.tally.assert_promise()
     assert run.tally.states == {"sent": 24}, run.tally.summary()
     bluesky = [r for r in run.rows if r.platform == "bluesky"]
     assert len(bluesky) == 6 and all(r.attempts == 1 for r in bluesky)
+    expired = [a for a in proxy.answers if a[0].endswith(".putRecord") and a[2] == "ExpiredToken"]
+    refreshed = [a for a in proxy.answers if a[0].endswith(".refreshSession") and a[1] == 200]
+    assert expired, "no post met an expired session: the cell tested nothing"
+    assert refreshed, proxy.answers
+    print(f"bluesky: {len(expired)} ExpiredToken answer(s), {len(refreshed)} refresh(es)")
