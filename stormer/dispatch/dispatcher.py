@@ -31,6 +31,7 @@ from stormer.dispatch.clock import utcnow
 from stormer.dispatch.connect import Credentials, Routes, Save
 from stormer.dispatch.crew import Crew
 from stormer.dispatch.firing import Firing
+from stormer.dispatch.outage import Outage
 from stormer.dispatch.pacing import Gates
 from stormer.dispatch.staging import Staging
 from stormer.dispatch.tracker import Tracker
@@ -119,6 +120,7 @@ class Dispatcher:
         self._staging = Staging(crew, retry_after=s.retry_after_staging_failure)
         self._firing = Firing(crew, fired=self.fired)
         self._sync_lock = asyncio.Lock()
+        self._outage = Outage()  # the database not answering, told once
         self._done = asyncio.Event()
         self._stopping = asyncio.Event()  # set: no pass or burst starts any more
         self._work: set[asyncio.Task[None]] = set()  # passes and bursts under way
@@ -234,8 +236,9 @@ class Dispatcher:
                         now=utcnow(),
                         lease=self.settings.lease,
                     )
-                except Exception:
-                    log.exception("renewing leases failed")
+                except Exception as e:
+                    if not self._outage.failed("renewing leases", e):
+                        log.exception("renewing leases failed")
 
     # --- the periodic pass over the outbox -------------------------------------------------
 
@@ -245,8 +248,11 @@ class Dispatcher:
         async with self._sync_lock:
             try:
                 await self._sync()
-            except Exception:
-                log.exception("sync failed; retrying in %.0f s", self.settings.poll_seconds)
+            except Exception as e:
+                if not self._outage.failed("reading the outbox", e):
+                    log.exception("sync failed; retrying in %.0f s", self.settings.poll_seconds)
+            else:
+                self._outage.answered()
 
     async def _sync(self) -> None:
         s, slug, now = self.settings, self.storm.slug, utcnow()
@@ -324,9 +330,11 @@ class Dispatcher:
 
     async def fire(self, instant: datetime) -> None:
         """The alarm for `instant` (see `Firing.fire`)."""
+        left = len(self.fired)
         try:
             await self._firing.fire(instant)
-        except Exception:
+        except Exception as e:
             # The database failed it: no longer held, the items are taken up again once
             # their claims expire, and one that was `sending` is first asked about.
-            log.exception("the burst for %s failed", iso_utc(instant))
+            if not self._outage.burst_failed(iso_utc(instant), len(self.fired) - left, e):
+                log.exception("the burst for %s failed", iso_utc(instant))
