@@ -107,3 +107,105 @@ def test_postgresql_restarted_mid_burst(
     told = assert_told_in_lines(caplog)
     assert any("8 request(s) left, but their outcomes could not be written" in m for m in told)
     print("told:", told)
+
+
+def hold_until(moment: datetime) -> None:
+    """Wait until `moment` (the fault's chosen length), polling: no sleep that load stretches
+    into a failure, only into a longer fault."""
+    wait_until(f"{moment}", lambda: datetime.now(UTC) >= moment, every=0.05)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("back", ["within the grace", "after the grace"])
+def test_postgresql_unreachable_at_t(
+    tmp_path: Path,
+    simulator: str,
+    pg_server: PgServer,
+    pg_engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    back: str,
+) -> None:
+    """The server stops once everything is staged and stays down until T + 3 s (grace 2 min)
+    or T + 5 s (grace 4 s). Nothing fires while it is down: no attempt can be recorded, and
+    no request leaves unrecorded. Back within the grace, every item goes then, late, once;
+    after it, every item is marked missed and nothing is sent late. Either way the organizer
+    reads one line when it went down, one for the burst held back, one when it came back."""
+    caplog.set_level(logging.INFO, logger="stormer")
+    root = storm_folder(tmp_path, simulator, monkeypatch)
+    assert pg_server.cluster is not None
+    cluster = pg_server.cluster
+    late = timedelta(seconds=3 if back == "within the grace" else 5)
+    settings = (
+        SETTINGS if back == "within the grace" else replace(SETTINGS, grace=timedelta(seconds=4))
+    )
+
+    def down_at_t(at: datetime) -> None:
+        cluster.stop()
+        try:
+            hold_until(at + late)
+            assert said(caplog, "was held back"), organizer_was_told(caplog)
+        finally:
+            restart(pg_server)
+
+    run = run_storm(root, pg_engine, simulator, at_t=down_at_t, settings=settings)
+    run.tally.assert_promise()
+    told = assert_told_in_lines(caplog)
+    posts = landed(simulator)
+    if back == "within the grace":
+        assert run.tally.states == {"sent": 8}, run.tally.summary()
+        assert min(instant(p["received_at"]) for p in posts) >= run.at + late
+    else:
+        assert run.tally.states == {"missed": 8}, run.tally.summary()
+        assert posts == []
+        assert any("8 item(s) MISSED" in m for m in told), told
+    print("told:", told)
+
+
+def test_sqlite_locked_at_t(
+    tmp_path: Path,
+    simulator: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Another process holds SQLite's write lock from before T to T + 3 s (a `sqlite3` shell
+    left inside a transaction, a backup tool): SQLite's stand-in for a database that does
+    not answer. The worker's writes wait for it (busy_timeout, 30 s): the attempts are
+    recorded once the lock is released, and the burst goes then — late, never early, once.
+    Within the busy timeout the worker says nothing of the lock: the burst is only late."""
+    caplog.set_level(logging.INFO, logger="stormer")
+    root = storm_folder(tmp_path, simulator, monkeypatch)
+    path = tmp_path / "stormer.db"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    late = timedelta(seconds=3)
+
+    def locked_at_t(at: datetime) -> None:
+        other = sqlite3.connect(path, isolation_level=None, timeout=30)
+        try:
+            other.execute("BEGIN EXCLUSIVE")
+            hold_until(at + late)
+            assert attempts_read_only(path) == {0}, "an attempt was recorded while locked"
+            other.execute("ROLLBACK")
+        finally:
+            other.close()
+
+    try:
+        run = run_storm(root, engine, simulator, at_t=locked_at_t)
+    finally:
+        engine.dispose()
+    run.tally.assert_promise()
+    assert run.tally.states == {"sent": 8}, run.tally.summary()
+    assert min(instant(p["received_at"]) for p in landed(simulator)) >= run.at + late
+    # Held longer than the test's 3 s leases, the worker lost its claims and took them again.
+    assert [r for r in caplog.records if r.exc_info] == []
+    print("told:", organizer_was_told(caplog))
+
+
+def attempts_read_only(path: Path) -> set[int]:
+    """The items' attempts, read by a reader, which WAL lets in while the write lock is held."""
+    reader = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return {n for (n,) in reader.execute("SELECT attempts FROM outbox")}
+    finally:
+        reader.close()
