@@ -9,24 +9,30 @@ each platform once the database is back."""
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from example import CREDENTIALS, copy_example
 from faults_count import instant, landed
 from faults_run import CANNOT_ASK, SETTINGS, configure, rows, run_storm, storm_folder
 from fixtures_db import PgServer
 from sqlalchemy import Engine
-from timing import wait_until
+from timing import PATIENCE, far_ahead, wait_until
 
 from stormer.outbox.db import make_engine, upgrade
+from stormer.timezones import iso_utc
 
-DOWN = "the database does not answer"
-BACK = "the database answers again"
+DOWN = "the database cannot be used"
+BACK = "the database can be used again"
 
 
 @pytest.fixture
@@ -209,3 +215,124 @@ def attempts_read_only(path: Path) -> set[int]:
         return {n for (n,) in reader.execute("SELECT attempts FROM outbox")}
     finally:
         reader.close()
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 16 MB tmpfs, mounted for the test: a filesystem that really fills up (ENOSPC), as
+    the organizer's disk does. Mounting needs root (CI runs the suite as root in its
+    container); elsewhere the test is skipped, saying so."""
+    where = tmp_path / "disk"
+    where.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("the disk-full cell mounts a tmpfs, which needs root")
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16m,mode=0700", "tmpfs", str(where)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def fill(disk: Path) -> Path:
+    """Fill `disk` to the last byte; returns the filler, whose removal frees it."""
+    filler = disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        for size in (1 << 16, 1):  # big blocks, then the last bytes one by one
+            try:
+                while True:
+                    os.write(fd, b"\0" * size)
+            except OSError as e:
+                assert e.errno == errno.ENOSPC, e
+    finally:
+        os.close(fd)
+    return filler
+
+
+def test_sqlite_disk_full_at_t(
+    tmp_path: Path,
+    simulator: str,
+    small_disk: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The disk holding the outbox fills up once everything is staged, until T + 3 s: no
+    attempt can be recorded (or the claims run out, their renewals unwritten), so nothing
+    fires; once there is room again, every item goes, late, once. The organizer reads one
+    line when it began ("database or disk is full") and one when it ended; the outbox is
+    whole (integrity_check)."""
+    caplog.set_level(logging.INFO, logger="stormer")
+    root = storm_folder(tmp_path, simulator, monkeypatch)
+    path = small_disk / "stormer.db"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    late = timedelta(seconds=3)
+
+    def full_at_t(at: datetime) -> None:
+        filler = fill(small_disk)
+        try:
+            hold_until(at + late)
+        finally:
+            filler.unlink()
+
+    try:
+        run = run_storm(root, engine, simulator, at_t=full_at_t)
+    finally:
+        engine.dispose()
+    run.tally.assert_promise()
+    assert run.tally.states == {"sent": 8}, run.tally.summary()
+    assert min(instant(p["received_at"]) for p in landed(simulator)) >= run.at + late
+    told = assert_told_in_lines(caplog)
+    assert any("database or disk is full" in m for m in told), told
+    assert integrity(path) == "ok"
+    print("told:", told)
+
+
+def test_stormer_schedule_on_a_full_disk(tmp_path: Path, small_disk: Path) -> None:
+    """`stormer schedule` with the outbox on a full disk: one line saying so (no traceback),
+    a non-zero exit, and no half-written outbox; with room again, the same command works."""
+    root = copy_example(tmp_path / "storm", at=iso_utc(far_ahead()))
+    env = {
+        **os.environ,
+        **CREDENTIALS,
+        "FPS_DISCORD_WEBHOOK_URL": "https://discord.example/api/webhooks/7/tok-d",
+        "STORMER_DATABASE_URL": f"sqlite:///{small_disk / 'stormer.db'}",
+        "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
+    }
+
+    def schedule() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "stormer", "schedule", "--storm", str(root)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=PATIENCE.total_seconds(),
+            check=False,
+        )
+
+    filler = fill(small_disk)
+    full = schedule()
+    print("told:", full.stderr)
+    assert full.returncode == 2, full.stdout + full.stderr
+    assert "Traceback" not in full.stdout + full.stderr
+    (line,) = full.stderr.strip().splitlines()
+    assert "database or disk is full" in line and "free" in line, line
+    filler.unlink()
+    done = schedule()
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert integrity(small_disk / "stormer.db") == "ok"
+
+
+def integrity(path: Path) -> str:
+    check = sqlite3.connect(path)
+    try:
+        return str(check.execute("PRAGMA integrity_check").fetchone()[0])
+    finally:
+        check.close()

@@ -1,9 +1,10 @@
-"""What the organizer is told when the database stops answering a worker: one line when it
-starts (what waits, and why nothing is lost), one when it ends — not a traceback at every
-pass. An error that is not the database's stays a traceback: that is a bug to report.
+"""What the organizer is told when a worker's database cannot be used (unreachable,
+restarted, locked past the busy timeout, its disk full): one line when it starts (what
+waits, and why nothing is lost), one when it ends — not a traceback at every pass. An
+error that is not the database's stays a traceback: that is a bug to report.
 
 A database that cannot be written holds every burst back (an attempt is recorded before any
-request leaves), so items wait, up to their grace, and go late once it answers, or are
+request leaves), so items wait, up to their grace, and go late once it can be used, or are
 marked missed; a burst whose outcomes could not be written is reconciled with each platform.
 """
 
@@ -30,7 +31,7 @@ def database_error(error: BaseException) -> str | None:
 
 
 class Outage:
-    """Whether the database answers this worker, told once per change."""
+    """Whether this worker's database can be used, told once per change."""
 
     def __init__(self) -> None:
         self._since: float | None = None  # monotonic time of the first failure
@@ -44,13 +45,13 @@ class Outage:
         if self._since is None:
             self._since = time.monotonic()
             log.error(
-                "the database does not answer (%s, while %s): nothing is sent until it does; "
+                "the database cannot be used (%s, while %s): nothing is sent until it can; "
                 "items wait for it up to their grace, then are marked missed",
                 reason,
                 doing,
             )
         else:
-            log.debug("the database still does not answer (%s, while %s)", reason, doing)
+            log.debug("the database still cannot be used (%s, while %s)", reason, doing)
         return True
 
     def burst_failed(self, instant: str, sent: int, error: BaseException) -> bool:
@@ -63,8 +64,8 @@ class Outage:
         if sent:
             log.error(
                 "the burst for %s: %d request(s) left, but their outcomes could not be written "
-                "(%s); each is checked with its platform once the database answers, and never "
-                "sent twice",
+                "(%s); each is checked with its platform once the database can be used, and "
+                "never sent twice",
                 instant,
                 sent,
                 reason,
@@ -72,8 +73,8 @@ class Outage:
         else:
             log.error(
                 "the burst for %s was held back: its attempts could not be recorded (%s), and "
-                "nothing is sent unrecorded; its items go once the database answers, within "
-                "their grace",
+                "nothing is sent unrecorded; its items go once the database can be used, "
+                "within their grace",
                 instant,
                 reason,
             )
@@ -81,5 +82,6 @@ class Outage:
 
     def answered(self) -> None:
         if self._since is not None:
-            log.warning("the database answers again, after %.0f s", time.monotonic() - self._since)
+            since = time.monotonic() - self._since
+            log.warning("the database can be used again, after %.0f s", since)
             self._since = None
