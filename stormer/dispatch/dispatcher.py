@@ -292,6 +292,10 @@ class Dispatcher:
             limit=s.claim_limit,
             lease=s.lease,
         )
+        # An item this worker still holds came back when its lease ran out while the database
+        # stalled (renewals unwritten): it is staged or in flight here already, and staging it
+        # again would race the burst that holds it.
+        claimed = [c for c in claimed if c.id not in self.items.held]
         self.items.hold(c.id for c in claimed)
         if claimed:
             await self._staging.stage(claimed)
