@@ -55,18 +55,21 @@ class ResetProxy:
     _ready: threading.Event = field(default_factory=threading.Event)
     _stop: Any = None
     _session: Any = None  # aiohttp.ClientSession to the upstream
+    _thread: Any = None
 
     def arm(self, mode: str, platforms: tuple[str, ...] = tuple(POSTING)) -> None:
         assert mode in ("before", "after")
         self.mode, self.pending = mode, set(platforms)
 
     def start(self) -> None:
-        threading.Thread(target=self._serve, name="reset-proxy", daemon=True).start()
+        self._thread = threading.Thread(target=self._serve, name="reset-proxy", daemon=True)
+        self._thread.start()
         assert self._ready.wait(30), "the proxy did not start"
 
     def stop(self) -> None:
         if self._loop is not None and self._stop is not None:
             self._loop.call_soon_threadsafe(self._stop.set)
+            self._thread.join(30)
 
     def _serve(self) -> None:
         asyncio.run(self._main())
@@ -82,10 +85,10 @@ class ResetProxy:
         app.router.add_route("*", "/{tail:.*}", self._handle)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
+        listening = socket.socket()
+        listening.bind(("127.0.0.1", 0))
+        await web.SockSite(runner, listening).start()
+        self.url = f"http://127.0.0.1:{listening.getsockname()[1]}"
         self._ready.set()
         try:
             await self._stop.wait()

@@ -23,7 +23,15 @@ from pathlib import Path
 import pytest
 from example import CREDENTIALS, copy_example
 from faults_count import instant, landed
-from faults_run import CANNOT_ASK, SETTINGS, configure, rows, run_storm, storm_folder
+from faults_run import (
+    CANNOT_ASK,
+    SETTINGS,
+    configure,
+    rows,
+    run_storm,
+    schedule_far_ahead,
+    storm_folder,
+)
 from fixtures_db import PgServer
 from sqlalchemy import Engine
 from timing import PATIENCE, far_ahead, wait_until
@@ -336,3 +344,40 @@ def integrity(path: Path) -> str:
         return str(check.execute("PRAGMA integrity_check").fetchone()[0])
     finally:
         check.close()
+
+
+def test_a_full_database_is_told_as_such_where_no_disk_can_be_filled(tmp_path: Path) -> None:
+    """The same SQLITE_FULL without root: SQLite's own cap on the database's pages (PRAGMA
+    max_page_count, per connection) stands in for the disk. It only bounds the main file
+    (not the WAL, not rewritten pages), so it cannot stand in for the disk at T, where the
+    worker only updates rows: the cells above mount a real filesystem. Scheduling inserts
+    rows: refused whole, told as a full disk, the outbox as it was."""
+    from sqlalchemy import event, func, select
+    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.orm import Session
+
+    from stormer.cli import unexpected
+    from stormer.outbox.models import Outbox
+
+    root = copy_example(tmp_path / "storm", at=iso_utc(far_ahead()))
+    path = tmp_path / "stormer.db"
+    engine = make_engine(f"sqlite:///{path}")
+    try:
+        upgrade(engine)
+        with engine.connect() as conn:
+            pages = conn.exec_driver_sql("PRAGMA page_count").scalar_one()
+        engine.dispose()
+        event.listen(
+            engine,
+            "connect",
+            lambda dbapi, _: dbapi.execute(f"PRAGMA max_page_count = {pages}"),
+        )
+        with pytest.raises(OperationalError) as full:
+            schedule_far_ahead(root, engine)
+        message = unexpected(full.value)
+        assert "database or disk is full" in message and "free space" in message, message
+        with Session(engine) as session:
+            assert session.scalar(select(func.count()).select_from(Outbox)) == 0
+    finally:
+        engine.dispose()
+    assert integrity(path) == "ok"
