@@ -9,6 +9,9 @@ Every request is read whole, so each one of a kept-alive connection is looked at
 - "after": the request is forwarded, the platform answers (the post exists), and the
   client's connection is reset instead of the answer reaching it.
 
+And `down` … `up`: nothing listens in between, and the open connections are reset: every
+connection is refused, as when the platform's servers or the network are down.
+
 Everything else is forwarded as it is, Host header included, so the simulator's URLs name
 the proxy; `answers` records what each request was answered.
 """
@@ -56,10 +59,42 @@ class ResetProxy:
     _stop: Any = None
     _session: Any = None  # aiohttp.ClientSession to the upstream
     _thread: Any = None
+    _runner: Any = None  # aiohttp.web.AppRunner
+    _site: Any = None  # the listening site; None while down
+    _port: int = 0
+    _open: set[Any] = field(default_factory=set)  # client connections' transports
 
     def arm(self, mode: str, platforms: tuple[str, ...] = tuple(POSTING)) -> None:
         assert mode in ("before", "after")
         self.mode, self.pending = mode, set(platforms)
+
+    def down(self) -> None:
+        """Stop listening and reset every open connection: from now on connecting is
+        refused (ECONNREFUSED), as when the platform or the network is down."""
+        assert self._loop is not None
+        asyncio.run_coroutine_threadsafe(self._down(), self._loop).result(30)
+
+    def up(self) -> None:
+        """Listen again, on the same port."""
+        assert self._loop is not None
+        asyncio.run_coroutine_threadsafe(self._listen(), self._loop).result(30)
+
+    async def _down(self) -> None:
+        await self._site.stop()
+        self._site = None
+        for transport in self._open:
+            _reset_transport(transport)
+        self._open.clear()
+
+    async def _listen(self) -> None:
+        from aiohttp import web
+
+        listening = socket.socket()
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listening.bind(("127.0.0.1", self._port))
+        self._site = web.SockSite(self._runner, listening)
+        await self._site.start()
+        self._port = listening.getsockname()[1]
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._serve, name="reset-proxy", daemon=True)
@@ -83,22 +118,21 @@ class ResetProxy:
         self._session = aiohttp.ClientSession(auto_decompress=False)
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        listening = socket.socket()
-        listening.bind(("127.0.0.1", 0))
-        await web.SockSite(runner, listening).start()
-        self.url = f"http://127.0.0.1:{listening.getsockname()[1]}"
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await self._listen()
+        self.url = f"http://127.0.0.1:{self._port}"
         self._ready.set()
         try:
             await self._stop.wait()
         finally:
-            await runner.cleanup()
+            await self._runner.cleanup()
             await self._session.close()
 
     async def _handle(self, request: Any) -> Any:
         from aiohttp import web
 
+        self._open.add(request.transport)
         platform = posting_platform(request.method, request.path)
         fault = self.mode if platform in self.pending else None
         if fault is not None:
@@ -138,7 +172,12 @@ def _error_of(status: int, content: bytes) -> str | None:
 
 def _reset(request: Any) -> None:
     """Close the client's connection with a TCP RST."""
-    transport = request.transport
+    _reset_transport(request.transport)
+
+
+def _reset_transport(transport: Any) -> None:
+    if transport is None or transport.is_closing():
+        return
     sock = transport.get_extra_info("socket")
     if sock is not None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
