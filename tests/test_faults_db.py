@@ -1,6 +1,7 @@
 """The fault matrix, the database (issue 15, item 4): the real PostgreSQL server stopped and
-started again mid-burst, and unreachable at T; SQLite locked at T. One worker in this
-process (faults_run.py), counted from the simulator's record against the outbox.
+started again mid-burst, and unreachable at T; SQLite locked at T, and its disk full (a
+tmpfs filled to the last byte). One worker in this process (faults_run.py), counted from the
+simulator's record against the outbox; and what the organizer is told.
 
 The rule that holds through all of them: a request leaves only after its attempt is durable
 (`sending`), so a database that cannot be written at T holds the burst back — late, never
