@@ -37,6 +37,8 @@ class PgServer:
 
     port: int
     admin: Engine  # connected to the `postgres` database, AUTOCOMMIT
+    # Its data folder and commands: a test may stop the real server and start it again.
+    cluster: _PgCluster | None = None
 
     def url(self, database: str) -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
@@ -172,7 +174,7 @@ def pg_server() -> Iterator[PgServer]:
             poolclass=pool.NullPool,
         )
         try:
-            yield PgServer(port=port, admin=admin)
+            yield PgServer(port=port, admin=admin, cluster=cluster)
         finally:
             admin.dispose()
     finally:

@@ -102,6 +102,13 @@ def unexpected(e: Exception) -> str:
 
     if _is_database_error(e):
         reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
+        if getattr(getattr(e, "orig", None), "sqlite_errorname", None) == "SQLITE_FULL":
+            # The disk (or the file system's quota) is full: the URL is right, and the
+            # failed transaction wrote nothing.
+            return clean_error(
+                f"the database cannot be written: {reason} — free space on the disk that "
+                "holds it, then run the same command again (nothing was half-written)"
+            )
         return clean_error(
             f"the database cannot be used: {reason} — check STORMER_DATABASE_URL or "
             "[database] url in config.toml, and that its server is running"

@@ -31,6 +31,7 @@ from stormer.dispatch.clock import CLOCK, utcnow
 from stormer.dispatch.connect import Credentials, Routes, Save
 from stormer.dispatch.crew import Crew
 from stormer.dispatch.firing import Firing
+from stormer.dispatch.outage import Outage
 from stormer.dispatch.pacing import Gates
 from stormer.dispatch.staging import Staging
 from stormer.dispatch.tracker import Tracker
@@ -70,6 +71,9 @@ class Settings:
     per_account: int = 2
     attempts: int = 4
     retry_after_staging_failure: timedelta = timedelta(seconds=60)
+    # How long one request of a burst may take, answer included, before its outcome is
+    # unknown (and reconciled): the burst engine's whole-request timeout.
+    request_timeout: float = 60.0
 
 
 class Dispatcher:
@@ -118,6 +122,7 @@ class Dispatcher:
         self._staging = Staging(crew, retry_after=s.retry_after_staging_failure)
         self._firing = Firing(crew, fired=self.fired)
         self._sync_lock = asyncio.Lock()
+        self._outage = Outage()  # the database not answering, told once
         self._done = asyncio.Event()
         self._stopping = asyncio.Event()  # set: no pass or burst starts any more
         self._work: set[asyncio.Task[None]] = set()  # passes and bursts under way
@@ -160,7 +165,7 @@ class Dispatcher:
             misfire_grace_time=None,
         )
         try:
-            async with AiohttpSender() as sender:
+            async with AiohttpSender(timeout=self.settings.request_timeout) as sender:
                 self._routes.open(self._http, sender)
                 self._scheduler.start()
                 renewer = asyncio.create_task(self._renew_leases())
@@ -233,8 +238,9 @@ class Dispatcher:
                         now=utcnow(),
                         lease=self.settings.lease,
                     )
-                except Exception:
-                    log.exception("renewing leases failed")
+                except Exception as e:
+                    if not self._outage.failed("renewing leases", e):
+                        log.exception("renewing leases failed")
 
     # --- the periodic pass over the outbox -------------------------------------------------
 
@@ -244,8 +250,11 @@ class Dispatcher:
         async with self._sync_lock:
             try:
                 await self._sync()
-            except Exception:
-                log.exception("sync failed; retrying in %.0f s", self.settings.poll_seconds)
+            except Exception as e:
+                if not self._outage.failed("reading the outbox", e):
+                    log.exception("sync failed; retrying in %.0f s", self.settings.poll_seconds)
+            else:
+                self._outage.answered()
 
     async def _sync(self) -> None:
         s, slug, engine, worker = self.settings, self.storm.slug, self.engine, self.worker
@@ -287,6 +296,10 @@ class Dispatcher:
             limit=0 if CLOCK.refusal else s.claim_limit,
             lease=s.lease,
         )
+        # An item this worker still holds came back when its lease ran out while the database
+        # stalled (renewals unwritten): it is staged or in flight here already, and staging it
+        # again would race the burst that holds it.
+        claimed = [c for c in claimed if c.id not in self.items.held]
         self.items.hold(c.id for c in claimed)
         if claimed:
             await self._staging.stage(claimed)
@@ -325,9 +338,11 @@ class Dispatcher:
 
     async def fire(self, instant: datetime) -> None:
         """The alarm for `instant` (see `Firing.fire`)."""
+        left = len(self.fired)
         try:
             await self._firing.fire(instant)
-        except Exception:
+        except Exception as e:
             # The database failed it: no longer held, the items are taken up again once
             # their claims expire, and one that was `sending` is first asked about.
-            log.exception("the burst for %s failed", iso_utc(instant))
+            if not self._outage.burst_failed(iso_utc(instant), len(self.fired) - left, e):
+                log.exception("the burst for %s failed", iso_utc(instant))

@@ -1,9 +1,10 @@
 """The simulator's knobs (`SimConfig`) and the ASGI layer that applies them to every request.
 
 Order for a platform request: stamp `received_at` (when the request arrived) → latency →
-rate limit (the platform's own 429) → injected error / timeout → the handler, whose answer an
-"ambiguous" fault then replaces after the post was created. Randomness comes from one
-`random.Random(seed)`, so a sequence of requests meets the same faults on every run.
+rate limit (the platform's own 429) → an error or ambiguous burst → injected error / timeout
+→ the handler, whose answer an "ambiguous" fault then replaces after the post was created.
+Randomness comes from one `random.Random(seed)`, so a sequence of requests meets the same
+faults on every run.
 """
 
 from __future__ import annotations
@@ -38,6 +39,12 @@ class Faults:
     ambiguous_rate: float = 0.0  # create the post, then fail the answer (`ambiguous_mode`)
     ambiguous_mode: str = "500"  # "500": an error body; "drop": cut the connection; "hang"
     faults_on: str = "posts"  # error/timeout hit "posts" (create-post requests) or "all"
+    # The next N create-post requests answer `error_status` (nothing is created), then the
+    # rates above apply again: an outage of the platform's API at T, counted exactly.
+    error_burst: int = 0
+    # The next N create-post requests create the post, then lose its answer
+    # (`ambiguous_mode`): each post's answer lost once at T, however it is asked again.
+    ambiguous_burst: int = 0
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,8 @@ class SimConfig:
     ambiguous_rate: float = 0.0
     ambiguous_mode: str = "500"
     faults_on: str = "posts"
+    error_burst: int = 0
+    ambiguous_burst: int = 0
     # Per-platform overrides of the fault keys above, e.g. {"x": {"error_rate": 1.0}}.
     platforms: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     # Per-platform limits per account, e.g. {"discord": RateLimit(5, 2.0)}; none by default.
@@ -140,6 +149,8 @@ class SimConfig:
             raise ValueError("error_status must be a 5xx status")
         if f.timeout_s < 0:
             raise ValueError("timeout_s must be ≥ 0")
+        if f.error_burst < 0 or f.ambiguous_burst < 0:
+            raise ValueError("error_burst and ambiguous_burst must be ≥ 0")
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -173,6 +184,7 @@ class SimConfig:
                 }
             elif (
                 key in ("seed", "error_status", "bluesky_blob_limit", "matrix_upload_bytes")
+                or key in ("error_burst", "ambiguous_burst")
                 or key in MASTODON_LIMITS
             ):
                 value = _number(value, key, int)
@@ -313,6 +325,14 @@ class FaultLayer:
             send = _with_headers(send, platform.limit_headers(limit, remaining, reset_at))
 
         is_post = platform.is_post(scope["method"], scope["path"])
+        if is_post and self.sim.bursts[("error", platform.name)] > 0:
+            self.sim.bursts[("error", platform.name)] -= 1
+            await platform.error(faults.error_status)(scope, receive, send)
+            return
+        if is_post and self.sim.bursts[("ambiguous", platform.name)] > 0:
+            self.sim.bursts[("ambiguous", platform.name)] -= 1
+            await self._ambiguous(platform, faults, scope, receive, send)
+            return
         if is_post or faults.faults_on == "all":
             draw = (
                 rng.random()

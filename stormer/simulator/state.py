@@ -103,12 +103,22 @@ class Sim:
         self.faults: dict[str, Faults] = {name: config.faults(name) for name in PLATFORMS}
         self.rng.seed(config.seed)
         self.limits.clear()
+        self.arm_bursts()
 
     def reset(self) -> None:
         self.store = Store()
         self.clock = Clock()
         self.rng.seed(self.config.seed)
         self.limits.clear()
+        self.arm_bursts()
+
+    def arm_bursts(self) -> None:
+        """Create-post requests still to fail, per kind and platform (`Faults.error_burst`,
+        `Faults.ambiguous_burst`)."""
+        self.bursts: dict[tuple[str, str], int] = {}
+        for name, f in self.faults.items():
+            self.bursts["error", name] = f.error_burst
+            self.bursts["ambiguous", name] = f.ambiguous_burst
 
 
 def digest(*parts: str) -> str:
