@@ -283,6 +283,9 @@ class Dispatcher:
             limit=1000,
             lease=s.lease,
         )
+        # One still in flight here (its lease ran out while the database was away) is its
+        # burst's to record: that burst knows the outcome, a reconciliation would guess.
+        unknown_items = [c for c in unknown_items if c.id not in self.items.held]
         if unknown_items:
             await asyncio.gather(*(self._staging.reconcile(c) for c in unknown_items))
         # A worker whose clock is off takes nothing: a worker with a good one will.

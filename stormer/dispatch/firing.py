@@ -27,6 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from stormer.channels.base import Staged
 from stormer.dispatch.clock import CLOCK, sleep_until, utcnow
+from stormer.dispatch.outage import database_error
 from stormer.errors import PlatformError, RateLimited, Transient
 from stormer.outbox import bursts, claims
 from stormer.outbox.models import State
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("stormer.dispatch")
 BEGIN_RETRY: Final = timedelta(seconds=0.5)  # how often to retry recording a burst's start
+OUTCOMES_RETRY: Final = timedelta(seconds=0.5)  # how often to retry writing its outcomes
 
 
 class Firing:
@@ -106,14 +108,8 @@ class Firing:
         )
         await sleep_until(instant)
         if not await self._begin(burst, instant):
-            log.error(
-                "%d item(s) due %s taken over by another worker before this one could send "
-                "them: not sent by this worker",
-                len(sending),
-                iso_utc(instant),
-            )
             return  # (`fire` forgets them)
-        outcomes = await self._send_all(sending)
+        outcomes = await self._send_all(instant, sending)
         by_state = Counter(o.state for o in outcomes)
         log.info(
             "fired %d item(s) due %s: %s",
@@ -128,11 +124,12 @@ class Firing:
 
     async def _begin(self, burst: str, instant: datetime) -> bool:
         """Record that `burst` begins, retrying while the database does not answer (nothing
-        may leave before it is recorded) until the grace ends; False if another worker took
-        the burst's items over meanwhile, or the grace ended."""
+        may leave before it is recorded) until the grace ends; False, said, if another
+        worker took the burst's items over meanwhile, or the grace ended."""
+        told = False
         while True:
             try:
-                return await asyncio.to_thread(
+                began = await asyncio.to_thread(
                     bursts.begin,
                     engine=self._crew.engine,
                     burst=burst,
@@ -141,20 +138,38 @@ class Firing:
                     now=utcnow(),
                 )
             except SQLAlchemyError as e:
+                reason = database_error(e) or type(e).__name__
                 if utcnow() + BEGIN_RETRY > instant + self._crew.grace:
-                    log.error("the burst due %s was not sent: %s", iso_utc(instant), e)
+                    log.error(
+                        "the burst for %s was not sent: the database could not record that "
+                        "it began before its grace ended (%s); its items are marked missed",
+                        iso_utc(instant),
+                        reason,
+                    )
                     return False
-                log.error(
-                    "cannot record that the burst due %s begins (%s): nothing is sent until "
-                    "the database answers; retrying",
-                    iso_utc(instant),
-                    type(e).__name__,
-                )
+                if not told:
+                    log.error(
+                        "the burst for %s was held back: the database cannot record that it "
+                        "begins (%s), and nothing leaves unrecorded; it goes once the "
+                        "database answers, within its grace",
+                        iso_utc(instant),
+                        reason,
+                    )
+                    told = True
                 await asyncio.sleep(BEGIN_RETRY.total_seconds())
+                continue
+            if not began:
+                log.error(
+                    "the burst for %s was taken over by another worker while this one "
+                    "waited (its leases ran out): not sent by this worker",
+                    iso_utc(instant),
+                )
+            return began
 
-    async def _send_all(self, sending: list[Ready]) -> list[claims.Outcome]:
+    async def _send_all(self, instant: datetime, sending: list[Ready]) -> list[claims.Outcome]:
         """Send every item; write the outcomes of those nobody can ask about later as they
-        come (a writer batching whatever arrived while it wrote), then all of them."""
+        come (a writer batching whatever arrived while it wrote), then all of them, waiting
+        for the database as long as it takes: an outcome known here is never thrown away."""
         early: list[claims.Outcome] = []
         arrived = asyncio.Event()
 
@@ -165,27 +180,51 @@ class Firing:
                 arrived.set()
             return outcome
 
-        writer = asyncio.create_task(self._write_as_they_come(early, arrived))
+        finished = asyncio.Event()
+        writer = asyncio.create_task(self._write_as_they_come(early, arrived, finished))
         try:
             outcomes = await asyncio.gather(*(send(c, st) for c, st in sending))
         finally:
-            writer.cancel()
+            # Not cancelled mid-write (its thread would go on, its error unheard): told to
+            # stop, it ends its write in progress and leaves the rest to the final one.
+            finished.set()
+            arrived.set()
+            await writer
         # Every outcome, once more for those the writer wrote: a written row is no longer
         # held, so record_outcomes leaves it alone.
-        await asyncio.to_thread(
-            claims.record_outcomes,
-            engine=self._crew.engine,
-            worker=self._crew.worker,
-            outcomes=outcomes,
-        )
-        return outcomes
+        told = False
+        while True:
+            try:
+                await asyncio.to_thread(
+                    claims.record_outcomes,
+                    engine=self._crew.engine,
+                    worker=self._crew.worker,
+                    outcomes=outcomes,
+                )
+            except SQLAlchemyError as e:
+                if not told:
+                    log.error(
+                        "the burst for %s: %d request(s) left, but their outcomes could not be "
+                        "written (%s); they are kept and written once the database answers",
+                        iso_utc(instant),
+                        len(outcomes),
+                        database_error(e) or type(e).__name__,
+                    )
+                    told = True
+                await asyncio.sleep(OUTCOMES_RETRY.total_seconds())
+                continue
+            if told:
+                log.warning("the outcomes of the burst for %s are written", iso_utc(instant))
+            return outcomes
 
     async def _write_as_they_come(
-        self, early: list[claims.Outcome], arrived: asyncio.Event
+        self, early: list[claims.Outcome], arrived: asyncio.Event, finished: asyncio.Event
     ) -> None:
         while True:
             await arrived.wait()
             arrived.clear()
+            if finished.is_set():
+                return
             batch, early[:] = early[:], []
             try:
                 await asyncio.to_thread(
@@ -195,7 +234,7 @@ class Firing:
                     outcomes=batch,
                 )
             except SQLAlchemyError:
-                log.exception("writing outcomes during the burst failed; written after it")
+                pass  # written with the others at the end of the burst, which tells why not
 
     async def _send(self, c: claims.ClaimedItem, staged: Staged) -> claims.Outcome:
         route = self._crew.routes.of(c.kind, c.account)
