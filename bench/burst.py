@@ -3,7 +3,8 @@
 own receive times — for stormer's Dispatcher and, in the same run, for two references.
 
     .venv/bin/python bench/burst.py [--accounts 10000] [--latency 50-300]
-                                    [--only floor,stormer,naive] [--strict]
+                                    [--only floor,stormer,naive] [--loop uvloop|asyncio]
+                                    [--strict]
 
 Contenders, each in its own subprocess (so peak memory is its own, from os.wait4), with the
 simulator reset before each:
@@ -112,21 +113,21 @@ def handle_of(i: int) -> str:
 
 def sim_account(i: int, url: str) -> str:
     """The `account` the simulator logs for account i's posts (derived as it derives it)."""
-    from stormer.simulator import bluesky, mastodon, matrix, x
+    from stormer.simulator import bluesky, mastodon_oauth, matrix_auth, x_auth
     from stormer.simulator.state import digest
 
     platform, secret = platform_of(i), secret_of(i, url)
     if platform == "mastodon":
-        return mastodon.account_for(secret).username
+        return mastodon_oauth.account_for(secret).username
     if platform == "bluesky":
         return bluesky.handle_for(handle_of(i))
     if platform == "x":
-        return x.user_for(secret).username
+        return x_auth.user_for(secret).username
     if platform == "telegram":
         return str(TELEGRAM_BOT0 + i)
     if platform == "discord":
         return str(DISCORD_HOOK0 + i)
-    return f"@u{digest('matrix', secret)[:8]}:{matrix.SERVER}"
+    return f"@u{digest('matrix', secret)[:8]}:{matrix_auth.SERVER}"
 
 
 def write_storm(out: Path, accounts: int, url: str) -> None:
@@ -222,6 +223,15 @@ async def sleep_until(instant: datetime) -> None:
         await asyncio.sleep(delta if delta > 0.002 else 0.0005)
 
 
+def run_on(loop: str, main: Any) -> Any:
+    """Run the coroutine `main` on the event loop named as `stormer run --event-loop` names
+    it (uvloop or asyncio), with the same choice as `stormer run` makes."""
+    from stormer.cli.run import loop_factory
+
+    with asyncio.Runner(loop_factory=loop_factory(loop)[1]) as runner:
+        return runner.run(main)
+
+
 def load(storm_dir: Path) -> Any:
     from stormer.storm import load_storm
 
@@ -295,7 +305,7 @@ def run_floor(args: argparse.Namespace) -> dict[str, Any]:
             done = (utcnow() - at).total_seconds()
         return at, Counter(r if isinstance(r, str) else type(r).__name__ for r in results), done
 
-    at, statuses, done = asyncio.run(burst())
+    at, statuses, done = run_on(args.loop, burst())
     return {
         "T": at.isoformat(),
         "staging_s": staging,
@@ -365,6 +375,7 @@ def run_naive(args: argparse.Namespace) -> dict[str, Any]:
 
 def run_stormer(args: argparse.Namespace) -> dict[str, Any]:
     import cProfile
+    import inspect
     import logging
 
     from sqlalchemy.orm import Session
@@ -432,10 +443,10 @@ def run_stormer(args: argparse.Namespace) -> dict[str, Any]:
     db_calls: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0.0])
 
     def timed_db(fn: Any) -> Any:
-        def timed(**kwargs: Any) -> Any:  # runs in the dispatcher's database thread
+        def timed(*args: Any, **kwargs: Any) -> Any:  # runs in the dispatcher's database thread
             t = time.perf_counter()
             try:
-                return fn(**kwargs)
+                return fn(*args, **kwargs)
             finally:
                 spent = time.perf_counter() - t
                 entry = db_calls[fn.__name__]
@@ -445,13 +456,10 @@ def run_stormer(args: argparse.Namespace) -> dict[str, Any]:
 
         return timed
 
-    # The dispatcher calls the outbox as `claims.<function>`: time each one it uses.
-    for name in (
-        "recover_expired", "mark_missed", "claim_unknown", "claim_due", "mark_staged_many",
-        "record_attempt", "record_outcomes", "renew", "release", "heartbeat", "status_summary",
-        "register_worker", "stop_worker",
-    ):  # fmt: skip
-        setattr(claims, name, timed_db(getattr(claims, name)))
+    # The dispatcher calls the outbox as `claims.<function>`: time each public one.
+    for name, fn in list(vars(claims).items()):
+        if inspect.isfunction(fn) and fn.__module__ == claims.__name__ and name[0] != "_":
+            setattr(claims, name, timed_db(fn))
     events: dict[str, float] = {}
     profiles: dict[str, cProfile.Profile] = {}
     original_fire = dispatcher.fire
@@ -578,7 +586,7 @@ def run_stormer(args: argparse.Namespace) -> dict[str, Any]:
         await dispatcher.run(until_done=True)
         watcher.cancel()
 
-    asyncio.run(main())
+    run_on(args.loop, main())
     summary = status_summary(engine=engine, storm=storm.slug, now=utcnow())
     engine.dispose()
     if args.profile:
@@ -620,24 +628,34 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_simulator(latency: str) -> tuple[subprocess.Popen[str], str]:
+# The simulator on a stack of one's choice ("loop,http" for uvicorn), to compare stacks.
+SERVE_ON = """import sys, uvicorn
+from stormer.simulator import SimConfig, create_app, parse_latency
+port, latency, loop, http = sys.argv[1:]
+config = SimConfig(seed=1, latency_ms=parse_latency(latency) if latency else (0, 0))
+uvicorn.run(create_app(config), host="127.0.0.1", port=int(port), loop=loop, http=http,
+            log_level="warning", lifespan="off", access_log=False, backlog=4096)
+"""
+
+
+def start_simulator(latency: str, stack: str | None = None) -> tuple[subprocess.Popen[str], str]:
+    """`stormer simulator serve` in its own process (or, with `stack` "loop,http", the same
+    app on that uvicorn stack); returns once it answers."""
     import httpx
 
     port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "stormer",
-        "simulator",
-        "serve",
-        "--port",
-        str(port),
-        "--seed",
-        "1",
-    ]
-    if latency and latency != "0":
-        command += ["--latency", latency]
-    server = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, text=True)
+    latency = "" if latency in ("", "0") else latency
+    if stack:
+        command = [sys.executable, "-c", SERVE_ON, str(port), latency, *stack.split(",")]
+    else:
+        command = [sys.executable, "-m", "stormer", "simulator", "serve"]
+        command += ["--port", str(port), "--seed", "1"]
+        if latency:
+            command += ["--latency", latency]
+    # Its stdout (the URL and how to use it) is not needed: the port is known.
+    server = subprocess.Popen(
+        command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:
@@ -671,6 +689,8 @@ def run_child(
         str(args.accounts),
         "--floor-connections",
         str(args.floor_connections),
+        "--loop",
+        args.loop,
     ]
     if args.margin is not None:
         argv += ["--margin", str(args.margin)]
@@ -854,11 +874,12 @@ def parent_main(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="stormer-burst-") as tmp:
         work = Path(args.keep or tmp)
         work.mkdir(parents=True, exist_ok=True)
-        server, url = start_simulator(args.latency)
+        server, url = start_simulator(args.latency, args.sim_stack)
         rows: dict[str, dict[str, Any]] = {}
         try:
             print(
-                f"simulator at {url} (latency {args.latency} ms, seed 1); storm in {work}",
+                f"simulator at {url} (latency {args.latency} ms, seed 1, stack "
+                f"{args.sim_stack or 'stormer simulator serve'}); storm in {work}",
                 flush=True,
             )
             write_storm(work / "storm", args.accounts, url)
@@ -917,6 +938,20 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=0,
         help="floor: aiohttp connection limit (default 0: one per request)",
+    )
+    parser.add_argument(
+        "--loop",
+        choices=("uvloop", "asyncio"),
+        default="uvloop",
+        help="floor and stormer: the client's event loop at the burst, as `stormer run "
+        "--event-loop` (default uvloop, stormer run's default)",
+    )
+    parser.add_argument(
+        "--sim-stack",
+        default=None,
+        metavar="LOOP,HTTP",
+        help="serve the simulator on this uvicorn stack, e.g. asyncio,h11 (default: as "
+        "`stormer simulator serve` does, uvloop,httptools)",
     )
     parser.add_argument(
         "--profile",
