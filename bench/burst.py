@@ -54,6 +54,7 @@ import json
 import math
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -130,29 +131,37 @@ def sim_account(i: int, url: str) -> str:
     return f"@u{digest('matrix', secret)[:8]}:{matrix_auth.SERVER}"
 
 
-def write_storm(out: Path, accounts: int, url: str) -> None:
+def write_storm(out: Path, accounts: int, url: str, image: bool = False) -> None:
     """A storm folder: `accounts` accounts round-robin over the six platforms, one post each.
 
     40 shared texts for five platforms (as in gen_storm.py) and, since X refuses the same text
-    from many accounts, one text of its own per X account."""
+    from many accounts, one text of its own per X account. With `image`, every post carries
+    one small PNG with its alt text (uploaded at staging where the platform allows it)."""
     sys.path.insert(0, str(BENCH))
-    from gen_storm import LANGS, POSTS_PER_LANG, post_text
+    from gen_storm import ALT, IMAGES, LANGS, POSTS_PER_LANG, post_text
 
     posts = out / "posts"
     posts.mkdir(parents=True, exist_ok=True)
+    if image:
+        (posts / "images").mkdir(exist_ok=True)
+        shutil.copyfile(REPO / "posts" / "images" / IMAGES[0], posts / "images" / IMAGES[0])
+
+    def front(lang: str, platforms: str) -> str:
+        lines = [f'lang = "{lang}"', f"platforms = [{platforms}]"]
+        if image:
+            lines.append(f'images = [{{ path = "images/{IMAGES[0]}", alt = "{ALT[lang][0]}" }}]')
+        return "+++\n" + "\n".join(lines) + "\n+++\n"
+
     others = ", ".join(f'"{p}"' for p in PLATFORMS if p != "x")
     for lang in LANGS:
         for k in range(POSTS_PER_LANG):
             (posts / f"{lang}-{k + 1:02d}.md").write_text(
-                f'+++\nlang = "{lang}"\nplatforms = [{others}]\n+++\n{post_text(lang, k)}\n',
-                encoding="utf-8",
+                front(lang, others) + post_text(lang, k) + "\n", encoding="utf-8"
             )
     n_x = sum(1 for i in range(accounts) if platform_of(i) == "x")
     for k in range(n_x):
         text = f"Voice {k + 1}: " + post_text("en", k % POSTS_PER_LANG)
-        (posts / f"x-{k + 1:06d}.md").write_text(
-            f'+++\nlang = "en"\nplatforms = ["x"]\n+++\n{text}\n', encoding="utf-8"
-        )
+        (posts / f"x-{k + 1:06d}.md").write_text(front("en", '"x"') + text + "\n", encoding="utf-8")
     blocks = [
         f"""\
 # Written by bench/burst.py: {accounts} accounts, one post each.
@@ -238,8 +247,9 @@ def load(storm_dir: Path) -> Any:
     return load_storm(storm_dir)
 
 
-async def stage_with_plugins(storm: Any, concurrency: int = 200) -> list[Any]:
-    """The final request of every item, built by stormer's plugins over httpx (floor, naive)."""
+async def stage_with_plugins(storm: Any, concurrency: int = 200) -> list[list[Any]]:
+    """The final requests of every item (one, or two for a Matrix image and its text), built
+    by stormer's plugins over httpx (floor, naive)."""
     from stormer.channels import registry
     from stormer.channels.base import Connection
     from stormer.dispatch.connect import client
@@ -261,9 +271,7 @@ async def stage_with_plugins(storm: Any, concurrency: int = 200) -> list[Any]:
             )
             async with gate:
                 staged = await plugin.stage(item, conn)
-            if len(staged.requests) != 1:
-                raise RuntimeError(f"{item.id}: {len(staged.requests)} requests, expected 1")
-            return staged.requests[0]
+            return list(staged.requests)
 
         return list(await asyncio.gather(*(one(item) for item in plan(storm))))
 
@@ -282,7 +290,7 @@ def run_floor(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     requests = asyncio.run(stage_with_plugins(storm))
     staging = time.perf_counter() - started
-    wire = [(r.method, r.url, dict(r.headers), r.content or None) for r in requests]
+    wire = [[(r.method, r.url, dict(r.headers), r.content or None) for r in rs] for rs in requests]
 
     async def burst() -> tuple[datetime, Counter[str], float]:
         connector = aiohttp.TCPConnector(limit=args.floor_connections)
@@ -290,27 +298,32 @@ def run_floor(args: argparse.Namespace) -> dict[str, Any]:
             connector=connector, timeout=aiohttp.ClientTimeout(total=300)
         ) as session:
 
-            async def one(
-                method: str, url: str, headers: dict[str, str], data: bytes | None
-            ) -> str:
-                async with session.request(
-                    method, url, headers=headers, data=data, allow_redirects=False
-                ) as response:
-                    await response.read()
-                    return str(response.status)
+            async def one(requests: list[tuple[str, str, dict[str, str], bytes | None]]) -> str:
+                status = ""
+                for method, url, headers, data in requests:  # an item's requests in order
+                    async with session.request(
+                        method, url, headers=headers, data=data, allow_redirects=False
+                    ) as response:
+                        await response.read()
+                        status = str(response.status)
+                return status
 
             at = (utcnow() + timedelta(seconds=1.0)).replace(microsecond=0) + timedelta(seconds=1)
             await sleep_until(at)
-            results = await asyncio.gather(*(one(*w) for w in wire), return_exceptions=True)
+            cpu = time.thread_time()
+            results = await asyncio.gather(*(one(w) for w in wire), return_exceptions=True)
+            cpu = time.thread_time() - cpu
             done = (utcnow() - at).total_seconds()
-        return at, Counter(r if isinstance(r, str) else type(r).__name__ for r in results), done
+        outcomes = Counter(r if isinstance(r, str) else type(r).__name__ for r in results)
+        return at, outcomes, done, cpu
 
-    at, statuses, done = run_on(args.loop, burst())
+    at, statuses, done, cpu = run_on(args.loop, burst())
     return {
         "T": at.isoformat(),
         "staging_s": staging,
         "statuses": dict(statuses),
         "burst_done_s": done,
+        "burst_cpu_s": cpu,
     }
 
 
@@ -333,14 +346,15 @@ def run_naive(args: argparse.Namespace) -> dict[str, Any]:
     lock = threading.Lock()
     finished = threading.Event()
 
-    def post(request: Any) -> None:
+    def post(item_requests: list[Any]) -> None:
         try:
-            r = http.request(
-                request.method,
-                request.url,
-                headers=dict(request.headers),
-                content=request.content or None,
-            )
+            for request in item_requests:  # an item's requests in order
+                r = http.request(
+                    request.method,
+                    request.url,
+                    headers=dict(request.headers),
+                    content=request.content or None,
+                )
             outcome = str(r.status_code)
         except httpx.HTTPError as e:
             outcome = type(e).__name__
@@ -492,9 +506,11 @@ def run_stormer(args: argparse.Namespace) -> dict[str, Any]:
                 collections.append((info["generation"], time.perf_counter() - started.pop()))
 
         gc.callbacks.append(timed_gc)
+        cpu = time.thread_time()  # the event loop's thread only (not the database threads)
         try:
             await original_fire(instant)
         finally:
+            events["burst_cpu_s"] = time.thread_time() - cpu
             gc.callbacks.remove(timed_gc)
             if gc_mode == "disable":
                 gc.enable()
@@ -729,7 +745,9 @@ def judge(
         early += late < 0
         key = (post["platform"], post["account"], post["text"])
         if key not in expected:
-            other += 1
+            # A Matrix image is an event of its own before the text event: the post counts
+            # once, by its text (early counts it all the same, above).
+            other += not (post["platform"] == "matrix" and post.get("media"))
             continue
         landed[key] += 1
         first[key] = min(first.get(key, late), late)
@@ -804,7 +822,8 @@ def report(args: argparse.Namespace, rows: dict[str, dict[str, Any]]) -> bool:
             print(
                 f"  fire() called at T{ev.get('fire_called', math.nan):+.3f} s with "
                 f"{ev.get('ready_at_fire', 0)} items ready, returned at "
-                f"T{ev.get('fire_returned', math.nan):+.2f} s ({ev.get('fire_calls', 0)} calls); "
+                f"T{ev.get('fire_returned', math.nan):+.2f} s ({ev.get('fire_calls', 0)} calls), "
+                f"event loop CPU in it {ev.get('burst_cpu_s', math.nan):.2f} s; "
                 f"final states {states}"
             )
             calls = ", ".join(
@@ -822,6 +841,8 @@ def report(args: argparse.Namespace, rows: dict[str, dict[str, Any]]) -> bool:
             extra = (
                 f", jobs added T{res['jobs_added_at_s']:+.2f} s" if "jobs_added_at_s" in res else ""
             )
+            if "burst_cpu_s" in res:
+                extra += f", event loop CPU {res['burst_cpu_s']:.2f} s"
             print(
                 f"\n{name}: staging {res['staging_s']:.2f} s, every answer in by "
                 f"T+{res['burst_done_s']:.2f} s{extra}; answers {res['statuses']}"
