@@ -3,7 +3,7 @@
 own receive times — for stormer's Dispatcher and, in the same run, for two references.
 
     .venv/bin/python bench/burst.py [--accounts 10000] [--latency 50-300]
-                                    [--only floor,stormer,naive] [--loop uvloop|asyncio]
+                                    [--only floor,stormer,naive] [--loop asyncio|uvloop]
                                     [--strict]
 
 Contenders, each in its own subprocess (so peak memory is its own, from os.wait4), with the
@@ -962,10 +962,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--loop",
-        choices=("uvloop", "asyncio"),
-        default="uvloop",
+        choices=("asyncio", "uvloop"),
+        default="asyncio",
         help="floor and stormer: the client's event loop at the burst, as `stormer run "
-        "--event-loop` (default uvloop, stormer run's default)",
+        "--event-loop` (default asyncio, stormer run's default)",
     )
     parser.add_argument(
         "--sim-stack",

@@ -5,13 +5,13 @@ does), through one `stormer run` on SQLite, and through a bare aiohttp floor, al
 
     .venv/bin/python bench/scale.py [--items 50000] [--workers 1,2,4]
                                     [--only floor,sqlite,pg] [--latency 50-300]
-                                    [--margin S] [--claim-batch N] [--loop uvloop|asyncio]
+                                    [--margin S] [--claim-batch N] [--loop asyncio|uvloop]
                                     [--keep DIR] [--strict]
 
 The storm is bench/burst.py's (imported, not copied): N accounts round-robin over the six
 platforms, one post each, every post with one small PNG and its alt text. Each contender
 starts from a simulator reset and a fresh outbox; T is `--margin` seconds after its workers
-start (default: 30 s + 20 ms per item; the report says when staging ended later than
+start (default: 30 s + 40 ms per item; the report says when staging ended later than
 T − 1 s). Per contender:
 
 - start-up: from launching the workers until the first is up (imported, storm loaded);
@@ -140,7 +140,7 @@ def run_workers(
     from fixtures_workers import count_states
 
     row = Row(name, workers)
-    margin = args.margin or 30 + 0.02 * args.items
+    margin = args.margin or 30 + 0.04 * args.items
     at = (datetime.now(UTC) + timedelta(seconds=margin)).replace(microsecond=0)
     schedule_at(work / "storm", url, at)
     env = {**os.environ, "STORMER_DATABASE_URL": url}
@@ -375,12 +375,12 @@ def main(argv: list[str] | None = None) -> int:
         "--margin",
         type=float,
         default=None,
-        help="seconds from the workers' start to T (default 30 + 0.02 × items)",
+        help="seconds from the workers' start to T (default 30 + 0.04 × items)",
     )
     parser.add_argument(
         "--loop",
-        choices=("uvloop", "asyncio"),
-        default="uvloop",
+        choices=("asyncio", "uvloop"),
+        default="asyncio",
         help="the workers' and the floor's event loop (stormer run --event-loop)",
     )
     parser.add_argument(

@@ -86,17 +86,23 @@ def main() -> None:
         help="serve on this uvicorn stack, e.g. asyncio,h11 (default: as `stormer simulator "
         "serve` does, uvloop,httptools)",
     )
+    parser.add_argument(
+        "--loop",
+        choices=("asyncio", "uvloop"),
+        default="asyncio",
+        help="the client's event loop, as `stormer run --event-loop` (default asyncio)",
+    )
     args = parser.parse_args()
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from burst import start_simulator
+    from burst import run_on, start_simulator
 
     server, url = start_simulator(args.latency or "", args.stack)
     try:
         connections = args.connections or args.requests
         server_cpu = cpu_seconds(server.pid)
         started, client_cpu = time.perf_counter(), time.process_time()
-        durations = asyncio.run(burst(url, args.requests, connections, args.platform))
+        durations = run_on(args.loop, burst(url, args.requests, connections, args.platform))
         wall = time.perf_counter() - started
         # CPU seconds are steadier than wall time on a shared machine: what each side spent.
         client_cpu = time.process_time() - client_cpu
@@ -115,7 +121,8 @@ def main() -> None:
     print(
         f"{args.requests} x {args.platform} create-post, {connections} connections, "
         f"server latency {args.latency or 'none'}, server stack "
-        f"{args.stack or 'stormer simulator serve'}, load average {os.getloadavg()[0]:.1f}"
+        f"{args.stack or 'stormer simulator serve'}, client loop {args.loop}, load average "
+        f"{os.getloadavg()[0]:.1f}"
     )
     print(f"  wall {wall:.2f} s, {args.requests / wall:.0f} req/s, posts logged {logged}")
     print(
