@@ -182,7 +182,9 @@ def run_workers(
         row.rss_mb.append(usage.ru_maxrss / 1024)
         logs[k].close()
         row.fired.append(_fired(work / f"{name}-{k}.log"))
-    if staged_at is not None:
+    if staged_at is None:
+        row.note = "staging not done by T + 60 s (or a worker stopped first)"
+    else:
         up = min(_started(work / f"{name}-{k}.log") or staged_at for k in range(workers))
         row.startup_s = (up - launched).total_seconds()
         row.staging_s = (staged_at - up).total_seconds()
