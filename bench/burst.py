@@ -3,7 +3,8 @@
 own receive times — for stormer's Dispatcher and, in the same run, for two references.
 
     .venv/bin/python bench/burst.py [--accounts 10000] [--latency 50-300]
-                                    [--only floor,stormer,naive] [--strict]
+                                    [--only floor,stormer,naive] [--loop asyncio|uvloop]
+                                    [--strict]
 
 Contenders, each in its own subprocess (so peak memory is its own, from os.wait4), with the
 simulator reset before each:
@@ -53,6 +54,7 @@ import json
 import math
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -112,46 +114,54 @@ def handle_of(i: int) -> str:
 
 def sim_account(i: int, url: str) -> str:
     """The `account` the simulator logs for account i's posts (derived as it derives it)."""
-    from stormer.simulator import bluesky, mastodon, matrix, x
+    from stormer.simulator import bluesky, mastodon_oauth, matrix_auth, x_auth
     from stormer.simulator.state import digest
 
     platform, secret = platform_of(i), secret_of(i, url)
     if platform == "mastodon":
-        return mastodon.account_for(secret).username
+        return mastodon_oauth.account_for(secret).username
     if platform == "bluesky":
         return bluesky.handle_for(handle_of(i))
     if platform == "x":
-        return x.user_for(secret).username
+        return x_auth.user_for(secret).username
     if platform == "telegram":
         return str(TELEGRAM_BOT0 + i)
     if platform == "discord":
         return str(DISCORD_HOOK0 + i)
-    return f"@u{digest('matrix', secret)[:8]}:{matrix.SERVER}"
+    return f"@u{digest('matrix', secret)[:8]}:{matrix_auth.SERVER}"
 
 
-def write_storm(out: Path, accounts: int, url: str) -> None:
+def write_storm(out: Path, accounts: int, url: str, image: bool = False) -> None:
     """A storm folder: `accounts` accounts round-robin over the six platforms, one post each.
 
     40 shared texts for five platforms (as in gen_storm.py) and, since X refuses the same text
-    from many accounts, one text of its own per X account."""
+    from many accounts, one text of its own per X account. With `image`, every post carries
+    one small PNG with its alt text (uploaded at staging where the platform allows it)."""
     sys.path.insert(0, str(BENCH))
-    from gen_storm import LANGS, POSTS_PER_LANG, post_text
+    from gen_storm import ALT, IMAGES, LANGS, POSTS_PER_LANG, post_text
 
     posts = out / "posts"
     posts.mkdir(parents=True, exist_ok=True)
+    if image:
+        (posts / "images").mkdir(exist_ok=True)
+        shutil.copyfile(REPO / "posts" / "images" / IMAGES[0], posts / "images" / IMAGES[0])
+
+    def front(lang: str, platforms: str) -> str:
+        lines = [f'lang = "{lang}"', f"platforms = [{platforms}]"]
+        if image:
+            lines.append(f'images = [{{ path = "images/{IMAGES[0]}", alt = "{ALT[lang][0]}" }}]')
+        return "+++\n" + "\n".join(lines) + "\n+++\n"
+
     others = ", ".join(f'"{p}"' for p in PLATFORMS if p != "x")
     for lang in LANGS:
         for k in range(POSTS_PER_LANG):
             (posts / f"{lang}-{k + 1:02d}.md").write_text(
-                f'+++\nlang = "{lang}"\nplatforms = [{others}]\n+++\n{post_text(lang, k)}\n',
-                encoding="utf-8",
+                front(lang, others) + post_text(lang, k) + "\n", encoding="utf-8"
             )
     n_x = sum(1 for i in range(accounts) if platform_of(i) == "x")
     for k in range(n_x):
         text = f"Voice {k + 1}: " + post_text("en", k % POSTS_PER_LANG)
-        (posts / f"x-{k + 1:06d}.md").write_text(
-            f'+++\nlang = "en"\nplatforms = ["x"]\n+++\n{text}\n', encoding="utf-8"
-        )
+        (posts / f"x-{k + 1:06d}.md").write_text(front("en", '"x"') + text + "\n", encoding="utf-8")
     blocks = [
         f"""\
 # Written by bench/burst.py: {accounts} accounts, one post each.
@@ -222,14 +232,24 @@ async def sleep_until(instant: datetime) -> None:
         await asyncio.sleep(delta if delta > 0.002 else 0.0005)
 
 
+def run_on(loop: str, main: Any) -> Any:
+    """Run the coroutine `main` on the event loop named as `stormer run --event-loop` names
+    it (uvloop or asyncio), with the same choice as `stormer run` makes."""
+    from stormer.cli.run import loop_factory
+
+    with asyncio.Runner(loop_factory=loop_factory(loop)[1]) as runner:
+        return runner.run(main)
+
+
 def load(storm_dir: Path) -> Any:
     from stormer.storm import load_storm
 
     return load_storm(storm_dir)
 
 
-async def stage_with_plugins(storm: Any, concurrency: int = 200) -> list[Any]:
-    """The final request of every item, built by stormer's plugins over httpx (floor, naive)."""
+async def stage_with_plugins(storm: Any, concurrency: int = 200) -> list[list[Any]]:
+    """The final requests of every item (one, or two for a Matrix image and its text), built
+    by stormer's plugins over httpx (floor, naive)."""
     from stormer.channels import registry
     from stormer.channels.base import Connection
     from stormer.dispatch.connect import client
@@ -251,9 +271,7 @@ async def stage_with_plugins(storm: Any, concurrency: int = 200) -> list[Any]:
             )
             async with gate:
                 staged = await plugin.stage(item, conn)
-            if len(staged.requests) != 1:
-                raise RuntimeError(f"{item.id}: {len(staged.requests)} requests, expected 1")
-            return staged.requests[0]
+            return list(staged.requests)
 
         return list(await asyncio.gather(*(one(item) for item in plan(storm))))
 
@@ -272,7 +290,7 @@ def run_floor(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     requests = asyncio.run(stage_with_plugins(storm))
     staging = time.perf_counter() - started
-    wire = [(r.method, r.url, dict(r.headers), r.content or None) for r in requests]
+    wire = [[(r.method, r.url, dict(r.headers), r.content or None) for r in rs] for rs in requests]
 
     async def burst() -> tuple[datetime, Counter[str], float]:
         connector = aiohttp.TCPConnector(limit=args.floor_connections)
@@ -280,27 +298,32 @@ def run_floor(args: argparse.Namespace) -> dict[str, Any]:
             connector=connector, timeout=aiohttp.ClientTimeout(total=300)
         ) as session:
 
-            async def one(
-                method: str, url: str, headers: dict[str, str], data: bytes | None
-            ) -> str:
-                async with session.request(
-                    method, url, headers=headers, data=data, allow_redirects=False
-                ) as response:
-                    await response.read()
-                    return str(response.status)
+            async def one(requests: list[tuple[str, str, dict[str, str], bytes | None]]) -> str:
+                status = ""
+                for method, url, headers, data in requests:  # an item's requests in order
+                    async with session.request(
+                        method, url, headers=headers, data=data, allow_redirects=False
+                    ) as response:
+                        await response.read()
+                        status = str(response.status)
+                return status
 
             at = (utcnow() + timedelta(seconds=1.0)).replace(microsecond=0) + timedelta(seconds=1)
             await sleep_until(at)
-            results = await asyncio.gather(*(one(*w) for w in wire), return_exceptions=True)
+            cpu = time.thread_time()
+            results = await asyncio.gather(*(one(w) for w in wire), return_exceptions=True)
+            cpu = time.thread_time() - cpu
             done = (utcnow() - at).total_seconds()
-        return at, Counter(r if isinstance(r, str) else type(r).__name__ for r in results), done
+        outcomes = Counter(r if isinstance(r, str) else type(r).__name__ for r in results)
+        return at, outcomes, done, cpu
 
-    at, statuses, done = asyncio.run(burst())
+    at, statuses, done, cpu = run_on(args.loop, burst())
     return {
         "T": at.isoformat(),
         "staging_s": staging,
         "statuses": dict(statuses),
         "burst_done_s": done,
+        "burst_cpu_s": cpu,
     }
 
 
@@ -323,14 +346,15 @@ def run_naive(args: argparse.Namespace) -> dict[str, Any]:
     lock = threading.Lock()
     finished = threading.Event()
 
-    def post(request: Any) -> None:
+    def post(item_requests: list[Any]) -> None:
         try:
-            r = http.request(
-                request.method,
-                request.url,
-                headers=dict(request.headers),
-                content=request.content or None,
-            )
+            for request in item_requests:  # an item's requests in order
+                r = http.request(
+                    request.method,
+                    request.url,
+                    headers=dict(request.headers),
+                    content=request.content or None,
+                )
             outcome = str(r.status_code)
         except httpx.HTTPError as e:
             outcome = type(e).__name__
@@ -365,6 +389,7 @@ def run_naive(args: argparse.Namespace) -> dict[str, Any]:
 
 def run_stormer(args: argparse.Namespace) -> dict[str, Any]:
     import cProfile
+    import inspect
     import logging
 
     from sqlalchemy.orm import Session
@@ -432,10 +457,10 @@ def run_stormer(args: argparse.Namespace) -> dict[str, Any]:
     db_calls: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0.0])
 
     def timed_db(fn: Any) -> Any:
-        def timed(**kwargs: Any) -> Any:  # runs in the dispatcher's database thread
+        def timed(*args: Any, **kwargs: Any) -> Any:  # runs in the dispatcher's database thread
             t = time.perf_counter()
             try:
-                return fn(**kwargs)
+                return fn(*args, **kwargs)
             finally:
                 spent = time.perf_counter() - t
                 entry = db_calls[fn.__name__]
@@ -445,13 +470,10 @@ def run_stormer(args: argparse.Namespace) -> dict[str, Any]:
 
         return timed
 
-    # The dispatcher calls the outbox as `claims.<function>`: time each one it uses.
-    for name in (
-        "recover_expired", "mark_missed", "claim_unknown", "claim_due", "mark_staged_many",
-        "record_attempt", "record_outcomes", "renew", "release", "heartbeat", "status_summary",
-        "register_worker", "stop_worker",
-    ):  # fmt: skip
-        setattr(claims, name, timed_db(getattr(claims, name)))
+    # The dispatcher calls the outbox as `claims.<function>`: time each public one.
+    for name, fn in list(vars(claims).items()):
+        if inspect.isfunction(fn) and fn.__module__ == claims.__name__ and name[0] != "_":
+            setattr(claims, name, timed_db(fn))
     events: dict[str, float] = {}
     profiles: dict[str, cProfile.Profile] = {}
     original_fire = dispatcher.fire
@@ -484,9 +506,11 @@ def run_stormer(args: argparse.Namespace) -> dict[str, Any]:
                 collections.append((info["generation"], time.perf_counter() - started.pop()))
 
         gc.callbacks.append(timed_gc)
+        cpu = time.thread_time()  # the event loop's thread only (not the database threads)
         try:
             await original_fire(instant)
         finally:
+            events["burst_cpu_s"] = time.thread_time() - cpu
             gc.callbacks.remove(timed_gc)
             if gc_mode == "disable":
                 gc.enable()
@@ -578,7 +602,7 @@ def run_stormer(args: argparse.Namespace) -> dict[str, Any]:
         await dispatcher.run(until_done=True)
         watcher.cancel()
 
-    asyncio.run(main())
+    run_on(args.loop, main())
     summary = status_summary(engine=engine, storm=storm.slug, now=utcnow())
     engine.dispose()
     if args.profile:
@@ -620,24 +644,34 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_simulator(latency: str) -> tuple[subprocess.Popen[str], str]:
+# The simulator on a stack of one's choice ("loop,http" for uvicorn), to compare stacks.
+SERVE_ON = """import sys, uvicorn
+from stormer.simulator import SimConfig, create_app, parse_latency
+port, latency, loop, http = sys.argv[1:]
+config = SimConfig(seed=1, latency_ms=parse_latency(latency) if latency else (0, 0))
+uvicorn.run(create_app(config), host="127.0.0.1", port=int(port), loop=loop, http=http,
+            log_level="warning", lifespan="off", access_log=False, backlog=4096)
+"""
+
+
+def start_simulator(latency: str, stack: str | None = None) -> tuple[subprocess.Popen[str], str]:
+    """`stormer simulator serve` in its own process (or, with `stack` "loop,http", the same
+    app on that uvicorn stack); returns once it answers."""
     import httpx
 
     port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "stormer",
-        "simulator",
-        "serve",
-        "--port",
-        str(port),
-        "--seed",
-        "1",
-    ]
-    if latency and latency != "0":
-        command += ["--latency", latency]
-    server = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, text=True)
+    latency = "" if latency in ("", "0") else latency
+    if stack:
+        command = [sys.executable, "-c", SERVE_ON, str(port), latency, *stack.split(",")]
+    else:
+        command = [sys.executable, "-m", "stormer", "simulator", "serve"]
+        command += ["--port", str(port), "--seed", "1"]
+        if latency:
+            command += ["--latency", latency]
+    # Its stdout (the URL and how to use it) is not needed: the port is known.
+    server = subprocess.Popen(
+        command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:
@@ -671,6 +705,8 @@ def run_child(
         str(args.accounts),
         "--floor-connections",
         str(args.floor_connections),
+        "--loop",
+        args.loop,
     ]
     if args.margin is not None:
         argv += ["--margin", str(args.margin)]
@@ -709,7 +745,9 @@ def judge(
         early += late < 0
         key = (post["platform"], post["account"], post["text"])
         if key not in expected:
-            other += 1
+            # A Matrix image is an event of its own before the text event: the post counts
+            # once, by its text (early counts it all the same, above).
+            other += not (post["platform"] == "matrix" and post.get("media"))
             continue
         landed[key] += 1
         first[key] = min(first.get(key, late), late)
@@ -784,7 +822,8 @@ def report(args: argparse.Namespace, rows: dict[str, dict[str, Any]]) -> bool:
             print(
                 f"  fire() called at T{ev.get('fire_called', math.nan):+.3f} s with "
                 f"{ev.get('ready_at_fire', 0)} items ready, returned at "
-                f"T{ev.get('fire_returned', math.nan):+.2f} s ({ev.get('fire_calls', 0)} calls); "
+                f"T{ev.get('fire_returned', math.nan):+.2f} s ({ev.get('fire_calls', 0)} calls), "
+                f"event loop CPU in it {ev.get('burst_cpu_s', math.nan):.2f} s; "
                 f"final states {states}"
             )
             calls = ", ".join(
@@ -802,6 +841,8 @@ def report(args: argparse.Namespace, rows: dict[str, dict[str, Any]]) -> bool:
             extra = (
                 f", jobs added T{res['jobs_added_at_s']:+.2f} s" if "jobs_added_at_s" in res else ""
             )
+            if "burst_cpu_s" in res:
+                extra += f", event loop CPU {res['burst_cpu_s']:.2f} s"
             print(
                 f"\n{name}: staging {res['staging_s']:.2f} s, every answer in by "
                 f"T+{res['burst_done_s']:.2f} s{extra}; answers {res['statuses']}"
@@ -854,11 +895,12 @@ def parent_main(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="stormer-burst-") as tmp:
         work = Path(args.keep or tmp)
         work.mkdir(parents=True, exist_ok=True)
-        server, url = start_simulator(args.latency)
+        server, url = start_simulator(args.latency, args.sim_stack)
         rows: dict[str, dict[str, Any]] = {}
         try:
             print(
-                f"simulator at {url} (latency {args.latency} ms, seed 1); storm in {work}",
+                f"simulator at {url} (latency {args.latency} ms, seed 1, stack "
+                f"{args.sim_stack or 'stormer simulator serve'}); storm in {work}",
                 flush=True,
             )
             write_storm(work / "storm", args.accounts, url)
@@ -917,6 +959,20 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=0,
         help="floor: aiohttp connection limit (default 0: one per request)",
+    )
+    parser.add_argument(
+        "--loop",
+        choices=("asyncio", "uvloop"),
+        default="asyncio",
+        help="floor and stormer: the client's event loop at the burst, as `stormer run "
+        "--event-loop` (default asyncio, stormer run's default)",
+    )
+    parser.add_argument(
+        "--sim-stack",
+        default=None,
+        metavar="LOOP,HTTP",
+        help="serve the simulator on this uvicorn stack, e.g. asyncio,h11 (default: as "
+        "`stormer simulator serve` does, uvloop,httptools)",
     )
     parser.add_argument(
         "--profile",

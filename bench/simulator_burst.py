@@ -4,16 +4,18 @@ reach). The simulator runs in its own process, as in a rehearsal.
 
     .venv/bin/python bench/simulator_burst.py --requests 2000
     .venv/bin/python bench/simulator_burst.py --requests 10000 --latency 50-300
+    .venv/bin/python bench/simulator_burst.py --requests 3000 --stack asyncio,h11
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
-import subprocess
 import sys
 import time
+from pathlib import Path
 
 
 async def burst(url: str, requests: int, connections: int, platform: str) -> list[float]:
@@ -60,6 +62,12 @@ async def burst(url: str, requests: int, connections: int, platform: str) -> lis
 TOKENS = [f"account-{i}" for i in range(50)]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` so far (Linux: /proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=2000)
@@ -71,19 +79,34 @@ def main() -> None:
     )
     parser.add_argument("--latency", default=None, help="server latency range in ms, e.g. 50-300")
     parser.add_argument("--platform", choices=("mastodon", "matrix"), default="mastodon")
+    parser.add_argument(
+        "--stack",
+        default=None,
+        metavar="LOOP,HTTP",
+        help="serve on this uvicorn stack, e.g. asyncio,h11 (default: as `stormer simulator "
+        "serve` does, uvloop,httptools)",
+    )
+    parser.add_argument(
+        "--loop",
+        choices=("asyncio", "uvloop"),
+        default="asyncio",
+        help="the client's event loop, as `stormer run --event-loop` (default asyncio)",
+    )
     args = parser.parse_args()
 
-    command = [sys.executable, "-m", "stormer", "simulator", "serve", "--port", "0"]
-    if args.latency:
-        command += ["--latency", args.latency]
-    server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from burst import run_on, start_simulator
+
+    server, url = start_simulator(args.latency or "", args.stack)
     try:
-        assert server.stdout is not None
-        url = server.stdout.readline().strip()
         connections = args.connections or args.requests
-        started = time.perf_counter()
-        durations = asyncio.run(burst(url, args.requests, connections, args.platform))
+        server_cpu = cpu_seconds(server.pid)
+        started, client_cpu = time.perf_counter(), time.process_time()
+        durations = run_on(args.loop, burst(url, args.requests, connections, args.platform))
         wall = time.perf_counter() - started
+        # CPU seconds are steadier than wall time on a shared machine: what each side spent.
+        client_cpu = time.process_time() - client_cpu
+        server_cpu = cpu_seconds(server.pid) - server_cpu
         import httpx
 
         logged = len(httpx.get(f"{url}/_sim/posts", timeout=60).json())
@@ -97,9 +120,15 @@ def main() -> None:
 
     print(
         f"{args.requests} x {args.platform} create-post, {connections} connections, "
-        f"server latency {args.latency or 'none'}"
+        f"server latency {args.latency or 'none'}, server stack "
+        f"{args.stack or 'stormer simulator serve'}, client loop {args.loop}, load average "
+        f"{os.getloadavg()[0]:.1f}"
     )
     print(f"  wall {wall:.2f} s, {args.requests / wall:.0f} req/s, posts logged {logged}")
+    print(
+        f"  CPU: server {server_cpu:.2f} s ({server_cpu / args.requests * 1e3:.2f} ms a "
+        f"request), client {client_cpu:.2f} s"
+    )
     print(
         f"  per request: p50 {pct(50):.0f} ms, p90 {pct(90):.0f} ms, p99 {pct(99):.0f} ms, "
         f"max {durations[-1] * 1000:.0f} ms, mean {statistics.mean(durations) * 1000:.0f} ms"

@@ -32,6 +32,18 @@ class SimServer:
             raise RuntimeError("the simulator did not stop within 15 s")
 
 
+def fastest_stack() -> tuple[str, str]:
+    """uvicorn's event loop and HTTP parser for the simulator, as (loop, http): uvloop and
+    httptools (both compiled, both dependencies) where installed, else asyncio and h11. A burst
+    benchmark then measures the client, not the server (bench/README.md)."""
+    from importlib.util import find_spec
+
+    return (
+        "uvloop" if find_spec("uvloop") else "asyncio",
+        "httptools" if find_spec("httptools") else "h11",
+    )
+
+
 def serve_simulator(app: Starlette | None = None) -> SimServer:
     """Start the simulator (or `app`) on 127.0.0.1:<free port>; return once it answers."""
     import uvicorn
@@ -45,8 +57,17 @@ def serve_simulator(app: Starlette | None = None) -> SimServer:
     sock.bind(("127.0.0.1", 0))
     sock.listen(4096)
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    loop, http = fastest_stack()
     server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False, backlog=4096)
+        uvicorn.Config(
+            app,
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
+            backlog=4096,
+            loop=loop,
+            http=http,
+        )
     )
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name="simulator", daemon=True
