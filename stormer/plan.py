@@ -9,7 +9,7 @@ that outright; elsewhere it just looks like spam).
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from operator import attrgetter
 from typing import TYPE_CHECKING
 
@@ -243,11 +243,13 @@ def plan_posts(storm: Storm) -> Iterator[QueueItem]:
             )
 
 
-def plan(storm: Storm) -> list[QueueItem]:
-    """The whole queue (posts and participants' reminders), sorted by fire time then id."""
+def plan(storm: Storm, *, posts: Iterable[QueueItem] | None = None) -> list[QueueItem]:
+    """The whole queue (posts and participants' reminders), sorted by fire time then id.
+    `posts`: the storm's `plan_posts`, when the caller has them already (planning is the
+    costly part: a command that checks and schedules plans once)."""
     from stormer.reminders import plan_reminders
 
-    items = [*plan_posts(storm), *plan_reminders(storm)]
+    items = [*(plan_posts(storm) if posts is None else posts), *plan_reminders(storm)]
     # Two stable sorts give the order of one by (fire_at, id), in half the time.
     items.sort(key=attrgetter("id"))
     items.sort(key=attrgetter("fire_at"))

@@ -7,6 +7,7 @@ import functools
 import re
 import unicodedata
 from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 
 from stormer.channels import registry
@@ -30,8 +31,18 @@ def near_duplicate_key(text: str) -> str:
     return _NOISE.sub(" ", text).strip()
 
 
-def check(storm: Storm, *, now: datetime | None = None) -> list[Problem]:
-    """All problems of `storm`, errors and warnings, in reading order (by file and line)."""
+def check(
+    storm: Storm,
+    *,
+    now: datetime | None = None,
+    posts: Sequence[QueueItem] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> list[Problem]:
+    """All problems of `storm`, errors and warnings, in reading order (by file and line).
+
+    `posts`: the storm's `plan.plan_posts`, when the caller has planned already (planning
+    is a good part of checking a big storm). `progress(step, done, total)` is told how far
+    the checking of posts is."""
     now = now or datetime.now(UTC)
     problems = list(storm.problems)
     if storm.at is not None and storm.at <= now:
@@ -48,9 +59,9 @@ def check(storm: Storm, *, now: datetime | None = None) -> list[Problem]:
         )
     index = Eligibility(storm.posts, storm.accounts)
     problems += _account_problems(storm, index)
-    problems += _post_platform_problems(storm, index)
+    problems += _post_platform_problems(storm, index, progress)
     problems += image_problems(storm, index)
-    problems += _duplicate_text_problems(storm)
+    problems += _duplicate_text_problems(plan_posts(storm) if posts is None else posts)
     problems += _reminder_problems(storm)
     problems += _database_problems(storm)
     problems += template_problems(storm)
@@ -248,7 +259,11 @@ def _account_problems(storm: Storm, index: Eligibility) -> list[Problem]:
     return out
 
 
-def _post_platform_problems(storm: Storm, index: Eligibility) -> list[Problem]:
+def _post_platform_problems(
+    storm: Storm,
+    index: Eligibility,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> list[Problem]:
     """Each post against every platform it is for (any eligible account there, or named in
     its `platforms`); whether any account will post it; and, for a post reminders hand to
     participants, against the platforms whose click-to-post link carries it."""
@@ -257,7 +272,9 @@ def _post_platform_problems(storm: Storm, index: Eligibility) -> list[Problem]:
     handed = handed_samples(storm)
     known = set(registry.installed())
     out = []
-    for post in storm.posts:
+    for n, post in enumerate(storm.posts):
+        if progress is not None and n % 500 == 0:
+            progress("checking posts", n, len(storm.posts))
         # A storm with no accounts yet (as `stormer init` writes it) posts nothing by design.
         if storm.accounts and not index.platforms_of(post):
             out.append(_unused(post, index, handed=post.file in handed))
@@ -291,6 +308,8 @@ def _post_platform_problems(storm: Storm, index: Eligibility) -> list[Problem]:
                         f"{plugin.title}: {len(media)} images, at most {plugin.max_images} allowed",
                     )
                 )
+    if progress is not None:
+        progress("checking posts", len(storm.posts), len(storm.posts))
     return out
 
 
@@ -357,9 +376,9 @@ def _sample_link_problems(
     return out
 
 
-def _duplicate_text_problems(storm: Storm) -> list[Problem]:
+def _duplicate_text_problems(posts: Iterable[QueueItem]) -> list[Problem]:
     groups: dict[tuple[str, str], list[QueueItem]] = defaultdict(list)
-    for item in plan_posts(storm):
+    for item in posts:
         groups[(item.platform, near_duplicate_key(item.text))].append(item)
     out = []
     for (platform, _), items in sorted(groups.items()):

@@ -6,6 +6,7 @@ import os
 import re
 import tomllib
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,8 +45,10 @@ def load_posts(
     account_names: set[str],
     c: ProblemCollector,
     known_platforms: set[str] | None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> list[Post]:
-    """The posts in posts/*.md, in file-name order; a bad post is reported and left out."""
+    """The posts in posts/*.md, in file-name order; a bad post is reported and left out.
+    `progress(step, done, total)` is told how many are read so far."""
     posts_dir = root / "posts"
     if not posts_dir.is_dir():
         c.add(
@@ -61,8 +64,12 @@ def load_posts(
     tag = re.compile(re.escape(hashtag) + r"(?!\w)", re.I)
     # posts/*.md by name. Entries, not Paths: for thousands of posts, asking each one's
     # type and making its Path cost more than reading it.
-    entries = [e for e in os.scandir(posts_dir) if e.name.endswith(".md")]
-    for entry in sorted(entries, key=lambda e: e.name):
+    entries = sorted(
+        (e for e in os.scandir(posts_dir) if e.name.endswith(".md")), key=lambda e: e.name
+    )
+    for n, entry in enumerate(entries):
+        if progress is not None and n % 500 == 0:
+            progress("reading posts", n, len(entries))
         rel = f"posts/{entry.name}"
         if not entry.is_file():
             c.add("warning", "not-a-post", rel, None, "a folder, not a post file: ignored")
@@ -79,6 +86,8 @@ def load_posts(
                 f"the post does not carry the storm's hashtag {hashtag}",
             )
         posts.append(post)
+    if progress is not None:
+        progress("reading posts", len(entries), len(entries))
     if not posts and not c.problems:
         c.add("error", "no-posts", "posts/", None, "posts/ holds no *.md sample posts")
     return posts
