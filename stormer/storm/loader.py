@@ -332,8 +332,11 @@ def _check_languages(cfg: ConfigFile, lines: dict[KeyPath, int], c: ProblemColle
         for i, account in enumerate(cfg.accounts)
         for lang in account.langs
     ]
+    known: dict[str, bool] = {}  # thousands of accounts share a few languages
     for where, lang in wanted:
-        if not known_language(lang):
+        if lang not in known:
+            known[lang] = known_language(lang)
+        if not known[lang]:
             c.add(
                 "error",
                 "bad-lang",

@@ -112,6 +112,8 @@ def text_problems(text: str) -> list[tuple[Severity, str]]:
     if controls:
         shown = ", ".join(f"U+{ord(ch):04X}" for ch in controls)
         out.append(("error", f"the text contains control characters ({shown}): remove them"))
+    if text.isascii():
+        return out  # bidirectional formatting characters are all outside ASCII
     levels: list[tuple[set[str], Severity]] = [(_BIDI_REFUSED, "error"), (_BIDI_WARNED, "warning")]
     for chars, severity in levels:
         found = sorted(set(text) & chars)
