@@ -40,8 +40,8 @@ def check(
 ) -> list[Problem]:
     """All problems of `storm`, errors and warnings, in reading order (by file and line).
 
-    `posts`: the storm's `plan.plan_posts`, when the caller has planned already (planning
-    is a good part of checking a big storm). `progress(step, done, total)` is told how far
+    `posts`: `list(plan.plan_posts(storm))`, in its order, when the caller has planned
+    already (planning is a good part of checking a big storm). `progress(step, done, total)` is told how far
     the checking of posts is."""
     now = now or datetime.now(UTC)
     problems = list(storm.problems)
