@@ -41,8 +41,8 @@ def check(
     """All problems of `storm`, errors and warnings, in reading order (by file and line).
 
     `posts`: `list(plan.plan_posts(storm))`, in its order, when the caller has planned
-    already (planning is a good part of checking a big storm). `progress(step, done, total)` is told how far
-    the checking of posts is."""
+    already (planning is a good part of checking a big storm). `progress(step, done,
+    total)` is told how far the checking of posts is."""
     now = now or datetime.now(UTC)
     problems = list(storm.problems)
     if storm.at is not None and storm.at <= now:
