@@ -9,7 +9,7 @@ that outright; elsewhere it just looks like spam).
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from operator import attrgetter
 from typing import TYPE_CHECKING
 
@@ -49,6 +49,101 @@ def eligible(post: Post, account: Account) -> bool:
     return not account.langs or post.lang in account.langs
 
 
+class Eligibility:
+    """Which posts each account may carry, and which accounts each post may go to, without
+    testing every post against every account: accounts are grouped by (platform,
+    languages) — thousands share a few such keys — and posts and keys are indexed by
+    language. Planning, `stormer check` and the image checks all ask through this one index.
+    """
+
+    def __init__(self, posts: list[Post], accounts: list[Account]) -> None:
+        self.posts = posts
+        self._by_name: dict[str, list[Account]] = {}  # names may repeat (check says so)
+        self._keys: dict[tuple[str, tuple[str, ...]], None] = {}  # (platform, langs), in order
+        for account in accounts:
+            self._by_name.setdefault(account.name, []).append(account)
+            self._keys.setdefault((account.platform, account.langs))
+        self._keys_by_lang: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
+        self._any_lang: list[tuple[str, tuple[str, ...]]] = []  # keys taking every language
+        for key in self._keys:
+            if not key[1]:
+                self._any_lang.append(key)
+            for lang in dict.fromkeys(key[1]):
+                self._keys_by_lang.setdefault(lang, []).append(key)
+        self._open: list[int] = []  # posts naming no accounts
+        self._open_by_lang: dict[str, list[int]] = {}
+        self._named: dict[str, list[int]] = {}  # account name → posts naming it
+        for i, post in enumerate(posts):
+            if post.accounts is None:
+                self._open.append(i)
+                self._open_by_lang.setdefault(post.lang, []).append(i)
+            for name in dict.fromkeys(post.accounts or ()):
+                self._named.setdefault(name, []).append(i)
+        # Whether some post naming no accounts names platforms: if none does, accounts of
+        # the same languages share their candidates whatever their platform.
+        self._any_on_platforms = any(posts[i].platforms is not None for i in self._open)
+        self._in_langs: dict[frozenset[str], list[int]] = {}
+        self._shared: dict[tuple[str, tuple[str, ...]], list[int]] = {}
+        self._platforms_by_lang: dict[str, frozenset[str]] = {}
+
+    def shared(self, account: Account) -> list[int]:
+        """The posts naming no accounts that `account` may carry (indexes into `posts`, in
+        file order): the same list for every account of its platform and languages, which
+        callers must not change."""
+        key = (account.platform, account.langs)
+        found = self._shared.get(key)
+        if found is None:
+            langs = frozenset(account.langs)
+            found = self._in_langs.get(langs)
+            if found is None:
+                by_lang = self._open_by_lang
+                found = (
+                    self._open
+                    if not langs
+                    else sorted(i for lang in langs for i in by_lang.get(lang, ()))
+                )
+                self._in_langs[langs] = found
+            if self._any_on_platforms:
+                found = [i for i in found if _on(self.posts[i], key[0])]
+            self._shared[key] = found
+        return found
+
+    def own(self, account: Account) -> list[int]:
+        """The posts naming `account` that it may carry, in file order."""
+        posts = self.posts
+        return [i for i in self._named.get(account.name, ()) if eligible(posts[i], account)]
+
+    def carries_any(self, account: Account) -> bool:
+        """Whether `account` may carry any post at all."""
+        return bool(self.shared(account)) or bool(self.own(account))
+
+    def platforms(self) -> set[str]:
+        """The platforms of all the accounts."""
+        return {platform for platform, _ in self._keys}
+
+    def accounts_named(self, name: str) -> list[Account]:
+        return self._by_name.get(name, [])
+
+    def platforms_of(self, post: Post) -> frozenset[str]:
+        """The platforms of the accounts that may carry `post` (empty: no account may)."""
+        if post.accounts is not None:
+            return frozenset(
+                account.platform
+                for name in dict.fromkeys(post.accounts)
+                for account in self._by_name.get(name, ())
+                if eligible(post, account)
+            )
+        found = self._platforms_by_lang.get(post.lang)
+        if found is None:
+            keys = [*self._keys_by_lang.get(post.lang, ()), *self._any_lang]
+            found = self._platforms_by_lang[post.lang] = frozenset(p for p, _ in keys)
+        return found if post.platforms is None else found.intersection(post.platforms)
+
+
+def _on(post: Post, platform: str) -> bool:
+    return post.platforms is None or platform in post.platforms
+
+
 # An account sorts its candidates when they are at most this many per post it takes; more
 # are kept in a heap (measured on bench/assign_time.py's storm and gen_storm.py's).
 _SORT_AT_MOST = 8
@@ -71,12 +166,9 @@ def assign(storm: Storm) -> dict[str, list[Post]]:
     # key is never above the truth, and a popped entry whose key is still true is the least;
     # one that is not is pushed back with its true key (lazy re-keying). Posts naming
     # accounts are ranked for the accounts they name only.
+    index = Eligibility(posts, storm.accounts)
     shared: dict[tuple[str, tuple[str, ...]], list[int]] = {}
     heaps: dict[tuple[str, tuple[str, ...]], list[tuple[int, int, int]]] = {}
-    named: dict[str, list[int]] = {}
-    for i, p in enumerate(posts):
-        for name in dict.fromkeys(p.accounts or ()):
-            named.setdefault(name, []).append(i)
     plan: dict[str, list[Post]] = {}
     for account in storm.accounts:
         on_platform = uses_on_platform.get(account.platform)
@@ -85,9 +177,7 @@ def assign(storm: Storm) -> dict[str, list[Post]]:
         key = (account.platform, account.langs)
         candidates = shared.get(key)
         if candidates is None:
-            candidates = [
-                i for i, p in enumerate(posts) if p.accounts is None and eligible(p, account)
-            ]
+            candidates = index.shared(account)
             if len(candidates) > _SORT_AT_MOST * per_account:
                 heaps[key] = [(on_platform[i], uses_overall[i], i) for i in candidates]
                 heapq.heapify(heaps[key])
@@ -108,7 +198,7 @@ def assign(storm: Storm) -> dict[str, list[Post]]:
                 else:
                     heapq.heapreplace(heap, true)
         chosen = taken
-        own = [i for i in named.get(account.name, ()) if eligible(posts[i], account)]
+        own = index.own(account)
         if own:
             chosen = sorted(taken + own, key=lambda i: (on_platform[i], uses_overall[i], i))[
                 :per_account
@@ -153,11 +243,13 @@ def plan_posts(storm: Storm) -> Iterator[QueueItem]:
             )
 
 
-def plan(storm: Storm) -> list[QueueItem]:
-    """The whole queue (posts and participants' reminders), sorted by fire time then id."""
+def plan(storm: Storm, *, posts: Iterable[QueueItem] | None = None) -> list[QueueItem]:
+    """The whole queue (posts and participants' reminders), sorted by fire time then id.
+    `posts`: the storm's `plan_posts`, when the caller has them already (planning is the
+    costly part: a command that checks and schedules plans once)."""
     from stormer.reminders import plan_reminders
 
-    items = [*plan_posts(storm), *plan_reminders(storm)]
+    items = [*(plan_posts(storm) if posts is None else posts), *plan_reminders(storm)]
     # Two stable sorts give the order of one by (fire_at, id), in half the time.
     items.sort(key=attrgetter("id"))
     items.sort(key=attrgetter("fire_at"))

@@ -4,7 +4,7 @@ Pure: no network, no database, no files written."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -42,13 +42,27 @@ def rendered(
         yield item, plugin.render(item, accounts[item.account])
 
 
-def with_payloads(storm: Storm, items: Iterable[QueueItem]) -> list[QueueItem]:
+def with_payloads(
+    storm: Storm,
+    items: Sequence[QueueItem],
+    *,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> list[QueueItem]:
     """The items with their payloads filled in, as the outbox stores them. A reminder keeps
-    the payload it was planned with (subject, HTML, the hash of its contact)."""
-    return [
-        item if item.kind == "reminder" else replace(item, payload={"requests": payload.requests})
-        for item, payload in rendered(storm, items)
-    ]
+    the payload it was planned with (subject, HTML, the hash of its contact).
+    `progress(step, done, total)` is told how many are rendered so far."""
+    out = []
+    for n, (item, payload) in enumerate(rendered(storm, items)):
+        if progress is not None and n % 500 == 0:
+            progress("rendering payloads", n, len(items))
+        out.append(
+            item
+            if item.kind == "reminder"
+            else replace(item, payload={"requests": payload.requests})
+        )
+    if progress is not None:
+        progress("rendering payloads", len(items), len(items))
+    return out
 
 
 def item_record(item: QueueItem, payload: Payload) -> dict[str, Any]:

@@ -10,9 +10,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
     from rich.console import Console
     from sqlalchemy.engine import Engine
 
+    from stormer.queue import QueueItem
     from stormer.storm import Storm
 
 StormDir = Annotated[
@@ -51,11 +54,11 @@ def valid_lang(value: str) -> str:
     return value
 
 
-def load(storm_dir: Path) -> Storm:
+def load(storm_dir: Path, progress: Callable[[str, int, int], None] | None = None) -> Storm:
     from stormer.channels import registry
     from stormer.storm import load_storm
 
-    return load_storm(storm_dir, known_platforms=set(registry.installed()))
+    return load_storm(storm_dir, known_platforms=set(registry.installed()), progress=progress)
 
 
 def open_engine(storm: Storm) -> Engine:
@@ -74,13 +77,18 @@ def open_engine(storm: Storm) -> Engine:
     return engine
 
 
-def exit_if_check_fails(storm: Storm) -> None:
+def exit_if_check_fails(
+    storm: Storm,
+    posts: Sequence[QueueItem] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> None:
     """For a command that reads the storm but is not `check` (preview, times): after its
     output, say plainly on stderr that `check` rejects the storm, with its first errors, and
-    exit 1 — a storm that cannot be scheduled must not look fine here."""
+    exit 1 — a storm that cannot be scheduled must not look fine here. `posts`, `progress`:
+    as `checks.check` takes them."""
     from stormer.ops.checks import check
 
-    errors = [p for p in check(storm) if p.severity == "error"]
+    errors = [p for p in check(storm, posts=posts, progress=progress) if p.severity == "error"]
     if not errors:
         return
     for problem in errors[:3]:

@@ -46,23 +46,25 @@ def check(
 
     Exit status 1 when there is any error (warnings alone exit 0).
     """
+    from stormer.cli.progress import Steps
     from stormer.errors import ConfigError
     from stormer.ops.checks import check as run_checks
 
-    try:
-        storm = load(storm_dir)
-    except ConfigError as e:
-        if not as_json:
-            raise
-        print_json([p.as_dict() for p in e.problems])  # unreadable storm: still JSON
-        raise typer.Exit(1) from None
-    if fix_images:
-        from stormer.ops.fit_images import fix_images as write_copies
+    with Steps(quiet=as_json) as progress:
+        try:
+            storm = load(storm_dir, progress)
+        except ConfigError as e:
+            if not as_json:
+                raise
+            print_json([p.as_dict() for p in e.problems])  # unreadable storm: still JSON
+            raise typer.Exit(1) from None
+        if fix_images:
+            from stormer.ops.fit_images import fix_images as write_copies
 
-        say = note if as_json else print  # stdout stays one JSON document
-        for line in fix_lines(write_copies(storm), str(storm.root)):
-            say(line)
-    problems = run_checks(storm)
+            say = note if as_json else print  # stdout stays one JSON document
+            for line in fix_lines(write_copies(storm), str(storm.root)):
+                say(line)
+        problems = run_checks(storm, progress=progress)
     credentials = []
     if online:
         import asyncio
@@ -151,14 +153,18 @@ def preview(
     from itertools import islice
 
     from stormer.channels.limits import LimitsCache
+    from stormer.cli.progress import Steps
     from stormer.errors import ConfigError
-    from stormer.plan import plan
+    from stormer.plan import plan, plan_posts
     from stormer.preview import item_record, preview_lines, rendered
 
-    storm = load(storm_dir)
-    if storm.at is None:
-        raise ConfigError(storm.errors)
-    items = plan(storm)
+    with Steps(quiet=as_json) as progress:  # gone before the preview itself is printed
+        storm = load(storm_dir, progress)
+        if storm.at is None:
+            raise ConfigError(storm.errors)
+        progress.spin("planning")
+        posts = list(plan_posts(storm))  # once, for the preview and the check after it
+        items = plan(storm, posts=posts)
     if kind is not None:
         items = [i for i in items if i.kind == kind.value]
     limits = LimitsCache(storm.root / ".stormer").for_accounts(list(storm.accounts))
@@ -173,7 +179,8 @@ def preview(
             storm.name, len(items), shown, width=width, show_contacts=show_contacts
         ):
             print(line)
-    exit_if_check_fails(storm)
+    with Steps(quiet=as_json) as progress:
+        exit_if_check_fails(storm, posts, progress)
 
 
 def _stream_json(records) -> None:  # type: ignore[no-untyped-def]

@@ -21,31 +21,39 @@ def schedule(as_json: JsonFlag = False, storm_dir: StormDir = Path(".")) -> None
 
     from sqlalchemy.orm import Session
 
+    from stormer.cli.progress import Steps
     from stormer.errors import ConfigError, StormInPast
     from stormer.ops.checks import check
     from stormer.outbox.schedule import schedule as upsert
-    from stormer.plan import plan
+    from stormer.plan import plan, plan_posts
     from stormer.preview import with_payloads
     from stormer.timezones import iso_utc
 
-    storm = load(storm_dir)
-    now = datetime.now(UTC)
-    errors = [p for p in check(storm, now=now) if p.severity == "error"]
-    if errors:
-        raise ConfigError(errors)
-    assert storm.at is not None
-    if storm.at <= now:
-        raise StormInPast(
-            f"the storm time {iso_utc(storm.at)} is not in the future (now {iso_utc(now)}); "
-            "set [storm] at in config.toml to a future time, or use `stormer rehearse`"
-        )
-    items = with_payloads(storm, plan(storm))
-    engine = open_engine(storm)
-    try:
-        with Session(engine) as session, session.begin():
-            result = upsert(items, session=session, storm=storm.slug, now=now)
-    finally:
-        engine.dispose()
+    with Steps(quiet=as_json) as progress:
+        storm = load(storm_dir, progress)
+        now = datetime.now(UTC)
+        progress.spin("planning")
+        posts = list(plan_posts(storm))  # once, for the check and the outbox
+        progress.done("planning")
+        problems = check(storm, now=now, posts=posts, progress=progress)
+        errors = [p for p in problems if p.severity == "error"]
+        if errors:
+            raise ConfigError(errors)
+        assert storm.at is not None
+        if storm.at <= now:
+            raise StormInPast(
+                f"the storm time {iso_utc(storm.at)} is not in the future (now {iso_utc(now)}); "
+                "set [storm] at in config.toml to a future time, or use `stormer rehearse`"
+            )
+        items = with_payloads(storm, plan(storm, posts=posts), progress=progress)
+        engine = open_engine(storm)
+        try:
+            with Session(engine) as session, session.begin():
+                result = upsert(
+                    items, session=session, storm=storm.slug, now=now, progress=progress
+                )
+        finally:
+            engine.dispose()
     summary = {
         "storm": storm.slug,
         "fire_at": iso_utc(storm.at),

@@ -7,12 +7,13 @@ import functools
 import re
 import unicodedata
 from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 
 from stormer.channels import registry
 from stormer.errors import ConfigError, Problem, Severity, shown_path
 from stormer.ops.images import image_problems, target_platforms
-from stormer.plan import eligible, media_refs, plan_posts
+from stormer.plan import Eligibility, media_refs, plan_posts
 from stormer.queue import QueueItem
 from stormer.storm import CONFIG_NAME, Post, Storm
 from stormer.storm.problems import in_reading_order
@@ -30,8 +31,18 @@ def near_duplicate_key(text: str) -> str:
     return _NOISE.sub(" ", text).strip()
 
 
-def check(storm: Storm, *, now: datetime | None = None) -> list[Problem]:
-    """All problems of `storm`, errors and warnings, in reading order (by file and line)."""
+def check(
+    storm: Storm,
+    *,
+    now: datetime | None = None,
+    posts: Sequence[QueueItem] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> list[Problem]:
+    """All problems of `storm`, errors and warnings, in reading order (by file and line).
+
+    `posts`: `list(plan.plan_posts(storm))`, in its order, when the caller has planned
+    already (planning is a good part of checking a big storm). `progress(step, done,
+    total)` is told how far the checking of posts is."""
     now = now or datetime.now(UTC)
     problems = list(storm.problems)
     if storm.at is not None and storm.at <= now:
@@ -46,10 +57,11 @@ def check(storm: Storm, *, now: datetime | None = None) -> list[Problem]:
                 "or a look back)",
             )
         )
-    problems += _account_problems(storm)
-    problems += _post_platform_problems(storm)
-    problems += image_problems(storm)
-    problems += _duplicate_text_problems(storm)
+    index = Eligibility(storm.posts, storm.accounts)
+    problems += _account_problems(storm, index)
+    problems += _post_platform_problems(storm, index, progress)
+    problems += image_problems(storm, index)
+    problems += _duplicate_text_problems(plan_posts(storm) if posts is None else posts)
     problems += _reminder_problems(storm)
     problems += _database_problems(storm)
     problems += template_problems(storm)
@@ -181,7 +193,7 @@ def _nth_contact(n: int, of: int) -> str:
     return "the contact" if of == 1 else f"contact {n} of {of}"
 
 
-def _account_problems(storm: Storm) -> list[Problem]:
+def _account_problems(storm: Storm, index: Eligibility) -> list[Problem]:
     out = []
     known = registry.installed()
     for a in storm.accounts:
@@ -233,7 +245,7 @@ def _account_problems(storm: Storm) -> list[Problem]:
                     "server's address, e.g. https://mastodon.social",
                 )
             )
-        if not any(eligible(p, a) for p in storm.posts):
+        if not index.carries_any(a):
             out.append(
                 Problem(
                     "warning",
@@ -247,22 +259,29 @@ def _account_problems(storm: Storm) -> list[Problem]:
     return out
 
 
-def _post_platform_problems(storm: Storm) -> list[Problem]:
+def _post_platform_problems(
+    storm: Storm,
+    index: Eligibility,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> list[Problem]:
     """Each post against every platform it is for (any eligible account there, or named in
     its `platforms`); whether any account will post it; and, for a post reminders hand to
     participants, against the platforms whose click-to-post link carries it."""
     from stormer.reminders import handed_samples
 
     handed = handed_samples(storm)
+    known = set(registry.installed())
     out = []
-    for post in storm.posts:
+    for n, post in enumerate(storm.posts):
+        if progress is not None and n % 500 == 0:
+            progress("checking posts", n, len(storm.posts))
         # A storm with no accounts yet (as `stormer init` writes it) posts nothing by design.
-        if storm.accounts and not any(eligible(post, a) for a in storm.accounts):
-            out.append(_unused(storm, post, handed=post.file in handed))
+        if storm.accounts and not index.platforms_of(post):
+            out.append(_unused(post, index, handed=post.file in handed))
         if post.file in handed:
-            out += _sample_link_problems(storm, post)
+            out += _sample_link_problems(storm, post, index, known)
         media = media_refs(post)
-        for name in target_platforms(storm, post):
+        for name in target_platforms(index, post, known):
             plugin = registry.get(name)
             length = plugin.length(post.text)
             limit = plugin.limit(with_media=bool(media))
@@ -289,10 +308,12 @@ def _post_platform_problems(storm: Storm) -> list[Problem]:
                         f"{plugin.title}: {len(media)} images, at most {plugin.max_images} allowed",
                     )
                 )
+    if progress is not None:
+        progress("checking posts", len(storm.posts), len(storm.posts))
     return out
 
 
-def _unused(storm: Storm, post: Post, *, handed: bool) -> Problem:
+def _unused(post: Post, index: Eligibility, *, handed: bool) -> Problem:
     """`post` is never posted: say why, and whether participants still get it."""
     fate = (
         "it is only handed to participants as a sample in their reminders"
@@ -304,21 +325,19 @@ def _unused(storm: Storm, post: Post, *, handed: bool) -> Problem:
         "post-unused",
         post.file,
         None,
-        f"no account will post {post.file} ({_why_unused(storm, post)}); {fate}",
+        f"no account will post {post.file} ({_why_unused(post, index)}); {fate}",
     )
 
 
-def _why_unused(storm: Storm, post: Post) -> str:
-    accounts = storm.accounts
+def _why_unused(post: Post, index: Eligibility) -> str:
     where = ""
     if post.platforms is not None:
         where = " on " + ", ".join(post.platforms)
-        accounts = [a for a in accounts if a.platform in post.platforms]
-        if not accounts:
+        if not index.platforms().intersection(post.platforms):
             return f"its platforms = {list(post.platforms)} match no account in {CONFIG_NAME}"
     if post.accounts is not None:
-        accounts = [a for a in accounts if a.name in post.accounts]
-        if not accounts:
+        named = (a for name in post.accounts for a in index.accounts_named(name))
+        if not any(post.platforms is None or a.platform in post.platforms for a in named):
             return f"its accounts = {list(post.accounts)} name no account{where}"
         where = " among those it names"
     return (
@@ -327,14 +346,15 @@ def _why_unused(storm: Storm, post: Post) -> str:
     )
 
 
-def _sample_link_problems(storm: Storm, post: Post) -> list[Problem]:
+def _sample_link_problems(
+    storm: Storm, post: Post, index: Eligibility, known: set[str]
+) -> list[Problem]:
     """A sample reminders hand out is sent by participants through click-to-post links: one
     too long for a link's platform opens there over the limit (the text alone, no image)."""
     from stormer.reminders import link_platforms
 
     out = []
-    known = registry.installed()
-    checked = set(target_platforms(storm, post))  # too long there is already an error
+    checked = set(target_platforms(index, post, known))  # too long there is already an error
     for name in link_platforms(storm, post):
         if name not in known or name in checked:
             continue
@@ -356,9 +376,9 @@ def _sample_link_problems(storm: Storm, post: Post) -> list[Problem]:
     return out
 
 
-def _duplicate_text_problems(storm: Storm) -> list[Problem]:
+def _duplicate_text_problems(posts: Iterable[QueueItem]) -> list[Problem]:
     groups: dict[tuple[str, str], list[QueueItem]] = defaultdict(list)
-    for item in plan_posts(storm):
+    for item in posts:
         groups[(item.platform, near_duplicate_key(item.text))].append(item)
     out = []
     for (platform, _), items in sorted(groups.items()):

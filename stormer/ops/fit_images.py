@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from stormer.channels import registry
 from stormer.ops.images import breaches_of, megabytes, target_platforms, tightest
+from stormer.plan import Eligibility
 from stormer.storm.images import UnsupportedImage, open_upright, read_image
 
 if TYPE_CHECKING:
@@ -58,8 +59,9 @@ def fix_images(storm: Storm) -> list[Fixed]:
     uses: dict[str, list[tuple[str, int | None]]] = {}
     targets: dict[str, set[str]] = {}
     images: dict[str, Image] = {}
+    index, known = Eligibility(storm.posts, storm.accounts), set(registry.installed())
     for post in storm.posts:
-        names = target_platforms(storm, post)
+        names = target_platforms(index, post, known)
         for image in post.images:
             uses.setdefault(image.path, []).append((post.file, image.line))
             targets.setdefault(image.path, set()).update(names)

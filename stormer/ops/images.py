@@ -14,20 +14,22 @@ from typing import TYPE_CHECKING
 
 from stormer.channels import registry
 from stormer.errors import Problem
-from stormer.plan import eligible
 
 if TYPE_CHECKING:
+    from collections.abc import Collection
+
     from stormer.channels.base import ImageLimits, Platform
+    from stormer.plan import Eligibility
     from stormer.storm import Image, Post, Storm
 
 FIX = "run `stormer check --fix-images` for a copy that fits"
 
 
-def target_platforms(storm: Storm, post: Post) -> list[str]:
-    """The installed platforms `post` is for: those of the accounts that may carry it, and
-    those it names (an account there may be added, or take its language, later)."""
-    known = registry.installed()
-    carried = {a.platform for a in storm.accounts if eligible(post, a)}
+def target_platforms(index: Eligibility, post: Post, known: Collection[str]) -> list[str]:
+    """The installed (`known`) platforms `post` is for: those of the accounts that may carry
+    it (as `index` of the storm says), and those it names (an account there may be added,
+    or take its language, later)."""
+    carried = index.platforms_of(post)
     return sorted(name for name in carried.union(post.platforms or ()) if name in known)
 
 
@@ -91,18 +93,30 @@ def breaches(limits: ImageLimits, image: Image, size: int, title: str) -> list[B
     return out
 
 
-def image_problems(storm: Storm) -> list[Problem]:
-    """Every image of every post against each platform the post can go to."""
+def image_problems(storm: Storm, index: Eligibility) -> list[Problem]:
+    """Every image of every post against each platform the post can go to. A file many
+    posts attach is measured once, and judged once per platform."""
     out = []
+    known = set(registry.installed())
+    sizes: dict[str, int | None] = {}
+    judged: dict[tuple[str, Image, int], list[Breach]] = {}
     for post in storm.posts:
-        plugins = [registry.get(name) for name in target_platforms(storm, post)]
+        names = target_platforms(index, post, known)
         for image in post.images:
-            try:
-                size = (storm.root / "posts" / image.path).stat().st_size
-            except OSError:
-                continue  # gone since loading: `stormer doctor` says so
-            for plugin in plugins:
-                out += _as_problems(post, image, plugin, breaches_of(plugin, image, size))
+            if image.path not in sizes:
+                try:
+                    sizes[image.path] = (storm.root / "posts" / image.path).stat().st_size
+                except OSError:
+                    sizes[image.path] = None  # gone since loading: `stormer doctor` says so
+            size = sizes[image.path]
+            if size is None:
+                continue
+            for name in names:
+                plugin = registry.get(name)
+                found = judged.get((name, image, size))
+                if found is None:
+                    found = judged[(name, image, size)] = breaches_of(plugin, image, size)
+                out += _as_problems(post, image, plugin, found)
     return out
 
 

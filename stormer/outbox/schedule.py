@@ -6,7 +6,7 @@ a schedule is applied entirely or not at all.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
@@ -35,7 +35,12 @@ class ScheduleResult:
 
 
 def schedule(
-    items: Iterable[QueueItem], *, session: Session, storm: str, now: datetime
+    items: Iterable[QueueItem],
+    *,
+    session: Session,
+    storm: str,
+    now: datetime,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> ScheduleResult:
     """Make the outbox of `storm` match the plan `items`; running it twice changes nothing.
 
@@ -49,6 +54,7 @@ def schedule(
 
     Every write is conditional on the row's state at that moment, so a row that a dispatcher
     claims meanwhile is left alone (and reported in `kept_sent`). Does not commit.
+    `progress(step, done, total)` is told how many new rows are written so far.
 
     Raises:
         ValueError: two items share an id, or a datetime is naive.
@@ -87,11 +93,17 @@ def schedule(
             result.kept_sent.append(item_id)
     dropped = [i for i in existing if i not in planned]
 
+    written = 0
     for chunk in chunks(result.added):
+        if progress is not None:
+            progress("writing the outbox", written, len(result.added))
         session.execute(
             insert(_table),
             [_new_row(*planned[i], storm=storm, now=now) for i in chunk],
         )
+        written += len(chunk)
+    if progress is not None and written:
+        progress("writing the outbox", written, written)
 
     for chunk in chunks(rewrite):
         landed = _update_if_state_in(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -41,21 +42,31 @@ def find_root(path: Path) -> Path:
     return path
 
 
-def load_storm(path: Path | str = ".", *, known_platforms: set[str] | None = None) -> Storm:
+def load_storm(
+    path: Path | str = ".",
+    *,
+    known_platforms: set[str] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> Storm:
     """Load the storm at `path`; problems are collected on `Storm.problems`.
 
     `known_platforms` (names of installed platform plugins) enables the unknown-platform check.
+    `progress(step, done, total)` is told how many posts are read so far.
     """
     root = find_root(Path(path))
     try:
-        storm = _load(root, known_platforms)
+        storm = _load(root, known_platforms, progress)
     except ConfigError as e:
         raise ConfigError(in_reading_order(e.problems, root)) from None
     storm.problems = in_reading_order(storm.problems, root)
     return storm
 
 
-def _load(root: Path, known_platforms: set[str] | None) -> Storm:
+def _load(
+    root: Path,
+    known_platforms: set[str] | None,
+    progress: Callable[[str, int, int], None] | None,
+) -> Storm:
     config_path = root / CONFIG_NAME
     if not config_path.is_file():
         raise ConfigError(
@@ -98,7 +109,7 @@ def _load(root: Path, known_platforms: set[str] | None) -> Storm:
                 f"{where}: {err['msg']}",
             )
         raise ConfigError(c.redacted()) from None
-    storm = _build(root, cfg, lines, c, known_platforms)
+    storm = _build(root, cfg, lines, c, known_platforms, progress)
     storm.problems = c.redacted()
     return storm
 
@@ -128,6 +139,7 @@ def _build(
     lines: dict[KeyPath, int],
     c: ProblemCollector,
     known_platforms: set[str] | None,
+    progress: Callable[[str, int, int], None] | None,
 ) -> Storm:
     s = cfg.storm
     at: datetime | None = None
@@ -171,7 +183,7 @@ def _build(
     alert_vars, unstaged_before = _alerts(cfg.alerts, lines, c)
     senders = _senders(cfg.reminders.senders, lines, c)
     accounts = _accounts(cfg, lines, c, known_platforms)
-    posts = load_posts(root, s.hashtag, {a.name for a in accounts}, c, known_platforms)
+    posts = load_posts(root, s.hashtag, {a.name for a in accounts}, c, known_platforms, progress)
     participants = load_participants(
         root,
         cfg.participants.file,
@@ -320,8 +332,11 @@ def _check_languages(cfg: ConfigFile, lines: dict[KeyPath, int], c: ProblemColle
         for i, account in enumerate(cfg.accounts)
         for lang in account.langs
     ]
+    known: dict[str, bool] = {}  # thousands of accounts share a few languages
     for where, lang in wanted:
-        if not known_language(lang):
+        if lang not in known:
+            known[lang] = known_language(lang)
+        if not known[lang]:
             c.add(
                 "error",
                 "bad-lang",

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from stormer.errors import Severity
 from stormer.storm import tomlpos
-from stormer.storm.images import UnsupportedImage, read_image
+from stormer.storm.images import ImageFile, UnsupportedImage, read_image
 from stormer.storm.model import Image, Post
 from stormer.storm.problems import ProblemCollector, not_utf8
 from stormer.storm.scaffold import is_placeholder
@@ -20,14 +23,32 @@ from stormer.storm.tomlpos import KeyPath
 from stormer.timezones import known_language
 
 
+@dataclass
+class _ReadOnce:
+    """What many posts of a storm share, read once: a front matter (the same few lines head
+    thousands of posts: a language, an image), an image file, a language code."""
+
+    fronts: dict[str, tuple[FrontMatter, dict[KeyPath, int]]] = field(default_factory=dict)
+    images: dict[str, ImageFile | tuple[str, str]] = field(default_factory=dict)
+    languages: dict[str, bool] = field(default_factory=dict)
+
+    def known_language(self, lang: str) -> bool:
+        known = self.languages.get(lang)
+        if known is None:
+            known = self.languages[lang] = known_language(lang)
+        return known
+
+
 def load_posts(
     root: Path,
     hashtag: str,
     account_names: set[str],
     c: ProblemCollector,
     known_platforms: set[str] | None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> list[Post]:
-    """The posts in posts/*.md, in file-name order; a bad post is reported and left out."""
+    """The posts in posts/*.md, in file-name order; a bad post is reported and left out.
+    `progress(step, done, total)` is told how many are read so far."""
     posts_dir = root / "posts"
     if not posts_dir.is_dir():
         c.add(
@@ -39,13 +60,21 @@ def load_posts(
         )
         return []
     posts = []
+    read = _ReadOnce()
     tag = re.compile(re.escape(hashtag) + r"(?!\w)", re.I)
-    for path in sorted(posts_dir.glob("*.md")):
-        if not path.is_file():
-            rel = path.relative_to(root).as_posix()
+    # posts/*.md by name. Entries, not Paths: for thousands of posts, asking each one's
+    # type and making its Path cost more than reading it.
+    entries = sorted(
+        (e for e in os.scandir(posts_dir) if e.name.endswith(".md")), key=lambda e: e.name
+    )
+    for n, entry in enumerate(entries):
+        if progress is not None and n % 500 == 0:
+            progress("reading posts", n, len(entries))
+        rel = f"posts/{entry.name}"
+        if not entry.is_file():
             c.add("warning", "not-a-post", rel, None, "a folder, not a post file: ignored")
             continue
-        post = _load_post(root, path, c, known_platforms, account_names)
+        post = _load_post(root, entry.path, rel, c, known_platforms, account_names, read)
         if post is None:
             continue
         if not tag.search(post.text):
@@ -57,6 +86,8 @@ def load_posts(
                 f"the post does not carry the storm's hashtag {hashtag}",
             )
         posts.append(post)
+    if progress is not None:
+        progress("reading posts", len(entries), len(entries))
     if not posts and not c.problems:
         c.add("error", "no-posts", "posts/", None, "posts/ holds no *.md sample posts")
     return posts
@@ -68,16 +99,21 @@ def load_posts(
 # text, so they are a warning. LRM/RLM (U+200E/U+200F), the usual marks, are fine.
 _BIDI_REFUSED = {"\u202a", "\u202b", "\u202c", "\u202d", "\u202e"}
 _BIDI_WARNED = {"\u2066", "\u2067", "\u2068", "\u2069"}
+# Unicode's control characters (category Cc: U+0000–U+001F, U+007F–U+009F) but tab and
+# newline; one regular expression finds them faster than asking each character's category.
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def text_problems(text: str) -> list[tuple[Severity, str]]:
     """What is wrong with a post's text as characters: NUL and other control characters,
     bidirectional overrides. Each names the first offending character by code point."""
     out: list[tuple[Severity, str]] = []
-    controls = sorted({ch for ch in text if unicodedata.category(ch) == "Cc"} - {"\n", "\t"})
+    controls = sorted(set(_CONTROLS.findall(text)))
     if controls:
         shown = ", ".join(f"U+{ord(ch):04X}" for ch in controls)
         out.append(("error", f"the text contains control characters ({shown}): remove them"))
+    if text.isascii():
+        return out  # bidirectional formatting characters are all outside ASCII
     levels: list[tuple[set[str], Severity]] = [(_BIDI_REFUSED, "error"), (_BIDI_WARNED, "warning")]
     for chars, severity in levels:
         found = sorted(set(text) & chars)
@@ -95,14 +131,16 @@ def text_problems(text: str) -> list[tuple[Severity, str]]:
 
 def _load_post(
     root: Path,
-    path: Path,
+    path: str,
+    rel: str,
     c: ProblemCollector,
     known_platforms: set[str] | None,
     account_names: set[str],
+    read: _ReadOnce,
 ) -> Post | None:
-    rel = path.relative_to(root).as_posix()
     try:
-        source = path.read_text(encoding="utf-8")
+        with open(path, encoding="utf-8") as f:
+            source = f.read()
     except UnicodeDecodeError as e:
         c.add("error", "bad-post", rel, None, f"not UTF-8 text ({not_utf8(e)})")
         return None
@@ -123,34 +161,13 @@ def _load_post(
         c.add("error", "bad-front-matter", rel, 1, "the front matter is not closed by a '+++' line")
         return None
     fm_text = "\n".join(lines[1:end])
-    try:
-        raw = tomllib.loads(fm_text)
-    except tomllib.TOMLDecodeError as e:
-        at = tomlpos.syntax_error(e, fm_text, first_line=2)  # line 1 is the opening +++
-        c.add(
-            "error",
-            "bad-front-matter",
-            rel,
-            at.line or end + 1,  # the end of the front matter: its closing +++
-            f"front matter is not valid TOML: {at.reason}",
-            column=at.column,
-            excerpt=at.excerpt,
-        )
-        return None
-    fm_lines = {k: v + 1 for k, v in tomlpos.key_lines(fm_text).items()}
-    try:
-        fm = FrontMatter.model_validate(raw)
-    except ValidationError as e:
-        for err in e.errors():
-            loc = tuple(err["loc"])
-            c.add(
-                "error",
-                "bad-front-matter",
-                rel,
-                tomlpos.line_of(fm_lines, loc) or 2,
-                f"{'.'.join(map(str, loc))}: {err['msg']}",
-            )
-        return None
+    front = read.fronts.get(fm_text)
+    if front is None:
+        front = _front_matter(rel, fm_text, end, c)
+        if front is None:
+            return None
+        read.fronts[fm_text] = front
+    fm, fm_lines = front
     body_start = end + 1
     while body_start < len(lines) and not lines[body_start].strip():
         body_start += 1
@@ -187,7 +204,7 @@ def _load_post(
                 fm_lines.get(("accounts",), 2),
                 f"no account named {a!r} in config.toml",
             )
-    if not known_language(fm.lang):
+    if not read.known_language(fm.lang):
         c.add(
             "error",
             "bad-lang",
@@ -197,7 +214,7 @@ def _load_post(
             "fr, it, ar or pt_BR",
         )
         return None
-    images = tuple(_load_images(root, rel, fm.images, fm_lines, c))
+    images = tuple(_load_images(root, rel, fm.images, fm_lines, c, read.images))
     return Post(
         file=rel,
         lang=fm.lang,
@@ -209,14 +226,51 @@ def _load_post(
     )
 
 
+def _front_matter(
+    rel: str, fm_text: str, end: int, c: ProblemCollector
+) -> tuple[FrontMatter, dict[KeyPath, int]] | None:
+    """The post's front matter (the TOML between its `+++` lines, the closing one on line
+    `end` + 1) and the line of each key; None, reported, when it is not valid."""
+    try:
+        raw = tomllib.loads(fm_text)
+    except tomllib.TOMLDecodeError as e:
+        at = tomlpos.syntax_error(e, fm_text, first_line=2)  # line 1 is the opening +++
+        c.add(
+            "error",
+            "bad-front-matter",
+            rel,
+            at.line or end + 1,  # the end of the front matter: its closing +++
+            f"front matter is not valid TOML: {at.reason}",
+            column=at.column,
+            excerpt=at.excerpt,
+        )
+        return None
+    fm_lines = {k: v + 1 for k, v in tomlpos.key_lines(fm_text).items()}
+    try:
+        return FrontMatter.model_validate(raw), fm_lines
+    except ValidationError as e:
+        for err in e.errors():
+            loc = tuple(err["loc"])
+            c.add(
+                "error",
+                "bad-front-matter",
+                rel,
+                tomlpos.line_of(fm_lines, loc) or 2,
+                f"{'.'.join(map(str, loc))}: {err['msg']}",
+            )
+        return None
+
+
 def _load_images(
     root: Path,
     rel: str,
     specs: list[dict[str, str]],
     fm_lines: dict[KeyPath, int],
     c: ProblemCollector,
+    files: dict[str, ImageFile | tuple[str, str]],
 ) -> list[Image]:
-    posts_dir = (root / "posts").resolve()
+    """The post's images; `files` (shared by every post of the storm) holds what each
+    image file is, or why it cannot be used, so a file many posts attach is read once."""
     images = []
     for i, spec in enumerate(specs):
         line = tomlpos.line_of(fm_lines, ("images",)) or 2
@@ -231,30 +285,11 @@ def _load_images(
                 + (f"; unknown keys: {', '.join(sorted(unknown))}" if unknown else ""),
             )
             continue
-        target = (posts_dir / spec["path"]).resolve()
-        if not target.is_relative_to(posts_dir):
-            c.add(
-                "error",
-                "image-outside-posts",
-                rel,
-                line,
-                f"image {spec['path']!r} is outside posts/; keep images inside the posts "
-                "folder (e.g. posts/images/)",
-            )
-            continue
-        if not target.is_file():
-            c.add(
-                "error",
-                "missing-image",
-                rel,
-                line,
-                f"image {spec['path']!r} not found (looked for posts/{spec['path']})",
-            )
-            continue
-        try:
-            found = read_image(target)
-        except UnsupportedImage as e:
-            c.add("error", "bad-image", rel, line, f"posts/{spec['path']}: {e}")
+        found = files.get(spec["path"])
+        if found is None:
+            found = files[spec["path"]] = _image_file(root, spec["path"])
+        if isinstance(found, tuple):
+            c.add("error", found[0], rel, line, found[1])
             continue
         if found.gps:
             c.add(
@@ -278,3 +313,22 @@ def _load_images(
             )
         images.append(Image(spec["path"], alt, found.mime, found.width, found.height, line))
     return images
+
+
+def _image_file(root: Path, path: str) -> ImageFile | tuple[str, str]:
+    """What the image at `path` (as a post names it, relative to posts/) is, or the code
+    and message of why it cannot be attached."""
+    posts_dir = (root / "posts").resolve()
+    target = (posts_dir / path).resolve()
+    if not target.is_relative_to(posts_dir):
+        return (
+            "image-outside-posts",
+            f"image {path!r} is outside posts/; keep images inside the posts folder "
+            "(e.g. posts/images/)",
+        )
+    if not target.is_file():
+        return "missing-image", f"image {path!r} not found (looked for posts/{path})"
+    try:
+        return read_image(target)
+    except UnsupportedImage as e:
+        return "bad-image", f"posts/{path}: {e}"

@@ -20,7 +20,12 @@ _KEY = re.compile(
 KeyPath = tuple[str | int, ...]  # e.g. ("accounts", 2, "credentials")
 
 
+_INLINE_KEY = re.compile(r"[{,]\s*([A-Za-z0-9_-]+)\s*=")
+
+
 def _split_dotted(key: str) -> list[str]:
+    if "." not in key and '"' not in key and "'" not in key:
+        return [key.strip()]  # the usual bare key, without a regular expression
     return [
         part.strip().strip("\"'")
         for part in re.split(r"\.(?=(?:[^\"']|\"[^\"]*\"|'[^']*')*$)", key)
@@ -33,7 +38,11 @@ def key_lines(text: str) -> dict[KeyPath, int]:
     counts: dict[tuple[str, ...], int] = defaultdict(int)
     prefix: KeyPath = ()
     for number, line in enumerate(text.splitlines(), start=1):
-        header = _HEADER.match(line)
+        # Most lines are `key = value`: only a line starting with "[" can be a header.
+        first = line.lstrip()[:1]
+        if not first or first == "#":
+            continue
+        header = _HEADER.match(line) if first == "[" else None
         if header and not _KEY.match(line):
             names = tuple(_split_dotted(header.group(2)))
             if header.group(1) == "[[":
@@ -52,8 +61,9 @@ def key_lines(text: str) -> dict[KeyPath, int]:
             lines.setdefault(path, number)
             # Keys of a one-line inline table: `credentials = { token = "..." }`.
             rest = line[key.end() :]
-            for inner in re.finditer(r"[{,]\s*([A-Za-z0-9_-]+)\s*=", rest):
-                lines.setdefault((*path, inner.group(1)), number)
+            if "{" in rest or "," in rest:
+                for inner in _INLINE_KEY.finditer(rest):
+                    lines.setdefault((*path, inner.group(1)), number)
     return lines
 
 
