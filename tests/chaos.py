@@ -61,14 +61,17 @@ class Plan:
     mix: str
     seed: int
     accounts: int = 30
+    # By default SQLite for the first six seeds of every twelve, PostgreSQL for the next six.
+    database: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.database:
+            chosen = DATABASES[(self.seed // len(MOMENTS)) % len(DATABASES)]
+            object.__setattr__(self, "database", chosen)
 
     @property
     def moment(self) -> str:
         return MOMENTS[self.seed % len(MOMENTS)]
-
-    @property
-    def database(self) -> str:
-        return DATABASES[(self.seed // len(MOMENTS)) % len(DATABASES)]
 
     def __str__(self) -> str:
         return f"{self.mix}-{self.seed:03d}-{self.moment}-{self.database}"
