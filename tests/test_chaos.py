@@ -24,8 +24,9 @@ from fixtures_db import PgServer
 SEEDS = int(os.environ.get("STORMER_CHAOS_SEEDS", "20"))
 
 # Today a worker records the attempts of its whole burst LEAD before T: killed in that half
-# second, its Telegram and Discord items end unconfirmed though none was sent (issue 15). The
-# burst protocol's change fixes it: then drop this mark.
+# second (or across its start), its Telegram and Discord items end unconfirmed though none was
+# sent (issue 15). The burst protocol's change fixes it: then empty this set.
+KNOWN_LOSS_AT = frozenset({"just-before-T", "around-the-attempts"})
 KNOWN_LOSS = pytest.mark.xfail(
     strict=True,
     raises=LostItems,
@@ -40,10 +41,14 @@ def plans() -> list[object]:
         for seed in range(SEEDS):
             plan = Plan(mix, seed)
             marks = [pytest.mark.postgres] if plan.database == "postgresql" else []
-            if plan.moment == "just-before-T" and set(MIXES[mix]) & NO_READ_BACK:
+            if known_loss(plan.mix, plan.moment):
                 marks.append(KNOWN_LOSS)
             found.append(pytest.param(plan, marks=marks, id=str(plan)))
     return found
+
+
+def known_loss(mix: str, moment: str) -> bool:
+    return moment in KNOWN_LOSS_AT and bool(set(MIXES[mix]) & NO_READ_BACK)
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +84,10 @@ def test_chaos(
         r.describe() for r in results
     )
     for result in results:
-        assert_nothing_lost(result)
+        # A try whose kill missed its moment and hit one with a known loss is counted there
+        # (bench/chaos.py), and proven by that moment's own tests, marked.
+        if result is results[-1] or not known_loss(plan.mix, result.moment):
+            assert_nothing_lost(result)
 
 
 def assert_promises_kept(result: Result) -> None:
