@@ -48,7 +48,7 @@ CREDENTIAL = {
     "matrix": "access_token",
 }
 # Worker options: passes often, a dead worker's claims taken over soon, never fired late.
-LEASE_S = 2
+LEASE_S = 4  # s: longer than a pass takes on a loaded machine, or a live worker loses its claims
 GRACE = "2m"
 
 # Where every storm is scheduled first: outside any staging window for a day, so that
