@@ -23,17 +23,6 @@ from fixtures_db import PgServer
 
 SEEDS = int(os.environ.get("STORMER_CHAOS_SEEDS", "20"))
 
-# Today a worker records the attempts of its whole burst LEAD before T: killed in that half
-# second (or across its start), its Telegram and Discord items end unconfirmed though none was
-# sent (issue 15). The burst protocol's change fixes it: then empty this set.
-KNOWN_LOSS_AT = frozenset({"just-before-T", "around-the-attempts"})
-KNOWN_LOSS = pytest.mark.xfail(
-    strict=True,
-    raises=LostItems,
-    reason="a kill in the last half second before T leaves Telegram and Discord items "
-    "unconfirmed although never sent (issue 15, item 3: the burst-start mark)",
-)
-
 
 def plans() -> list[object]:
     found: list[object] = []
@@ -41,14 +30,8 @@ def plans() -> list[object]:
         for seed in range(SEEDS):
             plan = Plan(mix, seed)
             marks = [pytest.mark.postgres] if plan.database == "postgresql" else []
-            if known_loss(plan.mix, plan.moment):
-                marks.append(KNOWN_LOSS)
             found.append(pytest.param(plan, marks=marks, id=str(plan)))
     return found
-
-
-def known_loss(mix: str, moment: str) -> bool:
-    return moment in KNOWN_LOSS_AT and bool(set(MIXES[mix]) & NO_READ_BACK)
 
 
 @pytest.fixture(scope="module")
@@ -83,11 +66,8 @@ def test_chaos(
     assert results[-1].hit, "no kill landed in its moment:\n" + "\n".join(
         r.describe() for r in results
     )
-    for result in results:
-        # A try whose kill missed its moment and hit one with a known loss is counted there
-        # (bench/chaos.py), and proven by that moment's own tests, marked.
-        if result is results[-1] or not known_loss(plan.mix, result.moment):
-            assert_nothing_lost(result)
+    for result in results:  # a try whose kill missed its moment too
+        assert_nothing_lost(result)
 
 
 def assert_promises_kept(result: Result) -> None:
