@@ -48,10 +48,8 @@ def serve(
     # Starlette and uvicorn are imported here, not at the top: `stormer --help` stays fast.
     import socket
 
-    import uvicorn
-
     from stormer.simulator import SimConfig, create_app, parse_latency
-    from stormer.simulator.background import fastest_stack
+    from stormer.simulator.background import quiet_server
 
     try:
         config = SimConfig(seed=seed, latency_ms=parse_latency(latency) if latency else (0, 0))
@@ -78,18 +76,7 @@ def serve(
     url = f"http://{shown}:{bound}"
     print(url, flush=True)  # alone on stdout: scripts read the address from its first line
     _how_to_use(url)
-    loop, http = fastest_stack()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(config),
-            log_level="warning",
-            lifespan="off",
-            access_log=False,
-            backlog=4096,
-            loop=loop,
-            http=http,
-        )
-    )
+    server = quiet_server(create_app(config))
     try:
         server.run(sockets=[sock])  # on the configured loop (asyncio.run would ignore it)
     finally:

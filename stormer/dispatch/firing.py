@@ -195,12 +195,7 @@ class Firing:
         told = False
         while True:
             try:
-                await asyncio.to_thread(
-                    claims.record_outcomes,
-                    engine=self._crew.engine,
-                    worker=self._crew.worker,
-                    outcomes=outcomes,
-                )
+                await self._record(outcomes)
             except SQLAlchemyError as e:
                 if not told:
                     log.error(
@@ -227,14 +222,17 @@ class Firing:
                 return
             batch, early[:] = early[:], []
             try:
-                await asyncio.to_thread(
-                    claims.record_outcomes,
-                    engine=self._crew.engine,
-                    worker=self._crew.worker,
-                    outcomes=batch,
-                )
+                await self._record(batch)
             except SQLAlchemyError:
                 pass  # written with the others at the end of the burst, which tells why not
+
+    async def _record(self, outcomes: list[claims.Outcome]) -> None:
+        await asyncio.to_thread(
+            claims.record_outcomes,
+            engine=self._crew.engine,
+            worker=self._crew.worker,
+            outcomes=outcomes,
+        )
 
     async def _send(self, c: claims.ClaimedItem, staged: Staged) -> claims.Outcome:
         route = self._crew.routes.of(c.kind, c.account)

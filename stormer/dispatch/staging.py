@@ -103,7 +103,9 @@ class Staging:
             )
             self._crew.items.forget([c.id])
             return None
-        self._crew.items.staged(c, staged)
+        if not self._crew.items.staged(c, staged):
+            log.warning("staged %s, but its lease was lost meanwhile: left to its holder", c.id)
+            return None
         return (c.id, c.content_hash, _json_safe(staged.data))
 
     async def _within_live_limits(self, route: AnyRoute, item: QueueItem) -> None:

@@ -41,11 +41,14 @@ class Tracker:
         """Claimed by this worker: their leases are renewed from now on."""
         self._held.update(ids)
 
-    def staged(self, item: ClaimedItem, staged: Staged) -> None:
-        """`item`, held, staged: ready for its instant."""
+    def staged(self, item: ClaimedItem, staged: Staged) -> bool:
+        """`item` staged: ready for its instant if this worker still holds it; False if it
+        was let go while it was being staged (its lease ran out during a database outage,
+        and whoever holds it now stages it again)."""
         if item.id not in self._held:
-            raise ValueError(f"{item.id} is not held by this worker")
+            return False
         self._ready[item.id] = (item, staged)
+        return True
 
     def forget(self, ids: Iterable[str]) -> None:
         """Settled, released or lost: no longer held, ready or in flight."""

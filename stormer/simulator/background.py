@@ -44,21 +44,15 @@ def fastest_stack() -> tuple[str, str]:
     )
 
 
-def serve_simulator(app: Starlette | None = None) -> SimServer:
-    """Start the simulator (or `app`) on 127.0.0.1:<free port>; return once it answers."""
+def quiet_server(app: Starlette) -> uvicorn.Server:
+    """A uvicorn server for `app` on the fastest stack, without logs, lifespan or access log,
+    with a backlog for a storm's thousands of connections at once; run it on a socket bound
+    beforehand (`server.run(sockets=[sock])`: on the configured loop, which asyncio.run would
+    ignore)."""
     import uvicorn
 
-    from stormer.simulator import create_app
-
-    app = app or create_app()
-    # Binding here, not in uvicorn, means no race for the port and a known URL at once.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(4096)
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     loop, http = fastest_stack()
-    server = uvicorn.Server(
+    return uvicorn.Server(
         uvicorn.Config(
             app,
             log_level="warning",
@@ -69,6 +63,21 @@ def serve_simulator(app: Starlette | None = None) -> SimServer:
             http=http,
         )
     )
+
+
+def serve_simulator(app: Starlette | None = None) -> SimServer:
+    """Start the simulator (or `app`) on 127.0.0.1:<free port>; return once it answers."""
+
+    from stormer.simulator import create_app
+
+    app = app or create_app()
+    # Binding here, not in uvicorn, means no race for the port and a known URL at once.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(4096)
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    server = quiet_server(app)
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name="simulator", daemon=True
     )
