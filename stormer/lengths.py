@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from functools import cache, lru_cache
 
 import regex
@@ -54,6 +54,7 @@ _CACHE_SIZE = 65536
 Span = tuple[int, int, str]
 
 _GRAPHEME = regex.compile(r"\X")
+_FIRST_COMBINING = 0x0300  # U+0300 COMBINING GRAVE ACCENT, the first of the combining marks
 
 # A URL runs until whitespace or a character that may not appear unescaped in
 # a URL (RFC 3986 excludes <, > and "). The scheme must not be glued to a
@@ -86,6 +87,10 @@ _LINE_ENDINGS = re.compile(r"\r\n|\r|\n")
 @lru_cache(maxsize=_CACHE_SIZE)
 def graphemes(text: str) -> int:
     """Number of extended grapheme clusters (what a reader sees as characters)."""
+    if not text or ord(max(text)) < _FIRST_COMBINING:
+        # Below U+0300 no character joins another (UAX #29: nothing there is Extend,
+        # SpacingMark, Prepend, ZWJ or a regional indicator) but LF after CR.
+        return len(text) - text.count("\r\n")
     return len(_GRAPHEME.findall(text))
 
 
@@ -119,6 +124,8 @@ def mastodon_length(text: str, *, url_length: int = 23) -> int:
 
 
 def _mastodon_countable_text(text: str, url_length: int) -> str:
+    if "://" not in text and "@" not in text:
+        return text  # neither a URL nor a mention to replace
     urls = find_urls(text)
     replacements = [(start, end, "x" * url_length) for start, end, _ in urls]
     replacements += [
@@ -183,46 +190,79 @@ def x_length(text: str) -> int:
 def _x_counter() -> Callable[[str], int]:
     """Build the X counter on first use.
 
-    Importing twitter_text costs ~190 ms (it parses the Unicode emoji list at
-    import), so commands that never count for X don't pay for it.
+    Importing twitter_text costs ~0.5 s (it parses the Unicode emoji list and compiles
+    its URL and emoji expressions at import), so commands that never count for X don't
+    pay for it.
 
-    parse_tweet itself spends ~1 ms per post running a 3,800-way emoji
-    alternation at every character. This counter gives the same number from
-    the same pieces (URL extractor, emoji regex, weight table) but tries the
-    emoji regex only where an emoji can start, which makes it ~20x faster.
+    parse_tweet itself spends ~1 ms per post running a 3,800-way emoji alternation at
+    every character and its URL expression at every position. This counter gives the
+    same number from the same pieces (URL extractor, emoji expression, weight table) but
+    tries each only where it can match, which makes it ~100x faster:
     tests/test_lengths.py checks it against parse_tweet on generated text.
     """
     from twitter_text import extract_urls_with_indices
     from twitter_text.config import config
     from twitter_text.regexp.emoji import emoji, emoji_list, single_codepoint_emoji_ranges
+    from twitter_text.regexp.spaces_group import spaces_group
 
     options = config["defaults"]
     scale: int = options["scale"]  # twitter-text ships no types: the config's own value
     url_weight = options["transformed_url_length"] * scale
     emoji_weight = options["default_weight"]
     weigh = _char_weigher(options["default_weight"], options["ranges"])
-    emoji_starts = frozenset(
-        [chr(int(e.codepoint.split()[0], 16)) for e in emoji_list]
-        + [chr(c) for low, high in single_codepoint_emoji_ranges for c in range(low, high + 1)]
+    # twitter-text's emoji expression is the emoji list's multi-code-point sequences, then
+    # a class of single code points. So a match begins with one of those single code
+    # points, or with the first code point of a sequence followed by one that can come
+    # second. One expression finds where that holds, in C; the 3,800-way alternation
+    # runs only there. (Digits and # begin keycap sequences: most texts hold many.)
+    sequences = [[int(c, 16) for c in e.codepoint.split()] for e in emoji_list]
+    sequences = [s for s in sequences if len(s) > 1]
+    singles = [c for low, high in single_codepoint_emoji_ranges for c in range(low, high + 1)]
+    emoji_start = re.compile(
+        f"{_char_class(singles)}|{_char_class(s[0] for s in sequences)}"
+        f"(?={_char_class(s[1] for s in sequences)})"
     )
+    # A URL never holds a space (twitter-text's domain, path and query characters all
+    # exclude its spaces_group), and its domain ends in a dot and a top-level domain: it
+    # lies inside one run of non-spaces holding a dot followed by another character. The
+    # lookbehind makes a run match only from its first character, so the scan is linear.
+    space = f"[{spaces_group}]"
+    not_space = f"[^{spaces_group}]"
+    dotted_run = re.compile(f"(?<!{not_space}){not_space}*?\\.(?![.]|{space}|$){not_space}*")
+    # Every emoji is one of the single code points, or a sequence whose second code point
+    # is in the text: a text holding none of these (most) has no emoji at all.
+    emoji_chars = set(map(chr, singles)) | {chr(s[1]) for s in sequences}
 
     def emoji_spans(text: str) -> Iterator[tuple[int, int]]:
         # Same matches as emoji.finditer(text): a match can only begin at a
         # character that begins some emoji, and the scan resumes after it.
+        if emoji_chars.isdisjoint(text):
+            return
         resume = 0
-        for i, char in enumerate(text):
-            if i >= resume and char in emoji_starts and (hit := emoji.match(text, i)):
+        for start in emoji_start.finditer(text):
+            i = start.start()
+            if i >= resume and (hit := emoji.match(text, i)):
                 resume = hit.end()
                 yield i, resume
+
+    def url_spans(text: str) -> Iterator[tuple[int, int]]:
+        # Same URLs as extract_urls_with_indices(text), each found in a window of its run
+        # and the character on either side: the extractor looks one character behind a
+        # URL (a space there is as good as the start of the text) and one ahead (a space
+        # as good as the end), never further.
+        for run in dotted_run.finditer(text):
+            first = max(run.start() - 1, 0)
+            for url in extract_urls_with_indices(text[first : run.end() + 1]):
+                start = first + url["indices"][0]
+                yield start, start + len(url["url"])
 
     def count(text: str) -> int:
         normalized = _LINE_ENDINGS.sub("\n", unicodedata.normalize("NFC", text))
         # Keyed by start like parse_tweet's entity maps; a URL wins over an
         # emoji at the same position because parse_tweet checks URLs first.
         entities = {start: (end, emoji_weight) for start, end in emoji_spans(normalized)}
-        for url in extract_urls_with_indices(normalized):
-            start = url["indices"][0]
-            entities[start] = (start + len(url["url"]), url_weight)
+        for start, end in url_spans(normalized):
+            entities[start] = (end, url_weight)
         total, pos = 0, 0
         for start in sorted(entities):
             if start >= pos:  # entities starting inside a counted one are skipped
@@ -236,14 +276,35 @@ def _x_counter() -> Callable[[str], int]:
 
 def _char_weigher(default_weight: int, ranges: list[dict[str, int]]) -> Callable[[str], int]:
     classes = [(_run_of(r["start"], r["end"]), r["weight"] - default_weight) for r in ranges]
+    # Most text lies wholly in the range that starts at U+0000 (Latin, Greek, Cyrillic,
+    # Arabic, Hebrew…): its weight times its length, without a scan per range.
+    first = next((r for r in ranges if r["start"] == 0), None)
 
     def weigh(segment: str) -> int:
+        if first is not None and (not segment or ord(max(segment)) <= first["end"]):
+            return first["weight"] * len(segment)
         total = default_weight * len(segment)
         for pattern, delta in classes:
             total += delta * sum(map(len, pattern.findall(segment)))
         return total
 
     return weigh
+
+
+def _char_class(code_points: Iterable[int]) -> str:
+    """A regular-expression class of these code points, consecutive ones as ranges (a
+    class listing thousands of single characters is slow to match)."""
+    ranges: list[list[int]] = []
+    for c in sorted(set(code_points)):
+        if ranges and c == ranges[-1][1] + 1:
+            ranges[-1][1] = c
+        else:
+            ranges.append([c, c])
+    return (
+        "["
+        + "".join(re.escape(chr(a)) + ("-" + re.escape(chr(b)) if b > a else "") for a, b in ranges)
+        + "]"
+    )
 
 
 def _run_of(first: int, last: int) -> re.Pattern[str]:

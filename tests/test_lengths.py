@@ -3,6 +3,7 @@ import sys
 import unicodedata
 
 import pytest
+import regex
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from twitter_text import parse_tweet
@@ -54,6 +55,10 @@ _PIECES = st.sampled_from(
         "&",
         "_",
         " ",
+        "\u3000",  # twitter-text's spaces: a URL ends at any of them
+        "\xa0",
+        "www.",
+        "?q=1",
         "\n",
         "\r\n",
         "\r",
@@ -126,6 +131,16 @@ class TestX:
             [sys.executable, "-c", code], capture_output=True, text=True, check=True
         )
         assert result.stdout.strip() == "False"
+
+
+class TestGraphemes:
+    @given(st.text(alphabet=st.characters(max_codepoint=0x2FF)))
+    def test_below_the_combining_marks_only_crlf_joins(self, text: str) -> None:
+        assert graphemes(text) == len(regex.findall(r"\X", text))
+
+    @given(TEXTS)
+    def test_same_as_unicode_segmentation(self, text: str) -> None:
+        assert graphemes(text) == len(regex.findall(r"\X", text))
 
 
 class TestBluesky:
