@@ -9,10 +9,11 @@ name wins; words.toml is merged, word by word).
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Final
+
+import tomli
 
 from stormer.kit import KitError
 from stormer.kit.policy import header_policy, meta_policy
@@ -129,8 +130,8 @@ def load_words(storm_root: Path) -> dict[str, dict[str, str]]:
         if not path.is_file():
             continue
         try:
-            data: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            data: dict[str, Any] = tomli.loads(path.read_text(encoding="utf-8"))
+        except (tomli.TOMLDecodeError, UnicodeDecodeError) as e:
             raise KitError(f"{path}: not a TOML file of words per language ({e})") from None
         for lang, table in data.items():
             if not isinstance(table, dict) or not all(isinstance(v, str) for v in table.values()):

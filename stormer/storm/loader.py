@@ -11,11 +11,11 @@ the `Storm`; `posts` and `participants` read their files.
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import tomli
 from pydantic import ValidationError
 
 from stormer.errors import ConfigError, Problem, TimeError
@@ -89,8 +89,8 @@ def _load(
         )
         raise ConfigError([problem]) from None
     try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
+        raw = tomli.loads(text)
+    except tomli.TOMLDecodeError as e:
         raise ConfigError([_not_toml(tomlpos.syntax_error(e, text))]) from None
     c = ProblemCollector()
     lines = tomlpos.key_lines(text)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import tomli
 from pydantic import ValidationError
 
 from stormer.errors import Severity
@@ -232,8 +232,8 @@ def _front_matter(
     """The post's front matter (the TOML between its `+++` lines, the closing one on line
     `end` + 1) and the line of each key; None, reported, when it is not valid."""
     try:
-        raw = tomllib.loads(fm_text)
-    except tomllib.TOMLDecodeError as e:
+        raw = tomli.loads(fm_text)
+    except tomli.TOMLDecodeError as e:
         at = tomlpos.syntax_error(e, fm_text, first_line=2)  # line 1 is the opening +++
         c.add(
             "error",

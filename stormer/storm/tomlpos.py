@@ -1,4 +1,4 @@
-"""Line numbers for keys of a TOML document (tomllib reports none for valid documents).
+"""Line numbers for keys of a TOML document (tomli reports none for valid documents).
 
 A small line scanner, good for the documents people write by hand: `[table]`, `[[array]]`,
 `key = value`, dotted keys and one-line inline tables. It answers "on which line is
@@ -8,9 +8,10 @@ accounts[2].credentials?" so that every problem in config.toml can say where it 
 from __future__ import annotations
 
 import re
-import tomllib
 from collections import defaultdict
 from dataclasses import dataclass
+
+import tomli
 
 _HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(?:#.*)?$")
 _KEY = re.compile(
@@ -81,7 +82,7 @@ def line_of(lines: dict[KeyPath, int], path: KeyPath) -> int | None:
 class SyntaxErrorAt:
     """Where a TOML document stops being TOML, for a message like a compiler's."""
 
-    reason: str  # tomllib's message without its "(at line …, column …)"
+    reason: str  # tomli's message without its "(at line …, column …)"
     line: int | None  # in the file's own numbering
     column: int | None
     excerpt: str | None  # the text of that line
@@ -93,10 +94,11 @@ _LONGEST_QUOTED = 200
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
-def syntax_error(error: tomllib.TOMLDecodeError, text: str, first_line: int = 1) -> SyntaxErrorAt:
+def syntax_error(error: tomli.TOMLDecodeError, text: str, first_line: int = 1) -> SyntaxErrorAt:
     """Where `error`, raised reading `text`, is. `first_line` is the file's number for the
-    first line of `text` (front matter starts on a post's line 2). tomllib gives the place
-    only in its message (Python 3.11 has no attribute for it)."""
+    first line of `text` (front matter starts on a post's line 2). The place is read from
+    the message ("(at line N, column M)" or "(at end of document)"), which tomli words
+    like the standard library's tomllib."""
     message = str(error)
     lines = text.splitlines() or [""]
     found = _POSITION.search(message)
