@@ -18,6 +18,9 @@ _KEY = re.compile(
     r"""^\s*((?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*'))*)\s*="""
 )
 
+# `key = …` with a bare key: what _KEY matches on most lines, and the same key.
+_BARE_KEY = re.compile(r"\s*([A-Za-z0-9_-]+)\s*=")
+
 KeyPath = tuple[str | int, ...]  # e.g. ("accounts", 2, "credentials")
 
 
@@ -28,9 +31,15 @@ def _split_dotted(key: str) -> list[str]:
     if "." not in key and '"' not in key and "'" not in key:
         return [key.strip()]  # the usual bare key, without a regular expression
     return [
-        part.strip().strip("\"'")
-        for part in re.split(r"\.(?=(?:[^\"']|\"[^\"]*\"|'[^']*')*$)", key)
+        _unquoted(part.strip()) for part in re.split(r"\.(?=(?:[^\"']|\"[^\"]*\"|'[^']*')*$)", key)
     ]
+
+
+def _unquoted(part: str) -> str:
+    """A key part without its quotes, only the outer pair: "'" is the key '."""
+    if len(part) >= 2 and part[0] == part[-1] and part[0] in "\"'":
+        return part[1:-1]
+    return part
 
 
 def key_lines(text: str) -> dict[KeyPath, int]:
@@ -56,9 +65,10 @@ def key_lines(text: str) -> dict[KeyPath, int]:
             if header.group(1) == "[[":
                 lines.setdefault(names, number)
             continue
-        key = _KEY.match(line)
+        bare = _BARE_KEY.match(line)  # the usual line, read without the full expression
+        key = bare or _KEY.match(line)
         if key:
-            path = (*prefix, *_split_dotted(key.group(1)))
+            path = (*prefix, key.group(1)) if bare else (*prefix, *_split_dotted(key.group(1)))
             lines.setdefault(path, number)
             # Keys of a one-line inline table: `credentials = { token = "..." }`.
             rest = line[key.end() :]
