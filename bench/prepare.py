@@ -54,6 +54,41 @@ print(json.dumps({"load": loaded[0] - wall, "load_cpu": loaded[1] - cpu,
                   "items": len(items), "posts": len(storm.posts)}))
 """
 
+# The child doing each step once, in one process, as one command that loaded, checked,
+# planned, previewed and scheduled would: what the steps cost apart from the start-up,
+# loading and checking that each separate command repeats. CPU seconds per stage.
+_ONE_PASS = """
+import json, os, sys, time
+from datetime import UTC, datetime
+from pathlib import Path
+laps, last = {}, time.process_time()
+def lap(name):
+    global last
+    now = time.process_time(); laps[name] = now - last; last = now
+import orjson
+from sqlalchemy.orm import Session
+from stormer.cli._common import load, open_engine
+from stormer.ops.checks import check
+from stormer.outbox.schedule import schedule
+from stormer.plan import plan, plan_posts
+from stormer.preview import item_record, rendered, with_payloads
+lap("imports")
+storm = load(Path(sys.argv[1])); lap("load")
+now = datetime.now(UTC)
+posts = list(plan_posts(storm))
+items = plan(storm, posts=posts); lap("plan")
+errors = [p for p in check(storm, now=now, posts=posts) if p.severity == "error"]; lap("check")
+with open(os.devnull, "wb") as out:
+    for item, payload in rendered(storm, items):
+        out.write(orjson.dumps(item_record(item, payload)))
+lap("preview")
+engine = open_engine(storm)
+with Session(engine) as session, session.begin():
+    schedule(with_payloads(storm, items), session=session, storm=storm.slug, now=now)
+engine.dispose(); lap("schedule")
+print(json.dumps({"laps": laps, "errors": len(errors)}))
+"""
+
 
 def write_storm(out: Path, accounts: int) -> None:
     """`accounts` accounts round-robin over the six platforms and as many posts, each with
@@ -140,8 +175,30 @@ def measure(storm_dir: Path, work: Path) -> dict[str, float | int | str]:
         row[step], row[f"{step}_cpu"], code = timed(argv, work / f"{step}.out")
         if code != 0:
             failed.append(f"{step} exit {code}")
+    (storm_dir / "stormer.db").unlink(missing_ok=True)
+    child = [sys.executable, "-c", _ONE_PASS, str(storm_dir)]
+    one_pass = json.loads(subprocess.run(child, check=True, capture_output=True).stdout)
+    row.update({f"once_{k}": v for k, v in one_pass["laps"].items()})
+    if one_pass["errors"]:
+        failed.append(f"check found {one_pass['errors']} error(s)")
     row["failed"] = "; ".join(failed)
     return row
+
+
+ONCE = ("imports", "load", "plan", "check", "preview", "schedule")
+
+
+def once_table(rows: dict[int, dict[str, float | int | str]]) -> list[str]:
+    """Each step once, in one process: CPU seconds of each stage."""
+    lines = [
+        "| accounts | " + " | ".join(ONCE) + " | all |",
+        "| --- | " + " | ".join("---" for _ in ONCE) + " | --- |",
+    ]
+    for n, r in rows.items():
+        cells = [f"{n:,}", *(f"{float(r[f'once_{s}']):.2f}" for s in ONCE)]
+        cells.append(f"**{sum(float(r[f'once_{s}']) for s in ONCE):.1f} s**")
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
 
 
 def table(rows: dict[int, dict[str, float | int | str]]) -> list[str]:
@@ -190,6 +247,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{n} accounts: {rows[n]['failed']}", file=sys.stderr)
     print("Wall time, and in parentheses the step's CPU time (user + system).\n")
     print("\n".join(table(rows)))
+    print(
+        "\nEach step once in one process (CPU seconds; the separate commands above each "
+        "start Python, load the storm and check it again):\n"
+    )
+    print("\n".join(once_table(rows)))
     print(f"\nConditions: {conditions()}.")
     if any(r["failed"] for r in rows.values()):
         return 1
