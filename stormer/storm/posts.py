@@ -22,6 +22,10 @@ from stormer.storm.schema import FrontMatter
 from stormer.storm.tomlpos import KeyPath
 from stormer.timezones import known_language
 
+# A problem of a post's front matter, found once for all the posts it heads: severity, code,
+# line, message.
+_Found = tuple[Severity, str, int, str]
+
 
 @dataclass
 class _ReadOnce:
@@ -30,6 +34,8 @@ class _ReadOnce:
 
     fronts: dict[str, tuple[FrontMatter, dict[KeyPath, int]]] = field(default_factory=dict)
     images: dict[str, ImageFile | tuple[str, str]] = field(default_factory=dict)
+    # A front matter's images, and what is wrong with them, the same for every post it heads.
+    attached: dict[str, tuple[tuple[Image, ...], list[_Found]]] = field(default_factory=dict)
     languages: dict[str, bool] = field(default_factory=dict)
 
     def known_language(self, lang: str) -> bool:
@@ -99,6 +105,7 @@ def load_posts(
 # text, so they are a warning. LRM/RLM (U+200E/U+200F), the usual marks, are fine.
 _BIDI_REFUSED = {"\u202a", "\u202b", "\u202c", "\u202d", "\u202e"}
 _BIDI_WARNED = {"\u2066", "\u2067", "\u2068", "\u2069"}
+_BIDI = re.compile("[" + "".join(sorted(_BIDI_REFUSED | _BIDI_WARNED)) + "]")
 # Unicode's control characters (category Cc: U+0000–U+001F, U+007F–U+009F) but tab and
 # newline; one regular expression finds them faster than asking each character's category.
 _CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -108,12 +115,12 @@ def text_problems(text: str) -> list[tuple[Severity, str]]:
     """What is wrong with a post's text as characters: NUL and other control characters,
     bidirectional overrides. Each names the first offending character by code point."""
     out: list[tuple[Severity, str]] = []
-    controls = sorted(set(_CONTROLS.findall(text)))
+    controls = sorted(set(_CONTROLS.findall(text))) if _CONTROLS.search(text) else []
     if controls:
         shown = ", ".join(f"U+{ord(ch):04X}" for ch in controls)
         out.append(("error", f"the text contains control characters ({shown}): remove them"))
-    if text.isascii():
-        return out  # bidirectional formatting characters are all outside ASCII
+    if not _BIDI.search(text):
+        return out
     levels: list[tuple[set[str], Severity]] = [(_BIDI_REFUSED, "error"), (_BIDI_WARNED, "warning")]
     for chars, severity in levels:
         found = sorted(set(text) & chars)
@@ -139,8 +146,8 @@ def _load_post(
     read: _ReadOnce,
 ) -> Post | None:
     try:
-        with open(path, encoding="utf-8") as f:
-            source = f.read()
+        with open(path, "rb") as f:  # decoded apart: a third faster than a text file
+            source = f.read().decode("utf-8")
     except UnicodeDecodeError as e:
         c.add("error", "bad-post", rel, None, f"not UTF-8 text ({not_utf8(e)})")
         return None
@@ -214,7 +221,12 @@ def _load_post(
             "fr, it, ar or pt_BR",
         )
         return None
-    images = tuple(_load_images(root, rel, fm.images, fm_lines, c, read.images))
+    attached = read.attached.get(fm_text)
+    if attached is None:
+        attached = read.attached[fm_text] = _load_images(root, fm.images, fm_lines, read.images)
+    images, found = attached
+    for severity, code, line, message in found:
+        c.add(severity, code, rel, line, message)
     return Post(
         file=rel,
         lang=fm.lang,
@@ -263,56 +275,59 @@ def _front_matter(
 
 def _load_images(
     root: Path,
-    rel: str,
     specs: list[dict[str, str]],
     fm_lines: dict[KeyPath, int],
-    c: ProblemCollector,
     files: dict[str, ImageFile | tuple[str, str]],
-) -> list[Image]:
-    """The post's images; `files` (shared by every post of the storm) holds what each
-    image file is, or why it cannot be used, so a file many posts attach is read once."""
+) -> tuple[tuple[Image, ...], list[_Found]]:
+    """The images a front matter attaches, and what is wrong with them; `files` (shared by
+    every post of the storm) holds what each image file is, or why it cannot be used, so a
+    file many posts attach is read once."""
     images = []
+    found_wrong: list[_Found] = []
     for i, spec in enumerate(specs):
         line = tomlpos.line_of(fm_lines, ("images",)) or 2
         unknown = set(spec) - {"path", "alt"}
         if unknown or "path" not in spec:
-            c.add(
-                "error",
-                "bad-front-matter",
-                rel,
-                line,
-                f'images[{i}] must be {{ path = "...", alt = "..." }}'
-                + (f"; unknown keys: {', '.join(sorted(unknown))}" if unknown else ""),
+            found_wrong.append(
+                (
+                    "error",
+                    "bad-front-matter",
+                    line,
+                    f'images[{i}] must be {{ path = "...", alt = "..." }}'
+                    + (f"; unknown keys: {', '.join(sorted(unknown))}" if unknown else ""),
+                )
             )
             continue
         found = files.get(spec["path"])
         if found is None:
             found = files[spec["path"]] = _image_file(root, spec["path"])
         if isinstance(found, tuple):
-            c.add("error", found[0], rel, line, found[1])
+            found_wrong.append(("error", found[0], line, found[1]))
             continue
         if found.gps:
-            c.add(
-                "warning",
-                "image-location",
-                rel,
-                line,
-                f"image {spec['path']!r} says where it was taken (GPS in its EXIF metadata), "
-                "which can put the people in it at risk; `stormer check --fix-images` writes "
-                "a copy without it",
+            found_wrong.append(
+                (
+                    "warning",
+                    "image-location",
+                    line,
+                    f"image {spec['path']!r} says where it was taken (GPS in its EXIF metadata), "
+                    "which can put the people in it at risk; `stormer check --fix-images` writes "
+                    "a copy without it",
+                )
             )
         alt = spec.get("alt", "").strip()
         if not alt:
-            c.add(
-                "warning",
-                "missing-alt-text",
-                rel,
-                line,
-                f"image {spec['path']!r} has no alt text; people using screen readers "
-                "will not know what it shows",
+            found_wrong.append(
+                (
+                    "warning",
+                    "missing-alt-text",
+                    line,
+                    f"image {spec['path']!r} has no alt text; people using screen readers "
+                    "will not know what it shows",
+                )
             )
         images.append(Image(spec["path"], alt, found.mime, found.width, found.height, line))
-    return images
+    return tuple(images), found_wrong
 
 
 def _image_file(root: Path, path: str) -> ImageFile | tuple[str, str]:

@@ -55,9 +55,12 @@ def scaffold(
     return created
 
 
+_TAGS_AND_FIELDS = re.compile(r"\$\{\w+\}|#\w+")
+
+
 def _words(text: str) -> str:
     """`text` without hashtags, `${…}` placeholders and spacing: what an edit would change."""
-    return " ".join(re.sub(r"\$\{\w+\}|#\w+", " ", text).split()).casefold()
+    return " ".join(_TAGS_AND_FIELDS.sub(" ", text).split()).casefold()
 
 
 @functools.cache
