@@ -85,15 +85,13 @@ def _secret_key(key: str) -> bool:
 def _written_secret(
     value: str, path: KeyPath, lines: dict[KeyPath, int], c: ProblemCollector
 ) -> None:
-    c.secrets.add(value)
-    c.add(
-        "error",
-        "secret-in-config",
-        CONFIG_NAME,
-        tomlpos.line_of(lines, path),
-        f"{'.'.join(map(str, path))} holds what looks like a secret; config.toml "
-        "must only name it: write the name of an environment variable "
-        "(e.g. MASTODON_TOKEN) or 'keyring:NAME', and revoke the exposed "
+    _report(
+        value,
+        path,
+        lines,
+        c,
+        "holds what looks like a secret; config.toml must only name it: write the name of an "
+        "environment variable (e.g. MASTODON_TOKEN) or 'keyring:NAME', and revoke the exposed "
         "credential",
     )
 
@@ -103,16 +101,25 @@ def _secret_value(
 ) -> None:
     for pattern, what in SECRET_VALUES:
         if pattern.search(value):
-            c.secrets.add(value)
-            c.add(
-                "error",
-                "secret-in-config",
-                CONFIG_NAME,
-                tomlpos.line_of(lines, path),
-                f"{'.'.join(map(str, path))} contains {what}; keep it in an environment "
-                "variable or the keyring, name it in config, and revoke the exposed one",
+            _report(
+                value,
+                path,
+                lines,
+                c,
+                f"contains {what}; keep it in an environment variable or the keyring, name it "
+                "in config, and revoke the exposed one",
             )
             return
+
+
+def _report(
+    value: str, path: KeyPath, lines: dict[KeyPath, int], c: ProblemCollector, what: str
+) -> None:
+    """A secret written at `path`: remembered (no other message may repeat it) and reported
+    by where it is, never by its value."""
+    c.secrets.add(value)
+    where = ".".join(map(str, path))
+    c.add("error", "secret-in-config", CONFIG_NAME, tomlpos.line_of(lines, path), f"{where} {what}")
 
 
 def names_a_variable(
