@@ -14,6 +14,8 @@ HEAVY = [
     "apscheduler",
     "rich.table",
     "twitter_text",
+    "tomli",
+    "asyncio",  # 35 ms: only commands that run a loop need it
     "regex",
     "pytz",
     "stormer.storm",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 import sys
 from pathlib import Path
@@ -85,6 +84,8 @@ def impact(
             )
     else:
         since, until = storm.at - parse_duration(before), storm.at + parse_duration(after)
+        import asyncio
+
         with _Progress() as progress:
             measurement = asyncio.run(
                 ops.measure(
@@ -164,6 +165,8 @@ class _Progress:
         )
 
     async def wait(self, seconds: float, why: str) -> None:
+        import asyncio
+
         if self.bar is None:
             note(f"  {why}: waiting {seconds:.0f} s, as the platform asks")
             await asyncio.sleep(seconds)
