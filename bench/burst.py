@@ -63,23 +63,20 @@ import time
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import httpx
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
+sys.path.insert(0, str(REPO / "tests"))  # the storm's accounts are written as the tests do
+from storm_accounts import DISCORD_HOOK0, TELEGRAM_BOT0, account_block, storm_table  # noqa: E402
+from storm_accounts import secret_of as platform_secret  # noqa: E402
+
 PLATFORMS = ("mastodon", "bluesky", "x", "telegram", "discord", "matrix")
 CONTENDERS = ("floor", "stormer", "naive", "stormer-nogates")
 HASHTAG = "#FreeEveryStudent"
-CREDENTIAL = {
-    "mastodon": "access_token",
-    "bluesky": "app_password",
-    "x": "access_token",
-    "telegram": "bot_token",
-    "discord": "webhook_url",
-    "matrix": "access_token",
-}
-TELEGRAM_BOT0 = 7_000_000
-DISCORD_HOOK0 = 100_000_000_000_000_000
 MATRIX_ROOMS = 20
 TARGET_FLOOR_RATIO = 1.5
 TARGET_NAIVE_RATIO = 50.0
@@ -98,14 +95,7 @@ def env_name(i: int) -> str:
 
 def secret_of(i: int, url: str) -> str:
     """Account i's credential (deterministic; each account is its own simulator user)."""
-    return {
-        "mastodon": f"tok-m-{i}",
-        "bluesky": f"pw-b-{i}",
-        "x": f"tok-x-{i}",
-        "telegram": f"{TELEGRAM_BOT0 + i}:tok-t-{i}",
-        "discord": f"{url}/api/webhooks/{DISCORD_HOOK0 + i}/tok-d-{i}",
-        "matrix": f"tok-mx-{i}",
-    }[platform_of(i)]
+    return platform_secret(platform_of(i), i, url)
 
 
 def handle_of(i: int) -> str:
@@ -163,31 +153,25 @@ def write_storm(out: Path, accounts: int, url: str, image: bool = False) -> None
         text = f"Voice {k + 1}: " + post_text("en", k % POSTS_PER_LANG)
         (posts / f"x-{k + 1:06d}.md").write_text(front("en", '"x"') + text + "\n", encoding="utf-8")
     blocks = [
-        f"""\
-# Written by bench/burst.py: {accounts} accounts, one post each.
-[storm]
-name = "Burst benchmark"
-slug = "burst-bench"
-hashtag = "{HASHTAG}"
-at = "2030-01-01T00:00:00Z"
-posts_per_account = 1
-post_interval = "0s"
-default_lang = "en"
-"""
+        f"# Written by bench/burst.py: {accounts} accounts, one post each.\n"
+        + storm_table("Burst benchmark", "burst-bench", HASHTAG)
     ]
     for i in range(accounts):
         platform = platform_of(i)
-        lines = ["[[accounts]]", f'name = "acc-{i:06d}"', f'platform = "{platform}"']
-        if platform != "discord":
-            lines.append(f'base_url = "{url}"')
-        if platform == "bluesky":
-            lines.append(f'handle = "{handle_of(i)}"')
-        if platform == "telegram":
-            lines.append(f'target = "@storm_channel_{i:06d}"')
-        if platform == "matrix":
-            lines.append(f'target = "!storm{i % MATRIX_ROOMS:02d}:matrix.test"')
-        lines.append(f'credentials = {{ {CREDENTIAL[platform]} = "{env_name(i)}" }}')
-        blocks.append("\n".join(lines) + "\n")
+        targets = {
+            "telegram": f"@storm_channel_{i:06d}",
+            "matrix": f"!storm{i % MATRIX_ROOMS:02d}:matrix.test",
+        }
+        blocks.append(
+            account_block(
+                f"acc-{i:06d}",
+                platform,
+                env_name(i),
+                base_url=url if platform != "discord" else None,
+                handle=handle_of(i) if platform == "bluesky" else None,
+                target=targets.get(platform),
+            )
+        )
     (out / "config.toml").write_text("\n".join(blocks), encoding="utf-8")
 
 
@@ -686,6 +670,21 @@ def start_simulator(latency: str, stack: str | None = None) -> tuple[subprocess.
         time.sleep(0.05)
 
 
+def stop_simulator(server: subprocess.Popen[str]) -> None:
+    server.terminate()
+    try:
+        server.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.kill()
+
+
+def fresh(sim: httpx.Client) -> None:
+    """The simulator (an httpx.Client on it) with no posts and its initial config: each
+    contender starts alike."""
+    sim.post("/_sim/reset").raise_for_status()
+    sim.post("/_sim/config", json={}).raise_for_status()
+
+
 def run_child(
     args: argparse.Namespace, contender: str, work: Path, url: str
 ) -> tuple[dict[str, Any] | None, int, float]:
@@ -908,8 +907,7 @@ def parent_main(args: argparse.Namespace) -> int:
             assert len(expected) == args.accounts, "two planned items share a key"
             with httpx.Client(base_url=url, timeout=120) as sim:
                 for contender in contenders:
-                    sim.post("/_sim/reset").raise_for_status()
-                    sim.post("/_sim/config", json={}).raise_for_status()
+                    fresh(sim)
                     print(f"running {contender} …", flush=True)
                     result, rss, wall = run_child(args, contender, work, url)
                     row: dict[str, Any] = {"rss_kb": rss, "wall_s": wall, "result": result}
@@ -920,11 +918,7 @@ def parent_main(args: argparse.Namespace) -> int:
                     rows[contender] = row
                     print(f"  {contender} done in {wall:.0f} s", flush=True)
         finally:
-            server.terminate()
-            try:
-                server.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                server.kill()
+            stop_simulator(server)
         ok = report(args, rows)
     return 1 if args.strict and not ok else 0
 

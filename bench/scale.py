@@ -425,8 +425,7 @@ def main(argv: list[str] | None = None) -> int:
                     plan.append((contender, 1))
             with httpx.Client(base_url=url, timeout=300) as sim:
                 for name, n in plan:
-                    sim.post("/_sim/reset").raise_for_status()
-                    sim.post("/_sim/config", json={}).raise_for_status()
+                    burst.fresh(sim)
                     print(f"running {name} …", flush=True)
                     began = time.perf_counter()
                     if name == "floor":
@@ -441,11 +440,7 @@ def main(argv: list[str] | None = None) -> int:
                     rows.append(row)
                     print(f"  {name} done in {time.perf_counter() - began:.0f} s", flush=True)
         finally:
-            server.terminate()
-            try:
-                server.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                server.kill()
+            burst.stop_simulator(server)
         ok = report(args, rows)
     return 1 if args.strict and not ok else 0
 

@@ -1,5 +1,6 @@
 """Counting one chaos run from the simulator's own post log, item by item against the outbox,
-and the table of many runs (per kill moment and platform) that bench/chaos.py prints.
+and the table of many runs (per kill moment and platform) that bench/chaos_bench.py
+prints.
 
 An item is named in the post log by its text (each post of a chaos storm has its own) on its
 platform. A post of several images on Matrix is one m.image event per image, the first

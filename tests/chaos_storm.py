@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 from example import REPO, set_storm_time
 from sqlalchemy import create_engine, pool, text
+from storm_accounts import account_block, secret_of, storm_table
 from timing import PATIENCE
 
 from stormer.outbox.db import make_engine, upgrade
@@ -39,14 +40,6 @@ NO_READ_BACK = frozenset({"telegram", "discord"})
 LATENCY = "300-900"  # ms, every request: a burst stays in flight for a while
 HASHTAG = "#ChaosStorm"
 IMAGE = REPO / "posts" / "images" / "flag-book.png"
-CREDENTIAL = {
-    "mastodon": "access_token",
-    "bluesky": "app_password",
-    "x": "access_token",
-    "telegram": "bot_token",
-    "discord": "webhook_url",
-    "matrix": "access_token",
-}
 # Worker options: passes often, a dead worker's claims taken over soon, never fired late.
 LEASE_S = 4  # s: longer than a pass takes on a loaded machine, or a live worker loses its claims
 GRACE = "2m"
@@ -56,18 +49,6 @@ GRACE = "2m"
 FAR = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
 
 
-def secret_of(platform: str, i: int, url: str) -> str:
-    """Account i's credential: the simulator derives a user of its own from each."""
-    return {
-        "mastodon": f"tok-m-{i}",
-        "bluesky": f"pw-b-{i}",
-        "x": f"tok-x-{i}",
-        "telegram": f"{7_000_000 + i}:tok-t-{i}",
-        "discord": f"{url}/api/webhooks/{100_000_000_000_000_000 + i}/tok-d-{i}",
-        "matrix": f"tok-mx-{i}",
-    }[platform]
-
-
 def write_storm(root: Path, url: str, platforms: tuple[str, ...], accounts: int) -> dict[str, str]:
     """A storm folder at `root`: `accounts` accounts round-robin over `platforms`, one imaged
     post each with a text of its own. Returns the credentials' environment variables."""
@@ -75,17 +56,7 @@ def write_storm(root: Path, url: str, platforms: tuple[str, ...], accounts: int)
     (posts / "images").mkdir(parents=True)
     shutil.copy(IMAGE, posts / "images" / IMAGE.name)
     env: dict[str, str] = {}
-    blocks = [
-        f"""[storm]
-name = "Chaos storm"
-slug = "chaos"
-hashtag = "{HASHTAG}"
-at = "2030-01-01T00:00:00Z"
-posts_per_account = 1
-post_interval = "0s"
-default_lang = "en"
-"""
-    ]
+    blocks = [storm_table("Chaos storm", "chaos", HASHTAG)]
     for i in range(accounts):
         platform = platforms[i % len(platforms)]
         (posts / f"voice-{i:03d}.md").write_text(
@@ -96,17 +67,20 @@ default_lang = "en"
         )
         variable = f"CHAOS_{i:03d}_SECRET"
         env[variable] = secret_of(platform, i, url)
-        lines = ["[[accounts]]", f'name = "acc-{i:03d}"', f'platform = "{platform}"']
-        if platform != "discord":
-            lines.append(f'base_url = "{url}"')
-        if platform == "bluesky":
-            lines.append(f'handle = "acc-{i:03d}.bsky.test"')
-        if platform == "telegram":
-            lines.append(f'target = "@chaos_channel_{i:03d}"')
-        if platform == "matrix":
-            lines.append(f'target = "!chaos{i % 4:02d}:matrix.test"')
-        lines.append(f'credentials = {{ {CREDENTIAL[platform]} = "{variable}" }}')
-        blocks.append("\n".join(lines) + "\n")
+        targets = {
+            "telegram": f"@chaos_channel_{i:03d}",
+            "matrix": f"!chaos{i % 4:02d}:matrix.test",
+        }
+        blocks.append(
+            account_block(
+                f"acc-{i:03d}",
+                platform,
+                variable,
+                base_url=url if platform != "discord" else None,
+                handle=f"acc-{i:03d}.bsky.test" if platform == "bluesky" else None,
+                target=targets.get(platform),
+            )
+        )
     (root / "config.toml").write_text("\n".join(blocks), encoding="utf-8")
     return env
 

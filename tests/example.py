@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import re
 import shutil
+from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pytest
+    from sqlalchemy import Engine
+
+    from stormer.storm import Storm
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -69,6 +77,46 @@ def point_accounts_at(storm: Path, sim: str) -> None:
             f'platform = "{platform}"\n', f'platform = "{platform}"\nbase_url = "{sim}"\n'
         )
     config.write_text(text, encoding="utf-8")
+
+
+def example_against(
+    dest: Path, server: str, monkeypatch: pytest.MonkeyPatch, *, at: str | None = None
+) -> Path:
+    """The example storm copied to `dest` (see `copy_example`), every account talking to
+    `server` (the simulator, or a proxy in front of it), their credentials in the environment,
+    and no keyring."""
+    root = copy_example(dest, at=at)
+    point_accounts_at(root, server)
+    for name, value in CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("FPS_DISCORD_WEBHOOK_URL", f"{server}/api/webhooks/7/tok-d")
+    monkeypatch.setattr("keyring.get_password", lambda *args: None)
+    return root
+
+
+def schedule_storm(root: Path, engine: Engine, at: datetime) -> Storm:
+    """The storm at `root` moved to `at`, loaded, planned and scheduled into `engine`'s
+    outbox, as `stormer schedule` does."""
+    from datetime import UTC
+
+    from sqlalchemy.orm import Session
+
+    from stormer.outbox.schedule import schedule
+    from stormer.plan import plan
+    from stormer.preview import with_payloads
+    from stormer.storm import load_storm
+    from stormer.timezones import iso_utc
+
+    set_storm_time(root, iso_utc(at))
+    storm = load_storm(root)
+    with Session(engine) as session, session.begin():
+        schedule(
+            with_payloads(storm, plan(storm)),
+            session=session,
+            storm=storm.slug,
+            now=datetime.now(UTC),
+        )
+    return storm
 
 
 def write_own_posts(storm: Path, hashtag: str) -> None:

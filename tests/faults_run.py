@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from example import CREDENTIALS, copy_example, point_accounts_at, set_storm_time
+from example import example_against, schedule_storm
 from faults_count import Tally, count, landed
 from fixtures_workers import staging_time
 from sqlalchemy import Engine, select
@@ -28,11 +28,7 @@ from timing import PATIENCE, far_ahead, move_storm, wait_until
 
 from stormer.dispatch.dispatcher import Dispatcher, Settings
 from stormer.outbox.models import Outbox
-from stormer.outbox.schedule import schedule
-from stormer.plan import plan
-from stormer.preview import with_payloads
-from stormer.storm import Storm, load_storm
-from stormer.timezones import iso_utc
+from stormer.storm import Storm
 
 # Short leases: a worker's items whose burst failed are taken up again within seconds.
 SETTINGS = Settings(
@@ -52,12 +48,7 @@ def storm_folder(
 ) -> Path:
     """The example storm with every account talking to `server` (the simulator, or a proxy in
     front of it), its credentials in the environment, no keyring."""
-    root = copy_example(tmp_path / "storm")
-    point_accounts_at(root, server)
-    for name, value in CREDENTIALS.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("FPS_DISCORD_WEBHOOK_URL", f"{server}/api/webhooks/7/tok-d")
-    monkeypatch.setattr("keyring.get_password", lambda *args: None)
+    root = example_against(tmp_path / "storm", server, monkeypatch)
     if posts_per_account != 1:
         config = root / "config.toml"
         config.write_text(
@@ -90,17 +81,10 @@ class Run:
 
 
 def schedule_far_ahead(root: Path, engine: Engine) -> tuple[Storm, datetime]:
+    """Schedule the storm an hour ahead (loading and planning are slow on a loaded machine:
+    not on the clock); `move_storm` brings T close when the test is ready."""
     start = far_ahead()
-    set_storm_time(root, iso_utc(start))
-    storm = load_storm(root)
-    with Session(engine) as session, session.begin():
-        schedule(
-            with_payloads(storm, plan(storm)),
-            session=session,
-            storm=storm.slug,
-            now=datetime.now(UTC),
-        )
-    return storm, start
+    return schedule_storm(root, engine, start), start
 
 
 def staged_all(engine: Engine) -> bool:

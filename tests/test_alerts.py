@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from example import CREDENTIALS, copy_example, point_accounts_at
+from example import copy_example, example_against
 from fixtures_sinks import JsonSink, SmtpSink
 from ports import free_port
 from sqlalchemy import Engine, update
@@ -26,7 +26,7 @@ from stormer.errors import AlertFailed, ConfigError
 from stormer.ops.alerts import alert, due_summary, unstaged_alert_due, watch
 from stormer.outbox import workers
 from stormer.outbox.models import Outbox
-from stormer.storm import load_storm
+from stormer.storm import Storm, load_storm
 from stormer.timezones import iso_utc
 
 runner = CliRunner()
@@ -218,15 +218,10 @@ def storm_files(
     """The example storm 4 minutes from now, against the simulator, alerting by e-mail; its
     database (SQLite) does not exist yet."""
     at = (datetime.now(UTC) + timedelta(minutes=4)).replace(microsecond=0)
-    root = copy_example(tmp_path / "storm", at=iso_utc(at))
-    point_accounts_at(root, simulator)
+    root = example_against(tmp_path / "storm", simulator, monkeypatch, at=iso_utc(at))
     with (root / "config.toml").open("a", encoding="utf-8") as f:
         f.write('\n[alerts]\napprise = ["FPS_ALERT_URL"]\nunstaged_before = "5m"\n')
-    for name, value in CREDENTIALS.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("FPS_DISCORD_WEBHOOK_URL", f"{simulator}/api/webhooks/7/tok-d")
     monkeypatch.setenv("FPS_ALERT_URL", smtp.url())
-    monkeypatch.setattr("keyring.get_password", lambda *args: None)
     return root
 
 
@@ -296,9 +291,9 @@ def test_a_live_worker_that_staged_keeps_it_quiet_until_it_stops(
     assert len(smtp.messages) == 1
 
 
-def test_a_send_being_retried_is_said_so_and_only_a_final_one_will_not_be_sent(
-    storm: Path, engine: Engine, smtp: SmtpSink
-) -> None:
+def scheduled_and_staged_by_a_live_worker(storm: Path, engine: Engine) -> tuple[Storm, datetime]:
+    """The storm scheduled and a live worker that says it staged everything up to T; → the
+    loaded storm (its `at` set) and now."""
     assert runner.invoke(app, ["schedule", "--storm", str(storm)]).exit_code == 0
     loaded = load_storm(storm)
     assert loaded.at is not None
@@ -307,6 +302,13 @@ def test_a_send_being_retried_is_said_so_and_only_a_final_one_will_not_be_sent(
         engine=engine, worker="w-live", storm=loaded.slug, hostname="h", pid=1, now=now
     )
     workers.heartbeat(engine=engine, worker="w-live", now=now, staged_through=loaded.at)
+    return loaded, now
+
+
+def test_a_send_being_retried_is_said_so_and_only_a_final_one_will_not_be_sent(
+    storm: Path, engine: Engine, smtp: SmtpSink
+) -> None:
+    loaded, now = scheduled_and_staged_by_a_live_worker(storm, engine)
     retry = (now + timedelta(seconds=30)).replace(microsecond=0)
     with engine.begin() as conn:
         conn.execute(update(Outbox).values(state="staged"))
@@ -345,14 +347,7 @@ def test_a_send_being_retried_is_said_so_and_only_a_final_one_will_not_be_sent(
 def test_an_item_refused_at_staging_is_alerted_before_t_not_after(
     storm: Path, engine: Engine, smtp: SmtpSink
 ) -> None:
-    assert runner.invoke(app, ["schedule", "--storm", str(storm)]).exit_code == 0
-    loaded = load_storm(storm)
-    assert loaded.at is not None
-    now = datetime.now(UTC)
-    workers.register_worker(
-        engine=engine, worker="w-live", storm=loaded.slug, hostname="h", pid=1, now=now
-    )
-    workers.heartbeat(engine=engine, worker="w-live", now=now, staged_through=loaded.at)
+    loaded, _ = scheduled_and_staged_by_a_live_worker(storm, engine)
     with engine.begin() as conn:
         conn.execute(update(Outbox).values(state="staged"))
         conn.execute(

@@ -7,7 +7,7 @@ the outbox agreeing with the platform item by item.
 Seeds per mix: STORMER_CHAOS_SEEDS (default 20; more for a long run, e.g. 200). Each seed
 aims at one kill moment (seed modulo the six moments) on one database (SQLite for the first
 six seeds of every twelve, PostgreSQL for the next six): the test id names both.
-`bench/chaos.py` prints the counted table over many seeds."""
+`bench/chaos_bench.py` prints the counted table over many seeds."""
 
 from __future__ import annotations
 

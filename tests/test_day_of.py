@@ -48,7 +48,7 @@ from urllib.parse import parse_qsl
 import httpx
 import keyring
 import pytest
-from example import CREDENTIALS, copy_example, point_accounts_at, set_storm_time
+from example import CREDENTIALS, copy_example, point_accounts_at, schedule_storm
 from fixtures_sinks import SmtpSink
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
@@ -64,14 +64,10 @@ from stormer.dispatch.dispatcher import Dispatcher, Settings
 from stormer.ops.alerts import Alerted, Watch, watch
 from stormer.outbox.db import database_url, make_engine, upgrade
 from stormer.outbox.models import Outbox
-from stormer.outbox.schedule import schedule
-from stormer.plan import plan
-from stormer.preview import with_payloads
 from stormer.secrets import KEYRING_SERVICE, store
 from stormer.simulator import create_app
 from stormer.simulator.background import SimServer, serve_simulator
-from stormer.storm import Storm, load_storm
-from stormer.timezones import iso_utc
+from stormer.storm import Storm
 
 X_ACCOUNT = "campaign-x"
 X_TOKEN_PATH = "/2/oauth2/token"
@@ -277,16 +273,7 @@ def schedule_far_ahead(root: Path, engine: Engine) -> tuple[Storm, datetime]:
     """Schedule the storm an hour ahead (loading and planning are slow on a loaded machine:
     not on the clock); `move_storm` brings T close once the organizer has logged in."""
     start = far_ahead()
-    set_storm_time(root, iso_utc(start))
-    storm = load_storm(root)
-    with Session(engine) as session, session.begin():
-        schedule(
-            with_payloads(storm, plan(storm)),
-            session=session,
-            storm=storm.slug,
-            now=datetime.now(UTC),
-        )
-    return storm, start
+    return schedule_storm(root, engine, start), start
 
 
 def x_login(recorded: Recorded, storm: Storm) -> tuple[dict[str, str], datetime]:

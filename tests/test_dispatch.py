@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from example import CREDENTIALS, copy_example, point_accounts_at, set_storm_time
+from example import example_against, schedule_storm
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from timing import far_ahead, move_storm, run_worker_until
@@ -19,11 +19,6 @@ from timing import far_ahead, move_storm, run_worker_until
 from stormer.dispatch.dispatcher import Dispatcher, Settings
 from stormer.outbox.db import make_engine, upgrade
 from stormer.outbox.models import Outbox
-from stormer.outbox.schedule import schedule
-from stormer.plan import plan
-from stormer.preview import with_payloads
-from stormer.storm import load_storm
-from stormer.timezones import iso_utc
 
 FAST = Settings(
     staging_window=timedelta(minutes=5),
@@ -35,26 +30,7 @@ FAST = Settings(
 
 @pytest.fixture
 def storm_dir(tmp_path: Path, simulator: str, monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = copy_example(tmp_path / "storm")
-    point_accounts_at(root, simulator)
-    for name, value in CREDENTIALS.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("FPS_DISCORD_WEBHOOK_URL", f"{simulator}/api/webhooks/7/tok-d")
-    monkeypatch.setattr("keyring.get_password", lambda *args: None)
-    return root
-
-
-def schedule_at(storm_dir: Path, engine, at: datetime):  # type: ignore[no-untyped-def]
-    set_storm_time(storm_dir, iso_utc(at))
-    storm = load_storm(storm_dir)
-    with Session(engine) as session, session.begin():
-        schedule(
-            with_payloads(storm, plan(storm)),
-            session=session,
-            storm=storm.slug,
-            now=datetime.now(UTC),
-        )
-    return storm
+    return example_against(tmp_path / "storm", simulator, monkeypatch)
 
 
 def schedule_soon(storm_dir: Path, engine, ahead: timedelta):  # type: ignore[no-untyped-def]
@@ -62,7 +38,7 @@ def schedule_soon(storm_dir: Path, engine, ahead: timedelta):  # type: ignore[no
     the storm, slow on a loaded machine, does not eat into the time before T (an item whose
     time has passed when it is scheduled is not added). Returns the storm and T."""
     start = far_ahead()
-    storm = schedule_at(storm_dir, engine, start)
+    storm = schedule_storm(storm_dir, engine, start)
     at = (datetime.now(UTC) + ahead).replace(microsecond=0)
     move_storm(engine, storm_dir, start, at)
     return replace(storm, at=at), at
@@ -120,7 +96,7 @@ def test_a_bad_credential_is_reported_at_staging_not_at_t(
     upgrade(engine)
     try:
         at = (datetime.now(UTC) + timedelta(seconds=30)).replace(microsecond=0)
-        storm = schedule_at(storm_dir, engine, at)
+        storm = schedule_storm(storm_dir, engine, at)
 
         asyncio.run(stage_only(storm, engine))  # long before T
         by_platform = {r.platform: r for r in rows(engine)}
@@ -144,7 +120,7 @@ def test_a_rate_limited_staging_waits_for_the_platforms_retry_after(
     upgrade(engine)
     try:
         at = (datetime.now(UTC) + timedelta(seconds=30)).replace(microsecond=0)
-        storm = schedule_at(storm_dir, engine, at)
+        storm = schedule_storm(storm_dir, engine, at)
 
         started = datetime.now(UTC)
         asyncio.run(stage_only(storm, engine))
@@ -254,7 +230,7 @@ def test_stopping_mid_pass_lets_the_pass_finish_without_a_traceback(
     upgrade(engine)
     try:
         at = (datetime.now(UTC) + timedelta(minutes=3)).replace(microsecond=0)
-        storm = schedule_at(storm_dir, engine, at)  # within FAST's staging window
+        storm = schedule_storm(storm_dir, engine, at)  # within FAST's staging window
         dispatcher = Dispatcher(storm, engine, settings=FAST)
 
         async def stop_mid_pass() -> None:

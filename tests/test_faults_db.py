@@ -16,7 +16,7 @@ import os
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -182,6 +182,25 @@ def test_postgresql_unreachable_at_t(
     print("told:", told)
 
 
+SQLITE_HELD = timedelta(seconds=3)  # how long past T a SQLite cell keeps the outbox unwritable
+
+
+def sent_late_on_sqlite(
+    root: Path, path: Path, simulator: str, at_t: Callable[[datetime], None]
+) -> None:
+    """Run the storm on a SQLite outbox at `path`, `at_t` keeping it unwritable from T until
+    T + SQLITE_HELD: every item must be sent once, none before then."""
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    try:
+        run = run_storm(root, engine, simulator, at_t=at_t)
+    finally:
+        engine.dispose()
+    run.tally.assert_promise()
+    assert run.tally.states == {"sent": 8}, run.tally.summary()
+    assert min(instant(p["received_at"]) for p in landed(simulator)) >= run.at + SQLITE_HELD
+
+
 def test_sqlite_locked_at_t(
     tmp_path: Path,
     simulator: str,
@@ -196,27 +215,18 @@ def test_sqlite_locked_at_t(
     caplog.set_level(logging.INFO, logger="stormer")
     root = storm_folder(tmp_path, simulator, monkeypatch)
     path = tmp_path / "stormer.db"
-    engine = make_engine(f"sqlite:///{path}")
-    upgrade(engine)
-    late = timedelta(seconds=3)
 
     def locked_at_t(at: datetime) -> None:
         other = sqlite3.connect(path, isolation_level=None, timeout=30)
         try:
             other.execute("BEGIN EXCLUSIVE")
-            hold_until(at + late)
+            hold_until(at + SQLITE_HELD)
             assert attempts_read_only(path) == {0}, "an attempt was recorded while locked"
             other.execute("ROLLBACK")
         finally:
             other.close()
 
-    try:
-        run = run_storm(root, engine, simulator, at_t=locked_at_t)
-    finally:
-        engine.dispose()
-    run.tally.assert_promise()
-    assert run.tally.states == {"sent": 8}, run.tally.summary()
-    assert min(instant(p["received_at"]) for p in landed(simulator)) >= run.at + late
+    sent_late_on_sqlite(root, path, simulator, locked_at_t)
     # Held longer than the test's 3 s leases, the worker lost its claims and took them again.
     assert [r for r in caplog.records if r.exc_info] == []
     print("told:", organizer_was_told(caplog))
@@ -285,24 +295,15 @@ def test_sqlite_disk_full_at_t(
     caplog.set_level(logging.INFO, logger="stormer")
     root = storm_folder(tmp_path, simulator, monkeypatch)
     path = small_disk / "stormer.db"
-    engine = make_engine(f"sqlite:///{path}")
-    upgrade(engine)
-    late = timedelta(seconds=3)
 
     def full_at_t(at: datetime) -> None:
         filler = fill(small_disk)
         try:
-            hold_until(at + late)
+            hold_until(at + SQLITE_HELD)
         finally:
             filler.unlink()
 
-    try:
-        run = run_storm(root, engine, simulator, at_t=full_at_t)
-    finally:
-        engine.dispose()
-    run.tally.assert_promise()
-    assert run.tally.states == {"sent": 8}, run.tally.summary()
-    assert min(instant(p["received_at"]) for p in landed(simulator)) >= run.at + late
+    sent_late_on_sqlite(root, path, simulator, full_at_t)
     told = assert_told_in_lines(caplog)
     assert any("database or disk is full" in m for m in told), told
     assert integrity(path) == "ok"

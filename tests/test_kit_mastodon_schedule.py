@@ -355,3 +355,50 @@ def test_from_disk_the_visitor_pastes_the_code_their_server_shows(
         page.locator(f"#post-{other}-text").inner_text()
     ]
     assert token not in json.dumps(watched.addresses)
+
+
+def test_disconnecting_revokes_the_token_at_the_server(
+    browser_context: Callable[..., BrowserContext],
+    simulator: str,
+    serve_folder: Callable[[Path], str],
+    tmp_path: Path,
+) -> None:
+    """Disconnect gives the token back (POST /oauth/revoke, through CORS: the kit is another
+    origin), so that it stops working at the server, not only in this tab; a server that
+    cannot be told is said so, and the page forgets the token all the same."""
+    at = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=2)
+    kit = serve_folder(_kit(tmp_path, at))
+    context = browser_context()
+    watched = Watched(context)
+    page = context.new_page()
+    token = _connect(page, f"{kit}/en.html", simulator)
+
+    def answer_to(token: str) -> int:  # an empty status: 422 to a valid token, 401 otherwise
+        headers = {"Authorization": f"Bearer {token}"}
+        return httpx.post(
+            f"{simulator}/api/v1/statuses", headers=headers, data={"status": ""}, timeout=10
+        ).status_code
+
+    assert answer_to(token) == 422
+    page.click("#schedule-disconnect")
+    page.locator("#schedule-connect").wait_for(state="visible")
+    assert page.evaluate(TOKEN_KEY) is None
+    assert page.locator("#schedule-error").is_hidden()
+    assert answer_to(token) == 401  # revoked at the server
+    revokes = [r for r in watched.requests if r.url == f"{simulator}/oauth/revoke"]
+    assert [r.method for r in revokes] == ["POST"]
+    assert f"token={token}" in (revokes[0].post_data or "")
+
+    # The server cannot be told: said, and the token forgotten in this tab anyway.
+    page.click("#schedule-connect")  # the server is chosen already
+    page.wait_for_url(f"{simulator}/oauth/authorize?*")
+    page.get_by_role("button", name="Authorize").click()
+    page.locator("#schedule-connected").wait_for(state="visible")
+    token = json.loads(page.evaluate(TOKEN_KEY))
+    page.route(f"{simulator}/oauth/revoke", lambda route: route.abort())
+    page.click("#schedule-disconnect")
+    page.locator("#schedule-error").wait_for(state="visible")
+    assert page.locator("#schedule-error").inner_text() == WORDS["schedule_unreachable"]
+    assert page.locator("#schedule-connect").is_visible()
+    assert page.evaluate(TOKEN_KEY) is None
+    assert answer_to(token) == 422  # still valid there: the visitor was told

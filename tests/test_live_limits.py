@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from example import CREDENTIALS, copy_example, point_accounts_at, set_storm_time
+from example import example_against, schedule_storm
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from timing import run_worker_until
@@ -26,12 +26,8 @@ from stormer.cli import app
 from stormer.dispatch.dispatcher import Dispatcher, Settings
 from stormer.outbox.db import make_engine, upgrade
 from stormer.outbox.models import Outbox
-from stormer.outbox.schedule import schedule
-from stormer.plan import plan
-from stormer.preview import with_payloads
 from stormer.queue import QueueItem
-from stormer.storm import Account, load_storm
-from stormer.timezones import iso_utc
+from stormer.storm import Account
 
 runner = CliRunner()
 # The example's campaign-mastodon post counts 248, its solidarity-mastodon-fr post 237.
@@ -40,12 +36,7 @@ INSTANCE_LIMIT = 240
 
 @pytest.fixture
 def storm(tmp_path: Path, simulator: str, monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = copy_example(tmp_path / "storm")
-    point_accounts_at(root, simulator)
-    for name, value in CREDENTIALS.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("FPS_DISCORD_WEBHOOK_URL", f"{simulator}/api/webhooks/7/tok-d")
-    monkeypatch.setattr("keyring.get_password", lambda *args: None)
+    root = example_against(tmp_path / "storm", simulator, monkeypatch)
     httpx.post(
         f"{simulator}/_sim/config", json={"mastodon_max_characters": INSTANCE_LIMIT}
     ).raise_for_status()
@@ -97,15 +88,7 @@ def test_staging_refuses_a_post_over_the_instance_limit_before_t(
     upgrade(engine)
     try:
         at = (datetime.now(UTC) + timedelta(minutes=3)).replace(microsecond=0)
-        set_storm_time(storm, iso_utc(at))
-        loaded = load_storm(storm)
-        with Session(engine) as session, session.begin():
-            schedule(
-                with_payloads(loaded, plan(loaded)),
-                session=session,
-                storm=loaded.slug,
-                now=datetime.now(UTC),
-            )
+        loaded = schedule_storm(storm, engine, at)
         settings = Settings(staging_window=timedelta(minutes=5), poll_seconds=0.5)
 
         def rows() -> dict[str, Outbox]:

@@ -296,9 +296,40 @@ def test_too_long_is_rejected_with_the_field_errors() -> None:
 
 def test_a_server_error_after_sending_is_an_unknown_outcome() -> None:
     server = FakeWebhook()
-    server.answer = httpx.Response(502, text="Bad Gateway")
+    server.answer = httpx.Response(500, json={"message": "Internal Server Error"})
     with pytest.raises(OutcomeUnknown):
         run(server, stage_and_publish, state={"guild_id": "900"})
+
+
+class GatewayUnavailableOnce(FakeWebhook):
+    """Answers the first execution with Discord's documented 502 (the request not processed:
+    https://discord.com/developers/docs/topics/opcodes-and-status-codes#http), then as usual."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.unavailable = 0
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and not self.unavailable:
+            self.unavailable += 1
+            return httpx.Response(502, json={"message": "502: Bad Gateway", "code": 0})
+        return super().__call__(request)
+
+
+def test_a_502_gateway_unavailable_was_not_processed_and_is_sent_again_once() -> None:
+    server = GatewayUnavailableOnce()
+
+    async def scenario(conn: Connection) -> Any:
+        staged = await Discord().stage(item(), conn)
+        return await send_staged(Discord(), staged, conn, attempts=3, sleep=no_wait)
+
+    result = run(server, scenario, state={"guild_id": "900"})
+    assert result.outcome == "sent" and result.attempts == 2
+    assert server.unavailable == 1 and len(server.received) == 1  # landed once, not twice
+
+
+async def no_wait(_: float) -> None:
+    return None
 
 
 def test_a_timeout_after_sending_is_unknown_and_never_resent() -> None:

@@ -37,11 +37,15 @@ def test_an_api_preflight_is_answered_as_rack_cors_does(simulator: str, path: st
     assert "access-control-allow-credentials" not in answer.headers
 
 
-def test_the_token_endpoint_allows_post_only_and_other_paths_nothing(simulator: str) -> None:
-    token = _preflight(simulator, "/oauth/token", "POST", "content-type")
-    assert token.headers["access-control-allow-methods"] == "POST"
+def test_the_token_and_revoke_endpoints_allow_post_only_and_other_paths_nothing(
+    simulator: str,
+) -> None:
+    for endpoint in ("/oauth/token", "/oauth/revoke"):  # revoke: since Mastodon 4.3
+        allowed = _preflight(simulator, endpoint, "POST", "content-type")
+        assert allowed.headers["access-control-allow-methods"] == "POST", endpoint
     for path, method in [
         ("/oauth/token", "GET"),  # not a method of the resource
+        ("/oauth/revoke", "GET"),
         ("/oauth/authorize", "POST"),  # a page, not a CORS resource: the browser navigates
     ]:
         refused = _preflight(simulator, path, method)

@@ -15,13 +15,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from example import add_accounts, copy_example, set_storm_time, write_own_posts
+from example import add_accounts, copy_example, schedule_storm, write_own_posts
 from fixtures_sim import png_bytes
 from timing import far_ahead, move_storm
 
 from stormer.channels import registry
 from stormer.channels.base import Platform
-from stormer.timezones import iso_utc
 
 PLUGIN_SITE = Path(__file__).parent / "plugins" / "site"  # holds the plugin's dist-info
 
@@ -234,33 +233,20 @@ def test_dispatch_gates_the_plugin_as_it_declares(fileboard: Platform) -> None:
 def test_run_paces_the_plugins_posts(fileboard: Platform, tmp_path: Path) -> None:
     """Three posts from one board at one instant: two at T, the third when the board's pace
     (two a second) lets it — never before T."""
-    from sqlalchemy.orm import Session
 
     from stormer.dispatch.dispatcher import Dispatcher, Settings
     from stormer.outbox.db import make_engine, upgrade
-    from stormer.outbox.schedule import schedule
-    from stormer.plan import plan
-    from stormer.preview import with_payloads
     from stormer.secrets import Secret
-    from stormer.storm import load_storm
 
     board = tmp_path / "board.jsonl"
     storm_dir = board_storm(tmp_path / "storm", board_account("board", "en", board))
     config = storm_dir / "config.toml"
     config.write_text(config.read_text().replace("posts_per_account = 1", "posts_per_account = 3"))
     at = (datetime.now(UTC) + timedelta(seconds=3)).replace(microsecond=0)
-    set_storm_time(storm_dir, iso_utc(at))
-    storm = load_storm(storm_dir)
     engine = make_engine(f"sqlite:///{tmp_path / 's.db'}")
     upgrade(engine)
     try:
-        with Session(engine) as session, session.begin():
-            schedule(
-                with_payloads(storm, plan(storm)),
-                session=session,
-                storm=storm.slug,
-                now=datetime.now(UTC),
-            )
+        storm = schedule_storm(storm_dir, engine, at)
         settings = Settings(staging_window=timedelta(minutes=5), poll_seconds=0.5)
         dispatcher = Dispatcher(
             storm,

@@ -53,7 +53,14 @@ from stormer.channels.http import (
     materialize,
     retry_after,
 )
-from stormer.errors import AuthError, OutcomeUnknown, PlatformError, RateLimited, Rejected
+from stormer.errors import (
+    AuthError,
+    OutcomeUnknown,
+    PlatformError,
+    RateLimited,
+    Rejected,
+    Transient,
+)
 from stormer.secrets import Secret
 
 if TYPE_CHECKING:
@@ -104,6 +111,12 @@ class Discord(Platform):
     # A webhook can post and edit its own messages, never read a channel
     # (https://discord.com/developers/docs/resources/webhook).
     no_hashtag_search = "a webhook can post but not read, and Discord has no public search"
+    # 502 GATEWAY UNAVAILABLE: "There was not a gateway available to process your request.
+    # Wait a bit and retry"
+    # (https://discord.com/developers/docs/topics/opcodes-and-status-codes#http): the request
+    # was not processed, so sending it again cannot post twice. Any other 5xx may have taken
+    # effect: an unknown outcome, as `classify` says.
+    not_processed_statuses = frozenset({502})
 
     def length(self, text: str) -> int:
         return lengths.discord_length(text)
@@ -185,6 +198,12 @@ class Discord(Platform):
         if response.status == 400 and body.get("code") == INVALID_FORM_BODY:
             return Rejected(
                 f"{message}: {_field_errors(body.get('errors'))}", platform=self.name, status=400
+            )
+        if response.status in self.not_processed_statuses:
+            return Transient(
+                f"not processed ({message}); safe to send again",
+                platform=self.name,
+                status=response.status,
             )
         wait = body.get("retry_after")  # float seconds, more precise than the header
         if response.status == 429:

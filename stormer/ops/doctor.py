@@ -161,24 +161,29 @@ async def credentials_finding(storm: Storm, http: httpx.AsyncClient) -> Finding:
 
 def media_finding(storm: Storm) -> Finding:
     from stormer.channels import registry
-    from stormer.plan import eligible
+    from stormer.plan import Eligibility
 
+    # Every platform a post may go to, as `check` judges lengths (which account gets which
+    # post can change with any edit to the storm), through the index `check` uses: not every
+    # post against every account. A file many posts attach is read once.
+    index, known = Eligibility(storm.posts, storm.accounts), set(registry.installed())
+    sizes: dict[str, int | OSError] = {}
     problems, count = [], 0
     for post in storm.posts:
-        # Every platform the post may go to, as `check` judges lengths: which account gets
-        # which post can change with any edit to the storm.
-        platforms = {a.platform for a in storm.accounts if eligible(post, a)}
+        platforms = sorted(p for p in index.platforms_of(post) if p in known)
         for image in post.images:
             count += 1
             where = f"{post.file}: {image.path}"
-            try:
-                size = len((storm.root / "posts" / image.path).read_bytes())
-            except OSError as e:
-                problems.append(f"{where} cannot be read ({e.strerror or e})")
+            if image.path not in sizes:
+                try:
+                    sizes[image.path] = len((storm.root / "posts" / image.path).read_bytes())
+                except OSError as e:
+                    sizes[image.path] = e
+            size = sizes[image.path]
+            if isinstance(size, OSError):
+                problems.append(f"{where} cannot be read ({size.strerror or size})")
                 continue
-            for platform in sorted(platforms):
-                if platform not in registry.installed():
-                    continue  # reported by `check` as unknown-platform
+            for platform in platforms:  # an unknown one is reported by `check`
                 plugin = registry.get(platform)
                 limit = plugin.image_limits.max_bytes  # as the platform's plugin declares it
                 if limit is not None and size > limit:

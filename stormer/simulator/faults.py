@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from ._asgi import read_whole_request
+
 if TYPE_CHECKING:
     from starlette.responses import Response
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -308,6 +310,15 @@ class FaultLayer:
         if platform is None:
             await self.app(scope, receive, send)
             return
+        # A server reads the whole request before it works on it, and what it then does (a
+        # post created) does not depend on the client still being connected: a client that
+        # hangs up during the latency below must still find its post created, as on a real
+        # platform. Uvicorn answers `receive` with a disconnect once the client has gone, even
+        # for a body it had read, so the body is read now and handed on from here.
+        whole_request = await read_whole_request(receive)
+        if whole_request is None:  # the client left before its request was complete
+            return
+        receive = whole_request
         config = self.sim.config
         faults = self.sim.faults[platform.name]
         rng = self.sim.rng

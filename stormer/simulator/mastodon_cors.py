@@ -42,6 +42,9 @@ RESOURCES = (
         ("Link", "X-RateLimit-Reset", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-Request-Id"),
     ),
     Resource(re.compile(r"^/oauth/token$"), ("POST",)),
+    # Since Mastodon 4.3 (https://github.com/mastodon/mastodon/pull/31743, "Allow `POST
+    # /oauth/revoke` through CORS"), so that a page can give back the token it obtained.
+    Resource(re.compile(r"^/oauth/revoke$"), ("POST",)),
 )
 MAX_AGE = "7200"  # rack-cors: `opts[:max_age] || 7200`
 

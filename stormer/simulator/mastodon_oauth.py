@@ -184,15 +184,9 @@ async def token(request: Request) -> Response:
             "unsupported_grant_type",
             "The authorization grant type is not supported by the authorization server.",
         )
-    app = state.apps.get(str(params.get("client_id") or ""))
-    if app is None or params.get("client_secret") != app.client_secret:
-        # "If client_id and client_secret do not match or are invalid": 401 invalid_client.
-        return oauth_error(
-            401,
-            "invalid_client",
-            "Client authentication failed due to unknown client, no client authentication "
-            "included, or unsupported authentication method.",
-        )
+    app = _client(state, params)
+    if isinstance(app, Response):
+        return app
     grant = state.grants.pop(str(params.get("code") or ""), None)  # a code works once
     verifier = str(params.get("code_verifier") or "")
     if (
@@ -222,6 +216,22 @@ async def token(request: Request) -> Response:
             "created_at": int(time.time()),
         }
     )
+
+
+def _client(state: OAuth, params: dict[str, Any]) -> App | Response:
+    """The app a request names by client_id and client_secret, or 401 invalid_client: "If
+    client_id and client_secret do not match or are invalid"
+    (https://docs.joinmastodon.org/methods/oauth/#token,
+    https://docs.joinmastodon.org/methods/oauth/#revoke)."""
+    app = state.apps.get(str(params.get("client_id") or ""))
+    if app is None or params.get("client_secret") != app.client_secret:
+        return oauth_error(
+            401,
+            "invalid_client",
+            "Client authentication failed due to unknown client, no client authentication "
+            "included, or unsupported authentication method.",
+        )
+    return app
 
 
 def _s256(verifier: str) -> str:
@@ -266,14 +276,9 @@ async def revoke(request: Request) -> Response:
     imitated: tests revoke tokens the simulator never issued, which no app owns here."""
     params = await _params(request)
     state = oauth_state(request)
-    app = state.apps.get(str(params.get("client_id") or ""))
-    if app is None or params.get("client_secret") != app.client_secret:
-        return oauth_error(
-            401,
-            "invalid_client",
-            "Client authentication failed due to unknown client, no client authentication "
-            "included, or unsupported authentication method.",
-        )
+    app = _client(state, params)
+    if isinstance(app, Response):
+        return app
     token = str(params.get("token") or "")
     state.tokens.pop(token, None)
     state.revoked.add(token)

@@ -11,7 +11,10 @@
      disk there is no address to come back to, so the out-of-band redirect
      (urn:ietf:wg:oauth:2.0:oob) shows the code in a new tab, to paste here;
    - the token: POST /oauth/token by fetch, with the code_verifier
-     (https://docs.joinmastodon.org/methods/oauth/#token).
+     (https://docs.joinmastodon.org/methods/oauth/#token);
+   - disconnecting gives it back: POST /oauth/revoke with the app's client_id and
+     client_secret and the token (https://docs.joinmastodon.org/methods/oauth/#revoke;
+     allowed through CORS since Mastodon 4.3), then the page forgets it, told or not.
 
    Scopes: write:statuses write:media only. Listing scheduled statuses would need
    read:statuses, which lets a page read every post of the account, private ones included;
@@ -150,7 +153,8 @@
   }
 
   function refusal(status, data, path) {
-    if (status === 401 && path !== "/oauth/token" && path !== "/api/v1/apps") {
+    var oauth = path === "/oauth/token" || path === "/oauth/revoke" || path === "/api/v1/apps";
+    if (status === 401 && !oauth) {
       write("sessionStorage", tokenKey, null);
       showConnection();
       return new Failure(words("expired"), status);
@@ -311,14 +315,33 @@
     });
   }
 
-  function wire() {
-    byId("schedule-connect").addEventListener("click", connect);
-    byId("schedule-disconnect").addEventListener("click", function () {
+  // The server is asked to revoke the token, so that it stops working at once and not only
+  // in this tab; the page forgets it in any case, and says so if the server was not told.
+  function disconnect() {
+    var token = read("sessionStorage", tokenKey);
+    var registered = read("localStorage", appKey);
+    showError("");
+    var revoked = Promise.resolve();
+    if (token && registered && registered.client_id && registered.client_secret) {
+      var fields = new URLSearchParams({
+        client_id: registered.client_id, client_secret: registered.client_secret, token: token
+      });
+      showStatus(words("working"));
+      revoked = call("POST", "/oauth/revoke", { auth: false, params: fields });
+    }
+    return revoked.catch(function (error) {
+      showError(explain(error));
+    }).then(function () {
       write("sessionStorage", tokenKey, null);
       showStatus("");
       showConnection();
       byId("schedule-connect").focus();
     });
+  }
+
+  function wire() {
+    byId("schedule-connect").addEventListener("click", connect);
+    byId("schedule-disconnect").addEventListener("click", disconnect);
     byId("schedule-code-form").addEventListener("submit", function (event) {
       event.preventDefault();
       var pending = read("sessionStorage", PENDING_KEY);

@@ -1,7 +1,10 @@
 """Chaos, counted, over many seeds: the table for docs/reliability.md.
 
-    .venv/bin/python bench/chaos.py [--seeds 12] [--mixes six,idempotent] [--accounts 30]
-                                    [--postgres postgresql+psycopg://postgres@127.0.0.1:5432]
+    .venv/bin/python bench/chaos_bench.py [--seeds 12] [--mixes six,idempotent]
+        [--accounts 30] [--postgres postgresql+psycopg://postgres@127.0.0.1:5432]
+
+Named chaos_bench, not chaos: tests/chaos.py is the harness it runs, and one module name
+for both would clash (`mypy bench tests`, and an import from bench/ finding itself).
 
 The harness of tests/test_chaos.py (tests/chaos.py): per seed, a storm of `--accounts`
 accounts (one imaged post each) through `stormer schedule` and `stormer run` against
