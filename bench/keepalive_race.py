@@ -90,9 +90,10 @@ async def waves(args: argparse.Namespace, url: str, name: str) -> None:
         await sender.__aenter__()
 
         async def post(body: bytes) -> None:
-            await sender(
-                Request("POST", f"{url}/_sim/nothing", content=body), platform="x", mutating=True
-            )
+            # A Telegram post: it cannot be asked about afterwards, so it gets a connection of
+            # its own (posts that can be asked keep the pool and end OutcomeUnknown here).
+            request = Request("POST", f"{url}/_sim/nothing", content=body)
+            await sender(request, platform="telegram", mutating=True)
 
         closing = SimpleNamespace(close=lambda: sender.__aexit__())
     answered = 0

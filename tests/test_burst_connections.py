@@ -20,7 +20,7 @@ import pytest
 
 from stormer.channels.http import Request
 from stormer.dispatch.burst import AiohttpSender
-from stormer.errors import Transient
+from stormer.errors import OutcomeUnknown, Transient
 
 ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok"
 
@@ -32,6 +32,7 @@ class KeepAliveServer:
     def __init__(self, idle_close: float = 0.05) -> None:
         self.idle_close = idle_close
         self.requests: list[bytes] = []
+        self.connections = 0  # accepted so far
         self.closed_idle = threading.Semaphore(0)
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -64,6 +65,7 @@ class KeepAliveServer:
         self._loop.run_forever()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
         try:
             while True:
                 try:
@@ -113,6 +115,42 @@ def test_a_post_never_goes_on_a_connection_the_server_closed_while_idle(
 
     assert asyncio.run(main()) == 200
     assert server.requests == [b"GET", b"POSTthe post"]
+
+
+@pytest.mark.parametrize(("platform", "connections"), [("discord", 3), ("mastodon", 1)])
+def test_only_posts_that_cannot_be_asked_about_open_a_connection_each(
+    server: KeepAliveServer, platform: str, connections: int
+) -> None:
+    """Over HTTPS each new connection is a TLS handshake (2.3 ms of the client's CPU per post,
+    bench/tls_connections.py): posts that can be asked about afterwards keep the pool."""
+
+    async def main() -> None:
+        async with AiohttpSender(timeout=30) as sender:
+            for n in range(3):
+                post = Request("POST", f"{server.url}/post", content=b"post %d" % n)
+                await sender(post, platform=platform, mutating=True)
+
+    asyncio.run(main())
+    assert server.connections == connections
+    assert server.requests == [b"POSTpost 0", b"POSTpost 1", b"POSTpost 2"]
+
+
+def test_a_post_that_can_be_asked_about_ends_unknown_on_a_closed_connection(
+    server: KeepAliveServer,
+) -> None:
+    """It keeps the pool, so a stale connection can take it: the server never read it, and
+    it is OutcomeUnknown, which firing settles by asking Mastodon (its idempotency key)."""
+
+    async def main() -> None:
+        async with AiohttpSender(timeout=30) as sender:
+            await sender(Request("GET", server.url), platform="mastodon", mutating=False)
+            late_loop(server)
+            post = Request("POST", f"{server.url}/statuses", content=b"the post")
+            await sender(post, platform="mastodon", mutating=True)
+
+    with pytest.raises(OutcomeUnknown):
+        asyncio.run(main())
+    assert server.requests == [b"GET"]
 
 
 def test_a_request_safe_to_repeat_is_sent_again_at_once_on_a_fresh_connection(

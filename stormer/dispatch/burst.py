@@ -5,24 +5,31 @@ transport decides how fast 10,000 posts leave (DESIGN.md, "The hot path"). Failu
 classified here, not by a generic adapter: only a failure to *connect* proves the request
 never left; anything after that may have reached the platform and is OutcomeUnknown.
 
-Posts go on connections of their own. A pooled connection may be one the server has
-already closed for idleness: aiohttp stamps a connection idle when its event loop gets round
-to reading the answer and takes the *oldest* idle one first, so a worker whose loop runs
-seconds late (a burst, staging on a loaded machine) sends on connections that were idle past
-the server's keep-alive (uvicorn's and Apache's default: 5 s) although its own limit is 3 s.
-The server never reads such a request, but the client cannot tell that from a post that
-landed and lost its answer (RFC 9110 §9.2.2: only idempotent requests are retried), so a
-post would end unconfirmed (Telegram, Discord) though it never left (bench/README.md, scale).
-A fresh connection cannot have been closed for idleness. Requests safe to repeat keep the pool
-and, failing on it, are sent once more at once on a fresh connection.
+A pooled connection may be one the server has already closed for idleness: aiohttp stamps
+a connection idle when its event loop gets round to reading the answer and takes the
+*oldest* idle one first, so a worker whose loop runs seconds late (a burst, staging on a
+loaded machine) sends on connections that were idle past the server's keep-alive (uvicorn's
+and Apache's default: 5 s) although its own limit is 3 s. The server never reads such a
+request, but the client cannot tell that from a post that landed and lost its answer (RFC
+9110 §9.2.2: only idempotent requests are retried). A post on a platform that can be asked
+afterwards (an idempotency key, a record key, a transaction id, a read-back) then ends
+OutcomeUnknown and is asked and sent once: it keeps the pool. A post on a platform that
+cannot be asked (Telegram, Discord) would end unconfirmed though it never left
+(bench/README.md, scale), so it goes on a connection of its own, which cannot have been
+closed for idleness. Not every post does: over HTTPS a new connection costs the client a
+TLS handshake, 2.3 ms of CPU per post more than the pool (bench/tls_connections.py: 0.7 ms
+pooled, 3.0 ms with a connection each), seconds of a 10,000-post burst.
+Requests safe to repeat keep the pool and, failing on it, are sent once more at once on a
+fresh connection.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from stormer.channels import registry
 from stormer.channels.http import Response
-from stormer.errors import OutcomeUnknown, Transient
+from stormer.errors import OutcomeUnknown, Transient, UnknownPlatform
 
 if TYPE_CHECKING:
     import aiohttp
@@ -31,14 +38,28 @@ if TYPE_CHECKING:
 
 
 class AiohttpSender:
-    """A `Sender` (see platforms.base.Connection) over aiohttp: a pool for requests safe to
-    repeat, a connection of its own for each post."""
+    """A `Sender` (see platforms.base.Connection) over aiohttp: a pool, and a connection of
+    its own for each post on a platform that cannot be asked whether it landed."""
 
     def __init__(self, *, connections: int = 1000, timeout: float = 60.0) -> None:
         self.connections = connections
         self.timeout = timeout
         self._pooled: aiohttp.ClientSession | None = None
         self._fresh: aiohttp.ClientSession | None = None
+        self._unaskable: dict[str, bool] = {}  # by platform name
+
+    def _cannot_be_asked(self, platform: str) -> bool:
+        """Whether a post on `platform` cannot be asked about afterwards (idempotency
+        "none"): it must not ride a connection the server may have closed. An unknown
+        platform is taken to be one of those."""
+        verdict = self._unaskable.get(platform)
+        if verdict is None:
+            try:
+                verdict = registry.get(platform).idempotency == "none"
+            except UnknownPlatform:
+                verdict = True
+            self._unaskable[platform] = verdict
+        return verdict
 
     async def __aenter__(self) -> AiohttpSender:
         import aiohttp
@@ -63,10 +84,16 @@ class AiohttpSender:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        import asyncio
+
         for session in (self._pooled, self._fresh):
             if session is not None:
                 await session.close()
         self._pooled = self._fresh = None
+        # Closing a connection only schedules its transport's end: one turn of the loop lets
+        # it run, or a loop closed right after leaves the socket to the garbage collector
+        # (aiohttp's docs, "Graceful Shutdown").
+        await asyncio.sleep(0)
 
     async def __call__(self, request: Request, *, platform: str, mutating: bool) -> Response:
         import aiohttp
@@ -76,7 +103,8 @@ class AiohttpSender:
         )
         try:
             if mutating:
-                return await _send(self._fresh, request)
+                fresh = self._cannot_be_asked(platform)
+                return await _send(self._fresh if fresh else self._pooled, request)
             try:
                 return await _send(self._pooled, request)
             except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as e:
