@@ -293,7 +293,9 @@ def test_doctor_names_the_first_reminder_as_the_worker_deadline(
     zone("Asia/Kolkata")  # UTC+05:30
     set_reminder_offsets(storm, ["24h", "30m"])  # T is an hour away: only the 30 min one
     schedule(storm)
+    before = datetime.now(UTC)
     _, found = doctor(storm)
+    after = datetime.now(UTC)
     at = load_storm(storm).at
     assert at is not None
     first = at - timedelta(minutes=30)
@@ -301,8 +303,13 @@ def test_doctor_names_the_first_reminder_as_the_worker_deadline(
     message = found["worker"].message
     assert message.startswith(
         "none alive yet; start `stormer run` at least 10 min before "
-        f"{first:%Y-%m-%d %H:%M:%S} UTC = {here:%Y-%m-%d %H:%M:%S} IST here (in 29 min "
+        f"{first:%Y-%m-%d %H:%M:%S} UTC = {here:%Y-%m-%d %H:%M:%S} IST here (in "
     ), message
+    # How long until then, as doctor read its clock somewhere between `before` and `after`.
+    told = re.search(r"\(in (?:(\d+) min)? ?(?:(\d+) s)?\)", message)
+    assert told is not None, message
+    left = int(told.group(1) or 0) * 60 + int(told.group(2) or 0)
+    assert (first - after).total_seconds() - 1 <= left <= (first - before).total_seconds() + 1
     assert message.endswith(
         "when the next reminder to participants is sent: a worker stages each item that far ahead"
     )
