@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 import unicodedata
@@ -8,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twitter_text import parse_tweet
 
+from stormer.channels.registry import get
 from stormer.lengths import (
     BLUESKY_LIMIT,
     BLUESKY_MAX_BYTES,
@@ -132,6 +134,21 @@ class TestX:
         )
         assert result.stdout.strip() == "False"
 
+    def test_counting_imports_twitter_text_without_pkg_resources(self) -> None:
+        # twitter_text reads its emoji list through pkg_resources; stormer gives it a stand-in
+        # for that import alone. The count must not change, and a later import of
+        # pkg_resources must get the real module.
+        text = "Free them ✊🏽 https://example.org/a_(b) #FreePalestinianStudents"
+        code = (
+            "import sys; from stormer.lengths import x_length; "
+            f"print(x_length({text!r})); print('pkg_resources' in sys.modules); "
+            "import pkg_resources; print(hasattr(pkg_resources, 'working_set'))"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        )
+        assert result.stdout.split() == [str(parse_tweet(text).weightedLength), "False", "True"]
+
 
 class TestGraphemes:
     @given(st.text(alphabet=st.characters(max_codepoint=0x2FF)))
@@ -226,6 +243,14 @@ class TestDiscord:
         # A grapheme holds at least one code point; a code point one or two
         # UTF-16 units.
         assert graphemes(text) <= discord_length(text) <= telegram_length(text)
+
+
+class TestMatrix:
+    @given(TEXTS)
+    def test_length_is_the_bytes_of_the_json_content(self, text: str) -> None:
+        # What the spec limits is the event's JSON; the count must equal it exactly.
+        content = {"msgtype": "m.text", "body": text}
+        assert get("matrix").length(text) == len(json.dumps(content).encode())
 
 
 class TestFindUrls:

@@ -270,7 +270,7 @@ def _post_platform_problems(
     from stormer.reminders import handed_samples
 
     handed = handed_samples(storm)
-    known = set(registry.installed())
+    known = frozenset(registry.installed())
     out = []
     for n, post in enumerate(storm.posts):
         if progress is not None and n % 500 == 0:
@@ -347,7 +347,7 @@ def _why_unused(post: Post, index: Eligibility) -> str:
 
 
 def _sample_link_problems(
-    storm: Storm, post: Post, index: Eligibility, known: set[str]
+    storm: Storm, post: Post, index: Eligibility, known: frozenset[str]
 ) -> list[Problem]:
     """A sample reminders hand out is sent by participants through click-to-post links: one
     too long for a link's platform opens there over the limit (the text alone, no image)."""
@@ -382,6 +382,8 @@ def _duplicate_text_problems(posts: Iterable[QueueItem]) -> list[Problem]:
         groups[(item.platform, near_duplicate_key(item.text))].append(item)
     out = []
     for (platform, _), items in sorted(groups.items()):
+        if len(items) < 2:
+            continue  # most texts, in a storm whose accounts each have their own
         accounts = sorted({i.account for i in items})
         if len(accounts) < 2:
             continue

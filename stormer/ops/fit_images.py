@@ -59,7 +59,7 @@ def fix_images(storm: Storm) -> list[Fixed]:
     uses: dict[str, list[tuple[str, int | None]]] = {}
     targets: dict[str, set[str]] = {}
     images: dict[str, Image] = {}
-    index, known = Eligibility(storm.posts, storm.accounts), set(registry.installed())
+    index, known = Eligibility(storm.posts, storm.accounts), frozenset(registry.installed())
     for post in storm.posts:
         names = target_platforms(index, post, known)
         for image in post.images:

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from stormer.channels import registry
 from stormer.errors import Problem
 
 if TYPE_CHECKING:
-    from collections.abc import Collection
-
     from stormer.channels.base import ImageLimits, Platform
     from stormer.plan import Eligibility
     from stormer.storm import Image, Post, Storm
@@ -25,12 +24,18 @@ if TYPE_CHECKING:
 FIX = "run `stormer check --fix-images` for a copy that fits"
 
 
-def target_platforms(index: Eligibility, post: Post, known: Collection[str]) -> list[str]:
+def target_platforms(index: Eligibility, post: Post, known: frozenset[str]) -> tuple[str, ...]:
     """The installed (`known`) platforms `post` is for: those of the accounts that may carry
     it (as `index` of the storm says), and those it names (an account there may be added,
     or take its language, later)."""
-    carried = index.platforms_of(post)
-    return sorted(name for name in carried.union(post.platforms or ()) if name in known)
+    return _known_sorted(index.platforms_of(post), post.platforms, known)
+
+
+@lru_cache(maxsize=1024)  # thousands of posts share a few answers
+def _known_sorted(
+    carried: frozenset[str], named: tuple[str, ...] | None, known: frozenset[str]
+) -> tuple[str, ...]:
+    return tuple(sorted(name for name in carried.union(named or ()) if name in known))
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +102,7 @@ def image_problems(storm: Storm, index: Eligibility) -> list[Problem]:
     """Every image of every post against each platform the post can go to. A file many
     posts attach is measured once, and judged once per platform."""
     out = []
-    known = set(registry.installed())
+    known = frozenset(registry.installed())
     sizes: dict[str, int | None] = {}
     judged: dict[tuple[str, Image, int], list[Breach]] = {}
     for post in storm.posts:
@@ -116,7 +121,8 @@ def image_problems(storm: Storm, index: Eligibility) -> list[Problem]:
                 found = judged.get((name, image, size))
                 if found is None:
                     found = judged[(name, image, size)] = breaches_of(plugin, image, size)
-                out += _as_problems(post, image, plugin, found)
+                if found:
+                    out += _as_problems(post, image, plugin, found)
     return out
 
 
