@@ -147,6 +147,8 @@ def _on(post: Post, platform: str) -> bool:
 # An account sorts its candidates when they are at most this many per post it takes; more
 # are kept in a heap (measured on bench/assign_time.py's storm and gen_storm.py's).
 _SORT_AT_MOST = 8
+# Bits of each field of a packed heap key: counts and indexes stay far below 2**32.
+_FIELD = 32
 
 
 def assign(storm: Storm) -> dict[str, list[Post]]:
@@ -166,10 +168,14 @@ def assign(storm: Storm) -> dict[str, list[Post]]:
     # key is never above the truth, and a popped entry whose key is still true is the least;
     # one that is not is pushed back with its true key (lazy re-keying). Posts naming
     # accounts are ranked for the accounts they name only.
+    # A heap entry is its key packed in one int, (uses on platform, uses overall, index) as
+    # _FIELD-bit fields: ints compare and are built faster than tuples, and a stale entry
+    # costs a comparison and a replacement.
     index = Eligibility(posts, storm.accounts)
     shared: dict[tuple[str, tuple[str, ...]], list[int]] = {}
-    heaps: dict[tuple[str, tuple[str, ...]], list[tuple[int, int, int]]] = {}
+    heaps: dict[tuple[str, tuple[str, ...]], list[int]] = {}
     plan: dict[str, list[Post]] = {}
+    mask = (1 << _FIELD) - 1
     for account in storm.accounts:
         on_platform = uses_on_platform.get(account.platform)
         if on_platform is None:
@@ -179,7 +185,9 @@ def assign(storm: Storm) -> dict[str, list[Post]]:
         if candidates is None:
             candidates = index.shared(account)
             if len(candidates) > _SORT_AT_MOST * per_account:
-                heaps[key] = [(on_platform[i], uses_overall[i], i) for i in candidates]
+                heaps[key] = [
+                    (on_platform[i] << _FIELD | uses_overall[i]) << _FIELD | i for i in candidates
+                ]
                 heapq.heapify(heaps[key])
                 candidates = []
             shared[key] = candidates
@@ -191,10 +199,10 @@ def assign(storm: Storm) -> dict[str, list[Post]]:
         else:
             taken = []  # the least used, least first
             while heap and len(taken) < per_account:
-                i = heap[0][2]
-                true = (on_platform[i], uses_overall[i], i)
+                i = heap[0] & mask
+                true = (on_platform[i] << _FIELD | uses_overall[i]) << _FIELD | i
                 if heap[0] == true:
-                    taken.append(heapq.heappop(heap)[2])
+                    taken.append(heapq.heappop(heap) & mask)
                 else:
                     heapq.heapreplace(heap, true)
         chosen = taken
@@ -208,7 +216,7 @@ def assign(storm: Storm) -> dict[str, list[Post]]:
             uses_overall[i] += 1
         if heap is not None:
             for i in taken:  # back into the heap, with the new counts if chosen
-                heapq.heappush(heap, (on_platform[i], uses_overall[i], i))
+                heapq.heappush(heap, (on_platform[i] << _FIELD | uses_overall[i]) << _FIELD | i)
         plan[account.name] = [posts[i] for i in chosen]
     return plan
 
