@@ -136,6 +136,19 @@ def text_problems(text: str) -> list[tuple[Severity, str]]:
     return out
 
 
+def _read(path: str) -> bytes:
+    """A file's bytes through the system calls alone: for thousands of small posts, the file
+    object `open` builds around them costs twice the reading."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return b"".join(chunks)
+
+
 def _load_post(
     root: Path,
     path: str,
@@ -146,8 +159,7 @@ def _load_post(
     read: _ReadOnce,
 ) -> Post | None:
     try:
-        with open(path, "rb") as f:  # decoded apart: a third faster than a text file
-            source = f.read().decode("utf-8")
+        source = _read(path).decode("utf-8")
     except UnicodeDecodeError as e:
         c.add("error", "bad-post", rel, None, f"not UTF-8 text ({not_utf8(e)})")
         return None
