@@ -5,7 +5,7 @@ import tomli
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stormer.storm.tomlpos import KeyPath, key_lines
+from stormer.storm.tomlpos import KeyLines, KeyPath, key_lines, line_of
 
 BARE = st.text("abcxyzABZ019_-", min_size=1, max_size=8)
 QUOTED = st.text(
@@ -60,3 +60,5 @@ def test_every_key_is_found_on_its_line(
     found = key_lines(text)
     for path, line in expected.items():
         assert found.get(path) == line, (path, text)
+        # Asked first, before anything else is read: the lazy reading finds it on its own.
+        assert line_of(KeyLines(text), path) == line, (path, text)

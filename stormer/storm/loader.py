@@ -11,7 +11,7 @@ the `Storm`; `posts` and `participants` read their files.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -93,7 +93,7 @@ def _load(
     except tomli.TOMLDecodeError as e:
         raise ConfigError([_not_toml(tomlpos.syntax_error(e, text))]) from None
     c = ProblemCollector()
-    lines = tomlpos.key_lines(text)
+    lines = tomlpos.KeyLines(text)
     scan_secrets(raw, (), lines, c)
     try:
         cfg = ConfigFile.model_validate(raw)
@@ -136,7 +136,7 @@ def _not_toml(at: SyntaxErrorAt) -> Problem:
 def _build(
     root: Path,
     cfg: ConfigFile,
-    lines: dict[KeyPath, int],
+    lines: Mapping[KeyPath, int],
     c: ProblemCollector,
     known_platforms: set[str] | None,
     progress: Callable[[str, int, int], None] | None,
@@ -218,7 +218,7 @@ def _build(
 
 
 def _senders(
-    section: dict[str, str], lines: dict[KeyPath, int], c: ProblemCollector
+    section: dict[str, str], lines: Mapping[KeyPath, int], c: ProblemCollector
 ) -> dict[str, str]:
     from stormer.storm.contacts import SENDER_FOR
 
@@ -242,7 +242,7 @@ def _senders(
 
 
 def _alerts(
-    section: AlertsSection, lines: dict[KeyPath, int], c: ProblemCollector
+    section: AlertsSection, lines: Mapping[KeyPath, int], c: ProblemCollector
 ) -> tuple[list[str], timedelta]:
     names = []
     for i, name in enumerate(section.apprise):
@@ -279,7 +279,7 @@ def _zone_ok(zone: str, c: ProblemCollector, file: str, line: int | None) -> boo
 
 def _accounts(
     cfg: ConfigFile,
-    lines: dict[KeyPath, int],
+    lines: Mapping[KeyPath, int],
     c: ProblemCollector,
     known_platforms: set[str] | None,
 ) -> list[Account]:
@@ -322,7 +322,7 @@ def _accounts(
     return accounts
 
 
-def _check_languages(cfg: ConfigFile, lines: dict[KeyPath, int], c: ProblemCollector) -> None:
+def _check_languages(cfg: ConfigFile, lines: Mapping[KeyPath, int], c: ProblemCollector) -> None:
     """default_lang and every account's langs must be languages stormer can write in."""
     from stormer.timezones import known_language
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from stormer.storm import tomlpos
@@ -53,7 +54,9 @@ def may_hold_secret(line: str) -> bool:
     )
 
 
-def scan_secrets(node: Any, path: KeyPath, lines: dict[KeyPath, int], c: ProblemCollector) -> None:
+def scan_secrets(
+    node: Any, path: KeyPath, lines: Mapping[KeyPath, int], c: ProblemCollector
+) -> None:
     """Flag secrets written into config.toml (`node`, parsed, at `path`). The value itself is
     never repeated. Strings are looked at where they are found, without a call each: a
     config of 10,000 accounts holds 50,000 of them."""
@@ -83,7 +86,7 @@ def _secret_key(key: str) -> bool:
 
 
 def _written_secret(
-    value: str, path: KeyPath, lines: dict[KeyPath, int], c: ProblemCollector
+    value: str, path: KeyPath, lines: Mapping[KeyPath, int], c: ProblemCollector
 ) -> None:
     _report(
         value,
@@ -97,7 +100,7 @@ def _written_secret(
 
 
 def _secret_value(
-    value: str, path: KeyPath, lines: dict[KeyPath, int], c: ProblemCollector
+    value: str, path: KeyPath, lines: Mapping[KeyPath, int], c: ProblemCollector
 ) -> None:
     for pattern, what in SECRET_VALUES:
         if pattern.search(value):
@@ -113,7 +116,7 @@ def _secret_value(
 
 
 def _report(
-    value: str, path: KeyPath, lines: dict[KeyPath, int], c: ProblemCollector, what: str
+    value: str, path: KeyPath, lines: Mapping[KeyPath, int], c: ProblemCollector, what: str
 ) -> None:
     """A secret written at `path`: remembered (no other message may repeat it) and reported
     by where it is, never by its value."""

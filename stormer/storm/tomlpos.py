@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import tomli
@@ -25,6 +26,9 @@ KeyPath = tuple[str | int, ...]  # e.g. ("accounts", 2, "credentials")
 
 
 _INLINE_KEY = re.compile(r"[{,]\s*([A-Za-z0-9_-]+)\s*=")
+# A line whose first character but spacing is "[": a table header, or the rare key or value
+# line that starts so.
+_BRACKETED_LINE = re.compile(r"^[ \t]*\[[^\n]*", re.M)
 
 
 def _split_dotted(key: str) -> list[str]:
@@ -44,41 +48,92 @@ def _unquoted(part: str) -> str:
 
 def key_lines(text: str) -> dict[KeyPath, int]:
     """Map each key path (table names, array indexes, keys) to its 1-based line number."""
-    lines: dict[KeyPath, int] = {}
-    counts: dict[tuple[str, ...], int] = defaultdict(int)
-    prefix: KeyPath = ()
-    for number, line in enumerate(text.splitlines(), start=1):
-        # Most lines are `key = value`: only a line starting with "[" can be a header.
-        first = line.lstrip()[:1]
-        if not first or first == "#":
-            continue
-        header = _HEADER.match(line) if first == "[" else None
-        if header and not _KEY.match(line):
+    return dict(KeyLines(text))
+
+
+class KeyLines(Mapping[KeyPath, int]):
+    """The 1-based line of each key path of a document, worked out as it is asked for.
+
+    The table headers are found at once. The keys of a table are read the first time a
+    path under it is asked for and not found among the headers: a config.toml of 10,000
+    accounts has 80,000 keys, and loading one that holds no mistake asks for the lines of
+    the account tables and a handful of keys."""
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._lines: dict[KeyPath, int] = {}
+        # The keys of each table not read yet: (its first line's number, start, end) of
+        # each stretch of text under a header of that table (and the text before any).
+        self._unread: dict[KeyPath, list[tuple[int, int, int]]] = defaultdict(list)
+        counts: dict[tuple[str, ...], int] = defaultdict(int)
+        prefix: KeyPath = ()
+        body_line, body_start = 1, 0
+        number, counted_to = 1, 0
+        for candidate in _BRACKETED_LINE.finditer(text):  # only such a line can be a header
+            line = candidate.group()
+            header = _HEADER.match(line)
+            if not header or _KEY.match(line):
+                continue
+            number += text.count("\n", counted_to, candidate.start())
+            counted_to = candidate.start()
+            self._unread[prefix].append((body_line, body_start, candidate.start()))
             names = tuple(_split_dotted(header.group(2)))
             if header.group(1) == "[[":
                 index = counts[names]
                 counts[names] += 1
                 prefix = (*names, index)
+                self._lines.setdefault(names, number)
             else:
                 prefix = names
-            lines.setdefault(prefix, number)
-            if header.group(1) == "[[":
-                lines.setdefault(names, number)
-            continue
-        bare = _BARE_KEY.match(line)  # the usual line, read without the full expression
-        key = bare or _KEY.match(line)
-        if key:
-            path = (*prefix, key.group(1)) if bare else (*prefix, *_split_dotted(key.group(1)))
-            lines.setdefault(path, number)
-            # Keys of a one-line inline table: `credentials = { token = "..." }`.
-            rest = line[key.end() :]
-            if "{" in rest or "," in rest:
-                for inner in _INLINE_KEY.finditer(rest):
-                    lines.setdefault((*path, inner.group(1)), number)
-    return lines
+            self._lines.setdefault(prefix, number)
+            body_line, body_start = number + 1, candidate.end() + 1
+        self._unread[prefix].append((body_line, body_start, len(text)))
+
+    def __contains__(self, path: object) -> bool:
+        if path in self._lines:
+            return True
+        if isinstance(path, tuple):
+            self._read_under(path)
+        return path in self._lines
+
+    def __getitem__(self, path: KeyPath) -> int:
+        if path not in self:
+            raise KeyError(path)
+        return self._lines[path]
+
+    def __iter__(self) -> Iterator[KeyPath]:
+        for prefix in list(self._unread):
+            self._read(prefix)
+        return iter(self._lines)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def _read_under(self, path: KeyPath) -> None:
+        """Read the keys of every table `path` may be in: those whose name begins it."""
+        for end in range(len(path) + 1):
+            if path[:end] in self._unread:
+                self._read(path[:end])
+
+    def _read(self, prefix: KeyPath) -> None:
+        lines = self._lines
+        for first, start, end in self._unread.pop(prefix, ()):
+            for number, line in enumerate(self._text[start:end].split("\n"), start=first):
+                # Most lines are `key = value`: bare keys are read without the full expression.
+                bare = _BARE_KEY.match(line)
+                key = bare or _KEY.match(line)
+                if not key:
+                    continue  # blank, a comment, or inside a value spread over lines
+                path = (*prefix, key.group(1)) if bare else (*prefix, *_split_dotted(key.group(1)))
+                lines.setdefault(path, number)
+                # Keys of a one-line inline table: `credentials = { token = "..." }`.
+                rest = line[key.end() :]
+                if "{" in rest or "," in rest:
+                    for inner in _INLINE_KEY.finditer(rest):
+                        lines.setdefault((*path, inner.group(1)), number)
 
 
-def line_of(lines: dict[KeyPath, int], path: KeyPath) -> int | None:
+def line_of(lines: Mapping[KeyPath, int], path: KeyPath) -> int | None:
     """The line of `path`, or of its closest located ancestor."""
     p = tuple(path)
     while p:
