@@ -7,6 +7,7 @@ validated `ConfigFile` into a `Storm`.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -54,16 +55,22 @@ class AccountEntry(_Strict):
     def _a_url(cls, value: str | None) -> str | None:
         """A base_url that does not parse ('http://[::1', a port over 65535) would fail every
         request to the account: refuse it here, where the config line is known."""
-        if value is None:
-            return value
-        try:
-            parts = urlsplit(value)
-            parts.port  # noqa: B018 — parsing the port is the check
-        except ValueError as e:
-            raise ValueError(f"{value!r} is not a URL ({e})") from None
-        if not parts.scheme or not (parts.netloc or parts.path):
-            raise ValueError(f"{value!r} is not a URL: write it like https://social.example.org")
+        if value is not None and (wrong := _not_a_url(value)):
+            raise ValueError(wrong)
         return value
+
+
+@lru_cache(maxsize=1024)  # thousands of accounts share a few servers
+def _not_a_url(value: str) -> str | None:
+    """Why `value` is not a URL a request can go to; None when it is one."""
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 — parsing the port is the check
+    except ValueError as e:
+        return f"{value!r} is not a URL ({e})"
+    if not parts.scheme or not (parts.netloc or parts.path):
+        return f"{value!r} is not a URL: write it like https://social.example.org"
+    return None
 
 
 class RemindersSection(_Strict):
