@@ -104,7 +104,9 @@ def image_problems(storm: Storm, index: Eligibility) -> list[Problem]:
     out = []
     known = frozenset(registry.installed())
     sizes: dict[str, int | None] = {}
-    judged: dict[tuple[str, Image, int], list[Breach]] = {}
+    # By the image object: posts sharing a front matter share its Images, and hashing every
+    # field of an Image for each post and platform cost more than judging it.
+    judged: dict[tuple[str, int, int], list[Breach]] = {}
     for post in storm.posts:
         names = target_platforms(index, post, known)
         for image in post.images:
@@ -118,9 +120,10 @@ def image_problems(storm: Storm, index: Eligibility) -> list[Problem]:
                 continue
             for name in names:
                 plugin = registry.get(name)
-                found = judged.get((name, image, size))
+                key = (name, id(image), size)
+                found = judged.get(key)
                 if found is None:
-                    found = judged[(name, image, size)] = breaches_of(plugin, image, size)
+                    found = judged[key] = breaches_of(plugin, image, size)
                 if found:
                     out += _as_problems(post, image, plugin, found)
     return out
