@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from stormer.channels import registry
 from stormer.errors import ConfigError, Problem, Severity, shown_path
 from stormer.ops.images import image_problems, target_platforms
-from stormer.plan import Eligibility, media_refs, plan_posts
+from stormer.plan import Eligibility, plan_posts
 from stormer.queue import QueueItem
 from stormer.storm import CONFIG_NAME, Post, Storm
 from stormer.storm.problems import in_reading_order
@@ -280,11 +280,11 @@ def _post_platform_problems(
             out.append(_unused(post, index, handed=post.file in handed))
         if post.file in handed:
             out += _sample_link_problems(storm, post, index, known)
-        media = media_refs(post)
+        images = len(post.images)
         for name in target_platforms(index, post, known):
             plugin = registry.get(name)
             length = plugin.length(post.text)
-            limit = plugin.limit(with_media=bool(media))
+            limit = plugin.limit(with_media=bool(images))
             if length > limit:
                 out.append(
                     Problem(
@@ -293,19 +293,19 @@ def _post_platform_problems(
                         post.file,
                         post.text_line,
                         f"{plugin.title}: {length} > {limit} "
-                        f"({'caption ' if media and plugin.media_text_limit else ''}"
+                        f"({'caption ' if images and plugin.media_text_limit else ''}"
                         f"limit); shorten the post or restrict it with "
                         f"platforms = [...]",
                     )
                 )
-            if len(media) > plugin.max_images:
+            if images > plugin.max_images:
                 out.append(
                     Problem(
                         "error",
                         "too-many-images",
                         post.file,
                         None,
-                        f"{plugin.title}: {len(media)} images, at most {plugin.max_images} allowed",
+                        f"{plugin.title}: {images} images, at most {plugin.max_images} allowed",
                     )
                 )
     if progress is not None:
