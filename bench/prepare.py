@@ -6,7 +6,8 @@ For each size, writes a storm of N accounts round-robin over the six platforms, 
 a post of its own with one image (X refuses the same text from many accounts, so a real
 storm's posts grow with its accounts), then times, each in its own subprocess:
 
-- load: `load_storm` alone, in a child that prints its in-process time;
+- load: `load_storm` alone, in a child that prints its in-process time (the cyclic
+  collector tuned as `stormer.cli.main` tunes it for every command);
 - plan: `plan` alone (after loading, in the same child);
 - check: `stormer check --storm DIR`;
 - preview: `stormer preview --json --storm DIR` (stdout to a file);
@@ -38,9 +39,12 @@ TARGET_ACCOUNTS = 10_000
 TARGET_SECONDS = 10.0
 STEPS = ("load", "check", "plan", "preview", "schedule")
 
-# The child timing load and plan in-process (the interpreter's start-up left out).
+# The child timing load and plan in-process (the interpreter's start-up left out), with the
+# cyclic collector tuned as every command runs (stormer.cli.main).
 _LOAD_AND_PLAN = """
-import json, sys, time
+import gc, json, sys, time
+from stormer.cli import _GC_THRESHOLDS
+gc.set_threshold(*_GC_THRESHOLDS)
 from stormer.channels import registry
 from stormer.plan import plan
 from stormer.storm import load_storm
@@ -58,10 +62,12 @@ print(json.dumps({"load": loaded[0] - wall, "load_cpu": loaded[1] - cpu,
 # planned, previewed and scheduled would: what the steps cost apart from the start-up,
 # loading and checking that each separate command repeats. CPU seconds per stage.
 _ONE_PASS = """
-import json, os, sys, time
+import gc, json, os, sys, time
 from datetime import UTC, datetime
 from pathlib import Path
 laps, last = {}, time.process_time()
+from stormer.cli import _GC_THRESHOLDS  # as every command: imported, and the collector tuned
+gc.set_threshold(*_GC_THRESHOLDS)
 def lap(name):
     global last
     now = time.process_time(); laps[name] = now - last; last = now
