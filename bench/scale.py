@@ -36,7 +36,6 @@ import json
 import math
 import os
 import platform
-import re
 import subprocess
 import sys
 import tempfile
@@ -53,6 +52,7 @@ REPO = BENCH.parent
 sys.path[:0] = [str(BENCH), str(REPO / "tests")]
 
 import burst  # noqa: E402  (bench/burst.py: the storm, the floor, the judge)
+import scale_machine  # noqa: E402  (bench/scale_machine.py: processes, logs, the machine's limits)
 import scale_timing  # noqa: E402  (bench/scale_timing.py: margins and the run's estimate)
 
 from stormer.settings import CLAIM_BATCH  # noqa: E402
@@ -176,7 +176,7 @@ def run_workers(
             staged_at = datetime.now(UTC)
             if staged_at > at - timedelta(seconds=1):  # the attempts are recorded at T - 0.5 s
                 row.note = f"staging ended at T{(staged_at - at).total_seconds():+.1f} s"
-        if any(_exited(p) for p in procs):
+        if any(scale_machine.exited(p) for p in procs):
             break
         time.sleep(0.5)
     # Then the burst and its outcomes: 300 s, plus 10 ms an item (a 50,000-item burst on
@@ -186,7 +186,7 @@ def run_workers(
     for k, proc in enumerate(procs):
         left = max(1.0, deadline - time.monotonic())
         try:
-            _, status, usage = _wait4(proc, left)
+            _, status, usage = scale_machine.wait4(proc, left)
         except TimeoutError:
             proc.kill()
             _, status, usage = os.wait4(proc.pid, 0)
@@ -197,14 +197,16 @@ def run_workers(
         row.cpu_s.append(usage.ru_utime + usage.ru_stime)
         row.rss_mb.append(usage.ru_maxrss / 1024)
         logs[k].close()
-        row.fired.append(_fired(work / f"{name}-{k}.log"))
+        row.fired.append(scale_machine.fired_count(work / f"{name}-{k}.log"))
     if staged_at is None:
         row.note = (
             f"staging not done by T + {(give_up - at).total_seconds():.0f} s"
             " (or a worker stopped first)"
         )
     else:
-        up = min(_started(work / f"{name}-{k}.log") or staged_at for k in range(workers))
+        up = min(
+            scale_machine.started_at(work / f"{name}-{k}.log") or staged_at for k in range(workers)
+        )
         row.startup_s = (up - launched).total_seconds()
         row.staging_s = (staged_at - up).total_seconds()
         args.measured = scale_timing.Measured(workers, row.startup_s, row.staging_s)
@@ -231,64 +233,19 @@ def count_staged(url: str) -> int:
         engine.dispose()
 
 
-def peak_rss_mb(pid: int) -> float | None:
-    """A running process's peak resident memory (the simulator's: it keeps every post)."""
-    with contextlib.suppress(OSError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return None
-
-
-def _exited(proc: subprocess.Popen[bytes]) -> bool:
-    """Whether `proc` has exited, leaving it to be reaped by os.wait4 (for its usage)."""
-    found = os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-    return found is not None and found.si_pid == proc.pid
-
-
-def _wait4(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, int, Any]:
-    """os.wait4 with a timeout: the child's exit status and its own resource usage."""
-    give_up = time.monotonic() + timeout
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            return pid, status, usage
-        if time.monotonic() > give_up:
-            raise TimeoutError
-        time.sleep(0.2)
-
-
-def _started(log: Path) -> datetime | None:
-    """When this worker was up (its `worker … started on …` line): imported, storm loaded."""
-    for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
-        with contextlib.suppress(ValueError):
-            doc = json.loads(line)
-            if " started on " in doc.get("message", ""):
-                return datetime.fromisoformat(doc["at"].replace("Z", "+00:00"))
-    return None
-
-
-def _fired(log: Path) -> int:
-    """Items this worker fired, from its `fired N item(s) …` JSON log lines."""
-    fired = 0
-    for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
-        with contextlib.suppress(ValueError):
-            message = json.loads(line).get("message", "")
-            if m := re.match(r"fired (\d+) item", message):
-                fired += int(m.group(1))
-    return fired
-
-
 def run_floor(args: argparse.Namespace, work: Path, url: str, sim: Any) -> Row:
+    limit = scale_machine.floor_connections(args.items)
     child = argparse.Namespace(
         accounts=args.items,
-        floor_connections=0,
+        floor_connections=limit,
         margin=None,
         profile=False,
         loop=args.loop,
     )
     result, rss_kb, _ = burst.run_child(child, "floor", work, url)
     row = Row("floor", 1, rss_mb=[rss_kb / 1024])
+    if limit:
+        row.note = f"at most {limit:,} connections at once (the machine's limit)"
     if result is None:
         row.note = "failed"
         return row
@@ -482,7 +439,7 @@ def main(argv: list[str] | None = None) -> int:
                         row = run_workers(args, work, name, db, n, sim)
                     rows.append(row)
                     print(f"  {name} done in {time.perf_counter() - began:.0f} s", flush=True)
-            args.sim_rss_mb = peak_rss_mb(server.pid)
+            args.sim_rss_mb = scale_machine.peak_rss_mb(server.pid)
         finally:
             burst.stop_simulator(server)
         ok = report(args, rows)
