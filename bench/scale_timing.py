@@ -44,8 +44,9 @@ SAFETY = 1.5
 SLACK_S = 20.0
 # Figures measured on the 2-core development machine (bench/README.md, 2026-12-02, load 1-2,
 # `--claim-batch 500`), at 2,000 / 5,000 items unless said otherwise:
-# - staging, items/s: the floor 156 / 157; one worker 229-252 / 193-194 (99-102 at 5,000
-#   and load 2-4 earlier that day); 2 and 4 workers 217-370 / 423-436.
+# - staging, items/s: the floor 156 / 157 (117-120 at 12,000); one worker 229-252 /
+#   193-194 (99-102 at 5,000 and load 2-4 earlier that day); 2 and 4 workers 217-370 /
+#   423-436.
 # - a worker's start-up (import, load the storm, register): 1.3-1.6 s for one worker, 7 s
 #   for four starting at once; loading a 50,000-item storm takes 3.9 s.
 # - scheduling in scale.py's process: 1-2 s at 5,000; 16 s at 50,000 (SQLite).
@@ -56,7 +57,7 @@ GUESS_STARTUP_S = 2.0  # one worker; each more starting at once on 2 cores adds 
 GUESS_STARTUP_PER_ITEM_S = 0.0001  # loading the storm
 GUESS_SCHEDULE_PER_ITEM_S = 0.0005
 # For the run's estimate only (expected, not safe, figures):
-EXPECT_FLOOR_RATE = 150.0
+EXPECT_FLOOR_RATE = 120.0  # 156-157 at 2,000-5,000, 117-120 at 12,000
 EXPECT_RATE = {1: 150.0, 2: 300.0, 4: 300.0}  # items/s staged, by worker count
 EXPECT_AFTER_T_S = 10.0
 EXPECT_AFTER_T_PER_ITEM_S = 0.002  # the burst and writing its outcomes
