@@ -27,7 +27,7 @@ more than once: platform + simulator account + text), lost (an item that never l
 other (a post nobody expected), peak RSS; then stormer p99 / floor p99 (target ≤ 1.5) and naive
 p99 / stormer p99 (target ≥ 50), 0 early, 0 duplicates, 0 lost.
 
-`staging` is, for floor and naive, building the requests with the plugins (httpx, 200 at a
+`staging` is, for floor and naive, building the requests with the plugins (httpx, 100 at a
 time); for stormer, from the dispatcher's start until every item is staged in memory (it
 stages `Settings.claim_limit` items per pass, and an item whose staging failed is tried again
 `retry_after_staging_failure` later). T is chosen so that staging ends before it (`--margin`);
