@@ -6,13 +6,15 @@ does), through one `stormer run` on SQLite, and through a bare aiohttp floor, al
     .venv/bin/python bench/scale.py [--items 50000] [--workers 1,2,4]
                                     [--only floor,sqlite,pg] [--latency 50-300]
                                     [--margin S] [--claim-batch N] [--loop asyncio|uvloop]
-                                    [--keep DIR] [--strict]
+                                    [--floor-connections N] [--keep DIR] [--strict]
 
 The storm is bench/burst.py's (imported, not copied): N accounts round-robin over the six
 platforms, one post each, every post with one small PNG and its alt text. Each contender
 starts from a simulator reset and a fresh outbox; T is `--margin` seconds after its workers
-start (default: 30 s + 40 ms per item; the report says when staging ended later than
-T − 1 s). Per contender:
+start (default: from the previous contender's measured start-up and staging rate, times
+1.5, plus 20 s: bench/scale_timing.py says why that is safe; the report says when staging
+ended later than T − 1 s). A rough estimate of the whole run's time is printed at its
+start. Per contender:
 
 - start-up: from launching the workers until the first is up (imported, storm loaded);
   staging: from then until every item is staged in the outbox, and items per second;
@@ -34,7 +36,6 @@ import json
 import math
 import os
 import platform
-import re
 import subprocess
 import sys
 import tempfile
@@ -51,6 +52,8 @@ REPO = BENCH.parent
 sys.path[:0] = [str(BENCH), str(REPO / "tests")]
 
 import burst  # noqa: E402  (bench/burst.py: the storm, the floor, the judge)
+import scale_machine  # noqa: E402  (bench/scale_machine.py: processes, logs, the machine's limits)
+import scale_timing  # noqa: E402  (bench/scale_timing.py: margins and the run's estimate)
 
 from stormer.settings import CLAIM_BATCH  # noqa: E402
 
@@ -77,6 +80,8 @@ class Row:
     rss_mb: list[float] = field(default_factory=list)
     fired: list[int] = field(default_factory=list)
     states: dict[str, int] = field(default_factory=dict)
+    schedule_s: float | None = None
+    margin_s: float | None = None
     note: str = ""
 
 
@@ -140,9 +145,13 @@ def run_workers(
     from fixtures_workers import count_states
 
     row = Row(name, workers)
-    margin = args.margin or 30 + 0.04 * args.items
-    at = (datetime.now(UTC) + timedelta(seconds=margin)).replace(microsecond=0)
+    margin = args.margin or scale_timing.margin_for(args.items, workers, args.measured)
+    # Scheduling (in this process) comes between choosing T and launching the workers.
+    ahead = args.schedule_s or scale_timing.GUESS_SCHEDULE_PER_ITEM_S * args.items
+    at = (datetime.now(UTC) + timedelta(seconds=ahead + margin)).replace(microsecond=0)
+    began = time.perf_counter()
     schedule_at(work / "storm", url, at)
+    row.schedule_s = args.schedule_s = time.perf_counter() - began
     env = {**os.environ, "STORMER_DATABASE_URL": url}
     env["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"  # the environment only
     command = [sys.executable, "-c", WITH_CREDENTIALS, str(work / "credentials.json")]
@@ -151,6 +160,8 @@ def run_workers(
     command += ["--claim-batch", str(args.claim_batch), "--event-loop", args.loop]
     command += ["--storm", str(work / "storm")]
     launched = datetime.now(UTC)
+    row.margin_s = (at - launched).total_seconds()
+    print(f"  scheduled in {row.schedule_s:.0f} s; T in {row.margin_s:.0f} s", flush=True)
     logs = [(work / f"{name}-{k}.log").open("w") for k in range(workers)]
     procs = [
         subprocess.Popen(command, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
@@ -158,19 +169,24 @@ def run_workers(
     ]
     env_db = {"STORMER_DATABASE_URL": url}
     staged_at: datetime | None = None
-    while staged_at is None and datetime.now(UTC) < at + timedelta(seconds=60):
+    # Staging may end after T (a loaded machine): waited for up to half the margin more.
+    give_up = at + timedelta(seconds=max(60.0, margin / 2))
+    while staged_at is None and datetime.now(UTC) < give_up:
         if count_staged(url) >= args.items:
             staged_at = datetime.now(UTC)
             if staged_at > at - timedelta(seconds=1):  # the attempts are recorded at T - 0.5 s
                 row.note = f"staging ended at T{(staged_at - at).total_seconds():+.1f} s"
-        if any(_exited(p) for p in procs):
+        if any(scale_machine.exited(p) for p in procs):
             break
         time.sleep(0.5)
-    deadline = time.monotonic() + max(120.0, (at - datetime.now(UTC)).total_seconds() + 300)
+    # Then the burst and its outcomes: 300 s, plus 10 ms an item (a 50,000-item burst on
+    # 2 cores takes minutes before every outcome is written).
+    after_t = 300 + 0.01 * args.items
+    deadline = time.monotonic() + max(120.0, (at - datetime.now(UTC)).total_seconds() + after_t)
     for k, proc in enumerate(procs):
         left = max(1.0, deadline - time.monotonic())
         try:
-            _, status, usage = _wait4(proc, left)
+            _, status, usage = scale_machine.wait4(proc, left)
         except TimeoutError:
             proc.kill()
             _, status, usage = os.wait4(proc.pid, 0)
@@ -181,13 +197,19 @@ def run_workers(
         row.cpu_s.append(usage.ru_utime + usage.ru_stime)
         row.rss_mb.append(usage.ru_maxrss / 1024)
         logs[k].close()
-        row.fired.append(_fired(work / f"{name}-{k}.log"))
+        row.fired.append(scale_machine.fired_count(work / f"{name}-{k}.log"))
     if staged_at is None:
-        row.note = "staging not done by T + 60 s (or a worker stopped first)"
+        row.note = (
+            f"staging not done by T + {(give_up - at).total_seconds():.0f} s"
+            " (or a worker stopped first)"
+        )
     else:
-        up = min(_started(work / f"{name}-{k}.log") or staged_at for k in range(workers))
+        up = min(
+            scale_machine.started_at(work / f"{name}-{k}.log") or staged_at for k in range(workers)
+        )
         row.startup_s = (up - launched).total_seconds()
         row.staging_s = (staged_at - up).total_seconds()
+        args.measured = scale_timing.Measured(workers, row.startup_s, row.staging_s)
     row.states = {k: v for k, v in count_states(env_db).items() if v}
     row.judged = burst.judge(sim.get("/_sim/posts").json(), args.expected, at)
     return row
@@ -211,59 +233,30 @@ def count_staged(url: str) -> int:
         engine.dispose()
 
 
-def _exited(proc: subprocess.Popen[bytes]) -> bool:
-    """Whether `proc` has exited, leaving it to be reaped by os.wait4 (for its usage)."""
-    found = os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-    return found is not None and found.si_pid == proc.pid
-
-
-def _wait4(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, int, Any]:
-    """os.wait4 with a timeout: the child's exit status and its own resource usage."""
-    give_up = time.monotonic() + timeout
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            return pid, status, usage
-        if time.monotonic() > give_up:
-            raise TimeoutError
-        time.sleep(0.2)
-
-
-def _started(log: Path) -> datetime | None:
-    """When this worker was up (its `worker … started on …` line): imported, storm loaded."""
-    for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
-        with contextlib.suppress(ValueError):
-            doc = json.loads(line)
-            if " started on " in doc.get("message", ""):
-                return datetime.fromisoformat(doc["at"].replace("Z", "+00:00"))
-    return None
-
-
-def _fired(log: Path) -> int:
-    """Items this worker fired, from its `fired N item(s) …` JSON log lines."""
-    fired = 0
-    for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
-        with contextlib.suppress(ValueError):
-            message = json.loads(line).get("message", "")
-            if m := re.match(r"fired (\d+) item", message):
-                fired += int(m.group(1))
-    return fired
-
-
 def run_floor(args: argparse.Namespace, work: Path, url: str, sim: Any) -> Row:
+    limit = (
+        args.floor_connections
+        if args.floor_connections is not None
+        else scale_machine.floor_connections(args.items)
+    )
     child = argparse.Namespace(
         accounts=args.items,
-        floor_connections=0,
+        floor_connections=limit,
         margin=None,
         profile=False,
         loop=args.loop,
     )
     result, rss_kb, _ = burst.run_child(child, "floor", work, url)
     row = Row("floor", 1, rss_mb=[rss_kb / 1024])
+    if limit:
+        row.note = f"at most {limit:,} connections at once"
     if result is None:
         row.note = "failed"
         return row
     row.staging_s = result["staging_s"]
+    args.measured = scale_timing.Measured(
+        1, scale_timing.startup_guess(args.items, 1), row.staging_s
+    )
     row.judged = burst.judge(
         sim.get("/_sim/posts").json(), args.expected, datetime.fromisoformat(result["T"])
     )
@@ -289,7 +282,8 @@ def conditions(args: argparse.Namespace) -> list[str]:
         f"over {', '.join(burst.PLATFORMS)}); simulator latency {args.latency} ms, seed 1, "
         "on uvloop + httptools",
         f"{os.cpu_count()} CPUs shared by the simulator, PostgreSQL and the workers; load "
-        f"average {args.load_before} before, {load} after",
+        f"average {args.load_before} before, {load} after; the simulator's peak RSS "
+        + (f"{args.sim_rss_mb:.0f} MB" if args.sim_rss_mb else "unknown"),
         f"Python {platform.python_version()}, PostgreSQL {pg_version}, SQLAlchemy "
         f"{sqlalchemy.__version__}, aiohttp {aiohttp.__version__}, uvicorn "
         f"{uvicorn.__version__}; workers' event loop {loop_factory(args.loop)[0]}",
@@ -333,6 +327,8 @@ def report(args: argparse.Namespace, rows: list[Row]) -> bool:
     print()
     for r in rows:
         extra = [r.note.strip()] if r.note.strip() else []
+        if r.margin_s is not None:
+            extra.append(f"scheduled in {r.schedule_s:.0f} s, T {r.margin_s:.0f} s after launch")
         if r.states:
             extra.append(f"outbox {r.states}")
         if r.judged and r.judged["other"]:
@@ -377,7 +373,8 @@ def main(argv: list[str] | None = None) -> int:
         "--margin",
         type=float,
         default=None,
-        help="seconds from the workers' start to T (default 30 + 0.04 × items)",
+        help="seconds from the workers' start to T (default: from the previous contender's "
+        "start-up and staging, see bench/scale_timing.py)",
     )
     parser.add_argument(
         "--loop",
@@ -392,6 +389,13 @@ def main(argv: list[str] | None = None) -> int:
         help=f"items a worker claims per pass (stormer run's default {CLAIM_BATCH:,}); fewer "
         "spread a small storm over more workers",
     )
+    parser.add_argument(
+        "--floor-connections",
+        type=int,
+        default=None,
+        help="the floor's aiohttp connection limit (default: one connection per request up "
+        "to 5,000 items, then 2,000 at once: bench/scale_machine.py says why)",
+    )
     parser.add_argument("--keep", type=Path, default=None, help="work here and keep it")
     parser.add_argument("--strict", action="store_true", help="exit 1 if a target is missed")
     args = parser.parse_args(argv)
@@ -402,6 +406,19 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--items must be at least {len(burst.PLATFORMS)}")
     counts = [int(n) for n in args.workers.split(",") if n.strip()]
     args.load_before = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    args.measured, args.schedule_s, args.sim_rss_mb = None, None, None
+    plan: list[tuple[str, int]] = []
+    for contender in only:
+        if contender == "pg":
+            plan += [(f"pg-{n}", n) for n in counts]
+        else:
+            plan.append((contender, 1))
+    total, parts = scale_timing.estimate(args.items, plan)
+    print(
+        f"{args.items:,} items: this run should take about {total / 60:.0f} min "
+        f"({', '.join(parts)}; guesses from bench/scale_timing.py, longer on a loaded machine)",
+        flush=True,
+    )
 
     import httpx
 
@@ -417,12 +434,6 @@ def main(argv: list[str] | None = None) -> int:
             secrets = {burst.env_name(i): burst.secret_of(i, url) for i in range(args.items)}
             (work / "credentials.json").write_text(json.dumps(secrets), encoding="utf-8")
             args.expected = burst.expected_keys(work / "storm", url)
-            plan: list[tuple[str, int]] = []
-            for contender in only:
-                if contender == "pg":
-                    plan += [(f"pg-{n}", n) for n in counts]
-                else:
-                    plan.append((contender, 1))
             with httpx.Client(base_url=url, timeout=300) as sim:
                 for name, n in plan:
                     burst.fresh(sim)
@@ -439,6 +450,7 @@ def main(argv: list[str] | None = None) -> int:
                         row = run_workers(args, work, name, db, n, sim)
                     rows.append(row)
                     print(f"  {name} done in {time.perf_counter() - began:.0f} s", flush=True)
+            args.sim_rss_mb = scale_machine.peak_rss_mb(server.pid)
         finally:
             burst.stop_simulator(server)
         ok = report(args, rows)
