@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
+from not_run import not_run
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Page
@@ -47,10 +48,7 @@ def chromium_path() -> str | None:
 
 
 def _unavailable(reason: str) -> NoReturn:
-    message = f"browser tests NOT RUN: {reason}"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
+    not_run("browser", reason)
 
 
 def _outside_asyncio() -> None:

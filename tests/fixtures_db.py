@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 import pytest
+from not_run import not_run
 from ports import free_port
 
 if TYPE_CHECKING:
@@ -39,9 +40,10 @@ class PgServer:
     admin: Engine  # connected to the `postgres` database, AUTOCOMMIT
     # Its data folder and commands: a test may stop the real server and start it again.
     cluster: _PgCluster | None = None
+    host: str = "127.0.0.1"  # the address it listens on (tests/lan.py: one on a test LAN)
 
     def url(self, database: str) -> str:
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
+        return f"postgresql+psycopg://postgres@{self.host}:{self.port}/{database}"
 
 
 @dataclass
@@ -51,6 +53,7 @@ class _PgCluster:
     bindir: Path
     workdir: Path
     as_user: list[str]  # initdb and pg_ctl refuse to run as root: `runuser -u postgres --`
+    listen: str = "127.0.0.1"
 
     @property
     def data(self) -> Path:
@@ -67,7 +70,7 @@ class _PgCluster:
     def start(self, port: int) -> bool:
         # Durability is pointless for a throwaway server; turning it off keeps tests fast.
         options = (
-            f"-p {port} -k {self.workdir} -c listen_addresses=127.0.0.1 "
+            f"-p {port} -k {self.workdir} -c listen_addresses={self.listen} "
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         )
         return (
@@ -115,16 +118,20 @@ def _pg_bindir() -> Path | None:
 
 
 def _unavailable(reason: str) -> NoReturn:
-    """Skip loudly, or fail under CI, where a missing server must not pass unnoticed."""
-    message = f"PostgreSQL tests NOT RUN: {reason}"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
+    not_run("PostgreSQL", reason)
 
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PgServer]:
     """Start a PostgreSQL server for this test session (this xdist worker) and stop it after."""
+    with throwaway_server() as server:
+        yield server
+
+
+@contextlib.contextmanager
+def throwaway_server(listen: str = "127.0.0.1", trusted: str | None = None) -> Iterator[PgServer]:
+    """A new PostgreSQL server listening on `listen`, trusting the loopback and, if given,
+    the clients of the network `trusted` (e.g. "10.213.7.0/24"); stopped and deleted after."""
     bindir = _pg_bindir()
     if bindir is None:
         _unavailable(
@@ -143,7 +150,7 @@ def pg_server() -> Iterator[PgServer]:
         as_user = [runuser, "-u", "postgres", "--"]
 
     # Not pytest's tmp_path: its parents are private to root, and unix socket paths must be short.
-    cluster = _PgCluster(bindir, Path(tempfile.mkdtemp(prefix="stormer-pg-")), as_user)
+    cluster = _PgCluster(bindir, Path(tempfile.mkdtemp(prefix="stormer-pg-")), as_user, listen)
     try:
         if as_user:
             os.chown(cluster.workdir, owner.pw_uid, owner.pw_gid)
@@ -162,6 +169,10 @@ def pg_server() -> Iterator[PgServer]:
         )
         if init.returncode != 0:
             pytest.fail(f"initdb failed:\n{init.stdout}\n{init.stderr}", pytrace=False)
+        if trusted:
+            # initdb's pg_hba.conf trusts only the loopback and the socket.
+            with (cluster.data / "pg_hba.conf").open("a", encoding="utf-8") as hba:
+                hba.write(f"host all all {trusted} trust\n")
         # Another process may take the free port before the server binds it: try a few.
         port = next((p for p in (free_port() for _ in range(3)) if cluster.start(p)), None)
         if port is None:
@@ -169,12 +180,12 @@ def pg_server() -> Iterator[PgServer]:
         from sqlalchemy import create_engine, pool
 
         admin = create_engine(
-            f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres",
+            f"postgresql+psycopg://postgres@{listen}:{port}/postgres",
             isolation_level="AUTOCOMMIT",
             poolclass=pool.NullPool,
         )
         try:
-            yield PgServer(port=port, admin=admin, cluster=cluster)
+            yield PgServer(port=port, admin=admin, cluster=cluster, host=listen)
         finally:
             admin.dispose()
     finally:

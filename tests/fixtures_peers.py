@@ -29,6 +29,7 @@ from typing import Any, NoReturn
 
 import httpx
 import pytest
+from not_run import not_run
 from ports import free_ports
 
 __all__ = ["BlueskyPds", "Synapse", "bluesky_pds", "bluesky_pds_rate_limited", "synapse"]
@@ -45,10 +46,7 @@ PORT_TRIES = 3  # another process may take a free port before the server binds i
 
 
 def _unavailable(peer: str, reason: str) -> NoReturn:
-    message = f"{peer} tests NOT RUN: {reason}"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
+    not_run(peer, reason)
 
 
 def _require_installed(peer: str, home: Path, *files: Path) -> None:

@@ -65,8 +65,9 @@ def quiet_server(app: Starlette) -> uvicorn.Server:
     )
 
 
-def serve_simulator(app: Starlette | None = None) -> SimServer:
-    """Start the simulator (or `app`) on 127.0.0.1:<free port>; return once it answers."""
+def serve_simulator(app: Starlette | None = None, host: str = "127.0.0.1") -> SimServer:
+    """Start the simulator (or `app`) on `host`:<free port>; return once it answers. (The
+    tests' other machines, in network namespaces, reach it on an address of a test LAN.)"""
 
     from stormer.simulator import create_app
 
@@ -74,9 +75,9 @@ def serve_simulator(app: Starlette | None = None) -> SimServer:
     # Binding here, not in uvicorn, means no race for the port and a known URL at once.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind((host, 0))
     sock.listen(4096)
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    url = f"http://{host}:{sock.getsockname()[1]}"
     server = quiet_server(app)
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name="simulator", daemon=True
