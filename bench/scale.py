@@ -36,6 +36,7 @@ import json
 import math
 import os
 import platform
+import signal
 import subprocess
 import sys
 import tempfile
@@ -94,9 +95,8 @@ def postgres() -> Iterator[Any]:
     root), by the fixture's own code."""
     import fixtures_db
 
-    server = contextlib.contextmanager(fixtures_db.pg_server.__wrapped__)
     try:
-        with server() as running:
+        with fixtures_db.throwaway_server() as running:
             yield running
     except BaseException as e:  # pytest's skip/fail outcomes are BaseException
         if type(e).__module__.startswith("_pytest"):
@@ -142,8 +142,6 @@ def schedule_at(storm_dir: Path, url: str, at: datetime) -> None:
 def run_workers(
     args: argparse.Namespace, work: Path, name: str, url: str, workers: int, sim: Any
 ) -> Row:
-    from fixtures_workers import count_states
-
     row = Row(name, workers)
     margin = args.margin or scale_timing.margin_for(args.items, workers, args.measured)
     # Scheduling (in this process) comes between choosing T and launching the workers.
@@ -167,6 +165,33 @@ def run_workers(
         subprocess.Popen(command, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
         for log in logs
     ]
+    try:
+        return measure_workers(args, work, row, url, at, launched, margin, procs, logs, sim)
+    except BaseException:
+        # Stopped (a signal, Ctrl-C) or failed: the workers must not outlive the benchmark,
+        # still holding the PostgreSQL database the caller is about to drop.
+        for proc in procs:
+            if proc.returncode is None:
+                proc.kill()
+                proc.wait()
+        raise
+
+
+def measure_workers(
+    args: argparse.Namespace,
+    work: Path,
+    row: Row,
+    url: str,
+    at: datetime,
+    launched: datetime,
+    margin: float,
+    procs: list[subprocess.Popen[bytes]],
+    logs: list[Any],
+    sim: Any,
+) -> Row:
+    from fixtures_workers import count_states
+
+    name, workers = row.name, row.workers
     env_db = {"STORMER_DATABASE_URL": url}
     staged_at: datetime | None = None
     # Staging may end after T (a loaded machine): waited for up to half the margin more.
@@ -359,6 +384,18 @@ def report(args: argparse.Namespace, rows: list[Row]) -> bool:
     return ok
 
 
+def stop_on_signals() -> None:
+    """SIGTERM and SIGHUP unwind like Ctrl-C: every `finally` and context manager runs, so
+    the workers, the floor, the simulator and the PostgreSQL server this run started are
+    stopped with it (by default a signal ends Python at once and leaves them running)."""
+
+    def unwind(signum: int, _frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, unwind)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--items", type=int, default=50_000, help="accounts, one post each")
@@ -399,6 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path, default=None, help="work here and keep it")
     parser.add_argument("--strict", action="store_true", help="exit 1 if a target is missed")
     args = parser.parse_args(argv)
+    stop_on_signals()
     only = [c.strip() for c in args.only.split(",") if c.strip()]
     if unknown := set(only) - set(CONTENDERS):
         parser.error(f"unknown contender(s) {', '.join(sorted(unknown))}")
