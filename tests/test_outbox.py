@@ -514,3 +514,31 @@ def test_a_wider_existing_outbox_is_tightened(tmp_path: Path) -> None:
     database.chmod(0o644)
     make_engine(f"sqlite:///{database}").dispose()
     assert stat.S_IMODE(database.stat().st_mode) == 0o600
+
+
+@pytest.mark.postgres
+def test_postgresql_connections_get_the_timeouts_that_free_a_cut_off_machines_locks(
+    pg_database: str,
+) -> None:
+    """The settings each connection gets (db.PG_SESSION, db.PG_CLIENT_SOCKET), read back
+    from the server and from libpq, the URL's own parameters winning; tests/test_machines.py
+    cuts a real session off and watches the server end it."""
+    engine = db.make_engine(pg_database)
+    try:
+        with engine.connect() as conn:
+            shown = {name: conn.execute(text(f"SHOW {name}")).scalar() for name in db.PG_SESSION}
+            socket = conn.connection.dbapi_connection.info.get_parameters()  # type: ignore[union-attr]
+    finally:
+        engine.dispose()
+    assert shown["idle_in_transaction_session_timeout"] == "30s"
+    assert shown["tcp_user_timeout"] == "20000"  # SHOW gives this one in ms
+    assert shown["tcp_keepalives_count"] == "3"
+    assert socket["keepalives_idle"] == "10"
+    assert socket["tcp_user_timeout"] == "20000"
+    engine = db.make_engine(f"{pg_database}?keepalives_idle=42")
+    try:
+        with engine.connect() as conn:
+            socket = conn.connection.dbapi_connection.info.get_parameters()  # type: ignore[union-attr]
+    finally:
+        engine.dispose()
+    assert socket["keepalives_idle"] == "42"

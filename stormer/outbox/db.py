@@ -31,6 +31,31 @@ MIGRATIONS_DIR = Path(stormer.__file__).parent.parent / "migrations"
 # How long a SQLite connection waits for another process's write lock before giving up.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
+# A worker on another machine can lose the network to PostgreSQL in the middle of a
+# transaction. Left to the defaults, its connection hangs for about 15 minutes (Linux's
+# tcp_retries2) before it knows, and the server keeps that transaction's row locks until its
+# keepalive finds the peer gone, two hours on: every other worker skips those items (SKIP
+# LOCKED) and the storm passes without them. So the server ends a session idle inside a
+# transaction for half a lease, and both ends give up on a peer that stops answering within
+# seconds. stormer's transactions never wait on anything but the database (no request to a
+# platform is made inside one), so a live worker is never cut off by these.
+PG_SESSION = {  # SET on each new connection (not the startup `options`, which PgBouncer
+    # refuses unless told to ignore them)
+    "idle_in_transaction_session_timeout": "30s",
+    "tcp_keepalives_idle": "10",
+    "tcp_keepalives_interval": "5",
+    "tcp_keepalives_count": "3",
+    "tcp_user_timeout": "20000",  # ms
+}
+PG_CLIENT_SOCKET = {  # libpq's connection parameters
+    "connect_timeout": 10,
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 20_000,  # ms: unacknowledged data for this long ends the connection
+}
+
 # Rows (or ids) per statement: bounds memory, and keeps an `IN` list far below the bound
 # parameter limits (SQLite 32,766; PostgreSQL 65,535).
 CHUNK: Final = 5_000
@@ -106,11 +131,28 @@ def make_engine(url: str) -> Engine:
         and not parsed.database.startswith("file:")
     ):
         private_file(Path(parsed.database))
-    engine = create_engine(url)
+    postgres = parsed.get_backend_name() == "postgresql"
+    # The URL's own parameters (`?keepalives_idle=…`) win over these.
+    socket = {k: v for k, v in PG_CLIENT_SOCKET.items() if k not in parsed.query}
+    engine = create_engine(url, connect_args=socket if postgres else {})
+    if postgres:
+        event.listen(engine, "connect", _postgres_on_connect, insert=True)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_on_connect)
         event.listen(engine, "begin", _sqlite_begin)
     return engine
+
+
+def _postgres_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Outside any transaction, as SQLAlchemy's own recipe for SET on connect does.
+    autocommit = dbapi_connection.autocommit
+    dbapi_connection.autocommit = True
+    try:
+        with dbapi_connection.cursor() as cursor:
+            for name, value in PG_SESSION.items():
+                cursor.execute(f"SET SESSION {name} = '{value}'")
+    finally:
+        dbapi_connection.autocommit = autocommit
 
 
 def _sqlite_on_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
