@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench lock clean peers browser
+.PHONY: demo test lint bench lock clean peers browser lan
 
 $(STAMP): pyproject.toml requirements.lock
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "stormer needs $(PYTHON) on PATH (set PYTHON=...)"; exit 1; }
@@ -27,7 +27,7 @@ demo: $(STAMP)
 	$(BIN)/stormer rehearse --in 10s
 
 # Lint first: a style, type or layering finding fails the suite before any test runs.
-test: lint peers browser
+test: lint peers browser lan
 	$(BIN)/python -m pytest -n 2 -q
 
 bench: $(STAMP)
@@ -93,14 +93,26 @@ BROWSER_PACKAGES := chromium fonts-dejavu-core
 
 browser:
 	@if [ -x $(CHROMIUM) ] && [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; then :; \
-	elif [ "$$(id -u)" = 0 ]; then \
-	  echo "installing $(BROWSER_PACKAGES) (apt-get)"; \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(BROWSER_PACKAGES) \
-	  || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(BROWSER_PACKAGES); } \
-	  || printf '\n!!!!! WARNING: installing Chromium failed (see above); the browser tests will be SKIPPED (and fail under CI=true) !!!!!\n\n' >&2; \
+	else $(call debian_install,Chromium,$(BROWSER_PACKAGES),the browser tests); fi
+
+# iproute2's `ip` for the several-machine tests (tests/lan.py: hosts in network namespaces on
+# a test LAN). Installed as root when missing, like `browser`.
+lan:
+	@if command -v ip >/dev/null 2>&1; then :; \
+	else $(call debian_install,iproute2,iproute2,the several-machine tests); fi
+
+# $(call debian_install,WHAT,PACKAGES,TESTS): apt-get install PACKAGES as root; if that fails,
+# or when not root, a loud warning that TESTS will be skipped (and fail under CI=true).
+define debian_install
+if [ "$$(id -u)" = 0 ]; then \
+	  echo "installing $(2) (apt-get)"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(2) \
+	  || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(2); } \
+	  || printf '\n!!!!! WARNING: installing $(1) failed (see above); $(3) will be SKIPPED (and fail under CI=true) !!!!!\n\n' >&2; \
 	else \
-	  printf '\n!!!!! WARNING: no Chromium at $(CHROMIUM) and not root: run `sudo apt-get install -y $(BROWSER_PACKAGES)`; the browser tests will be SKIPPED (and fail under CI=true) !!!!!\n\n' >&2; \
+	  printf '\n!!!!! WARNING: no $(1) and not root: run `sudo apt-get install -y $(2)`; $(3) will be SKIPPED (and fail under CI=true) !!!!!\n\n' >&2; \
 	fi
+endef
 
 # Style, types and the import contracts between the layers (docs/architecture.md). Zero findings.
 lint: $(STAMP)

@@ -9,9 +9,10 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
@@ -24,6 +25,9 @@ from stormer.dispatch.dispatcher import Settings
 from stormer.outbox.db import make_engine
 from stormer.outbox.models import Outbox, Worker
 from stormer.timezones import iso_utc
+
+if TYPE_CHECKING:
+    from lan import Host
 
 EXTRA_ACCOUNTS = 40  # Mastodon accounts added to the example storm, for a real burst
 ITEMS = 8 + EXTRA_ACCOUNTS  # one post per account
@@ -72,9 +76,13 @@ credentials = {{ access_token = "EXTRA_{n:03d}" }}
     return root, env
 
 
-def stormer(env: dict[str, str], root: Path, *args: str) -> subprocess.Popen[str]:
+def stormer(
+    env: dict[str, str], root: Path, *args: str, host: Host | None = None
+) -> subprocess.Popen[str]:
+    """`stormer ARGS --storm ROOT` in a process of its own, here or on `host` (tests/lan.py)."""
+    command = [sys.executable, "-m", "stormer", *args, "--storm", str(root)]
     return subprocess.Popen(
-        [sys.executable, "-m", "stormer", *args, "--storm", str(root)],
+        host.command(command) if host else command,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -82,7 +90,9 @@ def stormer(env: dict[str, str], root: Path, *args: str) -> subprocess.Popen[str
     )
 
 
-def worker(env: dict[str, str], root: Path, *extra: str) -> subprocess.Popen[str]:
+def worker(
+    env: dict[str, str], root: Path, *extra: str, host: Host | None = None
+) -> subprocess.Popen[str]:
     return stormer(
         env,
         root,
@@ -97,6 +107,7 @@ def worker(env: dict[str, str], root: Path, *extra: str) -> subprocess.Popen[str
         "--poll",
         "0.3",
         *extra,
+        host=host,
     )
 
 
@@ -191,14 +202,16 @@ def wait_for(
 
 
 def start_workers(
-    env: dict[str, str], root: Path, count: int, *extra: str
+    env: dict[str, str], root: Path, count: int, *extra: str, hosts: Sequence[Host] = ()
 ) -> tuple[datetime, list[subprocess.Popen[str]]]:
-    """Schedule the storm far ahead and start `count` workers on it; return once each has
-    registered. Their start-up takes seconds on a loaded machine: T is set after it (`set_t`).
-    Returns the far time and the workers."""
+    """Schedule the storm far ahead and start `count` workers on it, here or one on each of
+    `hosts`; return once each has registered. Their start-up takes seconds on a loaded
+    machine: T is set after it (`set_t`). Returns the far time and the workers."""
+    assert not hosts or len(hosts) == count
     start = far_ahead()
     schedule(env, root, start)
-    workers = [worker(env, root, *extra) for _ in range(count)]
+    on: Sequence[Host | None] = hosts or [None] * count
+    workers = [worker(env, root, *extra, host=host) for host in on]
     wait_for(env, f"{count} worker(s) to start", lambda: registered_workers(env) == count, workers)
     return start, workers
 
