@@ -31,7 +31,6 @@ KEYRING_SERVICE = "stormer"
 # that short (they are still never printed: `Secret` hides them).
 SHORTEST_REDACTED = 6
 REDACTED = "<redacted>"
-_known: set[str] = set()
 _known_lock = threading.Lock()
 
 
@@ -71,37 +70,69 @@ def redact(text: str, *, contacts: bool = True) -> str:
     """`text` with every known secret value replaced by <redacted>, and (unless told not to,
     to read a library's log by address) every known participant's contact and its host by
     <contact>."""
-    secrets_pattern, contacts_pattern = _patterns()
-    if secrets_pattern is not None:
-        text = secrets_pattern.sub(REDACTED, text)
-    if contacts and contacts_pattern is not None:
-        text = contacts_pattern.sub(_CONTACT, text)
-    return text
+    text = _known.sub(text, REDACTED)
+    return _contacts.sub(text, _CONTACT) if contacts else text
 
 
-_contacts: set[str] = set()
-# One alternation per kind, longest first, rebuilt when a value is added: a worker logs a
-# line per item, and thousands of participants' contacts are known by then.
-_compiled: tuple[tuple[int, int], re.Pattern[str] | None, re.Pattern[str] | None] = (
-    (-1, -1),
-    None,
-    None,
-)
+class _Masks:
+    """Values to mask wherever they occur in a text: the leftmost first, and of those that
+    start there the longest, as a regex alternation of them all, longest first, would.
+
+    Found through an index of each value's first `window` characters, so masking a text
+    costs about its length, however many values are known. A worker knows every account's
+    credentials (50,000 in a big storm) and a run thousands of participants' contacts; one
+    alternation of them all took seconds to compile, was compiled again whenever a value
+    was added (each staging batch adds its accounts'), stayed in the `re` module's cache,
+    and was tried value by value at every position of every log line. That made staging
+    50,000 items quadratic (bench/README.md, "Scale")."""
+
+    def __init__(self, window: int) -> None:
+        self._window = window
+        # Each list longest first, and replaced whole on an add (never changed in place), so
+        # a thread masking a text meanwhile sees the old list or the new one.
+        self._starting: dict[str, list[str]] = {}
+        self._shorter: re.Pattern[str] | None = None  # the values shorter than the window
+        self._shorter_values: set[str] = set()
+
+    def add(self, value: str) -> None:
+        """Called with `_known_lock` held."""
+        if len(value) < self._window:
+            if value and value not in self._shorter_values:
+                self._shorter_values.add(value)
+                ordered = sorted(self._shorter_values, key=len, reverse=True)
+                self._shorter = re.compile("|".join(map(re.escape, ordered)))
+            return
+        key = value[: self._window]
+        found = self._starting.get(key, [])
+        if value not in found:
+            self._starting[key] = sorted([*found, value], key=len, reverse=True)
+
+    def sub(self, text: str, mask: str) -> str:
+        starting, shorter, window = self._starting, self._shorter, self._window
+        if not starting and shorter is None:
+            return text
+        pieces: list[str] = []
+        kept_from = at = 0
+        last_start = len(text) - window  # no value of the index starts after this
+        while at < len(text):
+            match = None
+            if at <= last_start and (candidates := starting.get(text[at : at + window])):
+                match = next((v for v in candidates if text.startswith(v, at)), None)
+            if match is None and shorter is not None and (m := shorter.match(text, at)):
+                match = m[0]
+            if match is None:
+                at += 1
+                continue
+            pieces += (text[kept_from:at], mask)
+            at = kept_from = at + len(match)
+        if not pieces:
+            return text
+        pieces.append(text[kept_from:])
+        return "".join(pieces)
 
 
-def _patterns() -> tuple[re.Pattern[str] | None, re.Pattern[str] | None]:
-    global _compiled
-    with _known_lock:
-        size = (len(_known), len(_contacts))  # both only grow
-        if _compiled[0] != size:
-            _compiled = (size, _alternation(_known), _alternation(_contacts))
-        return _compiled[1], _compiled[2]
-
-
-def _alternation(values: set[str]) -> re.Pattern[str] | None:
-    if not values:
-        return None
-    return re.compile("|".join(re.escape(v) for v in sorted(values, key=len, reverse=True)))
+_known = _Masks(SHORTEST_REDACTED)  # every credential value resolved in this process
+_contacts = _Masks(4)  # every participant's contact, and its host
 
 
 def private_contact(address: str) -> None:
@@ -119,7 +150,8 @@ def private_contact(address: str) -> None:
     if host and "." in host and len(host) >= 4:
         parts.add(host)
     with _known_lock:
-        _contacts.update(p for p in parts if p)
+        for part in parts:
+            _contacts.add(part)
     install_log_redaction()
 
 
