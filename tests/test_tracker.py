@@ -146,6 +146,10 @@ class TrackerMachine(RuleBasedStateMachine):
         assert self.items.in_flight <= set(self.items.ready) <= self.items.held
 
     @invariant()
+    def holds_answers_as_held_does(self) -> None:
+        assert [i for i in IDS if self.items.holds(i)] == [i for i in IDS if i in self.items.held]
+
+    @invariant()
     def unsent_is_ready_minus_in_flight(self) -> None:
         assert set(self.items.unsent()) == set(self.items.ready) - self.items.in_flight
 

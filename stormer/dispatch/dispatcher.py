@@ -285,7 +285,7 @@ class Dispatcher:
         )
         # One still in flight here (its lease ran out while the database was away) is its
         # burst's to record: that burst knows the outcome, a reconciliation would guess.
-        unknown_items = [c for c in unknown_items if c.id not in self.items.held]
+        unknown_items = [c for c in unknown_items if not self.items.holds(c.id)]
         if unknown_items:
             await asyncio.gather(*(self._staging.reconcile(c) for c in unknown_items))
         # A worker whose clock is off takes nothing: a worker with a good one will.
@@ -302,7 +302,7 @@ class Dispatcher:
         # An item this worker still holds came back when its lease ran out while the database
         # stalled (renewals unwritten): it is staged or in flight here already, and staging it
         # again would race the burst that holds it.
-        claimed = [c for c in claimed if c.id not in self.items.held]
+        claimed = [c for c in claimed if not self.items.holds(c.id)]
         self.items.hold(c.id for c in claimed)
         if claimed:
             await self._staging.stage(claimed)

@@ -59,8 +59,12 @@ class Tracker:
 
     @property
     def held(self) -> frozenset[str]:
-        """What to renew the leases of."""
+        """What to renew the leases of (a copy: a snapshot for a thread)."""
         return frozenset(self._held)
+
+    def holds(self, item_id: str) -> bool:
+        """Whether `item_id` is held, without copying `held` (a pass asks it per item)."""
+        return item_id in self._held
 
     @property
     def ready(self) -> Mapping[str, Ready]:
