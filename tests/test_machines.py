@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -27,7 +28,7 @@ from fixtures_workers import (
     start_workers,
     wait_for,
 )
-from lan import Lan, lan
+from lan import Host, Lan, lan
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
@@ -92,13 +93,29 @@ def registered_machines(env: dict[str, str]) -> set[str]:
         engine.dispose()
 
 
-def finish_all(workers: list[subprocess.Popen[str]]) -> list[str]:
-    outputs = []
+def on_machines(
+    network: Lan, storm: tuple[Path, dict[str, str]], database: str, *names: str
+) -> tuple[Path, dict[str, str], list[Host], datetime, list[subprocess.Popen[str]]]:
+    """One worker on each of the machines `names`, on the storm (`burst_storm`) with its
+    outbox in `database`: the storm, its environment, the machines, the far time it is
+    scheduled for (`set_t` moves it) and the workers, each registered."""
+    root, env = storm
+    env = {**env, "STORMER_DATABASE_URL": database}
+    hosts = [network.add_host(name) for name in names]
+    start, workers = start_workers(env, root, len(hosts), "--claim-batch", "8", hosts=hosts)
+    return root, env, hosts, start, workers
+
+
+def finish_all(workers: list[subprocess.Popen[str]]) -> None:
     for w in workers:
         out, _ = w.communicate(timeout=150)
         assert w.returncode == 0, out[-3000:]
-        outputs.append(out)
-    return outputs
+
+
+def stop_all(processes: list[subprocess.Popen[str]]) -> None:
+    for proc in processes:
+        if proc.poll() is None:
+            kill_hard(proc)
 
 
 def test_workers_on_three_machines_share_one_outbox(
@@ -107,17 +124,13 @@ def test_workers_on_three_machines_share_one_outbox(
     simulator: str,
     lan_database: str,
 ) -> None:
-    root, env = burst_storm
-    env = {**env, "STORMER_DATABASE_URL": lan_database}
-    hosts = [network.add_host(name) for name in ("amman", "bogota", "cork")]
-    start, workers = start_workers(env, root, 3, "--claim-batch", "8", hosts=hosts)
+    machines = ("amman", "bogota", "cork")
+    root, env, _, start, workers = on_machines(network, burst_storm, lan_database, *machines)
     try:
         at = set_t(env, root, start, workers)
         finish_all(workers)
     finally:
-        for w in workers:
-            if w.poll() is None:
-                kill_hard(w)
+        stop_all(workers)
     assert registered_machines(env) == {"amman", "bogota", "cork"}
     states = assert_nothing_lost_nothing_twice(simulator, env, at)
     assert states == Counter({"sent": ITEMS})
@@ -133,11 +146,10 @@ def test_a_machine_cut_off_from_the_database_fires_nothing_and_another_takes_its
     simulator: str,
     lan_database: str,
 ) -> None:
-    root, env = burst_storm
-    env = {**env, "STORMER_DATABASE_URL": lan_database}
-    amman, bogota = network.add_host("amman"), network.add_host("bogota")
-    start, workers = start_workers(env, root, 2, "--claim-batch", "8", hosts=[amman, bogota])
-    other = workers[1]
+    root, env, hosts, start, workers = on_machines(
+        network, burst_storm, lan_database, "amman", "bogota"
+    )
+    amman, other = hosts[0], workers[1]
     try:
         at = set_t(env, root, start, workers)
         # Every item is staged, a second or more before any attempt is recorded: amman's
@@ -155,13 +167,9 @@ def test_a_machine_cut_off_from_the_database_fires_nothing_and_another_takes_its
         landed_while_cut_off = len(httpx.get(f"{simulator}/_sim/posts").json())
         network.reconnect(amman, network.database)
         # amman, back on the network, must find its claims gone and send nothing.
-        for w in workers:
-            out, _ = w.communicate(timeout=150)
-            assert w.returncode == 0, out[-3000:]
+        finish_all(workers)
     finally:
-        for w in workers:
-            if w.poll() is None:
-                kill_hard(w)
+        stop_all(workers)
     assert len(httpx.get(f"{simulator}/_sim/posts").json()) == landed_while_cut_off == ITEMS
     states = assert_nothing_lost_nothing_twice(simulator, env, at)
     assert states == Counter({"sent": ITEMS})
@@ -179,10 +187,10 @@ def test_a_machine_cut_off_inside_a_transaction_does_not_hold_its_items_for_long
     """The server ends the cut-off session (idle in a transaction, its peer silent) within
     seconds, not the two hours of TCP keepalive: its row locks go, and bogota takes amman's
     items over inside the grace."""
-    root, env = burst_storm
-    env = {**env, "STORMER_DATABASE_URL": lan_database}
-    amman, bogota = network.add_host("amman"), network.add_host("bogota")
-    start, workers = start_workers(env, root, 2, "--claim-batch", "8", hosts=[amman, bogota])
+    root, env, hosts, start, workers = on_machines(
+        network, burst_storm, lan_database, "amman", "bogota"
+    )
+    amman = hosts[0]
     holder = None
     try:
         at = set_t(env, root, start, workers)
@@ -202,13 +210,9 @@ def test_a_machine_cut_off_inside_a_transaction_does_not_hold_its_items_for_long
             [workers[1]],
         )
         network.reconnect(amman, network.database)
-        for w in workers:
-            out, _ = w.communicate(timeout=150)
-            assert w.returncode == 0, out[-3000:]
+        finish_all(workers)
     finally:
-        for w in [*workers, *([holder] if holder else [])]:
-            if w.poll() is None:
-                kill_hard(w)
+        stop_all([*workers, *([holder] if holder else [])])
     states = assert_nothing_lost_nothing_twice(simulator, env, at)
     assert states == Counter({"sent": ITEMS})
     fired_by = Counter(machine_of(r.lease_owner) for r in outbox(env))
