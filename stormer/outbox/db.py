@@ -39,21 +39,25 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 # transaction for half a lease, and both ends give up on a peer that stops answering within
 # seconds. stormer's transactions never wait on anything but the database (no request to a
 # platform is made inside one), so a live worker is never cut off by these.
-PG_SESSION = {  # SET on each new connection (not the startup `options`, which PgBouncer
-    # refuses unless told to ignore them)
+# Both ends of a connection: keepalive probes after 10 s idle, every 5 s, 3 unanswered
+# ending it; and unacknowledged data for 20 s ending it.
+KEEPALIVE_IDLE_S, KEEPALIVE_INTERVAL_S, KEEPALIVE_COUNT = 10, 5, 3
+USER_TIMEOUT_MS = 20_000
+PG_SESSION = {  # the server's side: SET on each new connection (not the startup `options`,
+    # which PgBouncer refuses unless told to ignore them)
     "idle_in_transaction_session_timeout": "30s",
-    "tcp_keepalives_idle": "10",
-    "tcp_keepalives_interval": "5",
-    "tcp_keepalives_count": "3",
-    "tcp_user_timeout": "20000",  # ms
+    "tcp_keepalives_idle": str(KEEPALIVE_IDLE_S),
+    "tcp_keepalives_interval": str(KEEPALIVE_INTERVAL_S),
+    "tcp_keepalives_count": str(KEEPALIVE_COUNT),
+    "tcp_user_timeout": str(USER_TIMEOUT_MS),
 }
-PG_CLIENT_SOCKET = {  # libpq's connection parameters
+PG_CLIENT_SOCKET = {  # the client's side: libpq's connection parameters
     "connect_timeout": 10,
     "keepalives": 1,
-    "keepalives_idle": 10,
-    "keepalives_interval": 5,
-    "keepalives_count": 3,
-    "tcp_user_timeout": 20_000,  # ms: unacknowledged data for this long ends the connection
+    "keepalives_idle": KEEPALIVE_IDLE_S,
+    "keepalives_interval": KEEPALIVE_INTERVAL_S,
+    "keepalives_count": KEEPALIVE_COUNT,
+    "tcp_user_timeout": USER_TIMEOUT_MS,
 }
 
 # Rows (or ids) per statement: bounds memory, and keeps an `IN` list far below the bound
